@@ -1,0 +1,2 @@
+class PkiError(Exception):
+    """A PKI operation or check failed; the message says what and what to do."""

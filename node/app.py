@@ -1,0 +1,307 @@
+"""The node: wires config, trust, store, policy, links and servers together."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC
+
+import grpc
+from cryptography.hazmat.primitives.asymmetric import ec
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from accord.v1 import federation_pb2, local_pb2, local_pb2_grpc, message_pb2
+from certs.ca import load_key
+from certs.directory import agreement_to_dict
+from node.clock import Clock, SystemClock
+from node.config import Config
+from node.delivery.link import Credentials, PeerLink, ReceiptEvent
+from node.delivery.receiver import Receiver
+from node.envelope import digest, meta_of, sign
+from node.errors import Reason, Refused
+from node.ids import uuid7
+from node.policy import Policy
+from node.store import Store, StoredMessage
+from node.store.keys import KeyRing
+from node.transport.auth import FederationAuthInterceptor
+from node.transport.federation import FederationServicer
+from node.transport.local import LocalApiServicer
+from node.trust import Trust
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    message_id: str
+    recipients: tuple[str, ...]
+    content: bytes
+
+
+class Node:
+    def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.agency = config.node.agency
+        self.trust = Trust(
+            federation=config.node.federation,
+            ca_path=config.path(config.tls.ca),
+            crl_path=config.path(config.federation.crl),
+            directory_path=config.path(config.federation.directory),
+        )
+        self.key: ec.EllipticCurvePrivateKey = load_key(config.path(config.tls.key))
+        self.cert_pem = config.path(config.tls.certificate).read_bytes()
+        self.credentials = Credentials(
+            key_pem=config.path(config.tls.key).read_bytes(),
+            cert_pem=self.cert_pem,
+            ca_pem=config.path(config.tls.ca).read_bytes(),
+        )
+        self.store: Store | None = None
+        self.links: dict[str, PeerLink] = {}
+        self.port = 0
+        self._server: grpc.aio.Server | None = None
+        self._local: grpc.aio.Server | None = None
+        self._reload_task: asyncio.Task[None] | None = None
+        self._watchers: set[asyncio.Queue[StoredMessage]] = set()
+        self._receipt_listeners: list[Callable[[ReceiptEvent], None]] = []
+        self.health = health.aio.HealthServicer()
+
+    # ---- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        home = self.config.home
+        os.chmod(home, 0o700)
+        self.trust.load_initial()
+        keys = KeyRing.load_or_create(self.config.master_key)
+        self.store = await Store.open(
+            self.config.database,
+            keys=keys,
+            synchronous=self.config.store.synchronous,
+            batch_max=self.config.delivery.batch_max,
+        )
+        self.receiver = Receiver(
+            agency=self.agency,
+            key=self.key,
+            store=self.store,
+            clock=self.clock,
+            policy=self.policy,
+            max_message_bytes=self.config.limits.max_message_bytes,
+            on_stored=self._announce,
+        )
+        grpc_limit = 4 * self.config.limits.max_message_bytes + (1 << 20)
+        self._server = grpc.aio.server(
+            interceptors=[FederationAuthInterceptor(trust=self.trust, clock=self.clock)],
+            options=[
+                ("grpc.max_receive_message_length", grpc_limit),
+                ("grpc.max_send_message_length", grpc_limit),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        self._server.add_generic_rpc_handlers(
+            (
+                FederationServicer(
+                    receiver=self.receiver, trust=self.trust, policy_document=self.signed_policy
+                ).handler(),
+            )
+        )
+        server_creds = grpc.ssl_server_credentials(
+            [(self.credentials.key_pem, self.credentials.cert_pem)],
+            root_certificates=self.credentials.ca_pem,
+            require_client_auth=True,
+        )
+        self.port = self._server.add_secure_port(self.config.node.listen, server_creds)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {self.config.node.listen}")
+        await self._server.start()
+
+        sock = self.config.socket
+        if sock.exists():
+            sock.unlink()
+        self._local = grpc.aio.server()
+        local_pb2_grpc.add_LocalApiServicer_to_server(LocalApiServicer(self), self._local)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._local)
+        reflection.enable_server_reflection(
+            (
+                local_pb2.DESCRIPTOR.services_by_name["LocalApi"].full_name,
+                federation_pb2.DESCRIPTOR.services_by_name["Federation"].full_name,
+                reflection.SERVICE_NAME,
+                health.SERVICE_NAME,
+            ),
+            self._local,
+        )
+        self._local.add_insecure_port(f"unix:{sock}")
+        await self._local.start()
+        os.chmod(sock, 0o600)
+
+        for recipient in await self.store.recipients_with_queued():
+            self.link(recipient)
+        self._reload_task = asyncio.create_task(self._reload_loop(), name="federation-reload")
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        log.info("%s listening on %s:%d, local API on %s", self.agency,
+                 self.config.node.listen.rpartition(":")[0], self.port, sock)  # fmt: skip
+
+    async def stop(self, *, grace: float = 2.0) -> None:
+        """Stop accepting, let in-flight streams finish for `grace` seconds, close the store."""
+        await self.health.enter_graceful_shutdown()
+        if self._reload_task:
+            self._reload_task.cancel()
+        for link in self.links.values():
+            await link.close()
+        if self._local:
+            await self._local.stop(grace)
+        if self._server:
+            await self._server.stop(grace)
+        if self.store:
+            await self.store.close()
+        if self.config.socket.exists():
+            self.config.socket.unlink()
+
+    async def _reload_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.federation.reload_seconds)
+            self.reload()
+
+    def reload(self) -> bool:
+        """Pick up a newer directory or CRL now (also done every reload_seconds)."""
+        changed = self.trust.reload()
+        if changed:
+            for link in self.links.values():
+                link.notify()
+        return changed
+
+    # ---- policy -----------------------------------------------------------------------------
+
+    def policy(self) -> Policy:
+        directory = self.trust.directory
+        assert directory is not None
+        return Policy(directory=directory, agency=self.agency)
+
+    def signed_policy(self) -> federation_pb2.SignedPolicy:
+        directory = self.trust.directory
+        assert directory is not None
+        mine = [a for a in directory.agreements if self.agency in a.parties]
+        doc = {
+            "agency": self.agency,
+            "federation": directory.federation,
+            "directory_serial": directory.serial,
+            "issued_at": self.clock.now().isoformat(),
+            "purposes": {p.code: p.description for p in directory.purposes},
+            "agreements": [agreement_to_dict(a) for a in mine],
+            "retention": {
+                "rule": "retain_until = min(sender's retention, agreement maximum, local maximum)",
+                "erasure": "crypto-shredding of the per-message data key; tombstone kept",
+            },
+            "handling": {
+                "codes": ["H0", "H1", "H2", "H3"],
+                "tlp": ["CLEAR", "GREEN", "AMBER", "AMBER_STRICT", "RED"],
+                "rule": "TLP and handling codes at most the agreement's; onward transfer per the "
+                "message's rule and the originator's grant",
+            },
+            "limits": {"max_message_bytes": self.config.limits.max_message_bytes},
+        }
+        data = json.dumps(doc, indent=2, sort_keys=True).encode()
+        return federation_pb2.SignedPolicy(
+            policy_json=data,
+            signature=sign(self.key, data),
+            agency=self.agency,
+            certificate_pem=self.cert_pem.decode(),
+        )
+
+    # ---- sending ----------------------------------------------------------------------------
+
+    def link(self, recipient: str) -> PeerLink:
+        link = self.links.get(recipient)
+        if link is None:
+            assert self.store is not None
+            link = PeerLink(
+                peer=recipient,
+                federation=self.config.node.federation,
+                trust=self.trust,
+                store=self.store,
+                clock=self.clock,
+                credentials=self.credentials,
+                delivery=self.config.delivery,
+                max_message_bytes=self.config.limits.max_message_bytes,
+                on_receipt=self._receipted,
+            )
+            self.links[recipient] = link
+            link.start()
+        return link
+
+    def on_receipt(self, listener: Callable[[ReceiptEvent], None]) -> None:
+        self._receipt_listeners.append(listener)
+
+    def _receipted(self, event: ReceiptEvent) -> None:
+        for listener in self._receipt_listeners:
+            listener(event)
+
+    async def send(self, draft: message_pb2.MessageContent) -> Sent:
+        """Check, sign, seal and queue a message; returns once it is in the durable outbox."""
+        assert self.store is not None
+        content = message_pb2.MessageContent()
+        content.CopyFrom(draft)
+        now = self.clock.now()
+        if not content.message_id:
+            content.message_id = uuid7()
+        if content.sender and content.sender != self.agency:
+            raise Refused(Reason.SENDER_MISMATCH, f"this node sends as {self.agency}")
+        content.sender = self.agency
+        if not content.HasField("created_at"):
+            content.created_at.FromDatetime(now.astimezone(UTC))
+        meta = meta_of(content)
+        decision = self.policy().check_outbound(meta, now=now)
+        if not content.agreement_id:
+            content.agreement_id = decision.agreement.id
+            meta = replace(meta, agreement_id=decision.agreement.id)
+        data = content.SerializeToString()
+        if len(data) > self.config.limits.max_message_bytes:
+            raise Refused(
+                Reason.OVERSIZE,
+                f"message is {len(data)} bytes; the limit is {self.config.limits.max_message_bytes}",
+            )
+        stored = StoredMessage(
+            message_id=meta.message_id,
+            sender=self.agency,
+            direction="out",
+            type=meta.type,
+            purpose=meta.purpose,
+            agreement_id=meta.agreement_id,
+            correlation_id=meta.correlation_id or meta.message_id,
+            in_reply_to=meta.in_reply_to,
+            tlp=meta.tlp,
+            created_at=meta.created_at,
+            received_at=now,
+            retain_until=decision.retain_until,
+            content_sha256=digest(data),
+            signature=sign(self.key, data),
+            sealed=self.store.seal(sender=self.agency, message_id=meta.message_id, content=data),
+        )
+        await self.store.queue_outbound(stored, meta.recipients)
+        for recipient in meta.recipients:
+            self.link(recipient).notify()
+        return Sent(meta.message_id, meta.recipients, data)
+
+    # ---- watching ---------------------------------------------------------------------------
+
+    def watch(self) -> asyncio.Queue[StoredMessage]:
+        queue: asyncio.Queue[StoredMessage] = asyncio.Queue(maxsize=1000)
+        self._watchers.add(queue)
+        return queue
+
+    def unwatch(self, queue: asyncio.Queue[StoredMessage]) -> None:
+        self._watchers.discard(queue)
+
+    def _announce(self, message: StoredMessage) -> None:
+        for queue in list(self._watchers):
+            if queue.full():
+                self._watchers.discard(queue)  # a watcher that stopped reading is dropped
+                log.warning("dropped a slow watcher")
+            else:
+                queue.put_nowait(message)

@@ -1,0 +1,1 @@
+"""Getting envelopes from one node's outbox into another's store, and receipts back."""

@@ -1,0 +1,230 @@
+"""The per-peer link: one long-lived bidirectional stream, fed from the durable outbox.
+
+Like Synapse's per-destination queue: each peer has its own queue (here, the outbox rows for
+that recipient in seq order) and its own backoff. Envelopes are pipelined up to a window; the
+peer answers each with a receipt, in order, which is verified against the peer's certificate
+from the signed directory and stored beside the sent message. A broken stream is retried with
+exponential backoff and jitter; everything not yet receipted is sent again on the next stream,
+in the same order, and the peer's deduplication makes that exactly-once in its store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+
+from accord.v1 import federation_pb2_grpc, message_pb2
+from certs.identity import agency_dns_name
+from node.clock import Clock
+from node.config import DeliverySection
+from node.envelope import ReceiptInfo, parse_receipt, verify
+from node.errors import AccordError
+from node.store import PendingEnvelope, Store
+from node.trust import Trust
+
+log = logging.getLogger(__name__)
+
+
+class LinkDown(Exception):
+    def __init__(self, reason: str, *, progress: bool = False) -> None:
+        super().__init__(reason)
+        self.progress = progress
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptEvent:
+    message_id: str
+    recipient: str
+    accepted: bool
+    reason_code: str
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    key_pem: bytes
+    cert_pem: bytes
+    ca_pem: bytes
+
+    def channel(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(
+            root_certificates=self.ca_pem, private_key=self.key_pem, certificate_chain=self.cert_pem
+        )
+
+
+class PeerLink:
+    def __init__(
+        self,
+        *,
+        peer: str,
+        federation: str,
+        trust: Trust,
+        store: Store,
+        clock: Clock,
+        credentials: Credentials,
+        delivery: DeliverySection,
+        max_message_bytes: int,
+        on_receipt: Callable[[ReceiptEvent], None] = lambda e: None,
+    ) -> None:
+        self.peer = peer
+        self._federation = federation
+        self._trust = trust
+        self._store = store
+        self._clock = clock
+        self._credentials = credentials
+        self._cfg = delivery
+        self._grpc_limit = 4 * max_message_bytes + (1 << 20)
+        self._on_receipt = on_receipt
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.connected = False
+        self.sent = 0
+        self.receipted = 0
+
+    def start(self) -> None:
+        self._wake.set()  # look for queued work left from before a restart
+        self._task = asyncio.create_task(self._run(), name=f"link-{self.peer}")
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            if not await self._store.queued_for(self.peer, limit=1):
+                self._wake.clear()
+                continue
+            await self._connect_with_backoff()
+
+    async def _connect_with_backoff(self) -> None:
+        retrying = AsyncRetrying(
+            wait=wait_exponential_jitter(
+                multiplier=self._cfg.backoff_initial_seconds,
+                max=self._cfg.backoff_max_seconds,
+                jitter=self._cfg.backoff_initial_seconds,
+            ),
+            retry=retry_if_exception_type(LinkDown),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                try:
+                    await self._session()
+                except LinkDown as exc:
+                    log.info("link to %s down: %s", self.peer, exc)
+                    await self._store.record_attempt(recipient=self.peer, error=str(exc))
+                    if exc.progress:
+                        return  # it worked for a while: reconnect at once, fresh backoff
+                    raise
+
+    async def _session(self) -> None:
+        try:
+            member, peer = self._trust.member_peer(self.peer, self._clock.now())
+        except AccordError as exc:
+            raise LinkDown(f"not sending to {self.peer}: {exc}") from exc
+        options = [
+            ("grpc.ssl_target_name_override", agency_dns_name(self._federation, self.peer)),
+            ("grpc.max_send_message_length", self._grpc_limit),
+            ("grpc.max_receive_message_length", self._grpc_limit),
+            ("grpc.keepalive_time_ms", 20_000),
+            ("grpc.keepalive_timeout_ms", 10_000),
+            ("grpc.enable_retries", 0),
+        ]
+        in_flight: collections.deque[PendingEnvelope] = collections.deque()
+        window = asyncio.Semaphore(self._cfg.window)
+        progress = False
+        recording: set[asyncio.Task[None]] = set()
+
+        async with grpc.aio.secure_channel(
+            member.endpoint, self._credentials.channel(), options=options
+        ) as channel:
+            call = federation_pb2_grpc.FederationStub(channel).Exchange()
+
+            async def write_loop() -> None:
+                cursor = 0
+                while True:
+                    self._wake.clear()
+                    space = max(1, self._cfg.window - len(in_flight))
+                    batch = await self._store.queued_for(self.peer, after_seq=cursor, limit=space)
+                    if not batch:
+                        await self._wake.wait()
+                        continue
+                    for env in batch:
+                        await window.acquire()
+                        in_flight.append(env)
+                        await call.write(
+                            message_pb2.Envelope(content=env.content, signature=env.signature)
+                        )
+                        self.sent += 1
+                        cursor = env.seq
+
+            async def read_loop() -> None:
+                nonlocal progress
+                while True:
+                    answer = await call.read()
+                    if answer is grpc.aio.EOF:
+                        raise LinkDown("peer closed the stream", progress=progress)
+                    if not in_flight:
+                        raise LinkDown("receipt for nothing sent", progress=progress)
+                    head = in_flight[0]
+                    if not verify(peer.public_key, answer.content, answer.signature):
+                        raise LinkDown("receipt signature does not verify", progress=progress)
+                    info = parse_receipt(answer.content)
+                    if info.content_sha256 != head.content_sha256 or info.receiver != self.peer:
+                        raise LinkDown("receipt does not match the envelope sent", progress=progress)
+                    in_flight.popleft()
+                    window.release()
+                    progress = True
+                    # Recorded by group commit without holding up the next receipt.
+                    task = asyncio.create_task(self._record(head, info, answer))
+                    recording.add(task)
+                    task.add_done_callback(recording.discard)
+
+            writer = asyncio.create_task(write_loop())
+            reader = asyncio.create_task(read_loop())
+            self.connected = True
+            try:
+                done, _ = await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    task.result()
+            except grpc.aio.AioRpcError as exc:
+                raise LinkDown(
+                    f"{exc.code().name}: {exc.details()}", progress=progress
+                ) from exc
+            finally:
+                self.connected = False
+                for task in (writer, reader):
+                    task.cancel()
+                await asyncio.gather(writer, reader, return_exceptions=True)
+                call.cancel()
+                if recording:
+                    await asyncio.gather(*recording)
+
+    async def _record(
+        self, head: PendingEnvelope, info: ReceiptInfo, answer: message_pb2.Receipt
+    ) -> None:
+        await self._store.record_receipt(
+            message_id=head.message_id,
+            recipient=self.peer,
+            accepted=info.accepted,
+            reason_code=info.reason_code,
+            receipt=answer.content,
+            receipt_signature=answer.signature,
+            at=self._clock.now(),
+        )
+        self.receipted += 1
+        self._on_receipt(ReceiptEvent(head.message_id, self.peer, info.accepted, info.reason_code))

@@ -1,0 +1,206 @@
+"""The inbound side: check each envelope, store it durably, answer with a signed receipt.
+
+Order of checks (each refusal has its own reason code and never breaks the stream): size,
+signature by the authenticated peer's key, structure, sender and recipient, message type,
+agreement policy. Accepted and refused envelopes alike are committed (group commit) before their
+receipt leaves, and a resent envelope gets the receipt it got the first time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from node.clock import Clock
+from node.envelope import MessageMeta, build_receipt, digest, message_id_hint, meta_of, parse_content, verify
+from node.errors import Reason, Refused
+from node.policy import Policy
+from node.store import Store, StoredMessage
+from node.trust import Peer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    receipt: bytes
+    signature: bytes
+    content_sha256: bytes
+    accepted: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """A message just stored, for watchers (local API Watch, gateway live inbox)."""
+
+    message: StoredMessage
+
+
+class Receiver:
+    def __init__(
+        self,
+        *,
+        agency: str,
+        key: ec.EllipticCurvePrivateKey,
+        store: Store,
+        clock: Clock,
+        policy: Callable[[], Policy],
+        max_message_bytes: int,
+        on_stored: Callable[[StoredMessage], None] = lambda m: None,
+        on_refused: Callable[[str, str, str], None] = lambda sender, mid, reason: None,
+    ) -> None:
+        self.agency = agency
+        self._key = key
+        self._store = store
+        self._clock = clock
+        self._policy = policy
+        self._max = max_message_bytes
+        self._on_stored = on_stored
+        self._on_refused = on_refused
+        # (sender, message id) -> answer being committed; a resend racing the first copy (e.g.
+        # after a reconnect) waits for the same answer instead of storing twice.
+        self._pending: dict[tuple[str, str], asyncio.Future[Answer]] = {}
+
+    async def handle(
+        self, peer: Peer, envelopes: Sequence[tuple[bytes, bytes | None]]
+    ) -> list[Answer]:
+        """Answer a batch of envelopes from one peer, in order, after they are durable."""
+        now = self._clock.now()
+        ids = [message_id_hint(c) if len(c) <= self._max else "" for c, _ in envelopes]
+        prior = await self._store.prior_answers(peer.agency, [i for i in ids if i])
+        writes: list[asyncio.Future[None]] = []
+        results: list[Answer | asyncio.Future[Answer]] = []
+        owned: list[tuple[tuple[str, str], asyncio.Future[Answer], Answer]] = []
+        batch_ids: dict[str, Answer] = {}
+        for (content, signature), mid in zip(envelopes, ids, strict=True):
+            sha = digest(content)
+            key = (peer.agency, mid)
+            earlier = prior.get(mid) if mid else None
+            if earlier is not None:
+                results.append(self._repeat(earlier.content_sha256, earlier.receipt,
+                                            earlier.receipt_signature, sha, peer, mid, now))  # fmt: skip
+                continue
+            if mid and mid in batch_ids:
+                first = batch_ids[mid]
+                results.append(self._repeat(first.content_sha256, first.receipt, first.signature,
+                                            sha, peer, mid, now))  # fmt: skip
+                continue
+            if mid and key in self._pending:
+                results.append(self._pending[key])
+                continue
+            answer, write = self._answer(peer, content, signature, sha, mid, now)
+            results.append(answer)
+            writes.append(write)
+            if mid:
+                batch_ids[mid] = answer
+                fut: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+                self._pending[key] = fut
+                owned.append((key, fut, answer))
+        try:
+            if writes:
+                await asyncio.gather(*writes)
+        except BaseException as exc:
+            for key, fut, _ in owned:
+                self._pending.pop(key, None)
+                if not fut.done():
+                    fut.set_exception(exc)
+                    fut.exception()  # mark retrieved; waiters see it through their await
+            raise
+        for key, fut, answer in owned:
+            self._pending.pop(key, None)
+            fut.set_result(answer)
+        out: list[Answer] = []
+        for r in results:
+            out.append(await r if isinstance(r, asyncio.Future) else r)
+        return out
+
+    def _repeat(
+        self, first_sha: bytes, receipt: bytes, signature: bytes, sha: bytes, peer: Peer, mid: str,
+        now: datetime,
+    ) -> Answer:
+        if first_sha == sha:
+            return Answer(receipt, signature, sha, accepted=True, reason="duplicate")
+        # Same id, different bytes: refuse, without storing (the first copy stands).
+        r, s = build_receipt(
+            self._key, message_id=mid, content_sha256=sha, sender=peer.agency,
+            receiver=self.agency, received_at=now, reason=Reason.ID_CONFLICT,
+            detail="a different message with this id was received before",
+        )  # fmt: skip
+        self._on_refused(peer.agency, mid, Reason.ID_CONFLICT)
+        return Answer(r, s, sha, accepted=False, reason=Reason.ID_CONFLICT)
+
+    def _answer(
+        self, peer: Peer, content: bytes, signature: bytes | None, sha: bytes, mid: str,
+        now: datetime,
+    ) -> tuple[Answer, asyncio.Future[None]]:
+        try:
+            meta, decision = self._check(peer, content, signature, now)
+        except Refused as refusal:
+            r, s = build_receipt(
+                self._key, message_id=mid, content_sha256=sha, sender=peer.agency,
+                receiver=self.agency, received_at=now, reason=refusal.reason,
+                detail=refusal.detail[:500],
+            )  # fmt: skip
+            log.info("refused %s from %s: %s", mid or "?", peer.agency, refusal)
+            self._on_refused(peer.agency, mid, refusal.reason)
+            write = asyncio.ensure_future(
+                self._store.store_rejection(
+                    sender=peer.agency, message_id=mid, content_sha256=sha,
+                    reason_code=refusal.reason, received_at=now, receipt=r, receipt_signature=s,
+                )  # fmt: skip
+            )
+            return Answer(r, s, sha, accepted=False, reason=refusal.reason), write
+        assert signature is not None
+        r, s = build_receipt(
+            self._key, message_id=meta.message_id, content_sha256=sha, sender=peer.agency,
+            receiver=self.agency, received_at=now, retained_until=decision,
+        )  # fmt: skip
+        stored = StoredMessage(
+            message_id=meta.message_id,
+            sender=meta.sender,
+            direction="in",
+            type=meta.type,
+            purpose=meta.purpose,
+            agreement_id=meta.agreement_id,
+            correlation_id=meta.correlation_id or meta.message_id,
+            in_reply_to=meta.in_reply_to,
+            tlp=meta.tlp,
+            created_at=meta.created_at,
+            received_at=now,
+            retain_until=decision,
+            content_sha256=sha,
+            signature=signature,
+            sealed=self._store.seal(sender=meta.sender, message_id=meta.message_id, content=content),
+            receipt=r,
+            receipt_signature=s,
+        )
+        write = asyncio.ensure_future(self._store_and_notify(stored))
+        return Answer(r, s, sha, accepted=True, reason=""), write
+
+    async def _store_and_notify(self, stored: StoredMessage) -> None:
+        await self._store.store_inbound(stored)
+        self._on_stored(stored)
+
+    def _check(
+        self, peer: Peer, content: bytes, signature: bytes | None, now: datetime
+    ) -> tuple[MessageMeta, datetime | None]:
+        if signature is None:
+            raise Refused(Reason.MALFORMED, "frame is not an accord.v1.Envelope")
+        if len(content) > self._max:
+            raise Refused(
+                Reason.OVERSIZE, f"content is {len(content)} bytes; this node accepts {self._max}"
+            )
+        if not verify(peer.public_key, content, signature):
+            raise Refused(
+                Reason.BAD_SIGNATURE, f"signature does not verify with {peer.agency}'s key"
+            )
+        meta = meta_of(parse_content(content))
+        decision = self._policy().check_inbound(meta, peer=peer.agency, now=now)
+        return meta, decision.retain_until
+

@@ -1,0 +1,269 @@
+"""Build, sign and verify envelopes and receipts.
+
+This is the one boundary between the wire types (accord.v1 protobuf) and the node's domain
+types: everything past it (policy, store, retention) sees `MessageMeta` and plain bytes.
+Signatures are always over the exact bytes carried on the wire, never a re-serialisation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+
+from accord.v1 import message_pb2 as pb
+from node.errors import Reason, Refused
+from node.ids import is_uuid
+
+_ECDSA = ec.ECDSA(hashes.SHA256())
+
+MESSAGE_TYPES: tuple[str, ...] = tuple(
+    name.removeprefix("MESSAGE_TYPE_")
+    for name in pb.MessageType.keys()
+    if name != "MESSAGE_TYPE_UNSPECIFIED"
+)
+INCIDENT_TYPES = frozenset({"INCIDENT_PUBLISH", "INCIDENT_UPDATE"})
+CONTROL_TYPES = frozenset(
+    {
+        "INCIDENT_RETRACT",
+        "HANDLING_UPDATE",
+        "ERASURE_REQUEST",
+        "RECTIFICATION",
+        "TRANSFER_AUTHORISATION_REQUEST",
+        "TRANSFER_AUTHORISATION_GRANT",
+    }
+)
+_KNOWN_TYPE_NUMBERS = frozenset(v for v in pb.MessageType.values() if v != 0)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageMeta:
+    """What the node needs to know about a message to route, check and keep it."""
+
+    message_id: str
+    sender: str
+    recipients: tuple[str, ...]
+    type: str
+    purpose: str
+    agreement_id: str
+    created_at: datetime
+    correlation_id: str
+    in_reply_to: str
+    handling_codes: tuple[str, ...]
+    tlp: str
+    onward_transfer: str
+    retention_days: int | None
+    retention_until: datetime | None
+    body_kind: str  # "incident", "liaison", "control" or ""
+    control_target: str
+    incident_fields: frozenset[str]
+    forwarded: bool
+
+    def retain_until(self, received_at: datetime) -> datetime | None:
+        """The sender's own limit, before agreement and local policy shorten it."""
+        limits = []
+        if self.retention_days is not None:
+            limits.append(received_at + timedelta(days=self.retention_days))
+        if self.retention_until is not None:
+            limits.append(self.retention_until)
+        return min(limits) if limits else None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptInfo:
+    message_id: str
+    content_sha256: bytes
+    sender: str
+    receiver: str
+    received_at: datetime
+    accepted: bool
+    reason_code: str
+    reason_detail: str
+    retained_until: datetime | None
+
+
+def digest(content: bytes) -> bytes:
+    return hashlib.sha256(content).digest()
+
+
+def sign(key: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
+    return key.sign(data, _ECDSA)
+
+
+def verify(public_key: ec.EllipticCurvePublicKey, data: bytes, signature: bytes) -> bool:
+    try:
+        public_key.verify(signature, data, _ECDSA)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def public_key_of(cert: x509.Certificate) -> ec.EllipticCurvePublicKey:
+    key = cert.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise ValueError("certificate does not hold an EC public key")
+    return key
+
+
+def to_datetime(ts: object) -> datetime:
+    assert hasattr(ts, "ToDatetime")
+    result: datetime = ts.ToDatetime(tzinfo=UTC)
+    return result
+
+
+def _set_time(ts: object, when: datetime) -> None:
+    assert hasattr(ts, "FromDatetime")
+    ts.FromDatetime(when.astimezone(UTC))
+
+
+def parse_content(content: bytes) -> pb.MessageContent:
+    msg = pb.MessageContent()
+    try:
+        msg.ParseFromString(content)
+    except DecodeError as exc:
+        raise Refused(Reason.MALFORMED, f"content is not a MessageContent: {exc}") from exc
+    return msg
+
+
+def message_id_hint(content: bytes) -> str:
+    """Best effort: the message id of content that may be malformed, for a rejection receipt."""
+    try:
+        msg = pb.MessageContent()
+        msg.ParseFromString(content)
+    except DecodeError:
+        return ""
+    return msg.message_id if is_uuid(msg.message_id) else ""
+
+
+def incident_fields(incident: pb.IncidentBody) -> frozenset[str]:
+    """The populated fields of an incident body, as dotted paths (for minimisation checks).
+
+    Entity details are named by kind: `entities.person`, `entities.vehicle`, ...
+    """
+    fields: set[str] = set()
+    for desc, value in incident.ListFields():
+        if desc.name == "entities":
+            for entity in value:
+                kind = entity.WhichOneof("detail")
+                fields.add(f"entities.{kind}" if kind else "entities")
+        else:
+            fields.add(desc.name)
+    return frozenset(fields)
+
+
+def meta_of(msg: pb.MessageContent) -> MessageMeta:
+    """Check the structure of a parsed content and reduce it to the domain view."""
+    if not is_uuid(msg.message_id):
+        raise Refused(Reason.MALFORMED, f"message_id {msg.message_id!r} is not a UUID")
+    if not msg.sender:
+        raise Refused(Reason.MALFORMED, "sender is empty")
+    if not msg.recipients:
+        raise Refused(Reason.MALFORMED, "recipients is empty")
+    if len(set(msg.recipients)) != len(msg.recipients):
+        raise Refused(Reason.MALFORMED, "recipients repeat an agency")
+    if not msg.HasField("created_at"):
+        raise Refused(Reason.MALFORMED, "created_at is missing")
+    if msg.type not in _KNOWN_TYPE_NUMBERS:
+        raise Refused(Reason.UNKNOWN_MESSAGE_TYPE, f"message type {msg.type} is not known")
+    type_name = pb.MessageType.Name(msg.type).removeprefix("MESSAGE_TYPE_")
+    if not msg.purpose:
+        raise Refused(Reason.MALFORMED, "purpose is empty")
+    body_kind = msg.WhichOneof("body") or ""
+    if type_name in INCIDENT_TYPES and body_kind != "incident":
+        raise Refused(Reason.MALFORMED, f"{type_name} needs an incident body")
+    if type_name in CONTROL_TYPES and body_kind != "control":
+        raise Refused(Reason.MALFORMED, f"{type_name} needs a control body")
+    if body_kind == "control" and not is_uuid(msg.control.target_message_id):
+        raise Refused(Reason.MALFORMED, "control body needs target_message_id")
+    retention_days: int | None = None
+    retention_until: datetime | None = None
+    which = msg.retention.WhichOneof("limit") if msg.HasField("retention") else None
+    if which == "days":
+        retention_days = msg.retention.days
+    elif which == "until":
+        retention_until = to_datetime(msg.retention.until)
+    return MessageMeta(
+        message_id=msg.message_id,
+        sender=msg.sender,
+        recipients=tuple(msg.recipients),
+        type=type_name,
+        purpose=msg.purpose,
+        agreement_id=msg.agreement_id,
+        created_at=to_datetime(msg.created_at),
+        correlation_id=msg.correlation_id,
+        in_reply_to=msg.in_reply_to,
+        handling_codes=tuple(
+            pb.HandlingCode.Name(h).removeprefix("HANDLING_CODE_") for h in msg.handling_codes
+        ),
+        tlp=pb.Tlp.Name(msg.tlp).removeprefix("TLP_"),
+        onward_transfer=pb.OnwardTransfer.Name(msg.onward_transfer).removeprefix("ONWARD_TRANSFER_"),
+        retention_days=retention_days,
+        retention_until=retention_until,
+        body_kind=body_kind,
+        control_target=msg.control.target_message_id if body_kind == "control" else "",
+        incident_fields=incident_fields(msg.incident) if body_kind == "incident" else frozenset(),
+        forwarded=msg.HasField("forwarded"),
+    )
+
+
+def build_receipt(
+    key: ec.EllipticCurvePrivateKey,
+    *,
+    message_id: str,
+    content_sha256: bytes,
+    sender: str,
+    receiver: str,
+    received_at: datetime,
+    reason: Reason | None = None,
+    detail: str = "",
+    retained_until: datetime | None = None,
+) -> tuple[bytes, bytes]:
+    """A signed receipt: (ReceiptContent bytes, signature over them)."""
+    rc = pb.ReceiptContent(
+        message_id=message_id,
+        content_sha256=content_sha256,
+        sender=sender,
+        receiver=receiver,
+        status=pb.RECEIPT_STATUS_ACCEPTED if reason is None else pb.RECEIPT_STATUS_REJECTED,
+        reason_code="" if reason is None else reason.value,
+        reason_detail=detail,
+    )
+    _set_time(rc.received_at, received_at)
+    if retained_until is not None:
+        _set_time(rc.retained_until, retained_until)
+    data = rc.SerializeToString()
+    return data, sign(key, data)
+
+
+def parse_receipt(data: bytes) -> ReceiptInfo:
+    rc = pb.ReceiptContent()
+    rc.ParseFromString(data)
+    return ReceiptInfo(
+        message_id=rc.message_id,
+        content_sha256=rc.content_sha256,
+        sender=rc.sender,
+        receiver=rc.receiver,
+        received_at=to_datetime(rc.received_at),
+        accepted=rc.status == pb.RECEIPT_STATUS_ACCEPTED,
+        reason_code=rc.reason_code,
+        reason_detail=rc.reason_detail,
+        retained_until=to_datetime(rc.retained_until) if rc.HasField("retained_until") else None,
+    )
+
+
+def content_from_json(text: str) -> pb.MessageContent:
+    """A MessageContent from its protobuf JSON mapping (what `accord send --body` reads)."""
+    msg = pb.MessageContent()
+    json_format.Parse(text, msg)
+    return msg
+
+
+def content_to_json(msg: pb.MessageContent) -> str:
+    return json_format.MessageToJson(msg, preserving_proto_field_name=True, indent=2)

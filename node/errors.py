@@ -1,0 +1,76 @@
+"""Error base, reason codes and the one mapping from domain errors to gRPC status."""
+
+from __future__ import annotations
+
+import enum
+
+import grpc
+
+
+class Reason(enum.StrEnum):
+    """Why a message was refused. Carried in REJECTED receipts and in local refusals."""
+
+    # Envelope and transport.
+    BAD_SIGNATURE = "BAD_SIGNATURE"
+    SENDER_MISMATCH = "SENDER_MISMATCH"
+    WRONG_RECIPIENT = "WRONG_RECIPIENT"
+    MALFORMED = "MALFORMED"
+    OVERSIZE = "OVERSIZE"
+    UNKNOWN_MESSAGE_TYPE = "UNKNOWN_MESSAGE_TYPE"
+    ID_CONFLICT = "ID_CONFLICT"
+    UNKNOWN_SENDER = "UNKNOWN_SENDER"
+    # Agreements and policy.
+    NO_AGREEMENT = "NO_AGREEMENT"
+    AGREEMENT_NOT_YET_VALID = "AGREEMENT_NOT_YET_VALID"
+    AGREEMENT_EXPIRED = "AGREEMENT_EXPIRED"
+    PURPOSE_NOT_PERMITTED = "PURPOSE_NOT_PERMITTED"
+    UNKNOWN_PURPOSE = "UNKNOWN_PURPOSE"
+    TYPE_NOT_PERMITTED = "TYPE_NOT_PERMITTED"
+    RETENTION_EXCEEDS_AGREEMENT = "RETENTION_EXCEEDS_AGREEMENT"
+    HANDLING_EXCEEDS_AGREEMENT = "HANDLING_EXCEEDS_AGREEMENT"
+    TLP_EXCEEDS_AGREEMENT = "TLP_EXCEEDS_AGREEMENT"
+    ONWARD_TRANSFER_EXCEEDS_AGREEMENT = "ONWARD_TRANSFER_EXCEEDS_AGREEMENT"
+    FIELDS_NOT_PERMITTED = "FIELDS_NOT_PERMITTED"
+    ONWARD_TRANSFER_FORBIDDEN = "ONWARD_TRANSFER_FORBIDDEN"
+    ONWARD_TRANSFER_NOT_AUTHORISED = "ONWARD_TRANSFER_NOT_AUTHORISED"
+
+
+class AccordError(Exception):
+    """Base of every error a user of the node can see."""
+
+    status = grpc.StatusCode.INTERNAL
+
+
+class ConfigError(AccordError):
+    status = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class InvalidRequest(AccordError):
+    status = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class NotFound(AccordError):
+    status = grpc.StatusCode.NOT_FOUND
+
+
+class PermissionDenied(AccordError):
+    status = grpc.StatusCode.PERMISSION_DENIED
+
+
+class Unauthenticated(AccordError):
+    status = grpc.StatusCode.UNAUTHENTICATED
+
+
+class Refused(AccordError):
+    """A message refused by policy or by envelope checks, with its reason code."""
+
+    status = grpc.StatusCode.FAILED_PRECONDITION
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def grpc_status(error: AccordError) -> grpc.StatusCode:
+    return error.status

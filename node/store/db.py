@@ -1,0 +1,376 @@
+"""All SQL lives here, as named transactions (`_..._txn` builds the statements of one unit).
+
+Writes go through the group-commit writer; reads use a second connection, which WAL mode lets
+run beside the writer.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from node.store.keys import KeyRing, Sealed, aad_for
+from node.store.writer import GroupCommitWriter, Statement
+
+_MIGRATION = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    message_id: str
+    sender: str
+    direction: str
+    type: str
+    purpose: str
+    agreement_id: str
+    correlation_id: str
+    in_reply_to: str
+    tlp: str
+    created_at: datetime
+    received_at: datetime
+    retain_until: datetime | None
+    content_sha256: bytes
+    signature: bytes
+    sealed: Sealed | None
+    receipt: bytes | None = None
+    receipt_signature: bytes | None = None
+    erased_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEnvelope:
+    seq: int
+    message_id: str
+    recipient: str
+    content: bytes
+    signature: bytes
+    content_sha256: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    seq: int
+    message_id: str
+    recipient: str
+    state: str
+    attempts: int
+    last_error: str
+    receipt: bytes | None
+    receipt_signature: bytes | None
+    reason_code: str
+
+
+@dataclass(frozen=True, slots=True)
+class PriorAnswer:
+    """What this node already answered for a (sender, message id)."""
+
+    content_sha256: bytes
+    receipt: bytes
+    receipt_signature: bytes
+
+
+def _ts(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+_MESSAGE_COLUMNS = (
+    "message_id, sender, direction, type, purpose, agreement_id, correlation_id, in_reply_to, "
+    "tlp, created_at, received_at, retain_until, content_sha256, signature, ciphertext, "
+    "wrapped_key, receipt, receipt_signature, erased_at"
+)
+
+
+def _message_from_row(row: Sequence[Any]) -> StoredMessage:
+    sealed = Sealed(row[14], row[15]) if row[14] is not None and row[15] is not None else None
+    created, received = _dt(row[9]), _dt(row[10])
+    assert created is not None and received is not None
+    return StoredMessage(
+        message_id=row[0],
+        sender=row[1],
+        direction=row[2],
+        type=row[3],
+        purpose=row[4],
+        agreement_id=row[5],
+        correlation_id=row[6],
+        in_reply_to=row[7],
+        tlp=row[8],
+        created_at=created,
+        received_at=received,
+        retain_until=_dt(row[11]),
+        content_sha256=row[12],
+        signature=row[13],
+        sealed=sealed,
+        receipt=row[16],
+        receipt_signature=row[17],
+        erased_at=_dt(row[18]),
+    )
+
+
+class Store:
+    def __init__(
+        self,
+        *,
+        writer_conn: aiosqlite.Connection,
+        reader_conn: aiosqlite.Connection,
+        keys: KeyRing,
+        batch_max: int,
+    ) -> None:
+        self._wconn = writer_conn
+        self._rconn = reader_conn
+        self.keys = keys
+        self.writer = GroupCommitWriter(writer_conn, batch_max=batch_max)
+
+    @classmethod
+    async def open(
+        cls, path: Path, *, keys: KeyRing, synchronous: str = "FULL", batch_max: int = 512
+    ) -> Store:
+        fresh = not path.exists()
+        if fresh:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.close(fd)
+        wconn = await aiosqlite.connect(path, isolation_level=None)
+        await wconn.execute("PRAGMA journal_mode=WAL")
+        await wconn.execute(f"PRAGMA synchronous={synchronous}")
+        await wconn.execute("PRAGMA secure_delete=ON")
+        await wconn.execute("PRAGMA foreign_keys=ON")
+        await _migrate(wconn)
+        for suffix in ("-wal", "-shm"):
+            side = path.with_name(path.name + suffix)
+            if side.exists():
+                os.chmod(side, 0o600)
+        rconn = await aiosqlite.connect(path, isolation_level=None)
+        await rconn.execute("PRAGMA query_only=ON")
+        store = cls(writer_conn=wconn, reader_conn=rconn, keys=keys, batch_max=batch_max)
+        store.writer.start()
+        return store
+
+    async def close(self) -> None:
+        await self.writer.close()
+        await self._rconn.close()
+        await self._wconn.close()
+
+    # ---- sealing ----------------------------------------------------------------------------
+
+    def seal(self, *, sender: str, message_id: str, content: bytes) -> Sealed:
+        return self.keys.seal(content, aad_for(sender, message_id))
+
+    def open_content(self, message: StoredMessage) -> bytes | None:
+        if message.sealed is None:
+            return None
+        return self.keys.open(message.sealed, aad_for(message.sender, message.message_id))
+
+    # ---- named transactions -----------------------------------------------------------------
+
+    @staticmethod
+    def _insert_message_txn(m: StoredMessage) -> Statement:
+        assert m.sealed is not None
+        return (
+            f"INSERT OR IGNORE INTO messages ({_MESSAGE_COLUMNS}) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                m.message_id, m.sender, m.direction, m.type, m.purpose, m.agreement_id,
+                m.correlation_id, m.in_reply_to, m.tlp, _ts(m.created_at), _ts(m.received_at),
+                _ts(m.retain_until), m.content_sha256, m.signature, m.sealed.ciphertext,
+                m.sealed.wrapped_key, m.receipt, m.receipt_signature, None,
+            ),
+        )  # fmt: skip
+
+    def _queue_outbound_txn(self, m: StoredMessage, recipients: Sequence[str]) -> list[Statement]:
+        statements = [self._insert_message_txn(m)]
+        statements += [
+            ("INSERT OR IGNORE INTO deliveries (message_id, recipient) VALUES (?, ?)", (m.message_id, r))
+            for r in recipients
+        ]
+        return statements
+
+    async def queue_outbound(self, m: StoredMessage, recipients: Sequence[str]) -> None:
+        await self.writer.submit(self._queue_outbound_txn(m, recipients))
+
+    async def store_inbound(self, m: StoredMessage) -> None:
+        await self.writer.submit([self._insert_message_txn(m)])
+
+    async def store_rejection(
+        self,
+        *,
+        sender: str,
+        message_id: str,
+        content_sha256: bytes,
+        reason_code: str,
+        received_at: datetime,
+        receipt: bytes,
+        receipt_signature: bytes,
+    ) -> None:
+        await self.writer.submit(
+            [
+                (
+                    "INSERT OR IGNORE INTO rejections (sender, message_id, content_sha256, "
+                    "reason_code, received_at, receipt, receipt_signature) VALUES (?,?,?,?,?,?,?)",
+                    (sender, message_id, content_sha256, reason_code, _ts(received_at), receipt,
+                     receipt_signature),
+                )
+            ]
+        )  # fmt: skip
+
+    async def record_receipt(
+        self,
+        *,
+        message_id: str,
+        recipient: str,
+        accepted: bool,
+        reason_code: str,
+        receipt: bytes,
+        receipt_signature: bytes,
+        at: datetime,
+    ) -> None:
+        await self.writer.submit(
+            [
+                (
+                    "UPDATE deliveries SET state = ?, reason_code = ?, receipt = ?, "
+                    "receipt_signature = ?, receipted_at = ? "
+                    "WHERE message_id = ? AND recipient = ? AND state = 'queued'",
+                    ("accepted" if accepted else "rejected", reason_code, receipt,
+                     receipt_signature, _ts(at), message_id, recipient),
+                )
+            ]
+        )  # fmt: skip
+
+    async def record_attempt(self, *, recipient: str, error: str) -> None:
+        """Count a failed connection attempt against every message queued for the peer."""
+        await self.writer.submit(
+            [
+                (
+                    "UPDATE deliveries SET attempts = attempts + 1, last_error = ? "
+                    "WHERE recipient = ? AND state = 'queued'",
+                    (error[:500], recipient),
+                )
+            ]
+        )
+
+    # ---- reads ------------------------------------------------------------------------------
+
+    async def queued_for(
+        self, recipient: str, *, after_seq: int = 0, limit: int = 512
+    ) -> list[PendingEnvelope]:
+        cursor = await self._rconn.execute(
+            "SELECT d.seq, d.message_id, m.ciphertext, m.wrapped_key, m.signature, "
+            "m.content_sha256, m.sender FROM deliveries d JOIN messages m "
+            "ON m.message_id = d.message_id AND m.direction = 'out' "
+            "WHERE d.recipient = ? AND d.state = 'queued' AND d.seq > ? ORDER BY d.seq LIMIT ?",
+            (recipient, after_seq, limit),
+        )
+        rows = await cursor.fetchall()
+        out = []
+        for seq, message_id, ciphertext, wrapped, signature, sha, sender in rows:
+            content = self.keys.open(Sealed(ciphertext, wrapped), aad_for(sender, message_id))
+            out.append(PendingEnvelope(seq, message_id, recipient, content, signature, sha))
+        return out
+
+    async def recipients_with_queued(self) -> list[str]:
+        cursor = await self._rconn.execute(
+            "SELECT DISTINCT recipient FROM deliveries WHERE state = 'queued'"
+        )
+        return [r[0] for r in await cursor.fetchall()]
+
+    async def prior_answers(self, sender: str, message_ids: Sequence[str]) -> dict[str, PriorAnswer]:
+        """Receipts already given to `sender` for these ids (accepted first, then refusals)."""
+        if not message_ids:
+            return {}
+        marks = ",".join("?" * len(message_ids))
+        found: dict[str, PriorAnswer] = {}
+        cursor = await self._rconn.execute(
+            "SELECT message_id, content_sha256, receipt, receipt_signature FROM rejections "
+            f"WHERE sender = ? AND message_id IN ({marks})",
+            (sender, *message_ids),
+        )
+        for mid, sha, receipt, sig in await cursor.fetchall():
+            found[mid] = PriorAnswer(sha, receipt, sig)
+        cursor = await self._rconn.execute(
+            "SELECT message_id, content_sha256, receipt, receipt_signature FROM messages "
+            f"WHERE direction = 'in' AND sender = ? AND message_id IN ({marks})",
+            (sender, *message_ids),
+        )
+        for mid, sha, receipt, sig in await cursor.fetchall():
+            found[mid] = PriorAnswer(sha, receipt, sig)
+        return found
+
+    async def get_message(
+        self, message_id: str, *, sender: str | None = None, direction: str | None = None
+    ) -> StoredMessage | None:
+        sql = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE message_id = ?"
+        params: list[Any] = [message_id]
+        if sender:
+            sql += " AND sender = ?"
+            params.append(sender)
+        if direction:
+            sql += " AND direction = ?"
+            params.append(direction)
+        cursor = await self._rconn.execute(sql + " ORDER BY direction LIMIT 1", params)
+        row = await cursor.fetchone()
+        return _message_from_row(row) if row else None
+
+    async def list_messages(
+        self, *, direction: str | None = "in", limit: int = 100, before: str = ""
+    ) -> list[StoredMessage]:
+        sql = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE 1=1"
+        params: list[Any] = []
+        if direction:
+            sql += " AND direction = ?"
+            params.append(direction)
+        if before:
+            sql += " AND message_id < ?"
+            params.append(before)
+        sql += " ORDER BY message_id DESC LIMIT ?"
+        params.append(limit)
+        cursor = await self._rconn.execute(sql, params)
+        return [_message_from_row(r) for r in await cursor.fetchall()]
+
+    async def deliveries(self, message_id: str) -> list[Delivery]:
+        cursor = await self._rconn.execute(
+            "SELECT seq, message_id, recipient, state, attempts, last_error, receipt, "
+            "receipt_signature, reason_code FROM deliveries WHERE message_id = ? ORDER BY recipient",
+            (message_id,),
+        )
+        return [Delivery(*row) for row in await cursor.fetchall()]
+
+    async def count(self, table: str) -> int:
+        if table not in ("messages", "deliveries", "rejections"):
+            raise ValueError(table)
+        cursor = await self._rconn.execute(f"SELECT count(*) FROM {table}")  # noqa: S608
+        row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+
+async def _migrate(conn: aiosqlite.Connection) -> None:
+    """Apply numbered migrations (NNN_name.sql) not yet applied, each in its own transaction."""
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    cursor = await conn.execute("SELECT version FROM schema_migrations")
+    applied = {r[0] for r in await cursor.fetchall()}
+    folder = resources.files("node.store") / "migrations"
+    scripts = sorted(
+        (int(m.group(1)), m.group(2), entry)
+        for entry in folder.iterdir()
+        if (m := _MIGRATION.match(entry.name))
+    )
+    for version, name, entry in scripts:
+        if version in applied:
+            continue
+        sql = entry.read_text()
+        await conn.executescript(
+            f"BEGIN IMMEDIATE;\n{sql}\n"
+            f"INSERT INTO schema_migrations VALUES ({version}, '{name}', datetime('now'));\nCOMMIT;"
+        )

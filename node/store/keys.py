@@ -1,0 +1,62 @@
+"""Per-message envelope encryption: a fresh AES-256-GCM data key per message, wrapped by the
+node's master key. Destroying the wrapped key (crypto-shredding) makes every copy of the
+ciphertext, in backups and WAL files included, unreadable."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from certs.ca import write_private
+from node.errors import AccordError
+
+_NONCE = 12
+
+
+class SealError(AccordError):
+    """The master key is missing or does not open a stored message."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    ciphertext: bytes  # nonce || AES-GCM(data key, plaintext)
+    wrapped_key: bytes  # nonce || AES-GCM(master key, data key)
+
+
+class KeyRing:
+    def __init__(self, master: bytes) -> None:
+        if len(master) != 32:
+            raise SealError("master key must be 32 bytes")
+        self._master = AESGCM(master)
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> KeyRing:
+        if not path.exists():
+            write_private(path, os.urandom(32))
+        return cls(path.read_bytes())
+
+    def seal(self, plaintext: bytes, aad: bytes) -> Sealed:
+        data_key = AESGCM.generate_key(bit_length=256)
+        n1, n2 = os.urandom(_NONCE), os.urandom(_NONCE)
+        return Sealed(
+            ciphertext=n1 + AESGCM(data_key).encrypt(n1, plaintext, aad),
+            wrapped_key=n2 + self._master.encrypt(n2, data_key, aad),
+        )
+
+    def open(self, sealed: Sealed, aad: bytes) -> bytes:
+        try:
+            w = sealed.wrapped_key
+            data_key = self._master.decrypt(w[:_NONCE], w[_NONCE:], aad)
+            c = sealed.ciphertext
+            return AESGCM(data_key).decrypt(c[:_NONCE], c[_NONCE:], aad)
+        except InvalidTag as exc:
+            raise SealError("stored message does not open with this node's master key") from exc
+
+
+def aad_for(sender: str, message_id: str) -> bytes:
+    """Binds a ciphertext to its row, so one message's ciphertext cannot stand in for another."""
+    return f"{sender}/{message_id}".encode()

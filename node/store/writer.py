@@ -1,0 +1,99 @@
+"""Group commit: many callers' writes share one transaction and one fsync.
+
+Callers submit a unit of work (statements that must commit together) and await its commit.
+The writer drains whatever has queued while the previous transaction was committing, groups
+statements by SQL text into executemany calls (order of first appearance), and commits once.
+A unit's future resolves only after COMMIT returns, so nothing is acknowledged before it is on
+disk (PRAGMA synchronous=FULL in WAL mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+Statement = tuple[str, Sequence[Any]]
+
+
+@dataclass(slots=True)
+class _Unit:
+    statements: Sequence[Statement]
+    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class GroupCommitWriter:
+    def __init__(self, conn: aiosqlite.Connection, *, batch_max: int = 512) -> None:
+        self._conn = conn
+        self._batch_max = batch_max
+        self._queue: asyncio.Queue[_Unit | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.commits = 0
+        self.units = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="group-commit")
+
+    async def submit(self, statements: Sequence[Statement]) -> None:
+        if self._task is None or self._task.done():
+            raise RuntimeError("store writer is not running")
+        unit = _Unit(statements)
+        self._queue.put_nowait(unit)
+        await unit.done
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._queue.put_nowait(None)
+            await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < self._batch_max and not self._queue.empty():
+                nxt = self._queue.get_nowait()
+                if nxt is None:
+                    stopping = True
+                    break
+                batch.append(nxt)
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_Unit]) -> None:
+        grouped: dict[str, list[Sequence[Any]]] = {}
+        for unit in batch:
+            for sql, params in unit.statements:
+                grouped.setdefault(sql, []).append(params)
+        try:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, rows in grouped.items():
+                    if len(rows) == 1:
+                        await self._conn.execute(sql, rows[0])
+                    else:
+                        await self._conn.executemany(sql, rows)
+                await self._conn.execute("COMMIT")
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+        except Exception as exc:
+            # A failed group fails every unit in it; callers see the error, nothing is acked.
+            log.exception("group commit of %d units failed", len(batch))
+            for unit in batch:
+                if not unit.done.done():
+                    unit.done.set_exception(exc)
+            return
+        self.commits += 1
+        self.units += len(batch)
+        for unit in batch:
+            if not unit.done.done():
+                unit.done.set_result(None)

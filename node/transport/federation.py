@@ -1,0 +1,115 @@
+"""The federation servicer: thin. Streams envelopes into the Receiver and receipts back."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from accord.v1 import federation_pb2, message_pb2
+from node.delivery.receiver import Receiver
+from node.transport.auth import current_peer
+from node.trust import Trust
+
+log = logging.getLogger(__name__)
+
+SERVICE = "accord.v1.Federation"
+_BATCH_MAX = 512
+_BATCHES_IN_FLIGHT = 8
+_MALFORMED_FRAME = b""
+
+
+class FederationServicer:
+    def __init__(
+        self,
+        *,
+        receiver: Receiver,
+        trust: Trust,
+        policy_document: Callable[[], federation_pb2.SignedPolicy],
+    ) -> None:
+        self._receiver = receiver
+        self._trust = trust
+        self._policy_document = policy_document
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        # Exchange takes raw bytes so that a frame that is not an Envelope is answered with a
+        # MALFORMED receipt instead of ending the stream.
+        return grpc.method_handlers_generic_handler(
+            SERVICE,
+            {
+                "Exchange": grpc.stream_stream_rpc_method_handler(
+                    self.exchange,
+                    request_deserializer=None,
+                    response_serializer=message_pb2.Receipt.SerializeToString,
+                ),
+                "GetPolicy": grpc.unary_unary_rpc_method_handler(
+                    self.get_policy,
+                    request_deserializer=federation_pb2.GetPolicyRequest.FromString,
+                    response_serializer=federation_pb2.SignedPolicy.SerializeToString,
+                ),
+            },
+        )
+
+    async def get_policy(
+        self, request: federation_pb2.GetPolicyRequest, context: Any
+    ) -> federation_pb2.SignedPolicy:
+        return self._policy_document()
+
+    async def exchange(
+        self, request_iterator: AsyncIterator[bytes], context: Any
+    ) -> AsyncIterator[message_pb2.Receipt]:
+        peer = current_peer()
+        frames: asyncio.Queue[tuple[bytes, bytes | None] | None] = asyncio.Queue(_BATCH_MAX * 2)
+        answers: asyncio.Queue[asyncio.Task[Any] | None] = asyncio.Queue(_BATCHES_IN_FLIGHT)
+
+        async def pump() -> None:
+            try:
+                async for raw in request_iterator:
+                    env = message_pb2.Envelope()
+                    try:
+                        env.ParseFromString(raw)
+                    except DecodeError:
+                        await frames.put((raw, None))
+                        continue
+                    await frames.put((env.content, env.signature))
+            finally:
+                await frames.put(None)
+
+        async def batcher() -> None:
+            try:
+                ended = False
+                while not ended:
+                    item = await frames.get()
+                    if item is None:
+                        break
+                    batch = [item]
+                    while len(batch) < _BATCH_MAX and not frames.empty():
+                        nxt = frames.get_nowait()
+                        if nxt is None:
+                            ended = True
+                            break
+                        batch.append(nxt)
+                    if peer.certificate.serial_number in self._trust.revoked:
+                        raise PermissionError(f"{peer.agency}'s certificate was revoked")
+                    await answers.put(asyncio.create_task(self._receiver.handle(peer, batch)))
+            finally:
+                await answers.put(None)
+
+        tasks = [asyncio.create_task(pump()), asyncio.create_task(batcher())]
+        try:
+            while (task := await answers.get()) is not None:
+                for answer in await task:
+                    yield message_pb2.Receipt(content=answer.receipt, signature=answer.signature)
+            for t in tasks:
+                if t.done() and t.exception() is not None:
+                    exc = t.exception()
+                    if isinstance(exc, PermissionError):
+                        await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,193 @@
+"""What a node trusts: the federation CA, the current CRL and the signed directory.
+
+Peers are checked here, once, for both directions: inbound calls (the auth interceptor) and
+outbound links (before connecting, and when verifying receipts).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from certs.directory import Directory, Member, load_directory
+from certs.errors import PkiError
+from certs.identity import agency_of, fingerprint
+from node.envelope import public_key_of
+from node.errors import ConfigError, Unauthenticated
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """An authenticated federation member."""
+
+    agency: str
+    certificate: x509.Certificate
+    fingerprint: str
+    public_key: ec.EllipticCurvePublicKey
+
+
+class Trust:
+    def __init__(self, *, federation: str, ca_path: Path, crl_path: Path, directory_path: Path) -> None:
+        self.federation = federation
+        self._ca_path = ca_path
+        self._crl_path = crl_path
+        self._directory_path = directory_path
+        try:
+            self.ca = x509.load_pem_x509_certificate(ca_path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"tls.ca: cannot load CA certificate {ca_path}: {exc}") from exc
+        self._ca_key = self.ca.public_key()
+        self.crl: x509.CertificateRevocationList | None = None
+        self.revoked: frozenset[int] = frozenset()
+        self.directory: Directory | None = None
+        self._crl_mtime = (-1, -1, -1)
+        self._dir_mtime = (-1, -1, -1)
+        self._peers: dict[bytes, Peer] = {}
+
+    # ---- loading ----------------------------------------------------------------------------
+
+    def load_initial(self) -> None:
+        """Load CRL and directory; at start an invalid one is a configuration error."""
+        try:
+            self.reload_crl(force=True)
+            self.reload_directory(force=True)
+        except PkiError as exc:
+            raise ConfigError(f"federation: {exc}") from exc
+
+    def reload(self) -> bool:
+        """Pick up a newer CRL or directory. Returns whether anything changed."""
+        changed = False
+        for step in (self.reload_crl, self.reload_directory):
+            try:
+                changed |= step()
+            except PkiError as exc:
+                log.warning("federation update refused: %s", exc)
+        return changed
+
+    def reload_crl(self, *, force: bool = False) -> bool:
+        mtime = _mtime(self._crl_path)
+        if not force and mtime == self._crl_mtime:
+            return False
+        try:
+            crl = x509.load_pem_x509_crl(self._crl_path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise PkiError(f"cannot load CRL {self._crl_path}: {exc}") from exc
+        if crl.issuer != self.ca.subject or not crl.is_signature_valid(self._ca_key):  # type: ignore[arg-type]
+            raise PkiError(f"CRL {self._crl_path} is not signed by the federation CA")
+        if self.crl is not None and crl.last_update_utc < self.crl.last_update_utc:
+            raise PkiError("CRL is older than the one already loaded")
+        self.crl = crl
+        self.revoked = frozenset(r.serial_number for r in crl)
+        self._crl_mtime = mtime
+        self._peers.clear()
+        return True
+
+    def reload_directory(self, *, force: bool = False) -> bool:
+        mtime = _mtime(self._directory_path)
+        if not force and mtime == self._dir_mtime:
+            return False
+        new = load_directory(self._directory_path, self.ca)
+        if new.federation != self.federation:
+            raise PkiError(f"directory is for federation {new.federation}, not {self.federation}")
+        if self.directory is not None and new.serial <= self.directory.serial:
+            self._dir_mtime = mtime
+            if new.serial < self.directory.serial:
+                raise PkiError(
+                    f"directory serial {new.serial} is older than the loaded {self.directory.serial}"
+                )
+            return False
+        self.directory = new
+        self._dir_mtime = mtime
+        self._peers.clear()
+        log.info("federation directory serial %d loaded", new.serial)
+        return True
+
+    def install_directory(self, new: Directory) -> None:
+        """Accept an already verified directory (e.g. pushed by the authority), if newer."""
+        if self.directory is not None and new.serial <= self.directory.serial:
+            raise PkiError(f"directory serial {new.serial} is not newer than {self.directory.serial}")
+        self.directory = new
+        self._peers.clear()
+
+    # ---- checks -----------------------------------------------------------------------------
+
+    def check_crl_fresh(self, now: datetime) -> None:
+        if self.crl is None:
+            raise Unauthenticated("no CRL loaded: refusing all peers until one is published")
+        next_update = self.crl.next_update_utc
+        if next_update is None or now > next_update:
+            raise Unauthenticated(
+                f"the federation CRL expired at {next_update}: refusing all peers until a fresh "
+                "CRL is published (accord certs crl)"
+            )
+
+    def peer_from_pem(self, pem: bytes, now: datetime) -> Peer:
+        """Authenticate a peer certificate (already chain-verified by TLS) or raise."""
+        self.check_crl_fresh(now)
+        peer = self._peers.get(pem)
+        if peer is None:
+            try:
+                cert = x509.load_pem_x509_certificate(pem)
+            except ValueError as exc:
+                raise Unauthenticated("peer certificate does not parse") from exc
+            peer = self._identify(cert)
+            self._peers[pem] = peer
+        self._check_cert(peer.certificate, now)
+        return peer
+
+    def member_peer(self, agency: str, now: datetime) -> tuple[Member, Peer]:
+        """The directory's entry for an agency we are about to send to, checked like a caller."""
+        self.check_crl_fresh(now)
+        member = self.directory.member(agency) if self.directory else None
+        if member is None:
+            raise Unauthenticated(f"{agency} is not a member of the federation directory")
+        cert = member.certificate()
+        self._check_cert(cert, now)
+        return member, Peer(agency, cert, member.certificate_sha256, public_key_of(cert))
+
+    def _identify(self, cert: x509.Certificate) -> Peer:
+        if cert.issuer != self.ca.subject:
+            raise Unauthenticated("peer certificate is not issued by the federation CA")
+        try:
+            cert.verify_directly_issued_by(self.ca)
+        except (ValueError, TypeError) as exc:
+            raise Unauthenticated("peer certificate is not issued by the federation CA") from exc
+        except Exception as exc:  # InvalidSignature
+            raise Unauthenticated("peer certificate signature does not verify") from exc
+        try:
+            agency = agency_of(cert, self.federation)
+        except PkiError as exc:
+            raise Unauthenticated(f"peer certificate identity: {exc}") from exc
+        fp = fingerprint(cert)
+        member = self.directory.member(agency) if self.directory else None
+        if member is None:
+            raise Unauthenticated(f"{agency} is not a member of the federation directory")
+        if member.certificate_sha256 != fp:
+            raise Unauthenticated(
+                f"certificate {fp[:16]}... is not the one the directory lists for {agency}"
+            )
+        return Peer(agency, cert, fp, public_key_of(cert))
+
+    def _check_cert(self, cert: x509.Certificate, now: datetime) -> None:
+        if cert.serial_number in self.revoked:
+            raise Unauthenticated(f"certificate serial {cert.serial_number:x} is revoked")
+        if now < cert.not_valid_before_utc:
+            raise Unauthenticated(f"certificate is not valid before {cert.not_valid_before_utc}")
+        if now > cert.not_valid_after_utc:
+            raise Unauthenticated(f"certificate expired at {cert.not_valid_after_utc}")
+
+
+def _mtime(path: Path) -> tuple[int, int, int]:
+    """A change marker: files are replaced atomically, so the inode changes on every update."""
+    try:
+        st = path.stat()
+    except OSError:
+        return (-1, -1, -1)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)

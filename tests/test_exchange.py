@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from accord.v1 import message_pb2 as pb
+from node.envelope import digest, parse_receipt, verify
+from tests.harness import Federation, incident, wait_for
+
+
+async def test_round_trip_three_nodes(fed3: Federation) -> None:
+    nl, de, fr = await fed3.start_all()
+    sent = await nl.send(incident(to=["DE-BKA", "FR-PN"]))
+
+    async def both_receipted() -> bool:
+        assert nl.store is not None
+        ds = await nl.store.deliveries(sent.message_id)
+        return all(d.state == "accepted" for d in ds) and len(ds) == 2
+
+    await wait_for(both_receipted)
+    for receiver in (de, fr):
+        assert receiver.store is not None
+        stored = await receiver.store.get_message(sent.message_id, sender="NL-POL")
+        assert stored is not None
+        assert receiver.store.open_content(stored) == sent.content
+        assert verify(nl.trust.member_peer("NL-POL", nl.clock.now())[1].public_key, sent.content, stored.signature)
+    assert nl.store is not None
+    for d in await nl.store.deliveries(sent.message_id):
+        assert d.receipt is not None and d.receipt_signature is not None
+        info = parse_receipt(d.receipt)
+        assert info.accepted and info.content_sha256 == digest(sent.content)
+        assert info.sender == "NL-POL" and info.receiver == d.recipient
+        _, peer = nl.trust.member_peer(d.recipient, nl.clock.now())
+        assert verify(peer.public_key, d.receipt, d.receipt_signature)
+    _ = pb
