@@ -266,17 +266,9 @@ class Node:
                 Reason.OVERSIZE,
                 f"message is {len(data)} bytes; the limit is {self.config.limits.max_message_bytes}",
             )
-        stored = StoredMessage(
-            message_id=meta.message_id,
-            sender=self.agency,
+        stored = StoredMessage.of(
+            meta,
             direction="out",
-            type=meta.type,
-            purpose=meta.purpose,
-            agreement_id=meta.agreement_id,
-            correlation_id=meta.correlation_id or meta.message_id,
-            in_reply_to=meta.in_reply_to,
-            tlp=meta.tlp,
-            created_at=meta.created_at,
             received_at=now,
             retain_until=decision.retain_until,
             content_sha256=digest(data),

@@ -65,6 +65,9 @@ class MessageMeta:
     control_target: str
     incident_fields: frozenset[str]
     forwarded: bool
+    third_agency: str = ""
+    transfer_purpose: str = ""
+    granted: bool = False
 
     def retain_until(self, received_at: datetime) -> datetime | None:
         """The sender's own limit, before agreement and local policy shorten it."""
@@ -210,6 +213,9 @@ def meta_of(msg: pb.MessageContent) -> MessageMeta:
         control_target=msg.control.target_message_id if body_kind == "control" else "",
         incident_fields=incident_fields(msg.incident) if body_kind == "incident" else frozenset(),
         forwarded=msg.HasField("forwarded"),
+        third_agency=msg.control.third_agency if body_kind == "control" else "",
+        transfer_purpose=msg.control.transfer_purpose if body_kind == "control" else "",
+        granted=msg.control.granted if body_kind == "control" else False,
     )
 
 

@@ -161,17 +161,9 @@ class Receiver:
             self._key, message_id=meta.message_id, content_sha256=sha, sender=peer.agency,
             receiver=self.agency, received_at=now, retained_until=decision,
         )  # fmt: skip
-        stored = StoredMessage(
-            message_id=meta.message_id,
-            sender=meta.sender,
+        stored = StoredMessage.of(
+            meta,
             direction="in",
-            type=meta.type,
-            purpose=meta.purpose,
-            agreement_id=meta.agreement_id,
-            correlation_id=meta.correlation_id or meta.message_id,
-            in_reply_to=meta.in_reply_to,
-            tlp=meta.tlp,
-            created_at=meta.created_at,
             received_at=now,
             retain_until=decision,
             content_sha256=sha,

@@ -17,6 +17,7 @@ from typing import Any
 
 import aiosqlite
 
+from node.envelope import MessageMeta
 from node.store.keys import KeyRing, Sealed, aad_for
 from node.store.writer import GroupCommitWriter, Statement
 
@@ -43,6 +44,46 @@ class StoredMessage:
     receipt: bytes | None = None
     receipt_signature: bytes | None = None
     erased_at: datetime | None = None
+    control_target: str = ""
+    third_agency: str = ""
+    granted: bool = False
+
+    @classmethod
+    def of(
+        cls,
+        meta: MessageMeta,
+        *,
+        direction: str,
+        received_at: datetime,
+        retain_until: datetime | None,
+        content_sha256: bytes,
+        signature: bytes,
+        sealed: Sealed,
+        receipt: bytes | None = None,
+        receipt_signature: bytes | None = None,
+    ) -> StoredMessage:
+        return cls(
+            message_id=meta.message_id,
+            sender=meta.sender,
+            direction=direction,
+            type=meta.type,
+            purpose=meta.purpose,
+            agreement_id=meta.agreement_id,
+            correlation_id=meta.correlation_id or meta.message_id,
+            in_reply_to=meta.in_reply_to,
+            tlp=meta.tlp,
+            created_at=meta.created_at,
+            received_at=received_at,
+            retain_until=retain_until,
+            content_sha256=content_sha256,
+            signature=signature,
+            sealed=sealed,
+            receipt=receipt,
+            receipt_signature=receipt_signature,
+            control_target=meta.control_target,
+            third_agency=meta.third_agency,
+            granted=meta.granted,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +129,7 @@ def _dt(value: str | None) -> datetime | None:
 _MESSAGE_COLUMNS = (
     "message_id, sender, direction, type, purpose, agreement_id, correlation_id, in_reply_to, "
     "tlp, created_at, received_at, retain_until, content_sha256, signature, ciphertext, "
-    "wrapped_key, receipt, receipt_signature, erased_at"
+    "wrapped_key, receipt, receipt_signature, erased_at, control_target, third_agency, granted"
 )
 
 
@@ -115,6 +156,9 @@ def _message_from_row(row: Sequence[Any]) -> StoredMessage:
         receipt=row[16],
         receipt_signature=row[17],
         erased_at=_dt(row[18]),
+        control_target=row[19],
+        third_agency=row[20],
+        granted=bool(row[21]),
     )
 
 
@@ -178,12 +222,13 @@ class Store:
         assert m.sealed is not None
         return (
             f"INSERT OR IGNORE INTO messages ({_MESSAGE_COLUMNS}) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 m.message_id, m.sender, m.direction, m.type, m.purpose, m.agreement_id,
                 m.correlation_id, m.in_reply_to, m.tlp, _ts(m.created_at), _ts(m.received_at),
                 _ts(m.retain_until), m.content_sha256, m.signature, m.sealed.ciphertext,
-                m.sealed.wrapped_key, m.receipt, m.receipt_signature, None,
+                m.sealed.wrapped_key, m.receipt, m.receipt_signature, None, m.control_target,
+                m.third_agency, int(m.granted),
             ),
         )  # fmt: skip
 
