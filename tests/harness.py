@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import grpc
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from accord.v1 import message_pb2 as pb
-from certs.ca import FederationAuthority
+from certs.ca import FederationAuthority, load_key
 from certs.directory import Agreement
+from certs.identity import agency_dns_name
 from node import config as config_mod
 from node.app import Node
 from node.clock import Clock, OffsetClock
-from node.envelope import MESSAGE_TYPES
+from node.envelope import MESSAGE_TYPES, sign
 from node.home import init_home
+from node.ids import uuid7
 
 FEDERATION = "accord.test"
 ALL_PURPOSES = (
@@ -159,3 +166,89 @@ async def wait_for(predicate_coro, *, timeout: float = 10.0, interval: float = 0
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+# ---- crafted traffic (added for test_rejections / test_delivery) ------------------------------
+
+
+def member_key(fed: Federation, agency: str) -> ec.EllipticCurvePrivateKey:
+    """The signing key the federation issued to `agency` (the same key its node signs with)."""
+    return load_key(fed.authority.root / "issued" / agency / "node.key")
+
+
+def complete(draft: pb.MessageContent, *, sender: str, message_id: str = "") -> pb.MessageContent:
+    """Fill in what Node.send would (id, sender, created time, agreement), without checks."""
+    content = pb.MessageContent()
+    content.CopyFrom(draft)
+    content.message_id = message_id or content.message_id or uuid7()
+    content.sender = sender
+    if not content.HasField("created_at"):
+        content.created_at.FromDatetime(datetime.now(UTC))
+    content.agreement_id = content.agreement_id or "AGR-TEST"
+    return content
+
+
+def envelope_frame(content: bytes, key: ec.EllipticCurvePrivateKey) -> bytes:
+    """A serialised Envelope over `content`, signed with `key`."""
+    frame: bytes = pb.Envelope(content=content, signature=sign(key, content)).SerializeToString()
+    return frame
+
+
+class RawExchange:
+    """A hand-driven Exchange stream to a node, authenticated (real mTLS) as a federation member.
+
+    Frames are sent as raw bytes, so a test can put anything on the wire, Envelope or not.
+    """
+
+    def __init__(self, fed: Federation, *, as_agency: str, to: Node) -> None:
+        issued = fed.authority.root / "issued" / as_agency
+        self._creds = grpc.ssl_channel_credentials(
+            root_certificates=(issued / "ca.pem").read_bytes(),
+            private_key=(issued / "node.key").read_bytes(),
+            certificate_chain=(issued / "node.pem").read_bytes(),
+        )
+        self._target = f"127.0.0.1:{to.port}"
+        self._name = agency_dns_name(FEDERATION, to.agency)
+        self._channel: grpc.aio.Channel | None = None
+        self._call: Any = None
+
+    async def __aenter__(self) -> RawExchange:
+        self._channel = grpc.aio.secure_channel(
+            self._target,
+            self._creds,
+            options=[
+                ("grpc.ssl_target_name_override", self._name),
+                ("grpc.max_send_message_length", 64 << 20),
+            ],
+        )
+        exchange: Any = self._channel.stream_stream(
+            "/accord.v1.Federation/Exchange",
+            request_serializer=None,  # frames go on the wire as given
+            response_deserializer=pb.Receipt.FromString,
+        )
+        self._call = exchange()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._call is not None:
+            self._call.cancel()
+        if self._channel is not None:
+            await self._channel.close()
+
+    async def send(self, frame: bytes, *, timeout: float = 5.0) -> pb.Receipt:
+        """Write one frame and read the receipt that answers it."""
+        await self._call.write(frame)
+        receipt = await asyncio.wait_for(self._call.read(), timeout)
+        if receipt is grpc.aio.EOF:
+            code, details = await self._call.code(), await self._call.details()
+            raise AssertionError(f"stream ended: {code} {details}")
+        assert isinstance(receipt, pb.Receipt)
+        return receipt
+
+
+def free_port() -> int:
+    """A port free right now on 127.0.0.1 (for a node that must keep its port across restarts)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port

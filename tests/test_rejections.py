@@ -1,0 +1,185 @@
+"""Every way an inbound envelope is refused, over one real mTLS stream to a real node.
+
+Each refusal must come back as a REJECTED receipt with its own reason code, signed by the
+receiver, leave nothing in the receiver's message store, and leave the stream working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from accord.v1 import message_pb2 as pb
+from certs.ca import load_cert
+from node.app import Node
+from node.envelope import ReceiptInfo, digest, parse_receipt, public_key_of, verify
+from node.ids import uuid7
+from tests.harness import (
+    Federation,
+    RawExchange,
+    complete,
+    envelope_frame,
+    incident,
+    liaison,
+    member_key,
+)
+
+NL, DE, FR = "NL-POL", "DE-BKA", "FR-PN"
+
+
+def receipt_checker(
+    fed: Federation, receiver: Node
+) -> Callable[[pb.Receipt], ReceiptInfo]:
+    """Parse a receipt after checking it is signed with the receiver's certificate."""
+    key = public_key_of(load_cert(fed.homes[receiver.agency] / "node.pem"))
+
+    def check(receipt: pb.Receipt) -> ReceiptInfo:
+        assert verify(key, receipt.content, receipt.signature), "receipt signature does not verify"
+        info = parse_receipt(receipt.content)
+        assert info.receiver == receiver.agency
+        return info
+
+    return check
+
+
+def signed(content: pb.MessageContent, key: ec.EllipticCurvePrivateKey) -> tuple[bytes, bytes]:
+    data = content.SerializeToString()
+    return data, envelope_frame(data, key)
+
+
+async def test_each_refusal_has_its_reason_and_the_stream_survives(fed3: Federation) -> None:
+    _nl, de, _fr = await fed3.start_all()
+    assert de.store is not None
+    nl_key, fr_key = member_key(fed3, NL), member_key(fed3, FR)
+    check = receipt_checker(fed3, de)
+    limit = de.config.limits.max_message_bytes
+
+    def good() -> pb.MessageContent:
+        return complete(incident(to=[DE]), sender=NL)
+
+    bad_signature = good()
+    sender_mismatch = complete(incident(to=[DE]), sender=FR)
+    wrong_recipient = complete(incident(to=[FR]), sender=NL)
+    no_id = good()
+    no_id.message_id = ""
+    no_recipients = good()
+    del no_recipients.recipients[:]
+    unknown_type = complete(liaison(to=[DE]), sender=NL)
+    unknown_type.type = 999  # type: ignore[assignment]
+    oversize = complete(incident(to=[DE], narrative="x" * (limit + 1)), sender=NL)
+
+    def case(reason: str, c: pb.MessageContent, *, names_id: bool = True) -> tuple[str, bytes, str]:
+        return reason, signed(c, nl_key)[1], c.message_id if names_id else ""
+
+    content, by_fr = signed(bad_signature, fr_key)  # a valid signature, by the wrong member
+    unsigned = pb.Envelope(content=content).SerializeToString()
+    cases: list[tuple[str, bytes, str]] = [  # (reason, frame, message id the receipt names)
+        ("BAD_SIGNATURE", by_fr, bad_signature.message_id),
+        ("BAD_SIGNATURE", unsigned, bad_signature.message_id),
+        case("SENDER_MISMATCH", sender_mismatch),
+        case("WRONG_RECIPIENT", wrong_recipient),
+        ("MALFORMED", envelope_frame(b"\x0a\xff\x01garbage", nl_key), ""),
+        case("MALFORMED", no_id, names_id=False),
+        case("MALFORMED", no_recipients),
+        case("UNKNOWN_MESSAGE_TYPE", unknown_type),
+        case("OVERSIZE", oversize, names_id=False),  # too big to look inside
+    ]
+
+    async with RawExchange(fed3, as_agency=NL, to=de) as stream:
+        for reason, frame, message_id in cases:
+            info = check(await stream.send(frame))
+            sent = pb.Envelope.FromString(frame).content
+            assert (info.accepted, info.reason_code) == (False, reason), (reason, info)
+            assert info.reason_detail, f"{reason} receipt says nothing about why"
+            assert info.message_id == message_id
+            assert info.content_sha256 == digest(sent)
+            assert info.sender == NL
+
+        # A frame that is not an Envelope at all: refused as MALFORMED, the server carries on.
+        junk = b"\x0a\x05ab"
+        info = check(await stream.send(junk))
+        assert (info.accepted, info.reason_code) == (False, "MALFORMED")
+        assert info.content_sha256 == digest(junk)
+
+        assert await de.store.count("messages") == 0
+        for _, _, message_id in cases:
+            if message_id:
+                assert await de.store.get_message(message_id) is None
+
+        # The same stream still delivers.
+        valid = good()
+        info = check(await stream.send(signed(valid, nl_key)[1]))
+        assert info.accepted and info.reason_code == "" and info.message_id == valid.message_id
+        stored = await de.store.get_message(valid.message_id, sender=NL)
+        assert stored is not None
+        assert de.store.open_content(stored) == valid.SerializeToString()
+
+        # Same id, different content: refused, and the first copy stands.
+        conflicting = pb.MessageContent()
+        conflicting.CopyFrom(valid)
+        conflicting.incident.narrative = "A different story under the same id."
+        info = check(await stream.send(signed(conflicting, nl_key)[1]))
+        assert (info.accepted, info.reason_code) == (False, "ID_CONFLICT")
+        assert info.message_id == valid.message_id
+        assert info.content_sha256 == digest(conflicting.SerializeToString())
+        stored = await de.store.get_message(valid.message_id, sender=NL)
+        assert stored is not None
+        assert de.store.open_content(stored) == valid.SerializeToString()
+        assert await de.store.count("messages") == 1
+
+    # A new stream from the same peer works too: nothing about the junk hurt the server.
+    async with RawExchange(fed3, as_agency=NL, to=de) as stream:
+        after = good()
+        info = check(await stream.send(signed(after, nl_key)[1]))
+        assert info.accepted
+    assert await de.store.count("messages") == 2
+
+
+async def test_refusal_is_repeated_identically_for_a_resend(fed3: Federation) -> None:
+    _nl, de, _fr = await fed3.start_all()
+    assert de.store is not None
+    check = receipt_checker(fed3, de)
+    wrong = complete(incident(to=[FR]), sender=NL)
+    frame = signed(wrong, member_key(fed3, NL))[1]
+    async with RawExchange(fed3, as_agency=NL, to=de) as stream:
+        first = await stream.send(frame)
+        again = await stream.send(frame)
+    assert check(first).reason_code == "WRONG_RECIPIENT"
+    assert again.SerializeToString() == first.SerializeToString()
+    assert await de.store.count("rejections") == 1
+    assert await de.store.count("messages") == 0
+
+
+async def test_same_message_id_from_two_senders_is_two_messages(fed3: Federation) -> None:
+    """Dedupe is by (sender, id): another agency reusing an id neither conflicts nor overwrites."""
+    _nl, de, _fr = await fed3.start_all()
+    assert de.store is not None
+    check = receipt_checker(fed3, de)
+    shared_id = uuid7()
+    from_nl = complete(incident(to=[DE]), sender=NL, message_id=shared_id)
+    from_fr = complete(incident(to=[DE], narrative="Rapport."), sender=FR, message_id=shared_id)
+    async with RawExchange(fed3, as_agency=NL, to=de) as stream:
+        assert check(await stream.send(signed(from_nl, member_key(fed3, NL))[1])).accepted
+    async with RawExchange(fed3, as_agency=FR, to=de) as stream:
+        assert check(await stream.send(signed(from_fr, member_key(fed3, FR))[1])).accepted
+    for sender, content in ((NL, from_nl), (FR, from_fr)):
+        stored = await de.store.get_message(shared_id, sender=sender)
+        assert stored is not None
+        assert de.store.open_content(stored) == content.SerializeToString()
+
+
+async def test_policy_refusal_arrives_as_a_receipt(fed3: Federation) -> None:
+    """Smoke test: an agreement refusal travels the same way as an envelope refusal."""
+    _nl, de, _fr = await fed3.start_all()
+    assert de.store is not None
+    check = receipt_checker(fed3, de)
+    unknown_purpose = complete(incident(to=[DE], purpose="curiosity"), sender=NL)
+    too_long = complete(incident(to=[DE], retention_days=3650), sender=NL)
+    key = member_key(fed3, NL)
+    async with RawExchange(fed3, as_agency=NL, to=de) as stream:
+        info = check(await stream.send(signed(unknown_purpose, key)[1]))
+        assert (info.accepted, info.reason_code) == (False, "UNKNOWN_PURPOSE")
+        info = check(await stream.send(signed(too_long, key)[1]))
+        assert (info.accepted, info.reason_code) == (False, "RETENTION_EXCEEDS_AGREEMENT")
+    assert await de.store.count("messages") == 0
