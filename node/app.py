@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC
@@ -16,21 +17,25 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from accord.v1 import federation_pb2, local_pb2, local_pb2_grpc, message_pb2
-from certs.ca import load_key
+from certs.ca import load_key, write_private
 from certs.directory import agreement_to_dict
 from node.clock import Clock, SystemClock
 from node.config import Config
 from node.delivery.link import Credentials, PeerLink, ReceiptEvent
 from node.delivery.receiver import Receiver
 from node.envelope import digest, meta_of, sign
-from node.errors import Reason, Refused
+from node.access import Role
+from node.errors import AccordError, Reason, Refused
 from node.ids import uuid7
 from node.policy import Policy
 from node.store import Store, StoredMessage
+from node.operations import Operations
+from node.store.access import AccessStore
 from node.store.keys import KeyRing
 from node.transport.auth import FederationAuthInterceptor
 from node.transport.federation import FederationServicer
 from node.transport.local import LocalApiServicer
+from node.transport.local_auth import LocalAuthInterceptor
 from node.trust import Trust
 
 log = logging.getLogger(__name__)
@@ -41,6 +46,7 @@ class Sent:
     message_id: str
     recipients: tuple[str, ...]
     content: bytes
+    pending_approval: bool = False
 
 
 class Node:
@@ -84,6 +90,9 @@ class Node:
             synchronous=self.config.store.synchronous,
             batch_max=self.config.delivery.batch_max,
         )
+        self.access_store = AccessStore(self.store)
+        self.operations = Operations(self, self.access_store)
+        await self._bootstrap_admin()
         self.receiver = Receiver(
             agency=self.agency,
             key=self.key,
@@ -92,6 +101,7 @@ class Node:
             policy=self.policy,
             max_message_bytes=self.config.limits.max_message_bytes,
             on_stored=self._announce,
+            member_key=self._member_key,
         )
         grpc_limit = 4 * self.config.limits.max_message_bytes + (1 << 20)
         self._server = grpc.aio.server(
@@ -124,7 +134,9 @@ class Node:
         sock = self.config.socket
         if sock.exists():
             sock.unlink()
-        self._local = grpc.aio.server()
+        self._local = grpc.aio.server(
+            interceptors=[LocalAuthInterceptor(self.access_store.user_by_token)]
+        )
         local_pb2_grpc.add_LocalApiServicer_to_server(LocalApiServicer(self), self._local)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._local)
         reflection.enable_server_reflection(
@@ -175,6 +187,24 @@ class Node:
             for link in self.links.values():
                 link.notify()
         return changed
+
+    async def _bootstrap_admin(self) -> None:
+        """A fresh node gets one administrator, whose token is left in HOME/tokens/admin."""
+        if await self.access_store.users():
+            return
+        tokens = self.config.home / "tokens"
+        tokens.mkdir(mode=0o700, exist_ok=True)
+        token = secrets.token_urlsafe(32)
+        await self.access_store.add_user(
+            name="admin", role=Role.ADMINISTRATOR, token=token, purposes=(), now=self.clock.now()
+        )
+        write_private(tokens / "admin", token.encode())
+
+    def _member_key(self, agency: str) -> ec.EllipticCurvePublicKey | None:
+        try:
+            return self.trust.member_peer(agency, self.clock.now())[1].public_key
+        except AccordError:
+            return None
 
     # ---- policy -----------------------------------------------------------------------------
 
@@ -242,8 +272,12 @@ class Node:
         for listener in self._receipt_listeners:
             listener(event)
 
-    async def send(self, draft: message_pb2.MessageContent) -> Sent:
-        """Check, sign, seal and queue a message; returns once it is in the durable outbox."""
+    async def send(self, draft: message_pb2.MessageContent, *, author: str = "") -> Sent:
+        """Check, sign, seal and queue a message; returns once it is in the durable outbox.
+
+        A message the agreement marks as consequential is stored but held out of the outbox
+        until a supervisor other than `author` approves it.
+        """
         assert self.store is not None
         content = message_pb2.MessageContent()
         content.CopyFrom(draft)
@@ -256,7 +290,11 @@ class Node:
         if not content.HasField("created_at"):
             content.created_at.FromDatetime(now.astimezone(UTC))
         meta = meta_of(content)
-        decision = self.policy().check_outbound(meta, now=now)
+        replied_type = None
+        if meta.in_reply_to:
+            replied = await self.store.get_message(meta.in_reply_to, direction="in")
+            replied_type = replied.type if replied is not None else None
+        decision = self.policy().check_outbound(meta, now=now, replied_type=replied_type)
         if not content.agreement_id:
             content.agreement_id = decision.agreement.id
             meta = replace(meta, agreement_id=decision.agreement.id)
@@ -275,6 +313,11 @@ class Node:
             signature=sign(self.key, data),
             sealed=self.store.seal(sender=self.agency, message_id=meta.message_id, content=data),
         )
+        if decision.needs_approval:
+            await self.access_store.hold_for_approval(
+                stored, recipients=meta.recipients, author=author, now=now
+            )
+            return Sent(meta.message_id, meta.recipients, data, pending_approval=True)
         await self.store.queue_outbound(stored, meta.recipients)
         for recipient in meta.recipients:
             self.link(recipient).notify()

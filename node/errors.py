@@ -54,7 +54,13 @@ class NotFound(AccordError):
 
 
 class PermissionDenied(AccordError):
+    """A local user may not do this; `code` names the missing condition for the access log."""
+
     status = grpc.StatusCode.PERMISSION_DENIED
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Unauthenticated(AccordError):

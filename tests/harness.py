@@ -252,3 +252,16 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+async def add_user(node: Node, name: str, role: str, purposes: Sequence[str] = ALL_PURPOSES) -> str:
+    """Create a local user on a node (as its bootstrap admin) and save the token where the CLI
+    and `node.client.connect(home, user=name)` look for it."""
+    from node.access import Role, User
+
+    admin = User("admin", Role.ADMINISTRATOR, frozenset())
+    _, token = await node.operations.add_user(admin, name=name, role=role, clearances=list(purposes))
+    path = node.config.home / "tokens" / name
+    path.write_text(token)
+    path.chmod(0o600)
+    return token

@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from accord.v1 import message_pb2 as _message_pb2
+from accord.v1 import federation_pb2 as _federation_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -10,6 +11,166 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class WhoAmIRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class UserInfo(_message.Message):
+    __slots__ = ("name", "role", "clearances", "disabled")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CLEARANCES_FIELD_NUMBER: _ClassVar[int]
+    DISABLED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    role: str
+    clearances: _containers.RepeatedScalarFieldContainer[str]
+    disabled: bool
+    def __init__(self, name: _Optional[str] = ..., role: _Optional[str] = ..., clearances: _Optional[_Iterable[str]] = ..., disabled: _Optional[bool] = ...) -> None: ...
+
+class AddUserRequest(_message.Message):
+    __slots__ = ("name", "role", "clearances")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CLEARANCES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    role: str
+    clearances: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., role: _Optional[str] = ..., clearances: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class AddUserResponse(_message.Message):
+    __slots__ = ("user", "token")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    user: UserInfo
+    token: str
+    def __init__(self, user: _Optional[_Union[UserInfo, _Mapping]] = ..., token: _Optional[str] = ...) -> None: ...
+
+class ListUsersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListUsersResponse(_message.Message):
+    __slots__ = ("users",)
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    users: _containers.RepeatedCompositeFieldContainer[UserInfo]
+    def __init__(self, users: _Optional[_Iterable[_Union[UserInfo, _Mapping]]] = ...) -> None: ...
+
+class SetClearancesRequest(_message.Message):
+    __slots__ = ("name", "clearances")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CLEARANCES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    clearances: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., clearances: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DisableUserRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ListApprovalsRequest(_message.Message):
+    __slots__ = ("state",)
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    state: str
+    def __init__(self, state: _Optional[str] = ...) -> None: ...
+
+class ApprovalInfo(_message.Message):
+    __slots__ = ("message_id", "author", "recipients", "state", "requested_at", "decided_by", "decided_at", "note", "type", "purpose")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_AT_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_BY_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    author: str
+    recipients: _containers.RepeatedScalarFieldContainer[str]
+    state: str
+    requested_at: str
+    decided_by: str
+    decided_at: str
+    note: str
+    type: _message_pb2.MessageType
+    purpose: str
+    def __init__(self, message_id: _Optional[str] = ..., author: _Optional[str] = ..., recipients: _Optional[_Iterable[str]] = ..., state: _Optional[str] = ..., requested_at: _Optional[str] = ..., decided_by: _Optional[str] = ..., decided_at: _Optional[str] = ..., note: _Optional[str] = ..., type: _Optional[_Union[_message_pb2.MessageType, str]] = ..., purpose: _Optional[str] = ...) -> None: ...
+
+class ListApprovalsResponse(_message.Message):
+    __slots__ = ("approvals",)
+    APPROVALS_FIELD_NUMBER: _ClassVar[int]
+    approvals: _containers.RepeatedCompositeFieldContainer[ApprovalInfo]
+    def __init__(self, approvals: _Optional[_Iterable[_Union[ApprovalInfo, _Mapping]]] = ...) -> None: ...
+
+class DecideRequest(_message.Message):
+    __slots__ = ("message_id", "approve", "note")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    APPROVE_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    approve: bool
+    note: str
+    def __init__(self, message_id: _Optional[str] = ..., approve: _Optional[bool] = ..., note: _Optional[str] = ...) -> None: ...
+
+class ForwardRequest(_message.Message):
+    __slots__ = ("message_id", "sender", "to", "purpose", "justification")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    JUSTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    sender: str
+    to: str
+    purpose: str
+    justification: str
+    def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., to: _Optional[str] = ..., purpose: _Optional[str] = ..., justification: _Optional[str] = ...) -> None: ...
+
+class PolicyRequest(_message.Message):
+    __slots__ = ("peer",)
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    peer: str
+    def __init__(self, peer: _Optional[str] = ...) -> None: ...
+
+class AccessLogRequest(_message.Message):
+    __slots__ = ("limit", "message_id")
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    message_id: str
+    def __init__(self, limit: _Optional[int] = ..., message_id: _Optional[str] = ...) -> None: ...
+
+class AccessLogEntry(_message.Message):
+    __slots__ = ("at", "user", "action", "message_id", "purpose", "justification", "recipient", "outcome", "detail")
+    AT_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    JUSTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    at: str
+    user: str
+    action: str
+    message_id: str
+    purpose: str
+    justification: str
+    recipient: str
+    outcome: str
+    detail: str
+    def __init__(self, at: _Optional[str] = ..., user: _Optional[str] = ..., action: _Optional[str] = ..., message_id: _Optional[str] = ..., purpose: _Optional[str] = ..., justification: _Optional[str] = ..., recipient: _Optional[str] = ..., outcome: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class AccessLogResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[AccessLogEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[AccessLogEntry, _Mapping]]] = ...) -> None: ...
+
 class SendRequest(_message.Message):
     __slots__ = ("content",)
     CONTENT_FIELD_NUMBER: _ClassVar[int]
@@ -17,12 +178,14 @@ class SendRequest(_message.Message):
     def __init__(self, content: _Optional[_Union[_message_pb2.MessageContent, _Mapping]] = ...) -> None: ...
 
 class SendResponse(_message.Message):
-    __slots__ = ("message_id", "recipients")
+    __slots__ = ("message_id", "recipients", "pending_approval")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_APPROVAL_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     recipients: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, message_id: _Optional[str] = ..., recipients: _Optional[_Iterable[str]] = ...) -> None: ...
+    pending_approval: bool
+    def __init__(self, message_id: _Optional[str] = ..., recipients: _Optional[_Iterable[str]] = ..., pending_approval: _Optional[bool] = ...) -> None: ...
 
 class InboxRequest(_message.Message):
     __slots__ = ("limit", "before_message_id")

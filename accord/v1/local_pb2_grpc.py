@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from accord.v1 import federation_pb2 as accord_dot_v1_dot_federation__pb2
 from accord.v1 import local_pb2 as accord_dot_v1_dot_local__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -59,6 +60,56 @@ class LocalApiStub:
                 request_serializer=accord_dot_v1_dot_local__pb2.WatchRequest.SerializeToString,
                 response_deserializer=accord_dot_v1_dot_local__pb2.MessageSummary.FromString,
                 _registered_method=True)
+        self.WhoAmI = channel.unary_unary(
+                '/accord.v1.LocalApi/WhoAmI',
+                request_serializer=accord_dot_v1_dot_local__pb2.WhoAmIRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.UserInfo.FromString,
+                _registered_method=True)
+        self.AddUser = channel.unary_unary(
+                '/accord.v1.LocalApi/AddUser',
+                request_serializer=accord_dot_v1_dot_local__pb2.AddUserRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.AddUserResponse.FromString,
+                _registered_method=True)
+        self.ListUsers = channel.unary_unary(
+                '/accord.v1.LocalApi/ListUsers',
+                request_serializer=accord_dot_v1_dot_local__pb2.ListUsersRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.ListUsersResponse.FromString,
+                _registered_method=True)
+        self.SetClearances = channel.unary_unary(
+                '/accord.v1.LocalApi/SetClearances',
+                request_serializer=accord_dot_v1_dot_local__pb2.SetClearancesRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.UserInfo.FromString,
+                _registered_method=True)
+        self.DisableUser = channel.unary_unary(
+                '/accord.v1.LocalApi/DisableUser',
+                request_serializer=accord_dot_v1_dot_local__pb2.DisableUserRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.UserInfo.FromString,
+                _registered_method=True)
+        self.ListApprovals = channel.unary_unary(
+                '/accord.v1.LocalApi/ListApprovals',
+                request_serializer=accord_dot_v1_dot_local__pb2.ListApprovalsRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.ListApprovalsResponse.FromString,
+                _registered_method=True)
+        self.Decide = channel.unary_unary(
+                '/accord.v1.LocalApi/Decide',
+                request_serializer=accord_dot_v1_dot_local__pb2.DecideRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.ApprovalInfo.FromString,
+                _registered_method=True)
+        self.Forward = channel.unary_unary(
+                '/accord.v1.LocalApi/Forward',
+                request_serializer=accord_dot_v1_dot_local__pb2.ForwardRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.SendResponse.FromString,
+                _registered_method=True)
+        self.GetPolicy = channel.unary_unary(
+                '/accord.v1.LocalApi/GetPolicy',
+                request_serializer=accord_dot_v1_dot_local__pb2.PolicyRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_federation__pb2.SignedPolicy.FromString,
+                _registered_method=True)
+        self.AccessLog = channel.unary_unary(
+                '/accord.v1.LocalApi/AccessLog',
+                request_serializer=accord_dot_v1_dot_local__pb2.AccessLogRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.AccessLogResponse.FromString,
+                _registered_method=True)
 
 
 class LocalApiServicer:
@@ -96,6 +147,71 @@ class LocalApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WhoAmI(self, request, context):
+        """Users and clearances (administrator).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddUser(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListUsers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetClearances(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DisableUser(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListApprovals(self, request, context):
+        """Four-eyes approval of messages an agreement marks as consequential (supervisor).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Decide(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Forward(self, request, context):
+        """Onward transfer of a received message to a third agency.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPolicy(self, request, context):
+        """This node's published policy, or a peer's (fetched over the federation, signature checked).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AccessLog(self, request, context):
+        """Consultations, refusals, approvals and disclosures by local users (auditor).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LocalApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -123,6 +239,56 @@ def add_LocalApiServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=accord_dot_v1_dot_local__pb2.WatchRequest.FromString,
                     response_serializer=accord_dot_v1_dot_local__pb2.MessageSummary.SerializeToString,
+            ),
+            'WhoAmI': grpc.unary_unary_rpc_method_handler(
+                    servicer.WhoAmI,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.WhoAmIRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.UserInfo.SerializeToString,
+            ),
+            'AddUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddUser,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.AddUserRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.AddUserResponse.SerializeToString,
+            ),
+            'ListUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUsers,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.ListUsersRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.ListUsersResponse.SerializeToString,
+            ),
+            'SetClearances': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetClearances,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.SetClearancesRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.UserInfo.SerializeToString,
+            ),
+            'DisableUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisableUser,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.DisableUserRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.UserInfo.SerializeToString,
+            ),
+            'ListApprovals': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListApprovals,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.ListApprovalsRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.ListApprovalsResponse.SerializeToString,
+            ),
+            'Decide': grpc.unary_unary_rpc_method_handler(
+                    servicer.Decide,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.DecideRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.ApprovalInfo.SerializeToString,
+            ),
+            'Forward': grpc.unary_unary_rpc_method_handler(
+                    servicer.Forward,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.ForwardRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.SendResponse.SerializeToString,
+            ),
+            'GetPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPolicy,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.PolicyRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_federation__pb2.SignedPolicy.SerializeToString,
+            ),
+            'AccessLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.AccessLog,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.AccessLogRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.AccessLogResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -260,6 +426,276 @@ class LocalApi:
             '/accord.v1.LocalApi/Watch',
             accord_dot_v1_dot_local__pb2.WatchRequest.SerializeToString,
             accord_dot_v1_dot_local__pb2.MessageSummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WhoAmI(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/WhoAmI',
+            accord_dot_v1_dot_local__pb2.WhoAmIRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.UserInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/AddUser',
+            accord_dot_v1_dot_local__pb2.AddUserRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.AddUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/ListUsers',
+            accord_dot_v1_dot_local__pb2.ListUsersRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.ListUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetClearances(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/SetClearances',
+            accord_dot_v1_dot_local__pb2.SetClearancesRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.UserInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisableUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/DisableUser',
+            accord_dot_v1_dot_local__pb2.DisableUserRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.UserInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListApprovals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/ListApprovals',
+            accord_dot_v1_dot_local__pb2.ListApprovalsRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.ListApprovalsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Decide(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/Decide',
+            accord_dot_v1_dot_local__pb2.DecideRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.ApprovalInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Forward(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/Forward',
+            accord_dot_v1_dot_local__pb2.ForwardRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.SendResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/GetPolicy',
+            accord_dot_v1_dot_local__pb2.PolicyRequest.SerializeToString,
+            accord_dot_v1_dot_federation__pb2.SignedPolicy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AccessLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/AccessLog',
+            accord_dot_v1_dot_local__pb2.AccessLogRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.AccessLogResponse.FromString,
             options,
             channel_credentials,
             insecure,

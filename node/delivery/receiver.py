@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from node.clock import Clock
 from node.envelope import MessageMeta, build_receipt, digest, message_id_hint, meta_of, parse_content, verify
 from node.errors import Reason, Refused
+from node.onward import check_forwarded
 from node.policy import Policy
 from node.store import Store, StoredMessage
 from node.trust import Peer
@@ -54,6 +55,7 @@ class Receiver:
         max_message_bytes: int,
         on_stored: Callable[[StoredMessage], None] = lambda m: None,
         on_refused: Callable[[str, str, str], None] = lambda sender, mid, reason: None,
+        member_key: Callable[[str], ec.EllipticCurvePublicKey | None] = lambda agency: None,
     ) -> None:
         self.agency = agency
         self._key = key
@@ -63,6 +65,7 @@ class Receiver:
         self._max = max_message_bytes
         self._on_stored = on_stored
         self._on_refused = on_refused
+        self._member_key = member_key
         # (sender, message id) -> answer being committed; a resend racing the first copy (e.g.
         # after a reconnect) waits for the same answer instead of storing twice.
         self._pending: dict[tuple[str, str], asyncio.Future[Answer]] = {}
@@ -192,7 +195,19 @@ class Receiver:
             raise Refused(
                 Reason.BAD_SIGNATURE, f"signature does not verify with {peer.agency}'s key"
             )
-        meta = meta_of(parse_content(content))
+        msg = parse_content(content)
+        meta = meta_of(msg)
         decision = self._policy().check_inbound(meta, peer=peer.agency, now=now)
+        if msg.HasField("forwarded"):
+            original = msg.forwarded
+            auth = msg.transfer_authorisation if msg.HasField("transfer_authorisation") else None
+            sender_of_original = meta_of(parse_content(original.content)).sender
+            check_forwarded(
+                outer=meta,
+                inner=(original.content, original.signature),
+                authorisation=(auth.content, auth.signature) if auth is not None else None,
+                receiver=self.agency,
+                originator_key=self._member_key(sender_of_original),
+            )
         return meta, decision.retain_until
 

@@ -45,15 +45,23 @@ class Policy:
             raise Refused(Reason.WRONG_RECIPIENT, f"{self.agency} is not among the recipients")
         return self._check_pair(meta, sender=peer, receiver=self.agency, now=now)
 
-    def check_outbound(self, meta: MessageMeta, *, now: datetime) -> Decision:
-        """Run the receiver's checks for every recipient; all must pass under one agreement."""
+    def check_outbound(
+        self, meta: MessageMeta, *, now: datetime, replied_type: str | None = None
+    ) -> Decision:
+        """Run the receiver's checks for every recipient; all must pass under one agreement.
+
+        `replied_type` is the type of the message this one answers (if any): an agreement can
+        require approval of e.g. `REPLY>HIT_NOTIFICATION`, a reply releasing data after a hit.
+        """
         decision: Decision | None = None
         for recipient in meta.recipients:
             if recipient == self.agency:
                 raise Refused(Reason.WRONG_RECIPIENT, "a node does not send to itself")
             if self.directory.member(recipient) is None:
                 raise Refused(Reason.WRONG_RECIPIENT, f"{recipient} is not a federation member")
-            d = self._check_pair(meta, sender=self.agency, receiver=recipient, now=now)
+            d = self._check_pair(
+                meta, sender=self.agency, receiver=recipient, now=now, replied_type=replied_type
+            )
             if decision is not None and d.agreement.id != decision.agreement.id:
                 raise Refused(
                     Reason.NO_AGREEMENT,
@@ -66,7 +74,15 @@ class Policy:
 
     # ---- the rules --------------------------------------------------------------------------
 
-    def _check_pair(self, meta: MessageMeta, *, sender: str, receiver: str, now: datetime) -> Decision:
+    def _check_pair(
+        self,
+        meta: MessageMeta,
+        *,
+        sender: str,
+        receiver: str,
+        now: datetime,
+        replied_type: str | None = None,
+    ) -> Decision:
         if meta.purpose not in self.directory.purpose_codes():
             raise Refused(
                 Reason.UNKNOWN_PURPOSE,
@@ -86,14 +102,22 @@ class Policy:
         first_error: Refused | None = None
         for agreement in candidates:
             try:
-                return self._check_agreement(meta, agreement, now=now, redress=redress)
+                return self._check_agreement(
+                    meta, agreement, now=now, redress=redress, replied_type=replied_type
+                )
             except Refused as exc:
                 first_error = first_error or exc
         assert first_error is not None
         raise first_error
 
     def _check_agreement(
-        self, meta: MessageMeta, a: Agreement, *, now: datetime, redress: bool
+        self,
+        meta: MessageMeta,
+        a: Agreement,
+        *,
+        now: datetime,
+        redress: bool,
+        replied_type: str | None,
     ) -> Decision:
         if not redress:
             if now < a.valid_from:
@@ -162,7 +186,8 @@ class Policy:
         return Decision(
             agreement=a,
             retain_until=min(limits),
-            needs_approval=meta.type in a.approval_required,
+            needs_approval=meta.type in a.approval_required
+            or (replied_type is not None and f"{meta.type}>{replied_type}" in a.approval_required),
         )
 
 

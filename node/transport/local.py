@@ -1,4 +1,7 @@
-"""The local API servicer (unix socket): thin wrappers over Node methods."""
+"""The local API servicer (unix socket): thin wrappers over Operations.
+
+The caller is authenticated by LocalAuthInterceptor; every method acts as `current_user()`.
+"""
 
 from __future__ import annotations
 
@@ -8,44 +11,50 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
-from accord.v1 import local_pb2, local_pb2_grpc, message_pb2
+from accord.v1 import federation_pb2, local_pb2, local_pb2_grpc, message_pb2
+from node import access
+from node.access import User
 from node.envelope import parse_content
-from node.errors import AccordError, InvalidRequest, NotFound, Refused
+from node.errors import AccordError, InvalidRequest, NotFound, PermissionDenied, Refused
 from node.store import StoredMessage
+from node.store.access import Approval
+from node.transport.local_auth import current_user
 
 if TYPE_CHECKING:
     from node.app import Node
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
+Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
 def maps_errors(
-    fn: Callable[[Any, Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[Resp]],
-) -> Callable[[Any, Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[Resp]]:
+    fn: Callable[[Any, Req, Ctx], Awaitable[Resp]],
+) -> Callable[[Any, Req, Ctx], Awaitable[Resp]]:
     """The one mapping of domain errors to gRPC status for the local API.
 
-    A refusal carries its reason code in the `accord-reason` trailer too, so tools need not
-    parse the message.
+    A refusal carries its reason code in the `accord-reason` trailer, a permission denial its
+    missing condition in `accord-denied`, so tools need not parse messages.
     """
 
     @functools.wraps(fn)
-    async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext[Any, Any]) -> Resp:
+    async def wrapper(self: Any, request: Req, context: Ctx) -> Resp:
         try:
             return await fn(self, request, context)
         except AccordError as exc:
             if isinstance(exc, Refused):
                 context.set_trailing_metadata((("accord-reason", exc.reason.value),))
+            elif isinstance(exc, PermissionDenied):
+                context.set_trailing_metadata((("accord-denied", exc.code),))
             await context.abort(exc.status, str(exc))
             raise  # unreachable: abort raises
 
     return wrapper
 
 
-def _ts(when: datetime | None) -> Any:
-    from google.protobuf.timestamp_pb2 import Timestamp
-
+def _ts(when: datetime | None) -> Timestamp:
     ts = Timestamp()
     if when is not None:
         ts.FromDatetime(when.astimezone(UTC))
@@ -69,56 +78,91 @@ def summary(m: StoredMessage) -> local_pb2.MessageSummary:
     return s
 
 
+def user_info(u: User) -> local_pb2.UserInfo:
+    return local_pb2.UserInfo(
+        name=u.name, role=u.role.value, clearances=sorted(u.clearances), disabled=u.disabled
+    )
+
+
+def approval_info(a: Approval, m: StoredMessage | None) -> local_pb2.ApprovalInfo:
+    info = local_pb2.ApprovalInfo(
+        message_id=a.message_id,
+        author=a.author,
+        recipients=a.recipients,
+        state=a.state,
+        requested_at=a.requested_at,
+        decided_by=a.decided_by or "",
+        decided_at=a.decided_at or "",
+        note=a.note,
+    )
+    if m is not None:
+        info.type = message_pb2.MessageType.Value(f"MESSAGE_TYPE_{m.type}")
+        info.purpose = m.purpose
+    return info
+
+
 class LocalApiServicer(local_pb2_grpc.LocalApiServicer):
     def __init__(self, node: Node) -> None:
         self._node = node
+
+    @property
+    def _ops(self) -> Any:
+        return self._node.operations
 
     @property
     def _store(self) -> Any:
         assert self._node.store is not None
         return self._node.store
 
-    @maps_errors
-    async def Send(
-        self, request: local_pb2.SendRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> local_pb2.SendResponse:
-        if not request.HasField("content"):
-            raise InvalidRequest("content is required")
-        sent = await self._node.send(request.content)
-        return local_pb2.SendResponse(message_id=sent.message_id, recipients=sent.recipients)
+    # ---- messages ---------------------------------------------------------------------------
 
     @maps_errors
-    async def Inbox(
-        self, request: local_pb2.InboxRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> local_pb2.InboxResponse:
+    async def Send(self, request: local_pb2.SendRequest, context: Ctx) -> local_pb2.SendResponse:
+        if not request.HasField("content"):
+            raise InvalidRequest("content is required")
+        sent = await self._ops.send(current_user(), request.content)
+        return local_pb2.SendResponse(
+            message_id=sent.message_id,
+            recipients=sent.recipients,
+            pending_approval=sent.pending_approval,
+        )
+
+    @maps_errors
+    async def Inbox(self, request: local_pb2.InboxRequest, context: Ctx) -> local_pb2.InboxResponse:
         limit = min(request.limit or 100, 1000)
-        messages = await self._store.list_messages(
-            direction="in", limit=limit, before=request.before_message_id
+        messages = await self._ops.inbox(
+            current_user(), limit=limit, before=request.before_message_id
         )
         return local_pb2.InboxResponse(messages=[summary(m) for m in messages])
 
     @maps_errors
-    async def Get(
-        self, request: local_pb2.GetRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> local_pb2.GetResponse:
+    async def Get(self, request: local_pb2.GetRequest, context: Ctx) -> local_pb2.GetResponse:
         if not request.message_id:
             raise InvalidRequest("message_id is required")
-        m = await self._store.get_message(request.message_id, sender=request.sender or None)
-        if m is None:
-            raise NotFound(f"no message {request.message_id}")
-        content = self._store.open_content(m)
-        response = local_pb2.GetResponse(summary=summary(m))
-        if content is not None:
-            response.envelope.CopyFrom(message_pb2.Envelope(content=content, signature=m.signature))
-            response.content.CopyFrom(parse_content(content))
+        result = await self._ops.read(
+            current_user(),
+            message_id=request.message_id,
+            sender=request.sender,
+            justification=request.justification,
+        )
+        response = local_pb2.GetResponse(summary=summary(result.message))
+        if result.content is not None:
+            response.envelope.CopyFrom(
+                message_pb2.Envelope(content=result.content, signature=result.message.signature)
+            )
+            response.content.CopyFrom(parse_content(result.content))
         return response
 
     @maps_errors
     async def Receipts(
-        self, request: local_pb2.ReceiptsRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: local_pb2.ReceiptsRequest, context: Ctx
     ) -> local_pb2.ReceiptsResponse:
+        user = current_user()
+        if user.role == access.Role.ADMINISTRATOR:
+            raise PermissionDenied("ROLE", "administrators manage the node; they do not see traffic")
         deliveries = await self._store.deliveries(request.message_id)
-        if not deliveries:
+        pending = await self._ops.access.approval(request.message_id)
+        if not deliveries and pending is None:
             raise NotFound(f"no message {request.message_id} sent from this node")
         response = local_pb2.ReceiptsResponse(message_id=request.message_id)
         for d in deliveries:
@@ -130,14 +174,129 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):
                     message_pb2.Receipt(content=d.receipt, signature=d.receipt_signature or b"")
                 )
                 status.receipt_content.ParseFromString(d.receipt)
+        if not deliveries and pending is not None:
+            for r in pending.recipients:
+                response.deliveries.add(recipient=r, state=f"approval-{pending.state}")
         return response
 
     async def Watch(
-        self, request: local_pb2.WatchRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: local_pb2.WatchRequest, context: Ctx
     ) -> AsyncIterator[local_pb2.MessageSummary]:
+        user = current_user()
+        if user.role == access.Role.ADMINISTRATOR:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "administrators do not see traffic")
         queue = self._node.watch()
         try:
             while True:
-                yield summary(await queue.get())
+                m = await queue.get()
+                if user.role == access.Role.AUDITOR or m.purpose in user.clearances:
+                    yield summary(m)
         finally:
             self._node.unwatch(queue)
+
+    # ---- users ------------------------------------------------------------------------------
+
+    @maps_errors
+    async def WhoAmI(self, request: local_pb2.WhoAmIRequest, context: Ctx) -> local_pb2.UserInfo:
+        return user_info(current_user())
+
+    @maps_errors
+    async def AddUser(
+        self, request: local_pb2.AddUserRequest, context: Ctx
+    ) -> local_pb2.AddUserResponse:
+        user, token = await self._ops.add_user(
+            current_user(), name=request.name, role=request.role, clearances=list(request.clearances)
+        )
+        return local_pb2.AddUserResponse(user=user_info(user), token=token)
+
+    @maps_errors
+    async def ListUsers(
+        self, request: local_pb2.ListUsersRequest, context: Ctx
+    ) -> local_pb2.ListUsersResponse:
+        users = await self._ops.users(current_user())
+        return local_pb2.ListUsersResponse(users=[user_info(u) for u in users])
+
+    @maps_errors
+    async def SetClearances(
+        self, request: local_pb2.SetClearancesRequest, context: Ctx
+    ) -> local_pb2.UserInfo:
+        user = await self._ops.set_clearances(
+            current_user(), name=request.name, clearances=list(request.clearances)
+        )
+        return user_info(user)
+
+    @maps_errors
+    async def DisableUser(
+        self, request: local_pb2.DisableUserRequest, context: Ctx
+    ) -> local_pb2.UserInfo:
+        return user_info(await self._ops.disable_user(current_user(), name=request.name))
+
+    # ---- approvals, forwarding --------------------------------------------------------------
+
+    @maps_errors
+    async def ListApprovals(
+        self, request: local_pb2.ListApprovalsRequest, context: Ctx
+    ) -> local_pb2.ListApprovalsResponse:
+        approvals = await self._ops.approvals(current_user(), state=request.state)
+        out = local_pb2.ListApprovalsResponse()
+        for a in approvals:
+            m = await self._store.get_message(a.message_id, direction="out")
+            out.approvals.append(approval_info(a, m))
+        return out
+
+    @maps_errors
+    async def Decide(self, request: local_pb2.DecideRequest, context: Ctx) -> local_pb2.ApprovalInfo:
+        decided = await self._ops.decide(
+            current_user(), message_id=request.message_id, approve=request.approve, note=request.note
+        )
+        m = await self._store.get_message(request.message_id, direction="out")
+        return approval_info(decided, m)
+
+    @maps_errors
+    async def Forward(
+        self, request: local_pb2.ForwardRequest, context: Ctx
+    ) -> local_pb2.SendResponse:
+        if not request.message_id or not request.to:
+            raise InvalidRequest("message_id and to are required")
+        sent = await self._ops.forward(
+            current_user(),
+            message_id=request.message_id,
+            sender=request.sender,
+            to=request.to,
+            purpose=request.purpose,
+            justification=request.justification,
+        )
+        return local_pb2.SendResponse(
+            message_id=sent.message_id,
+            recipients=sent.recipients,
+            pending_approval=sent.pending_approval,
+        )
+
+    # ---- policy and audit -------------------------------------------------------------------
+
+    @maps_errors
+    async def GetPolicy(
+        self, request: local_pb2.PolicyRequest, context: Ctx
+    ) -> federation_pb2.SignedPolicy:
+        if not request.peer or request.peer == self._node.agency:
+            return self._node.signed_policy()
+        policy: federation_pb2.SignedPolicy = await self._ops.peer_policy(request.peer)
+        return policy
+
+    @maps_errors
+    async def AccessLog(
+        self, request: local_pb2.AccessLogRequest, context: Ctx
+    ) -> local_pb2.AccessLogResponse:
+        entries = await self._ops.access_log(
+            current_user(), limit=min(request.limit or 200, 5000), message_id=request.message_id
+        )
+        return local_pb2.AccessLogResponse(
+            entries=[
+                local_pb2.AccessLogEntry(
+                    at=e.at, user=e.user, action=e.action, message_id=e.message_id,
+                    purpose=e.purpose, justification=e.justification, recipient=e.recipient,
+                    outcome=e.outcome, detail=e.detail,
+                )  # fmt: skip
+                for e in entries
+            ]
+        )

@@ -1,0 +1,102 @@
+"""Who may do what on a node: roles, purpose clearances, justification, TLP and handling.
+
+Pure rules, no I/O: the caller records every decision in the access log.
+
+Decisions (where the design is silent):
+- Reading content needs the liaison officer or supervisor role, a clearance for the message's
+  purpose and a written justification of at least 10 characters (LED Art. 25 logs it).
+- TLP:RED content is for supervisors only; TLP:AMBER+STRICT for cleared officers and
+  supervisors; auditors and administrators never read content, only metadata and logs.
+- Sending and forwarding need the liaison officer or supervisor role and a clearance for the
+  purpose. Approving needs the supervisor role and must not be the author (four eyes).
+- Managing users needs the administrator role; reading the access log needs auditor or
+  administrator.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from node.errors import PermissionDenied
+
+MIN_JUSTIFICATION = 10
+
+
+class Role(enum.StrEnum):
+    LIAISON_OFFICER = "liaison_officer"
+    SUPERVISOR = "supervisor"
+    AUDITOR = "auditor"
+    ADMINISTRATOR = "administrator"
+
+
+OPERATIONAL = frozenset({Role.LIAISON_OFFICER, Role.SUPERVISOR})
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+    role: Role
+    clearances: frozenset[str]
+    disabled: bool = False
+
+
+def _operational(user: User, what: str) -> None:
+    if user.role not in OPERATIONAL:
+        raise PermissionDenied(
+            "ROLE", f"{user.name} is {user.role}; {what} needs a liaison officer or supervisor"
+        )
+
+
+def _cleared(user: User, purpose: str) -> None:
+    if purpose not in user.clearances:
+        raise PermissionDenied(
+            "CLEARANCE", f"{user.name} is not cleared for the purpose {purpose!r}"
+        )
+
+
+def check_read(user: User, *, purpose: str, tlp: str, justification: str) -> None:
+    _operational(user, "reading message content")
+    _cleared(user, purpose)
+    if tlp == "RED" and user.role != Role.SUPERVISOR:
+        raise PermissionDenied("TLP", "TLP:RED content is for supervisors only")
+    if len(justification.strip()) < MIN_JUSTIFICATION:
+        raise PermissionDenied(
+            "JUSTIFICATION",
+            f"reading needs a written justification (at least {MIN_JUSTIFICATION} characters)",
+        )
+
+
+def check_send(user: User, *, purpose: str) -> None:
+    _operational(user, "sending")
+    _cleared(user, purpose)
+
+
+def check_forward(user: User, *, purpose: str, justification: str) -> None:
+    _operational(user, "forwarding")
+    _cleared(user, purpose)
+    if len(justification.strip()) < MIN_JUSTIFICATION:
+        raise PermissionDenied("JUSTIFICATION", "a forward needs a written justification")
+
+
+def check_approve(user: User, *, author: str) -> None:
+    if user.role != Role.SUPERVISOR:
+        raise PermissionDenied("ROLE", f"{user.name} is {user.role}; approval needs a supervisor")
+    if user.name == author:
+        raise PermissionDenied("FOUR_EYES", "the author of a message cannot approve it")
+
+
+def check_manage_users(user: User) -> None:
+    if user.role != Role.ADMINISTRATOR:
+        raise PermissionDenied("ROLE", "managing users needs the administrator role")
+
+
+def check_audit(user: User) -> None:
+    if user.role not in (Role.AUDITOR, Role.ADMINISTRATOR):
+        raise PermissionDenied("ROLE", "the access log is for auditors and administrators")
+
+
+def check_list(user: User) -> None:
+    """Listing message metadata (inbox): any role but the administrator's."""
+    if user.role == Role.ADMINISTRATOR:
+        raise PermissionDenied("ROLE", "administrators manage the node; they do not see traffic")

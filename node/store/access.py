@@ -1,0 +1,220 @@
+"""SQL for users, clearances, four-eyes approvals, grants and the access log."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from node.access import Role, User
+from node.store.db import Store, StoredMessage, _ts
+
+
+def token_digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    message_id: str
+    author: str
+    recipients: tuple[str, ...]
+    state: str
+    requested_at: str
+    decided_by: str | None
+    decided_at: str | None
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccessEntry:
+    at: str
+    user: str
+    action: str
+    message_id: str
+    purpose: str
+    justification: str
+    recipient: str
+    outcome: str
+    detail: str
+
+
+class AccessStore:
+    """Shares the node store's connections and group-commit writer."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    @property
+    def _r(self):  # type: ignore[no-untyped-def]
+        return self._store._rconn  # noqa: SLF001 - one store, two classes of named transactions
+
+    # ---- users ------------------------------------------------------------------------------
+
+    async def users(self) -> list[User]:
+        cursor = await self._r.execute(
+            "SELECT u.name, u.role, u.disabled_at, group_concat(c.purpose, char(31)) "
+            "FROM users u LEFT JOIN clearances c ON c.user_name = u.name GROUP BY u.name ORDER BY u.name"
+        )
+        return [
+            User(name, Role(role), frozenset(p.split("\x1f")) if p else frozenset(), bool(disabled))
+            for name, role, disabled, p in await cursor.fetchall()
+        ]
+
+    async def user_by_token(self, token: str) -> User | None:
+        cursor = await self._r.execute(
+            "SELECT name FROM users WHERE token_sha256 = ? AND disabled_at IS NULL",
+            (token_digest(token),),
+        )
+        row = await cursor.fetchone()
+        if row is None:
+            return None
+        return next((u for u in await self.users() if u.name == row[0]), None)
+
+    async def add_user(
+        self, *, name: str, role: Role, token: str, purposes: Sequence[str], now: datetime
+    ) -> None:
+        statements: list[tuple[str, Sequence[object]]] = [
+            (
+                "INSERT INTO users (name, role, token_sha256, created_at) VALUES (?, ?, ?, ?)",
+                (name, role.value, token_digest(token), _ts(now)),
+            )
+        ]
+        statements += [
+            ("INSERT OR IGNORE INTO clearances (user_name, purpose) VALUES (?, ?)", (name, p))
+            for p in purposes
+        ]
+        await self._store.writer.submit(statements)
+
+    async def set_clearances(self, *, name: str, purposes: Sequence[str]) -> None:
+        statements: list[tuple[str, Sequence[object]]] = [
+            ("DELETE FROM clearances WHERE user_name = ?", (name,))
+        ]
+        statements += [
+            ("INSERT INTO clearances (user_name, purpose) VALUES (?, ?)", (name, p)) for p in purposes
+        ]
+        await self._store.writer.submit(statements)
+
+    async def disable_user(self, *, name: str, now: datetime) -> None:
+        await self._store.writer.submit(
+            [("UPDATE users SET disabled_at = ? WHERE name = ?", (_ts(now), name))]
+        )
+
+    # ---- approvals --------------------------------------------------------------------------
+
+    async def hold_for_approval(
+        self, message: StoredMessage, *, recipients: Sequence[str], author: str, now: datetime
+    ) -> None:
+        """Store an outbound message without outbox rows, pending a second person's approval."""
+        await self._store.writer.submit(
+            [
+                self._store._insert_message_txn(message),  # noqa: SLF001
+                (
+                    "INSERT INTO approvals (message_id, author, recipients, requested_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (message.message_id, author, ",".join(recipients), _ts(now)),
+                ),
+            ]
+        )
+
+    async def approval(self, message_id: str) -> Approval | None:
+        cursor = await self._r.execute(
+            "SELECT message_id, author, recipients, state, requested_at, decided_by, decided_at, "
+            "note FROM approvals WHERE message_id = ?",
+            (message_id,),
+        )
+        row = await cursor.fetchone()
+        return _approval(row) if row else None
+
+    async def approvals(self, *, state: str | None = "pending") -> list[Approval]:
+        sql = (
+            "SELECT message_id, author, recipients, state, requested_at, decided_by, decided_at, "
+            "note FROM approvals"
+        )
+        params: tuple[str, ...] = ()
+        if state:
+            sql += " WHERE state = ?"
+            params = (state,)
+        cursor = await self._r.execute(sql + " ORDER BY requested_at", params)
+        return [_approval(r) for r in await cursor.fetchall()]
+
+    async def decide(
+        self, *, message_id: str, approver: str, approve: bool, note: str, now: datetime,
+        recipients: Sequence[str],
+    ) -> None:
+        """Record the decision and, on approval, put the message in the outbox, atomically."""
+        statements: list[tuple[str, Sequence[object]]] = [
+            (
+                "UPDATE approvals SET state = ?, decided_by = ?, decided_at = ?, note = ? "
+                "WHERE message_id = ? AND state = 'pending'",
+                ("approved" if approve else "rejected", approver, _ts(now), note, message_id),
+            )
+        ]
+        if approve:
+            statements += [
+                (
+                    "INSERT OR IGNORE INTO deliveries (message_id, recipient) VALUES (?, ?)",
+                    (message_id, r),
+                )
+                for r in recipients
+            ]
+        await self._store.writer.submit(statements)
+
+    # ---- grants -----------------------------------------------------------------------------
+
+    async def grants_for(self, message_id: str) -> list[StoredMessage]:
+        """Received TRANSFER_AUTHORISATION_GRANT messages that act on `message_id`."""
+        cursor = await self._r.execute(
+            "SELECT message_id, sender FROM messages WHERE control_target = ? "
+            "AND type = 'TRANSFER_AUTHORISATION_GRANT' AND direction = 'in'",
+            (message_id,),
+        )
+        out = []
+        for mid, sender in await cursor.fetchall():
+            m = await self._store.get_message(mid, sender=sender, direction="in")
+            if m is not None:
+                out.append(m)
+        return out
+
+    # ---- access log -------------------------------------------------------------------------
+
+    async def log(
+        self, *, at: datetime, user: str, action: str, outcome: str, message_id: str = "",
+        purpose: str = "", justification: str = "", recipient: str = "", detail: str = "",
+    ) -> None:
+        await self._store.writer.submit(
+            [
+                (
+                    "INSERT INTO access_log (at, user_name, action, message_id, purpose, "
+                    "justification, recipient, outcome, detail) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (_ts(at), user, action, message_id, purpose, justification, recipient,
+                     outcome, detail[:500]),
+                )
+            ]
+        )  # fmt: skip
+
+    async def entries(self, *, limit: int = 200, message_id: str = "") -> list[AccessEntry]:
+        sql = (
+            "SELECT at, user_name, action, message_id, purpose, justification, recipient, "
+            "outcome, detail FROM access_log"
+        )
+        params: list[object] = []
+        if message_id:
+            sql += " WHERE message_id = ?"
+            params.append(message_id)
+        cursor = await self._r.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))
+        return [AccessEntry(*row) for row in await cursor.fetchall()]
+
+
+def _approval(row: Sequence[object]) -> Approval:
+    return Approval(
+        message_id=str(row[0]),
+        author=str(row[1]),
+        recipients=tuple(str(row[2]).split(",")),
+        state=str(row[3]),
+        requested_at=str(row[4]),
+        decided_by=None if row[5] is None else str(row[5]),
+        decided_at=None if row[6] is None else str(row[6]),
+        note=str(row[7]),
+    )
