@@ -1,22 +1,39 @@
-"""`accord`: the command line. Thin over the federation authority and the node's local API."""
+"""`accord`: the command line. Thin over the federation authority and the node's local API.
+
+Each command group registers itself in its own `_add_*` function; `build_parser()` only lists
+them, so a new group is one function and one line. Every command that talks to a running node
+goes through `node.client.connect()`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from certs.ca import FederationAuthority
+import grpc
+
+from certs.ca import FederationAuthority, load_cert
 from certs.errors import PkiError
+from certs.identity import check_agency_code
 from node import config as config_mod
+from node.client import connect, local_error, resolve_home
 from node.errors import AccordError
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+class UsageError(AccordError):
+    """A command line that names something impossible (bad type, bad file, ...)."""
 
 
 def _now() -> datetime:
@@ -49,18 +66,17 @@ def cmd_certs_issue(args: argparse.Namespace) -> int:
 
 def cmd_certs_revoke(args: argparse.Namespace) -> int:
     fa = FederationAuthority(Path(args.dir))
-    serials = fa.revoke(
-        now=_now(), agency=args.agency, serial=int(args.serial, 16) if args.serial else None
-    )
-    for s in serials:
+    try:
+        serial = int(args.serial, 16) if args.serial else None
+    except ValueError as exc:
+        raise UsageError(f"--serial: {args.serial!r} is not a hexadecimal serial") from exc
+    for s in fa.revoke(now=_now(), agency=args.agency, serial=serial):
         print(f"revoked serial {s:x}")
     print(f"CRL republished: {fa.crl_path}; directory updated: {fa.directory_path}")
     return 0
 
 
 def cmd_certs_crl(args: argparse.Namespace) -> int:
-    from datetime import timedelta
-
     fa = FederationAuthority(Path(args.dir))
     path = fa.publish_crl(now=_now(), next_update=timedelta(hours=args.hours))
     print(f"CRL republished: {path} (next update in {args.hours} h)")
@@ -74,17 +90,61 @@ def cmd_certs_endpoint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_certs(sub: Any) -> None:
+    certs = sub.add_parser("certs", help="federation PKI: CA, certificates, CRL, directory")
+    csub = certs.add_subparsers(dest="certs_command", required=True, metavar="SUBCOMMAND")
+    p = csub.add_parser("init-federation", help="create a federation CA, CRL and directory")
+    p.add_argument("--dir", required=True, help="federation authority directory to create")
+    p.add_argument("--federation", default="accord.test", help="federation DNS name")
+    p.set_defaults(func=cmd_certs_init)
+
+    p = csub.add_parser("issue", help="issue a node key and certificate and list it")
+    p.add_argument("--dir", required=True, help="federation authority directory")
+    p.add_argument("--agency", required=True, help="agency code, e.g. NL-POL")
+    p.add_argument("--endpoint", required=True, help="HOST:PORT the node listens on")
+    p.add_argument("--name", help="agency display name")
+    p.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
+    p.add_argument(
+        "--out", help="where to write node.key, node.pem, ca.pem (default DIR/issued/CODE)"
+    )
+    p.set_defaults(func=cmd_certs_issue)
+
+    p = csub.add_parser("revoke", help="revoke a certificate and republish CRL and directory")
+    p.add_argument("--dir", required=True, help="federation authority directory")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--agency", help="revoke every certificate of this agency")
+    group.add_argument("--serial", help="revoke one certificate by serial (hex)")
+    p.set_defaults(func=cmd_certs_revoke)
+
+    p = csub.add_parser("crl", help="republish the CRL with a fresh nextUpdate")
+    p.add_argument("--dir", required=True, help="federation authority directory")
+    p.add_argument("--hours", type=float, default=168.0, help="hours to nextUpdate (default 168)")
+    p.set_defaults(func=cmd_certs_crl)
+
+    p = csub.add_parser("set-endpoint", help="change a member's endpoint in the directory")
+    p.add_argument("--dir", required=True, help="federation authority directory")
+    p.add_argument("--agency", required=True, help="agency code of the member")
+    p.add_argument("--endpoint", required=True, help="HOST:PORT")
+    p.set_defaults(func=cmd_certs_endpoint)
+
+
 # ---- node --------------------------------------------------------------------------------------
 
 
 def cmd_node_init(args: argparse.Namespace) -> int:
+    from certs.directory import load_directory
     from node.home import init_home
 
     fed = Path(args.federation)
+    federation = args.federation_name
+    if federation is None:
+        # Only the published files (ca.pem, directory.json), never the authority's private key:
+        # an agency receives those, not the federation's state directory.
+        federation = load_directory(fed / "directory.json", load_cert(fed / "ca.pem")).federation
     path = init_home(
         Path(args.home),
-        agency=args.agency,
-        federation=FederationAuthority(fed).name if args.federation_name is None else args.federation_name,
+        agency=check_agency_code(args.agency),
+        federation=federation,
         listen=args.listen,
         issued=Path(args.certs) if args.certs else fed / "issued" / args.agency,
         directory=fed / "directory.json",
@@ -97,7 +157,7 @@ def cmd_node_init(args: argparse.Namespace) -> int:
 def cmd_node_run(args: argparse.Namespace) -> int:
     from node.app import Node
 
-    config = config_mod.load(Path(args.home))
+    config = config_mod.load(resolve_home(args.home))
 
     async def run() -> None:
         node = Node(config)
@@ -114,6 +174,477 @@ def cmd_node_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_node(sub: Any) -> None:
+    node = sub.add_parser("node", help="create and run a node")
+    nsub = node.add_subparsers(dest="node_command", required=True, metavar="SUBCOMMAND")
+    p = nsub.add_parser("init", help="create a node home from issued certificates")
+    p.add_argument("--home", required=True, help="node home directory to create")
+    p.add_argument("--agency", required=True, help="this node's agency code")
+    p.add_argument(
+        "--federation", required=True, help="directory with the federation's published files"
+    )
+    p.add_argument("--federation-name", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--listen", default="127.0.0.1:7443", help="HOST:PORT for federation traffic")
+    p.add_argument(
+        "--certs", help="directory with node.key, node.pem, ca.pem (default FED/issued/CODE)"
+    )
+    p.set_defaults(func=cmd_node_init)
+
+    p = nsub.add_parser("run", help="run the node until SIGINT/SIGTERM")
+    _home_argument(p)
+    p.set_defaults(func=cmd_node_run)
+
+
+# ---- messages (over the local API) -------------------------------------------------------------
+
+
+def _home_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--home", help="node home directory (default $ACCORD_HOME)")
+
+
+def _local_arguments(p: argparse.ArgumentParser) -> None:
+    """What every command over the local API takes: which node, and as which local user."""
+    _home_argument(p)
+    p.add_argument(
+        "--as",
+        dest="as_user",
+        metavar="USER",
+        help="act as this local user (token from $ACCORD_TOKEN or HOME/tokens/USER; "
+        "default $ACCORD_USER, else admin)",
+    )
+
+
+def _choice(value: str, choices: Sequence[str], *, what: str, prefix: str = "") -> str:
+    """Match a user-typed enum name: case-insensitive, '-'/'+' as '_', optional proto prefix."""
+    name = value.strip().upper().replace("-", "_").replace("+", "_").removeprefix(prefix)
+    if name not in choices:
+        raise UsageError(f"{what} {value!r} is not one of: {', '.join(choices)}")
+    return name
+
+
+def _names(enum: Any, prefix: str) -> list[str]:
+    """A protobuf enum's value names without prefix, leaving out the zero UNSPECIFIED."""
+    return [str(v.name).removeprefix(prefix) for v in enum.DESCRIPTOR.values if v.number != 0]
+
+
+def _csv(values: Sequence[str] | None) -> list[str]:
+    return [v.strip() for value in values or () for v in value.split(",") if v.strip()]
+
+
+def _read_body(path: str, body: Any, *, type_name: str) -> None:
+    """Parse a body file (protobuf JSON mapping) into `body`, with errors naming file and cause."""
+    from google.protobuf import json_format  # type: ignore[import-untyped, unused-ignore]
+
+    kind = body.DESCRIPTOR.name
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as exc:
+        raise UsageError(f"--body {path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--body {path}: not UTF-8 text") from exc
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"--body {path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+    if not isinstance(doc, dict):
+        raise UsageError(f"--body {path}: must be a JSON object (a {kind} for {type_name})")
+    try:
+        json_format.ParseDict(doc, body)
+    except json_format.ParseError as exc:
+        problem = " ".join(str(exc).split())
+        raise UsageError(f"--body {path}: not a valid {kind} for {type_name}: {problem}") from exc
+
+
+def build_content(args: argparse.Namespace) -> Any:
+    """The MessageContent `accord send` asks the node to send (the node signs and completes it)."""
+    from accord.v1 import message_pb2 as pb
+    from node.envelope import CONTROL_TYPES, INCIDENT_TYPES, MESSAGE_TYPES
+
+    recipients = _csv(args.to)
+    if not recipients:
+        raise UsageError("--to: name at least one agency code")
+    for code in recipients:
+        check_agency_code(code)
+    type_name = _choice(args.type, MESSAGE_TYPES, what="--type", prefix="MESSAGE_TYPE_")
+    content = pb.MessageContent(
+        recipients=recipients,
+        type=pb.MessageType.Value(f"MESSAGE_TYPE_{type_name}"),
+        purpose=args.purpose,
+        legal_basis=args.legal_basis or "",
+        urgency=pb.URGENCY_URGENT if args.urgent else pb.URGENCY_NORMAL,
+        in_reply_to=args.reply_to or "",
+        # A reply continues the thread of what it answers unless told otherwise.
+        correlation_id=args.correlation or args.reply_to or "",
+    )
+    if args.retention_days is not None:
+        if args.retention_days < 1:
+            raise UsageError("--retention-days: must be at least 1")
+        content.retention.days = args.retention_days
+    if args.tlp:
+        tlps = _names(pb.Tlp, "TLP_")
+        content.tlp = pb.Tlp.Value("TLP_" + _choice(args.tlp, tlps, what="--tlp", prefix="TLP_"))
+    codes = _names(pb.HandlingCode, "HANDLING_CODE_")
+    for code in _csv(args.handling):
+        name = _choice(code, codes, what="--handling code", prefix="HANDLING_CODE_")
+        content.handling_codes.append(pb.HandlingCode.Value(f"HANDLING_CODE_{name}"))
+    if args.onward:
+        rules = _names(pb.OnwardTransfer, "ONWARD_TRANSFER_")
+        name = _choice(args.onward, rules, what="--onward", prefix="ONWARD_TRANSFER_")
+        content.onward_transfer = pb.OnwardTransfer.Value(f"ONWARD_TRANSFER_{name}")
+    if type_name in INCIDENT_TYPES:
+        body: Any = pb.IncidentBody()
+        target = content.incident
+    elif type_name in CONTROL_TYPES:
+        body = pb.ControlBody()
+        target = content.control
+    else:
+        body = pb.LiaisonBody()
+        target = content.liaison
+    _read_body(args.body, body, type_name=type_name)
+    target.CopyFrom(body)
+    return content
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from accord.v1 import local_pb2
+
+    content = build_content(args)
+    home = resolve_home(args.home)
+
+    async def send() -> Any:
+        async with connect(home, user=args.as_user) as node:
+            return await node.api.Send(local_pb2.SendRequest(content=content))
+
+    response = asyncio.run(send())
+    print(response.message_id)
+    if response.pending_approval:
+        status = "held until a supervisor other than you approves it (four eyes)"
+    else:
+        status = f"queued for {', '.join(response.recipients)}"
+    print(f"{status}; follow it with `accord receipts {response.message_id}`", file=sys.stderr)
+    return 0
+
+
+def _time(ts: Any) -> str:
+    """A protobuf Timestamp for people: UTC to the second, '-' when unset."""
+    if not ts.seconds and not ts.nanos:
+        return "-"
+    return str(ts.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M:%SZ"))
+
+
+def _iso(ts: Any) -> str | None:
+    if not ts.seconds and not ts.nanos:
+        return None
+    return str(ts.ToDatetime(tzinfo=UTC).isoformat())
+
+
+def _enum(enum: Any, value: int, prefix: str) -> str:
+    return str(enum.Name(value)).removeprefix(prefix)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    lines = [headers, *rows]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+                     for line in lines)  # fmt: skip
+
+
+def _summary_dict(s: Any) -> dict[str, Any]:
+    from accord.v1 import message_pb2 as pb
+
+    return {
+        "message_id": s.message_id,
+        "sender": s.sender,
+        "type": _enum(pb.MessageType, s.type, "MESSAGE_TYPE_"),
+        "purpose": s.purpose,
+        "correlation_id": s.correlation_id,
+        "tlp": _enum(pb.Tlp, s.tlp, "TLP_"),
+        "direction": s.direction,
+        "created_at": _iso(s.created_at),
+        "received_at": _iso(s.received_at),
+        "retain_until": _iso(s.retain_until),
+    }
+
+
+def cmd_inbox(args: argparse.Namespace) -> int:
+    from accord.v1 import local_pb2
+
+    home = resolve_home(args.home)
+
+    async def inbox() -> Any:
+        async with connect(home, user=args.as_user) as node:
+            request = local_pb2.InboxRequest(limit=args.limit, before_message_id=args.before or "")
+            return await node.api.Inbox(request)
+
+    messages = [_summary_dict(s) for s in asyncio.run(inbox()).messages]
+    if args.json:
+        print(json.dumps(messages, indent=2))
+        return 0
+    if not messages:
+        print("inbox is empty")
+        return 0
+    rows = [
+        [
+            m["message_id"],
+            m["sender"],
+            m["type"],
+            m["purpose"],
+            _short(m["received_at"]),
+            _short(m["retain_until"]),
+        ]
+        for m in messages
+    ]
+    print(_table(["ID", "SENDER", "TYPE", "PURPOSE", "RECEIVED", "RETAIN-UNTIL"], rows))
+    return 0
+
+
+def _short(iso: str | None) -> str:
+    if iso is None:
+        return "-"
+    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _check_signature(
+    home: Path, agency: str, data: bytes, signature: bytes
+) -> tuple[bool | None, str]:
+    """Check a signature with `agency`'s certificate from the signed federation directory.
+
+    None when it could not be checked (e.g. the signer has left the directory).
+    """
+    from certs.directory import load_directory
+    from node.envelope import public_key_of, verify
+
+    try:
+        config = config_mod.load(home)
+        ca = load_cert(config.path(config.tls.ca))
+        member = load_directory(config.path(config.federation.directory), ca).member(agency)
+    except (AccordError, PkiError) as exc:
+        return None, f"not checked: {exc}"
+    if member is None:
+        return None, f"not checked: {agency} is not in the current federation directory"
+    fp = member.certificate_sha256[:16]
+    if verify(public_key_of(member.certificate()), data, signature):
+        return True, f"verifies with {agency}'s certificate (sha256 {fp}...)"
+    return False, f"DOES NOT VERIFY with {agency}'s certificate (sha256 {fp}...)"
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    import hashlib
+
+    from google.protobuf import json_format  # type: ignore[import-untyped, unused-ignore]
+
+    from accord.v1 import local_pb2
+
+    home = resolve_home(args.home)
+
+    async def get() -> Any:
+        async with connect(home, user=args.as_user) as node:
+            request = local_pb2.GetRequest(
+                message_id=args.id, sender=args.sender or "", justification=args.justification or ""
+            )
+            return await node.api.Get(request)
+
+    response = asyncio.run(get())
+    summary = _summary_dict(response.summary)
+    erased = not response.HasField("envelope")
+    data, signature = response.envelope.content, response.envelope.signature
+    ok, check = (None, "content erased") if erased else _check_signature(
+        home, response.summary.sender, data, signature
+    )  # fmt: skip
+    sha256 = hashlib.sha256(data).hexdigest() if not erased else None
+    if args.json:
+        doc = {
+            **summary,
+            "recipients": list(response.content.recipients),
+            "content_sha256": sha256,
+            "signature": base64.b64encode(signature).decode() if not erased else None,
+            "signature_valid": ok,
+            "signature_check": check,
+            "content": None
+            if erased
+            else json_format.MessageToDict(response.content, preserving_proto_field_name=True),
+        }
+        print(json.dumps(doc, indent=2))
+        return 0
+    from node.envelope import content_to_json
+
+    pairs = [
+        ("message", summary["message_id"]),
+        ("from", summary["sender"]),
+        ("to", ", ".join(response.content.recipients) or "-"),
+        ("type", summary["type"]),
+        ("purpose", summary["purpose"]),
+        ("correlation", summary["correlation_id"] or "-"),
+        ("direction", summary["direction"]),
+        ("created", _short(summary["created_at"])),
+        ("received", _short(summary["received_at"])),
+        ("retain until", _short(summary["retain_until"])),
+        ("content sha256", sha256 or "-"),
+        (
+            "signature",
+            f"ECDSA P-256/SHA-256, {len(signature)} bytes, {check}" if not erased else "-",
+        ),
+    ]
+    for key, value in pairs:
+        print(f"{key + ':':<16}{value}")
+    print()
+    print("(content erased)" if erased else content_to_json(response.content))
+    return 1 if ok is False else 0
+
+
+def cmd_receipts(args: argparse.Namespace) -> int:
+    from accord.v1 import local_pb2
+
+    home = resolve_home(args.home)
+
+    async def receipts() -> Any:
+        async with connect(home, user=args.as_user) as node:
+            return await node.api.Receipts(local_pb2.ReceiptsRequest(message_id=args.id))
+
+    response = asyncio.run(receipts())
+    deliveries = []
+    for d in response.deliveries:
+        rc = d.receipt_content
+        has_receipt = d.HasField("receipt")
+        ok, check = (
+            _check_signature(home, d.recipient, d.receipt.content, d.receipt.signature)
+            if has_receipt
+            else (None, "no receipt yet")
+        )
+        deliveries.append(
+            {
+                "recipient": d.recipient,
+                "state": d.state.upper(),
+                "reason_code": rc.reason_code,
+                "reason_detail": rc.reason_detail,
+                "received_at": _iso(rc.received_at) if has_receipt else None,
+                "retained_until": _iso(rc.retained_until) if has_receipt else None,
+                "content_sha256": rc.content_sha256.hex() if has_receipt else None,
+                "receipt_signature": base64.b64encode(d.receipt.signature).decode()
+                if has_receipt
+                else None,
+                "receipt_signature_valid": ok,
+                "receipt_signature_check": check,
+                "attempts": d.attempts,
+                "last_error": d.last_error,
+            }
+        )
+    if args.json:
+        print(json.dumps({"message_id": response.message_id, "deliveries": deliveries}, indent=2))
+        return 0
+    rows = [
+        [
+            d["recipient"],
+            d["state"],
+            d["reason_code"] or "-",
+            _short(d["received_at"]),
+            d["content_sha256"] or "-",
+        ]
+        for d in deliveries
+    ]
+    print(f"receipts for {response.message_id}")
+    print(_table(["RECIPIENT", "STATE", "REASON", "RECEIVED", "RECEIPTED CONTENT SHA-256"], rows))
+    for d in deliveries:
+        if d["reason_detail"]:
+            print(f"{d['recipient']}: {d['reason_code']}: {d['reason_detail']}")
+        if d["state"] == "QUEUED" and d["last_error"]:
+            print(f"{d['recipient']}: {d['attempts']} attempt(s), last error: {d['last_error']}")
+        if d["content_sha256"]:
+            print(f"{d['recipient']}: receipt signature {d['receipt_signature_check']}")
+    return 0
+
+
+def _add_messages(sub: Any) -> None:
+    p = sub.add_parser(
+        "send",
+        help="send a message through the local node",
+        description="Send a message through the local node; prints the message id once it is in "
+        "the node's durable outbox. The node checks it against the agreements first and refuses "
+        "it with a reason code if a recipient would.",
+    )
+    _local_arguments(p)
+    p.add_argument("--to", required=True, action="append", help="recipient code(s): DE-BKA,FR-PN")
+    p.add_argument(
+        "--type",
+        required=True,
+        help="message type without MESSAGE_TYPE_, any case: request_info, incident_publish, ...",
+    )
+    p.add_argument(
+        "--purpose", required=True, help="purpose code, e.g. serious-crime-investigation"
+    )
+    p.add_argument(
+        "--body",
+        required=True,
+        metavar="FILE.json",
+        help="typed body in protobuf JSON ('-' for stdin): IncidentBody for INCIDENT_PUBLISH and "
+        "INCIDENT_UPDATE, ControlBody for control types (INCIDENT_RETRACT, HANDLING_UPDATE, "
+        "ERASURE_REQUEST, RECTIFICATION, TRANSFER_AUTHORISATION_*), LiaisonBody otherwise",
+    )
+    p.add_argument("--retention-days", type=int, help="keep at most N days after receipt")
+    p.add_argument("--tlp", help="CLEAR, GREEN, AMBER, AMBER+STRICT or RED")
+    p.add_argument("--handling", action="append", help="handling codes, e.g. H0,H2")
+    p.add_argument("--onward", help="onward transfer: FORBIDDEN, WITH_ORIGINATOR_CONSENT, ALLOWED")
+    p.add_argument("--urgent", action="store_true", help="mark urgent (answer within 8 hours)")
+    p.add_argument("--reply-to", metavar="ID", help="the message this one answers")
+    p.add_argument("--correlation", metavar="ID", help="thread id (default: --reply-to's id)")
+    p.add_argument("--legal-basis", metavar="TEXT", help="legal basis of the exchange")
+    p.set_defaults(func=cmd_send)
+
+    p = sub.add_parser("inbox", help="list messages received by the local node")
+    _local_arguments(p)
+    p.add_argument("--limit", type=int, default=100, help="at most N messages (default 100)")
+    p.add_argument("--before", metavar="ID", help="page: messages older than this id")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_inbox)
+
+    p = sub.add_parser(
+        "show",
+        help="show one message: content, digest and signature check",
+        description="Show one message held by the local node. Exits 1 if its signature does not "
+        "verify against the sender's certificate in the federation directory.",
+    )
+    _local_arguments(p)
+    p.add_argument("id", metavar="ID", help="message id")
+    p.add_argument("--sender", help="sender agency, when ids could repeat across senders")
+    p.add_argument(
+        "--justification",
+        metavar="TEXT",
+        help="why you read it; the node requires one to show content and logs it",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("receipts", help="delivery state and signed receipts of a sent message")
+    _local_arguments(p)
+    p.add_argument("id", metavar="ID", help="id of a message sent from this node")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(func=cmd_receipts)
+
+
+# ---- demo --------------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from node.demo import run_demo
+
+    return run_demo(directory=Path(args.dir) if args.dir else None, keep=args.keep)
+
+
+def _add_demo(sub: Any) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="run a three-agency exchange on loopback and report on it",
+        description="Create a throwaway federation (NL-POL, DE-BKA, FR-PN), start three nodes, "
+        "exchange incident and liaison messages, show receipts and one refusal, stop the nodes. "
+        "Exits 0 only if every expectation held.",
+    )
+    p.add_argument("--dir", help="where to create it (default: a new temporary directory)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory afterwards")
+    p.set_defaults(func=cmd_demo)
+
+
 # ---- parser ------------------------------------------------------------------------------------
 
 
@@ -123,50 +654,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    certs = sub.add_parser("certs", help="federation PKI: CA, certificates, CRL, directory")
-    csub = certs.add_subparsers(dest="certs_command", required=True, metavar="SUBCOMMAND")
-    p = csub.add_parser("init-federation", help="create a federation CA, CRL and directory")
-    p.add_argument("--dir", required=True, help="federation authority directory to create")
-    p.add_argument("--federation", default="accord.test", help="federation DNS name")
-    p.set_defaults(func=cmd_certs_init)
-    p = csub.add_parser("issue", help="issue a node key and certificate and list it")
-    p.add_argument("--dir", required=True, help="federation authority directory")
-    p.add_argument("--agency", required=True, help="agency code, e.g. NL-POL")
-    p.add_argument("--endpoint", required=True, help="HOST:PORT the node listens on")
-    p.add_argument("--name", help="agency display name")
-    p.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
-    p.add_argument("--out", help="where to write node.key/node.pem/ca.pem (default DIR/issued/CODE)")
-    p.set_defaults(func=cmd_certs_issue)
-    p = csub.add_parser("revoke", help="revoke a certificate and republish CRL and directory")
-    p.add_argument("--dir", required=True, help="federation authority directory")
-    group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--agency", help="revoke every certificate of this agency")
-    group.add_argument("--serial", help="revoke one certificate by serial (hex)")
-    p.set_defaults(func=cmd_certs_revoke)
-    p = csub.add_parser("crl", help="republish the CRL with a fresh nextUpdate")
-    p.add_argument("--dir", required=True, help="federation authority directory")
-    p.add_argument("--hours", type=float, default=168.0, help="hours until nextUpdate (default 168)")
-    p.set_defaults(func=cmd_certs_crl)
-    p = csub.add_parser("set-endpoint", help="change a member's endpoint in the directory")
-    p.add_argument("--dir", required=True, help="federation authority directory")
-    p.add_argument("--agency", required=True)
-    p.add_argument("--endpoint", required=True, help="HOST:PORT")
-    p.set_defaults(func=cmd_certs_endpoint)
-
-    node = sub.add_parser("node", help="create and run a node")
-    nsub = node.add_subparsers(dest="node_command", required=True, metavar="SUBCOMMAND")
-    p = nsub.add_parser("init", help="create a node home from issued certificates")
-    p.add_argument("--home", required=True, help="node home directory to create")
-    p.add_argument("--agency", required=True, help="this node's agency code")
-    p.add_argument("--federation", required=True, help="federation authority directory (published files)")
-    p.add_argument("--federation-name", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--listen", default="127.0.0.1:7443", help="HOST:PORT for federation traffic")
-    p.add_argument("--certs", help="directory with node.key, node.pem, ca.pem (default FED/issued/CODE)")
-    p.set_defaults(func=cmd_node_init)
-    p = nsub.add_parser("run", help="run the node until SIGINT/SIGTERM")
-    p.add_argument("--home", required=True, help="node home directory")
-    p.set_defaults(func=cmd_node_run)
+    for add in (_add_certs, _add_node, _add_messages, _add_demo):
+        add(sub)
     return parser
 
 
@@ -181,10 +670,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return func(args)
     except (AccordError, PkiError) as exc:
-        print(f"accord: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
+    except grpc.aio.AioRpcError as exc:
+        return _fail(str(local_error(exc)))
+    except OSError as exc:
+        return _fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader (`| head`) went away: not an error worth a traceback at exit either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _fail(message: str) -> int:
+    print(f"accord: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":
