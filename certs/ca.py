@@ -141,7 +141,9 @@ class FederationAuthority:
     # ---- set-up -----------------------------------------------------------------------------
 
     @classmethod
-    def init(cls, root: Path, *, federation: str, now: datetime, years: int = 10) -> FederationAuthority:
+    def init(
+        cls, root: Path, *, federation: str, now: datetime, years: int = 10
+    ) -> FederationAuthority:
         check_federation_name(federation)
         root.mkdir(parents=True, exist_ok=True)
         os.chmod(root, 0o700)
@@ -177,7 +179,9 @@ class FederationAuthority:
                 ),
                 critical=True,
             )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
             .sign(key, hashes.SHA256())
         )
         write_private(root / "ca.key", key_pem(key))
@@ -311,7 +315,9 @@ class FederationAuthority:
             raise PkiError("name exactly one of --agency or --serial")
         hit = []
         for entry in self._state["issued"]:
-            if entry["revoked_at"] is None and (entry["agency"] == agency or entry["serial"] == serial):
+            if entry["revoked_at"] is None and (
+                entry["agency"] == agency or entry["serial"] == serial
+            ):
                 entry["revoked_at"] = now.isoformat()
                 hit.append(int(entry["serial"]))
         if not hit:
@@ -364,7 +370,9 @@ class FederationAuthority:
         if self.directory_path.exists():
             base = replace(self.directory(), serial=self._state["directory_serial"], issued_at=now)
         else:
-            base = Directory(federation=self.name, serial=self._state["directory_serial"], issued_at=now)
+            base = Directory(
+                federation=self.name, serial=self._state["directory_serial"], issued_at=now
+            )
         new = replace(
             base,
             members=base.members if members is None else members,
@@ -384,7 +392,9 @@ class FederationAuthority:
         current = self.directory()
         if current.member(agency) is None:
             raise PkiError(f"{agency} is not a member of the federation")
-        members = tuple(replace(m, endpoint=endpoint) if m.agency == agency else m for m in current.members)
+        members = tuple(
+            replace(m, endpoint=endpoint) if m.agency == agency else m for m in current.members
+        )
         return self.publish_directory(now=now, members=members)
 
     def set_agreements(self, agreements: tuple[Agreement, ...], *, now: datetime) -> Directory:

@@ -139,7 +139,10 @@ class Directory:
                 )
             )
         purposes = [
-            Purpose(code=_str(p, "code", "directory.purposes"), description=str(p.get("description", "")))
+            Purpose(
+                code=_str(p, "code", "directory.purposes"),
+                description=str(p.get("description", "")),
+            )
             for p in _list(doc, "purposes")
         ]
         agreements = [

@@ -101,7 +101,9 @@ def load(home: Path) -> Config:
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError as exc:
-        raise ConfigError(f"{path} not found; create it with `accord node init --home {home}`") from exc
+        raise ConfigError(
+            f"{path} not found; create it with `accord node init --home {home}`"
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     return parse(raw, home=home)
@@ -141,7 +143,9 @@ def _section(name: str, cls: type[Any], values: Any) -> Any:
     try:
         return cls(**kwargs)
     except TypeError as exc:
-        missing = [k for k, f in known.items() if k not in values and f.default is f.default_factory]
+        missing = [
+            k for k, f in known.items() if k not in values and f.default is f.default_factory
+        ]
         raise ConfigError(f"{name}: missing required field(s) {', '.join(missing)}") from exc
 
 
@@ -149,7 +153,9 @@ def _validate(c: Config) -> None:
     if not AGENCY_CODE.match(c.node.agency):
         raise ConfigError(f"node.agency: {c.node.agency!r} is not an agency code like NL-POL")
     if not FEDERATION_NAME.match(c.node.federation):
-        raise ConfigError(f"node.federation: {c.node.federation!r} is not a DNS name like accord.test")
+        raise ConfigError(
+            f"node.federation: {c.node.federation!r} is not a DNS name like accord.test"
+        )
     host, sep, port = c.node.listen.rpartition(":")
     if not sep or not host or not port.isdigit() or int(port) > 65535:
         raise ConfigError(f"node.listen: expected HOST:PORT, got {c.node.listen!r}")
@@ -168,18 +174,20 @@ def _validate(c: Config) -> None:
         if value <= 0:
             raise ConfigError(f"{name}: must be > 0, got {value}")
     if c.delivery.backoff_max_seconds < c.delivery.backoff_initial_seconds:
-        raise ConfigError("delivery.backoff_max_seconds: must be >= delivery.backoff_initial_seconds")
+        raise ConfigError(
+            "delivery.backoff_max_seconds: must be >= delivery.backoff_initial_seconds"
+        )
     if c.store.synchronous not in ("FULL", "NORMAL", "EXTRA"):
-        raise ConfigError(f"store.synchronous: must be FULL, EXTRA or NORMAL, got {c.store.synchronous!r}")
+        raise ConfigError(
+            f"store.synchronous: must be FULL, EXTRA or NORMAL, got {c.store.synchronous!r}"
+        )
     for name in ("key", "certificate", "ca"):
         p = c.path(getattr(c.tls, name))
         if not p.is_file():
             raise ConfigError(f"tls.{name}: {p} does not exist")
 
 
-def render(
-    *, agency: str, federation: str, listen: str, directory: str, crl: str
-) -> str:
+def render(*, agency: str, federation: str, listen: str, directory: str, crl: str) -> str:
     """The config file `accord node init` writes."""
     return f"""# Accord node configuration. Paths are relative to this directory unless absolute.
 [node]

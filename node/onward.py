@@ -96,6 +96,8 @@ def check_forwarded(
         g = meta_of(parse_content(auth_content))
         if g.type != "TRANSFER_AUTHORISATION_GRANT":
             raise Refused(Reason.MALFORMED, "transfer_authorisation is not a grant")
-        grants.append(Grant(g.sender, g.control_target, g.third_agency, g.granted, g.transfer_purpose))
+        grants.append(
+            Grant(g.sender, g.control_target, g.third_agency, g.granted, g.transfer_purpose)
+        )
     check_forward(original, to=receiver, purpose=outer.purpose, grants=grants)
     return original

@@ -42,8 +42,9 @@ class Operations:
         return self._node.store
 
     async def _log(self, user: User, action: str, outcome: str, **fields: str) -> None:
-        await self.access.log(at=self._node.clock.now(), user=user.name, action=action,
-                              outcome=outcome, **fields)  # fmt: skip
+        await self.access.log(
+            at=self._node.clock.now(), user=user.name, action=action, outcome=outcome, **fields
+        )
 
     async def _guard(self, user: User, action: str, check: object, **fields: str) -> None:
         """Run an access check; a refusal is logged before it reaches the caller."""
@@ -73,25 +74,36 @@ class Operations:
             raise NotFound(f"no message {message_id}")
         fields = {"message_id": m.message_id, "purpose": m.purpose, "justification": justification}
         await self._guard(
-            user, "consult",
-            lambda: access.check_read(user, purpose=m.purpose, tlp=m.tlp, justification=justification),
+            user,
+            "consult",
+            lambda: access.check_read(
+                user, purpose=m.purpose, tlp=m.tlp, justification=justification
+            ),
             **fields,
-        )  # fmt: skip
+        )
         await self._log(user, "consult", "granted", **fields)
         return ReadResult(m, self._store.open_content(m))
 
     async def send(self, user: User, draft: message_pb2.MessageContent) -> Sent:
-        await self._guard(user, "send", lambda: access.check_send(user, purpose=draft.purpose),
-                          purpose=draft.purpose)  # fmt: skip
+        await self._guard(
+            user,
+            "send",
+            lambda: access.check_send(user, purpose=draft.purpose),
+            purpose=draft.purpose,
+        )
         try:
             sent = await self._node.send(draft, author=user.name)
         except Refused as exc:
             await self._log(user, "send", "refused", purpose=draft.purpose, detail=str(exc))
             raise
         await self._log(
-            user, "send", "held" if sent.pending_approval else "queued",
-            message_id=sent.message_id, purpose=draft.purpose, recipient=",".join(sent.recipients),
-        )  # fmt: skip
+            user,
+            "send",
+            "held" if sent.pending_approval else "queued",
+            message_id=sent.message_id,
+            purpose=draft.purpose,
+            recipient=",".join(sent.recipients),
+        )
         return sent
 
     # ---- four eyes --------------------------------------------------------------------------
@@ -106,14 +118,28 @@ class Operations:
             raise NotFound(f"no message {message_id} awaits approval")
         if pending.state != "pending":
             raise InvalidRequest(f"message {message_id} was already {pending.state}")
-        await self._guard(user, "approve", lambda: access.check_approve(user, author=pending.author),
-                          message_id=message_id)  # fmt: skip
+        await self._guard(
+            user,
+            "approve",
+            lambda: access.check_approve(user, author=pending.author),
+            message_id=message_id,
+        )
         await self.access.decide(
-            message_id=message_id, approver=user.name, approve=approve, note=note,
-            now=self._node.clock.now(), recipients=pending.recipients,
-        )  # fmt: skip
-        await self._log(user, "approve" if approve else "reject", "granted", message_id=message_id,
-                        recipient=",".join(pending.recipients), justification=note)  # fmt: skip
+            message_id=message_id,
+            approver=user.name,
+            approve=approve,
+            note=note,
+            now=self._node.clock.now(),
+            recipients=pending.recipients,
+        )
+        await self._log(
+            user,
+            "approve" if approve else "reject",
+            "granted",
+            message_id=message_id,
+            recipient=",".join(pending.recipients),
+            justification=note,
+        )
         if approve:
             for recipient in pending.recipients:
                 self._node.link(recipient).notify()
@@ -124,7 +150,13 @@ class Operations:
     # ---- onward transfer --------------------------------------------------------------------
 
     async def forward(
-        self, user: User, *, message_id: str, sender: str, to: str, purpose: str,
+        self,
+        user: User,
+        *,
+        message_id: str,
+        sender: str,
+        to: str,
+        purpose: str,
         justification: str,
     ) -> Sent:
         original_row: StoredMessage | None = await self._store.get_message(
@@ -138,13 +170,18 @@ class Operations:
         original_pb = parse_content(content)
         original = meta_of(original_pb)
         purpose = purpose or original.purpose
-        fields = {"message_id": message_id, "purpose": purpose, "justification": justification,
-                  "recipient": to}  # fmt: skip
+        fields = {
+            "message_id": message_id,
+            "purpose": purpose,
+            "justification": justification,
+            "recipient": to,
+        }
         await self._guard(
-            user, "transfer",
+            user,
+            "transfer",
             lambda: access.check_forward(user, purpose=purpose, justification=justification),
             **fields,
-        )  # fmt: skip
+        )
         grants = []
         grant_rows: dict[str, StoredMessage] = {}
         for row in await self.access.grants_for(message_id):
@@ -152,8 +189,11 @@ class Operations:
             if body is None:
                 continue
             g = meta_of(parse_content(body))
-            grants.append(onward.Grant(g.sender, g.control_target, g.third_agency, g.granted,
-                                       g.transfer_purpose))  # fmt: skip
+            grants.append(
+                onward.Grant(
+                    g.sender, g.control_target, g.third_agency, g.granted, g.transfer_purpose
+                )
+            )
             grant_rows[g.message_id] = row
         try:
             grant = onward.check_forward(original, to=to, purpose=purpose, grants=grants)
@@ -171,7 +211,9 @@ class Operations:
         del outer.recipients[:]
         outer.recipients.append(to)
         outer.purpose = purpose
-        outer.forwarded.CopyFrom(message_pb2.Envelope(content=content, signature=original_row.signature))
+        outer.forwarded.CopyFrom(
+            message_pb2.Envelope(content=content, signature=original_row.signature)
+        )
         if grant is not None:
             row = next(r for r in grant_rows.values() if r.sender == grant.sender)
             grant_content = self._store.open_content(row)
@@ -199,8 +241,9 @@ class Operations:
         if any(u.name == name for u in await self.access.users()):
             raise InvalidRequest(f"user {name} exists")
         token = secrets.token_urlsafe(32)
-        await self.access.add_user(name=name, role=role_, token=token, purposes=clearances,
-                                   now=self._node.clock.now())  # fmt: skip
+        await self.access.add_user(
+            name=name, role=role_, token=token, purposes=clearances, now=self._node.clock.now()
+        )
         await self._log(user, "add-user", "granted", detail=f"{name} as {role_}")
         return User(name, role_, frozenset(clearances)), token
 
@@ -234,7 +277,9 @@ class Operations:
         known = directory.purpose_codes() if directory else frozenset()
         unknown = [p for p in purposes if p not in known]
         if unknown:
-            raise InvalidRequest(f"unknown purpose(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise InvalidRequest(
+                f"unknown purpose(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
 
     # ---- policy and audit -------------------------------------------------------------------
 
@@ -248,14 +293,20 @@ class Operations:
 
         node = self._node
         member, identity = node.trust.member_peer(peer, node.clock.now())
-        options = [("grpc.ssl_target_name_override", agency_dns_name(node.config.node.federation, peer))]
-        async with grpc.aio.secure_channel(member.endpoint, node.credentials.channel(), options=options) as ch:
+        options = [
+            ("grpc.ssl_target_name_override", agency_dns_name(node.config.node.federation, peer))
+        ]
+        async with grpc.aio.secure_channel(
+            member.endpoint, node.credentials.channel(), options=options
+        ) as ch:
             try:
                 signed: federation_pb2.SignedPolicy = await federation_pb2_grpc.FederationStub(
                     ch
                 ).GetPolicy(federation_pb2.GetPolicyRequest(), timeout=10)
             except grpc.aio.AioRpcError as exc:
-                raise InvalidRequest(f"{peer} did not answer: {exc.code().name} {exc.details()}") from exc
+                raise InvalidRequest(
+                    f"{peer} did not answer: {exc.code().name} {exc.details()}"
+                ) from exc
         if not verify(identity.public_key, signed.policy_json, signed.signature):
             raise Refused(Reason.BAD_SIGNATURE, f"{peer}'s policy signature does not verify")
         return signed

@@ -117,7 +117,7 @@ def incident(
     purpose: str = "serious-crime-investigation",
     retention_days: int = 30,
     narrative: str = "Armed robbery of a cash transport on the A2 near the border.",
-    type_: int = pb.MESSAGE_TYPE_INCIDENT_PUBLISH,
+    type_: pb.MessageType = pb.MESSAGE_TYPE_INCIDENT_PUBLISH,
 ) -> pb.MessageContent:
     content = pb.MessageContent(
         recipients=list(to),
@@ -141,7 +141,7 @@ def incident(
     return content
 
 
-def liaison(*, to: Sequence[str], type_: int = pb.MESSAGE_TYPE_REQUEST_INFO, purpose: str = "missing-persons", text: str = "Request for information") -> pb.MessageContent:
+def liaison(*, to: Sequence[str], type_: pb.MessageType = pb.MESSAGE_TYPE_REQUEST_INFO, purpose: str = "missing-persons", text: str = "Request for information") -> pb.MessageContent:
     content = pb.MessageContent(
         recipients=list(to),
         type=type_,

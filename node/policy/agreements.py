@@ -19,7 +19,9 @@ from node.errors import Reason, Refused
 # data erased, rectified, retracted or handled more strictly outlives the agreement it was sent
 # under, so these need an agreement between the parties but not one still in force, and need
 # not be listed among its message types.
-REDRESS_TYPES = frozenset({"ERASURE_REQUEST", "RECTIFICATION", "INCIDENT_RETRACT", "HANDLING_UPDATE"})
+REDRESS_TYPES = frozenset(
+    {"ERASURE_REQUEST", "RECTIFICATION", "INCIDENT_RETRACT", "HANDLING_UPDATE"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +97,7 @@ class Policy:
         ]
         if not candidates:
             named = f" {meta.agreement_id!r}" if meta.agreement_id else ""
-            raise Refused(
-                Reason.NO_AGREEMENT, f"no agreement{named} covers {sender} -> {receiver}"
-            )
+            raise Refused(Reason.NO_AGREEMENT, f"no agreement{named} covers {sender} -> {receiver}")
         redress = meta.type in REDRESS_TYPES
         first_error: Refused | None = None
         for agreement in candidates:
@@ -170,7 +170,9 @@ class Policy:
         allowed = a.allowed_fields.get(meta.purpose)
         if allowed is not None and meta.incident_fields:
             beyond = sorted(
-                f for f in meta.incident_fields if f not in allowed and f.split(".")[0] not in allowed
+                f
+                for f in meta.incident_fields
+                if f not in allowed and f.split(".")[0] not in allowed
             )
             if beyond:
                 raise Refused(

@@ -48,14 +48,15 @@ class AccessStore:
 
     @property
     def _r(self):  # type: ignore[no-untyped-def]
-        return self._store._rconn  # noqa: SLF001 - one store, two classes of named transactions
+        return self._store._rconn
 
     # ---- users ------------------------------------------------------------------------------
 
     async def users(self) -> list[User]:
         cursor = await self._r.execute(
             "SELECT u.name, u.role, u.disabled_at, group_concat(c.purpose, char(31)) "
-            "FROM users u LEFT JOIN clearances c ON c.user_name = u.name GROUP BY u.name ORDER BY u.name"
+            "FROM users u LEFT JOIN clearances c ON c.user_name = u.name "
+            "GROUP BY u.name ORDER BY u.name"
         )
         return [
             User(name, Role(role), frozenset(p.split("\x1f")) if p else frozenset(), bool(disabled))
@@ -92,7 +93,8 @@ class AccessStore:
             ("DELETE FROM clearances WHERE user_name = ?", (name,))
         ]
         statements += [
-            ("INSERT INTO clearances (user_name, purpose) VALUES (?, ?)", (name, p)) for p in purposes
+            ("INSERT INTO clearances (user_name, purpose) VALUES (?, ?)", (name, p))
+            for p in purposes
         ]
         await self._store.writer.submit(statements)
 
@@ -109,7 +111,7 @@ class AccessStore:
         """Store an outbound message without outbox rows, pending a second person's approval."""
         await self._store.writer.submit(
             [
-                self._store._insert_message_txn(message),  # noqa: SLF001
+                self._store._insert_message_txn(message),
                 (
                     "INSERT INTO approvals (message_id, author, recipients, requested_at) "
                     "VALUES (?, ?, ?, ?)",
@@ -140,7 +142,13 @@ class AccessStore:
         return [_approval(r) for r in await cursor.fetchall()]
 
     async def decide(
-        self, *, message_id: str, approver: str, approve: bool, note: str, now: datetime,
+        self,
+        *,
+        message_id: str,
+        approver: str,
+        approve: bool,
+        note: str,
+        now: datetime,
         recipients: Sequence[str],
     ) -> None:
         """Record the decision and, on approval, put the message in the outbox, atomically."""
@@ -180,19 +188,37 @@ class AccessStore:
     # ---- access log -------------------------------------------------------------------------
 
     async def log(
-        self, *, at: datetime, user: str, action: str, outcome: str, message_id: str = "",
-        purpose: str = "", justification: str = "", recipient: str = "", detail: str = "",
+        self,
+        *,
+        at: datetime,
+        user: str,
+        action: str,
+        outcome: str,
+        message_id: str = "",
+        purpose: str = "",
+        justification: str = "",
+        recipient: str = "",
+        detail: str = "",
     ) -> None:
         await self._store.writer.submit(
             [
                 (
                     "INSERT INTO access_log (at, user_name, action, message_id, purpose, "
                     "justification, recipient, outcome, detail) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (_ts(at), user, action, message_id, purpose, justification, recipient,
-                     outcome, detail[:500]),
+                    (
+                        _ts(at),
+                        user,
+                        action,
+                        message_id,
+                        purpose,
+                        justification,
+                        recipient,
+                        outcome,
+                        detail[:500],
+                    ),
                 )
             ]
-        )  # fmt: skip
+        )
 
     async def entries(self, *, limit: int = 200, message_id: str = "") -> list[AccessEntry]:
         sql = (

@@ -65,10 +65,10 @@ def summary(m: StoredMessage) -> local_pb2.MessageSummary:
     s = local_pb2.MessageSummary(
         message_id=m.message_id,
         sender=m.sender,
-        type=message_pb2.MessageType.Value(f"MESSAGE_TYPE_{m.type}"),
+        type=f"MESSAGE_TYPE_{m.type}",
         purpose=m.purpose,
         correlation_id=m.correlation_id,
-        tlp=message_pb2.Tlp.Value(f"TLP_{m.tlp}"),
+        tlp=f"TLP_{m.tlp}",
         direction=m.direction,
     )
     s.created_at.CopyFrom(_ts(m.created_at))
@@ -96,12 +96,12 @@ def approval_info(a: Approval, m: StoredMessage | None) -> local_pb2.ApprovalInf
         note=a.note,
     )
     if m is not None:
-        info.type = message_pb2.MessageType.Value(f"MESSAGE_TYPE_{m.type}")
+        info.type = message_pb2.MessageType.Value(f"MESSAGE_TYPE_{m.type}")  # type: ignore[assignment]
         info.purpose = m.purpose
     return info
 
 
-class LocalApiServicer(local_pb2_grpc.LocalApiServicer):
+class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
     def __init__(self, node: Node) -> None:
         self._node = node
 
@@ -159,7 +159,9 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):
     ) -> local_pb2.ReceiptsResponse:
         user = current_user()
         if user.role == access.Role.ADMINISTRATOR:
-            raise PermissionDenied("ROLE", "administrators manage the node; they do not see traffic")
+            raise PermissionDenied(
+                "ROLE", "administrators manage the node; they do not see traffic"
+            )
         deliveries = await self._store.deliveries(request.message_id)
         pending = await self._ops.access.approval(request.message_id)
         if not deliveries and pending is None:
@@ -184,7 +186,9 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):
     ) -> AsyncIterator[local_pb2.MessageSummary]:
         user = current_user()
         if user.role == access.Role.ADMINISTRATOR:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "administrators do not see traffic")
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED, "administrators do not see traffic"
+            )
         queue = self._node.watch()
         try:
             while True:
@@ -205,7 +209,10 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):
         self, request: local_pb2.AddUserRequest, context: Ctx
     ) -> local_pb2.AddUserResponse:
         user, token = await self._ops.add_user(
-            current_user(), name=request.name, role=request.role, clearances=list(request.clearances)
+            current_user(),
+            name=request.name,
+            role=request.role,
+            clearances=list(request.clearances),
         )
         return local_pb2.AddUserResponse(user=user_info(user), token=token)
 
@@ -245,9 +252,14 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):
         return out
 
     @maps_errors
-    async def Decide(self, request: local_pb2.DecideRequest, context: Ctx) -> local_pb2.ApprovalInfo:
+    async def Decide(
+        self, request: local_pb2.DecideRequest, context: Ctx
+    ) -> local_pb2.ApprovalInfo:
         decided = await self._ops.decide(
-            current_user(), message_id=request.message_id, approve=request.approve, note=request.note
+            current_user(),
+            message_id=request.message_id,
+            approve=request.approve,
+            note=request.note,
         )
         m = await self._store.get_message(request.message_id, direction="out")
         return approval_info(decided, m)
@@ -293,10 +305,16 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):
         return local_pb2.AccessLogResponse(
             entries=[
                 local_pb2.AccessLogEntry(
-                    at=e.at, user=e.user, action=e.action, message_id=e.message_id,
-                    purpose=e.purpose, justification=e.justification, recipient=e.recipient,
-                    outcome=e.outcome, detail=e.detail,
-                )  # fmt: skip
+                    at=e.at,
+                    user=e.user,
+                    action=e.action,
+                    message_id=e.message_id,
+                    purpose=e.purpose,
+                    justification=e.justification,
+                    recipient=e.recipient,
+                    outcome=e.outcome,
+                    detail=e.detail,
+                )
                 for e in entries
             ]
         )

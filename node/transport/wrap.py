@@ -10,9 +10,11 @@ import grpc
 Check = Callable[[Any], Awaitable[bool]]  # (context) -> proceed? (it aborts the call itself)
 
 
-def guarded(handler: grpc.RpcMethodHandler[Any, Any], check: Check) -> grpc.RpcMethodHandler[Any, Any]:
+def guarded(
+    handler: grpc.RpcMethodHandler[Any, Any], check: Check
+) -> grpc.RpcMethodHandler[Any, Any]:
     if handler.request_streaming and handler.response_streaming:
-        ss = handler.stream_stream
+        ss: Any = handler.stream_stream
         assert ss is not None
 
         async def stream_stream(request_iterator: Any, context: Any) -> AsyncIterator[Any]:
@@ -26,7 +28,7 @@ def guarded(handler: grpc.RpcMethodHandler[Any, Any], check: Check) -> grpc.RpcM
             response_serializer=handler.response_serializer,
         )
     if handler.response_streaming:
-        us = handler.unary_stream
+        us: Any = handler.unary_stream
         assert us is not None
 
         async def unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:

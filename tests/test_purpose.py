@@ -1,0 +1,388 @@
+"""Purpose limitation between real nodes: agreements, access control, onward transfer,
+four-eyes approval, directory reload and the published policy."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import grpc
+import pytest
+
+from accord.v1 import local_pb2
+from accord.v1 import message_pb2 as pb
+from certs.ca import FederationAuthority
+from node.client import connect
+from node.envelope import parse_receipt, public_key_of, verify
+from node.errors import Refused
+from tests.harness import (
+    ALL_PURPOSES,
+    Federation,
+    RawExchange,
+    add_user,
+    complete,
+    envelope_frame,
+    incident,
+    liaison,
+    member_key,
+    open_agreement,
+    wait_for,
+)
+
+NL, DE, FR = "NL-POL", "DE-BKA", "FR-PN"
+
+
+def set_agreement(fed: Federation, **changes: object) -> None:
+    parties = changes.pop("parties", fed.agencies)
+    fed.authority.set_agreements((open_agreement(parties, fed.now, **changes),), now=fed.now)  # type: ignore[arg-type]
+    fed.reload_all()
+
+
+CASES: list[tuple[str, dict[str, object], dict[str, object]]] = [
+    ("NO_AGREEMENT", {"parties": (NL, FR)}, {}),
+    ("PURPOSE_NOT_PERMITTED", {"purposes": ("missing-persons",)}, {}),
+    ("TYPE_NOT_PERMITTED", {"message_types": ("REQUEST_INFO",)}, {}),
+    ("RETENTION_EXCEEDS_AGREEMENT", {"max_retention_days": 10}, {}),
+    ("AGREEMENT_NOT_YET_VALID", {"valid_from": "future"}, {}),
+    ("AGREEMENT_EXPIRED", {"valid_until": "past"}, {}),
+    ("TLP_EXCEEDS_AGREEMENT", {"max_tlp": "GREEN"}, {}),
+    ("HANDLING_EXCEEDS_AGREEMENT", {"handling_codes": ("H1",)}, {}),
+    ("ONWARD_TRANSFER_EXCEEDS_AGREEMENT", {"onward_transfer": "FORBIDDEN"}, {}),
+    (
+        "FIELDS_NOT_PERMITTED",
+        {
+            "allowed_fields": {
+                "serious-crime-investigation": ("incident_id", "offence", "narrative")
+            }
+        },
+        {},
+    ),
+    ("UNKNOWN_PURPOSE", {}, {"purpose": "fishing-expedition"}),
+]
+
+
+async def test_each_policy_refusal_on_both_sides(fed3: Federation) -> None:
+    """The sender refuses locally, and the receiver (if asked anyway) refuses with the same code
+    in a signed REJECTED receipt; nothing is stored on either side."""
+    nl, de, _ = await fed3.start_all()
+    assert nl.store is not None and de.store is not None
+    nl_key = member_key(fed3, NL)
+    for reason, changes, fields in CASES:
+        resolved = dict(changes)
+        if resolved.get("valid_from") == "future":
+            resolved["valid_from"] = fed3.now + timedelta(days=2)
+            resolved["valid_until"] = fed3.now + timedelta(days=30)
+        if resolved.get("valid_until") == "past":
+            resolved["valid_from"] = fed3.now - timedelta(days=30)
+            resolved["valid_until"] = fed3.now - timedelta(days=1)
+        set_agreement(fed3, **resolved)
+        draft = incident(to=[DE])
+        for key, value in fields.items():
+            setattr(draft, key, value)
+        with pytest.raises(Refused) as caught:
+            await nl.send(draft)
+        assert caught.value.reason.value == reason, f"sender side of {reason}: {caught.value}"
+
+        content = complete(draft, sender=NL).SerializeToString()
+        async with RawExchange(fed3, as_agency=NL, to=de) as raw:
+            receipt = await raw.send(envelope_frame(content, nl_key))
+        info = parse_receipt(receipt.content)
+        assert not info.accepted and info.reason_code == reason, f"receiver side: {info}"
+        assert verify(
+            public_key_of(de.trust.member_peer(DE, de.clock.now())[0].certificate()),
+            receipt.content,
+            receipt.signature,
+        )
+    assert await de.store.count("messages") == 0
+    assert await nl.store.count("messages") == 0
+    assert await de.store.count("rejections") == len(CASES)
+
+
+async def test_directory_reload_takes_effect_without_restart(fed3: Federation) -> None:
+    nl, de, _ = await fed3.start_all()
+    set_agreement(fed3, purposes=("missing-persons",))
+    with pytest.raises(Refused):
+        await nl.send(incident(to=[DE]))
+    # The authority publishes a wider agreement; the nodes notice on their own (polling).
+    fed3.authority.set_agreements((open_agreement(fed3.agencies, fed3.now),), now=fed3.now)
+    serial = fed3.authority.directory().serial
+
+    async def loaded() -> bool:
+        return all(
+            n.trust.directory is not None and n.trust.directory.serial == serial for n in (nl, de)
+        )
+
+    await wait_for(loaded, timeout=nl.config.federation.reload_seconds * 3 + 2)
+    sent = await nl.send(incident(to=[DE]))
+    assert nl.store is not None
+
+    async def accepted() -> bool:
+        assert nl.store is not None
+        return [d.state for d in await nl.store.deliveries(sent.message_id)] == ["accepted"]
+
+    await wait_for(accepted)
+
+
+async def test_older_unsigned_or_foreign_directory_is_refused(fed3: Federation) -> None:
+    nl, *_ = await fed3.start_all()
+    path = fed3.authority.directory_path
+    sig = path.with_name("directory.json.sig")
+    old_doc, old_sig = path.read_bytes(), sig.read_bytes()
+    set_agreement(fed3, purposes=("missing-persons",))
+    assert nl.trust.directory is not None
+    current = nl.trust.directory.serial
+
+    path.write_bytes(old_doc)  # an older, validly signed directory
+    sig.write_bytes(old_sig)
+    nl.reload()
+    assert nl.trust.directory.serial == current
+
+    doc = json.loads(old_doc)  # a newer serial nobody signed
+    doc["serial"] = current + 10
+    path.write_bytes(json.dumps(doc).encode())
+    nl.reload()
+    assert nl.trust.directory.serial == current
+    sig.unlink()  # no signature at all
+    nl.reload()
+    assert nl.trust.directory.serial == current
+
+    other = FederationAuthority.init(fed3.root / "rogue", federation="accord.test", now=fed3.now)
+    for _ in range(current + 1):
+        other.publish_directory(now=fed3.now)  # a higher serial, signed by the wrong CA
+    path.write_bytes(other.directory_path.read_bytes())
+    sig.write_bytes(other.directory_path.with_name("directory.json.sig").read_bytes())
+    nl.reload()
+    assert nl.trust.directory.serial == current
+    assert nl.trust.directory.agreements[0].purposes == ("missing-persons",)
+
+
+async def test_reading_needs_role_clearance_and_justification(fed3: Federation) -> None:
+    nl, de, _ = await fed3.start_all()
+    await add_user(nl, "anna", "liaison_officer")
+    await add_user(de, "bert", "liaison_officer", purposes=["serious-crime-investigation"])
+    await add_user(de, "carl", "liaison_officer", purposes=["missing-persons"])
+    await add_user(de, "olga", "auditor")
+    await add_user(de, "sue", "supervisor")
+    async with connect(nl.config.home, user="anna") as c:
+        sent = await c.api.Send(local_pb2.SendRequest(content=incident(to=[DE])))
+        red = incident(to=[DE])
+        red.tlp = pb.TLP_RED
+        sent_red = await c.api.Send(local_pb2.SendRequest(content=red))
+    assert de.store is not None
+
+    async def arrived() -> bool:
+        assert de.store is not None
+        return await de.store.count("messages") == 2
+
+    await wait_for(arrived)
+    why = "Case 2026/117: identify the suspect of the Venlo robbery"
+
+    async def get(user: str, message_id: str, justification: str) -> pb.MessageContent:
+        async with connect(de.config.home, user=user) as c:
+            response = await c.api.Get(
+                local_pb2.GetRequest(message_id=message_id, justification=justification)
+            )
+            content: pb.MessageContent = response.content
+            return content
+
+    for user, justification, denied in [
+        ("carl", why, "CLEARANCE"),  # cleared for another purpose
+        ("bert", "", "JUSTIFICATION"),
+        ("olga", why, "ROLE"),  # auditors see logs, not content
+        ("admin", why, "ROLE"),
+    ]:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await get(user, sent.message_id, justification)
+        assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert dict(caught.value.trailing_metadata() or ())["accord-denied"] == denied, user
+    content = await get("bert", sent.message_id, why)
+    assert content.incident.narrative.startswith("Armed robbery")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await get("bert", sent_red.message_id, why)
+    assert "TLP:RED" in (caught.value.details() or "")
+    assert (await get("sue", sent_red.message_id, why)).tlp == pb.TLP_RED
+
+    async with connect(de.config.home, user="carl") as c:  # the inbox shows cleared purposes only
+        assert len((await c.api.Inbox(local_pb2.InboxRequest())).messages) == 0
+    async with connect(de.config.home, user="olga") as c:
+        log = (
+            await c.api.AccessLog(local_pb2.AccessLogRequest(message_id=sent.message_id))
+        ).entries
+    outcomes = {(e.user, e.outcome) for e in log if e.action == "consult"}
+    assert outcomes == {
+        ("carl", "refused"),
+        ("bert", "refused"),
+        ("olga", "refused"),
+        ("admin", "refused"),
+        ("bert", "granted"),
+    }
+    granted = next(e for e in log if e.outcome == "granted")
+    assert granted.justification == why and granted.purpose == "serious-crime-investigation"
+
+
+async def test_onward_transfer_needs_the_originators_grant(fed3: Federation) -> None:
+    nl, de, fr = await fed3.start_all()
+    await add_user(nl, "nina", "supervisor")
+    await add_user(de, "dirk", "liaison_officer")
+    await add_user(fr, "fleur", "liaison_officer")
+    why = "Suspect believed to have crossed into France"
+    async with connect(nl.config.home, user="nina") as c:
+        original = await c.api.Send(local_pb2.SendRequest(content=incident(to=[DE])))
+        forbidden_draft = incident(to=[DE])
+        forbidden_draft.onward_transfer = pb.ONWARD_TRANSFER_FORBIDDEN
+        forbidden = await c.api.Send(local_pb2.SendRequest(content=forbidden_draft))
+    assert de.store is not None and fr.store is not None
+
+    async def count(node_store: object, n: int) -> bool:
+        return await node_store.count("messages") >= n  # type: ignore[attr-defined, no-any-return]
+
+    await wait_for(lambda: count(de.store, 2))
+
+    async def forward(message_id: str) -> grpc.aio.AioRpcError | local_pb2.SendResponse:
+        async with connect(de.config.home, user="dirk") as c:
+            try:
+                response: local_pb2.SendResponse = await c.api.Forward(
+                    local_pb2.ForwardRequest(message_id=message_id, to=FR, justification=why)
+                )
+                return response
+            except grpc.aio.AioRpcError as exc:
+                return exc
+
+    for message_id, reason in [
+        (original.message_id, "ONWARD_TRANSFER_NOT_AUTHORISED"),
+        (forbidden.message_id, "ONWARD_TRANSFER_FORBIDDEN"),
+    ]:
+        refused = await forward(message_id)
+        assert isinstance(refused, grpc.aio.AioRpcError)
+        assert dict(refused.trailing_metadata() or ())["accord-reason"] == reason
+
+    # DE asks, NL grants (request and grant are correlated messages).
+    async with connect(de.config.home, user="dirk") as c:
+        request = await c.api.Send(
+            local_pb2.SendRequest(
+                content=pb.MessageContent(
+                    recipients=[NL],
+                    type=pb.MESSAGE_TYPE_TRANSFER_AUTHORISATION_REQUEST,
+                    purpose="serious-crime-investigation",
+                    correlation_id=original.message_id,
+                    control=pb.ControlBody(
+                        target_message_id=original.message_id, third_agency=FR, reason=why
+                    ),
+                )
+            )
+        )
+    await wait_for(lambda: count(nl.store, 3))
+    async with connect(nl.config.home, user="nina") as c:
+        await c.api.Send(
+            local_pb2.SendRequest(
+                content=pb.MessageContent(
+                    recipients=[DE],
+                    type=pb.MESSAGE_TYPE_TRANSFER_AUTHORISATION_GRANT,
+                    purpose="serious-crime-investigation",
+                    in_reply_to=request.message_id,
+                    correlation_id=original.message_id,
+                    control=pb.ControlBody(
+                        target_message_id=original.message_id, third_agency=FR, granted=True
+                    ),
+                )
+            )
+        )
+    await wait_for(lambda: count(de.store, 4))
+
+    forwarded = await forward(original.message_id)
+    assert isinstance(forwarded, local_pb2.SendResponse), forwarded
+    await wait_for(lambda: count(fr.store, 1))
+    async with connect(fr.config.home, user="fleur") as c:
+        got = await c.api.Get(
+            local_pb2.GetRequest(message_id=forwarded.message_id, justification=why)
+        )
+    inner = got.content.forwarded
+    nl_key = public_key_of(fr.trust.member_peer(NL, fr.clock.now())[0].certificate())
+    assert verify(nl_key, inner.content, inner.signature)  # the originator's own signature
+    assert pb.MessageContent.FromString(inner.content).message_id == original.message_id
+    assert got.content.transfer_authorisation.content  # the grant travels with it
+
+    # The third agency checks for itself: a forward without the grant is refused there.
+    bare = pb.MessageContent()
+    bare.CopyFrom(got.content)
+    bare.ClearField("transfer_authorisation")
+    bare = complete(bare, sender=DE, message_id="01934f6e-0000-7000-8000-000000000001")
+    async with RawExchange(fed3, as_agency=DE, to=fr) as raw:
+        receipt = await raw.send(envelope_frame(bare.SerializeToString(), member_key(fed3, DE)))
+    assert parse_receipt(receipt.content).reason_code == "ONWARD_TRANSFER_NOT_AUTHORISED"
+
+
+async def test_consequential_reply_waits_for_a_second_supervisor(fed3: Federation) -> None:
+    set_agreement(fed3, approval_required=("REPLY>HIT_NOTIFICATION",))
+    nl, de, _ = await fed3.start_all()
+    await add_user(de, "dora", "liaison_officer")
+    await add_user(nl, "sam", "supervisor")
+    await add_user(nl, "sue", "supervisor")
+    await add_user(nl, "otto", "liaison_officer")
+    async with connect(de.config.home, user="dora") as c:
+        hit = await c.api.Send(
+            local_pb2.SendRequest(
+                content=liaison(
+                    to=[NL],
+                    type_=pb.MESSAGE_TYPE_HIT_NOTIFICATION,
+                    purpose="serious-crime-investigation",
+                    text="Prüm DNA comparison: hit on reference NL-2026-0042",
+                )
+            )
+        )
+    assert nl.store is not None and de.store is not None
+
+    async def hit_arrived() -> bool:
+        assert nl.store is not None
+        return await nl.store.get_message(hit.message_id, direction="in") is not None
+
+    await wait_for(hit_arrived)
+    reply = liaison(
+        to=[DE],
+        type_=pb.MESSAGE_TYPE_REPLY,
+        purpose="serious-crime-investigation",
+        text="Personal data of the person matched: ...",
+    )
+    reply.in_reply_to = hit.message_id
+    async with connect(nl.config.home, user="sam") as c:
+        held = await c.api.Send(local_pb2.SendRequest(content=reply))
+        assert held.pending_approval
+        pending = await c.api.ListApprovals(local_pb2.ListApprovalsRequest())
+        assert [a.message_id for a in pending.approvals] == [held.message_id]
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await c.api.Decide(local_pb2.DecideRequest(message_id=held.message_id, approve=True))
+        assert dict(caught.value.trailing_metadata() or ())["accord-denied"] == "FOUR_EYES"
+    async with connect(nl.config.home, user="otto") as c:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await c.api.Decide(local_pb2.DecideRequest(message_id=held.message_id, approve=True))
+        assert dict(caught.value.trailing_metadata() or ())["accord-denied"] == "ROLE"
+    assert await nl.store.deliveries(held.message_id) == []  # nothing left while held
+    async with connect(nl.config.home, user="sue") as c:
+        decided = await c.api.Decide(
+            local_pb2.DecideRequest(message_id=held.message_id, approve=True, note="hit confirmed")
+        )
+        assert decided.state == "approved" and decided.decided_by == "sue"
+
+    async def delivered() -> bool:
+        assert de.store is not None
+        return await de.store.get_message(held.message_id, direction="in") is not None
+
+    await wait_for(delivered)
+    # A plain reply (not after a hit) needs no approval.
+    plain = liaison(to=[DE], type_=pb.MESSAGE_TYPE_REPLY, purpose="serious-crime-investigation")
+    async with connect(nl.config.home, user="otto") as c:
+        assert not (await c.api.Send(local_pb2.SendRequest(content=plain))).pending_approval
+
+
+async def test_published_policy_is_signed_and_fetched_from_a_peer(fed3: Federation) -> None:
+    nl, _de, _ = await fed3.start_all()
+    await add_user(nl, "anna", "liaison_officer")
+    async with connect(nl.config.home, user="anna") as c:
+        own = await c.api.GetPolicy(local_pb2.PolicyRequest())
+        peer = await c.api.GetPolicy(local_pb2.PolicyRequest(peer=DE))
+    assert own.agency == NL and peer.agency == DE
+    doc = json.loads(peer.policy_json)
+    assert doc["agency"] == DE and doc["agreements"][0]["id"] == "AGR-TEST"
+    assert set(doc["purposes"]) >= set(ALL_PURPOSES)
+    de_key = public_key_of(nl.trust.member_peer(DE, nl.clock.now())[0].certificate())
+    assert verify(de_key, peer.policy_json, peer.signature)
