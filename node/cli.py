@@ -654,7 +654,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_certs, _add_node, _add_messages, _add_demo):
+    from node import cli_access
+
+    for add in (_add_certs, _add_node, _add_messages, _add_demo, *cli_access.GROUPS):
         add(sub)
     return parser
 

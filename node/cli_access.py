@@ -1,0 +1,384 @@
+"""`accord` commands for purpose limitation and access control: users and clearances,
+four-eyes approvals, onward transfer, published policy, the access log and agreements."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from accord.v1 import local_pb2
+from accord.v1 import message_pb2 as pb
+from certs.ca import FederationAuthority
+from certs.directory import agreement_from_dict, agreement_to_dict
+from node.cli import UsageError, _csv, _local_arguments, _table
+from node.client import connect, resolve_home
+
+
+def _call(args: argparse.Namespace, method: str, request: Any) -> Any:
+    home = resolve_home(args.home)
+
+    async def run() -> Any:
+        async with connect(home, user=args.as_user) as node:
+            return await getattr(node.api, method)(request)
+
+    return asyncio.run(run())
+
+
+# ---- users -------------------------------------------------------------------------------------
+
+
+def _user_row(u: Any) -> list[str]:
+    return [u.name, u.role, ",".join(u.clearances) or "-", "disabled" if u.disabled else "active"]
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    response = _call(
+        args,
+        "AddUser",
+        local_pb2.AddUserRequest(name=args.name, role=args.role, clearances=_csv(args.clearance)),
+    )
+    if args.save:
+        home = resolve_home(args.home)
+        tokens = home / "tokens"
+        tokens.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(tokens / args.name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(response.token)
+        print(f"user {args.name} ({args.role}) created; token saved to {tokens / args.name}")
+    else:
+        print(f"user {args.name} ({args.role}) created; token (shown once):")
+        print(response.token)
+    return 0
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    users = _call(args, "ListUsers", local_pb2.ListUsersRequest()).users
+    print(_table(["user", "role", "cleared for", "state"], [_user_row(u) for u in users]))
+    return 0
+
+
+def cmd_users_clearances(args: argparse.Namespace) -> int:
+    u = _call(
+        args,
+        "SetClearances",
+        local_pb2.SetClearancesRequest(name=args.name, clearances=_csv(args.clearance)),
+    )
+    print(_table(["user", "role", "cleared for", "state"], [_user_row(u)]))
+    return 0
+
+
+def cmd_users_disable(args: argparse.Namespace) -> int:
+    u = _call(args, "DisableUser", local_pb2.DisableUserRequest(name=args.name))
+    print(_table(["user", "role", "cleared for", "state"], [_user_row(u)]))
+    return 0
+
+
+def cmd_whoami(args: argparse.Namespace) -> int:
+    u = _call(args, "WhoAmI", local_pb2.WhoAmIRequest())
+    print(_table(["user", "role", "cleared for", "state"], [_user_row(u)]))
+    return 0
+
+
+# ---- approvals ---------------------------------------------------------------------------------
+
+
+def cmd_approvals_list(args: argparse.Namespace) -> int:
+    approvals = _call(args, "ListApprovals", local_pb2.ListApprovalsRequest(state=args.state))
+    rows = [
+        [
+            a.message_id,
+            pb.MessageType.Name(a.type).removeprefix("MESSAGE_TYPE_") if a.type else "-",
+            a.purpose or "-",
+            a.author,
+            ",".join(a.recipients),
+            a.state,
+            a.decided_by or "-",
+        ]
+        for a in approvals.approvals
+    ]
+    print(_table(["message", "type", "purpose", "author", "to", "state", "decided by"], rows))
+    return 0
+
+
+def _decide(args: argparse.Namespace, approve: bool) -> int:
+    a = _call(
+        args,
+        "Decide",
+        local_pb2.DecideRequest(message_id=args.id, approve=approve, note=args.note or ""),
+    )
+    verb = "approved: now in the outbox for" if approve else "rejected: will not be sent to"
+    print(f"{a.message_id} {verb} {', '.join(a.recipients)}")
+    return 0
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    return _decide(args, True)
+
+
+def cmd_reject(args: argparse.Namespace) -> int:
+    if not (args.note or "").strip():
+        raise UsageError("a rejection needs --note saying why")
+    return _decide(args, False)
+
+
+# ---- onward transfer ---------------------------------------------------------------------------
+
+
+def cmd_forward(args: argparse.Namespace) -> int:
+    response = _call(
+        args,
+        "Forward",
+        local_pb2.ForwardRequest(
+            message_id=args.id,
+            sender=args.sender or "",
+            to=args.to,
+            purpose=args.purpose or "",
+            justification=args.justification,
+        ),
+    )
+    print(response.message_id)
+    held = " (held for approval)" if response.pending_approval else ""
+    print(f"forward queued for {args.to}{held}", file=sys.stderr)
+    return 0
+
+
+def _transfer(args: argparse.Namespace, kind: int, control: pb.ControlBody, to: str) -> int:
+    content = pb.MessageContent(
+        recipients=[to],
+        type=kind,  # type: ignore[arg-type]
+        purpose=args.purpose,
+        correlation_id=control.target_message_id,
+        in_reply_to=getattr(args, "in_reply_to", None) or "",
+        control=control,
+    )
+    response = _call(args, "Send", local_pb2.SendRequest(content=content))
+    print(response.message_id)
+    return 0
+
+
+def cmd_transfer_request(args: argparse.Namespace) -> int:
+    control = pb.ControlBody(
+        target_message_id=args.id,
+        third_agency=args.third,
+        transfer_purpose=args.transfer_purpose or "",
+        reason=args.reason,
+    )
+    return _transfer(args, pb.MESSAGE_TYPE_TRANSFER_AUTHORISATION_REQUEST, control, args.to)
+
+
+def cmd_transfer_grant(args: argparse.Namespace) -> int:
+    control = pb.ControlBody(
+        target_message_id=args.id,
+        third_agency=args.third,
+        transfer_purpose=args.transfer_purpose or "",
+        granted=not args.deny,
+        conditions=args.conditions or "",
+        reason=args.reason or "",
+    )
+    return _transfer(args, pb.MESSAGE_TYPE_TRANSFER_AUTHORISATION_GRANT, control, args.to)
+
+
+# ---- policy, access log, agreements ------------------------------------------------------------
+
+
+def cmd_policy_show(args: argparse.Namespace) -> int:
+    signed = _call(args, "GetPolicy", local_pb2.PolicyRequest(peer=args.peer or ""))
+    doc = json.loads(signed.policy_json)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    print(
+        f"policy of {doc['agency']} (directory serial {doc['directory_serial']}), signed by "
+        f"the node's key; signature verified"
+        if args.peer
+        else f"policy of {doc['agency']}"
+    )
+    rows = [
+        [
+            a["id"],
+            ",".join(a["parties"]),
+            ",".join(a["purposes"]),
+            str(a["max_retention_days"]),
+            a["max_tlp"],
+            a["onward_transfer"],
+            a["valid_until"][:10],
+        ]
+        for a in doc["agreements"]
+    ]
+    print(
+        _table(["agreement", "parties", "purposes", "max days", "max TLP", "onward", "until"], rows)
+    )
+    print(f"retention: {doc['retention']['rule']}")
+    return 0
+
+
+def cmd_access_log(args: argparse.Namespace) -> int:
+    entries = _call(
+        args,
+        "AccessLog",
+        local_pb2.AccessLogRequest(limit=args.limit, message_id=args.message or ""),
+    ).entries
+    rows = [
+        [
+            e.at[:19],
+            e.user,
+            e.action,
+            e.outcome,
+            e.message_id or "-",
+            e.purpose or "-",
+            (e.justification or e.detail or "-")[:60],
+        ]
+        for e in entries
+    ]
+    print(_table(["at", "user", "action", "outcome", "message", "purpose", "why / detail"], rows))
+    return 0
+
+
+def cmd_agreements_set(args: argparse.Namespace) -> int:
+    fa = FederationAuthority(Path(args.dir))
+    try:
+        raw = json.loads(Path(args.file).read_text())
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{args.file}: not valid JSON: {exc}") from exc
+    if not isinstance(raw, list):
+        raise UsageError(f"{args.file}: expected a JSON list of agreements")
+    agreements = tuple(agreement_from_dict(a, f"{args.file}[{i}]") for i, a in enumerate(raw))
+    d = fa.set_agreements(agreements, now=datetime.now(UTC))
+    print(f"directory serial {d.serial} published with {len(agreements)} agreement(s)")
+    for a in agreements:
+        if a.review_date is not None and a.review_date <= date.today():
+            print(f"note: agreement {a.id} was due for review on {a.review_date}")
+    return 0
+
+
+def cmd_agreements_show(args: argparse.Namespace) -> int:
+    d = FederationAuthority(Path(args.dir)).directory()
+    print(json.dumps([agreement_to_dict(a) for a in d.agreements], indent=2))
+    return 0
+
+
+# ---- registration ------------------------------------------------------------------------------
+
+
+def add_users(sub: Any) -> None:
+    users = sub.add_parser(
+        "users", help="local users, roles and purpose clearances (administrator)"
+    )
+    usub = users.add_subparsers(dest="users_command", required=True, metavar="SUBCOMMAND")
+    p = usub.add_parser("add", help="create a user and print (or --save) their token")
+    p.add_argument("name", help="user name (a-z, 0-9, . _ -)")
+    p.add_argument(
+        "--role",
+        required=True,
+        choices=["liaison_officer", "supervisor", "auditor", "administrator"],
+    )
+    p.add_argument(
+        "--clearance",
+        action="append",
+        metavar="PURPOSE[,PURPOSE]",
+        help="purpose(s) the user is cleared for; repeatable",
+    )
+    p.add_argument("--save", action="store_true", help="write the token to HOME/tokens/NAME (0600)")
+    _local_arguments(p)
+    p.set_defaults(func=cmd_users_add)
+    p = usub.add_parser("list", help="list users")
+    _local_arguments(p)
+    p.set_defaults(func=cmd_users_list)
+    p = usub.add_parser("clearances", help="replace a user's purpose clearances")
+    p.add_argument("name")
+    p.add_argument("--clearance", action="append", metavar="PURPOSE[,PURPOSE]", default=[])
+    _local_arguments(p)
+    p.set_defaults(func=cmd_users_clearances)
+    p = usub.add_parser("disable", help="disable a user (their token stops working)")
+    p.add_argument("name")
+    _local_arguments(p)
+    p.set_defaults(func=cmd_users_disable)
+    p = sub.add_parser("whoami", help="the local user the CLI acts as")
+    _local_arguments(p)
+    p.set_defaults(func=cmd_whoami)
+
+
+def add_approvals(sub: Any) -> None:
+    ap = sub.add_parser("approvals", help="four-eyes approval of consequential messages")
+    asub = ap.add_subparsers(dest="approvals_command", required=True, metavar="SUBCOMMAND")
+    p = asub.add_parser("list", help="messages waiting for (or given) a decision")
+    p.add_argument("--state", default="pending", choices=["pending", "approved", "rejected", "all"])
+    _local_arguments(p)
+    p.set_defaults(func=cmd_approvals_list)
+    p = asub.add_parser("approve", help="approve a held message (a supervisor, not its author)")
+    p.add_argument("id", help="message id")
+    p.add_argument("--note", help="why")
+    _local_arguments(p)
+    p.set_defaults(func=cmd_approve)
+    p = asub.add_parser("reject", help="reject a held message; it is never sent")
+    p.add_argument("id", help="message id")
+    p.add_argument("--note", help="why (required)")
+    _local_arguments(p)
+    p.set_defaults(func=cmd_reject)
+
+
+def add_transfer(sub: Any) -> None:
+    p = sub.add_parser("forward", help="forward a received message to a third agency")
+    p.add_argument("id", help="id of the received message")
+    p.add_argument("--to", required=True, help="third agency code")
+    p.add_argument("--justification", required=True, help="why it must go there (logged)")
+    p.add_argument("--purpose", help="purpose of the transfer (default: the original's)")
+    p.add_argument("--sender", help="originator, if the id is ambiguous")
+    _local_arguments(p)
+    p.set_defaults(func=cmd_forward)
+    tr = sub.add_parser("transfer", help="ask for or give consent to onward transfer")
+    tsub = tr.add_subparsers(dest="transfer_command", required=True, metavar="SUBCOMMAND")
+    p = tsub.add_parser("request", help="ask the originator for consent to forward a message")
+    p.add_argument("id", help="id of the message to forward")
+    p.add_argument("--to", required=True, help="the originator (who decides)")
+    p.add_argument("--third", required=True, help="the third agency it would go to")
+    p.add_argument("--purpose", required=True, help="purpose code of this request message")
+    p.add_argument("--transfer-purpose", help="purpose of the transfer, if not the original's")
+    p.add_argument("--reason", required=True, help="grounds for the transfer")
+    _local_arguments(p)
+    p.set_defaults(func=cmd_transfer_request)
+    p = tsub.add_parser("grant", help="grant (or --deny) onward transfer of your message")
+    p.add_argument("id", help="id of your original message")
+    p.add_argument("--to", required=True, help="the agency that asked")
+    p.add_argument("--third", required=True, help="the third agency")
+    p.add_argument("--purpose", required=True, help="purpose code of this grant message")
+    p.add_argument("--transfer-purpose", help="purpose the transfer is granted for")
+    p.add_argument("--in-reply-to", help="id of the request being answered")
+    p.add_argument("--conditions", help="conditions attached to the grant")
+    p.add_argument("--reason", help="grounds (required in practice for a refusal)")
+    p.add_argument("--deny", action="store_true", help="refuse instead of grant")
+    _local_arguments(p)
+    p.set_defaults(func=cmd_transfer_grant)
+
+
+def add_policy(sub: Any) -> None:
+    pol = sub.add_parser("policy", help="published policy: agreements, purposes, retention")
+    psub = pol.add_subparsers(dest="policy_command", required=True, metavar="SUBCOMMAND")
+    p = psub.add_parser("show", help="this node's policy, or a peer's (--peer), signature checked")
+    p.add_argument("--peer", help="agency code of a peer")
+    p.add_argument("--json", action="store_true", help="the signed JSON document")
+    _local_arguments(p)
+    p.set_defaults(func=cmd_policy_show)
+    p = sub.add_parser("access-log", help="who consulted, forwarded or approved what (auditor)")
+    p.add_argument("--message", help="only entries for this message id")
+    p.add_argument("--limit", type=int, default=200)
+    _local_arguments(p)
+    p.set_defaults(func=cmd_access_log)
+    ag = sub.add_parser("agreements", help="cooperation agreements in the federation directory")
+    gsub = ag.add_subparsers(dest="agreements_command", required=True, metavar="SUBCOMMAND")
+    p = gsub.add_parser("set", help="publish agreements from a JSON file (signed, new serial)")
+    p.add_argument("--dir", required=True, help="federation authority directory")
+    p.add_argument("--file", required=True, help="JSON list of agreements (see docs/policy.md)")
+    p.set_defaults(func=cmd_agreements_set)
+    p = gsub.add_parser("show", help="print the agreements in force in the directory")
+    p.add_argument("--dir", required=True, help="federation authority directory")
+    p.set_defaults(func=cmd_agreements_show)
+
+
+GROUPS = (add_users, add_approvals, add_transfer, add_policy)
