@@ -268,43 +268,43 @@ def build_content(args: argparse.Namespace) -> Any:
     for code in recipients:
         check_agency_code(code)
     type_name = _choice(args.type, MESSAGE_TYPES, what="--type", prefix="MESSAGE_TYPE_")
-    content = pb.MessageContent(
-        recipients=recipients,
-        type=pb.MessageType.Value(f"MESSAGE_TYPE_{type_name}"),
-        purpose=args.purpose,
-        legal_basis=args.legal_basis or "",
-        urgency=pb.URGENCY_URGENT if args.urgent else pb.URGENCY_NORMAL,
-        in_reply_to=args.reply_to or "",
-        # A reply continues the thread of what it answers unless told otherwise.
-        correlation_id=args.correlation or args.reply_to or "",
-    )
+    fields: dict[str, Any] = {}
     if args.retention_days is not None:
         if args.retention_days < 1:
             raise UsageError("--retention-days: must be at least 1")
-        content.retention.days = args.retention_days
+        fields["retention"] = pb.Retention(days=args.retention_days)
     if args.tlp:
-        tlps = _names(pb.Tlp, "TLP_")
-        content.tlp = pb.Tlp.Value("TLP_" + _choice(args.tlp, tlps, what="--tlp", prefix="TLP_"))
+        tlp = _choice(args.tlp, _names(pb.Tlp, "TLP_"), what="--tlp", prefix="TLP_")
+        fields["tlp"] = f"TLP_{tlp}"
     codes = _names(pb.HandlingCode, "HANDLING_CODE_")
-    for code in _csv(args.handling):
-        name = _choice(code, codes, what="--handling code", prefix="HANDLING_CODE_")
-        content.handling_codes.append(pb.HandlingCode.Value(f"HANDLING_CODE_{name}"))
+    fields["handling_codes"] = [
+        "HANDLING_CODE_" + _choice(c, codes, what="--handling code", prefix="HANDLING_CODE_")
+        for c in _csv(args.handling)
+    ]
     if args.onward:
         rules = _names(pb.OnwardTransfer, "ONWARD_TRANSFER_")
-        name = _choice(args.onward, rules, what="--onward", prefix="ONWARD_TRANSFER_")
-        content.onward_transfer = pb.OnwardTransfer.Value(f"ONWARD_TRANSFER_{name}")
+        rule = _choice(args.onward, rules, what="--onward", prefix="ONWARD_TRANSFER_")
+        fields["onward_transfer"] = f"ONWARD_TRANSFER_{rule}"
+    body: Any
     if type_name in INCIDENT_TYPES:
-        body: Any = pb.IncidentBody()
-        target = content.incident
+        kind, body = "incident", pb.IncidentBody()
     elif type_name in CONTROL_TYPES:
-        body = pb.ControlBody()
-        target = content.control
+        kind, body = "control", pb.ControlBody()
     else:
-        body = pb.LiaisonBody()
-        target = content.liaison
+        kind, body = "liaison", pb.LiaisonBody()
     _read_body(args.body, body, type_name=type_name)
-    target.CopyFrom(body)
-    return content
+    fields[kind] = body
+    return pb.MessageContent(
+        recipients=recipients,
+        type=f"MESSAGE_TYPE_{type_name}",
+        purpose=args.purpose,
+        legal_basis=args.legal_basis or "",
+        urgency="URGENCY_URGENT" if args.urgent else "URGENCY_NORMAL",
+        in_reply_to=args.reply_to or "",
+        # A reply continues the thread of what it answers unless told otherwise.
+        correlation_id=args.correlation or args.reply_to or "",
+        **fields,
+    )
 
 
 def cmd_send(args: argparse.Namespace) -> int:

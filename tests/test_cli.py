@@ -1,0 +1,358 @@
+"""The `accord` command line as a user runs it: real subprocesses against real nodes.
+
+Nodes run in this test's event loop (tests.harness.Federation); the CLI runs as a child process
+through asyncio, so the nodes keep serving while it waits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import stat
+import sys
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from node.cli import build_parser, main
+from tests.harness import ALL_PURPOSES, Federation, add_user, wait_for
+
+OFFICER = "officer"
+# In the federation's purpose vocabulary but not in the test agreement.
+UNPERMITTED_PURPOSE = "cybercrime"
+JUSTIFICATION = "--justification=checking the request for the case file"
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+async def accord(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 30) -> Run:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ACCORD_")}
+    environment.update(env or {})
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "node.cli", *map(str, args),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=environment,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return Run(proc.returncode, out.decode(), err.decode())
+
+
+def assert_usage_error(run: Run, *fragments: str) -> None:
+    """Exit 2, one `accord: error:` line naming the problem, no traceback."""
+    assert run.code == 2, run
+    assert "Traceback" not in run.err, run.err
+    lines = run.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("accord: error: "), run.err
+    for fragment in fragments:
+        assert fragment in lines[0], run.err
+
+
+def commands(parser: argparse.ArgumentParser, prefix: Sequence[str] = ()) -> Iterator[list[str]]:
+    """Every command path of the parser, the bare program included."""
+    yield list(prefix)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from commands(sub, [*prefix, name])
+
+
+# ---- no node needed ----------------------------------------------------------------------------
+
+
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    # In-process: one child per command would cost seconds for what is the same code path.
+    paths = list(commands(build_parser()))
+    assert ["send"] in paths and ["certs", "issue"] in paths and ["demo"] in paths
+    for path in paths:
+        with pytest.raises(SystemExit) as exit_:
+            main([*path, "--help"])
+        assert exit_.value.code == 0, path
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: accord {' '.join(path)}".rstrip()), (path, out)
+
+
+async def test_console_script_runs() -> None:
+    script = Path(sys.executable).with_name("accord")
+    proc = await asyncio.create_subprocess_exec(
+        script, "send", "--help", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err
+    assert b"--retention-days" in out and b"LiaisonBody otherwise" in out
+
+
+async def test_certs_init_issue_revoke_write_the_files(tmp_short: Path) -> None:
+    fed = tmp_short / "fed"
+    run = await accord("certs", "init-federation", "--dir", fed, "--federation", "cli.test")
+    assert run.code == 0, run
+    assert "federation cli.test created" in run.out
+    for name in ("ca.key", "ca.pem", "crl.pem", "directory.json", "directory.json.sig"):
+        assert (fed / name).is_file(), name
+    assert stat.S_IMODE((fed / "ca.key").stat().st_mode) == 0o600
+
+    run = await accord("certs", "issue", "--dir", fed, "--agency", "NL-POL",
+                       "--endpoint", "127.0.0.1:7443", "--name", "Politie")  # fmt: skip
+    assert run.code == 0, run
+    issued = fed / "issued" / "NL-POL"
+    assert f"into {issued}" in run.out
+    cert = x509.load_pem_x509_certificate((issued / "node.pem").read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "spiffe://cli.test/agency/NL-POL" in san.get_values_for_type(
+        x509.UniformResourceIdentifier
+    )
+    assert stat.S_IMODE((issued / "node.key").stat().st_mode) == 0o600
+    assert "NL-POL" in (fed / "directory.json").read_text()
+
+    run = await accord("certs", "revoke", "--dir", fed, "--agency", "NL-POL")
+    assert run.code == 0, run
+    assert f"revoked serial {cert.serial_number:x}" in run.out
+    crl = x509.load_pem_x509_crl((fed / "crl.pem").read_bytes())
+    assert crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
+    assert json.loads((fed / "directory.json").read_text())["members"] == []
+
+    assert_usage_error(
+        await accord("certs", "revoke", "--dir", fed, "--agency", "NL-POL"),
+        "no unrevoked certificate matches NL-POL",
+    )
+
+
+async def test_certs_errors_are_one_clear_line(tmp_short: Path) -> None:
+    fed = tmp_short / "fed"
+    assert (await accord("certs", "init-federation", "--dir", fed)).code == 0
+    runs = await asyncio.gather(
+        accord("certs", "issue", "--dir", fed, "--agency", "nl-pol", "--endpoint", "h:1"),
+        accord("certs", "issue", "--dir", fed, "--agency", "NL-POL", "--endpoint", "nohost"),
+        accord("certs", "issue", "--dir", tmp_short / "none", "--agency", "NL-POL",
+               "--endpoint", "h:1"),
+        accord("certs", "init-federation", "--dir", fed),
+        accord("certs", "revoke", "--dir", fed, "--serial", "zz"),
+    )  # fmt: skip
+    assert_usage_error(runs[0], "agency code 'nl-pol' is not of the form", "e.g. NL-POL")
+    assert_usage_error(runs[1], "endpoint 'nohost' must be HOST:PORT")
+    assert_usage_error(runs[2], "is not a federation directory", "init-federation")
+    assert_usage_error(runs[3], "refusing to overwrite")
+    assert_usage_error(runs[4], "--serial: 'zz' is not a hexadecimal serial")
+
+
+async def test_node_init_creates_a_home_and_refuses_to_overwrite(tmp_short: Path) -> None:
+    fed, home = tmp_short / "fed", tmp_short / "nl"
+    assert (await accord("certs", "init-federation", "--dir", fed)).code == 0
+    issue = ("certs", "issue", "--dir", fed, "--agency", "NL-POL", "--endpoint", "127.0.0.1:7443")
+    assert (await accord(*issue)).code == 0
+    init = ("node", "init", "--home", home, "--agency", "NL-POL", "--federation", fed)
+
+    run = await accord(*init)
+    assert run.code == 0, run
+    assert "node home ready" in run.out
+    config = (home / "config.toml").read_text()
+    assert 'agency = "NL-POL"' in config and 'federation = "accord.test"' in config
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+
+    assert_usage_error(await accord(*init), "already holds a node", "refusing to overwrite")
+    assert (home / "config.toml").read_text() == config
+    assert_usage_error(
+        await accord("node", "init", "--home", tmp_short / "de", "--agency", "DE-BKA",
+                     "--federation", fed),
+        "not found (run `accord certs issue`)",
+    )  # fmt: skip
+
+
+async def test_no_running_node_is_a_clear_error(tmp_short: Path) -> None:
+    home = tmp_short / "nowhere"
+    home.mkdir()
+    sock = home / "node.sock"
+    hint = f"start it with `accord node run --home {home}`"
+    run = await accord("inbox", "--home", home)
+    assert_usage_error(run, f"no node running at {home} (socket {sock} missing)", hint)
+    # $ACCORD_HOME stands in for --home.
+    run = await accord("receipts", "0190", env={"ACCORD_HOME": str(home)})
+    assert_usage_error(run, f"no node running at {home}", hint)
+    assert_usage_error(await accord("inbox"), "pass --home DIR or set ACCORD_HOME")
+
+
+async def test_bad_send_arguments_name_the_problem(tmp_short: Path) -> None:
+    good = tmp_short / "body.json"
+    good.write_text('{"subject": "s", "text": "t"}')
+    broken = tmp_short / "broken.json"
+    broken.write_text('{"subject": "s",\n  "text": }')
+    wrong = tmp_short / "wrong.json"
+    wrong.write_text('{"subjekt": "s"}')
+    listed = tmp_short / "list.json"
+    listed.write_text("[]")
+
+    def send(body: Path, type_: str = "request_info", *extra: str) -> Awaitable[Run]:
+        return accord("send", "--home", tmp_short, "--to", "DE-BKA", "--type", type_,
+                      "--purpose", "missing-persons", "--body", body, *extra)  # fmt: skip
+
+    runs = await asyncio.gather(
+        send(broken),
+        send(wrong),
+        send(listed),
+        send(tmp_short / "missing.json"),
+        send(good, "incident_publish"),
+        send(good, "gossip"),
+        send(good, "reply", "--tlp", "purple"),
+        send(good, "reply", "--handling", "H0,H9"),
+        send(good, "reply", "--retention-days", "0"),
+    )
+    assert_usage_error(runs[0], f"--body {broken}: not valid JSON", "line 2 column 11")
+    assert_usage_error(runs[1], f"--body {wrong}: not a valid LiaisonBody for REQUEST_INFO",
+                       'no field named "subjekt"')  # fmt: skip
+    assert_usage_error(runs[2], f"--body {listed}: must be a JSON object")
+    assert_usage_error(runs[3], "missing.json: cannot read: No such file or directory")
+    assert_usage_error(runs[4], "not a valid IncidentBody for INCIDENT_PUBLISH")
+    assert_usage_error(runs[5], "--type 'gossip' is not one of: REQUEST_INFO, REPLY")
+    assert_usage_error(runs[6], "--tlp 'purple' is not one of: CLEAR, GREEN, AMBER")
+    assert_usage_error(runs[7], "--handling code 'H9' is not one of: H0, H1, H2, H3")
+    assert_usage_error(runs[8], "--retention-days: must be at least 1")
+
+
+# ---- against running nodes ---------------------------------------------------------------------
+
+
+@pytest.fixture
+async def running(fed3: Federation) -> AsyncIterator[Federation]:
+    for node in await fed3.start_all():
+        await add_user(node, OFFICER, "liaison_officer", [*ALL_PURPOSES, UNPERMITTED_PURPOSE])
+    yield fed3
+
+
+async def officer(fed: Federation, agency: str, *args: str | Path) -> Run:
+    return await accord(*args, "--home", fed.homes[agency], "--as", OFFICER)
+
+
+async def test_send_inbox_show_receipts_and_reply(running: Federation, tmp_short: Path) -> None:
+    fed = running
+    body = tmp_short / "request.json"
+    body.write_text(json.dumps({"subject": "Missing minor", "text": "Last seen near Aachen."}))
+    run = await officer(
+        fed, "NL-POL", "send", "--to", "DE-BKA,FR-PN", "--type", "Request_Info",
+        "--purpose", "missing-persons", "--body", body, "--retention-days", "30",
+        "--tlp", "amber+strict", "--handling", "H0,H2", "--onward", "forbidden", "--urgent",
+        "--legal-basis", "Directive (EU) 2023/977",
+    )  # fmt: skip
+    assert run.code == 0, run
+    message_id = run.out.strip()
+    assert len(message_id) == 36 and "queued for DE-BKA, FR-PN" in run.err
+
+    nl = fed.nodes["NL-POL"]
+    assert nl.store is not None
+
+    async def receipted() -> bool:
+        assert nl.store is not None
+        return all(d.state == "accepted" for d in await nl.store.deliveries(message_id))
+
+    await wait_for(receipted)
+
+    inbox = await officer(fed, "DE-BKA", "inbox")
+    assert inbox.code == 0, inbox
+    header, *rows = inbox.out.splitlines()
+    assert header.split() == ["ID", "SENDER", "TYPE", "PURPOSE", "RECEIVED", "RETAIN-UNTIL"]
+    assert [r.split()[:4] for r in rows] == [
+        [message_id, "NL-POL", "REQUEST_INFO", "missing-persons"]
+    ]
+
+    shown = await officer(fed, "DE-BKA", "show", message_id, "--json", JUSTIFICATION)
+    assert shown.code == 0, shown
+    doc = json.loads(shown.out)
+    assert doc["sender"] == "NL-POL" and doc["signature_valid"] is True
+    assert doc["content"]["liaison"] == {
+        "subject": "Missing minor",
+        "text": "Last seen near Aachen.",
+    }
+    assert doc["content"]["tlp"] == "TLP_AMBER_STRICT"
+    assert doc["content"]["handling_codes"] == ["HANDLING_CODE_H0", "HANDLING_CODE_H2"]
+    assert doc["content"]["onward_transfer"] == "ONWARD_TRANSFER_FORBIDDEN"
+    assert doc["content"]["retention"] == {"days": 30}
+    text = await officer(fed, "DE-BKA", "show", message_id, JUSTIFICATION)
+    assert text.code == 0, text
+    assert f"content sha256: {doc['content_sha256']}" in text.out
+    assert "verifies with NL-POL's certificate" in text.out
+
+    receipts = await officer(fed, "NL-POL", "receipts", message_id, "--json")
+    assert receipts.code == 0, receipts
+    deliveries = json.loads(receipts.out)["deliveries"]
+    assert [d["recipient"] for d in deliveries] == ["DE-BKA", "FR-PN"]
+    for d in deliveries:
+        assert d["state"] == "ACCEPTED" and d["reason_code"] == ""
+        assert d["content_sha256"] == doc["content_sha256"]
+        assert d["receipt_signature_valid"] is True and d["received_at"]
+    table = await officer(fed, "NL-POL", "receipts", message_id)
+    assert table.code == 0, table
+    states = {line.split()[0]: line.split()[1:3] for line in table.out.splitlines()[2:4]}
+    assert states == {"DE-BKA": ["ACCEPTED", "-"], "FR-PN": ["ACCEPTED", "-"]}
+    assert doc["content_sha256"] in table.out
+
+    reply_body = tmp_short / "reply.json"
+    reply_body.write_text('{"subject": "Re: missing minor", "text": "Found safe."}')
+    run = await officer(fed, "DE-BKA", "send", "--to", "NL-POL", "--type", "reply",
+                        "--purpose", "missing-persons", "--body", reply_body,
+                        "--reply-to", message_id)  # fmt: skip
+    assert run.code == 0, run
+    reply_id = run.out.strip()
+
+    async def reply_arrived() -> list[dict[str, str]]:
+        listed = await officer(fed, "NL-POL", "inbox", "--json")
+        return [m for m in json.loads(listed.out) if m["message_id"] == reply_id]
+
+    (reply,) = await wait_for(reply_arrived)
+    assert reply["correlation_id"] == message_id and reply["type"] == "REPLY"
+
+
+async def test_refusals_and_denials_print_their_code(running: Federation, tmp_short: Path) -> None:
+    fed = running
+    body = tmp_short / "b.json"
+    body.write_text('{"subject": "s", "text": "t"}')
+    base = ("send", "--type", "request_info", "--body", body)
+    unpermitted, stranger, no_reason, admin = await asyncio.gather(
+        officer(fed, "FR-PN", *base, "--to", "NL-POL", "--purpose", UNPERMITTED_PURPOSE),
+        officer(fed, "FR-PN", *base, "--to", "XX-NONE", "--purpose", "missing-persons"),
+        officer(fed, "FR-PN", "show", "01a20000-0000-7000-8000-000000000000", JUSTIFICATION),
+        accord("inbox", "--home", fed.homes["FR-PN"], "--as", "admin"),
+    )
+    assert_usage_error(
+        unpermitted,
+        "refused (PURPOSE_NOT_PERMITTED): agreement AGR-TEST does not permit the purpose "
+        f"'{UNPERMITTED_PURPOSE}'",
+    )
+    assert_usage_error(stranger, "refused (WRONG_RECIPIENT): XX-NONE is not a federation member")
+    assert_usage_error(no_reason, "not found: no message 01a20000-")
+    assert_usage_error(admin, "permission denied (ROLE)")
+    fr = fed.nodes["FR-PN"]
+    assert fr.store is not None
+    assert await fr.store.count("deliveries") == 0
+
+
+async def test_show_needs_a_justification(running: Federation, tmp_short: Path) -> None:
+    fed = running
+    body = tmp_short / "b.json"
+    body.write_text('{"subject": "s", "text": "t"}')
+    run = await officer(fed, "NL-POL", "send", "--to", "DE-BKA", "--type", "alert",
+                        "--purpose", "counter-terrorism", "--body", body)  # fmt: skip
+    assert run.code == 0, run
+    run = await officer(fed, "NL-POL", "show", run.out.strip())
+    assert_usage_error(run, "permission denied (JUSTIFICATION)", "justification")
+
+
+async def test_demo_runs_the_three_agency_exchange(tmp_short: Path) -> None:
+    run = await accord("demo", "--dir", tmp_short / "demo", timeout=90)
+    assert run.code == 0, run.out + run.err
+    assert "PASS: all" in run.out and "[FAIL]" not in run.out
+    assert "refused locally by FR-PN: PURPOSE_NOT_PERMITTED" in run.out
+    assert len(re.findall(r"^ +[A-Z]{2}-[A-Z]+ +ACCEPTED +receipt sha256", run.out, re.M)) == 4
+    for agency in ("nl-pol", "de-bka", "fr-pn"):
+        assert not (tmp_short / "demo" / agency / "node.sock").exists()
