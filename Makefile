@@ -1,15 +1,31 @@
 # Two commands do all set-up: `make drill` runs a three-agency exchange, `make test` runs the tests.
-PYTHON ?= python3
+# Both create .venv (with the first Python >= 3.11 found) and install `-e .[dev]` into it first.
+PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	2>/dev/null && { echo $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: drill demo test lint proto proto-check bench bench-quick clean
+.DEFAULT_GOAL := help
+.PHONY: help drill demo test lint proto proto-check bench bench-quick clean
 
+help:
+	@echo "make drill        three agencies on loopback: federation, nodes, messages, receipts"
+	@echo "make test         the test suite (real nodes, real TLS, real SQLite)"
+	@echo "make lint         ruff check, ruff format --check, mypy --strict"
+	@echo "make proto        regenerate accord/v1 from protos/"
+	@echo "make proto-check  fail if the committed generated code differs from a regeneration"
+	@echo "make bench        benchmarks (bench-quick: a short run)"
+	@echo "make clean        remove .venv and caches"
+
+# Rebuilt when pyproject.toml changes; a failed install leaves no stamp, so the next run retries.
 $(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Accord needs Python 3.11 or newer (python3 -V: $$(python3 -V 2>&1)); set PYTHON=/path/to/python3.11" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install $(PIP_FLAGS) --upgrade pip
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[dev]'
 	touch $(STAMP)
 
 drill demo: $(STAMP)
@@ -31,6 +47,7 @@ proto-check: $(STAMP)
 	rm -rf .proto-check && mkdir -p .proto-check
 	$(BIN)/python -m grpc_tools.protoc -I protos --python_out=.proto-check --pyi_out=.proto-check --grpc_python_out=.proto-check protos/accord/v1/*.proto
 	for f in .proto-check/accord/v1/*; do diff -u accord/v1/$$(basename $$f) $$f || exit 1; done
+	@for f in accord/v1/*_pb2*.py*; do test -e .proto-check/$$f || { echo "$$f has no .proto source" >&2; exit 1; }; done
 	rm -rf .proto-check
 
 bench: $(STAMP)
