@@ -222,6 +222,13 @@ def _choice(value: str, choices: Sequence[str], *, what: str, prefix: str = "") 
     return name
 
 
+def _positive(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return int(text)
+
+
 def _names(enum: Any, prefix: str) -> list[str]:
     """A protobuf enum's value names without prefix, leaving out the zero UNSPECIFIED."""
     return [str(v.name).removeprefix(prefix) for v in enum.DESCRIPTOR.values if v.number != 0]
@@ -325,13 +332,6 @@ def cmd_send(args: argparse.Namespace) -> int:
         status = f"queued for {', '.join(response.recipients)}"
     print(f"{status}; follow it with `accord receipts {response.message_id}`", file=sys.stderr)
     return 0
-
-
-def _time(ts: Any) -> str:
-    """A protobuf Timestamp for people: UTC to the second, '-' when unset."""
-    if not ts.seconds and not ts.nanos:
-        return "-"
-    return str(ts.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M:%SZ"))
 
 
 def _iso(ts: Any) -> str | None:
@@ -594,7 +594,9 @@ def _add_messages(sub: Any) -> None:
 
     p = sub.add_parser("inbox", help="list messages received by the local node")
     _local_arguments(p)
-    p.add_argument("--limit", type=int, default=100, help="at most N messages (default 100)")
+    p.add_argument(
+        "--limit", type=_positive, default=100, help="at most N messages (default 100, max 1000)"
+    )
     p.add_argument("--before", metavar="ID", help="page: messages older than this id")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_inbox)
