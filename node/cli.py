@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 
@@ -30,6 +30,15 @@ from node.client import connect, local_error, resolve_home
 from node.errors import AccordError
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+class Parser(argparse.ArgumentParser):
+    """Command-line mistakes look like every other error: one `accord: error:` line, status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("accord").strip()
+        where = f"{command}: " if command else ""
+        self.exit(2, f"accord: error: {where}{message} (see `{self.prog} --help`)\n")
 
 
 class UsageError(AccordError):
@@ -651,7 +660,7 @@ def _add_demo(sub: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="accord", description="Accord: federated secure message exchange between agencies."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")

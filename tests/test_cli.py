@@ -208,6 +208,7 @@ async def test_bad_send_arguments_name_the_problem(tmp_short: Path) -> None:
         send(good, "reply", "--tlp", "purple"),
         send(good, "reply", "--handling", "H0,H9"),
         send(good, "reply", "--retention-days", "0"),
+        accord("send", "--to", "DE-BKA"),
     )
     assert_usage_error(runs[0], f"--body {broken}: not valid JSON", "line 2 column 11")
     assert_usage_error(runs[1], f"--body {wrong}: not a valid LiaisonBody for REQUEST_INFO",
@@ -219,6 +220,10 @@ async def test_bad_send_arguments_name_the_problem(tmp_short: Path) -> None:
     assert_usage_error(runs[6], "--tlp 'purple' is not one of: CLEAR, GREEN, AMBER")
     assert_usage_error(runs[7], "--handling code 'H9' is not one of: H0, H1, H2, H3")
     assert_usage_error(runs[8], "--retention-days: must be at least 1")
+    assert_usage_error(
+        runs[9], "send: the following arguments are required: --type, --purpose, --body",
+        "see `accord send --help`",
+    )  # fmt: skip
 
 
 # ---- against running nodes ---------------------------------------------------------------------
