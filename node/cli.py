@@ -574,10 +574,17 @@ def _add_messages(sub: Any) -> None:
         "it with a reason code if a recipient would.",
     )
     _local_arguments(p)
-    p.add_argument("--to", required=True, action="append", help="recipient code(s): DE-BKA,FR-PN")
+    p.add_argument(
+        "--to",
+        required=True,
+        action="append",
+        metavar="CODE[,CODE]",
+        help="recipient code(s): DE-BKA,FR-PN",
+    )
     p.add_argument(
         "--type",
         required=True,
+        metavar="TYPE",
         help="message type without MESSAGE_TYPE_, any case: request_info, incident_publish, ...",
     )
     p.add_argument(
@@ -591,10 +598,18 @@ def _add_messages(sub: Any) -> None:
         "INCIDENT_UPDATE, ControlBody for control types (INCIDENT_RETRACT, HANDLING_UPDATE, "
         "ERASURE_REQUEST, RECTIFICATION, TRANSFER_AUTHORISATION_*), LiaisonBody otherwise",
     )
-    p.add_argument("--retention-days", type=int, help="keep at most N days after receipt")
-    p.add_argument("--tlp", help="CLEAR, GREEN, AMBER, AMBER+STRICT or RED")
-    p.add_argument("--handling", action="append", help="handling codes, e.g. H0,H2")
-    p.add_argument("--onward", help="onward transfer: FORBIDDEN, WITH_ORIGINATOR_CONSENT, ALLOWED")
+    p.add_argument(
+        "--retention-days", type=int, metavar="N", help="keep at most N days after receipt"
+    )
+    p.add_argument("--tlp", metavar="LEVEL", help="CLEAR, GREEN, AMBER, AMBER+STRICT or RED")
+    p.add_argument(
+        "--handling", action="append", metavar="CODES", help="handling codes, e.g. H0,H2"
+    )
+    p.add_argument(
+        "--onward",
+        metavar="RULE",
+        help="onward transfer: FORBIDDEN, WITH_ORIGINATOR_CONSENT, ALLOWED",
+    )
     p.add_argument("--urgent", action="store_true", help="mark urgent (answer within 8 hours)")
     p.add_argument("--reply-to", metavar="ID", help="the message this one answers")
     p.add_argument("--correlation", metavar="ID", help="thread id (default: --reply-to's id)")
