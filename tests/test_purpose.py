@@ -386,3 +386,18 @@ async def test_published_policy_is_signed_and_fetched_from_a_peer(fed3: Federati
     assert set(doc["purposes"]) >= set(ALL_PURPOSES)
     de_key = public_key_of(nl.trust.member_peer(DE, nl.clock.now())[0].certificate())
     assert verify(de_key, peer.policy_json, peer.signature)
+
+
+async def test_receipts_are_shown_only_to_users_cleared_for_the_purpose(fed3: Federation) -> None:
+    nl, _de, _ = await fed3.start_all()
+    await add_user(nl, "anna", "liaison_officer")
+    await add_user(nl, "nick", "liaison_officer", purposes=["missing-persons"])
+    async with connect(nl.config.home, user="anna") as c:
+        sent = await c.api.Send(local_pb2.SendRequest(content=incident(to=[DE])))
+        mine = await c.api.Receipts(local_pb2.ReceiptsRequest(message_id=sent.message_id))
+        assert [d.recipient for d in mine.deliveries] == [DE]
+    for user, denied in (("nick", "CLEARANCE"), ("admin", "ROLE")):
+        async with connect(nl.config.home, user=user) as c:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await c.api.Receipts(local_pb2.ReceiptsRequest(message_id=sent.message_id))
+        assert dict(caught.value.trailing_metadata() or ())["accord-denied"] == denied

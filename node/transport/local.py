@@ -158,14 +158,14 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
         self, request: local_pb2.ReceiptsRequest, context: Ctx
     ) -> local_pb2.ReceiptsResponse:
         user = current_user()
-        if user.role == access.Role.ADMINISTRATOR:
-            raise PermissionDenied(
-                "ROLE", "administrators manage the node; they do not see traffic"
-            )
+        access.check_list(user)
+        sent = await self._store.get_message(request.message_id, direction="out")
+        if sent is None:
+            raise NotFound(f"no message {request.message_id} sent from this node")
+        if user.role != access.Role.AUDITOR and sent.purpose not in user.clearances:
+            raise PermissionDenied("CLEARANCE", f"{user.name} is not cleared for {sent.purpose!r}")
         deliveries = await self._store.deliveries(request.message_id)
         pending = await self._ops.access.approval(request.message_id)
-        if not deliveries and pending is None:
-            raise NotFound(f"no message {request.message_id} sent from this node")
         response = local_pb2.ReceiptsResponse(message_id=request.message_id)
         for d in deliveries:
             status = response.deliveries.add(
