@@ -41,6 +41,13 @@ CONTROL_TYPES = frozenset(
     }
 )
 _KNOWN_TYPE_NUMBERS = frozenset(v for v in pb.MessageType.values() if v != 0)
+# Proto3 enums are open: a peer can send values this node has no name for (a newer schema, or
+# a broken one). meta_of refuses them as MALFORMED instead of failing on them.
+_KNOWN_TLP = frozenset(pb.Tlp.values())
+_KNOWN_HANDLING = frozenset(pb.HandlingCode.values())
+_KNOWN_ONWARD = frozenset(pb.OnwardTransfer.values())
+# Longer than any agreement allows, short enough that adding it to a date cannot overflow.
+_MAX_RETENTION_DAYS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +80,8 @@ class MessageMeta:
         """The sender's own limit, before agreement and local policy shorten it."""
         limits = []
         if self.retention_days is not None:
-            limits.append(received_at + timedelta(days=self.retention_days))
+            days = min(self.retention_days, _MAX_RETENTION_DAYS)
+            limits.append(received_at + timedelta(days=days))
         if self.retention_until is not None:
             limits.append(self.retention_until)
         return min(limits) if limits else None
@@ -161,6 +169,13 @@ def incident_fields(incident: pb.IncidentBody) -> frozenset[str]:
     return frozenset(fields)
 
 
+def _time_field(name: str, ts: object) -> datetime:
+    try:
+        return to_datetime(ts)
+    except ValueError as exc:  # outside Timestamp's range (years 1-9999)
+        raise Refused(Reason.MALFORMED, f"{name} is not a valid time: {exc}") from exc
+
+
 def meta_of(msg: pb.MessageContent) -> MessageMeta:
     """Check the structure of a parsed content and reduce it to the domain view."""
     if not is_uuid(msg.message_id):
@@ -173,6 +188,12 @@ def meta_of(msg: pb.MessageContent) -> MessageMeta:
         raise Refused(Reason.MALFORMED, "recipients repeat an agency")
     if not msg.HasField("created_at"):
         raise Refused(Reason.MALFORMED, "created_at is missing")
+    if msg.tlp not in _KNOWN_TLP:
+        raise Refused(Reason.MALFORMED, f"tlp {msg.tlp} is not a known TLP value")
+    if msg.onward_transfer not in _KNOWN_ONWARD:
+        raise Refused(Reason.MALFORMED, f"onward_transfer {msg.onward_transfer} is not known")
+    if any(h not in _KNOWN_HANDLING for h in msg.handling_codes):
+        raise Refused(Reason.MALFORMED, f"handling_codes {list(msg.handling_codes)}: unknown code")
     if msg.type not in _KNOWN_TYPE_NUMBERS:
         raise Refused(Reason.UNKNOWN_MESSAGE_TYPE, f"message type {msg.type} is not known")
     type_name = pb.MessageType.Name(msg.type).removeprefix("MESSAGE_TYPE_")
@@ -191,7 +212,7 @@ def meta_of(msg: pb.MessageContent) -> MessageMeta:
     if which == "days":
         retention_days = msg.retention.days
     elif which == "until":
-        retention_until = to_datetime(msg.retention.until)
+        retention_until = _time_field("retention.until", msg.retention.until)
     return MessageMeta(
         message_id=msg.message_id,
         sender=msg.sender,
@@ -199,7 +220,7 @@ def meta_of(msg: pb.MessageContent) -> MessageMeta:
         type=type_name,
         purpose=msg.purpose,
         agreement_id=msg.agreement_id,
-        created_at=to_datetime(msg.created_at),
+        created_at=_time_field("created_at", msg.created_at),
         correlation_id=msg.correlation_id,
         in_reply_to=msg.in_reply_to,
         handling_codes=tuple(

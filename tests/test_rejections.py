@@ -28,9 +28,7 @@ from tests.harness import (
 NL, DE, FR = "NL-POL", "DE-BKA", "FR-PN"
 
 
-def receipt_checker(
-    fed: Federation, receiver: Node
-) -> Callable[[pb.Receipt], ReceiptInfo]:
+def receipt_checker(fed: Federation, receiver: Node) -> Callable[[pb.Receipt], ReceiptInfo]:
     """Parse a receipt after checking it is signed with the receiver's certificate."""
     key = public_key_of(load_cert(fed.homes[receiver.agency] / "node.pem"))
 
@@ -183,3 +181,32 @@ async def test_policy_refusal_arrives_as_a_receipt(fed3: Federation) -> None:
         info = check(await stream.send(signed(too_long, key)[1]))
         assert (info.accepted, info.reason_code) == (False, "RETENTION_EXCEEDS_AGREEMENT")
     assert await de.store.count("messages") == 0
+
+
+async def test_out_of_range_fields_are_malformed_not_fatal(fed3: Federation) -> None:
+    """Enum values and timestamps a protobuf parser accepts but the node cannot use."""
+    _nl, de, _fr = await fed3.start_all()
+    assert de.store is not None
+    check = receipt_checker(fed3, de)
+    key = member_key(fed3, NL)
+    tlp = complete(incident(to=[DE]), sender=NL)
+    tlp.tlp = 99  # type: ignore[assignment]
+    handling = complete(incident(to=[DE]), sender=NL)
+    handling.handling_codes.append(77)  # type: ignore[arg-type]
+    onward = complete(incident(to=[DE]), sender=NL)
+    onward.onward_transfer = 55  # type: ignore[assignment]
+    until = complete(incident(to=[DE]), sender=NL)
+    until.retention.until.seconds = 10**13  # past year 9999
+    created = complete(incident(to=[DE]), sender=NL)
+    created.created_at.seconds = -(10**13)
+    async with RawExchange(fed3, as_agency=NL, to=de) as stream:
+        for content in (tlp, handling, onward, until, created):
+            info = check(await stream.send(signed(content, key)[1]))
+            assert (info.accepted, info.reason_code) == (False, "MALFORMED"), info
+            assert info.message_id == content.message_id
+        forever = complete(incident(to=[DE], retention_days=4_000_000_000), sender=NL)
+        info = check(await stream.send(signed(forever, key)[1]))
+        assert (info.accepted, info.reason_code) == (False, "RETENTION_EXCEEDS_AGREEMENT"), info
+        info = check(await stream.send(signed(complete(incident(to=[DE]), sender=NL), key)[1]))
+        assert info.accepted
+    assert await de.store.count("messages") == 1

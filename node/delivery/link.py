@@ -108,7 +108,12 @@ class PeerLink:
             if not await self._store.queued_for(self.peer, limit=1):
                 self._wake.clear()
                 continue
-            await self._connect_with_backoff()
+            try:
+                await self._connect_with_backoff()
+            except Exception:
+                # Whatever went wrong, this peer's queue must not be abandoned until a restart.
+                log.exception("link to %s failed; retrying", self.peer)
+                await asyncio.sleep(self._cfg.backoff_max_seconds)
 
     async def _connect_with_backoff(self) -> None:
         retrying = AsyncRetrying(
@@ -205,6 +210,11 @@ class PeerLink:
                 raise LinkDown(
                     f"{exc.code().name}: {exc.details()}", progress=progress
                 ) from exc
+            except asyncio.InvalidStateError as exc:
+                # call.write on a call that already failed (e.g. connection refused) raises this,
+                # not AioRpcError; the call's own status says why.
+                code, details = await call.code(), await call.details()
+                raise LinkDown(f"{code.name}: {details}", progress=progress) from exc
             finally:
                 self.connected = False
                 for task in (writer, reader):

@@ -143,7 +143,7 @@ class Receiver:
         now: datetime,
     ) -> tuple[Answer, asyncio.Future[None]]:
         try:
-            meta, decision = self._check(peer, content, signature, now)
+            meta, decision = self._checked(peer, content, signature, now)
         except Refused as refusal:
             r, s = build_receipt(
                 self._key, message_id=mid, content_sha256=sha, sender=peer.agency,
@@ -181,6 +181,21 @@ class Receiver:
     async def _store_and_notify(self, stored: StoredMessage) -> None:
         await self._store.store_inbound(stored)
         self._on_stored(stored)
+
+    def _checked(
+        self, peer: Peer, content: bytes, signature: bytes | None, now: datetime
+    ) -> tuple[MessageMeta, datetime | None]:
+        """`_check`, with any unforeseen failure turned into a refusal: an exception here would
+        end the peer's stream, and its resend would end the next one, stalling the pair."""
+        try:
+            return self._check(peer, content, signature, now)
+        except Refused:
+            raise
+        except Exception as exc:
+            log.exception("could not check an envelope from %s", peer.agency)
+            raise Refused(
+                Reason.MALFORMED, f"content could not be checked: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def _check(
         self, peer: Peer, content: bytes, signature: bytes | None, now: datetime

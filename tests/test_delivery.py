@@ -1,0 +1,280 @@
+"""Delivery across duplicates, outages and crashes, with real nodes, mTLS and SQLite files.
+
+What a user of the federation relies on: a sent message arrives exactly once, in order, however
+often either side goes down, and a receipt means the message is on the receiver's disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, closing, contextmanager
+from pathlib import Path
+
+import grpc
+
+from accord.v1 import local_pb2, local_pb2_grpc
+from accord.v1 import message_pb2 as pb
+from node.app import Node
+from node.envelope import parse_receipt
+from tests.harness import (
+    Federation,
+    RawExchange,
+    complete,
+    envelope_frame,
+    free_port,
+    incident,
+    liaison,
+    member_key,
+    wait_for,
+)
+
+NL, DE, FR = "NL-POL", "DE-BKA", "FR-PN"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def db_rows(node_home: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
+    """Read a node's database file with a connection of our own: only what is committed."""
+    uri = f"file:{node_home / 'accord.db'}?mode=ro"
+    with closing(sqlite3.connect(uri, uri=True, timeout=5)) as conn:
+        return list(conn.execute(sql, params))
+
+
+def received_from(node_home: Path, sender: str) -> list[str]:
+    """Message ids a node holds from `sender`, in the order it stored them."""
+    sql = "SELECT message_id FROM messages WHERE sender = ? ORDER BY id"
+    return [str(r[0]) for r in db_rows(node_home, sql, sender)]
+
+
+async def deliveries_settled(node: Node, message_id: str, *, count: int = 1) -> bool:
+    assert node.store is not None
+    ds = await node.store.deliveries(message_id)
+    return len(ds) == count and all(d.state != "queued" for d in ds)
+
+
+async def test_duplicate_resend_gets_the_same_receipt_and_stores_one_row(fed3: Federation) -> None:
+    _nl, de, _fr = await fed3.start_all()
+    assert de.store is not None
+    content = complete(incident(to=[DE]), sender=NL)
+    frame = envelope_frame(content.SerializeToString(), member_key(fed3, NL))
+    async with RawExchange(fed3, as_agency=NL, to=de) as stream:
+        first = await stream.send(frame)
+        same_stream = await stream.send(frame)
+    async with RawExchange(fed3, as_agency=NL, to=de) as stream:
+        new_stream = await stream.send(frame)
+    assert parse_receipt(first.content).accepted
+    assert same_stream.SerializeToString() == first.SerializeToString()
+    assert new_stream.SerializeToString() == first.SerializeToString()
+    assert await de.store.count("messages") == 1
+    assert db_rows(fed3.homes[DE], "SELECT count(*) FROM messages WHERE message_id = ?",
+                   content.message_id) == [(1,)]  # fmt: skip
+
+
+async def test_duplicates_racing_on_two_streams_get_one_answer(fed3: Federation) -> None:
+    """A resend can overlap the first copy (a reconnect while receipts were in flight)."""
+    _nl, de, _fr = await fed3.start_all()
+    assert de.store is not None
+    key = member_key(fed3, NL)
+    frames = [
+        envelope_frame(complete(liaison(to=[DE]), sender=NL).SerializeToString(), key)
+        for _ in range(60)
+    ]
+
+    async def send_all() -> list[bytes]:
+        async with RawExchange(fed3, as_agency=NL, to=de) as stream:
+            return [(await stream.send(f)).SerializeToString() for f in frames]
+
+    a, b = await asyncio.gather(send_all(), send_all())
+    assert a == b
+    assert all(parse_receipt(pb.Receipt.FromString(r).content).accepted for r in a)
+    assert await de.store.count("messages") == len(frames)
+
+
+async def test_receiver_down_message_waits_then_arrives(fed3: Federation) -> None:
+    nl, de, _fr = await fed3.start_all()
+    port = de.port
+    await fed3.stop(DE)
+    sent = await nl.send(incident(to=[DE]))
+    assert nl.store is not None
+
+    async def failed_attempt_recorded() -> bool:
+        assert nl.store is not None
+        (d,) = await nl.store.deliveries(sent.message_id)
+        return d.state == "queued" and d.attempts >= 1 and d.last_error != ""
+
+    await wait_for(failed_attempt_recorded, timeout=5)
+    (queued,) = await nl.store.deliveries(sent.message_id)
+    assert "UNAVAILABLE" in queued.last_error, queued.last_error
+
+    de = await fed3.start(DE, port=port)
+    await wait_for(lambda: deliveries_settled(nl, sent.message_id), timeout=8)
+    (d,) = await nl.store.deliveries(sent.message_id)
+    assert d.state == "accepted"
+    assert de.store is not None
+    stored = await de.store.get_message(sent.message_id, sender=NL)
+    assert stored is not None and de.store.open_content(stored) == sent.content
+
+
+async def test_fan_out_with_one_recipient_down(fed3: Federation) -> None:
+    nl, _de, fr = await fed3.start_all()
+    fr_port = fr.port
+    await fed3.stop(FR)
+    sent = await nl.send(incident(to=[DE, FR]))
+    assert nl.store is not None
+
+    async def de_done_fr_waiting() -> bool:
+        assert nl.store is not None
+        ds = await nl.store.deliveries(sent.message_id)
+        states = {d.recipient: (d.state, d.attempts) for d in ds}
+        return states[DE][0] == "accepted" and states[FR][0] == "queued" and states[FR][1] >= 1
+
+    await wait_for(de_done_fr_waiting, timeout=5)
+    await fed3.start(FR, port=fr_port)
+    await wait_for(lambda: deliveries_settled(nl, sent.message_id, count=2), timeout=8)
+    assert {d.state for d in await nl.store.deliveries(sent.message_id)} == {"accepted"}
+
+
+async def test_order_per_pair_is_kept(fed3: Federation) -> None:
+    nl, _de, _fr = await fed3.start_all()
+    sent = [(await nl.send(liaison(to=[DE], text=f"message {i}"))).message_id for i in range(200)]
+    await wait_for(lambda: deliveries_settled(nl, sent[-1]), timeout=8)
+    for message_id in sent:
+        assert await deliveries_settled(nl, message_id)
+    assert received_from(fed3.homes[DE], NL) == sent
+
+
+async def test_order_is_kept_across_an_outage(fed3: Federation) -> None:
+    nl, de, _fr = await fed3.start_all()
+    port = de.port
+    before = [(await nl.send(liaison(to=[DE], text=f"before {i}"))).message_id for i in range(30)]
+    await fed3.stop(DE)
+    during = [(await nl.send(liaison(to=[DE], text=f"during {i}"))).message_id for i in range(30)]
+    await fed3.start(DE, port=port)
+    await wait_for(lambda: deliveries_settled(nl, during[-1]), timeout=8)
+    assert received_from(fed3.homes[DE], NL) == before + during
+
+
+async def test_receipt_means_the_message_is_on_disk(fed3: Federation) -> None:
+    """Each receipt is checked against the receiver's database file the moment it arrives."""
+    _nl, de, _fr = await fed3.start_all()
+    key = member_key(fed3, NL)
+    contents = [complete(liaison(to=[DE]), sender=NL) for _ in range(100)]
+    async with RawExchange(fed3, as_agency=NL, to=de) as stream:
+        call = stream._call  # pipelined: all envelopes written before any receipt is read
+        for c in contents:
+            await call.write(envelope_frame(c.SerializeToString(), key))
+        for c in contents:
+            receipt = await asyncio.wait_for(call.read(), 5)
+            info = parse_receipt(receipt.content)
+            assert info.accepted and info.message_id == c.message_id
+            on_disk = db_rows(fed3.homes[DE], "SELECT receipt FROM messages WHERE sender = ? AND "
+                              "message_id = ?", NL, c.message_id)  # fmt: skip
+            assert on_disk == [(receipt.content,)], f"{c.message_id} receipted before it was stored"
+    await fed3.stop(DE)
+    stored = db_rows(fed3.homes[DE], "SELECT message_id FROM messages WHERE sender = ?", NL)
+    assert {r[0] for r in stored} == {c.message_id for c in contents}
+
+
+# ---- a sender that crashes --------------------------------------------------------------------
+
+
+@contextmanager
+def node_process(home: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`accord node run --home HOME` as a real process; killed (if still running) on exit."""
+    log = (home / "run.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "node.cli", "node", "run", "--home", str(home)],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        log.close()
+
+
+async def wait_ready(proc: subprocess.Popen[bytes], home: Path, starts: int) -> None:
+    async def ready() -> bool:
+        assert proc.poll() is None, (home / "run.log").read_text()
+        return (home / "run.log").read_text().count("ready on port") >= starts
+
+    await wait_for(ready, timeout=8)
+
+
+@asynccontextmanager
+async def local_api(home: Path) -> AsyncIterator[local_pb2_grpc.LocalApiStub]:
+    async with grpc.aio.insecure_channel(f"unix:{home}/node.sock") as channel:
+        yield local_pb2_grpc.LocalApiStub(channel)
+
+
+def bearer(home: Path, user: str) -> tuple[tuple[str, str]]:
+    """Call metadata authenticating a local user by the token left in HOME/tokens."""
+    return (("authorization", f"Bearer {(home / 'tokens' / user).read_text().strip()}"),)
+
+
+def set_listen(home: Path, listen: str) -> None:
+    path = home / "config.toml"
+    text = re.sub(r'(?m)^listen = ".*"$', f'listen = "{listen}"', path.read_text())
+    path.write_text(text)
+
+
+async def test_sender_killed_after_send_returns_delivers_after_restart(tmp_short: Path) -> None:
+    fed = Federation(tmp_short, [NL, DE])
+    try:
+        nl_home = fed.homes[NL]
+        nl_port, de_port = free_port(), free_port()
+        set_listen(nl_home, f"127.0.0.1:{nl_port}")
+        fed.authority.set_endpoint(agency=NL, endpoint=f"127.0.0.1:{nl_port}", now=fed.now)
+        fed.authority.set_endpoint(agency=DE, endpoint=f"127.0.0.1:{de_port}", now=fed.now)
+
+        with node_process(nl_home) as proc:
+            await wait_ready(proc, nl_home, starts=1)
+            async with local_api(nl_home) as api:
+                added = await api.AddUser(
+                    local_pb2.AddUserRequest(name="officer", role="liaison_officer",
+                                             clearances=["serious-crime-investigation"]),
+                    metadata=bearer(nl_home, "admin"),
+                )  # fmt: skip
+                officer = (("authorization", f"Bearer {added.token}"),)
+                request = local_pb2.SendRequest(content=incident(to=[DE]))
+                ids = [(await api.Send(request, metadata=officer)).message_id for _ in range(5)]
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=5)
+        assert proc.returncode == -signal.SIGKILL
+        queued = db_rows(nl_home, "SELECT message_id FROM deliveries WHERE state = 'queued' "
+                         "ORDER BY seq")  # fmt: skip
+        assert [r[0] for r in queued] == ids, "send returned before the message was durable"
+
+        de = await fed.start(DE, port=de_port)
+        assert de.store is not None
+        with node_process(nl_home) as proc:
+            await wait_ready(proc, nl_home, starts=2)
+            async with local_api(nl_home) as api:
+
+                async def all_accepted() -> bool:
+                    for message_id in ids:
+                        r = await api.Receipts(
+                            local_pb2.ReceiptsRequest(message_id=message_id), metadata=officer
+                        )
+                        if [d.state for d in r.deliveries] != ["accepted"]:
+                            return False
+                    return True
+
+                await wait_for(all_accepted, timeout=8)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=8)
+        assert proc.returncode == 0
+        assert received_from(fed.homes[DE], NL) == ids  # each exactly once, in order
+    finally:
+        await fed.stop_all()
