@@ -1,0 +1,221 @@
+"""What is at rest under a node's home: encrypted bodies, per-message keys, tight permissions,
+and migrations applied once."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from collections.abc import AsyncIterator, Iterator
+from contextlib import closing, contextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from node.envelope import digest
+from node.store import Store, StoredMessage
+from node.store.keys import KeyRing, Sealed, SealError, aad_for
+from tests.harness import Federation, incident, wait_for
+
+NL, DE = "NL-POL", "DE-BKA"
+
+
+@pytest.fixture
+async def fed2(tmp_short: Path) -> AsyncIterator[Federation]:
+    federation = Federation(tmp_short, [NL, DE])
+    yield federation
+    await federation.stop_all()
+
+
+@contextmanager
+def umask(mask: int) -> Iterator[None]:
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def files_under(home: Path) -> list[Path]:
+    return [p for p in home.rglob("*") if p.is_file()]
+
+
+async def send_and_wait(fed: Federation, narrative: str) -> str:
+    nl = fed.nodes[NL]
+    sent = await nl.send(incident(to=[DE], narrative=narrative))
+
+    async def accepted() -> bool:
+        assert nl.store is not None
+        return [d.state for d in await nl.store.deliveries(sent.message_id)] == ["accepted"]
+
+    await wait_for(accepted, timeout=5)
+    return sent.message_id
+
+
+async def test_bodies_are_encrypted_in_every_file_of_both_nodes(fed2: Federation) -> None:
+    await fed2.start_all()
+    marker = "Unmistakable-narrative-7f3a9c: the courier hid it in the spare tyre."
+    message_id = await send_and_wait(fed2, marker)
+    de = fed2.nodes[DE]
+    assert de.store is not None
+    stored = await de.store.get_message(message_id, sender=NL)
+    assert stored is not None
+    content = de.store.open_content(stored)
+    assert content is not None and marker.encode() in content  # the node itself can read it
+
+    needles = (marker.encode(), marker.encode("utf-16-le"), b"spare tyre")
+    for phase in ("running", "stopped"):  # before and after the WAL is checkpointed
+        for agency in (NL, DE):
+            home = fed2.homes[agency]
+            db_files = [p for p in files_under(home) if p.name.startswith("accord.db")]
+            assert home / "accord.db" in db_files
+            if phase == "running":
+                assert home / "accord.db-wal" in db_files
+            for path in files_under(home):
+                data = path.read_bytes()
+                for needle in needles:
+                    assert needle not in data, f"{phase}: plaintext body in {path}"
+        if phase == "running":
+            await fed2.stop_all()
+
+
+async def test_each_message_has_its_own_data_key(fed2: Federation) -> None:
+    await fed2.start_all()
+    same = "Identical narrative in both messages."
+    ids = [await send_and_wait(fed2, same) for _ in range(2)]
+    de = fed2.nodes[DE]
+    assert de.store is not None
+    rows = await de.store.list_messages(direction="in")
+    sealed = {m.message_id: m.sealed for m in rows}
+    a, b = (sealed[i] for i in ids)
+    assert a is not None and b is not None
+    assert a.wrapped_key != b.wrapped_key
+    assert a.ciphertext != b.ciphertext
+    # The data key is 32 bytes, wrapped with AES-GCM: nonce (12) + key (32) + tag (16).
+    assert len(a.wrapped_key) == 12 + 32 + 16
+    # One message's key does not open another's body, and shredding one key loses only that body.
+    with pytest.raises(SealError):
+        de.store.keys.open(Sealed(b.ciphertext, a.wrapped_key), aad_for(NL, ids[1]))
+    with pytest.raises(SealError):  # a body cannot be moved to another message's row
+        de.store.keys.open(a, aad_for(NL, ids[1]))
+    assert de.store.keys.open(b, aad_for(NL, ids[1]))
+
+
+async def test_home_and_secrets_are_private_even_with_a_permissive_umask(
+    fed2: Federation,
+) -> None:
+    with umask(0):
+        await fed2.start_all()
+        await send_and_wait(fed2, "Permissions check.")
+    for agency in (NL, DE):
+        home = fed2.homes[agency]
+        assert stat.S_IMODE(home.stat().st_mode) == 0o700, home
+        for name in ("master.key", "node.key", "accord.db", "accord.db-wal", "accord.db-shm",
+                     "config.toml"):  # fmt: skip
+            path = home / name
+            assert path.exists(), path
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, f"{path} is {path.stat().st_mode:o}"
+        sock = home / "node.sock"
+        assert stat.S_IMODE(sock.stat().st_mode) == 0o600
+        for path in files_under(home):
+            mode = stat.S_IMODE(path.stat().st_mode)
+            assert mode & 0o077 == 0, f"{path} is readable by others ({mode:o})"
+        for path in (p for p in home.rglob("*") if p.is_dir()):
+            assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, f"{path} is open to others"
+
+
+def inbound(store: Store, message_id: str, content: bytes) -> StoredMessage:
+    now = datetime.now(UTC)
+    return StoredMessage(
+        message_id=message_id,
+        sender=NL,
+        direction="in",
+        type="REQUEST_INFO",
+        purpose="missing-persons",
+        agreement_id="AGR-TEST",
+        correlation_id=message_id,
+        in_reply_to="",
+        tlp="GREEN",
+        created_at=now,
+        received_at=now,
+        retain_until=None,
+        content_sha256=digest(content),
+        signature=b"not checked by the store",
+        sealed=store.seal(sender=NL, message_id=message_id, content=content),
+    )
+
+
+def migration_files() -> list[tuple[int, str]]:
+    folder = resources.files("node.store") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            number, _, rest = entry.name.partition("_")
+            found.append((int(number), rest.removesuffix(".sql")))
+    return sorted(found)
+
+
+def applied(db: Path) -> list[tuple[int, str, str]]:
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        rows = conn.execute("SELECT version, name, applied_at FROM schema_migrations ORDER BY 1")
+        return [(int(v), str(n), str(t)) for v, n, t in rows]
+
+
+async def test_migrations_are_recorded_and_applied_once(tmp_short: Path) -> None:
+    db = tmp_short / "accord.db"
+    keys = KeyRing(os.urandom(32))
+    store = await Store.open(db, keys=keys)
+    first = applied(db)
+    assert [(v, n) for v, n, _ in first] == migration_files()
+    assert [v for v, _, _ in first] == list(range(1, len(first) + 1)), "numbering has a gap"
+    content = b"kept across re-opening"
+    message = inbound(store, "0190a0a0-0000-7000-8000-000000000001", content)
+    await store.store_inbound(message)
+    await store.close()
+
+    for _ in range(2):
+        store = await Store.open(db, keys=keys)
+        try:
+            assert applied(db) == first  # nothing re-applied, nothing re-stamped
+            assert await store.count("messages") == 1
+            got = await store.get_message(message.message_id)
+            assert got is not None and store.open_content(got) == content
+        finally:
+            await store.close()
+
+
+async def test_a_different_master_key_opens_nothing(tmp_short: Path) -> None:
+    db = tmp_short / "accord.db"
+    store = await Store.open(db, keys=KeyRing(os.urandom(32)))
+    mid = "0190a0a0-0000-7000-8000-000000000002"
+    await store.store_inbound(inbound(store, mid, b"secret"))
+    await store.close()
+    store = await Store.open(db, keys=KeyRing(os.urandom(32)))
+    try:
+        got = await store.get_message(mid)
+        assert got is not None
+        with pytest.raises(SealError):
+            store.open_content(got)
+    finally:
+        await store.close()
+
+
+async def test_an_older_database_gets_only_the_missing_migrations(tmp_short: Path) -> None:
+    """A database from an older release (only the first migration) is brought up to date."""
+    db = tmp_short / "accord.db"
+    folder = resources.files("node.store") / "migrations"
+    first_sql = next(e for e in folder.iterdir() if e.name.startswith("001_")).read_text()
+    with closing(sqlite3.connect(db)) as conn:
+        conn.executescript(
+            "CREATE TABLE schema_migrations "
+            "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);"
+            f"{first_sql};"
+            "INSERT INTO schema_migrations VALUES (1, 'initial', '2020-01-01 00:00:00');"
+        )
+    store = await Store.open(db, keys=KeyRing(os.urandom(32)))
+    await store.close()
+    rows = applied(db)
+    assert [(v, n) for v, n, _ in rows] == migration_files()
+    assert rows[0] == (1, "initial", "2020-01-01 00:00:00")  # left as it was
