@@ -15,6 +15,7 @@ from certs.identity import AGENCY_CODE, FEDERATION_NAME
 from node.errors import ConfigError
 
 CONFIG_FILE = "config.toml"
+_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +107,10 @@ def load(home: Path) -> Config:
         ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: not UTF-8 ({exc.reason})") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
     return parse(raw, home=home)
 
 
@@ -171,8 +176,14 @@ def _validate(c: Config) -> None:
         "delivery.batch_max": c.delivery.batch_max,
     }
     for name, value in positive.items():
-        if value <= 0:
+        if not value > 0:  # written so that nan is refused too
             raise ConfigError(f"{name}: must be > 0, got {value}")
+    # The nodes' gRPC message limit is derived from it (4x plus headroom) and must fit a C int.
+    if c.limits.max_message_bytes > _MAX_MESSAGE_BYTES:
+        raise ConfigError(
+            f"limits.max_message_bytes: at most {_MAX_MESSAGE_BYTES} (256 MiB), "
+            f"got {c.limits.max_message_bytes}"
+        )
     if c.delivery.backoff_max_seconds < c.delivery.backoff_initial_seconds:
         raise ConfigError(
             "delivery.backoff_max_seconds: must be >= delivery.backoff_initial_seconds"
