@@ -22,7 +22,7 @@ import grpc
 from accord.v1 import local_pb2, local_pb2_grpc
 from accord.v1 import message_pb2 as pb
 from node.app import Node
-from node.envelope import parse_receipt
+from node.envelope import digest, parse_receipt
 from tests.harness import (
     Federation,
     RawExchange,
@@ -76,24 +76,66 @@ async def test_duplicate_resend_gets_the_same_receipt_and_stores_one_row(fed3: F
                    content.message_id) == [(1,)]  # fmt: skip
 
 
-async def test_duplicates_racing_on_two_streams_get_one_answer(fed3: Federation) -> None:
+async def pipelined(fed: Federation, node: Node, frames: list[bytes]) -> list[pb.Receipt]:
+    """Write every frame on one stream as fast as it takes them, reading receipts meanwhile."""
+    async with RawExchange(fed, as_agency=NL, to=node) as stream:
+        call = stream._call
+
+        async def write_all() -> None:
+            for frame in frames:
+                await call.write(frame)
+
+        writer = asyncio.create_task(write_all())
+        receipts = [await asyncio.wait_for(call.read(), 10) for _ in frames]
+        await writer
+        return receipts
+
+
+async def test_duplicates_racing_on_four_streams_get_one_answer(fed3: Federation) -> None:
     """A resend can overlap the first copy (a reconnect while receipts were in flight)."""
     _nl, de, _fr = await fed3.start_all()
     assert de.store is not None
     key = member_key(fed3, NL)
-    frames = [
-        envelope_frame(complete(liaison(to=[DE]), sender=NL).SerializeToString(), key)
-        for _ in range(60)
-    ]
+    contents = [complete(liaison(to=[DE]), sender=NL).SerializeToString() for _ in range(300)]
+    frames = [envelope_frame(c, key) for c in contents]
+    runs = await asyncio.gather(*(pipelined(fed3, de, frames) for _ in range(4)))
+    for i, content in enumerate(contents):
+        answers = {run[i].SerializeToString() for run in runs}
+        assert len(answers) == 1, f"message {i} got {len(answers)} different receipts"
+        info = parse_receipt(runs[0][i].content)
+        assert info.accepted and info.content_sha256 == digest(content)
+    assert await de.store.count("messages") == len(contents)
 
-    async def send_all() -> list[bytes]:
-        async with RawExchange(fed3, as_agency=NL, to=de) as stream:
-            return [(await stream.send(f)).SerializeToString() for f in frames]
 
-    a, b = await asyncio.gather(send_all(), send_all())
-    assert a == b
-    assert all(parse_receipt(pb.Receipt.FromString(r).content).accepted for r in a)
-    assert await de.store.count("messages") == len(frames)
+async def test_conflicting_copies_racing_on_four_streams(fed3: Federation) -> None:
+    """Four different contents under each id at once: one is accepted and stored, the others
+    are ID_CONFLICT; never an ACCEPTED receipt for bytes the receiver did not keep."""
+    _nl, de, _fr = await fed3.start_all()
+    assert de.store is not None
+    key = member_key(fed3, NL)
+    drafts = [complete(liaison(to=[DE]), sender=NL) for _ in range(300)]
+    variants: list[list[bytes]] = []
+    for v in range(4):
+        for draft in drafts:
+            draft.liaison.text = f"variant {v}"
+        variants.append([d.SerializeToString() for d in drafts])
+    runs = await asyncio.gather(
+        *(pipelined(fed3, de, [envelope_frame(c, key) for c in contents]) for contents in variants)
+    )
+    for i, draft in enumerate(drafts):
+        infos = [parse_receipt(run[i].content) for run in runs]
+        accepted = [info for info in infos if info.accepted]
+        assert len(accepted) == 1, [info.reason_code for info in infos]
+        assert all(info.reason_code == "ID_CONFLICT" for info in infos if not info.accepted)
+        for v, info in enumerate(infos):
+            assert info.content_sha256 == digest(variants[v][i])  # each names what it answers
+        stored = await de.store.get_message(draft.message_id, sender=NL)
+        assert stored is not None
+        assert stored.content_sha256 == accepted[0].content_sha256
+        assert stored.receipt == next(
+            r[i].content for r in runs if parse_receipt(r[i].content).accepted
+        )
+    assert await de.store.count("messages") == len(drafts)
 
 
 async def test_receiver_down_message_waits_then_arrives(fed3: Federation) -> None:

@@ -76,51 +76,64 @@ class Receiver:
         """Answer a batch of envelopes from one peer, in order, after they are durable."""
         now = self._clock.now()
         ids = [message_id_hint(c) if len(c) <= self._max else "" for c, _ in envelopes]
-        prior = await self._store.prior_answers(peer.agency, [i for i in ids if i])
-        writes: list[asyncio.Future[None]] = []
-        results: list[Answer | asyncio.Future[Answer]] = []
-        owned: list[tuple[tuple[str, str], asyncio.Future[Answer], Answer]] = []
-        batch_ids: dict[str, Answer] = {}
-        for (content, signature), mid in zip(envelopes, ids, strict=True):
-            sha = digest(content)
+        # Claim each id before reading the store. A copy being answered elsewhere (another
+        # stream after a reconnect, an earlier batch) is waited for; a copy answered before the
+        # claim is already committed, so the read below sees it. Reading first would let a copy
+        # committed during the read slip past both checks and get a second, fresh receipt.
+        loop = asyncio.get_running_loop()
+        claimed: dict[str, asyncio.Future[Answer]] = {}
+        elsewhere: dict[str, asyncio.Future[Answer]] = {}
+        for mid in ids:
             key = (peer.agency, mid)
-            earlier = prior.get(mid) if mid else None
-            if earlier is not None:
-                results.append(self._repeat(earlier.content_sha256, earlier.receipt,
-                                            earlier.receipt_signature, sha, peer, mid, now))  # fmt: skip
+            if not mid or mid in claimed or mid in elsewhere:
                 continue
-            if mid and mid in batch_ids:
-                first = batch_ids[mid]
-                results.append(self._repeat(first.content_sha256, first.receipt, first.signature,
-                                            sha, peer, mid, now))  # fmt: skip
-                continue
-            if mid and key in self._pending:
-                results.append(self._pending[key])
-                continue
-            answer, write = self._answer(peer, content, signature, sha, mid, now)
-            results.append(answer)
-            writes.append(write)
-            if mid:
-                batch_ids[mid] = answer
-                fut: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-                self._pending[key] = fut
-                owned.append((key, fut, answer))
+            if key in self._pending:
+                elsewhere[mid] = self._pending[key]
+            else:
+                claimed[mid] = self._pending[key] = loop.create_future()
+        writes: list[asyncio.Future[None]] = []
+        results: list[Answer | tuple[asyncio.Future[Answer], bytes, str]] = []
+        firsts: dict[str, Answer] = {}
         try:
+            prior = await self._store.prior_answers(peer.agency, list(claimed))
+            for mid, e in prior.items():
+                firsts[mid] = Answer(e.receipt, e.receipt_signature, e.content_sha256,
+                                     accepted=True, reason="duplicate")  # fmt: skip
+            for (content, signature), mid in zip(envelopes, ids, strict=True):
+                sha = digest(content)
+                if mid in firsts:  # answered before, or earlier in this batch
+                    first = firsts[mid]
+                    results.append(self._repeat(first.content_sha256, first.receipt,
+                                                first.signature, sha, peer, mid, now))  # fmt: skip
+                    continue
+                if mid in elsewhere:
+                    results.append((elsewhere[mid], sha, mid))
+                    continue
+                answer, write = self._answer(peer, content, signature, sha, mid, now)
+                results.append(answer)
+                writes.append(write)
+                if mid:
+                    firsts[mid] = answer
             if writes:
                 await asyncio.gather(*writes)
         except BaseException as exc:
-            for key, fut, _ in owned:
-                self._pending.pop(key, None)
-                if not fut.done():
-                    fut.set_exception(exc)
-                    fut.exception()  # mark retrieved; waiters see it through their await
+            for mid, fut in claimed.items():
+                self._pending.pop((peer.agency, mid), None)
+                fut.set_exception(exc)
+                fut.exception()  # mark retrieved; waiters see it through their await
             raise
-        for key, fut, answer in owned:
-            self._pending.pop(key, None)
-            fut.set_result(answer)
+        for mid, fut in claimed.items():
+            self._pending.pop((peer.agency, mid), None)
+            fut.set_result(firsts[mid])
         out: list[Answer] = []
         for r in results:
-            out.append(await r if isinstance(r, asyncio.Future) else r)
+            if isinstance(r, tuple):
+                fut, sha, mid = r
+                first = await fut
+                out.append(self._repeat(first.content_sha256, first.receipt, first.signature,
+                                        sha, peer, mid, now))  # fmt: skip
+            else:
+                out.append(r)
         return out
 
     def _repeat(
