@@ -320,3 +320,59 @@ async def test_sender_killed_after_send_returns_delivers_after_restart(tmp_short
         assert received_from(fed.homes[DE], NL) == ids  # each exactly once, in order
     finally:
         await fed.stop_all()
+
+
+async def test_receiver_killed_mid_stream_loses_and_repeats_nothing(tmp_short: Path) -> None:
+    """SIGKILL the receiver while envelopes and receipts are in flight, then restart it."""
+    fed = Federation(tmp_short, [NL, DE])
+    try:
+        de_home = fed.homes[DE]
+        de_port = free_port()
+        set_listen(de_home, f"127.0.0.1:{de_port}")
+        fed.authority.set_endpoint(agency=DE, endpoint=f"127.0.0.1:{de_port}", now=fed.now)
+        nl_home = fed.homes[NL]
+        config = (nl_home / "config.toml").read_text()  # retry soon after the restart
+        (nl_home / "config.toml").write_text(
+            config.replace("backoff_max_seconds = 30.0", "backoff_max_seconds = 0.5")
+        )
+        nl = await fed.start(NL)
+        assert nl.config.delivery.backoff_max_seconds == 0.5
+
+        def accepted() -> int:
+            sql = "SELECT count(*) FROM deliveries WHERE state = 'accepted'"
+            return int(str(db_rows(nl_home, sql)[0][0]))
+
+        sent: list[str] = []
+
+        async def keep_sending(n: int) -> None:
+            for i in range(n):
+                sent.append((await nl.send(liaison(to=[DE], text=f"message {i}"))).message_id)
+
+        with node_process(de_home) as proc:
+            await wait_ready(proc, de_home, starts=1)
+            sender = asyncio.create_task(keep_sending(400))
+
+            async def some_accepted() -> bool:
+                return accepted() >= 50
+
+            await wait_for(some_accepted, timeout=8)
+            proc.kill()
+            proc.wait(timeout=5)
+        at_kill = accepted()
+        await sender
+        assert 0 < at_kill < len(sent), "the kill should land mid-stream"
+
+        with node_process(de_home) as proc:
+            await wait_ready(proc, de_home, starts=2)
+
+            async def all_accepted() -> bool:
+                return accepted() == len(sent)
+
+            await wait_for(all_accepted, timeout=8)
+            # Killed again rather than stopped: a graceful stop waits out its whole grace period
+            # for the sender's stream, which never ends on its own.
+            proc.kill()
+            proc.wait(timeout=5)
+        assert received_from(de_home, NL) == sent  # every one, once, in order
+    finally:
+        await fed.stop_all()

@@ -6,8 +6,11 @@ receiver, leave nothing in the receiver's message store, and leave the stream wo
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
+import grpc
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from accord.v1 import message_pb2 as pb
@@ -209,4 +212,22 @@ async def test_out_of_range_fields_are_malformed_not_fatal(fed3: Federation) -> 
         assert (info.accepted, info.reason_code) == (False, "RETENTION_EXCEEDS_AGREEMENT"), info
         info = check(await stream.send(signed(complete(incident(to=[DE]), sender=NL), key)[1]))
         assert info.accepted
+    assert await de.store.count("messages") == 1
+
+
+async def test_a_frame_beyond_the_transport_limit_ends_only_its_stream(fed3: Federation) -> None:
+    """Far past limits.max_message_bytes gRPC itself refuses the frame; the node carries on."""
+    _nl, de, _fr = await fed3.start_all()
+    assert de.store is not None
+    huge = b"\x0a" + b"\xff" * (4 * de.config.limits.max_message_bytes + (2 << 20))
+    async with RawExchange(fed3, as_agency=NL, to=de) as stream:
+        call = stream._call
+        await call.write(huge)
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            await asyncio.wait_for(call.read(), 5)
+        assert ended.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    check = receipt_checker(fed3, de)
+    async with RawExchange(fed3, as_agency=NL, to=de) as stream:
+        content = complete(incident(to=[DE]), sender=NL)
+        assert check(await stream.send(signed(content, member_key(fed3, NL))[1])).accepted
     assert await de.store.count("messages") == 1
