@@ -376,3 +376,47 @@ async def test_receiver_killed_mid_stream_loses_and_repeats_nothing(tmp_short: P
         assert received_from(de_home, NL) == sent  # every one, once, in order
     finally:
         await fed.stop_all()
+
+
+async def test_link_resumes_after_a_receiver_crash_with_nothing_new_to_send(
+    tmp_short: Path,
+) -> None:
+    """Everything was queued before the crash: no new send and no directory change wakes the
+    link afterwards, so it must go back to the queue by itself."""
+    fed = Federation(tmp_short, [NL, DE])
+    try:
+        de_home, nl_home = fed.homes[DE], fed.homes[NL]
+        de_port = free_port()
+        set_listen(de_home, f"127.0.0.1:{de_port}")
+        fed.authority.set_endpoint(agency=DE, endpoint=f"127.0.0.1:{de_port}", now=fed.now)
+        config = (nl_home / "config.toml").read_text()
+        (nl_home / "config.toml").write_text(
+            config.replace("backoff_max_seconds = 30.0", "backoff_max_seconds = 0.5")
+        )
+        nl = await fed.start(NL)
+        sent = [(await nl.send(liaison(to=[DE], text=f"m{i}"))).message_id for i in range(400)]
+
+        def accepted() -> int:
+            sql = "SELECT count(*) FROM deliveries WHERE state = 'accepted'"
+            return int(str(db_rows(nl_home, sql)[0][0]))
+
+        async def some_accepted() -> bool:
+            return accepted() >= 20
+
+        async def all_accepted() -> bool:
+            return accepted() == len(sent)
+
+        with node_process(de_home) as proc:
+            await wait_ready(proc, de_home, starts=1)
+            await wait_for(some_accepted, timeout=8)
+            proc.kill()
+            proc.wait(timeout=5)
+        assert accepted() < len(sent), "the kill should land mid-stream"
+        with node_process(de_home) as proc:
+            await wait_ready(proc, de_home, starts=2)
+            await wait_for(all_accepted, timeout=8)
+            proc.kill()
+            proc.wait(timeout=5)
+        assert received_from(de_home, NL) == sent
+    finally:
+        await fed.stop_all()

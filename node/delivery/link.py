@@ -114,6 +114,9 @@ class PeerLink:
                 # Whatever went wrong, this peer's queue must not be abandoned until a restart.
                 log.exception("link to %s failed; retrying", self.peer)
                 await asyncio.sleep(self._cfg.backoff_max_seconds)
+            # A session that ended (the peer went away after taking some envelopes) may leave
+            # work queued that no send or directory change will announce: look again.
+            self._wake.set()
 
     async def _connect_with_backoff(self) -> None:
         retrying = AsyncRetrying(
