@@ -6,7 +6,7 @@ The local API servicer is a thin shell over these; the gateway reaches them the 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,7 +16,7 @@ from node import access, onward
 from node.access import Role, User
 from node.envelope import meta_of, parse_content, verify
 from node.errors import InvalidRequest, NotFound, PermissionDenied, Reason, Refused
-from node.store import StoredMessage
+from node.store import Store, StoredMessage
 from node.store.access import AccessEntry, AccessStore, Approval
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ class Operations:
         self.access = access_store
 
     @property
-    def _store(self):  # type: ignore[no-untyped-def]
+    def _store(self) -> Store:
         assert self._node.store is not None
         return self._node.store
 
@@ -46,10 +46,11 @@ class Operations:
             at=self._node.clock.now(), user=user.name, action=action, outcome=outcome, **fields
         )
 
-    async def _guard(self, user: User, action: str, check: object, **fields: str) -> None:
+    async def _guard(
+        self, user: User, action: str, check: Callable[[], None], **fields: str
+    ) -> None:
         """Run an access check; a refusal is logged before it reaches the caller."""
         try:
-            assert callable(check)
             check()
         except PermissionDenied as exc:
             await self._log(user, action, "refused", detail=f"{exc.code}: {exc}", **fields)

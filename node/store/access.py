@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import aiosqlite
+
 from node.access import Role, User
 from node.store.db import Store, StoredMessage, _ts
 
@@ -47,8 +49,8 @@ class AccessStore:
         self._store = store
 
     @property
-    def _r(self):  # type: ignore[no-untyped-def]
-        return self._store._rconn
+    def _r(self) -> aiosqlite.Connection:
+        return self._store.reader
 
     # ---- users ------------------------------------------------------------------------------
 

@@ -173,6 +173,7 @@ class Store:
     ) -> None:
         self._wconn = writer_conn
         self._rconn = reader_conn
+        self.reader = reader_conn  # for the other store classes sharing this database
         self.keys = keys
         self.writer = GroupCommitWriter(writer_conn, batch_max=batch_max)
 
@@ -288,6 +289,28 @@ class Store:
                     ("accepted" if accepted else "rejected", reason_code, receipt,
                      receipt_signature, _ts(at), message_id, recipient),
                 )
+            ]
+        )  # fmt: skip
+
+    async def record_receipts(
+        self,
+        *,
+        recipient: str,
+        receipts: Sequence[tuple[str, bool, str, bytes, bytes]],
+        at: datetime,
+    ) -> None:
+        """Record several receipts from one peer as one unit: (message id, accepted, reason
+        code, receipt, receipt signature) each."""
+        await self.writer.submit(
+            [
+                (
+                    "UPDATE deliveries SET state = ?, reason_code = ?, receipt = ?, "
+                    "receipt_signature = ?, receipted_at = ? "
+                    "WHERE message_id = ? AND recipient = ? AND state = 'queued'",
+                    ("accepted" if accepted else "rejected", reason_code, receipt,
+                     receipt_signature, _ts(at), message_id, recipient),
+                )
+                for message_id, accepted, reason_code, receipt, receipt_signature in receipts
             ]
         )  # fmt: skip
 
