@@ -18,11 +18,13 @@ from contextlib import asynccontextmanager, closing, contextmanager
 from pathlib import Path
 
 import grpc
+import pytest
 
 from accord.v1 import local_pb2, local_pb2_grpc
 from accord.v1 import message_pb2 as pb
 from node.app import Node
 from node.envelope import digest, parse_receipt
+from node.errors import Refused
 from tests.harness import (
     Federation,
     RawExchange,
@@ -420,3 +422,25 @@ async def test_link_resumes_after_a_receiver_crash_with_nothing_new_to_send(
         assert received_from(de_home, NL) == sent
     finally:
         await fed.stop_all()
+
+
+async def test_local_resend_under_a_used_id(fed3: Federation) -> None:
+    """A tool retrying a send with its own message id: the same message again is harmless,
+    other content under that id is refused rather than silently dropped."""
+    nl, de, _fr = await fed3.start_all()
+    assert nl.store is not None and de.store is not None
+    draft = complete(incident(to=[DE]), sender=NL)
+    draft.ClearField("agreement_id")
+    first = await nl.send(draft)
+    again = await nl.send(draft)
+    assert again.content == first.content
+    changed = pb.MessageContent()
+    changed.CopyFrom(draft)
+    changed.incident.narrative = "A corrected narrative, sent under the old id."
+    with pytest.raises(Refused) as refused:
+        await nl.send(changed)
+    assert refused.value.reason == "ID_CONFLICT"
+    await wait_for(lambda: deliveries_settled(nl, first.message_id), timeout=5)
+    stored = await de.store.get_message(first.message_id, sender=NL)
+    assert stored is not None and de.store.open_content(stored) == first.content
+    assert await de.store.count("messages") == 1

@@ -18,6 +18,7 @@ from typing import Any
 import aiosqlite
 
 from node.envelope import MessageMeta
+from node.errors import Reason, Refused
 from node.store.keys import KeyRing, Sealed, aad_for
 from node.store.writer import GroupCommitWriter, Statement
 
@@ -242,6 +243,14 @@ class Store:
         return statements
 
     async def queue_outbound(self, m: StoredMessage, recipients: Sequence[str]) -> None:
+        # INSERT OR IGNORE keeps a resend of the same message harmless, but would also drop
+        # other content under a used id without a word while the caller thinks it was sent.
+        earlier = await self.get_message(m.message_id, sender=m.sender, direction="out")
+        if earlier is not None and earlier.content_sha256 != m.content_sha256:
+            raise Refused(
+                Reason.ID_CONFLICT,
+                f"message {m.message_id} was already sent with other content; use a new id",
+            )
         await self.writer.submit(self._queue_outbound_txn(m, recipients))
 
     async def store_inbound(self, m: StoredMessage) -> None:
