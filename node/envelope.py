@@ -8,8 +8,10 @@ Signatures are always over the exact bytes carried on the wire, never a re-seria
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -20,7 +22,6 @@ from google.protobuf.message import DecodeError
 
 from accord.v1 import message_pb2 as pb
 from node.errors import Reason, Refused
-from node.ids import is_uuid
 
 _ECDSA = ec.ECDSA(hashes.SHA256())
 
@@ -48,6 +49,21 @@ _KNOWN_HANDLING = frozenset(pb.HandlingCode.values())
 _KNOWN_ONWARD = frozenset(pb.OnwardTransfer.values())
 # Longer than any agreement allows, short enough that adding it to a date cannot overflow.
 _MAX_RETENTION_DAYS = 1_000_000
+
+# meta_of runs for every message on both sides: enum names come from dicts built once (values
+# not in them still go through Name(), which raises as before), and ids are checked with a regex
+# that accepts exactly what `is_uuid` accepts (the canonical lowercase 8-4-4-4-12 form).
+_TYPE_NAMES = {v: n.removeprefix("MESSAGE_TYPE_") for n, v in pb.MessageType.items()}
+_HANDLING_NAMES = {v: n.removeprefix("HANDLING_CODE_") for n, v in pb.HandlingCode.items()}
+_TLP_NAMES = {v: n.removeprefix("TLP_") for n, v in pb.Tlp.items()}
+_ONWARD_NAMES = {v: n.removeprefix("ONWARD_TRANSFER_") for n, v in pb.OnwardTransfer.items()}
+_canonical_uuid = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+).fullmatch
+
+
+def _is_uuid(text: str) -> bool:
+    return _canonical_uuid(text) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,15 +139,24 @@ def public_key_of(cert: x509.Certificate) -> ec.EllipticCurvePublicKey:
     return key
 
 
-def to_datetime(ts: object) -> datetime:
-    assert hasattr(ts, "ToDatetime")
-    result: datetime = ts.ToDatetime(tzinfo=UTC)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TIMESTAMP_SECONDS = range(-62_135_596_800, 253_402_300_800)  # Timestamp's valid range
+
+
+def to_datetime(ts: Any) -> datetime:
+    """`ts.ToDatetime(tzinfo=UTC)`, computed directly: it runs three times per message."""
+    seconds, nanos = ts.seconds, ts.nanos
+    if seconds in _TIMESTAMP_SECONDS and 0 <= nanos < 1_000_000_000:
+        return _EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)
+    result: datetime = ts.ToDatetime(tzinfo=UTC)  # out of range: raises as it always did
     return result
 
 
-def _set_time(ts: object, when: datetime) -> None:
-    assert hasattr(ts, "FromDatetime")
-    ts.FromDatetime(when.astimezone(UTC))
+def _set_time(ts: Any, when: datetime) -> None:
+    """`ts.FromDatetime(when.astimezone(UTC))`, without its time-tuple round trip."""
+    delta = when.astimezone(UTC) - _EPOCH
+    ts.seconds = delta.days * 86_400 + delta.seconds
+    ts.nanos = delta.microseconds * 1000
 
 
 def parse_content(content: bytes) -> pb.MessageContent:
@@ -150,7 +175,7 @@ def message_id_hint(content: bytes) -> str:
         msg.ParseFromString(content)
     except DecodeError:
         return ""
-    return msg.message_id if is_uuid(msg.message_id) else ""
+    return msg.message_id if _is_uuid(msg.message_id) else ""
 
 
 def incident_fields(incident: pb.IncidentBody) -> frozenset[str]:
@@ -178,7 +203,7 @@ def _time_field(name: str, ts: object) -> datetime:
 
 def meta_of(msg: pb.MessageContent) -> MessageMeta:
     """Check the structure of a parsed content and reduce it to the domain view."""
-    if not is_uuid(msg.message_id):
+    if not _is_uuid(msg.message_id):
         raise Refused(Reason.MALFORMED, f"message_id {msg.message_id!r} is not a UUID")
     if not msg.sender:
         raise Refused(Reason.MALFORMED, "sender is empty")
@@ -196,7 +221,7 @@ def meta_of(msg: pb.MessageContent) -> MessageMeta:
         raise Refused(Reason.MALFORMED, f"handling_codes {list(msg.handling_codes)}: unknown code")
     if msg.type not in _KNOWN_TYPE_NUMBERS:
         raise Refused(Reason.UNKNOWN_MESSAGE_TYPE, f"message type {msg.type} is not known")
-    type_name = pb.MessageType.Name(msg.type).removeprefix("MESSAGE_TYPE_")
+    type_name = _TYPE_NAMES[msg.type]
     if not msg.purpose:
         raise Refused(Reason.MALFORMED, "purpose is empty")
     body_kind = msg.WhichOneof("body") or ""
@@ -204,7 +229,7 @@ def meta_of(msg: pb.MessageContent) -> MessageMeta:
         raise Refused(Reason.MALFORMED, f"{type_name} needs an incident body")
     if type_name in CONTROL_TYPES and body_kind != "control":
         raise Refused(Reason.MALFORMED, f"{type_name} needs a control body")
-    if body_kind == "control" and not is_uuid(msg.control.target_message_id):
+    if body_kind == "control" and not _is_uuid(msg.control.target_message_id):
         raise Refused(Reason.MALFORMED, "control body needs target_message_id")
     retention_days: int | None = None
     retention_until: datetime | None = None
@@ -224,10 +249,12 @@ def meta_of(msg: pb.MessageContent) -> MessageMeta:
         correlation_id=msg.correlation_id,
         in_reply_to=msg.in_reply_to,
         handling_codes=tuple(
-            pb.HandlingCode.Name(h).removeprefix("HANDLING_CODE_") for h in msg.handling_codes
+            _HANDLING_NAMES.get(h) or pb.HandlingCode.Name(h).removeprefix("HANDLING_CODE_")
+            for h in msg.handling_codes
         ),
-        tlp=pb.Tlp.Name(msg.tlp).removeprefix("TLP_"),
-        onward_transfer=pb.OnwardTransfer.Name(msg.onward_transfer).removeprefix("ONWARD_TRANSFER_"),
+        tlp=_TLP_NAMES.get(msg.tlp) or pb.Tlp.Name(msg.tlp).removeprefix("TLP_"),
+        onward_transfer=_ONWARD_NAMES.get(msg.onward_transfer)
+        or pb.OnwardTransfer.Name(msg.onward_transfer).removeprefix("ONWARD_TRANSFER_"),
         retention_days=retention_days,
         retention_until=retention_until,
         body_kind=body_kind,
