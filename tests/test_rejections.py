@@ -66,6 +66,15 @@ async def test_each_refusal_has_its_reason_and_the_stream_survives(fed3: Federat
     no_id.message_id = ""
     no_recipients = good()
     del no_recipients.recipients[:]
+    repeated_recipient = complete(incident(to=[DE, DE]), sender=NL)
+    no_created_at = good()
+    no_created_at.ClearField("created_at")
+    no_purpose = good()
+    no_purpose.purpose = ""
+    incident_without_body = good()
+    incident_without_body.ClearField("incident")
+    retract_without_target = complete(liaison(to=[DE]), sender=NL)
+    retract_without_target.type = pb.MESSAGE_TYPE_INCIDENT_RETRACT
     unknown_type = complete(liaison(to=[DE]), sender=NL)
     unknown_type.type = 999  # type: ignore[assignment]
     oversize = complete(incident(to=[DE], narrative="x" * (limit + 1)), sender=NL)
@@ -83,6 +92,11 @@ async def test_each_refusal_has_its_reason_and_the_stream_survives(fed3: Federat
         ("MALFORMED", envelope_frame(b"\x0a\xff\x01garbage", nl_key), ""),
         case("MALFORMED", no_id, names_id=False),
         case("MALFORMED", no_recipients),
+        case("MALFORMED", repeated_recipient),
+        case("MALFORMED", no_created_at),
+        case("MALFORMED", no_purpose),
+        case("MALFORMED", incident_without_body),
+        case("MALFORMED", retract_without_target),
         case("UNKNOWN_MESSAGE_TYPE", unknown_type),
         case("OVERSIZE", oversize, names_id=False),  # too big to look inside
     ]
