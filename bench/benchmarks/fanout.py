@@ -1,0 +1,83 @@
+"""Item 3: one INCIDENT_PUBLISH to 8 peers, publish -> every receipt stored at the sender.
+
+The 8 receivers run as 8 nodes in one child process (8 processes would only fight over the
+two cores). Compared with the same message to one of those peers, and with 8 sequential bare
+round trips from the baseline.
+"""
+
+from __future__ import annotations
+
+import time
+
+from bench.cluster import Child, Cluster
+from bench.load import Sender, stopped
+from bench.runner import Benchmark, Context, Row
+from bench.stats import median
+
+PEERS = [f"P{i}-POL" for i in "ABCDEFGH"]
+TARGET = 1.5
+
+
+async def timed(sender: Sender, rounds: int) -> list[float]:
+    times = []
+    for _ in range(rounds):
+        base = sender.done
+        start = time.perf_counter()
+        await sender.send()
+        await sender.wait_done(base + 1, within=10.0)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+async def run(ctx: Context) -> list[Row]:
+    root = ctx.scratch("fanout")
+    cluster = Cluster(root, ["NL-POL", *PEERS])
+    receivers = Child.nodes([cluster.homes[p] for p in PEERS], log=root / "receivers.log")
+    rounds = ctx.count(30, 200)
+    try:
+        await receivers.ready()
+        node = await cluster.start_in_process("NL-POL")
+        try:
+            sender = Sender(node, to=PEERS[:1])
+            await timed(sender, 5)
+            one_ms = median(await timed(sender, rounds)) * 1e3
+            sender.retarget(PEERS)
+            await timed(sender, 5)  # opens the other 7 streams
+            fan_ms = median(await timed(sender, rounds)) * 1e3
+        finally:
+            await stopped(node)
+    finally:
+        receivers.stop()
+    ctx.values.update({"fanout.one_ms": one_ms, "fanout.eight_ms": fan_ms})
+    seq8 = ctx.values["baseline.seq8_ms"]
+    return [
+        Row(
+            "one peer: publish -> receipt stored (median)",
+            one_ms,
+            "ms",
+            baseline=ctx.values["baseline.one_ms"],
+            note=f"{rounds} rounds",
+        ),
+        Row(
+            "8 peers: publish -> all receipts (median)",
+            fan_ms,
+            "ms",
+            baseline=seq8,
+            note="baseline: 8 sequential bare round trips",
+        ),
+        Row(
+            "8 peers / one peer",
+            fan_ms / one_ms,
+            "x",
+            target=f"<= {TARGET:g}x one peer",
+            met=fan_ms / one_ms <= TARGET,
+        ),
+    ]
+
+
+BENCHMARK = Benchmark(
+    name="fanout",
+    title="fan-out: one INCIDENT_PUBLISH to 8 peers, time to all receipts",
+    run=run,
+    needs=("baseline",),
+)

@@ -1,0 +1,55 @@
+"""Item 2: delivery latency at half of item 1's rate, send accepted -> receipt stored at sender.
+
+Open loop: messages are sent on a fixed schedule (not one after another), so a slow answer does
+not slow the offered load down and hide itself.
+"""
+
+from __future__ import annotations
+
+from bench.cluster import Child, Cluster
+from bench.load import Sender, stopped
+from bench.runner import Benchmark, Context, Row
+from bench.stats import percentile
+
+TARGET_P99_MS = 10.0
+
+
+async def run(ctx: Context) -> list[Row]:
+    rate = ctx.values["throughput.rate"] / 2
+    root = ctx.scratch("latency")
+    cluster = Cluster(root, ["NL-POL", "DE-BKA"])
+    receiver = Child.nodes([cluster.homes["DE-BKA"]], log=root / "receiver.log")
+    try:
+        await receiver.ready()
+        node = await cluster.start_in_process("NL-POL")
+        try:
+            sender = Sender(node, to=["DE-BKA"])
+            await sender.saturate(count=ctx.count(300, 1000), seconds=5.0, concurrency=16)
+            ids = await sender.open_loop(rate=rate, seconds=ctx.seconds(4.0, 15.0))
+            lat = [sender.latency(i) * 1e3 for i in ids]
+        finally:
+            await stopped(node)
+    finally:
+        receiver.stop()
+    p50, p99 = percentile(lat, 50), percentile(lat, 99)
+    ctx.values.update({"latency.p50_ms": p50, "latency.p99_ms": p99})
+    note = f"{len(lat)} messages at {rate:,.0f} msg/s (50% of item 1)"
+    return [
+        Row("latency p50 @50% load", p50, "ms", baseline=ctx.values["baseline.p50_ms"], note=note),
+        Row(
+            "latency p99 @50% load",
+            p99,
+            "ms",
+            baseline=ctx.values["baseline.p99_ms"],
+            target=f"<= {TARGET_P99_MS:g} ms",
+            met=p99 <= TARGET_P99_MS,
+        ),
+    ]
+
+
+BENCHMARK = Benchmark(
+    name="latency",
+    title="delivery latency p50/p99 at 50% of max load",
+    run=run,
+    needs=("baseline", "throughput"),
+)

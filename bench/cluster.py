@@ -1,0 +1,190 @@
+"""Throwaway federations for benchmarks: real PKI, real node homes, receivers in subprocesses.
+
+Receivers run in their own processes (the machine has two cores; one process would put sender
+and receiver under one GIL), senders run in the bench process and are driven through
+`Node.send` directly. Everything listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from accord.v1 import message_pb2 as pb
+from certs.ca import FederationAuthority
+from certs.directory import Agreement
+from node import config as config_mod
+from node.app import Node
+from node.envelope import MESSAGE_TYPES
+from node.home import init_home
+
+FEDERATION = "accord.bench"
+PURPOSE = "serious-crime-investigation"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Cluster:
+    """A federation authority and one node home per agency, each with a fixed loopback port."""
+
+    def __init__(self, root: Path, agencies: Sequence[str]) -> None:
+        now = datetime.now(UTC)
+        self.root = root
+        self.authority = FederationAuthority.init(root / "fed", federation=FEDERATION, now=now)
+        self.homes: dict[str, Path] = {}
+        self.ports: dict[str, int] = {}
+        for agency in agencies:
+            port = free_port()
+            issued = self.authority.issue(agency=agency, endpoint=f"127.0.0.1:{port}", now=now)
+            home = root / agency.lower()
+            init_home(
+                home,
+                agency=agency,
+                federation=FEDERATION,
+                listen=f"127.0.0.1:{port}",
+                issued=issued.directory,
+                directory=self.authority.directory_path,
+                crl=self.authority.crl_path,
+            )
+            self.homes[agency] = home
+            self.ports[agency] = port
+        agreement = Agreement(
+            id="AGR-BENCH",
+            title="Benchmark agreement",
+            parties=tuple(agencies),
+            purposes=(PURPOSE,),
+            message_types=MESSAGE_TYPES,
+            max_retention_days=365,
+            valid_from=now - timedelta(days=1),
+            valid_until=now + timedelta(days=365),
+        )
+        self.authority.set_agreements((agreement,), now=now)
+
+    async def start_in_process(self, agency: str) -> Node:
+        cfg = config_mod.load(self.homes[agency])
+        node = Node(replace(cfg, node=replace(cfg.node, listen=f"127.0.0.1:{self.ports[agency]}")))
+        await node.start()
+        return node
+
+    def database(self, agency: str) -> Path:
+        return self.homes[agency] / "accord.db"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads), from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Child:
+    """A child process that prints one `... ready on port N` line per server it runs."""
+
+    def __init__(self, argv: Sequence[str], *, expected: int, log: Path) -> None:
+        self._log = log.open("ab")
+        self.proc = subprocess.Popen(
+            argv, cwd=REPO, stdout=subprocess.PIPE, stderr=self._log, stdin=subprocess.DEVNULL
+        )
+        self._expected = expected
+
+    @classmethod
+    def nodes(cls, homes: Sequence[Path], *, log: Path) -> Child:
+        """`accord node run` for one home; bench.nodes (one process, many nodes) for several."""
+        if len(homes) == 1:
+            argv = [sys.executable, "-m", "node.cli", "node", "run", "--home", str(homes[0])]
+        else:
+            argv = [sys.executable, "-m", "bench.nodes", *map(str, homes)]
+        return cls(argv, expected=len(homes), log=log)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    async def ready(self, *, within: float = 30.0) -> None:
+        """Wait for every server in the process to print its `ready on port` line."""
+        assert self.proc.stdout is not None
+        stdout = self.proc.stdout
+        seen = 0
+        deadline = time.monotonic() + within
+        while seen < self._expected:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{self.proc.args!r} did not become ready")
+            line = await asyncio.wait_for(asyncio.to_thread(stdout.readline), left)
+            if not line:
+                raise RuntimeError(
+                    f"child process exited with {self.proc.wait()}; see {self._log.name}"
+                )
+            if b"ready on port " in line:
+                seen += 1
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the process has used, all threads."""
+        return cpu_seconds(self.pid)
+
+    def rss_kib(self) -> tuple[int, int]:
+        """(VmRSS, VmHWM) of the process in KiB."""
+        fields: dict[str, int] = {}
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields[key] = int(value.split()[0])
+        return fields["VmRSS"], fields["VmHWM"]
+
+    def stop(self, *, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return self.proc.returncode
+
+
+def incident(*, to: Sequence[str], narrative_bytes: int = 620) -> pb.MessageContent:
+    """An INCIDENT_PUBLISH whose signed envelope is about 1 KB on the wire."""
+    content = pb.MessageContent(
+        recipients=list(to),
+        type=pb.MESSAGE_TYPE_INCIDENT_PUBLISH,
+        purpose=PURPOSE,
+        legal_basis="Council Framework Decision 2006/960/JHA",
+        handling_codes=[pb.HANDLING_CODE_H0],
+        tlp=pb.TLP_AMBER,
+        retention=pb.Retention(days=30),
+        onward_transfer=pb.ONWARD_TRANSFER_WITH_ORIGINATOR_CONSENT,
+        urgency=pb.URGENCY_NORMAL,
+    )
+    body = content.incident
+    body.incident_id = "INC-2026-0042"
+    body.offence.CopyFrom(
+        pb.OffenceCode(scheme="eu-eaw-32", code="armed-robbery", label="Organised or armed robbery")
+    )
+    body.location.CopyFrom(pb.Location(country="NL", place="Venlo"))
+    text = "Armed robbery of a cash transport on the A2 near the border. "
+    body.narrative = (text * (narrative_bytes // len(text) + 1))[:narrative_bytes]
+    person = body.entities.add(entity_id="p1")
+    person.person.CopyFrom(
+        pb.Person(role=pb.PERSON_ROLE_SUSPECT, family_name="Jansen", given_names="Piet")
+    )
+    person.evaluation.CopyFrom(
+        pb.Evaluation(source=pb.SOURCE_RELIABILITY_B, information=pb.INFORMATION_ACCURACY_2)
+    )
+    return content
