@@ -82,11 +82,14 @@ async def test_each_refusal_has_its_reason_and_the_stream_survives(fed3: Federat
     def case(reason: str, c: pb.MessageContent, *, names_id: bool = True) -> tuple[str, bytes, str]:
         return reason, signed(c, nl_key)[1], c.message_id if names_id else ""
 
-    content, by_fr = signed(bad_signature, fr_key)  # a valid signature, by the wrong member
-    unsigned = pb.Envelope(content=content).SerializeToString()
+    by_fr = signed(bad_signature, fr_key)[1]  # a valid signature, by the wrong member
+    unsigned, not_der = good(), good()
+    no_signature = pb.Envelope(content=unsigned.SerializeToString()).SerializeToString()
+    garbage = pb.Envelope(content=not_der.SerializeToString(), signature=b"\x30\x02garbage")
     cases: list[tuple[str, bytes, str]] = [  # (reason, frame, message id the receipt names)
         ("BAD_SIGNATURE", by_fr, bad_signature.message_id),
-        ("BAD_SIGNATURE", unsigned, bad_signature.message_id),
+        ("BAD_SIGNATURE", no_signature, unsigned.message_id),
+        ("BAD_SIGNATURE", garbage.SerializeToString(), not_der.message_id),
         case("SENDER_MISMATCH", sender_mismatch),
         case("WRONG_RECIPIENT", wrong_recipient),
         ("MALFORMED", envelope_frame(b"\x0a\xff\x01garbage", nl_key), ""),
@@ -116,6 +119,8 @@ async def test_each_refusal_has_its_reason_and_the_stream_survives(fed3: Federat
         info = check(await stream.send(junk))
         assert (info.accepted, info.reason_code) == (False, "MALFORMED")
         assert info.content_sha256 == digest(junk)
+        info = check(await stream.send(b""))  # an empty frame is an empty Envelope
+        assert not info.accepted and info.reason_code in ("BAD_SIGNATURE", "MALFORMED")
 
         assert await de.store.count("messages") == 0
         for _, _, message_id in cases:
