@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from certs.directory import Directory, Member, load_directory
@@ -34,7 +35,9 @@ class Peer:
 
 
 class Trust:
-    def __init__(self, *, federation: str, ca_path: Path, crl_path: Path, directory_path: Path) -> None:
+    def __init__(
+        self, *, federation: str, ca_path: Path, crl_path: Path, directory_path: Path
+    ) -> None:
         self.federation = federation
         self._ca_path = ca_path
         self._crl_path = crl_path
@@ -81,8 +84,17 @@ class Trust:
             raise PkiError(f"cannot load CRL {self._crl_path}: {exc}") from exc
         if crl.issuer != self.ca.subject or not crl.is_signature_valid(self._ca_key):  # type: ignore[arg-type]
             raise PkiError(f"CRL {self._crl_path} is not signed by the federation CA")
-        if self.crl is not None and crl.last_update_utc < self.crl.last_update_utc:
-            raise PkiError("CRL is older than the one already loaded")
+        if self.crl is not None:
+            # thisUpdate has one-second precision, so two CRLs published in the same second
+            # (a revocation right after a routine republish) tie on it; the CRL number orders
+            # them. Without this an older CRL, replayed, would silently undo a revocation.
+            number, loaded = _crl_number(crl), _crl_number(self.crl)
+            if crl.last_update_utc < self.crl.last_update_utc or number < loaded:
+                self._crl_mtime = mtime  # refused once; warn again only when the file changes
+                raise PkiError(
+                    f"CRL number {number} (issued {crl.last_update_utc}) is older than the "
+                    f"loaded CRL number {loaded}; keeping the loaded one"
+                )
         self.crl = crl
         self.revoked = frozenset(r.serial_number for r in crl)
         self._crl_mtime = mtime
@@ -100,7 +112,8 @@ class Trust:
             self._dir_mtime = mtime
             if new.serial < self.directory.serial:
                 raise PkiError(
-                    f"directory serial {new.serial} is older than the loaded {self.directory.serial}"
+                    f"directory serial {new.serial} is older than the loaded "
+                    f"{self.directory.serial}"
                 )
             return False
         self.directory = new
@@ -112,7 +125,9 @@ class Trust:
     def install_directory(self, new: Directory) -> None:
         """Accept an already verified directory (e.g. pushed by the authority), if newer."""
         if self.directory is not None and new.serial <= self.directory.serial:
-            raise PkiError(f"directory serial {new.serial} is not newer than {self.directory.serial}")
+            raise PkiError(
+                f"directory serial {new.serial} is not newer than {self.directory.serial}"
+            )
         self.directory = new
         self._peers.clear()
 
@@ -132,14 +147,19 @@ class Trust:
         """Authenticate a peer certificate (already chain-verified by TLS) or raise."""
         self.check_crl_fresh(now)
         peer = self._peers.get(pem)
-        if peer is None:
-            try:
-                cert = x509.load_pem_x509_certificate(pem)
-            except ValueError as exc:
-                raise Unauthenticated("peer certificate does not parse") from exc
-            peer = self._identify(cert)
-            self._peers[pem] = peer
-        self._check_cert(peer.certificate, now)
+        if peer is not None:
+            self._check_cert(peer.certificate, now)
+            return peer
+        try:
+            cert = x509.load_pem_x509_certificate(pem)
+        except ValueError as exc:
+            raise Unauthenticated("peer certificate does not parse") from exc
+        # Revocation and validity before identity: revoking an agency also drops it from the
+        # directory, and the caller must hear "revoked", not "not a member".
+        self._check_issuer(cert)
+        self._check_cert(cert, now)
+        peer = self._identify(cert)
+        self._peers[pem] = peer
         return peer
 
     def member_peer(self, agency: str, now: datetime) -> tuple[Member, Peer]:
@@ -152,15 +172,18 @@ class Trust:
         self._check_cert(cert, now)
         return member, Peer(agency, cert, member.certificate_sha256, public_key_of(cert))
 
-    def _identify(self, cert: x509.Certificate) -> Peer:
+    def _check_issuer(self, cert: x509.Certificate) -> None:
+        """TLS verified the chain already; checked again so the CRL's serials apply to it."""
         if cert.issuer != self.ca.subject:
             raise Unauthenticated("peer certificate is not issued by the federation CA")
         try:
             cert.verify_directly_issued_by(self.ca)
         except (ValueError, TypeError) as exc:
             raise Unauthenticated("peer certificate is not issued by the federation CA") from exc
-        except Exception as exc:  # InvalidSignature
+        except InvalidSignature as exc:
             raise Unauthenticated("peer certificate signature does not verify") from exc
+
+    def _identify(self, cert: x509.Certificate) -> Peer:
         try:
             agency = agency_of(cert, self.federation)
         except PkiError as exc:
@@ -173,15 +196,28 @@ class Trust:
             raise Unauthenticated(
                 f"certificate {fp[:16]}... is not the one the directory lists for {agency}"
             )
-        return Peer(agency, cert, fp, public_key_of(cert))
+        try:
+            key = public_key_of(cert)
+        except ValueError as exc:
+            raise Unauthenticated(f"peer certificate of {agency}: {exc}") from exc
+        return Peer(agency, cert, fp, key)
 
     def _check_cert(self, cert: x509.Certificate, now: datetime) -> None:
         if cert.serial_number in self.revoked:
-            raise Unauthenticated(f"certificate serial {cert.serial_number:x} is revoked")
+            raise Unauthenticated(
+                f"certificate serial {cert.serial_number:x} is revoked by the federation CRL"
+            )
         if now < cert.not_valid_before_utc:
             raise Unauthenticated(f"certificate is not valid before {cert.not_valid_before_utc}")
         if now > cert.not_valid_after_utc:
             raise Unauthenticated(f"certificate expired at {cert.not_valid_after_utc}")
+
+
+def _crl_number(crl: x509.CertificateRevocationList) -> int:
+    try:
+        return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except x509.ExtensionNotFound:
+        return 0
 
 
 def _mtime(path: Path) -> tuple[int, int, int]:
