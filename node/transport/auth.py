@@ -5,7 +5,8 @@ requires a client certificate, but it has no CRL or minimum-TLS-version setting.
 interceptor closes that gap on every call: TLS 1.3 only, certificate not revoked (with a CRL
 that is not stale), within its validity period, carrying one SPIFFE agency identity, and the
 certificate the signed directory lists for that agency. Anything else ends the call with
-UNAUTHENTICATED and a message that says what was wrong.
+UNAUTHENTICATED and a message that says what was wrong. A stream is checked again on every
+frame it carries, so a CRL or directory loaded while it is open applies at once.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import contextvars
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import grpc
 
@@ -25,7 +26,16 @@ log = logging.getLogger(__name__)
 
 CURRENT_PEER: contextvars.ContextVar[Peer] = contextvars.ContextVar("accord_peer")
 
-_TLS13 = {b"TLS1_3", b"TLSv1.3"}
+# What grpcio 1.85 (BoringSSL) puts in a TLS server call's auth_context(), checked empirically:
+#   transport_security_type [b"ssl"], security_level [b"TSI_PRIVACY_AND_INTEGRITY"],
+#   ssl_tls_version [b"TLSv1.3"] (b"TLSv1.2" when a client caps at 1.2: the server does
+#   negotiate it, so this check is the only thing refusing it), x509_pem_cert [leaf PEM],
+#   x509_subject_alternative_name, peer_uri, peer_spiffe_id (absent with two URI SANs),
+#   ssl_session_reused, ssl_requested_server_name, ssl_negotiated_key_exchange_group.
+# Identity is taken from x509_pem_cert, never from peer_spiffe_id: we parse and check the SANs
+# ourselves. A missing ssl_tls_version (another TLS stack, a future grpcio) fails closed.
+_TLS_VERSION_KEY = "ssl_tls_version"
+_TLS13 = b"TLSv1.3"
 
 
 def current_peer() -> Peer:
@@ -41,11 +51,19 @@ class FederationAuthInterceptor(grpc.aio.ServerInterceptor):
         self._on_refused = on_refused
 
     def authenticate(self, context: grpc.aio.ServicerContext[Any, Any]) -> Peer:
-        auth = context.auth_context()
-        versions = auth.get("ssl_tls_version") or auth.get("tls_version") or []
-        if not versions:
+        return self._trust.peer_from_pem(self._client_pem(context), self._clock.now())
+
+    def _client_pem(self, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        """The verified client certificate of a TLS 1.3 session, or Unauthenticated."""
+        auth = {key: list(values) for key, values in context.auth_context().items()}
+        if auth.get("transport_security_type") != [b"ssl"]:
             raise Unauthenticated("no TLS session: federation calls need mutual TLS 1.3")
-        if not _TLS13.intersection(versions):
+        versions = auth.get(_TLS_VERSION_KEY) or []
+        if not versions:
+            raise Unauthenticated(
+                "the TLS version of this connection is unknown; federation calls need TLS 1.3"
+            )
+        if versions != [_TLS13]:
             raise Unauthenticated(
                 f"TLS version {versions[0].decode(errors='replace')} refused: federation calls "
                 "need TLS 1.3"
@@ -53,32 +71,66 @@ class FederationAuthInterceptor(grpc.aio.ServerInterceptor):
         pems = auth.get("x509_pem_cert") or []
         if not pems:
             raise Unauthenticated("no client certificate presented")
-        return self._trust.peer_from_pem(pems[0], self._clock.now())
+        return pems[0]
 
-    async def _refuse(self, context: grpc.aio.ServicerContext[Any, Any], exc: Unauthenticated) -> None:
+    async def _refuse(
+        self, context: grpc.aio.ServicerContext[Any, Any], exc: Unauthenticated
+    ) -> None:
         log.warning("refused federation call from %s: %s", context.peer(), exc)
         self._on_refused(str(exc))
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
 
+    async def _admit(self, context: grpc.aio.ServicerContext[Any, Any]) -> bool:
+        try:
+            CURRENT_PEER.set(self.authenticate(context))
+        except Unauthenticated as exc:
+            await self._refuse(context, exc)
+            return False
+        return True
+
+    def _rechecked(
+        self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
+        """The requests of a stream, each let through only if the caller is still trusted.
+
+        A stream outlives the check made when it opened; a CRL that revokes the caller or goes
+        stale, or a directory that no longer lists its certificate, must stop the frames that
+        follow before the servicer sees them, not only new calls.
+        """
+        pem = self._client_pem(context)
+
+        async def frames() -> AsyncIterator[Any]:
+            async for request in requests:
+                try:
+                    self._trust.peer_from_pem(pem, self._clock.now())
+                except Unauthenticated as exc:
+                    await self._refuse(context, exc)  # raises: the call ends here
+                    return
+                yield request
+
+        return frames()
+
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any]:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
+        # Every call shape is wrapped, so a method added later cannot skip authentication.
         if handler.request_streaming and handler.response_streaming:
-            inner_ss = handler.stream_stream
+            # The stubs type handlers as sync; under grpc.aio they are async generators.
+            inner_ss = cast(Callable[[Any, Any], AsyncIterator[Any]], handler.stream_stream)
             assert inner_ss is not None
 
             async def stream_stream(request_iterator: Any, context: Any) -> AsyncIterator[Any]:
-                try:
-                    CURRENT_PEER.set(self.authenticate(context))
-                except Unauthenticated as exc:
-                    await self._refuse(context, exc)
+                if not await self._admit(context):
                     return
-                async for response in inner_ss(request_iterator, context):
+                requests = self._rechecked(request_iterator, context)
+                async for response in inner_ss(requests, context):
                     yield response
 
             return grpc.stream_stream_rpc_method_handler(
@@ -86,23 +138,45 @@ class FederationAuthInterceptor(grpc.aio.ServerInterceptor):
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
-        if not handler.request_streaming and not handler.response_streaming:
-            inner_uu = handler.unary_unary
-            assert inner_uu is not None
+        if handler.response_streaming:
+            inner_us = cast(Callable[[Any, Any], AsyncIterator[Any]], handler.unary_stream)
+            assert inner_us is not None
 
-            async def unary_unary(request: Any, context: Any) -> Any:
-                try:
-                    CURRENT_PEER.set(self.authenticate(context))
-                except Unauthenticated as exc:
-                    await self._refuse(context, exc)
-                    return None
-                return await inner_uu(request, context)
+            async def unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
+                if not await self._admit(context):
+                    return
+                async for response in inner_us(request, context):
+                    yield response
 
-            return grpc.unary_unary_rpc_method_handler(
-                unary_unary,
+            return grpc.unary_stream_rpc_method_handler(
+                unary_stream,
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
-        raise RuntimeError(
-            f"{handler_call_details.method}: the federation service has no such call shape"
+        if handler.request_streaming:
+            inner_su = cast(Callable[[Any, Any], Awaitable[Any]], handler.stream_unary)
+            assert inner_su is not None
+
+            async def stream_unary(request_iterator: Any, context: Any) -> Any:
+                if not await self._admit(context):
+                    return None
+                return await inner_su(self._rechecked(request_iterator, context), context)
+
+            return grpc.stream_unary_rpc_method_handler(
+                stream_unary,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        inner_uu = handler.unary_unary
+        assert inner_uu is not None
+
+        async def unary_unary(request: Any, context: Any) -> Any:
+            if not await self._admit(context):
+                return None
+            return await inner_uu(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary_unary,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
         )
