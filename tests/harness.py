@@ -237,7 +237,15 @@ class RawExchange:
 
     async def send(self, frame: bytes, *, timeout: float = 5.0) -> pb.Receipt:
         """Write one frame and read the receipt that answers it."""
+        await self.write(frame)
+        return await self.read(timeout=timeout)
+
+    async def write(self, frame: bytes) -> None:
+        """Write a frame without waiting for its receipt (to pipeline several)."""
         await self._call.write(frame)
+
+    async def read(self, *, timeout: float = 5.0) -> pb.Receipt:
+        """The next receipt; AssertionError if the stream ended, AioRpcError if it failed."""
         receipt = await asyncio.wait_for(self._call.read(), timeout)
         if receipt is grpc.aio.EOF:
             code, details = await self._call.code(), await self._call.details()

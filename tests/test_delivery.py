@@ -81,14 +81,13 @@ async def test_duplicate_resend_gets_the_same_receipt_and_stores_one_row(fed3: F
 async def pipelined(fed: Federation, node: Node, frames: list[bytes]) -> list[pb.Receipt]:
     """Write every frame on one stream as fast as it takes them, reading receipts meanwhile."""
     async with RawExchange(fed, as_agency=NL, to=node) as stream:
-        call = stream._call
 
         async def write_all() -> None:
             for frame in frames:
-                await call.write(frame)
+                await stream.write(frame)
 
         writer = asyncio.create_task(write_all())
-        receipts = [await asyncio.wait_for(call.read(), 10) for _ in frames]
+        receipts = [await stream.read(timeout=10) for _ in frames]
         await writer
         return receipts
 
@@ -210,11 +209,10 @@ async def test_receipt_means_the_message_is_on_disk(fed3: Federation) -> None:
     key = member_key(fed3, NL)
     contents = [complete(liaison(to=[DE]), sender=NL) for _ in range(100)]
     async with RawExchange(fed3, as_agency=NL, to=de) as stream:
-        call = stream._call  # pipelined: all envelopes written before any receipt is read
+        for c in contents:  # pipelined: every envelope written before any receipt is read
+            await stream.write(envelope_frame(c.SerializeToString(), key))
         for c in contents:
-            await call.write(envelope_frame(c.SerializeToString(), key))
-        for c in contents:
-            receipt = await asyncio.wait_for(call.read(), 5)
+            receipt = await stream.read()
             info = parse_receipt(receipt.content)
             assert info.accepted and info.message_id == c.message_id
             on_disk = db_rows(fed3.homes[DE], "SELECT receipt FROM messages WHERE sender = ? AND "

@@ -6,7 +6,6 @@ receiver, leave nothing in the receiver's message store, and leave the stream wo
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 import grpc
@@ -240,10 +239,9 @@ async def test_a_frame_beyond_the_transport_limit_ends_only_its_stream(fed3: Fed
     assert de.store is not None
     huge = b"\x0a" + b"\xff" * (4 * de.config.limits.max_message_bytes + (2 << 20))
     async with RawExchange(fed3, as_agency=NL, to=de) as stream:
-        call = stream._call
-        await call.write(huge)
+        await stream.write(huge)
         with pytest.raises(grpc.aio.AioRpcError) as ended:
-            await asyncio.wait_for(call.read(), 5)
+            await stream.read()
         assert ended.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     check = receipt_checker(fed3, de)
     async with RawExchange(fed3, as_agency=NL, to=de) as stream:
