@@ -23,7 +23,7 @@ import pytest
 from accord.v1 import local_pb2, local_pb2_grpc
 from accord.v1 import message_pb2 as pb
 from node.app import Node
-from node.envelope import digest, parse_receipt
+from node.envelope import digest, parse_receipt, verify
 from node.errors import Refused
 from tests.harness import (
     Federation,
@@ -34,6 +34,7 @@ from tests.harness import (
     incident,
     liaison,
     member_key,
+    open_agreement,
     wait_for,
 )
 
@@ -442,3 +443,35 @@ async def test_local_resend_under_a_used_id(fed3: Federation) -> None:
     stored = await de.store.get_message(first.message_id, sender=NL)
     assert stored is not None and de.store.open_content(stored) == first.content
     assert await de.store.count("messages") == 1
+
+
+async def test_a_refusal_is_final_and_recorded_with_its_receipt(tmp_short: Path) -> None:
+    """The receiver's policy refuses what the sender's allowed (its directory is older): the
+    sender records the signed REJECTED receipt and does not retry."""
+    fed = Federation(tmp_short, [NL, DE])
+    try:
+        de_config = fed.homes[DE] / "config.toml"
+        de_config.write_text(
+            de_config.read_text().replace("reload_seconds = 2.0", "reload_seconds = 3600.0")
+        )
+        narrow = open_agreement([NL, DE], fed.now, purposes=("counter-terrorism",))
+        fed.authority.set_agreements((narrow,), now=fed.now)
+        nl, de = await fed.start_all()
+        wide = open_agreement([NL, DE], fed.now)
+        fed.authority.set_agreements((wide,), now=fed.now)
+        assert nl.reload()  # only the sender sees the wider agreement
+        sent = await nl.send(incident(to=[DE], purpose="serious-crime-investigation"))
+        await wait_for(lambda: deliveries_settled(nl, sent.message_id), timeout=5)
+        assert nl.store is not None and de.store is not None
+        (d,) = await nl.store.deliveries(sent.message_id)
+        assert (d.state, d.reason_code, d.attempts) == ("rejected", "PURPOSE_NOT_PERMITTED", 0)
+        assert d.receipt is not None and d.receipt_signature is not None
+        _, peer = nl.trust.member_peer(DE, nl.clock.now())
+        assert verify(peer.public_key, d.receipt, d.receipt_signature)
+        info = parse_receipt(d.receipt)
+        assert not info.accepted and info.content_sha256 == digest(sent.content)
+        await asyncio.sleep(0.3)  # a retry would show as another envelope sent
+        assert nl.links[DE].sent == 1
+        assert await de.store.count("messages") == 0
+    finally:
+        await fed.stop_all()
