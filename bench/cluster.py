@@ -1,8 +1,8 @@
 """Throwaway federations for benchmarks: real PKI, real node homes, receivers in subprocesses.
 
-Receivers run in their own processes (the machine has two cores; one process would put sender
-and receiver under one GIL), senders run in the bench process and are driven through
-`Node.send` directly. Everything listens on 127.0.0.1 only.
+Receivers run in their own processes, one per node (the machine has two cores; one process
+would put sender and receiver under one GIL); senders run in the bench process and are driven
+through `Node.send` directly. Everything listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -102,13 +102,10 @@ class Child:
         self._expected = expected
 
     @classmethod
-    def nodes(cls, homes: Sequence[Path], *, log: Path) -> Child:
-        """`accord node run` for one home; bench.nodes (one process, many nodes) for several."""
-        if len(homes) == 1:
-            argv = [sys.executable, "-m", "node.cli", "node", "run", "--home", str(homes[0])]
-        else:
-            argv = [sys.executable, "-m", "bench.nodes", *map(str, homes)]
-        return cls(argv, expected=len(homes), log=log)
+    def node(cls, home: Path, *, log: Path) -> Child:
+        """A node run the way an operator runs it: `accord node run --home HOME`."""
+        argv = [sys.executable, "-m", "node.cli", "node", "run", "--home", str(home)]
+        return cls(argv, expected=1, log=log)
 
     @property
     def pid(self) -> int:

@@ -47,7 +47,7 @@ async def main_async(seconds: float, top: int, out: Path) -> None:
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     root = Path(tempfile.mkdtemp(prefix="bprof", dir="/tmp"))
     cluster = Cluster(root, ["NL-POL", "DE-BKA"])
-    receiver = Child.nodes([cluster.homes["DE-BKA"]], log=root / "receiver.log")
+    receiver = Child.node(cluster.homes["DE-BKA"], log=root / "receiver.log")
     try:
         await receiver.ready()
         node = await cluster.start_in_process("NL-POL")

@@ -183,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="accbench", dir="/tmp"))
     ctx = Context(quick=args.quick, workdir=workdir, scale=args.scale)
     started = datetime.now(UTC)
+    load_before = os.getloadavg()
     wall = time.monotonic()
     try:
         results = asyncio.run(run_all(benchmarks, ctx))
@@ -201,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "quick": args.quick,
         "seconds": round(elapsed, 1),
         "machine": machine(),
+        # Other work on the machine moves every figure; the ratios are what to compare.
+        "loadavg_1min": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
         "e2e_baseline_ratio": ratio,
         "values": ctx.values,
         "notes": ctx.notes,
@@ -210,8 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.json.write_text(json.dumps(report, indent=2) + "\n")
 
     m = report["machine"]
+    load = report["loadavg_1min"]
     print(f"Accord benchmarks, {started:%Y-%m-%d %H:%M} UTC, {m['nproc']} x {m['cpu']}, "
-          f"Python {m['python']}; {command.strip()}; {elapsed:.0f} s")  # fmt: skip
+          f"Python {m['python']}; {command.strip()}; {elapsed:.0f} s; "
+          f"load average {load['before']} -> {load['after']}")  # fmt: skip
     print()
     print(table(results))
     for note in ctx.notes:

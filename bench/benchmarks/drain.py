@@ -27,7 +27,7 @@ async def run(ctx: Context) -> list[Row]:
         queued_at = time.perf_counter()
         sent = await sender.queue(count=count, seconds=120.0)
         queue_s = time.perf_counter() - queued_at
-        receiver = Child.nodes([cluster.homes["DE-BKA"]], log=root / "receiver.log")
+        receiver = Child.node(cluster.homes["DE-BKA"], log=root / "receiver.log")
         await receiver.ready()
         start = time.perf_counter()
         await sender.wait_done(sent, within=120.0)

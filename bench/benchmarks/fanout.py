@@ -1,12 +1,13 @@
 """Item 3: one INCIDENT_PUBLISH to 8 peers, publish -> every receipt stored at the sender.
 
-The 8 receivers run as 8 nodes in one child process (8 processes would only fight over the
-two cores). Compared with the same message to one of those peers, and with 8 sequential bare
-round trips from the baseline.
+Each of the 8 receivers is its own `accord node run` process, as each agency runs its own node
+(they share the machine's two cores, which is the point of the measurement). Compared with the
+same message to one of those peers, and with 8 sequential bare round trips from the baseline.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from bench.cluster import Child, Cluster
@@ -32,10 +33,10 @@ async def timed(sender: Sender, rounds: int) -> list[float]:
 async def run(ctx: Context) -> list[Row]:
     root = ctx.scratch("fanout")
     cluster = Cluster(root, ["NL-POL", *PEERS])
-    receivers = Child.nodes([cluster.homes[p] for p in PEERS], log=root / "receivers.log")
+    receivers = [Child.node(cluster.homes[p], log=root / f"{p}.log") for p in PEERS]
     rounds = ctx.count(30, 200)
     try:
-        await receivers.ready()
+        await asyncio.gather(*(r.ready() for r in receivers))
         node = await cluster.start_in_process("NL-POL")
         try:
             sender = Sender(node, to=PEERS[:1])
@@ -47,7 +48,8 @@ async def run(ctx: Context) -> list[Row]:
         finally:
             await stopped(node)
     finally:
-        receivers.stop()
+        for r in receivers:
+            r.stop()
     ctx.values.update({"fanout.one_ms": one_ms, "fanout.eight_ms": fan_ms})
     seq8 = ctx.values["baseline.seq8_ms"]
     return [

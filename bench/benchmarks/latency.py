@@ -18,7 +18,7 @@ async def run(ctx: Context) -> list[Row]:
     rate = ctx.values["throughput.rate"] / 2
     root = ctx.scratch("latency")
     cluster = Cluster(root, ["NL-POL", "DE-BKA"])
-    receiver = Child.nodes([cluster.homes["DE-BKA"]], log=root / "receiver.log")
+    receiver = Child.node(cluster.homes["DE-BKA"], log=root / "receiver.log")
     try:
         await receiver.ready()
         node = await cluster.start_in_process("NL-POL")

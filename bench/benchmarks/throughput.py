@@ -22,7 +22,7 @@ TARGET = 0.60
 async def run(ctx: Context) -> list[Row]:
     root = ctx.scratch("throughput")
     cluster = Cluster(root, ["NL-POL", "DE-BKA"])
-    receiver = Child.nodes([cluster.homes["DE-BKA"]], log=root / "receiver.log")
+    receiver = Child.node(cluster.homes["DE-BKA"], log=root / "receiver.log")
     samples: list[int] = []
     try:
         await receiver.ready()
