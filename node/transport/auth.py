@@ -129,6 +129,10 @@ class FederationAuthInterceptor(grpc.aio.ServerInterceptor):
             async def stream_stream(request_iterator: Any, context: Any) -> AsyncIterator[Any]:
                 if not await self._admit(context):
                     return
+                # Headers now say "admitted": a client that awaits them before writing never
+                # races a refusal, which grpcio's client would report as INTERNAL ("Internal
+                # error from Core") in place of the reason, if its write lost that race.
+                await context.send_initial_metadata(())
                 requests = self._rechecked(request_iterator, context)
                 async for response in inner_ss(requests, context):
                     yield response
