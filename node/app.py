@@ -19,17 +19,17 @@ from grpc_reflection.v1alpha import reflection
 from accord.v1 import federation_pb2, local_pb2, local_pb2_grpc, message_pb2
 from certs.ca import load_key, write_private
 from certs.directory import agreement_to_dict
+from node.access import Role
 from node.clock import Clock, SystemClock
 from node.config import Config
 from node.delivery.link import Credentials, PeerLink, ReceiptEvent
 from node.delivery.receiver import Receiver
 from node.envelope import digest, meta_of, sign
-from node.access import Role
 from node.errors import AccordError, Reason, Refused
 from node.ids import uuid7
+from node.operations import Operations
 from node.policy import Policy
 from node.store import Store, StoredMessage
-from node.operations import Operations
 from node.store.access import AccessStore
 from node.store.keys import KeyRing
 from node.transport.auth import FederationAuthInterceptor
@@ -114,13 +114,10 @@ class Node:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        self._server.add_generic_rpc_handlers(
-            (
-                FederationServicer(
-                    receiver=self.receiver, trust=self.trust, policy_document=self.signed_policy
-                ).handler(),
-            )
+        self._federation = FederationServicer(
+            receiver=self.receiver, trust=self.trust, policy_document=self.signed_policy
         )
+        self._server.add_generic_rpc_handlers((self._federation.handler(),))
         server_creds = grpc.ssl_server_credentials(
             [(self.credentials.key_pem, self.credentials.cert_pem)],
             root_certificates=self.credentials.ca_pem,
@@ -156,8 +153,8 @@ class Node:
             self.link(recipient)
         self._reload_task = asyncio.create_task(self._reload_loop(), name="federation-reload")
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
-        log.info("%s listening on %s:%d, local API on %s", self.agency,
-                 self.config.node.listen.rpartition(":")[0], self.port, sock)  # fmt: skip
+        host = self.config.node.listen.rpartition(":")[0]
+        log.info("%s listening on %s:%d, local API on %s", self.agency, host, self.port, sock)
 
     async def stop(self, *, grace: float = 2.0) -> None:
         """Stop accepting, let in-flight streams finish for `grace` seconds, close the store."""
@@ -169,7 +166,7 @@ class Node:
         if self._local:
             await self._local.stop(grace)
         if self._server:
-            await self._server.stop(grace)
+            await asyncio.gather(self._server.stop(grace), self._federation.drain())
         if self.store:
             await self.store.close()
         if self.config.socket.exists():
@@ -302,7 +299,8 @@ class Node:
         if len(data) > self.config.limits.max_message_bytes:
             raise Refused(
                 Reason.OVERSIZE,
-                f"message is {len(data)} bytes; the limit is {self.config.limits.max_message_bytes}",
+                f"message is {len(data)} bytes; "
+                f"the limit is {self.config.limits.max_message_bytes}",
             )
         stored = StoredMessage.of(
             meta,

@@ -188,9 +188,11 @@ def _validate(c: Config) -> None:
         raise ConfigError(
             "delivery.backoff_max_seconds: must be >= delivery.backoff_initial_seconds"
         )
-    if c.store.synchronous not in ("FULL", "NORMAL", "EXTRA"):
+    # NORMAL would let a power loss undo a commit that a receipt already vouched for.
+    if c.store.synchronous not in ("FULL", "EXTRA"):
         raise ConfigError(
-            f"store.synchronous: must be FULL, EXTRA or NORMAL, got {c.store.synchronous!r}"
+            f"store.synchronous: must be FULL or EXTRA (receipts promise durability), "
+            f"got {c.store.synchronous!r}"
         )
     for name in ("key", "certificate", "ca"):
         p = c.path(getattr(c.tls, name))

@@ -107,8 +107,15 @@ class Federation:
         await node.stop(grace=0.5)
 
     async def stop_all(self) -> None:
+        """Stop every node, even if one fails to stop (its error is raised after the rest)."""
+        errors: list[BaseException] = []
         for agency in list(self.nodes):
-            await self.stop(agency)
+            try:
+                await self.stop(agency)
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
 
 def incident(
@@ -132,16 +139,28 @@ def incident(
     )
     body = content.incident
     body.incident_id = "INC-2026-0042"
-    body.offence.CopyFrom(pb.OffenceCode(scheme="eu-eaw-32", code="armed-robbery", label="Organised or armed robbery"))
+    body.offence.CopyFrom(
+        pb.OffenceCode(scheme="eu-eaw-32", code="armed-robbery", label="Organised or armed robbery")
+    )
     body.location.CopyFrom(pb.Location(country="NL", place="Venlo"))
     body.narrative = narrative
     person = body.entities.add(entity_id="p1")
-    person.person.CopyFrom(pb.Person(role=pb.PERSON_ROLE_SUSPECT, family_name="Jansen", given_names="Piet"))
-    person.evaluation.CopyFrom(pb.Evaluation(source=pb.SOURCE_RELIABILITY_B, information=pb.INFORMATION_ACCURACY_2))
+    person.person.CopyFrom(
+        pb.Person(role=pb.PERSON_ROLE_SUSPECT, family_name="Jansen", given_names="Piet")
+    )
+    person.evaluation.CopyFrom(
+        pb.Evaluation(source=pb.SOURCE_RELIABILITY_B, information=pb.INFORMATION_ACCURACY_2)
+    )
     return content
 
 
-def liaison(*, to: Sequence[str], type_: pb.MessageType = pb.MESSAGE_TYPE_REQUEST_INFO, purpose: str = "missing-persons", text: str = "Request for information") -> pb.MessageContent:
+def liaison(
+    *,
+    to: Sequence[str],
+    type_: pb.MessageType = pb.MESSAGE_TYPE_REQUEST_INFO,
+    purpose: str = "missing-persons",
+    text: str = "Request for information",
+) -> pb.MessageContent:
     content = pb.MessageContent(
         recipients=list(to),
         type=type_,
@@ -268,7 +287,9 @@ async def add_user(node: Node, name: str, role: str, purposes: Sequence[str] = A
     from node.access import Role, User
 
     admin = User("admin", Role.ADMINISTRATOR, frozenset())
-    _, token = await node.operations.add_user(admin, name=name, role=role, clearances=list(purposes))
+    _, token = await node.operations.add_user(
+        admin, name=name, role=role, clearances=list(purposes)
+    )
     path = node.config.home / "tokens" / name
     path.write_text(token)
     path.chmod(0o600)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 from accord.v1 import message_pb2 as pb
 from node.envelope import digest, parse_receipt, verify
 from tests.harness import Federation, incident, wait_for
@@ -20,7 +22,11 @@ async def test_round_trip_three_nodes(fed3: Federation) -> None:
         stored = await receiver.store.get_message(sent.message_id, sender="NL-POL")
         assert stored is not None
         assert receiver.store.open_content(stored) == sent.content
-        assert verify(nl.trust.member_peer("NL-POL", nl.clock.now())[1].public_key, sent.content, stored.signature)
+        assert verify(
+            nl.trust.member_peer("NL-POL", nl.clock.now())[1].public_key,
+            sent.content,
+            stored.signature,
+        )
     assert nl.store is not None
     for d in await nl.store.deliveries(sent.message_id):
         assert d.receipt is not None and d.receipt_signature is not None
@@ -30,3 +36,22 @@ async def test_round_trip_three_nodes(fed3: Federation) -> None:
         _, peer = nl.trust.member_peer(d.recipient, nl.clock.now())
         assert verify(peer.public_key, d.receipt, d.receipt_signature)
     _ = pb
+
+
+async def test_stop_ends_open_streams_without_waiting_out_the_grace_period(
+    fed3: Federation,
+) -> None:
+    nl, de, _ = await fed3.start_all()
+    sent = await nl.send(incident(to=["DE-BKA"]))
+
+    async def receipted() -> bool:
+        assert nl.store is not None
+        return [d.state for d in await nl.store.deliveries(sent.message_id)] == ["accepted"]
+
+    await wait_for(receipted)
+    assert nl.links["DE-BKA"].connected  # the stream stays open after the work is done
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    del fed3.nodes["DE-BKA"]
+    await de.stop(grace=20.0)
+    assert loop.time() - started < 5, "stop waited for the open stream's grace period"

@@ -34,6 +34,17 @@ class FederationServicer:
         self._receiver = receiver
         self._trust = trust
         self._policy_document = policy_document
+        self._pumps: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    async def drain(self) -> None:
+        """Stop reading new envelopes on every stream; each stream answers what it has already
+        read, then ends cleanly, so a shutdown loses nothing and waits for no timeout."""
+        self._closing = True
+        pumps = list(self._pumps)
+        for pump in pumps:
+            pump.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
 
     def handler(self) -> grpc.GenericRpcHandler:
         # Exchange takes raw bytes so that a frame that is not an Envelope is answered with a
@@ -63,6 +74,8 @@ class FederationServicer:
         self, request_iterator: AsyncIterator[bytes], context: Any
     ) -> AsyncIterator[message_pb2.Receipt]:
         peer = current_peer()
+        if self._closing:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "node is shutting down")
         frames: asyncio.Queue[tuple[bytes, bytes | None] | None] = asyncio.Queue(_BATCH_MAX * 2)
         answers: asyncio.Queue[asyncio.Task[Any] | None] = asyncio.Queue(_BATCHES_IN_FLIGHT)
 
@@ -99,13 +112,16 @@ class FederationServicer:
             finally:
                 await answers.put(None)
 
-        tasks = [asyncio.create_task(pump()), asyncio.create_task(batcher())]
+        pump_task = asyncio.create_task(pump())
+        self._pumps.add(pump_task)
+        pump_task.add_done_callback(self._pumps.discard)
+        tasks = [pump_task, asyncio.create_task(batcher())]
         try:
             while (task := await answers.get()) is not None:
                 for answer in await task:
                     yield message_pb2.Receipt(content=answer.receipt, signature=answer.signature)
             for t in tasks:
-                if t.done() and t.exception() is not None:
+                if t.done() and not t.cancelled() and t.exception() is not None:
                     exc = t.exception()
                     if isinstance(exc, PermissionError):
                         await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
