@@ -14,12 +14,13 @@ from __future__ import annotations
 import contextvars
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
 import grpc
 
 from node.clock import Clock
 from node.errors import Unauthenticated
+from node.transport.wrap import guarded
 from node.trust import Peer, Trust
 
 log = logging.getLogger(__name__)
@@ -120,67 +121,4 @@ class FederationAuthInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        # Every call shape is wrapped, so a method added later cannot skip authentication.
-        if handler.request_streaming and handler.response_streaming:
-            # The stubs type handlers as sync; under grpc.aio they are async generators.
-            inner_ss = cast(Callable[[Any, Any], AsyncIterator[Any]], handler.stream_stream)
-            assert inner_ss is not None
-
-            async def stream_stream(request_iterator: Any, context: Any) -> AsyncIterator[Any]:
-                if not await self._admit(context):
-                    return
-                # Headers now say "admitted": a client that awaits them before writing never
-                # races a refusal, which grpcio's client would report as INTERNAL ("Internal
-                # error from Core") in place of the reason, if its write lost that race.
-                await context.send_initial_metadata(())
-                requests = self._rechecked(request_iterator, context)
-                async for response in inner_ss(requests, context):
-                    yield response
-
-            return grpc.stream_stream_rpc_method_handler(
-                stream_stream,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.response_streaming:
-            inner_us = cast(Callable[[Any, Any], AsyncIterator[Any]], handler.unary_stream)
-            assert inner_us is not None
-
-            async def unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
-                if not await self._admit(context):
-                    return
-                async for response in inner_us(request, context):
-                    yield response
-
-            return grpc.unary_stream_rpc_method_handler(
-                unary_stream,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.request_streaming:
-            inner_su = cast(Callable[[Any, Any], Awaitable[Any]], handler.stream_unary)
-            assert inner_su is not None
-
-            async def stream_unary(request_iterator: Any, context: Any) -> Any:
-                if not await self._admit(context):
-                    return None
-                return await inner_su(self._rechecked(request_iterator, context), context)
-
-            return grpc.stream_unary_rpc_method_handler(
-                stream_unary,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        inner_uu = handler.unary_unary
-        assert inner_uu is not None
-
-        async def unary_unary(request: Any, context: Any) -> Any:
-            if not await self._admit(context):
-                return None
-            return await inner_uu(request, context)
-
-        return grpc.unary_unary_rpc_method_handler(
-            unary_unary,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return guarded(handler, self._admit, requests=self._rechecked)
