@@ -279,7 +279,8 @@ class Node:
         content = message_pb2.MessageContent()
         content.CopyFrom(draft)
         now = self.clock.now()
-        if not content.message_id:
+        fresh_id = not content.message_id
+        if fresh_id:
             content.message_id = uuid7()
         if content.sender and content.sender != self.agency:
             raise Refused(Reason.SENDER_MISMATCH, f"this node sends as {self.agency}")
@@ -316,7 +317,7 @@ class Node:
                 stored, recipients=meta.recipients, author=author, now=now
             )
             return Sent(meta.message_id, meta.recipients, data, pending_approval=True)
-        await self.store.queue_outbound(stored, meta.recipients)
+        await self.store.queue_outbound(stored, meta.recipients, fresh_id=fresh_id)
         for recipient in meta.recipients:
             self.link(recipient).notify()
         return Sent(meta.message_id, meta.recipients, data)
