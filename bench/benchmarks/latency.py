@@ -12,6 +12,7 @@ from bench.runner import Benchmark, Context, Row
 from bench.stats import percentile
 
 TARGET_P99_MS = 10.0
+IDLE_RATE = 20.0
 
 
 async def run(ctx: Context) -> list[Row]:
@@ -27,6 +28,9 @@ async def run(ctx: Context) -> list[Row]:
             await sender.saturate(count=ctx.count(300, 1000), seconds=5.0, concurrency=16)
             ids = await sender.open_loop(rate=rate, seconds=ctx.seconds(4.0, 15.0))
             lat = [sender.latency(i) * 1e3 for i in ids]
+            # The floor: the same path nearly idle, so queueing is not in the figure.
+            idle_ids = await sender.open_loop(rate=IDLE_RATE, seconds=ctx.seconds(2.0, 5.0))
+            idle = [sender.latency(i) * 1e3 for i in idle_ids]
         finally:
             await stopped(node)
     finally:
@@ -44,6 +48,13 @@ async def run(ctx: Context) -> list[Row]:
             target=f"<= {TARGET_P99_MS:g} ms",
             met=p99 <= TARGET_P99_MS,
         ),
+        Row(
+            f"latency p50 @{IDLE_RATE:g} msg/s",
+            percentile(idle, 50),
+            "ms",
+            note="near idle: the path without queueing",
+        ),
+        Row(f"latency p99 @{IDLE_RATE:g} msg/s", percentile(idle, 99), "ms"),
     ]
 
 
