@@ -115,7 +115,10 @@ class Node:
             ],
         )
         self._federation = FederationServicer(
-            receiver=self.receiver, trust=self.trust, policy_document=self.signed_policy
+            receiver=self.receiver,
+            trust=self.trust,
+            policy_document=self.signed_policy,
+            sign=lambda data: sign(self.key, data),
         )
         self._server.add_generic_rpc_handlers((self._federation.handler(),))
         server_creds = grpc.ssl_server_credentials(
@@ -249,6 +252,7 @@ class Node:
             assert self.store is not None
             link = PeerLink(
                 peer=recipient,
+                agency=self.agency,
                 federation=self.config.node.federation,
                 trust=self.trust,
                 store=self.store,

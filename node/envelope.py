@@ -26,9 +26,7 @@ from node.errors import Reason, Refused
 _ECDSA = ec.ECDSA(hashes.SHA256())
 
 MESSAGE_TYPES: tuple[str, ...] = tuple(
-    name.removeprefix("MESSAGE_TYPE_")
-    for name in pb.MessageType.keys()
-    if name != "MESSAGE_TYPE_UNSPECIFIED"
+    v.name.removeprefix("MESSAGE_TYPE_") for v in pb.MessageType.DESCRIPTOR.values if v.number
 )
 INCIDENT_TYPES = frozenset({"INCIDENT_PUBLISH", "INCIDENT_UPDATE"})
 CONTROL_TYPES = frozenset(
@@ -114,6 +112,11 @@ class ReceiptInfo:
     reason_code: str
     reason_detail: str
     retained_until: datetime | None
+
+
+def hello_bytes(nonce: bytes, caller: str) -> bytes:
+    """What a server signs to prove its key to a caller (see federation.proto, Hello)."""
+    return b"accord-hello/v1\x00" + nonce + b"\x00" + caller.encode()
 
 
 def digest(content: bytes) -> bytes:

@@ -45,6 +45,11 @@ class FederationStub:
                 request_serializer=accord_dot_v1_dot_federation__pb2.GetPolicyRequest.SerializeToString,
                 response_deserializer=accord_dot_v1_dot_federation__pb2.SignedPolicy.FromString,
                 _registered_method=True)
+        self.Hello = channel.unary_unary(
+                '/accord.v1.Federation/Hello',
+                request_serializer=accord_dot_v1_dot_federation__pb2.HelloRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_federation__pb2.HelloResponse.FromString,
+                _registered_method=True)
 
 
 class FederationServicer:
@@ -64,6 +69,17 @@ class FederationServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Hello(self, request, context):
+        """Proof that the server holds the key of the certificate the directory lists for it.
+        grpcio's client cannot see the server's certificate, so before sending envelopes a node
+        asks the server to sign a fresh nonce bound to the caller's agency, and checks it with the
+        directory's certificate. A revoked (even stolen) key cannot answer; a relay cannot either,
+        because the server signs the agency it authenticated, not the one the relay serves.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FederationServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -76,6 +92,11 @@ def add_FederationServicer_to_server(servicer, server):
                     servicer.GetPolicy,
                     request_deserializer=accord_dot_v1_dot_federation__pb2.GetPolicyRequest.FromString,
                     response_serializer=accord_dot_v1_dot_federation__pb2.SignedPolicy.SerializeToString,
+            ),
+            'Hello': grpc.unary_unary_rpc_method_handler(
+                    servicer.Hello,
+                    request_deserializer=accord_dot_v1_dot_federation__pb2.HelloRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_federation__pb2.HelloResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +153,33 @@ class Federation:
             '/accord.v1.Federation/GetPolicy',
             accord_dot_v1_dot_federation__pb2.GetPolicyRequest.SerializeToString,
             accord_dot_v1_dot_federation__pb2.SignedPolicy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Hello(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.Federation/Hello',
+            accord_dot_v1_dot_federation__pb2.HelloRequest.SerializeToString,
+            accord_dot_v1_dot_federation__pb2.HelloResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
+from cryptography.hazmat.primitives.asymmetric import ec
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
-from accord.v1 import federation_pb2_grpc, message_pb2
+from accord.v1 import federation_pb2, federation_pb2_grpc, message_pb2
 from certs.identity import agency_dns_name
 from node.clock import Clock
 from node.config import DeliverySection
-from node.envelope import ReceiptInfo, parse_receipt, verify
+from node.envelope import ReceiptInfo, hello_bytes, parse_receipt, verify
 from node.errors import AccordError
 from node.store import PendingEnvelope, Store
 from node.trust import Trust
@@ -62,6 +66,7 @@ class PeerLink:
         self,
         *,
         peer: str,
+        agency: str,
         federation: str,
         trust: Trust,
         store: Store,
@@ -72,6 +77,7 @@ class PeerLink:
         on_receipt: Callable[[ReceiptEvent], None] = lambda e: None,
     ) -> None:
         self.peer = peer
+        self.agency = agency
         self._federation = federation
         self._trust = trust
         self._store = store
@@ -96,10 +102,8 @@ class PeerLink:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     async def _run(self) -> None:
@@ -139,6 +143,21 @@ class PeerLink:
                         return  # it worked for a while: reconnect at once, fresh backoff
                     raise
 
+    async def _check_server_key(self, stub: Any, public_key: ec.EllipticCurvePublicKey) -> None:
+        """TLS proved the server has *a* certificate of the federation CA for the peer's DNS
+        name; grpcio cannot show which. Before any envelope leaves, the server must sign a fresh
+        nonce with the key of the certificate the directory lists now (not a revoked one)."""
+        nonce = os.urandom(32)
+        try:
+            hello = await stub.Hello(federation_pb2.HelloRequest(nonce=nonce), timeout=10)
+        except grpc.aio.AioRpcError as exc:
+            raise LinkDown(f"{exc.code().name}: {exc.details()}") from exc
+        if not verify(public_key, hello_bytes(nonce, self.agency), hello.signature):
+            raise LinkDown(
+                f"the server at {self.peer}'s endpoint did not prove it holds the key of the "
+                "certificate the directory lists for it; nothing was sent"
+            )
+
     async def _session(self) -> None:
         try:
             member, peer = self._trust.member_peer(self.peer, self._clock.now())
@@ -161,7 +180,9 @@ class PeerLink:
         async with grpc.aio.secure_channel(
             member.endpoint, self._credentials.channel(), options=options
         ) as channel:
-            call = federation_pb2_grpc.FederationStub(channel).Exchange()
+            stub = federation_pb2_grpc.FederationStub(channel)
+            await self._check_server_key(stub, peer.public_key)
+            call = stub.Exchange()
 
             async def write_loop() -> None:
                 cursor = 0
@@ -172,6 +193,12 @@ class PeerLink:
                     if not batch:
                         await self._wake.wait()
                         continue
+                    try:
+                        # Trust can change while the stream is open (a CRL revoking the peer,
+                        # a stale CRL, a new directory): checked again before every batch.
+                        self._trust.member_peer(self.peer, self._clock.now())
+                    except AccordError as exc:
+                        raise LinkDown(f"not sending to {self.peer}: {exc}") from exc
                     for env in batch:
                         await window.acquire()
                         in_flight.append(env)
@@ -194,7 +221,9 @@ class PeerLink:
                         raise LinkDown("receipt signature does not verify", progress=progress)
                     info = parse_receipt(answer.content)
                     if info.content_sha256 != head.content_sha256 or info.receiver != self.peer:
-                        raise LinkDown("receipt does not match the envelope sent", progress=progress)
+                        raise LinkDown(
+                            "receipt does not match the envelope sent", progress=progress
+                        )
                     in_flight.popleft()
                     window.release()
                     progress = True
@@ -218,9 +247,7 @@ class PeerLink:
                 for task in done:
                     task.result()
             except grpc.aio.AioRpcError as exc:
-                raise LinkDown(
-                    f"{exc.code().name}: {exc.details()}", progress=progress
-                ) from exc
+                raise LinkDown(f"{exc.code().name}: {exc.details()}", progress=progress) from exc
             except asyncio.InvalidStateError as exc:
                 # call.write on a call that already failed (e.g. connection refused) raises this,
                 # not AioRpcError; the call's own status says why.

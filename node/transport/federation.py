@@ -12,12 +12,15 @@ from google.protobuf.message import DecodeError
 
 from accord.v1 import federation_pb2, message_pb2
 from node.delivery.receiver import Receiver
+from node.envelope import hello_bytes
 from node.transport.auth import current_peer
 from node.trust import Trust
 
 log = logging.getLogger(__name__)
 
 SERVICE = "accord.v1.Federation"
+
+
 _BATCH_MAX = 512
 _BATCHES_IN_FLIGHT = 8
 _MALFORMED_FRAME = b""
@@ -30,10 +33,12 @@ class FederationServicer:
         receiver: Receiver,
         trust: Trust,
         policy_document: Callable[[], federation_pb2.SignedPolicy],
+        sign: Callable[[bytes], bytes],
     ) -> None:
         self._receiver = receiver
         self._trust = trust
         self._policy_document = policy_document
+        self._sign = sign
         self._pumps: set[asyncio.Task[None]] = set()
         self._closing = False
 
@@ -57,12 +62,27 @@ class FederationServicer:
                     request_deserializer=None,
                     response_serializer=message_pb2.Receipt.SerializeToString,
                 ),
+                "Hello": grpc.unary_unary_rpc_method_handler(
+                    self.hello,
+                    request_deserializer=federation_pb2.HelloRequest.FromString,
+                    response_serializer=federation_pb2.HelloResponse.SerializeToString,
+                ),
                 "GetPolicy": grpc.unary_unary_rpc_method_handler(
                     self.get_policy,
                     request_deserializer=federation_pb2.GetPolicyRequest.FromString,
                     response_serializer=federation_pb2.SignedPolicy.SerializeToString,
                 ),
             },
+        )
+
+    async def hello(
+        self, request: federation_pb2.HelloRequest, context: Any
+    ) -> federation_pb2.HelloResponse:
+        if len(request.nonce) < 16:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "nonce must be 16+ bytes")
+        return federation_pb2.HelloResponse(
+            agency=self._receiver.agency,
+            signature=self._sign(hello_bytes(request.nonce, current_peer().agency)),
         )
 
     async def get_policy(
