@@ -182,10 +182,7 @@ class Store:
     async def open(
         cls, path: Path, *, keys: KeyRing, synchronous: str = "FULL", batch_max: int = 512
     ) -> Store:
-        fresh = not path.exists()
-        if fresh:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-            os.close(fd)
+        _create_private(path)
         wconn = await aiosqlite.connect(path, isolation_level=None)
         await wconn.execute("PRAGMA journal_mode=WAL")
         await wconn.execute(f"PRAGMA synchronous={synchronous}")
@@ -223,7 +220,7 @@ class Store:
     def _insert_message_txn(m: StoredMessage) -> Statement:
         assert m.sealed is not None
         return (
-            f"INSERT OR IGNORE INTO messages ({_MESSAGE_COLUMNS}) "
+            f"INSERT OR IGNORE INTO messages ({_MESSAGE_COLUMNS}) "  # noqa: S608 (constant column list)
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 m.message_id, m.sender, m.direction, m.type, m.purpose, m.agreement_id,
@@ -237,7 +234,10 @@ class Store:
     def _queue_outbound_txn(self, m: StoredMessage, recipients: Sequence[str]) -> list[Statement]:
         statements = [self._insert_message_txn(m)]
         statements += [
-            ("INSERT OR IGNORE INTO deliveries (message_id, recipient) VALUES (?, ?)", (m.message_id, r))
+            (
+                "INSERT OR IGNORE INTO deliveries (message_id, recipient) VALUES (?, ?)",
+                (m.message_id, r),
+            )
             for r in recipients
         ]
         return statements
@@ -371,21 +371,23 @@ class Store:
         )
         return [r[0] for r in await cursor.fetchall()]
 
-    async def prior_answers(self, sender: str, message_ids: Sequence[str]) -> dict[str, PriorAnswer]:
+    async def prior_answers(
+        self, sender: str, message_ids: Sequence[str]
+    ) -> dict[str, PriorAnswer]:
         """Receipts already given to `sender` for these ids (accepted first, then refusals)."""
         if not message_ids:
             return {}
         marks = ",".join("?" * len(message_ids))
         found: dict[str, PriorAnswer] = {}
         rows = await self._rconn.execute_fetchall(
-            "SELECT message_id, content_sha256, receipt, receipt_signature FROM rejections "
+            "SELECT message_id, content_sha256, receipt, receipt_signature FROM rejections "  # noqa: S608 (only ? marks)
             f"WHERE sender = ? AND message_id IN ({marks})",
             (sender, *message_ids),
         )
         for mid, sha, receipt, sig in rows:
             found[mid] = PriorAnswer(sha, receipt, sig)
         rows = await self._rconn.execute_fetchall(
-            "SELECT message_id, content_sha256, receipt, receipt_signature FROM messages "
+            "SELECT message_id, content_sha256, receipt, receipt_signature FROM messages "  # noqa: S608 (only ? marks)
             f"WHERE direction = 'in' AND sender = ? AND message_id IN ({marks})",
             (sender, *message_ids),
         )
@@ -396,7 +398,7 @@ class Store:
     async def get_message(
         self, message_id: str, *, sender: str | None = None, direction: str | None = None
     ) -> StoredMessage | None:
-        sql = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE message_id = ?"
+        sql = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE message_id = ?"  # noqa: S608 (constant column list)
         params: list[Any] = [message_id]
         if sender:
             sql += " AND sender = ?"
@@ -411,7 +413,7 @@ class Store:
     async def list_messages(
         self, *, direction: str | None = "in", limit: int = 100, before: str = ""
     ) -> list[StoredMessage]:
-        sql = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE 1=1"
+        sql = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE 1=1"  # noqa: S608 (constant column list)
         params: list[Any] = []
         if direction:
             sql += " AND direction = ?"
@@ -427,7 +429,8 @@ class Store:
     async def deliveries(self, message_id: str) -> list[Delivery]:
         cursor = await self._rconn.execute(
             "SELECT seq, message_id, recipient, state, attempts, last_error, receipt, "
-            "receipt_signature, reason_code FROM deliveries WHERE message_id = ? ORDER BY recipient",
+            "receipt_signature, reason_code FROM deliveries WHERE message_id = ? "
+            "ORDER BY recipient",
             (message_id,),
         )
         return [Delivery(*row) for row in await cursor.fetchall()]
@@ -438,6 +441,13 @@ class Store:
         cursor = await self._rconn.execute(f"SELECT count(*) FROM {table}")  # noqa: S608
         row = await cursor.fetchone()
         return int(row[0]) if row else 0
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file 0600 before SQLite creates it with the umask's mode."""
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.close(fd)
 
 
 async def _migrate(conn: aiosqlite.Connection) -> None:

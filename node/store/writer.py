@@ -26,7 +26,9 @@ Statement = tuple[str, Sequence[Any]]
 @dataclass(slots=True)
 class _Unit:
     statements: Sequence[Statement]
-    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 def _transaction(conn: sqlite3.Connection, grouped: dict[str, list[Sequence[Any]]]) -> None:
