@@ -53,6 +53,8 @@ class Trust:
         self._crl_mtime = (-1, -1, -1)
         self._dir_mtime = (-1, -1, -1)
         self._peers: dict[bytes, Peer] = {}
+        # Bumped whenever the CRL or directory changes, so long-lived streams know to re-check.
+        self.generation = 0
 
     # ---- loading ----------------------------------------------------------------------------
 
@@ -99,6 +101,7 @@ class Trust:
         self.revoked = frozenset(r.serial_number for r in crl)
         self._crl_mtime = mtime
         self._peers.clear()
+        self.generation += 1
         return True
 
     def reload_directory(self, *, force: bool = False) -> bool:
@@ -119,6 +122,7 @@ class Trust:
         self.directory = new
         self._dir_mtime = mtime
         self._peers.clear()
+        self.generation += 1
         log.info("federation directory serial %d loaded", new.serial)
         return True
 
@@ -130,6 +134,7 @@ class Trust:
             )
         self.directory = new
         self._peers.clear()
+        self.generation += 1
 
     # ---- checks -----------------------------------------------------------------------------
 

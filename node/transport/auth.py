@@ -11,6 +11,7 @@ frame it carries, so a CRL or directory loaded while it is open applies at once.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -36,6 +37,7 @@ CURRENT_PEER: contextvars.ContextVar[Peer] = contextvars.ContextVar("accord_peer
 # Identity is taken from x509_pem_cert, never from peer_spiffe_id: we parse and check the SANs
 # ourselves. A missing ssl_tls_version (another TLS stack, a future grpcio) fails closed.
 _TLS_VERSION_KEY = "ssl_tls_version"
+RECHECK_SECONDS = 1.0
 _TLS13 = b"TLSv1.3"
 
 
@@ -99,14 +101,21 @@ class FederationAuthInterceptor(grpc.aio.ServerInterceptor):
         follow before the servicer sees them, not only new calls.
         """
         pem = self._client_pem(context)
+        loop = asyncio.get_running_loop()
 
         async def frames() -> AsyncIterator[Any]:
+            # Checked again at once when the CRL or directory changes, and at least every
+            # RECHECK_SECONDS for what time alone changes (expiry, a CRL going stale): not per
+            # frame, which cost about a tenth of the receiver's time under load.
+            generation, due = -1, 0.0
             async for request in requests:
-                try:
-                    self._trust.peer_from_pem(pem, self._clock.now())
-                except Unauthenticated as exc:
-                    await self._refuse(context, exc)  # raises: the call ends here
-                    return
+                if generation != self._trust.generation or loop.time() >= due:
+                    try:
+                        self._trust.peer_from_pem(pem, self._clock.now())
+                    except Unauthenticated as exc:
+                        await self._refuse(context, exc)  # raises: the call ends here
+                        return
+                    generation, due = self._trust.generation, loop.time() + RECHECK_SECONDS
                 yield request
 
         return frames()
