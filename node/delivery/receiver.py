@@ -17,11 +17,20 @@ from datetime import datetime
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from node.clock import Clock
-from node.envelope import MessageMeta, build_receipt, digest, message_id_hint, meta_of, parse_content, verify
+from node.envelope import (
+    MessageMeta,
+    build_receipt,
+    digest,
+    message_id_hint,
+    meta_of,
+    parse_content,
+    verify,
+)
 from node.errors import Reason, Refused
 from node.onward import check_forwarded
 from node.policy import Policy
 from node.store import Store, StoredMessage
+from node.store.writer import Statement
 from node.trust import Peer
 
 log = logging.getLogger(__name__)
@@ -91,31 +100,48 @@ class Receiver:
                 elsewhere[mid] = self._pending[key]
             else:
                 claimed[mid] = self._pending[key] = loop.create_future()
-        writes: list[asyncio.Future[None]] = []
+        writes: list[Statement] = []
+        stored: list[StoredMessage] = []
         results: list[Answer | tuple[asyncio.Future[Answer], bytes, str]] = []
         firsts: dict[str, Answer] = {}
         try:
             prior = await self._store.prior_answers(peer.agency, list(claimed))
             for mid, e in prior.items():
-                firsts[mid] = Answer(e.receipt, e.receipt_signature, e.content_sha256,
-                                     accepted=True, reason="duplicate")  # fmt: skip
+                firsts[mid] = Answer(
+                    e.receipt,
+                    e.receipt_signature,
+                    e.content_sha256,
+                    accepted=True,
+                    reason="duplicate",
+                )
             for (content, signature), mid in zip(envelopes, ids, strict=True):
                 sha = digest(content)
                 if mid in firsts:  # answered before, or earlier in this batch
                     first = firsts[mid]
-                    results.append(self._repeat(first.content_sha256, first.receipt,
-                                                first.signature, sha, peer, mid, now))  # fmt: skip
+                    results.append(
+                        self._repeat(
+                            first.content_sha256,
+                            first.receipt,
+                            first.signature,
+                            sha,
+                            peer,
+                            mid,
+                            now,
+                        )
+                    )
                     continue
                 if mid in elsewhere:
                     results.append((elsewhere[mid], sha, mid))
                     continue
-                answer, write = self._answer(peer, content, signature, sha, mid, now)
+                answer, write, message = self._answer(peer, content, signature, sha, mid, now)
                 results.append(answer)
                 writes.append(write)
+                if message is not None:
+                    stored.append(message)
                 if mid:
                     firsts[mid] = answer
-            if writes:
-                await asyncio.gather(*writes)
+            if writes:  # one unit for the whole batch: one future, one place in the commit
+                await self._store.commit(writes)
         except BaseException as exc:
             for mid, fut in claimed.items():
                 self._pending.pop((peer.agency, mid), None)
@@ -125,58 +151,92 @@ class Receiver:
         for mid, fut in claimed.items():
             self._pending.pop((peer.agency, mid), None)
             fut.set_result(firsts[mid])
+        for message in stored:
+            self._on_stored(message)
         out: list[Answer] = []
         for r in results:
             if isinstance(r, tuple):
                 fut, sha, mid = r
                 first = await fut
-                out.append(self._repeat(first.content_sha256, first.receipt, first.signature,
-                                        sha, peer, mid, now))  # fmt: skip
+                out.append(
+                    self._repeat(
+                        first.content_sha256, first.receipt, first.signature, sha, peer, mid, now
+                    )
+                )
             else:
                 out.append(r)
         return out
 
     def _repeat(
-        self, first_sha: bytes, receipt: bytes, signature: bytes, sha: bytes, peer: Peer, mid: str,
+        self,
+        first_sha: bytes,
+        receipt: bytes,
+        signature: bytes,
+        sha: bytes,
+        peer: Peer,
+        mid: str,
         now: datetime,
     ) -> Answer:
         if first_sha == sha:
             return Answer(receipt, signature, sha, accepted=True, reason="duplicate")
         # Same id, different bytes: refuse, without storing (the first copy stands).
         r, s = build_receipt(
-            self._key, message_id=mid, content_sha256=sha, sender=peer.agency,
-            receiver=self.agency, received_at=now, reason=Reason.ID_CONFLICT,
+            self._key,
+            message_id=mid,
+            content_sha256=sha,
+            sender=peer.agency,
+            receiver=self.agency,
+            received_at=now,
+            reason=Reason.ID_CONFLICT,
             detail="a different message with this id was received before",
-        )  # fmt: skip
+        )
         self._on_refused(peer.agency, mid, Reason.ID_CONFLICT)
         return Answer(r, s, sha, accepted=False, reason=Reason.ID_CONFLICT)
 
     def _answer(
-        self, peer: Peer, content: bytes, signature: bytes | None, sha: bytes, mid: str,
+        self,
+        peer: Peer,
+        content: bytes,
+        signature: bytes | None,
+        sha: bytes,
+        mid: str,
         now: datetime,
-    ) -> tuple[Answer, asyncio.Future[None]]:
+    ) -> tuple[Answer, Statement, StoredMessage | None]:
         try:
             meta, decision = self._checked(peer, content, signature, now)
         except Refused as refusal:
             r, s = build_receipt(
-                self._key, message_id=mid, content_sha256=sha, sender=peer.agency,
-                receiver=self.agency, received_at=now, reason=refusal.reason,
+                self._key,
+                message_id=mid,
+                content_sha256=sha,
+                sender=peer.agency,
+                receiver=self.agency,
+                received_at=now,
+                reason=refusal.reason,
                 detail=refusal.detail[:500],
-            )  # fmt: skip
+            )
             log.info("refused %s from %s: %s", mid or "?", peer.agency, refusal)
             self._on_refused(peer.agency, mid, refusal.reason)
-            write = asyncio.ensure_future(
-                self._store.store_rejection(
-                    sender=peer.agency, message_id=mid, content_sha256=sha,
-                    reason_code=refusal.reason, received_at=now, receipt=r, receipt_signature=s,
-                )  # fmt: skip
+            write = self._store.rejection_txn(
+                sender=peer.agency,
+                message_id=mid,
+                content_sha256=sha,
+                reason_code=refusal.reason,
+                received_at=now,
+                receipt=r,
+                receipt_signature=s,
             )
-            return Answer(r, s, sha, accepted=False, reason=refusal.reason), write
+            return Answer(r, s, sha, accepted=False, reason=refusal.reason), write, None
         assert signature is not None
         r, s = build_receipt(
-            self._key, message_id=meta.message_id, content_sha256=sha, sender=peer.agency,
-            receiver=self.agency, received_at=now, retained_until=decision,
-        )  # fmt: skip
+            self._key,
+            message_id=meta.message_id,
+            content_sha256=sha,
+            sender=peer.agency,
+            receiver=self.agency,
+            received_at=now,
+            retained_until=decision,
+        )
         stored = StoredMessage.of(
             meta,
             direction="in",
@@ -184,16 +244,14 @@ class Receiver:
             retain_until=decision,
             content_sha256=sha,
             signature=signature,
-            sealed=self._store.seal(sender=meta.sender, message_id=meta.message_id, content=content),
+            sealed=self._store.seal(
+                sender=meta.sender, message_id=meta.message_id, content=content
+            ),
             receipt=r,
             receipt_signature=s,
         )
-        write = asyncio.ensure_future(self._store_and_notify(stored))
-        return Answer(r, s, sha, accepted=True, reason=""), write
-
-    async def _store_and_notify(self, stored: StoredMessage) -> None:
-        await self._store.store_inbound(stored)
-        self._on_stored(stored)
+        write = self._store.inbound_txn(stored)
+        return Answer(r, s, sha, accepted=True, reason=""), write, stored
 
     def _checked(
         self, peer: Peer, content: bytes, signature: bytes | None, now: datetime
@@ -238,4 +296,3 @@ class Receiver:
                 originator_key=self._member_key(sender_of_original),
             )
         return meta, decision.retain_until
-

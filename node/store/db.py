@@ -223,13 +223,30 @@ class Store:
             f"INSERT OR IGNORE INTO messages ({_MESSAGE_COLUMNS}) "  # noqa: S608 (constant column list)
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
-                m.message_id, m.sender, m.direction, m.type, m.purpose, m.agreement_id,
-                m.correlation_id, m.in_reply_to, m.tlp, _ts(m.created_at), _ts(m.received_at),
-                _ts(m.retain_until), m.content_sha256, m.signature, m.sealed.ciphertext,
-                m.sealed.wrapped_key, m.receipt, m.receipt_signature, None, m.control_target,
-                m.third_agency, int(m.granted),
+                m.message_id,
+                m.sender,
+                m.direction,
+                m.type,
+                m.purpose,
+                m.agreement_id,
+                m.correlation_id,
+                m.in_reply_to,
+                m.tlp,
+                _ts(m.created_at),
+                _ts(m.received_at),
+                _ts(m.retain_until),
+                m.content_sha256,
+                m.signature,
+                m.sealed.ciphertext,
+                m.sealed.wrapped_key,
+                m.receipt,
+                m.receipt_signature,
+                None,
+                m.control_target,
+                m.third_agency,
+                int(m.granted),
             ),
-        )  # fmt: skip
+        )
 
     def _queue_outbound_txn(self, m: StoredMessage, recipients: Sequence[str]) -> list[Statement]:
         statements = [self._insert_message_txn(m)]
@@ -265,10 +282,13 @@ class Store:
         await self.writer.submit(self._queue_outbound_txn(m, recipients))
 
     async def store_inbound(self, m: StoredMessage) -> None:
-        await self.writer.submit([self._insert_message_txn(m)])
+        await self.writer.submit([self.inbound_txn(m)])
 
-    async def store_rejection(
-        self,
+    def inbound_txn(self, m: StoredMessage) -> Statement:
+        return self._insert_message_txn(m)
+
+    @staticmethod
+    def rejection_txn(
         *,
         sender: str,
         message_id: str,
@@ -277,17 +297,24 @@ class Store:
         received_at: datetime,
         receipt: bytes,
         receipt_signature: bytes,
-    ) -> None:
-        await self.writer.submit(
-            [
-                (
-                    "INSERT OR IGNORE INTO rejections (sender, message_id, content_sha256, "
-                    "reason_code, received_at, receipt, receipt_signature) VALUES (?,?,?,?,?,?,?)",
-                    (sender, message_id, content_sha256, reason_code, _ts(received_at), receipt,
-                     receipt_signature),
-                )
-            ]
-        )  # fmt: skip
+    ) -> Statement:
+        return (
+            "INSERT OR IGNORE INTO rejections (sender, message_id, content_sha256, "
+            "reason_code, received_at, receipt, receipt_signature) VALUES (?,?,?,?,?,?,?)",
+            (
+                sender,
+                message_id,
+                content_sha256,
+                reason_code,
+                _ts(received_at),
+                receipt,
+                receipt_signature,
+            ),
+        )
+
+    async def commit(self, statements: Sequence[Statement]) -> None:
+        """Commit statements built by the *_txn methods as one unit of a group commit."""
+        await self.writer.submit(statements)
 
     async def record_receipt(
         self,
@@ -306,11 +333,18 @@ class Store:
                     "UPDATE deliveries SET state = ?, reason_code = ?, receipt = ?, "
                     "receipt_signature = ?, receipted_at = ? "
                     "WHERE message_id = ? AND recipient = ? AND state = 'queued'",
-                    ("accepted" if accepted else "rejected", reason_code, receipt,
-                     receipt_signature, _ts(at), message_id, recipient),
+                    (
+                        "accepted" if accepted else "rejected",
+                        reason_code,
+                        receipt,
+                        receipt_signature,
+                        _ts(at),
+                        message_id,
+                        recipient,
+                    ),
                 )
             ]
-        )  # fmt: skip
+        )
 
     async def record_receipts(
         self,
@@ -327,12 +361,19 @@ class Store:
                     "UPDATE deliveries SET state = ?, reason_code = ?, receipt = ?, "
                     "receipt_signature = ?, receipted_at = ? "
                     "WHERE message_id = ? AND recipient = ? AND state = 'queued'",
-                    ("accepted" if accepted else "rejected", reason_code, receipt,
-                     receipt_signature, _ts(at), message_id, recipient),
+                    (
+                        "accepted" if accepted else "rejected",
+                        reason_code,
+                        receipt,
+                        receipt_signature,
+                        _ts(at),
+                        message_id,
+                        recipient,
+                    ),
                 )
                 for message_id, accepted, reason_code, receipt, receipt_signature in receipts
             ]
-        )  # fmt: skip
+        )
 
     async def record_attempt(self, *, recipient: str, error: str) -> None:
         """Count a failed connection attempt against every message queued for the peer."""
