@@ -155,9 +155,7 @@ async def stored(node: Node) -> tuple[int, int]:
     return await node.store.count("messages"), await node.store.count("rejections")
 
 
-async def assert_refused(
-    node: Node, caller: Caller, code: grpc.StatusCode, *reasons: str
-) -> None:
+async def assert_refused(node: Node, caller: Caller, code: grpc.StatusCode, *reasons: str) -> None:
     """Both federation calls fail with `code` and every reason word; nothing is stored."""
     before = await stored(node)
     for attempt in (get_policy(node, caller), exchange(node, caller, envelope(caller))):
@@ -230,13 +228,9 @@ async def test_expiry_is_checked_on_the_nodes_clock(fed: Federation, receiver: N
     await assert_refused(receiver, short, grpc.StatusCode.UNAUTHENTICATED, "expired at")
 
 
-async def test_not_yet_valid_is_checked_on_the_nodes_clock(
-    fed: Federation, receiver: Node
-) -> None:
+async def test_not_yet_valid_is_checked_on_the_nodes_clock(fed: Federation, receiver: Node) -> None:
     clock_of(fed).advance(timedelta(hours=-1))
-    await assert_refused(
-        receiver, member(fed), grpc.StatusCode.UNAUTHENTICATED, "not valid before"
-    )
+    await assert_refused(receiver, member(fed), grpc.StatusCode.UNAUTHENTICATED, "not valid before")
 
 
 async def test_revoked_certificate_is_refused(fed: Federation, receiver: Node) -> None:
@@ -250,9 +244,7 @@ async def test_revoked_certificate_is_refused(fed: Federation, receiver: Node) -
     assert await stored(receiver) == (1, 0)
 
 
-async def test_revoked_certificate_still_listed_is_refused(
-    fed: Federation, receiver: Node
-) -> None:
+async def test_revoked_certificate_still_listed_is_refused(fed: Federation, receiver: Node) -> None:
     # The CRL and the directory are separate files; a node may hold a directory that still
     # lists a certificate its CRL revokes. The CRL wins.
     listed = fed.authority.directory().members
@@ -264,9 +256,7 @@ async def test_revoked_certificate_still_listed_is_refused(
     await assert_refused(receiver, member(fed), grpc.StatusCode.UNAUTHENTICATED, "revoked")
 
 
-async def test_revoked_unlisted_certificate_says_revoked(
-    fed: Federation, receiver: Node
-) -> None:
+async def test_revoked_unlisted_certificate_says_revoked(fed: Federation, receiver: Node) -> None:
     # A second certificate of a member, never listed, then revoked by serial: the answer names
     # the revocation, not merely the directory mismatch.
     spare = fed.authority.issue(
