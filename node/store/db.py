@@ -316,36 +316,6 @@ class Store:
         """Commit statements built by the *_txn methods as one unit of a group commit."""
         await self.writer.submit(statements)
 
-    async def record_receipt(
-        self,
-        *,
-        message_id: str,
-        recipient: str,
-        accepted: bool,
-        reason_code: str,
-        receipt: bytes,
-        receipt_signature: bytes,
-        at: datetime,
-    ) -> None:
-        await self.writer.submit(
-            [
-                (
-                    "UPDATE deliveries SET state = ?, reason_code = ?, receipt = ?, "
-                    "receipt_signature = ?, receipted_at = ? "
-                    "WHERE message_id = ? AND recipient = ? AND state = 'queued'",
-                    (
-                        "accepted" if accepted else "rejected",
-                        reason_code,
-                        receipt,
-                        receipt_signature,
-                        _ts(at),
-                        message_id,
-                        recipient,
-                    ),
-                )
-            ]
-        )
-
     async def record_receipts(
         self,
         *,
