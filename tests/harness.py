@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from accord.v1 import federation_pb2
 from accord.v1 import message_pb2 as pb
 from certs.ca import FederationAuthority, load_key
 from certs.directory import Agreement
@@ -219,7 +220,8 @@ class RawExchange:
     Frames are sent as raw bytes, so a test can put anything on the wire, Envelope or not.
     """
 
-    def __init__(self, fed: Federation, *, as_agency: str, to: Node) -> None:
+    def __init__(self, fed: Federation, *, as_agency: str, to: Node, batched: bool = False) -> None:
+        self._batched = batched
         issued = fed.authority.root / "issued" / as_agency
         self._creds = grpc.ssl_channel_credentials(
             root_certificates=(issued / "ca.pem").read_bytes(),
@@ -241,9 +243,13 @@ class RawExchange:
             ],
         )
         exchange: Any = self._channel.stream_stream(
-            "/accord.v1.Federation/Exchange",
+            "/accord.v1.Federation/ExchangeBatches"
+            if self._batched
+            else "/accord.v1.Federation/Exchange",
             request_serializer=None,  # frames go on the wire as given
-            response_deserializer=pb.Receipt.FromString,
+            response_deserializer=(
+                federation_pb2.ReceiptBatch.FromString if self._batched else pb.Receipt.FromString
+            ),
         )
         self._call = exchange()
         return self
@@ -271,6 +277,20 @@ class RawExchange:
             raise AssertionError(f"stream ended: {code} {details}")
         assert isinstance(receipt, pb.Receipt)
         return receipt
+
+
+async def batch_receipts(raw: RawExchange, frame: bytes, *, expect: int) -> list[pb.Receipt]:
+    """Write one EnvelopeBatch frame on a batched RawExchange; read receipts until `expect`."""
+    call: Any = raw._call
+    await call.write(frame)
+    receipts: list[pb.Receipt] = []
+    while len(receipts) < expect:
+        batch = await asyncio.wait_for(call.read(), 5.0)
+        if batch is grpc.aio.EOF:
+            code, details = await call.code(), await call.details()
+            raise AssertionError(f"stream ended: {code} {details}")
+        receipts.extend(batch.receipts)
+    return receipts
 
 
 def free_port() -> int:

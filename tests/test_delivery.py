@@ -391,8 +391,11 @@ async def test_link_resumes_after_a_receiver_crash_with_nothing_new_to_send(
         set_listen(de_home, f"127.0.0.1:{de_port}")
         fed.authority.set_endpoint(agency=DE, endpoint=f"127.0.0.1:{de_port}", now=fed.now)
         config = (nl_home / "config.toml").read_text()
+        # A small window makes delivery take many round trips, so the kill lands mid-stream.
         (nl_home / "config.toml").write_text(
-            config.replace("backoff_max_seconds = 30.0", "backoff_max_seconds = 0.5")
+            config.replace("backoff_max_seconds = 30.0", "backoff_max_seconds = 0.5").replace(
+                "window = 512", "window = 8"
+            )
         )
         nl = await fed.start(NL)
         sent = [(await nl.send(liaison(to=[DE], text=f"m{i}"))).message_id for i in range(400)]

@@ -1,7 +1,9 @@
 from accord.v1 import message_pb2 as _message_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from typing import ClassVar as _ClassVar, Optional as _Optional
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -18,6 +20,18 @@ class HelloResponse(_message.Message):
     agency: str
     signature: bytes
     def __init__(self, agency: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class EnvelopeBatch(_message.Message):
+    __slots__ = ("envelopes",)
+    ENVELOPES_FIELD_NUMBER: _ClassVar[int]
+    envelopes: _containers.RepeatedCompositeFieldContainer[_message_pb2.Envelope]
+    def __init__(self, envelopes: _Optional[_Iterable[_Union[_message_pb2.Envelope, _Mapping]]] = ...) -> None: ...
+
+class ReceiptBatch(_message.Message):
+    __slots__ = ("receipts",)
+    RECEIPTS_FIELD_NUMBER: _ClassVar[int]
+    receipts: _containers.RepeatedCompositeFieldContainer[_message_pb2.Receipt]
+    def __init__(self, receipts: _Optional[_Iterable[_Union[_message_pb2.Receipt, _Mapping]]] = ...) -> None: ...
 
 class GetPolicyRequest(_message.Message):
     __slots__ = ()

@@ -40,6 +40,11 @@ class FederationStub:
                 request_serializer=accord_dot_v1_dot_message__pb2.Envelope.SerializeToString,
                 response_deserializer=accord_dot_v1_dot_message__pb2.Receipt.FromString,
                 _registered_method=True)
+        self.ExchangeBatches = channel.stream_stream(
+                '/accord.v1.Federation/ExchangeBatches',
+                request_serializer=accord_dot_v1_dot_federation__pb2.EnvelopeBatch.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_federation__pb2.ReceiptBatch.FromString,
+                _registered_method=True)
         self.GetPolicy = channel.unary_unary(
                 '/accord.v1.Federation/GetPolicy',
                 request_serializer=accord_dot_v1_dot_federation__pb2.GetPolicyRequest.SerializeToString,
@@ -57,6 +62,16 @@ class FederationServicer:
 
     def Exchange(self, request_iterator, context):
         """One long-lived stream per peer: envelopes in, one receipt out per envelope, in order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExchangeBatches(self, request_iterator, context):
+        """The same exchange with several envelopes (and receipts) per frame: what nodes use between
+        themselves, since gRPC's cost is per frame. Each envelope keeps its own signature and gets
+        its own signed receipt, in order; only the framing differs. A frame that is not an
+        EnvelopeBatch ends the stream (INVALID_ARGUMENT): its envelopes cannot be counted.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -87,6 +102,11 @@ def add_FederationServicer_to_server(servicer, server):
                     servicer.Exchange,
                     request_deserializer=accord_dot_v1_dot_message__pb2.Envelope.FromString,
                     response_serializer=accord_dot_v1_dot_message__pb2.Receipt.SerializeToString,
+            ),
+            'ExchangeBatches': grpc.stream_stream_rpc_method_handler(
+                    servicer.ExchangeBatches,
+                    request_deserializer=accord_dot_v1_dot_federation__pb2.EnvelopeBatch.FromString,
+                    response_serializer=accord_dot_v1_dot_federation__pb2.ReceiptBatch.SerializeToString,
             ),
             'GetPolicy': grpc.unary_unary_rpc_method_handler(
                     servicer.GetPolicy,
@@ -126,6 +146,33 @@ class Federation:
             '/accord.v1.Federation/Exchange',
             accord_dot_v1_dot_message__pb2.Envelope.SerializeToString,
             accord_dot_v1_dot_message__pb2.Receipt.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExchangeBatches(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/accord.v1.Federation/ExchangeBatches',
+            accord_dot_v1_dot_federation__pb2.EnvelopeBatch.SerializeToString,
+            accord_dot_v1_dot_federation__pb2.ReceiptBatch.FromString,
             options,
             channel_credentials,
             insecure,

@@ -11,7 +11,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from accord.v1 import federation_pb2, message_pb2
-from node.delivery.receiver import Receiver
+from node.delivery.receiver import Answer, Receiver
 from node.envelope import hello_bytes
 from node.transport.auth import current_peer
 from node.trust import Trust
@@ -19,6 +19,10 @@ from node.trust import Trust
 log = logging.getLogger(__name__)
 
 SERVICE = "accord.v1.Federation"
+
+
+class MalformedFrameError(Exception):
+    """A batched frame that does not parse: its envelopes cannot be counted or answered."""
 
 
 _BATCH_MAX = 512
@@ -62,6 +66,11 @@ class FederationServicer:
                     request_deserializer=None,
                     response_serializer=message_pb2.Receipt.SerializeToString,
                 ),
+                "ExchangeBatches": grpc.stream_stream_rpc_method_handler(
+                    self.exchange_batches,
+                    request_deserializer=None,
+                    response_serializer=federation_pb2.ReceiptBatch.SerializeToString,
+                ),
                 "Hello": grpc.unary_unary_rpc_method_handler(
                     self.hello,
                     request_deserializer=federation_pb2.HelloRequest.FromString,
@@ -93,6 +102,24 @@ class FederationServicer:
     async def exchange(
         self, request_iterator: AsyncIterator[bytes], context: Any
     ) -> AsyncIterator[message_pb2.Receipt]:
+        async for answers in self._exchange(request_iterator, context, batched=False):
+            for answer in answers:
+                yield message_pb2.Receipt(content=answer.receipt, signature=answer.signature)
+
+    async def exchange_batches(
+        self, request_iterator: AsyncIterator[bytes], context: Any
+    ) -> AsyncIterator[federation_pb2.ReceiptBatch]:
+        async for answers in self._exchange(request_iterator, context, batched=True):
+            batch = federation_pb2.ReceiptBatch()
+            for answer in answers:
+                batch.receipts.add(content=answer.receipt, signature=answer.signature)
+            yield batch
+
+    async def _exchange(
+        self, request_iterator: AsyncIterator[bytes], context: Any, *, batched: bool
+    ) -> AsyncIterator[list[Answer]]:
+        """Envelopes in (one or many per frame), answers out in order, one list per batch
+        the receiver handled."""
         peer = current_peer()
         if self._closing:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "node is shutting down")
@@ -102,6 +129,14 @@ class FederationServicer:
         async def pump() -> None:
             try:
                 async for raw in request_iterator:
+                    if batched:
+                        try:
+                            many = federation_pb2.EnvelopeBatch.FromString(raw)
+                        except DecodeError as exc:
+                            raise MalformedFrameError("frame is not an EnvelopeBatch") from exc
+                        for env in many.envelopes:
+                            await frames.put((env.content, env.signature))
+                        continue
                     env = message_pb2.Envelope()
                     try:
                         env.ParseFromString(raw)
@@ -138,13 +173,14 @@ class FederationServicer:
         tasks = [pump_task, asyncio.create_task(batcher())]
         try:
             while (task := await answers.get()) is not None:
-                for answer in await task:
-                    yield message_pb2.Receipt(content=answer.receipt, signature=answer.signature)
+                yield await task
             for t in tasks:
                 if t.done() and not t.cancelled() and t.exception() is not None:
                     exc = t.exception()
                     if isinstance(exc, PermissionError):
                         await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+                    if isinstance(exc, MalformedFrameError):
+                        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         finally:
             for t in tasks:
                 t.cancel()
