@@ -8,8 +8,7 @@ import logging
 import os
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import UTC
+from dataclasses import dataclass
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -24,7 +23,7 @@ from node.clock import Clock, SystemClock
 from node.config import Config
 from node.delivery.link import Credentials, PeerLink, ReceiptEvent
 from node.delivery.receiver import Receiver
-from node.envelope import digest, meta_of, sign
+from node.envelope import digest, meta_of, set_time, sign
 from node.errors import AccordError, Reason, Refused
 from node.ids import uuid7
 from node.operations import Operations
@@ -76,6 +75,7 @@ class Node:
         self._watchers: set[asyncio.Queue[StoredMessage]] = set()
         self._receipt_listeners: list[Callable[[ReceiptEvent], None]] = []
         self.health = health.aio.HealthServicer()
+        self._policy: Policy | None = None
 
     # ---- life cycle -------------------------------------------------------------------------
 
@@ -211,7 +211,9 @@ class Node:
     def policy(self) -> Policy:
         directory = self.trust.directory
         assert directory is not None
-        return Policy(directory=directory, agency=self.agency)
+        if self._policy is None or self._policy.directory is not directory:
+            self._policy = Policy(directory=directory, agency=self.agency)
+        return self._policy
 
     def signed_policy(self) -> federation_pb2.SignedPolicy:
         directory = self.trust.directory
@@ -290,7 +292,7 @@ class Node:
             raise Refused(Reason.SENDER_MISMATCH, f"this node sends as {self.agency}")
         content.sender = self.agency
         if not content.HasField("created_at"):
-            content.created_at.FromDatetime(now.astimezone(UTC))
+            set_time(content.created_at, now)
         meta = meta_of(content)
         replied_type = None
         if meta.in_reply_to:
@@ -299,7 +301,6 @@ class Node:
         decision = self.policy().check_outbound(meta, now=now, replied_type=replied_type)
         if not content.agreement_id:
             content.agreement_id = decision.agreement.id
-            meta = replace(meta, agreement_id=decision.agreement.id)
         data = content.SerializeToString()
         if len(data) > self.config.limits.max_message_bytes:
             raise Refused(
@@ -309,6 +310,7 @@ class Node:
             )
         stored = StoredMessage.of(
             meta,
+            agreement_id=content.agreement_id,
             direction="out",
             received_at=now,
             retain_until=decision.retain_until,

@@ -155,7 +155,7 @@ def to_datetime(ts: Any) -> datetime:
     return result
 
 
-def _set_time(ts: Any, when: datetime) -> None:
+def set_time(ts: Any, when: datetime) -> None:
     """`ts.FromDatetime(when.astimezone(UTC))`, without its time-tuple round trip."""
     delta = when.astimezone(UTC) - _EPOCH
     ts.seconds = delta.days * 86_400 + delta.seconds
@@ -292,9 +292,9 @@ def build_receipt(
         reason_code="" if reason is None else reason.value,
         reason_detail=detail,
     )
-    _set_time(rc.received_at, received_at)
+    set_time(rc.received_at, received_at)
     if retained_until is not None:
-        _set_time(rc.retained_until, retained_until)
+        set_time(rc.retained_until, retained_until)
     data = rc.SerializeToString()
     return data, sign(key, data)
 
