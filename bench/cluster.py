@@ -23,6 +23,7 @@ from accord.v1 import message_pb2 as pb
 from certs.ca import FederationAuthority
 from certs.directory import Agreement
 from node import config as config_mod
+from node import samples
 from node.app import Node
 from node.envelope import MESSAGE_TYPES
 from node.home import init_home
@@ -158,30 +159,6 @@ class Child:
 
 def incident(*, to: Sequence[str], narrative_bytes: int = 620) -> pb.MessageContent:
     """An INCIDENT_PUBLISH whose signed envelope is about 1 KB on the wire."""
-    content = pb.MessageContent(
-        recipients=list(to),
-        type=pb.MESSAGE_TYPE_INCIDENT_PUBLISH,
-        purpose=PURPOSE,
-        legal_basis="Council Framework Decision 2006/960/JHA",
-        handling_codes=[pb.HANDLING_CODE_H0],
-        tlp=pb.TLP_AMBER,
-        retention=pb.Retention(days=30),
-        onward_transfer=pb.ONWARD_TRANSFER_WITH_ORIGINATOR_CONSENT,
-        urgency=pb.URGENCY_NORMAL,
-    )
-    body = content.incident
-    body.incident_id = "INC-2026-0042"
-    body.offence.CopyFrom(
-        pb.OffenceCode(scheme="eu-eaw-32", code="armed-robbery", label="Organised or armed robbery")
-    )
-    body.location.CopyFrom(pb.Location(country="NL", place="Venlo"))
-    text = "Armed robbery of a cash transport on the A2 near the border. "
-    body.narrative = (text * (narrative_bytes // len(text) + 1))[:narrative_bytes]
-    person = body.entities.add(entity_id="p1")
-    person.person.CopyFrom(
-        pb.Person(role=pb.PERSON_ROLE_SUSPECT, family_name="Jansen", given_names="Piet")
-    )
-    person.evaluation.CopyFrom(
-        pb.Evaluation(source=pb.SOURCE_RELIABILITY_B, information=pb.INFORMATION_ACCURACY_2)
-    )
-    return content
+    text = samples.ROBBERY + " "
+    narrative = (text * (narrative_bytes // len(text) + 1))[:narrative_bytes]
+    return samples.incident(to=to, purpose=PURPOSE, narrative=narrative)

@@ -31,6 +31,7 @@ from accord.v1 import local_pb2
 from accord.v1 import message_pb2 as pb
 from certs.ca import FederationAuthority, load_cert, write_private
 from certs.directory import Agreement, load_directory
+from node import samples
 from node.client import Connection, NodeNotRunningError, connect, local_error, reason_of
 from node.envelope import MESSAGE_TYPES, parse_receipt, public_key_of, verify
 from node.errors import ConfigError
@@ -245,26 +246,16 @@ async def until(what: str, probe: Callable[[], Awaitable[T | None]], *, seconds:
 
 
 def incident_content() -> Any:
-    content = pb.MessageContent(
-        recipients=["DE-BKA", "FR-PN"],
-        type=pb.MESSAGE_TYPE_INCIDENT_PUBLISH,
-        purpose="serious-crime-investigation",
-        legal_basis="Council Framework Decision 2006/960/JHA (Swedish Initiative)",
-        handling_codes=[pb.HANDLING_CODE_H0],
-        tlp=pb.TLP_AMBER,
-        retention=pb.Retention(days=90),
-        onward_transfer=pb.ONWARD_TRANSFER_WITH_ORIGINATOR_CONSENT,
-        urgency=pb.URGENCY_URGENT,
+    content = samples.incident(
+        to=["DE-BKA", "FR-PN"],
+        retention_days=90,
+        narrative="Armed robbery of a cash-in-transit vehicle; suspects fled east in a dark Audi.",
     )
+    content.legal_basis = "Council Framework Decision 2006/960/JHA (Swedish Initiative)"
+    content.urgency = pb.URGENCY_URGENT
     body = content.incident
     body.incident_id = "NL-POL-2026-0042"
-    body.offence.CopyFrom(
-        pb.OffenceCode(scheme="eu-eaw-32", code="armed-robbery", label="Organised or armed robbery")
-    )
-    body.location.CopyFrom(pb.Location(country="NL", place="Venlo, A67 near the German border"))
-    body.narrative = (
-        "Armed robbery of a cash-in-transit vehicle; suspects fled east in a dark Audi."
-    )
+    body.location.place = "Venlo, A67 near the German border"
     vehicle = body.entities.add(entity_id="v1")
     vehicle.vehicle.CopyFrom(
         pb.Vehicle(registration="B-XY 1234", registration_country="DE", make="Audi", colour="black")

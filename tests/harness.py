@@ -20,6 +20,7 @@ from certs.ca import FederationAuthority, load_key
 from certs.directory import Agreement
 from certs.identity import agency_dns_name
 from node import config as config_mod
+from node import samples
 from node.app import Node
 from node.clock import Clock, OffsetClock
 from node.envelope import MESSAGE_TYPES, sign
@@ -27,6 +28,7 @@ from node.home import init_home
 from node.ids import uuid7
 
 FEDERATION = "accord.test"
+incident = samples.incident  # the sample incident, as the tests import it from here
 ALL_PURPOSES = (
     "serious-crime-investigation",
     "counter-terrorism",
@@ -117,42 +119,6 @@ class Federation:
                 errors.append(exc)
         if errors:
             raise errors[0]
-
-
-def incident(
-    *,
-    to: Sequence[str],
-    purpose: str = "serious-crime-investigation",
-    retention_days: int = 30,
-    narrative: str = "Armed robbery of a cash transport on the A2 near the border.",
-    type_: pb.MessageType = pb.MESSAGE_TYPE_INCIDENT_PUBLISH,
-) -> pb.MessageContent:
-    content = pb.MessageContent(
-        recipients=list(to),
-        type=type_,
-        purpose=purpose,
-        legal_basis="Council Framework Decision 2006/960/JHA",
-        handling_codes=[pb.HANDLING_CODE_H0],
-        tlp=pb.TLP_AMBER,
-        retention=pb.Retention(days=retention_days),
-        onward_transfer=pb.ONWARD_TRANSFER_WITH_ORIGINATOR_CONSENT,
-        urgency=pb.URGENCY_NORMAL,
-    )
-    body = content.incident
-    body.incident_id = "INC-2026-0042"
-    body.offence.CopyFrom(
-        pb.OffenceCode(scheme="eu-eaw-32", code="armed-robbery", label="Organised or armed robbery")
-    )
-    body.location.CopyFrom(pb.Location(country="NL", place="Venlo"))
-    body.narrative = narrative
-    person = body.entities.add(entity_id="p1")
-    person.person.CopyFrom(
-        pb.Person(role=pb.PERSON_ROLE_SUSPECT, family_name="Jansen", given_names="Piet")
-    )
-    person.evaluation.CopyFrom(
-        pb.Evaluation(source=pb.SOURCE_RELIABILITY_B, information=pb.INFORMATION_ACCURACY_2)
-    )
-    return content
 
 
 def liaison(
