@@ -116,7 +116,6 @@ class Node:
         )
         self._federation = FederationServicer(
             receiver=self.receiver,
-            trust=self.trust,
             policy_document=self.signed_policy,
             sign=lambda data: sign(self.key, data),
         )

@@ -14,7 +14,6 @@ from accord.v1 import federation_pb2, message_pb2
 from node.delivery.receiver import Answer, Receiver
 from node.envelope import hello_bytes
 from node.transport.auth import current_peer
-from node.trust import Trust
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +34,10 @@ class FederationServicer:
         self,
         *,
         receiver: Receiver,
-        trust: Trust,
         policy_document: Callable[[], federation_pb2.SignedPolicy],
         sign: Callable[[bytes], bytes],
     ) -> None:
         self._receiver = receiver
-        self._trust = trust
         self._policy_document = policy_document
         self._sign = sign
         self._pumps: set[asyncio.Task[None]] = set()
@@ -161,8 +158,6 @@ class FederationServicer:
                             ended = True
                             break
                         batch.append(nxt)
-                    if peer.certificate.serial_number in self._trust.revoked:
-                        raise PermissionError(f"{peer.agency}'s certificate was revoked")
                     await answers.put(asyncio.create_task(self._receiver.handle(peer, batch)))
             finally:
                 await answers.put(None)
@@ -177,8 +172,6 @@ class FederationServicer:
             for t in tasks:
                 if t.done() and not t.cancelled() and t.exception() is not None:
                     exc = t.exception()
-                    if isinstance(exc, PermissionError):
-                        await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
                     if isinstance(exc, MalformedFrameError):
                         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         finally:
