@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -84,11 +85,16 @@ class MessageMeta:
     retention_until: datetime | None
     body_kind: str  # "incident", "liaison", "control" or ""
     control_target: str
-    incident_fields: frozenset[str]
     forwarded: bool
     third_agency: str = ""
     transfer_purpose: str = ""
     granted: bool = False
+    # The populated incident fields, computed only if a minimisation rule asks for them.
+    fields_of: Callable[[], frozenset[str]] = field(default=frozenset, repr=False, compare=False)
+
+    @property
+    def incident_fields(self) -> frozenset[str]:
+        return self.fields_of()
 
     def retain_until(self, received_at: datetime) -> datetime | None:
         """The sender's own limit, before agreement and local policy shorten it."""
@@ -262,7 +268,7 @@ def meta_of(msg: pb.MessageContent) -> MessageMeta:
         retention_until=retention_until,
         body_kind=body_kind,
         control_target=msg.control.target_message_id if body_kind == "control" else "",
-        incident_fields=incident_fields(msg.incident) if body_kind == "incident" else frozenset(),
+        fields_of=(lambda: incident_fields(msg.incident)) if body_kind == "incident" else frozenset,
         forwarded=msg.HasField("forwarded"),
         third_agency=msg.control.third_agency if body_kind == "control" else "",
         transfer_purpose=msg.control.transfer_purpose if body_kind == "control" else "",
