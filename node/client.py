@@ -116,21 +116,30 @@ def token_for(home: Path, user: str | None) -> str:
         ) from exc
 
 
-class _Bearer(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
-    """Adds `authorization: Bearer <token>` to every call."""
+def _with_token(details: Any, token: str) -> Any:
+    metadata = (*tuple(details.metadata or ()), ("authorization", f"Bearer {token}"))
+    return details._replace(metadata=metadata)
+
+
+class _BearerUnary(grpc.aio.UnaryUnaryClientInterceptor):
+    """Adds `authorization: Bearer <token>` to every unary call."""
 
     def __init__(self, token: str) -> None:
-        self._metadata = (("authorization", f"Bearer {token}"),)
-
-    def _details(self, details: Any) -> Any:
-        metadata = tuple(details.metadata or ()) + self._metadata
-        return details._replace(metadata=metadata)
+        self._token = token
 
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._details(details), request)
+        return await continuation(_with_token(details, self._token), request)
+
+
+class _BearerStream(grpc.aio.UnaryStreamClientInterceptor):
+    """The same for server-streaming calls (Watch). grpc.aio files an interceptor under the
+    first call shape it implements, so one object cannot serve both."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
 
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._details(details), request)
+        return await continuation(_with_token(details, self._token), request)
 
 
 @contextlib.asynccontextmanager
@@ -142,8 +151,9 @@ async def connect(home: Path, *, user: str | None = None) -> AsyncIterator[Conne
     """
     sock = socket_path(home)
     _probe(home, sock)
+    token = token_for(home, user)
     channel = grpc.aio.insecure_channel(
-        f"unix:{sock}", interceptors=[_Bearer(token_for(home, user))]
+        f"unix:{sock}", interceptors=[_BearerUnary(token), _BearerStream(token)]
     )
     try:
         yield Connection(

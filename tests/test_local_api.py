@@ -1,0 +1,61 @@
+"""The local API's live feed (Watch), as the gateway's inbox will use it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+
+from accord.v1 import local_pb2
+from node.client import connect
+from tests.harness import Federation, add_user, incident, liaison
+
+NL, DE = "NL-POL", "DE-BKA"
+
+
+async def test_watch_streams_new_messages_the_user_is_cleared_for(fed3: Federation) -> None:
+    nl, de, _ = await fed3.start_all()
+    await add_user(nl, "anna", "liaison_officer")
+    await add_user(de, "bert", "liaison_officer", purposes=["missing-persons"])
+    async with connect(de.config.home, user="bert") as c:
+        feed = c.api.Watch(local_pb2.WatchRequest())
+        await asyncio.sleep(0.2)  # the watch is registered before anything arrives
+        async with connect(nl.config.home, user="anna") as sender:
+            await sender.api.Send(local_pb2.SendRequest(content=incident(to=[DE])))
+            wanted = await sender.api.Send(
+                local_pb2.SendRequest(content=liaison(to=[DE], purpose="missing-persons"))
+            )
+        first = await asyncio.wait_for(feed.read(), 10)
+        feed.cancel()
+    # The incident (serious-crime-investigation) is not shown to bert; the request is.
+    assert first.message_id == wanted.message_id
+    assert first.sender == NL and first.purpose == "missing-persons"
+    assert first.direction == "in"
+
+
+async def test_watch_is_not_for_administrators(fed3: Federation) -> None:
+    _nl, de, _ = await fed3.start_all()
+    async with connect(de.config.home, user="admin") as c:
+        feed = c.api.Watch(local_pb2.WatchRequest())
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await asyncio.wait_for(feed.read(), 10)
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_calls_without_a_valid_token_are_refused(fed3: Federation) -> None:
+    _nl, de, _ = await fed3.start_all()
+    sock = de.config.socket
+    async with grpc.aio.insecure_channel(f"unix:{sock}") as channel:
+        from accord.v1 import local_pb2_grpc
+
+        stub = local_pb2_grpc.LocalApiStub(channel)
+        for metadata in ((), (("authorization", "Bearer not-a-token"),)):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.Inbox(local_pb2.InboxRequest(), metadata=metadata)
+            assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        # health checking needs no token (orchestrators probe it)
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
