@@ -261,16 +261,26 @@ class PeerLink:
                     frame = await call.read()
                     if frame is grpc.aio.EOF:
                         raise LinkDown("peer closed the stream", progress=progress)
-                    for answer in frame.receipts:
-                        take(answer)
+                    receipts_in = list(frame.receipts)
+                    # A frame's receipts are verified in a worker thread: OpenSSL releases the
+                    # GIL while verifying, so the event loop (the sender's bottleneck) goes on.
+                    if len(receipts_in) > 1:
+                        oks = await asyncio.to_thread(verify_all, receipts_in)
+                    else:
+                        oks = verify_all(receipts_in)
+                    for answer, ok in zip(receipts_in, oks, strict=True):
+                        take(answer, ok)
 
-            def take(answer: message_pb2.Receipt) -> None:
+            def verify_all(answers: list[message_pb2.Receipt]) -> list[bool]:
+                return [verify(peer.public_key, a.content, a.signature) for a in answers]
+
+            def take(answer: message_pb2.Receipt, verified: bool) -> None:
                 """Match one receipt to the oldest envelope in flight, check it, record it."""
                 nonlocal progress
                 if not in_flight:
                     raise LinkDown("receipt for nothing sent", progress=progress)
                 head = in_flight[0]
-                if not verify(peer.public_key, answer.content, answer.signature):
+                if not verified:
                     raise LinkDown("receipt signature does not verify", progress=progress)
                 info = parse_receipt(answer.content)
                 if info.content_sha256 != head.content_sha256 or info.receiver != self.peer:

@@ -78,75 +78,93 @@ class Receiver:
         # (sender, message id) -> answer being committed; a resend racing the first copy (e.g.
         # after a reconnect) waits for the same answer instead of storing twice.
         self._pending: dict[tuple[str, str], asyncio.Future[Answer]] = {}
+        self._order: dict[str, asyncio.Lock] = {}
 
     async def handle(
         self, peer: Peer, envelopes: Sequence[tuple[bytes, bytes | None]]
     ) -> list[Answer]:
         """Answer a batch of envelopes from one peer, in order, after they are durable."""
-        now = self._clock.now()
-        ids = [message_id_hint(c) if len(c) <= self._max else "" for c, _ in envelopes]
-        # Claim each id before reading the store. A copy being answered elsewhere (another
-        # stream after a reconnect, an earlier batch) is waited for; a copy answered before the
-        # claim is already committed, so the read below sees it. Reading first would let a copy
-        # committed during the read slip past both checks and get a second, fresh receipt.
-        loop = asyncio.get_running_loop()
         claimed: dict[str, asyncio.Future[Answer]] = {}
-        elsewhere: dict[str, asyncio.Future[Answer]] = {}
-        for mid in ids:
-            key = (peer.agency, mid)
-            if not mid or mid in claimed or mid in elsewhere:
-                continue
-            if key in self._pending:
-                elsewhere[mid] = self._pending[key]
-            else:
-                claimed[mid] = self._pending[key] = loop.create_future()
-        writes: list[Statement] = []
-        stored: list[StoredMessage] = []
-        results: list[Answer | tuple[asyncio.Future[Answer], bytes, str]] = []
-        firsts: dict[str, Answer] = {}
-        try:
-            prior = await self._store.prior_answers(peer.agency, list(claimed))
-            for mid, e in prior.items():
-                firsts[mid] = Answer(
-                    e.receipt,
-                    e.receipt_signature,
-                    e.content_sha256,
-                    accepted=True,
-                    reason="duplicate",
-                )
-            for (content, signature), mid in zip(envelopes, ids, strict=True):
-                sha = digest(content)
-                if mid in firsts:  # answered before, or earlier in this batch
-                    first = firsts[mid]
-                    results.append(
-                        self._repeat(
-                            first.content_sha256,
-                            first.receipt,
-                            first.signature,
-                            sha,
-                            peer,
-                            mid,
-                            now,
-                        )
-                    )
-                    continue
-                if mid in elsewhere:
-                    results.append((elsewhere[mid], sha, mid))
-                    continue
-                answer, write, message = self._answer(peer, content, signature, sha, mid, now)
-                results.append(answer)
-                writes.append(write)
-                if message is not None:
-                    stored.append(message)
-                if mid:
-                    firsts[mid] = answer
-            if writes:  # one unit for the whole batch: one future, one place in the commit
-                await self._store.commit(writes)
-        except BaseException as exc:
+
+        def fail(exc: BaseException) -> None:
             for mid, fut in claimed.items():
                 self._pending.pop((peer.agency, mid), None)
-                fut.set_exception(exc)
-                fut.exception()  # mark retrieved; waiters see it through their await
+                if not fut.done():
+                    fut.set_exception(exc)
+                    fut.exception()  # mark retrieved; waiters see it through their await
+
+        # A peer's batches reach the writer in the order they arrived (per-pair order), even
+        # though each waits for its signatures in a worker thread.
+        async with self._order.setdefault(peer.agency, asyncio.Lock()):
+            verified = await self._verify_all(peer, envelopes)
+            now = self._clock.now()
+            ids = [message_id_hint(c) if len(c) <= self._max else "" for c, _ in envelopes]
+            # Claim each id before reading the store. A copy being answered elsewhere (another
+            # stream after a reconnect, an earlier batch) is waited for; a copy answered before
+            # the claim is already committed, so the read below sees it. Reading first would let
+            # a copy committed during the read slip past both checks and get a second receipt.
+            loop = asyncio.get_running_loop()
+            elsewhere: dict[str, asyncio.Future[Answer]] = {}
+            for mid in ids:
+                key = (peer.agency, mid)
+                if not mid or mid in claimed or mid in elsewhere:
+                    continue
+                if key in self._pending:
+                    elsewhere[mid] = self._pending[key]
+                else:
+                    claimed[mid] = self._pending[key] = loop.create_future()
+            writes: list[Statement] = []
+            stored: list[StoredMessage] = []
+            results: list[Answer | tuple[asyncio.Future[Answer], bytes, str]] = []
+            firsts: dict[str, Answer] = {}
+            try:
+                prior = await self._store.prior_answers(peer.agency, list(claimed))
+                for mid, e in prior.items():
+                    firsts[mid] = Answer(
+                        e.receipt,
+                        e.receipt_signature,
+                        e.content_sha256,
+                        accepted=True,
+                        reason="duplicate",
+                    )
+                for (content, signature), mid, ok in zip(envelopes, ids, verified, strict=True):
+                    sha = digest(content)
+                    if mid in firsts:  # answered before, or earlier in this batch
+                        first = firsts[mid]
+                        results.append(
+                            self._repeat(
+                                first.content_sha256,
+                                first.receipt,
+                                first.signature,
+                                sha,
+                                peer,
+                                mid,
+                                now,
+                            )
+                        )
+                        continue
+                    if mid in elsewhere:
+                        results.append((elsewhere[mid], sha, mid))
+                        continue
+                    answer, write, message = self._answer(
+                        peer, content, signature, ok, sha, mid, now
+                    )
+                    results.append(answer)
+                    writes.append(write)
+                    if message is not None:
+                        stored.append(message)
+                    if mid:
+                        firsts[mid] = answer
+                # One unit for the whole batch: one future, one place in the commit.
+                committed = self._store.enqueue(writes) if writes else None
+            except BaseException as exc:
+                fail(exc)
+                raise
+        try:
+            if committed is not None:
+                await committed
+        except BaseException as exc:
+            fail(exc)
             raise
         for mid, fut in claimed.items():
             self._pending.pop((peer.agency, mid), None)
@@ -198,12 +216,13 @@ class Receiver:
         peer: Peer,
         content: bytes,
         signature: bytes | None,
+        verified: bool,
         sha: bytes,
         mid: str,
         now: datetime,
     ) -> tuple[Answer, Statement, StoredMessage | None]:
         try:
-            meta, decision = self._checked(peer, content, signature, now)
+            meta, decision = self._checked(peer, content, signature, verified, now)
         except Refused as refusal:
             r, s = build_receipt(
                 self._key,
@@ -254,12 +273,12 @@ class Receiver:
         return Answer(r, s, sha, accepted=True, reason=""), write, stored
 
     def _checked(
-        self, peer: Peer, content: bytes, signature: bytes | None, now: datetime
+        self, peer: Peer, content: bytes, signature: bytes | None, verified: bool, now: datetime
     ) -> tuple[MessageMeta, datetime | None]:
         """`_check`, with any unforeseen failure turned into a refusal: an exception here would
         end the peer's stream, and its resend would end the next one, stalling the pair."""
         try:
-            return self._check(peer, content, signature, now)
+            return self._check(peer, content, signature, verified, now)
         except Refused:
             raise
         except Exception as exc:
@@ -268,8 +287,32 @@ class Receiver:
                 Reason.MALFORMED, f"content could not be checked: {type(exc).__name__}: {exc}"
             ) from exc
 
+    async def _verify_all(
+        self, peer: Peer, envelopes: Sequence[tuple[bytes, bytes | None]]
+    ) -> list[bool]:
+        """Each envelope's signature check, in a worker thread for a batch: OpenSSL releases
+        the GIL while it verifies, so the event loop goes on meanwhile. Envelopes refused before
+        the signature is looked at (no signature, oversize) are not verified."""
+
+        def verify_all() -> list[bool]:
+            return [
+                signature is not None
+                and len(content) <= self._max
+                and verify(peer.public_key, content, signature)
+                for content, signature in envelopes
+            ]
+
+        if len(envelopes) < 2:
+            return verify_all()
+        return await asyncio.to_thread(verify_all)
+
     def _check(
-        self, peer: Peer, content: bytes, signature: bytes | None, now: datetime
+        self,
+        peer: Peer,
+        content: bytes,
+        signature: bytes | None,
+        verified: bool,
+        now: datetime,
     ) -> tuple[MessageMeta, datetime | None]:
         if signature is None:
             raise Refused(Reason.MALFORMED, "frame is not an accord.v1.Envelope")
@@ -277,7 +320,7 @@ class Receiver:
             raise Refused(
                 Reason.OVERSIZE, f"content is {len(content)} bytes; this node accepts {self._max}"
             )
-        if not verify(peer.public_key, content, signature):
+        if not verified:
             raise Refused(
                 Reason.BAD_SIGNATURE, f"signature does not verify with {peer.agency}'s key"
             )

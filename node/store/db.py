@@ -6,6 +6,7 @@ run beside the writer.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from collections.abc import Sequence
@@ -313,9 +314,10 @@ class Store:
             ),
         )
 
-    async def commit(self, statements: Sequence[Statement]) -> None:
-        """Commit statements built by the *_txn methods as one unit of a group commit."""
-        await self.writer.submit(statements)
+    def enqueue(self, statements: Sequence[Statement]) -> asyncio.Future[None]:
+        """Queue statements built by the *_txn methods as one unit of a group commit, now;
+        the future resolves once they are committed."""
+        return self.writer.enqueue(statements)
 
     async def record_receipts(
         self,

@@ -59,11 +59,16 @@ class GroupCommitWriter:
         self._task = asyncio.create_task(self._run(), name="group-commit")
 
     async def submit(self, statements: Sequence[Statement]) -> None:
+        await self.enqueue(statements)
+
+    def enqueue(self, statements: Sequence[Statement]) -> asyncio.Future[None]:
+        """Queue a unit now (units commit in the order they are queued); await the result for
+        its commit."""
         if self._task is None or self._task.done():
             raise RuntimeError("store writer is not running")
         unit = _Unit(statements)
         self._queue.put_nowait(unit)
-        await unit.done
+        return unit.done
 
     async def close(self) -> None:
         if self._task is not None:
