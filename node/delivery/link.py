@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 
 PROBE_SECONDS = 0.25
+THREAD_BATCH = 16  # frames with at least this many receipts verify them in a worker thread
 
 
 class LinkDown(Exception):
@@ -264,7 +265,7 @@ class PeerLink:
                     receipts_in = list(frame.receipts)
                     # A frame's receipts are verified in a worker thread: OpenSSL releases the
                     # GIL while verifying, so the event loop (the sender's bottleneck) goes on.
-                    if len(receipts_in) > 1:
+                    if len(receipts_in) >= THREAD_BATCH:
                         oks = await asyncio.to_thread(verify_all, receipts_in)
                     else:
                         oks = verify_all(receipts_in)
