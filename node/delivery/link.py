@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 
 PROBE_SECONDS = 0.25
+PROBE_RETRY_SECONDS = 0.5
 THREAD_BATCH = 16  # frames with at least this many receipts verify them in a worker thread
 
 
@@ -95,6 +96,7 @@ class PeerLink:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.connected = False
+        self._woken_by_probe = False
         self.sent = 0
         self.receipted = 0
 
@@ -160,6 +162,11 @@ class PeerLink:
         revoked certificate, a failed key proof) keeps the full backoff, never a retry storm.
         """
         loop = asyncio.get_running_loop()
+        if self._woken_by_probe:
+            # The port opened but the attempt that followed failed: a peer still starting up
+            # accepts TCP before it serves calls. One more try soon, then the normal backoff.
+            self._woken_by_probe = False
+            seconds = min(seconds, PROBE_RETRY_SECONDS)
         deadline = loop.time() + seconds
         was_down = False
         while (remaining := deadline - loop.time()) > 0:
@@ -169,6 +176,7 @@ class PeerLink:
             if not await self._reachable():
                 was_down = True
             elif was_down:
+                self._woken_by_probe = True
                 return
 
     async def _reachable(self) -> bool:
