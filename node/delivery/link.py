@@ -41,9 +41,10 @@ THREAD_BATCH = 16  # frames with at least this many receipts verify them in a wo
 
 
 class LinkDown(Exception):
-    def __init__(self, reason: str, *, progress: bool = False) -> None:
+    def __init__(self, reason: str, *, progress: bool = False, unreachable: bool = False) -> None:
         super().__init__(reason)
         self.progress = progress
+        self.unreachable = unreachable  # the peer did not answer at all (gRPC UNAVAILABLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,10 @@ class PeerLink:
         self._task: asyncio.Task[None] | None = None
         self.connected = False
         self._woken_by_probe = False
+        self._last_unreachable = False
+        # Whether a failed connection may count as "the port was closed" for the probe; lost
+        # when a probe-woken attempt fails, regained when a probe sees the port closed.
+        self._assume_down = True
         self.sent = 0
         self.receipted = 0
 
@@ -147,8 +152,10 @@ class PeerLink:
                     await self._session()
                 except LinkDown as exc:
                     log.info("link to %s down: %s", self.peer, exc)
+                    self._last_unreachable = exc.unreachable
                     await self._store.record_attempt(recipient=self.peer, error=str(exc))
                     if exc.progress:
+                        self._assume_down = True
                         return  # it worked for a while: reconnect at once, fresh backoff
                     raise
 
@@ -166,15 +173,17 @@ class PeerLink:
             # The port opened but the attempt that followed failed: a peer still starting up
             # accepts TCP before it serves calls. One more try soon, then the normal backoff.
             self._woken_by_probe = False
+            self._assume_down = False
             seconds = min(seconds, PROBE_RETRY_SECONDS)
         deadline = loop.time() + seconds
-        was_down = False
+        # The peer may have come up between the refused connection and the first probe.
+        was_down = self._last_unreachable and self._assume_down
         while (remaining := deadline - loop.time()) > 0:
             await asyncio.sleep(min(PROBE_SECONDS, remaining))
             if loop.time() >= deadline:
                 return
             if not await self._reachable():
-                was_down = True
+                was_down = self._assume_down = True
             elif was_down:
                 self._woken_by_probe = True
                 return
@@ -201,7 +210,10 @@ class PeerLink:
         try:
             hello = await stub.Hello(federation_pb2.HelloRequest(nonce=nonce), timeout=10)
         except grpc.aio.AioRpcError as exc:
-            raise LinkDown(f"{exc.code().name}: {exc.details()}") from exc
+            raise LinkDown(
+                f"{exc.code().name}: {exc.details()}",
+                unreachable=exc.code() == grpc.StatusCode.UNAVAILABLE,
+            ) from exc
         if not verify(public_key, hello_bytes(nonce, self.agency), hello.signature):
             raise LinkDown(
                 f"the server at {self.peer}'s endpoint did not prove it holds the key of the "
