@@ -202,6 +202,19 @@ class Receiver:
         if first_sha == sha:
             return Answer(receipt, signature, sha, accepted=True, reason="duplicate")
         # Same id, different bytes: refuse, without storing (the first copy stands).
+        return self._refusal(
+            peer,
+            mid,
+            sha,
+            now,
+            Reason.ID_CONFLICT,
+            "a different message with this id was received before",
+        )
+
+    def _refusal(
+        self, peer: Peer, mid: str, sha: bytes, now: datetime, reason: Reason, detail: str
+    ) -> Answer:
+        """A signed REJECTED receipt for an envelope, reported to on_refused."""
         r, s = build_receipt(
             self._key,
             message_id=mid,
@@ -209,11 +222,11 @@ class Receiver:
             sender=peer.agency,
             receiver=self.agency,
             received_at=now,
-            reason=Reason.ID_CONFLICT,
-            detail="a different message with this id was received before",
+            reason=reason,
+            detail=detail[:500],
         )
-        self._on_refused(peer.agency, mid, Reason.ID_CONFLICT)
-        return Answer(r, s, sha, accepted=False, reason=Reason.ID_CONFLICT)
+        self._on_refused(peer.agency, mid, reason)
+        return Answer(r, s, sha, accepted=False, reason=reason)
 
     def _answer(
         self,
@@ -228,28 +241,18 @@ class Receiver:
         try:
             meta, decision = self._checked(peer, content, signature, verified, now)
         except Refused as refusal:
-            r, s = build_receipt(
-                self._key,
-                message_id=mid,
-                content_sha256=sha,
-                sender=peer.agency,
-                receiver=self.agency,
-                received_at=now,
-                reason=refusal.reason,
-                detail=refusal.detail[:500],
-            )
             log.info("refused %s from %s: %s", mid or "?", peer.agency, refusal)
-            self._on_refused(peer.agency, mid, refusal.reason)
+            answer = self._refusal(peer, mid, sha, now, refusal.reason, refusal.detail)
             write = self._store.rejection_txn(
                 sender=peer.agency,
                 message_id=mid,
                 content_sha256=sha,
                 reason_code=refusal.reason,
                 received_at=now,
-                receipt=r,
-                receipt_signature=s,
+                receipt=answer.receipt,
+                receipt_signature=answer.signature,
             )
-            return Answer(r, s, sha, accepted=False, reason=refusal.reason), write, None
+            return answer, write, None
         assert signature is not None
         r, s = build_receipt(
             self._key,
