@@ -96,6 +96,12 @@ def check_audit(user: User) -> None:
         raise PermissionDenied("ROLE", "the access log is for auditors and administrators")
 
 
+def sees_metadata(user: User, *, purpose: str) -> bool:
+    """Whether a listing (inbox, live feed, receipts) shows a message of this purpose to the
+    user: auditors see all metadata, everyone else only purposes they are cleared for."""
+    return user.role == Role.AUDITOR or purpose in user.clearances
+
+
 def check_list(user: User) -> None:
     """Listing message metadata (inbox): any role but the administrator's."""
     if user.role == Role.ADMINISTRATOR:

@@ -63,9 +63,7 @@ class Operations:
         messages: list[StoredMessage] = await self._store.list_messages(
             direction="in", limit=limit, before=before
         )
-        if user.role == Role.AUDITOR:
-            return messages
-        return [m for m in messages if m.purpose in user.clearances]
+        return [m for m in messages if access.sees_metadata(user, purpose=m.purpose)]
 
     async def read(
         self, user: User, *, message_id: str, sender: str, justification: str

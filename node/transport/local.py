@@ -162,7 +162,7 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
         sent = await self._store.get_message(request.message_id, direction="out")
         if sent is None:
             raise NotFound(f"no message {request.message_id} sent from this node")
-        if user.role != access.Role.AUDITOR and sent.purpose not in user.clearances:
+        if not access.sees_metadata(user, purpose=sent.purpose):
             raise PermissionDenied("CLEARANCE", f"{user.name} is not cleared for {sent.purpose!r}")
         deliveries = await self._store.deliveries(request.message_id)
         pending = await self._ops.access.approval(request.message_id)
@@ -193,7 +193,7 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
         try:
             while True:
                 m = await queue.get()
-                if user.role == access.Role.AUDITOR or m.purpose in user.clearances:
+                if access.sees_metadata(user, purpose=m.purpose):
                     yield summary(m)
         finally:
             self._node.unwatch(queue)
