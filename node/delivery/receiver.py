@@ -49,13 +49,6 @@ class Answer:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class Arrival:
-    """A message just stored, for watchers (local API Watch, gateway live inbox)."""
-
-    message: StoredMessage
-
-
 class Receiver:
     def __init__(
         self,
