@@ -81,15 +81,21 @@ class Receiver:
         self, peer: Peer, envelopes: Sequence[tuple[bytes, bytes | None]]
     ) -> list[Answer]:
         """Answer a batch of envelopes from one peer, in order, after they are durable."""
+        task = await self.admit(peer, envelopes)
+        return await task
+
+    async def admit(
+        self, peer: Peer, envelopes: Sequence[tuple[bytes, bytes | None]]
+    ) -> asyncio.Task[list[Answer]]:
+        """The ordered part of answering a batch: verify, check, and queue it for commit.
+
+        Returns once the batch's unit is queued behind the peer's earlier batches; the task
+        returned resolves to the answers after the commit. A stream calls this for one batch
+        at a time, so envelopes that arrive meanwhile form the next, larger batch: under load
+        the fixed cost of a batch (a store read, a thread hop) is paid once for many envelopes
+        instead of batches queueing behind each other (docs/benchmarks.md).
+        """
         claimed: dict[str, asyncio.Future[Answer]] = {}
-
-        def fail(exc: BaseException) -> None:
-            for mid, fut in claimed.items():
-                self._pending.pop((peer.agency, mid), None)
-                if not fut.done():
-                    fut.set_exception(exc)
-                    fut.exception()  # mark retrieved; waiters see it through their await
-
         # A peer's batches reach the writer in the order they arrived (per-pair order), even
         # though each waits for its signatures in a worker thread.
         async with self._order.setdefault(peer.agency, asyncio.Lock()):
@@ -155,13 +161,39 @@ class Receiver:
                 # One unit for the whole batch: one future, one place in the commit.
                 committed = self._store.enqueue(writes) if writes else None
             except BaseException as exc:
-                fail(exc)
+                self._release(peer, claimed, exc)
                 raise
+        return asyncio.create_task(
+            self._finish(peer, claimed, committed, firsts, stored, results, now),
+            name=f"answers-{peer.agency}",
+        )
+
+    def _release(
+        self, peer: Peer, claimed: dict[str, asyncio.Future[Answer]], exc: BaseException
+    ) -> None:
+        """A batch failed: its claims go, and whoever waits on them sees the error."""
+        for mid, fut in claimed.items():
+            self._pending.pop((peer.agency, mid), None)
+            if not fut.done():
+                fut.set_exception(exc)
+                fut.exception()  # mark retrieved; waiters see it through their await
+
+    async def _finish(
+        self,
+        peer: Peer,
+        claimed: dict[str, asyncio.Future[Answer]],
+        committed: asyncio.Future[None] | None,
+        firsts: dict[str, Answer],
+        stored: list[StoredMessage],
+        results: list[Answer | tuple[asyncio.Future[Answer], bytes, str]],
+        now: datetime,
+    ) -> list[Answer]:
+        """After the batch's commit: settle its claims, announce it, return its answers."""
         try:
             if committed is not None:
                 await committed
         except BaseException as exc:
-            fail(exc)
+            self._release(peer, claimed, exc)
             raise
         for mid, fut in claimed.items():
             self._pending.pop((peer.agency, mid), None)

@@ -158,7 +158,8 @@ class FederationServicer:
                             ended = True
                             break
                         batch.append(nxt)
-                    await answers.put(asyncio.create_task(self._receiver.handle(peer, batch)))
+                    # One batch admitted at a time: what arrives meanwhile is the next batch.
+                    await answers.put(await self._receiver.admit(peer, batch))
             finally:
                 await answers.put(None)
 
@@ -174,6 +175,8 @@ class FederationServicer:
                     exc = t.exception()
                     if isinstance(exc, MalformedFrameError):
                         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+                    assert exc is not None
+                    raise exc  # e.g. the store failed while admitting a batch: the stream fails
         finally:
             for t in tasks:
                 t.cancel()
