@@ -329,9 +329,15 @@ class Node:
                 stored, recipients=meta.recipients, author=author, now=now
             )
             return Sent(meta.message_id, meta.recipients, data, pending_approval=True)
-        await self.store.queue_outbound(stored, meta.recipients, fresh_id=fresh_id)
-        for recipient in meta.recipients:
-            self.link(recipient).notify()
+        queued = await self.store.queue_outbound(
+            stored, meta.recipients, content=data, fresh_id=fresh_id
+        )
+        for envelope in queued:
+            link = self.link(envelope.recipient)
+            if fresh_id:
+                link.offer(envelope)
+            else:
+                link.notify()  # the id may have been queued before: let the outbox say
         return Sent(meta.message_id, meta.recipients, data)
 
     # ---- watching ---------------------------------------------------------------------------

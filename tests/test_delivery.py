@@ -478,3 +478,97 @@ async def test_a_refusal_is_final_and_recorded_with_its_receipt(tmp_short: Path)
         assert await de.store.count("messages") == 0
     finally:
         await fed.stop_all()
+
+
+# ---- the hand-off from send to link (no outbox read per batch while a stream is up) ------------
+
+
+async def test_concurrent_sends_arrive_in_seq_order_without_reading_the_outbox(
+    fed3: Federation,
+) -> None:
+    """200 sends from 20 concurrent callers: what DE stores is NL's outbox order (seq order),
+    each exactly once, and the link read the outbox only to start its stream."""
+    nl, _de, _fr = await fed3.start_all()
+    await nl.send(liaison(to=[DE], text="open the stream"))
+    link = nl.link(DE)
+    await wait_for(lambda: _connected(link), timeout=5)
+    reads_before = link.outbox_reads
+
+    async def caller(n: int) -> None:
+        for i in range(10):
+            await nl.send(liaison(to=[DE], text=f"caller {n} message {i}"))
+
+    await asyncio.gather(*(caller(n) for n in range(20)))
+    outbox = outbox_order(fed3.homes[NL], DE)
+    await wait_for(lambda: deliveries_settled(nl, outbox[-1]), timeout=8)
+    assert received_from(fed3.homes[DE], NL) == outbox
+    assert link.outbox_reads - reads_before <= 1  # one read may be under way as it connects
+
+
+def outbox_order(node_home: Path, recipient: str) -> list[str]:
+    sql = "SELECT message_id FROM deliveries WHERE recipient = ? ORDER BY seq"
+    return [str(r[0]) for r in db_rows(node_home, sql, recipient)]
+
+
+async def _connected(link: object) -> bool:
+    return bool(getattr(link, "connected", False))
+
+
+async def test_more_sends_than_the_hand_off_holds_still_arrive_in_order(
+    fed3: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the hand-off overflows, the link goes back to reading the outbox: nothing is lost
+    or reordered."""
+    monkeypatch.setattr("node.delivery.link.HANDOFF_MAX", 3)
+    nl, _de, _fr = await fed3.start_all()
+    await nl.send(liaison(to=[DE], text="open the stream"))
+    await wait_for(lambda: _connected(nl.link(DE)), timeout=5)
+    sent = await asyncio.gather(*(nl.send(liaison(to=[DE], text=f"m{i}")) for i in range(60)))
+    outbox = outbox_order(fed3.homes[NL], DE)
+    await wait_for(lambda: deliveries_settled(nl, outbox[-1]), timeout=8)
+    for s in sent:
+        assert await deliveries_settled(nl, s.message_id)
+    assert received_from(fed3.homes[DE], NL) == outbox
+    assert nl.link(DE).outbox_reads >= 2  # it did fall back to the outbox
+
+
+async def test_a_hand_off_out_of_order_falls_back_to_the_outbox(fed3: Federation) -> None:
+    """An envelope offered with a seq below the last one offered is not trusted to the
+    hand-off: the link reads the outbox instead, and the stored order is the outbox order."""
+    nl, _de, _fr = await fed3.start_all()
+    await nl.send(liaison(to=[DE], text="open the stream"))
+    link = nl.link(DE)
+    await wait_for(lambda: _connected(link), timeout=5)
+    offered: list[object] = []
+    real_offer = link.offer
+
+    def hold(envelope: object) -> None:
+        offered.append(envelope)
+
+    link.offer = hold  # type: ignore[method-assign]
+    first = await nl.send(liaison(to=[DE], text="first"))
+    second = await nl.send(liaison(to=[DE], text="second"))
+    link.offer = real_offer  # type: ignore[method-assign]
+    reads = link.outbox_reads
+    for envelope in reversed(offered):  # second, then first: out of order
+        link.offer(envelope)  # type: ignore[arg-type]
+    await wait_for(lambda: deliveries_settled(nl, second.message_id), timeout=8)
+    assert await deliveries_settled(nl, first.message_id)
+    assert received_from(fed3.homes[DE], NL)[-2:] == [first.message_id, second.message_id]
+    assert link.outbox_reads > reads
+
+
+async def test_delivery_seqs_continue_after_a_restart(fed3: Federation) -> None:
+    """Seqs are given out by the node, not SQLite: after a restart they go on from the highest
+    ever used, so the outbox order stays the send order."""
+    nl, _de, _fr = await fed3.start_all()
+    before = await nl.send(liaison(to=[DE, FR], text="before"))
+    await wait_for(lambda: deliveries_settled(nl, before.message_id, count=2), timeout=8)
+    await fed3.stop(NL)
+    nl = await fed3.start(NL)
+    after = await nl.send(liaison(to=[DE], text="after"))
+    await wait_for(lambda: deliveries_settled(nl, after.message_id), timeout=8)
+    seqs = db_rows(fed3.homes[NL], "SELECT seq, message_id FROM deliveries ORDER BY seq")
+    assert [str(m) for _, m in seqs] == [before.message_id] * 2 + [after.message_id]
+    assert [s for s, _ in seqs] == [1, 2, 3]
+    assert received_from(fed3.homes[DE], NL) == [before.message_id, after.message_id]

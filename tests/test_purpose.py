@@ -331,6 +331,15 @@ async def test_consequential_reply_waits_for_a_second_supervisor(fed3: Federatio
             )
         )
     assert nl.store is not None and de.store is not None
+    # NL's stream to DE is up and idle before the approval: the approved message must still
+    # be picked up (it reaches the outbox by the approval, not by a send).
+    opener = await nl.send(liaison(to=[DE], purpose="serious-crime-investigation"))
+
+    async def opener_receipted() -> bool:
+        assert nl.store is not None
+        return [d.state for d in await nl.store.deliveries(opener.message_id)] == ["accepted"]
+
+    await wait_for(opener_receipted)
 
     async def hit_arrived() -> bool:
         assert nl.store is not None

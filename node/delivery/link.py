@@ -6,6 +6,12 @@ peer answers each with a receipt, in order, which is verified against the peer's
 from the signed directory and stored beside the sent message. A broken stream is retried with
 exponential backoff and jitter; everything not yet receipted is sent again on the next stream,
 in the same order, and the peer's deduplication makes that exactly-once in its store.
+
+While a stream is up, envelopes committed by `Node.send` are handed to the link with their seq
+(`offer`) instead of being read back from the outbox: the read was a thread round trip on every
+batch, and with eight peers, eight of them in a row on one reader thread. The outbox stays the
+source of truth: each stream starts by reading it, and anything the hand-off may have missed
+(another writer, a hand-off out of order, too many waiting) sends the link back to reading it.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ log = logging.getLogger(__name__)
 PROBE_SECONDS = 0.25
 PROBE_RETRY_SECONDS = 0.5
 THREAD_BATCH = 16  # frames with at least this many receipts verify them in a worker thread
+HANDOFF_MAX = 1024  # envelopes handed over and not yet sent; beyond that, read the outbox
 
 
 class LinkDown(Exception):
@@ -104,13 +111,58 @@ class PeerLink:
         self._assume_down = True
         self.sent = 0
         self.receipted = 0
+        # Envelopes handed over by `offer` since the stream's first outbox read, in seq order.
+        # `_handed_complete`: together with what was read, they are everything queued.
+        self._handed: collections.deque[PendingEnvelope] = collections.deque()
+        self._handed_complete = False
+        self._handoff_epoch = 0  # bumped whenever the hand-off may have missed something
+        self.outbox_reads = 0
 
     def start(self) -> None:
         self._wake.set()  # look for queued work left from before a restart
         self._task = asyncio.create_task(self._run(), name=f"link-{self.peer}")
 
     def notify(self) -> None:
+        """Something was queued (or may now be sendable) that was not handed over: read the
+        outbox again."""
+        self._forget_handoff()
         self._wake.set()
+
+    def offer(self, envelope: PendingEnvelope) -> None:
+        """An envelope just committed to the outbox for this peer (seqs in commit order)."""
+        if not self.connected:
+            pass  # the next stream starts by reading the outbox
+        elif len(self._handed) >= HANDOFF_MAX or (
+            self._handed and envelope.seq <= self._handed[-1].seq
+        ):
+            self._forget_handoff()
+        else:
+            self._handed.append(envelope)
+        self._wake.set()
+
+    def _forget_handoff(self) -> None:
+        self._handed.clear()
+        self._handed_complete = False
+        self._handoff_epoch += 1
+
+    async def _next_batch(self, cursor: int, space: int) -> list[PendingEnvelope]:
+        """Up to `space` queued envelopes after seq `cursor`, in seq order."""
+        if self._handed_complete:
+            batch: list[PendingEnvelope] = []
+            while self._handed and len(batch) < space:
+                envelope = self._handed.popleft()
+                if envelope.seq > cursor:  # not already read from the outbox
+                    batch.append(envelope)
+            return batch
+        epoch = self._handoff_epoch
+        self.outbox_reads += 1
+        batch = await self._store.queued_for(self.peer, after_seq=cursor, limit=space)
+        # The read saw every commit before it started; every commit after that was handed
+        # over (unless something reset the hand-off meanwhile). So once a read comes back
+        # short of its limit, the hand-off alone holds what is queued beyond it.
+        if len(batch) < space and epoch == self._handoff_epoch:
+            self._handed_complete = True
+        return batch
 
     async def close(self) -> None:
         if self._task is not None:
@@ -236,9 +288,8 @@ class PeerLink:
         in_flight: collections.deque[PendingEnvelope] = collections.deque()
         window = asyncio.Semaphore(self._cfg.window)
         progress = False
-        recording: set[asyncio.Task[None]] = set()
-        receipts: list[tuple[PendingEnvelope, ReceiptInfo, message_pb2.Receipt]] = []
-
+        recording: set[asyncio.Future[None]] = set()
+        unrecorded: list[BaseException] = []
         async with grpc.aio.secure_channel(
             member.endpoint, self._credentials.channel(), options=options
         ) as channel:
@@ -253,7 +304,7 @@ class PeerLink:
                 while True:
                     self._wake.clear()
                     space = max(1, self._cfg.window - len(in_flight))
-                    batch = await self._store.queued_for(self.peer, after_seq=cursor, limit=space)
+                    batch = await self._next_batch(cursor, space)
                     if not batch:
                         await self._wake.wait()
                         continue
@@ -282,6 +333,10 @@ class PeerLink:
                     frame = await call.read()
                     if frame is grpc.aio.EOF:
                         raise LinkDown("peer closed the stream", progress=progress)
+                    if unrecorded:
+                        raise LinkDown(
+                            f"could not record receipts: {unrecorded[0]}", progress=progress
+                        )
                     receipts_in = list(frame.receipts)
                     # A frame's receipts are verified in a worker thread: OpenSSL releases the
                     # GIL while verifying, so the event loop (the sender's bottleneck) goes on.
@@ -289,14 +344,17 @@ class PeerLink:
                         oks = await asyncio.to_thread(verify_all, receipts_in)
                     else:
                         oks = verify_all(receipts_in)
-                    for answer, ok in zip(receipts_in, oks, strict=True):
-                        take(answer, ok)
+                    taken = [take(answer, ok) for answer, ok in zip(receipts_in, oks, strict=True)]
+                    if taken:
+                        record(taken)
 
             def verify_all(answers: list[message_pb2.Receipt]) -> list[bool]:
                 return [verify(peer.public_key, a.content, a.signature) for a in answers]
 
-            def take(answer: message_pb2.Receipt, verified: bool) -> None:
-                """Match one receipt to the oldest envelope in flight, check it, record it."""
+            def take(
+                answer: message_pb2.Receipt, verified: bool
+            ) -> tuple[PendingEnvelope, ReceiptInfo, message_pb2.Receipt]:
+                """Match one receipt to the oldest envelope in flight and check it."""
                 nonlocal progress
                 if not in_flight:
                     raise LinkDown("receipt for nothing sent", progress=progress)
@@ -309,21 +367,47 @@ class PeerLink:
                 in_flight.popleft()
                 window.release()
                 progress = True
-                # Recorded by group commit without holding up the next receipt. One
-                # recording task per link at a time: receipts read while it waits for a
-                # commit go into its next unit, so a burst costs one task and one unit
-                # rather than one per receipt (that showed in the profile).
-                receipts.append((head, info, answer))
-                # done() turns true the moment _record returns, and it returns only after
-                # finding `receipts` empty, so no receipt is left behind.
-                if all(t.done() for t in recording):
-                    task = asyncio.create_task(self._record(receipts))
-                    recording.add(task)
-                    task.add_done_callback(recording.discard)
+                return head, info, answer
 
+            def record(
+                taken: list[tuple[PendingEnvelope, ReceiptInfo, message_pb2.Receipt]],
+            ) -> None:
+                """A frame's receipts go to the store as one unit, without a task or a wait:
+                the next frame is read while they commit (units commit in order)."""
+                committed = self._store.record_receipts(
+                    recipient=self.peer,
+                    receipts=[
+                        (head.message_id, info.accepted, info.reason_code, answer.content,
+                         answer.signature)
+                        for head, info, answer in taken
+                    ],
+                    at=self._clock.now(),
+                )  # fmt: skip
+                recording.add(committed)
+
+                def recorded(fut: asyncio.Future[None]) -> None:
+                    recording.discard(fut)
+                    if fut.cancelled() or fut.exception() is not None:
+                        # Still queued in the outbox: sent again on the next stream, and the
+                        # peer answers the copy with the receipt it gave the first time.
+                        unrecorded.append(fut.exception() or asyncio.CancelledError())
+                        log.error("receipts from %s not recorded: %s", self.peer, unrecorded[-1])
+                        return
+                    self.receipted += len(taken)
+                    for head, info, _ in taken:
+                        self._on_receipt(
+                            ReceiptEvent(
+                                head.message_id, self.peer, info.accepted, info.reason_code
+                            )
+                        )
+
+                committed.add_done_callback(recorded)
+
+            # This stream starts from the outbox; hand-offs count from here on.
+            self._forget_handoff()
+            self.connected = True
             writer = asyncio.create_task(write_loop())
             reader = asyncio.create_task(read_loop())
-            self.connected = True
             try:
                 done, _ = await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_EXCEPTION)
                 for task in done:
@@ -337,30 +421,10 @@ class PeerLink:
                 raise LinkDown(f"{code.name}: {details}", progress=progress) from exc
             finally:
                 self.connected = False
+                self._forget_handoff()
                 for task in (writer, reader):
                     task.cancel()
                 await asyncio.gather(writer, reader, return_exceptions=True)
                 call.cancel()
                 if recording:
-                    await asyncio.gather(*recording)
-
-    async def _record(
-        self, receipts: list[tuple[PendingEnvelope, ReceiptInfo, message_pb2.Receipt]]
-    ) -> None:
-        while receipts:
-            batch = receipts[:]
-            receipts.clear()
-            await self._store.record_receipts(
-                recipient=self.peer,
-                receipts=[
-                    (head.message_id, info.accepted, info.reason_code, answer.content,
-                     answer.signature)
-                    for head, info, answer in batch
-                ],
-                at=self._clock.now(),
-            )  # fmt: skip
-            self.receipted += len(batch)
-            for head, info, _ in batch:
-                self._on_receipt(
-                    ReceiptEvent(head.message_id, self.peer, info.accepted, info.reason_code)
-                )
+                    await asyncio.gather(*recording, return_exceptions=True)

@@ -162,13 +162,7 @@ class AccessStore:
             )
         ]
         if approve:
-            statements += [
-                (
-                    "INSERT OR IGNORE INTO deliveries (message_id, recipient) VALUES (?, ?)",
-                    (message_id, r),
-                )
-                for r in recipients
-            ]
+            statements += self._store.deliveries_txn(message_id, recipients)[0]
         await self._store.writer.submit(statements)
 
     # ---- grants -----------------------------------------------------------------------------

@@ -179,6 +179,10 @@ class Store:
         self.reader = reader_conn  # for the other store classes sharing this database
         self.keys = keys
         self.writer = GroupCommitWriter(writer_conn, batch_max=batch_max)
+        # Delivery seqs are given out here, when a unit is queued, not by SQLite at insert:
+        # units commit in the order they are queued, so seq order is commit order, and a link
+        # can be handed a just-committed envelope with its seq instead of reading it back.
+        self._last_seq = 0
 
     @classmethod
     async def open(
@@ -197,7 +201,20 @@ class Store:
                 os.chmod(side, 0o600)
         rconn = await aiosqlite.connect(path, isolation_level=None)
         await rconn.execute("PRAGMA query_only=ON")
-        store = cls(writer_conn=wconn, reader_conn=rconn, keys=keys, batch_max=batch_max)
+        # AUTOINCREMENT's high-water mark covers deleted rows too, so no seq is ever reused.
+        rows = list(
+            await wconn.execute_fetchall(
+                "SELECT max(coalesce((SELECT max(seq) FROM deliveries), 0), "
+                "coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'deliveries'), 0))"
+            )
+        )
+        store = cls(
+            writer_conn=wconn,
+            reader_conn=rconn,
+            keys=keys,
+            batch_max=batch_max,
+        )
+        store._last_seq = int(rows[0][0])
         store.writer.start()
         return store
 
@@ -250,20 +267,37 @@ class Store:
             ),
         )
 
-    def _queue_outbound_txn(self, m: StoredMessage, recipients: Sequence[str]) -> list[Statement]:
-        statements = [self._insert_message_txn(m)]
-        statements += [
+    def deliveries_txn(
+        self, message_id: str, recipients: Sequence[str]
+    ) -> tuple[list[Statement], list[int]]:
+        """Statements that queue `message_id` for each recipient, and the seq each gets.
+
+        Enqueue them at once (no await in between), so seqs reach the writer in order.
+        """
+        seqs = list(range(self._last_seq + 1, self._last_seq + 1 + len(recipients)))
+        self._last_seq += len(recipients)
+        statements: list[Statement] = [
             (
-                "INSERT OR IGNORE INTO deliveries (message_id, recipient) VALUES (?, ?)",
-                (m.message_id, r),
+                "INSERT OR IGNORE INTO deliveries (seq, message_id, recipient) VALUES (?, ?, ?)",
+                (seq, message_id, r),
             )
-            for r in recipients
+            for seq, r in zip(seqs, recipients, strict=True)
         ]
-        return statements
+        return statements, seqs
 
     async def queue_outbound(
-        self, m: StoredMessage, recipients: Sequence[str], *, fresh_id: bool = False
-    ) -> None:
+        self,
+        m: StoredMessage,
+        recipients: Sequence[str],
+        *,
+        content: bytes,
+        fresh_id: bool = False,
+    ) -> list[PendingEnvelope]:
+        """Store an outgoing message and queue it for each recipient, in one commit.
+
+        Returns the envelopes as queued (with their seqs), for the links to send without
+        reading them back.
+        """
         # INSERT OR IGNORE keeps a resend of the same message harmless, but would also drop
         # other content under a used id without a word while the caller thinks it was sent.
         # An id the node has just generated (UUIDv7, 74 random bits) is not in use, so the
@@ -281,7 +315,12 @@ class Store:
                     Reason.ID_CONFLICT,
                     f"message {m.message_id} was already sent with other content; use a new id",
                 )
-        await self.writer.submit(self._queue_outbound_txn(m, recipients))
+        queue, seqs = self.deliveries_txn(m.message_id, recipients)
+        await self.writer.submit([self._insert_message_txn(m), *queue])
+        return [
+            PendingEnvelope(seq, m.message_id, r, content, m.signature, m.content_sha256)
+            for seq, r in zip(seqs, recipients, strict=True)
+        ]
 
     async def store_inbound(self, m: StoredMessage) -> None:
         await self.writer.submit([self.inbound_txn(m)])
@@ -319,16 +358,16 @@ class Store:
         the future resolves once they are committed."""
         return self.writer.enqueue(statements)
 
-    async def record_receipts(
+    def record_receipts(
         self,
         *,
         recipient: str,
         receipts: Sequence[tuple[str, bool, str, bytes, bytes]],
         at: datetime,
-    ) -> None:
-        """Record several receipts from one peer as one unit: (message id, accepted, reason
-        code, receipt, receipt signature) each."""
-        await self.writer.submit(
+    ) -> asyncio.Future[None]:
+        """Queue several receipts from one peer as one unit: (message id, accepted, reason
+        code, receipt, receipt signature) each. The future resolves when they are committed."""
+        return self.writer.enqueue(
             [
                 (
                     "UPDATE deliveries SET state = ?, reason_code = ?, receipt = ?, "
