@@ -431,22 +431,18 @@ class Store:
         if not message_ids:
             return {}
         marks = ",".join("?" * len(message_ids))
-        found: dict[str, PriorAnswer] = {}
+        # One statement, so one round trip to the reader thread per batch; refusals first,
+        # so an accepted copy's receipt wins.
         rows = await self._rconn.execute_fetchall(
-            "SELECT message_id, content_sha256, receipt, receipt_signature FROM rejections "  # noqa: S608 (only ? marks)
-            f"WHERE sender = ? AND message_id IN ({marks})",
-            (sender, *message_ids),
+            "SELECT 0, message_id, content_sha256, receipt, receipt_signature FROM rejections "  # noqa: S608 (only ? marks)
+            f"WHERE sender = ? AND message_id IN ({marks}) "
+            "UNION ALL "
+            "SELECT 1, message_id, content_sha256, receipt, receipt_signature FROM messages "
+            f"WHERE direction = 'in' AND sender = ? AND message_id IN ({marks}) "
+            "ORDER BY 1",
+            (sender, *message_ids, sender, *message_ids),
         )
-        for mid, sha, receipt, sig in rows:
-            found[mid] = PriorAnswer(sha, receipt, sig)
-        rows = await self._rconn.execute_fetchall(
-            "SELECT message_id, content_sha256, receipt, receipt_signature FROM messages "  # noqa: S608 (only ? marks)
-            f"WHERE direction = 'in' AND sender = ? AND message_id IN ({marks})",
-            (sender, *message_ids),
-        )
-        for mid, sha, receipt, sig in rows:
-            found[mid] = PriorAnswer(sha, receipt, sig)
-        return found
+        return {mid: PriorAnswer(sha, receipt, sig) for _, mid, sha, receipt, sig in rows}
 
     async def get_message(
         self, message_id: str, *, sender: str | None = None, direction: str | None = None
