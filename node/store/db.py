@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -121,8 +121,24 @@ class PriorAnswer:
     receipt_signature: bytes
 
 
+_TS_TEXT: dict[datetime, str] = {}
+
+
 def _ts(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+    """A time as ISO 8601 text. The text of a UTC time is remembered: the same instants recur
+    (a batch's received_at and retain_until, a frame's receipt time) and `isoformat` showed in
+    the profile on both sides. Other zones are formatted each time (equal instants in another
+    zone must keep their own text)."""
+    if value is None:
+        return None
+    if value.tzinfo is not UTC:
+        return value.isoformat()
+    text = _TS_TEXT.get(value)
+    if text is None:
+        if len(_TS_TEXT) >= 1024:
+            _TS_TEXT.clear()
+        text = _TS_TEXT[value] = value.isoformat()
+    return text
 
 
 def _dt(value: str | None) -> datetime | None:

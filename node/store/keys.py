@@ -40,8 +40,9 @@ class KeyRing:
         return cls(path.read_bytes())
 
     def seal(self, plaintext: bytes, aad: bytes) -> Sealed:
-        data_key = AESGCM.generate_key(bit_length=256)
-        n1, n2 = os.urandom(_NONCE), os.urandom(_NONCE)
+        # One read of the system's random source for the data key and both nonces.
+        fresh = os.urandom(32 + 2 * _NONCE)
+        data_key, n1, n2 = fresh[:32], fresh[32 : 32 + _NONCE], fresh[32 + _NONCE :]
         return Sealed(
             ciphertext=n1 + AESGCM(data_key).encrypt(n1, plaintext, aad),
             wrapped_key=n2 + self._master.encrypt(n2, data_key, aad),
