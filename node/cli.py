@@ -439,6 +439,21 @@ def _check_signature(
     return False, f"DOES NOT VERIFY with {agency}'s certificate (sha256 {fp}...)"
 
 
+def _check_receipt(home: Path, agency: str, receipt: Any) -> tuple[bool | None, str]:
+    """A receipt's signature, over its content or, signed in a batch, over the batch root its
+    audit path leads to (see Receipt in message.proto)."""
+    from node.envelope import receipt_signed_bytes
+
+    signed = receipt_signed_bytes(receipt.content, receipt.proof)
+    if signed is None:
+        return False, "DOES NOT VERIFY: the audit path to the signed batch root is malformed"
+    ok, check = _check_signature(home, agency, signed, receipt.signature)
+    if receipt.proof:
+        steps = len(receipt.proof) // 33
+        check += f"; signed in a batch, audit path of {steps} step(s)"
+    return ok, check
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     import hashlib
 
@@ -518,7 +533,7 @@ def cmd_receipts(args: argparse.Namespace) -> int:
         rc = d.receipt_content
         has_receipt = d.HasField("receipt")
         ok, check = (
-            _check_signature(home, d.recipient, d.receipt.content, d.receipt.signature)
+            _check_receipt(home, d.recipient, d.receipt)
             if has_receipt
             else (None, "no receipt yet")
         )
@@ -532,6 +547,9 @@ def cmd_receipts(args: argparse.Namespace) -> int:
                 "retained_until": _iso(rc.retained_until) if has_receipt else None,
                 "content_sha256": rc.content_sha256.hex() if has_receipt else None,
                 "receipt_signature": base64.b64encode(d.receipt.signature).decode()
+                if has_receipt
+                else None,
+                "receipt_proof": base64.b64encode(d.receipt.proof).decode()
                 if has_receipt
                 else None,
                 "receipt_signature_valid": ok,

@@ -33,7 +33,7 @@ from certs.ca import FederationAuthority, load_cert, write_private
 from certs.directory import Agreement, load_directory
 from node import samples
 from node.client import Connection, NodeNotRunningError, connect, local_error, reason_of
-from node.envelope import MESSAGE_TYPES, parse_receipt, public_key_of, verify
+from node.envelope import MESSAGE_TYPES, parse_receipt, public_key_of, verify, verify_receipt
 from node.errors import ConfigError
 from node.home import init_home
 
@@ -330,8 +330,11 @@ class Demo:
         for d in receipts.deliveries:
             info = parse_receipt(d.receipt.content)
             member = self.directory.member(d.recipient)
-            signed = member is not None and verify(
-                public_key_of(member.certificate()), d.receipt.content, d.receipt.signature
+            signed = member is not None and verify_receipt(
+                public_key_of(member.certificate()),
+                d.receipt.content,
+                d.receipt.signature,
+                d.receipt.proof,
             )
             latency_ms = (info.received_at - created).total_seconds() * 1000
             state = "ACCEPTED" if info.accepted else f"REJECTED {info.reason_code}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -139,6 +139,79 @@ def verify(public_key: ec.EllipticCurvePublicKey, data: bytes, signature: bytes)
     except InvalidSignature:
         return False
     return True
+
+
+# ---- receipts signed a batch at a time (see Receipt in message.proto, docs/evidence.md) -----
+
+RECEIPT_ROOT = b"accord-receipt-root/v1\x00"
+_PROOF_STEP = 33  # side byte + SHA-256
+MAX_PROOF_STEPS = 32  # a batch of up to 2**32 receipts; anything longer is not a proof
+
+
+def _leaf(content: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + content).digest()
+
+
+def _inner(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _merkle(contents: Sequence[bytes]) -> tuple[bytes, list[bytes]]:
+    """The Merkle root over the contents, and each content's audit path. An unpaired last
+    node moves up a level unchanged (no step is added for it)."""
+    level = [_leaf(c) for c in contents]
+    paths: list[list[bytes]] = [[] for _ in contents]
+    where = list(range(len(contents)))  # each leaf's index in the current level
+    while len(level) > 1:
+        for leaf, index in enumerate(where):
+            if index % 2:
+                paths[leaf].append(b"\x00" + level[index - 1])
+            elif index + 1 < len(level):
+                paths[leaf].append(b"\x01" + level[index + 1])
+        level = [
+            _inner(level[i], level[i + 1]) if i + 1 < len(level) else level[i]
+            for i in range(0, len(level), 2)
+        ]
+        where = [index // 2 for index in where]
+    return level[0], [b"".join(path) for path in paths]
+
+
+def sign_receipts(
+    key: ec.EllipticCurvePrivateKey, contents: Sequence[bytes]
+) -> list[tuple[bytes, bytes]]:
+    """(signature, proof) for each receipt content, with one signature for all of them: the
+    receiver's signing cost is per batch, not per message (docs/benchmarks.md)."""
+    if len(contents) <= 1:
+        return [(sign(key, c), b"") for c in contents]
+    root, proofs = _merkle(contents)
+    signature = sign(key, RECEIPT_ROOT + root)
+    return [(signature, proof) for proof in proofs]
+
+
+def receipt_signed_bytes(content: bytes, proof: bytes) -> bytes | None:
+    """What a receipt's signature is over, or None when the proof is not well formed."""
+    if not proof:
+        return content
+    if len(proof) % _PROOF_STEP or len(proof) > MAX_PROOF_STEPS * _PROOF_STEP:
+        return None
+    node = _leaf(content)
+    for at in range(0, len(proof), _PROOF_STEP):
+        side, sibling = proof[at], proof[at + 1 : at + _PROOF_STEP]
+        if side == 0:
+            node = _inner(sibling, node)
+        elif side == 1:
+            node = _inner(node, sibling)
+        else:
+            return None
+    return RECEIPT_ROOT + node
+
+
+def verify_receipt(
+    public_key: ec.EllipticCurvePublicKey, content: bytes, signature: bytes, proof: bytes = b""
+) -> bool:
+    """Check one receipt on its own, whether it was signed alone or in a batch."""
+    signed = receipt_signed_bytes(content, proof)
+    return signed is not None and verify(public_key, signed, signature)
 
 
 def public_key_of(cert: x509.Certificate) -> ec.EllipticCurvePublicKey:
@@ -288,7 +361,32 @@ def build_receipt(
     detail: str = "",
     retained_until: datetime | None = None,
 ) -> tuple[bytes, bytes]:
-    """A signed receipt: (ReceiptContent bytes, signature over them)."""
+    """A receipt signed on its own: (ReceiptContent bytes, signature over them)."""
+    data = receipt_content(
+        message_id=message_id,
+        content_sha256=content_sha256,
+        sender=sender,
+        receiver=receiver,
+        received_at=received_at,
+        reason=reason,
+        detail=detail,
+        retained_until=retained_until,
+    )
+    return data, sign(key, data)
+
+
+def receipt_content(
+    *,
+    message_id: str,
+    content_sha256: bytes,
+    sender: str,
+    receiver: str,
+    received_at: datetime,
+    reason: Reason | None = None,
+    detail: str = "",
+    retained_until: datetime | None = None,
+) -> bytes:
+    """The ReceiptContent bytes of a receipt, to be signed alone or with its batch."""
     rc = pb.ReceiptContent(
         message_id=message_id,
         content_sha256=content_sha256,
@@ -301,8 +399,7 @@ def build_receipt(
     set_time(rc.received_at, received_at)
     if retained_until is not None:
         set_time(rc.retained_until, retained_until)
-    data = rc.SerializeToString()
-    return data, sign(key, data)
+    return rc.SerializeToString()
 
 
 def parse_receipt(data: bytes) -> ReceiptInfo:

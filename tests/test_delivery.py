@@ -23,7 +23,7 @@ import pytest
 from accord.v1 import local_pb2, local_pb2_grpc
 from accord.v1 import message_pb2 as pb
 from node.app import Node
-from node.envelope import digest, parse_receipt, verify
+from node.envelope import digest, parse_receipt, verify_receipt
 from node.errors import Refused
 from tests.harness import (
     Federation,
@@ -470,7 +470,9 @@ async def test_a_refusal_is_final_and_recorded_with_its_receipt(tmp_short: Path)
         assert (d.state, d.reason_code, d.attempts) == ("rejected", "PURPOSE_NOT_PERMITTED", 0)
         assert d.receipt is not None and d.receipt_signature is not None
         _, peer = nl.trust.member_peer(DE, nl.clock.now())
-        assert verify(peer.public_key, d.receipt, d.receipt_signature)
+        assert verify_receipt(
+            peer.public_key, d.receipt, d.receipt_signature, d.receipt_proof or b""
+        )
         info = parse_receipt(d.receipt)
         assert not info.accepted and info.content_sha256 == digest(sent.content)
         await asyncio.sleep(0.3)  # a retry would show as another envelope sent

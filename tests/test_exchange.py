@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 
 from accord.v1 import message_pb2 as pb
-from node.envelope import digest, parse_receipt, verify
+from node.envelope import digest, parse_receipt, verify, verify_receipt
 from tests.harness import Federation, incident, wait_for
 
 
@@ -34,7 +34,9 @@ async def test_round_trip_three_nodes(fed3: Federation) -> None:
         assert info.accepted and info.content_sha256 == digest(sent.content)
         assert info.sender == "NL-POL" and info.receiver == d.recipient
         _, peer = nl.trust.member_peer(d.recipient, nl.clock.now())
-        assert verify(peer.public_key, d.receipt, d.receipt_signature)
+        assert verify_receipt(
+            peer.public_key, d.receipt, d.receipt_signature, d.receipt_proof or b""
+        )
     _ = pb
 
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from accord.v1 import message_pb2 as pb
 from certs.ca import load_cert
 from node.app import Node
-from node.envelope import ReceiptInfo, digest, parse_receipt, public_key_of, verify
+from node.envelope import ReceiptInfo, digest, parse_receipt, public_key_of, verify_receipt
 from node.ids import uuid7
 from tests.harness import (
     Federation,
@@ -35,7 +35,9 @@ def receipt_checker(fed: Federation, receiver: Node) -> Callable[[pb.Receipt], R
     key = public_key_of(load_cert(fed.homes[receiver.agency] / "node.pem"))
 
     def check(receipt: pb.Receipt) -> ReceiptInfo:
-        assert verify(key, receipt.content, receipt.signature), "receipt signature does not verify"
+        assert verify_receipt(key, receipt.content, receipt.signature, receipt.proof), (
+            "receipt signature does not verify"
+        )
         info = parse_receipt(receipt.content)
         assert info.receiver == receiver.agency
         return info

@@ -528,9 +528,11 @@ class ReceiptContent(_message.Message):
     def __init__(self, message_id: _Optional[str] = ..., content_sha256: _Optional[bytes] = ..., sender: _Optional[str] = ..., receiver: _Optional[str] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[ReceiptStatus, str]] = ..., reason_code: _Optional[str] = ..., reason_detail: _Optional[str] = ..., retained_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Receipt(_message.Message):
-    __slots__ = ("content", "signature")
+    __slots__ = ("content", "signature", "proof")
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
     content: bytes
     signature: bytes
-    def __init__(self, content: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    proof: bytes
+    def __init__(self, content: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., proof: _Optional[bytes] = ...) -> None: ...

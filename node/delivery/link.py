@@ -33,7 +33,13 @@ from accord.v1 import federation_pb2, federation_pb2_grpc, message_pb2
 from certs.identity import agency_dns_name
 from node.clock import Clock
 from node.config import DeliverySection
-from node.envelope import ReceiptInfo, hello_bytes, parse_receipt, verify
+from node.envelope import (
+    ReceiptInfo,
+    hello_bytes,
+    parse_receipt,
+    receipt_signed_bytes,
+    verify,
+)
 from node.errors import AccordError
 from node.store import PendingEnvelope, Store
 from node.trust import Trust
@@ -349,7 +355,21 @@ class PeerLink:
                         record(taken)
 
             def verify_all(answers: list[message_pb2.Receipt]) -> list[bool]:
-                return [verify(peer.public_key, a.content, a.signature) for a in answers]
+                """Each receipt checked on its own; receipts signed as one batch share a
+                signature over the same root, which is verified once."""
+                checked: dict[tuple[bytes, bytes], bool] = {}
+                oks = []
+                for a in answers:
+                    signed = receipt_signed_bytes(a.content, a.proof)
+                    if signed is None:
+                        oks.append(False)
+                        continue
+                    key = (signed, a.signature)
+                    ok = checked.get(key)
+                    if ok is None:
+                        ok = checked[key] = verify(peer.public_key, signed, a.signature)
+                    oks.append(ok)
+                return oks
 
             def take(
                 answer: message_pb2.Receipt, verified: bool
@@ -378,7 +398,7 @@ class PeerLink:
                     recipient=self.peer,
                     receipts=[
                         (head.message_id, info.accepted, info.reason_code, answer.content,
-                         answer.signature)
+                         answer.signature, answer.proof)
                         for head, info, answer in taken
                     ],
                     at=self._clock.now(),

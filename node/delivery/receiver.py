@@ -24,12 +24,15 @@ from node.envelope import (
     message_id_hint,
     meta_of,
     parse_content,
+    receipt_content,
+    sign_receipts,
     verify,
 )
 from node.errors import Reason, Refused
 from node.onward import check_forwarded
 from node.policy import Policy
 from node.store import Store, StoredMessage
+from node.store.keys import Sealed
 from node.store.writer import Statement
 from node.trust import Peer
 
@@ -47,6 +50,33 @@ class Answer:
     content_sha256: bytes
     accepted: bool
     reason: str
+    proof: bytes = b""  # audit path to the batch root the signature is over (message.proto)
+
+
+@dataclass(slots=True)
+class _Unsigned:
+    """An accepted envelope whose receipt is signed together with the rest of its batch."""
+
+    receipt: bytes
+    sha: bytes
+    meta: MessageMeta
+    retain_until: datetime | None
+    signature: bytes  # the envelope's own
+    sealed: Sealed
+    answer: Answer | None = None
+
+    def signed(self) -> Answer:
+        assert self.answer is not None, "receipts are signed before answers are read"
+        return self.answer
+
+
+@dataclass(frozen=True, slots=True)
+class _Again:
+    """A second copy in the same batch of an envelope accepted earlier in it."""
+
+    first: _Unsigned
+    sha: bytes
+    mid: str
 
 
 class Receiver:
@@ -118,8 +148,10 @@ class Receiver:
                     claimed[mid] = self._pending[key] = loop.create_future()
             writes: list[Statement] = []
             stored: list[StoredMessage] = []
-            results: list[Answer | tuple[asyncio.Future[Answer], bytes, str]] = []
-            firsts: dict[str, Answer] = {}
+            drafts: list[Answer | _Unsigned | _Again | tuple[asyncio.Future[Answer], bytes, str]]
+            drafts = []
+            unsigned: list[_Unsigned] = []
+            firsts: dict[str, Answer | _Unsigned] = {}
             try:
                 prior = await self._store.prior_answers(peer.agency, list(claimed))
                 for mid, e in prior.items():
@@ -129,42 +161,64 @@ class Receiver:
                         e.content_sha256,
                         accepted=True,
                         reason="duplicate",
+                        proof=e.receipt_proof,
                     )
                 for (content, signature), mid, ok in zip(envelopes, ids, verified, strict=True):
                     sha = digest(content)
                     if mid in firsts:  # answered before, or earlier in this batch
                         first = firsts[mid]
-                        results.append(
-                            self._repeat(
-                                first.content_sha256,
-                                first.receipt,
-                                first.signature,
-                                sha,
-                                peer,
-                                mid,
-                                now,
-                            )
-                        )
+                        if isinstance(first, _Unsigned):
+                            drafts.append(_Again(first, sha, mid))
+                        else:
+                            drafts.append(self._repeat(first, sha, peer, mid, now))
                         continue
                     if mid in elsewhere:
-                        results.append((elsewhere[mid], sha, mid))
+                        drafts.append((elsewhere[mid], sha, mid))
                         continue
-                    answer, write, message = self._answer(
-                        peer, content, signature, ok, sha, mid, now
+                    outcome = self._answer(peer, content, signature, ok, sha, mid, now)
+                    if isinstance(outcome, _Unsigned):
+                        unsigned.append(outcome)
+                        drafts.append(outcome)
+                        if mid:
+                            firsts[mid] = outcome
+                    else:
+                        refused, write = outcome
+                        drafts.append(refused)
+                        writes.append(write)
+                        if mid:
+                            firsts[mid] = refused
+                # One signature for every accepted receipt in the batch (a Merkle root, each
+                # receipt with its audit path): the receiver's signing cost is per batch.
+                receipts = sign_receipts(self._key, [u.receipt for u in unsigned])
+                for u, (receipt_signature, proof) in zip(unsigned, receipts, strict=True):
+                    message = StoredMessage.of(
+                        u.meta,
+                        direction="in",
+                        received_at=now,
+                        retain_until=u.retain_until,
+                        content_sha256=u.sha,
+                        signature=u.signature,
+                        sealed=u.sealed,
+                        receipt=u.receipt,
+                        receipt_signature=receipt_signature,
+                        receipt_proof=proof,
                     )
-                    results.append(answer)
-                    writes.append(write)
-                    if message is not None:
-                        stored.append(message)
-                    if mid:
-                        firsts[mid] = answer
+                    writes.append(self._store.inbound_txn(message))
+                    stored.append(message)
+                    u.answer = Answer(
+                        u.receipt, receipt_signature, u.sha, accepted=True, reason="", proof=proof
+                    )
+                results = [self._settle(d, peer, now) for d in drafts]
+                answered = {
+                    mid: a.signed() if isinstance(a, _Unsigned) else a for mid, a in firsts.items()
+                }
                 # One unit for the whole batch: one future, one place in the commit.
                 committed = self._store.enqueue(writes) if writes else None
             except BaseException as exc:
                 self._release(peer, claimed, exc)
                 raise
         return asyncio.create_task(
-            self._finish(peer, claimed, committed, firsts, stored, results, now),
+            self._finish(peer, claimed, committed, answered, stored, results, now),
             name=f"answers-{peer.agency}",
         )
 
@@ -205,27 +259,35 @@ class Receiver:
             if isinstance(r, tuple):
                 fut, sha, mid = r
                 first = await fut
-                out.append(
-                    self._repeat(
-                        first.content_sha256, first.receipt, first.signature, sha, peer, mid, now
-                    )
-                )
+                out.append(self._repeat(first, sha, peer, mid, now))
             else:
                 out.append(r)
         return out
 
-    def _repeat(
+    def _settle(
         self,
-        first_sha: bytes,
-        receipt: bytes,
-        signature: bytes,
-        sha: bytes,
+        draft: Answer | _Unsigned | _Again | tuple[asyncio.Future[Answer], bytes, str],
         peer: Peer,
-        mid: str,
         now: datetime,
-    ) -> Answer:
-        if first_sha == sha:
-            return Answer(receipt, signature, sha, accepted=True, reason="duplicate")
+    ) -> Answer | tuple[asyncio.Future[Answer], bytes, str]:
+        """A batch's answer once its receipts are signed (a copy answered on another stream
+        is still waited for, after the commit)."""
+        if isinstance(draft, _Unsigned):
+            return draft.signed()
+        if isinstance(draft, _Again):
+            return self._repeat(draft.first.signed(), draft.sha, peer, draft.mid, now)
+        return draft
+
+    def _repeat(self, first: Answer, sha: bytes, peer: Peer, mid: str, now: datetime) -> Answer:
+        if first.content_sha256 == sha:
+            return Answer(
+                first.receipt,
+                first.signature,
+                sha,
+                accepted=True,
+                reason="duplicate",
+                proof=first.proof,
+            )
         # Same id, different bytes: refuse, without storing (the first copy stands).
         return self._refusal(
             peer,
@@ -262,7 +324,9 @@ class Receiver:
         sha: bytes,
         mid: str,
         now: datetime,
-    ) -> tuple[Answer, Statement, StoredMessage | None]:
+    ) -> _Unsigned | tuple[Answer, Statement]:
+        """An accepted envelope (its receipt signed later, with the batch), or a refusal: its
+        signed receipt and the row that remembers it."""
         try:
             meta, decision = self._checked(peer, content, signature, verified, now)
         except Refused as refusal:
@@ -277,32 +341,25 @@ class Receiver:
                 receipt=answer.receipt,
                 receipt_signature=answer.signature,
             )
-            return answer, write, None
+            return answer, write
         assert signature is not None
-        r, s = build_receipt(
-            self._key,
-            message_id=meta.message_id,
-            content_sha256=sha,
-            sender=peer.agency,
-            receiver=self.agency,
-            received_at=now,
-            retained_until=decision,
-        )
-        stored = StoredMessage.of(
-            meta,
-            direction="in",
-            received_at=now,
+        return _Unsigned(
+            receipt=receipt_content(
+                message_id=meta.message_id,
+                content_sha256=sha,
+                sender=peer.agency,
+                receiver=self.agency,
+                received_at=now,
+                retained_until=decision,
+            ),
+            sha=sha,
+            meta=meta,
             retain_until=decision,
-            content_sha256=sha,
             signature=signature,
             sealed=self._store.seal(
                 sender=meta.sender, message_id=meta.message_id, content=content
             ),
-            receipt=r,
-            receipt_signature=s,
         )
-        write = self._store.inbound_txn(stored)
-        return Answer(r, s, sha, accepted=True, reason=""), write, stored
 
     def _checked(
         self, peer: Peer, content: bytes, signature: bytes | None, verified: bool, now: datetime

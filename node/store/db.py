@@ -49,6 +49,7 @@ class StoredMessage:
     control_target: str = ""
     third_agency: str = ""
     granted: bool = False
+    receipt_proof: bytes | None = None  # audit path when the receipt was signed in a batch
 
     @classmethod
     def of(
@@ -64,6 +65,7 @@ class StoredMessage:
         sealed: Sealed,
         receipt: bytes | None = None,
         receipt_signature: bytes | None = None,
+        receipt_proof: bytes | None = None,
     ) -> StoredMessage:
         return cls(
             message_id=meta.message_id,
@@ -83,6 +85,7 @@ class StoredMessage:
             sealed=sealed,
             receipt=receipt,
             receipt_signature=receipt_signature,
+            receipt_proof=receipt_proof,
             control_target=meta.control_target,
             third_agency=meta.third_agency,
             granted=meta.granted,
@@ -110,6 +113,7 @@ class Delivery:
     receipt: bytes | None
     receipt_signature: bytes | None
     reason_code: str
+    receipt_proof: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +123,7 @@ class PriorAnswer:
     content_sha256: bytes
     receipt: bytes
     receipt_signature: bytes
+    receipt_proof: bytes
 
 
 _TS_TEXT: dict[datetime, str] = {}
@@ -148,7 +153,8 @@ def _dt(value: str | None) -> datetime | None:
 _MESSAGE_COLUMNS = (
     "message_id, sender, direction, type, purpose, agreement_id, correlation_id, in_reply_to, "
     "tlp, created_at, received_at, retain_until, content_sha256, signature, ciphertext, "
-    "wrapped_key, receipt, receipt_signature, erased_at, control_target, third_agency, granted"
+    "wrapped_key, receipt, receipt_signature, erased_at, control_target, third_agency, granted, "
+    "receipt_proof"
 )
 
 
@@ -178,6 +184,7 @@ def _message_from_row(row: Sequence[Any]) -> StoredMessage:
         control_target=row[19],
         third_agency=row[20],
         granted=bool(row[21]),
+        receipt_proof=row[22],
     )
 
 
@@ -256,7 +263,7 @@ class Store:
         assert m.sealed is not None
         return (
             f"INSERT OR IGNORE INTO messages ({_MESSAGE_COLUMNS}) "  # noqa: S608 (constant column list)
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 m.message_id,
                 m.sender,
@@ -280,6 +287,7 @@ class Store:
                 m.control_target,
                 m.third_agency,
                 int(m.granted),
+                m.receipt_proof,
             ),
         )
 
@@ -354,10 +362,12 @@ class Store:
         received_at: datetime,
         receipt: bytes,
         receipt_signature: bytes,
+        receipt_proof: bytes = b"",
     ) -> Statement:
         return (
             "INSERT OR IGNORE INTO rejections (sender, message_id, content_sha256, "
-            "reason_code, received_at, receipt, receipt_signature) VALUES (?,?,?,?,?,?,?)",
+            "reason_code, received_at, receipt, receipt_signature, receipt_proof) "
+            "VALUES (?,?,?,?,?,?,?,?)",
             (
                 sender,
                 message_id,
@@ -366,6 +376,7 @@ class Store:
                 _ts(received_at),
                 receipt,
                 receipt_signature,
+                receipt_proof,
             ),
         )
 
@@ -378,28 +389,31 @@ class Store:
         self,
         *,
         recipient: str,
-        receipts: Sequence[tuple[str, bool, str, bytes, bytes]],
+        receipts: Sequence[tuple[str, bool, str, bytes, bytes, bytes]],
         at: datetime,
     ) -> asyncio.Future[None]:
         """Queue several receipts from one peer as one unit: (message id, accepted, reason
-        code, receipt, receipt signature) each. The future resolves when they are committed."""
+        code, receipt, receipt signature, receipt proof) each. The future resolves when they
+        are committed."""
+        when = _ts(at)
         return self.writer.enqueue(
             [
                 (
                     "UPDATE deliveries SET state = ?, reason_code = ?, receipt = ?, "
-                    "receipt_signature = ?, receipted_at = ? "
+                    "receipt_signature = ?, receipt_proof = ?, receipted_at = ? "
                     "WHERE message_id = ? AND recipient = ? AND state = 'queued'",
                     (
                         "accepted" if accepted else "rejected",
                         reason_code,
                         receipt,
                         receipt_signature,
-                        _ts(at),
+                        proof,
+                        when,
                         message_id,
                         recipient,
                     ),
                 )
-                for message_id, accepted, reason_code, receipt, receipt_signature in receipts
+                for message_id, accepted, reason_code, receipt, receipt_signature, proof in receipts
             ]
         )
 
@@ -450,15 +464,20 @@ class Store:
         # One statement, so one round trip to the reader thread per batch; refusals first,
         # so an accepted copy's receipt wins.
         rows = await self._rconn.execute_fetchall(
-            "SELECT 0, message_id, content_sha256, receipt, receipt_signature FROM rejections "  # noqa: S608 (only ? marks)
+            "SELECT 0, message_id, content_sha256, receipt, receipt_signature, receipt_proof "  # noqa: S608 (only ? marks)
+            "FROM rejections "
             f"WHERE sender = ? AND message_id IN ({marks}) "
             "UNION ALL "
-            "SELECT 1, message_id, content_sha256, receipt, receipt_signature FROM messages "
+            "SELECT 1, message_id, content_sha256, receipt, receipt_signature, receipt_proof "
+            "FROM messages "
             f"WHERE direction = 'in' AND sender = ? AND message_id IN ({marks}) "
             "ORDER BY 1",
             (sender, *message_ids, sender, *message_ids),
         )
-        return {mid: PriorAnswer(sha, receipt, sig) for _, mid, sha, receipt, sig in rows}
+        return {
+            mid: PriorAnswer(sha, receipt, sig, proof or b"")
+            for _, mid, sha, receipt, sig, proof in rows
+        }
 
     async def get_message(
         self, message_id: str, *, sender: str | None = None, direction: str | None = None
@@ -494,7 +513,7 @@ class Store:
     async def deliveries(self, message_id: str) -> list[Delivery]:
         cursor = await self._rconn.execute(
             "SELECT seq, message_id, recipient, state, attempts, last_error, receipt, "
-            "receipt_signature, reason_code FROM deliveries WHERE message_id = ? "
+            "receipt_signature, reason_code, receipt_proof FROM deliveries WHERE message_id = ? "
             "ORDER BY recipient",
             (message_id,),
         )

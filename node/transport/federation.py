@@ -105,7 +105,9 @@ class FederationServicer:
     ) -> AsyncIterator[message_pb2.Receipt]:
         async for answers in self._exchange(request_iterator, context, batched=False):
             for answer in answers:
-                yield message_pb2.Receipt(content=answer.receipt, signature=answer.signature)
+                yield message_pb2.Receipt(
+                    content=answer.receipt, signature=answer.signature, proof=answer.proof
+                )
 
     async def exchange_batches(
         self, request_iterator: AsyncIterator[bytes], context: Any
@@ -113,7 +115,9 @@ class FederationServicer:
         async for answers in self._exchange(request_iterator, context, batched=True):
             batch = federation_pb2.ReceiptBatch()
             for answer in answers:
-                batch.receipts.add(content=answer.receipt, signature=answer.signature)
+                batch.receipts.add(
+                    content=answer.receipt, signature=answer.signature, proof=answer.proof
+                )
             yield batch
 
     async def _exchange(

@@ -173,7 +173,11 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
             )
             if d.receipt is not None:
                 status.receipt.CopyFrom(
-                    message_pb2.Receipt(content=d.receipt, signature=d.receipt_signature or b"")
+                    message_pb2.Receipt(
+                        content=d.receipt,
+                        signature=d.receipt_signature or b"",
+                        proof=d.receipt_proof or b"",
+                    )
                 )
                 status.receipt_content.ParseFromString(d.receipt)
         if not deliveries and pending is not None:
