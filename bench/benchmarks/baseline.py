@@ -108,7 +108,9 @@ async def run(ctx: Context) -> list[Row]:
         server_us = (server.cpu_seconds() - cpu[1]) / n * 1e6
         lat = await open_loop(main, frame, rate=rate / 2, seconds=ctx.seconds(3.0, 10.0))
         rounds = ctx.count(30, 200)
+        server_cpu = server.cpu_seconds()
         one = [await main.roundtrip(frame) for _ in range(rounds)]
+        lone_us = (server.cpu_seconds() - server_cpu) / rounds * 1e6
         seq8 = []
         for _ in range(rounds):
             start = time.perf_counter()
@@ -127,6 +129,7 @@ async def run(ctx: Context) -> list[Row]:
             "baseline.p99_ms": percentile(lat, 99) * 1e3,
             "baseline.one_ms": median(one) * 1e3,
             "baseline.seq8_ms": median(seq8) * 1e3,
+            "baseline.lone_server_us": lone_us,
             "envelope_bytes": envelope_bytes,
             "receipt_bytes": receipt_bytes,
         }
@@ -139,6 +142,12 @@ async def run(ctx: Context) -> list[Row]:
         Row("bare latency p50 @50% load", ctx.values["baseline.p50_ms"], "ms"),
         Row("bare latency p99 @50% load", ctx.values["baseline.p99_ms"], "ms"),
         Row("bare one round trip (median)", ctx.values["baseline.one_ms"], "ms"),
+        Row(
+            "bare server CPU per lone message",
+            lone_us,
+            "us",
+            note="one round trip at a time: what a message that arrives alone costs",
+        ),
         Row(f"bare {PEERS} sequential round trips", ctx.values["baseline.seq8_ms"], "ms"),
     ]
 

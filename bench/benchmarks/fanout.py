@@ -8,6 +8,7 @@ same message to one of those peers, and with 8 sequential bare round trips from 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 from bench.cluster import Child, Cluster
@@ -41,10 +42,14 @@ async def run(ctx: Context) -> list[Row]:
         try:
             sender = Sender(node, to=PEERS[:1])
             await timed(sender, 5)
+            cpu = receivers[0].cpu_seconds()
             one_ms = median(await timed(sender, rounds)) * 1e3
+            lone_us = (receivers[0].cpu_seconds() - cpu) / rounds * 1e6
             sender.retarget(PEERS)
             await timed(sender, 5)  # opens the other 7 streams
+            cpu = sum(r.cpu_seconds() for r in receivers)
             fan_ms = median(await timed(sender, rounds)) * 1e3
+            fan_cpu_ms = (sum(r.cpu_seconds() for r in receivers) - cpu) / rounds * 1e3
         finally:
             await stopped(node)
     finally:
@@ -52,7 +57,21 @@ async def run(ctx: Context) -> list[Row]:
             r.stop()
     ctx.values.update({"fanout.one_ms": one_ms, "fanout.eight_ms": fan_ms})
     seq8 = ctx.values["baseline.seq8_ms"]
+    cores = os.cpu_count() or 1
     return [
+        Row(
+            "receiver CPU per lone message",
+            lone_us,
+            "us",
+            baseline=ctx.values["baseline.lone_server_us"],
+            note="one publish at a time, all threads of the receiver process",
+        ),
+        Row(
+            "8 receivers' CPU per publish",
+            fan_cpu_ms,
+            "ms",
+            note=f"on {cores} cores: at least {fan_cpu_ms / cores:.1f} ms of wall time",
+        ),
         Row(
             "one peer: publish -> receipt stored (median)",
             one_ms,
