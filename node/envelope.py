@@ -191,7 +191,9 @@ def sign_receipts(
 def receipt_signed_bytes(content: bytes, proof: bytes) -> bytes | None:
     """What a receipt's signature is over, or None when the proof is not well formed."""
     if not proof:
-        return content
+        # A batch root's signature never passes for a receipt signed alone, even one whose
+        # content would parse: the two signed forms cannot be confused.
+        return None if content.startswith(RECEIPT_ROOT) else content
     if len(proof) % _PROOF_STEP or len(proof) > MAX_PROOF_STEPS * _PROOF_STEP:
         return None
     node = _leaf(content)

@@ -123,6 +123,13 @@ class Operations:
             lambda: access.check_approve(user, author=pending.author),
             message_id=message_id,
         )
+
+        def queued() -> None:
+            # Run as the approval commits, before anything committed after it is handed to a
+            # link: a link that already sent a later envelope would otherwise skip this one.
+            for recipient in pending.recipients:
+                self._node.link(recipient).notify()
+
         await self.access.decide(
             message_id=message_id,
             approver=user.name,
@@ -130,6 +137,7 @@ class Operations:
             note=note,
             now=self._node.clock.now(),
             recipients=pending.recipients,
+            on_commit=queued if approve else None,
         )
         await self._log(
             user,
@@ -139,9 +147,6 @@ class Operations:
             recipient=",".join(pending.recipients),
             justification=note,
         )
-        if approve:
-            for recipient in pending.recipients:
-                self._node.link(recipient).notify()
         decided = await self.access.approval(message_id)
         assert decided is not None
         return decided

@@ -16,6 +16,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, closing, contextmanager
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -23,7 +24,7 @@ import pytest
 from accord.v1 import local_pb2, local_pb2_grpc
 from accord.v1 import message_pb2 as pb
 from node.app import Node
-from node.envelope import digest, parse_receipt, verify_receipt
+from node.envelope import digest, parse_receipt, sign, verify_receipt
 from node.errors import Refused
 from tests.harness import (
     Federation,
@@ -574,3 +575,66 @@ async def test_delivery_seqs_continue_after_a_restart(fed3: Federation) -> None:
     assert [str(m) for _, m in seqs] == [before.message_id] * 2 + [after.message_id]
     assert [s for s, _ in seqs] == [1, 2, 3]
     assert received_from(fed3.homes[DE], NL) == [before.message_id, after.message_id]
+
+
+async def test_a_receipt_that_cannot_be_stored_ends_the_stream_and_comes_again(
+    fed3: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store fails to record a frame's receipts on an otherwise idle stream: the link does
+    not sit on it until more traffic comes, it reconnects, resends, and records the receipt
+    the peer gives the copy."""
+    nl, _de, _fr = await fed3.start_all()
+    assert nl.store is not None
+    opener = await nl.send(liaison(to=[DE]))
+    await wait_for(lambda: deliveries_settled(nl, opener.message_id), timeout=5)
+    real = nl.store.record_receipts
+    failed: list[bool] = []
+
+    def fail_once(**kwargs: Any) -> asyncio.Future[None]:
+        if failed:
+            return real(**kwargs)
+        failed.append(True)
+        broken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        broken.set_exception(OSError("disk I/O error"))
+        return broken
+
+    monkeypatch.setattr(nl.store, "record_receipts", fail_once)
+    lost = await nl.send(liaison(to=[DE], text="its first receipt is not stored"))
+    await wait_for(lambda: deliveries_settled(nl, lost.message_id), timeout=5)
+    (d,) = await nl.store.deliveries(lost.message_id)
+    assert failed and d.state == "accepted" and d.attempts >= 1
+    assert "could not record receipts" in d.last_error
+
+
+async def test_a_cancelled_answer_keeps_its_ids_claimed_until_the_commit(
+    fed3: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sending link gives up on a stream while the receiver's commit is still queued (gRPC
+    cancels the servicer). A resend on a new stream must get the receipt that is stored, and the
+    stored message is announced once."""
+    _nl, de, _fr = await fed3.start_all()
+    assert de.store is not None
+    _, peer = de.trust.member_peer(NL, de.clock.now())
+    content = complete(liaison(to=[DE]), sender=NL)
+    data = content.SerializeToString()
+    envelope = [(data, sign(member_key(fed3, NL), data))]
+    announced: list[str] = []
+    monkeypatch.setattr(de.receiver, "_on_stored", lambda m: announced.append(m.message_id))
+    writer = de.store.writer
+    real_commit = writer._commit
+
+    async def slow_commit(batch: Any) -> None:
+        await asyncio.sleep(0.3)  # a busy group commit
+        await real_commit(batch)
+
+    monkeypatch.setattr(writer, "_commit", slow_commit)
+    first = await de.receiver.admit(peer, envelope)
+    await asyncio.sleep(0.01)
+    first.cancel()
+    await asyncio.gather(first, return_exceptions=True)
+    (second,) = await (await de.receiver.admit(peer, envelope))
+    stored = await de.store.get_message(content.message_id, sender=NL)
+    assert stored is not None
+    assert second.reason == "duplicate"
+    assert (second.receipt, second.signature) == (stored.receipt, stored.receipt_signature)
+    assert announced == [content.message_id]

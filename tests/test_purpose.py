@@ -3,6 +3,7 @@ four-eyes approval, directory reload and the published policy."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 
@@ -410,3 +411,66 @@ async def test_receipts_are_shown_only_to_users_cleared_for_the_purpose(fed3: Fe
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await c.api.Receipts(local_pb2.ReceiptsRequest(message_id=sent.message_id))
         assert dict(caught.value.trailing_metadata() or ())["accord-denied"] == denied
+
+
+async def test_an_approval_is_sent_even_when_later_sends_overtake_its_audit_entry(
+    fed3: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The approval's delivery commits, then its audit entry is written; a send committed in
+    between must not make the live stream skip the approved message (it is picked up as the
+    approval commits, not after the audit entry)."""
+    set_agreement(fed3, approval_required=("REPLY>HIT_NOTIFICATION",))
+    nl, de, _ = await fed3.start_all()
+    assert nl.store is not None and de.store is not None
+    await add_user(de, "dora", "liaison_officer")
+    await add_user(nl, "sam", "supervisor")
+    await add_user(nl, "sue", "supervisor")
+    purpose = "serious-crime-investigation"
+    async with connect(de.config.home, user="dora") as c:
+        hit = await c.api.Send(
+            local_pb2.SendRequest(
+                content=liaison(to=[NL], type_=pb.MESSAGE_TYPE_HIT_NOTIFICATION, purpose=purpose)
+            )
+        )
+    opener = await nl.send(liaison(to=[DE], purpose=purpose))
+
+    async def settled(message_id: str) -> bool:
+        assert nl.store is not None
+        return [d.state for d in await nl.store.deliveries(message_id)] == ["accepted"]
+
+    async def hit_arrived() -> bool:
+        assert nl.store is not None
+        return await nl.store.get_message(hit.message_id, direction="in") is not None
+
+    await wait_for(lambda: settled(opener.message_id))  # the stream is up, the hand-off live
+    await wait_for(hit_arrived)
+    reply = liaison(to=[DE], type_=pb.MESSAGE_TYPE_REPLY, purpose=purpose)
+    reply.in_reply_to = hit.message_id
+    async with connect(nl.config.home, user="sam") as c:
+        held = await c.api.Send(local_pb2.SendRequest(content=reply))
+    assert held.pending_approval
+
+    real_log = nl.access_store.log
+
+    async def slow_log(**fields: object) -> None:
+        if fields.get("action") == "approve":
+            await asyncio.sleep(0.5)  # a busy writer delays the audit entry
+        await real_log(**fields)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(nl.access_store, "log", slow_log)
+
+    async def decide() -> None:
+        async with connect(nl.config.home, user="sue") as c:
+            await c.api.Decide(local_pb2.DecideRequest(message_id=held.message_id, approve=True))
+
+    async def approval_committed() -> bool:
+        assert nl.store is not None
+        return bool(await nl.store.deliveries(held.message_id))
+
+    deciding = asyncio.create_task(decide())
+    await wait_for(approval_committed)
+    other = await nl.send(liaison(to=[DE], purpose=purpose, text="sent meanwhile"))
+    await deciding
+    await wait_for(lambda: settled(other.message_id))
+    await wait_for(lambda: settled(held.message_id), timeout=5)
+    assert await de.store.get_message(held.message_id, direction="in") is not None

@@ -166,3 +166,12 @@ async def test_a_receipt_whose_path_does_not_lead_to_the_signature_is_refused(
     for s in sent:
         (d,) = await nl.store.deliveries(s.message_id)
         assert d.state == "queued" and d.receipt is None
+
+
+def test_a_batch_signature_never_passes_for_a_receipt_signed_alone() -> None:
+    batch = contents(2)
+    signature, proof = sign_receipts(KEY, batch)[0]
+    root_bytes = receipt_signed_bytes(batch[0], proof)
+    assert root_bytes is not None
+    assert verify(KEY.public_key(), root_bytes, signature)  # the signature is genuine
+    assert not verify_receipt(KEY.public_key(), root_bytes, signature, b"")  # but not a receipt

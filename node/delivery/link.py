@@ -122,6 +122,7 @@ class PeerLink:
         self._handed: collections.deque[PendingEnvelope] = collections.deque()
         self._handed_complete = False
         self._handoff_epoch = 0  # bumped whenever the hand-off may have missed something
+        self._highest_seq = 0  # the highest seq offered or read on this stream
         self.outbox_reads = 0
 
     def start(self) -> None:
@@ -138,12 +139,15 @@ class PeerLink:
         """An envelope just committed to the outbox for this peer (seqs in commit order)."""
         if not self.connected:
             pass  # the next stream starts by reading the outbox
-        elif len(self._handed) >= HANDOFF_MAX or (
-            self._handed and envelope.seq <= self._handed[-1].seq
-        ):
+        elif len(self._handed) >= HANDOFF_MAX or envelope.seq <= self._highest_seq:
+            # At or below something already offered or read: usually an envelope the stream's
+            # first outbox read already returned, whose offer came after it. Seqs are given out
+            # in commit order, so nothing newer can be missing; the outbox is read again rather
+            # than trusting the hand-off. (Too many waiting: the same.)
             self._forget_handoff()
         else:
             self._handed.append(envelope)
+            self._highest_seq = envelope.seq
         self._wake.set()
 
     def _forget_handoff(self) -> None:
@@ -163,6 +167,8 @@ class PeerLink:
         epoch = self._handoff_epoch
         self.outbox_reads += 1
         batch = await self._store.queued_for(self.peer, after_seq=cursor, limit=space)
+        if batch:
+            self._highest_seq = max(self._highest_seq, batch[-1].seq)
         # The read saw every commit before it started; every commit after that was handed
         # over (unless something reset the hand-off meanwhile). So once a read comes back
         # short of its limit, the hand-off alone holds what is queued beyond it.
@@ -295,7 +301,8 @@ class PeerLink:
         window = asyncio.Semaphore(self._cfg.window)
         progress = False
         recording: set[asyncio.Future[None]] = set()
-        unrecorded: list[BaseException] = []
+        # Fails (ending the stream at once, busy or idle) if a frame's receipts cannot be stored.
+        unrecorded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         async with grpc.aio.secure_channel(
             member.endpoint, self._credentials.channel(), options=options
         ) as channel:
@@ -339,10 +346,6 @@ class PeerLink:
                     frame = await call.read()
                     if frame is grpc.aio.EOF:
                         raise LinkDown("peer closed the stream", progress=progress)
-                    if unrecorded:
-                        raise LinkDown(
-                            f"could not record receipts: {unrecorded[0]}", progress=progress
-                        )
                     receipts_in = list(frame.receipts)
                     # A frame's receipts are verified in a worker thread: OpenSSL releases the
                     # GIL while verifying, so the event loop (the sender's bottleneck) goes on.
@@ -407,11 +410,15 @@ class PeerLink:
 
                 def recorded(fut: asyncio.Future[None]) -> None:
                     recording.discard(fut)
-                    if fut.cancelled() or fut.exception() is not None:
+                    error = asyncio.CancelledError() if fut.cancelled() else fut.exception()
+                    if error is not None:
                         # Still queued in the outbox: sent again on the next stream, and the
                         # peer answers the copy with the receipt it gave the first time.
-                        unrecorded.append(fut.exception() or asyncio.CancelledError())
-                        log.error("receipts from %s not recorded: %s", self.peer, unrecorded[-1])
+                        log.error("receipts from %s not recorded: %s", self.peer, error)
+                        if not unrecorded.done():
+                            unrecorded.set_exception(
+                                LinkDown(f"could not record receipts: {error}", progress=progress)
+                            )
                         return
                     self.receipted += len(taken)
                     for head, info, _ in taken:
@@ -425,11 +432,14 @@ class PeerLink:
 
             # This stream starts from the outbox; hand-offs count from here on.
             self._forget_handoff()
+            self._highest_seq = 0
             self.connected = True
             writer = asyncio.create_task(write_loop())
             reader = asyncio.create_task(read_loop())
             try:
-                done, _ = await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_EXCEPTION)
+                done, _ = await asyncio.wait(
+                    {writer, reader, unrecorded}, return_when=asyncio.FIRST_EXCEPTION
+                )
                 for task in done:
                     task.result()
             except grpc.aio.AioRpcError as exc:
@@ -446,5 +456,11 @@ class PeerLink:
                     task.cancel()
                 await asyncio.gather(writer, reader, return_exceptions=True)
                 call.cancel()
+                if not unrecorded.done():
+                    unrecorded.cancel()
+                elif not unrecorded.cancelled():
+                    unrecorded.exception()  # seen (raised above, or too late to matter)
                 if recording:
-                    await asyncio.gather(*recording, return_exceptions=True)
+                    # Shielded: a link closed meanwhile must not cancel the store's futures
+                    # (the receipts commit anyway, and their events must still be announced).
+                    await asyncio.shield(asyncio.gather(*recording, return_exceptions=True))

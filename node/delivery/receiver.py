@@ -217,9 +217,30 @@ class Receiver:
             except BaseException as exc:
                 self._release(peer, claimed, exc)
                 raise
+
+        def settle(outcome: asyncio.Future[None] | None) -> None:
+            """Claims and announcements follow the commit itself, not whoever awaits it: a
+            stream cancelled meanwhile must not release its ids before the rows are on disk,
+            or a resend racing the commit would be answered a second time."""
+            error = None
+            if outcome is not None:
+                error = asyncio.CancelledError() if outcome.cancelled() else outcome.exception()
+            if error is not None:
+                self._release(peer, claimed, error)
+                return
+            for mid, fut in claimed.items():
+                self._pending.pop((peer.agency, mid), None)
+                if not fut.done():
+                    fut.set_result(answered[mid])
+            for message in stored:
+                self._on_stored(message)
+
+        if committed is None:
+            settle(None)
+        else:
+            committed.add_done_callback(settle)
         return asyncio.create_task(
-            self._finish(peer, claimed, committed, answered, stored, results, now),
-            name=f"answers-{peer.agency}",
+            self._finish(peer, committed, results, now), name=f"answers-{peer.agency}"
         )
 
     def _release(
@@ -235,25 +256,13 @@ class Receiver:
     async def _finish(
         self,
         peer: Peer,
-        claimed: dict[str, asyncio.Future[Answer]],
         committed: asyncio.Future[None] | None,
-        firsts: dict[str, Answer],
-        stored: list[StoredMessage],
         results: list[Answer | tuple[asyncio.Future[Answer], bytes, str]],
         now: datetime,
     ) -> list[Answer]:
-        """After the batch's commit: settle its claims, announce it, return its answers."""
-        try:
-            if committed is not None:
-                await committed
-        except BaseException as exc:
-            self._release(peer, claimed, exc)
-            raise
-        for mid, fut in claimed.items():
-            self._pending.pop((peer.agency, mid), None)
-            fut.set_result(firsts[mid])
-        for message in stored:
-            self._on_stored(message)
+        """The batch's answers, once it is committed (claims are settled by the commit)."""
+        if committed is not None:
+            await asyncio.shield(committed)  # cancelling this wait must not cancel the commit
         out: list[Answer] = []
         for r in results:
             if isinstance(r, tuple):

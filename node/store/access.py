@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -152,8 +152,12 @@ class AccessStore:
         note: str,
         now: datetime,
         recipients: Sequence[str],
+        on_commit: Callable[[], None] | None = None,
     ) -> None:
-        """Record the decision and, on approval, put the message in the outbox, atomically."""
+        """Record the decision and, on approval, put the message in the outbox, atomically.
+
+        `on_commit` runs the moment the unit commits, in commit order with every other unit's
+        continuation (so before anything committed later is handed to a link)."""
         statements: list[tuple[str, Sequence[object]]] = [
             (
                 "UPDATE approvals SET state = ?, decided_by = ?, decided_at = ?, note = ? "
@@ -163,7 +167,10 @@ class AccessStore:
         ]
         if approve:
             statements += self._store.deliveries_txn(message_id, recipients)[0]
-        await self._store.writer.submit(statements)
+        committed = self._store.writer.enqueue(statements)
+        if on_commit is not None:
+            committed.add_done_callback(lambda _: on_commit())
+        await committed
 
     # ---- grants -----------------------------------------------------------------------------
 
