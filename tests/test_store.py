@@ -3,6 +3,7 @@ and migrations applied once."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import stat
@@ -219,3 +220,28 @@ async def test_an_older_database_gets_only_the_missing_migrations(tmp_short: Pat
     rows = applied(db)
     assert [(v, n) for v, n, _ in rows] == migration_files()
     assert rows[0] == (1, "initial", "2020-01-01 00:00:00")  # left as it was
+
+
+async def test_a_bad_unit_in_a_group_commit_fails_alone(tmp_short: Path) -> None:
+    """Units queued together share one transaction; a statement that fails in one of them fails
+    that unit only, and the units around it are committed, in order."""
+    store = await Store.open(tmp_short / "accord.db", keys=KeyRing(os.urandom(32)))
+    try:
+        first = inbound(store, "0190a0a0-0000-7000-8000-000000000011", b"first")
+        last = inbound(store, "0190a0a0-0000-7000-8000-000000000012", b"last")
+        bad = ("INSERT INTO deliveries (seq, message_id, recipient, state) VALUES (?,?,?,?)",
+               (999, "x", DE, "not-a-state"))  # fmt: skip
+        # Queued in one step, so the writer takes them as one group.
+        futures = [
+            store.enqueue([store.inbound_txn(first)]),
+            store.enqueue([bad]),
+            store.enqueue([store.inbound_txn(last)]),
+        ]
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        assert results[0] is None and results[2] is None
+        assert isinstance(results[1], sqlite3.IntegrityError)
+        assert await store.count("messages") == 2
+        assert await store.count("deliveries") == 0
+        assert store.writer.units == 2
+    finally:
+        await store.close()

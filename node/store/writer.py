@@ -4,7 +4,8 @@ Callers submit a unit of work (statements that must commit together) and await i
 The writer drains whatever has queued while the previous transaction was committing, groups
 statements by SQL text into executemany calls (order of first appearance), and commits once.
 A unit's future resolves only after COMMIT returns, so nothing is acknowledged before it is on
-disk (PRAGMA synchronous=FULL in WAL mode).
+disk (PRAGMA synchronous=FULL in WAL mode). If a group's transaction fails, its units are
+committed again one by one, so one unit's error fails only that unit.
 """
 
 from __future__ import annotations
@@ -103,8 +104,19 @@ class GroupCommitWriter:
             conn = cast(Any, self._conn)  # aiosqlite runs _execute on its own thread
             await conn._execute(_transaction, conn._conn, grouped)
         except Exception as exc:
-            # A failed group fails every unit in it; callers see the error, nothing is acked.
-            log.exception("group commit of %d units failed", len(batch))
+            if len(batch) > 1:
+                # One unit's bad statement must not fail the others that shared its
+                # transaction: each is committed again on its own, in the same order.
+                log.warning(
+                    "group commit of %d units failed (%s); committing them one by one",
+                    len(batch),
+                    exc,
+                )
+                for unit in batch:
+                    await self._commit([unit])
+                return
+            # Callers see the error; nothing of the unit is acknowledged (it was rolled back).
+            log.error("commit failed: %s", exc)
             for unit in batch:
                 if not unit.done.done():
                     unit.done.set_exception(exc)
