@@ -16,8 +16,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +23,11 @@ import node.delivery.link as link_module
 from bench.cluster import Child, Cluster
 from bench.load import Sender, stopped
 from bench.stats import percentile
+from bench.trace_receiver import MARKS, mark
 from node.delivery.link import PeerLink
 from node.envelope import ReceiptInfo
 from node.store import PendingEnvelope, Store
 
-MARKS: dict[str, dict[str, float]] = {}
 CHAIN = [
     ("accepted", "taken"),
     ("taken", "frame_in"),
@@ -41,13 +39,6 @@ CHAIN = [
     ("receipt_in", "recording"),
     ("recording", "stored"),
 ]
-
-
-def mark(stage: str, ids: Sequence[str]) -> None:
-    now = time.perf_counter()
-    stamps = MARKS.setdefault(stage, {})
-    for mid in ids:
-        stamps[mid] = now
 
 
 def install() -> None:

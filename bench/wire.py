@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from accord.v1 import message_pb2 as pb
 from bench.cluster import incident
-from node.envelope import build_receipt, digest, sign
+from node.envelope import digest, receipt_content, sign
 from node.ids import uuid7
 
 
@@ -23,8 +23,8 @@ def frame_sizes() -> tuple[int, int]:
     data = content.SerializeToString()
     envelope = pb.Envelope(content=data, signature=sign(key, data)).SerializeToString()
     now = datetime.now(UTC)
-    r, s = build_receipt(key, message_id=content.message_id, content_sha256=digest(data),
-                         sender="NL-POL", receiver="DE-BKA", received_at=now,
-                         retained_until=now)  # fmt: skip
-    receipt = pb.Receipt(content=r, signature=s).SerializeToString()
+    r = receipt_content(message_id=content.message_id, content_sha256=digest(data),
+                        sender="NL-POL", receiver="DE-BKA", received_at=now,
+                        retained_until=now)  # fmt: skip
+    receipt = pb.Receipt(content=r, signature=sign(key, r)).SerializeToString()
     return len(envelope), len(receipt)

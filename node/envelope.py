@@ -351,32 +351,6 @@ def meta_of(msg: pb.MessageContent) -> MessageMeta:
     )
 
 
-def build_receipt(
-    key: ec.EllipticCurvePrivateKey,
-    *,
-    message_id: str,
-    content_sha256: bytes,
-    sender: str,
-    receiver: str,
-    received_at: datetime,
-    reason: Reason | None = None,
-    detail: str = "",
-    retained_until: datetime | None = None,
-) -> tuple[bytes, bytes]:
-    """A receipt signed on its own: (ReceiptContent bytes, signature over them)."""
-    data = receipt_content(
-        message_id=message_id,
-        content_sha256=content_sha256,
-        sender=sender,
-        receiver=receiver,
-        received_at=received_at,
-        reason=reason,
-        detail=detail,
-        retained_until=retained_until,
-    )
-    return data, sign(key, data)
-
-
 def receipt_content(
     *,
     message_id: str,

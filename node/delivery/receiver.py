@@ -19,12 +19,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from node.clock import Clock
 from node.envelope import (
     MessageMeta,
-    build_receipt,
     digest,
     message_id_hint,
     meta_of,
     parse_content,
     receipt_content,
+    sign,
     sign_receipts,
     verify,
 )
@@ -311,8 +311,7 @@ class Receiver:
         self, peer: Peer, mid: str, sha: bytes, now: datetime, reason: Reason, detail: str
     ) -> Answer:
         """A signed REJECTED receipt for an envelope, reported to on_refused."""
-        r, s = build_receipt(
-            self._key,
+        r = receipt_content(
             message_id=mid,
             content_sha256=sha,
             sender=peer.agency,
@@ -321,6 +320,7 @@ class Receiver:
             reason=reason,
             detail=detail[:500],
         )
+        s = sign(self._key, r)
         self._on_refused(peer.agency, mid, reason)
         return Answer(r, s, sha, accepted=False, reason=reason)
 
