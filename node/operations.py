@@ -18,6 +18,7 @@ from node.envelope import meta_of, parse_content, verify
 from node.errors import InvalidRequest, NotFound, PermissionDenied, Reason, Refused
 from node.store import Store, StoredMessage
 from node.store.access import AccessEntry, AccessStore, Approval
+from node.store.db import Delivery
 
 if TYPE_CHECKING:
     from node.app import Node, Sent
@@ -64,6 +65,25 @@ class Operations:
             direction="in", limit=limit, before=before
         )
         return [m for m in messages if access.sees_metadata(user, purpose=m.purpose)]
+
+    async def receipts(
+        self, user: User, *, message_id: str
+    ) -> tuple[StoredMessage, list[Delivery]]:
+        """A sent message's deliveries and receipts: metadata, so the listing rule applies
+        (role, then clearance for its purpose); a refusal is written to the access log."""
+        await self._guard(user, "receipts", lambda: access.check_list(user), message_id=message_id)
+        sent = await self._store.get_message(message_id, direction="out")
+        if sent is None:
+            raise NotFound(f"no message {message_id} sent from this node")
+
+        def cleared() -> None:
+            if not access.sees_metadata(user, purpose=sent.purpose):
+                raise PermissionDenied(
+                    "CLEARANCE", f"{user.name} is not cleared for {sent.purpose!r}"
+                )
+
+        await self._guard(user, "receipts", cleared, message_id=message_id, purpose=sent.purpose)
+        return sent, await self._store.deliveries(message_id)
 
     async def read(
         self, user: User, *, message_id: str, sender: str, justification: str

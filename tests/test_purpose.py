@@ -474,3 +474,35 @@ async def test_an_approval_is_sent_even_when_later_sends_overtake_its_audit_entr
     await wait_for(lambda: settled(other.message_id))
     await wait_for(lambda: settled(held.message_id), timeout=5)
     assert await de.store.get_message(held.message_id, direction="in") is not None
+
+
+async def test_reading_receipts_follows_the_listing_rule_and_refusals_are_logged(
+    fed3: Federation,
+) -> None:
+    """Who received a message, when, and what they kept is metadata: it needs a role that sees
+    traffic and a clearance for the message's purpose, and every refusal is in the access log."""
+    nl, _de, _fr = await fed3.start_all()
+    await add_user(nl, "nina", "liaison_officer", purposes=("serious-crime-investigation",))
+    await add_user(nl, "carl", "liaison_officer", purposes=("missing-persons",))
+    await add_user(nl, "olga", "auditor")
+    sent = await nl.send(incident(to=[DE], purpose="serious-crime-investigation"))
+
+    async def receipts(user: str) -> local_pb2.ReceiptsResponse:
+        async with connect(nl.config.home, user=user) as c:
+            response: local_pb2.ReceiptsResponse = await c.api.Receipts(
+                local_pb2.ReceiptsRequest(message_id=sent.message_id)
+            )
+            return response
+
+    for user, denied in [("carl", "CLEARANCE"), ("admin", "ROLE")]:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await receipts(user)
+        assert dict(caught.value.trailing_metadata() or ())["accord-denied"] == denied, user
+    assert [d.recipient for d in (await receipts("nina")).deliveries] == [DE]
+    assert [d.recipient for d in (await receipts("olga")).deliveries] == [DE]  # auditors see all
+    async with connect(nl.config.home, user="olga") as c:
+        log = (
+            await c.api.AccessLog(local_pb2.AccessLogRequest(message_id=sent.message_id))
+        ).entries
+    refused = {(e.user, e.outcome, e.detail.split(":")[0]) for e in log if e.action == "receipts"}
+    assert refused == {("carl", "refused", "CLEARANCE"), ("admin", "refused", "ROLE")}

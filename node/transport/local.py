@@ -17,7 +17,7 @@ from accord.v1 import federation_pb2, local_pb2, local_pb2_grpc, message_pb2
 from node import access
 from node.access import User
 from node.envelope import parse_content
-from node.errors import AccordError, InvalidRequest, NotFound, PermissionDenied, Refused
+from node.errors import AccordError, InvalidRequest, PermissionDenied, Refused
 from node.store import StoredMessage
 from node.store.access import Approval
 from node.transport.local_auth import current_user
@@ -157,14 +157,7 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
     async def Receipts(
         self, request: local_pb2.ReceiptsRequest, context: Ctx
     ) -> local_pb2.ReceiptsResponse:
-        user = current_user()
-        access.check_list(user)
-        sent = await self._store.get_message(request.message_id, direction="out")
-        if sent is None:
-            raise NotFound(f"no message {request.message_id} sent from this node")
-        if not access.sees_metadata(user, purpose=sent.purpose):
-            raise PermissionDenied("CLEARANCE", f"{user.name} is not cleared for {sent.purpose!r}")
-        deliveries = await self._store.deliveries(request.message_id)
+        _, deliveries = await self._ops.receipts(current_user(), message_id=request.message_id)
         pending = await self._ops.access.approval(request.message_id)
         response = local_pb2.ReceiptsResponse(message_id=request.message_id)
         for d in deliveries:
