@@ -29,7 +29,7 @@ from node.errors import AccordError, Reason, Refused
 from node.ids import uuid7
 from node.operations import Operations
 from node.policy import Policy
-from node.store import Store, StoredMessage
+from node.store import PendingEnvelope, Store, StoredMessage
 from node.store.access import AccessStore
 from node.store.keys import KeyRing
 from node.transport.auth import FederationAuthInterceptor
@@ -329,15 +329,18 @@ class Node:
                 stored, recipients=meta.recipients, author=author, now=now
             )
             return Sent(meta.message_id, meta.recipients, data, pending_approval=True)
-        queued = await self.store.queue_outbound(
-            stored, meta.recipients, content=data, fresh_id=fresh_id
+
+        def hand_over(queued: list[PendingEnvelope]) -> None:
+            for envelope in queued:
+                link = self.link(envelope.recipient)
+                if fresh_id:
+                    link.offer(envelope)
+                else:
+                    link.notify()  # the id may have been queued before: let the outbox say
+
+        await self.store.queue_outbound(
+            stored, meta.recipients, content=data, fresh_id=fresh_id, on_commit=hand_over
         )
-        for envelope in queued:
-            link = self.link(envelope.recipient)
-            if fresh_id:
-                link.offer(envelope)
-            else:
-                link.notify()  # the id may have been queued before: let the outbox say
         return Sent(meta.message_id, meta.recipients, data)
 
     # ---- watching ---------------------------------------------------------------------------

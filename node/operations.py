@@ -159,16 +159,22 @@ class Operations:
             recipients=pending.recipients,
             on_commit=queued if approve else None,
         )
+        decided = await self.access.approval(message_id)
+        assert decided is not None
+        action, outcome = ("approve", "approved") if approve else ("reject", "rejected")
+        if decided.decided_by != user.name or decided.state != outcome:
+            # Someone else decided first (both found it pending); their decision stands.
+            detail = f"already {decided.state} by {decided.decided_by}"
+            await self._log(user, action, "refused", message_id=message_id, detail=detail)
+            raise InvalidRequest(f"message {message_id} was {detail}")
         await self._log(
             user,
-            "approve" if approve else "reject",
+            action,
             "granted",
             message_id=message_id,
             recipient=",".join(pending.recipients),
             justification=note,
         )
-        decided = await self.access.approval(message_id)
-        assert decided is not None
         return decided
 
     # ---- onward transfer --------------------------------------------------------------------

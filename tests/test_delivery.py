@@ -638,3 +638,54 @@ async def test_a_cancelled_answer_keeps_its_ids_claimed_until_the_commit(
     assert second.reason == "duplicate"
     assert (second.receipt, second.signature) == (stored.receipt, stored.receipt_signature)
     assert announced == [content.message_id]
+
+
+async def test_a_copy_whose_wait_is_cancelled_leaves_the_claim_for_the_next_copy(
+    fed3: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three streams carry the same envelope while the first copy's commit is slow; the second
+    stream goes away while it waits. The third still gets the first copy's receipt."""
+    _nl, de, _fr = await fed3.start_all()
+    assert de.store is not None
+    _, peer = de.trust.member_peer(NL, de.clock.now())
+    content = complete(liaison(to=[DE]), sender=NL)
+    data = content.SerializeToString()
+    envelope = [(data, sign(member_key(fed3, NL), data))]
+    writer = de.store.writer
+    real_commit = writer._commit
+
+    async def slow_commit(batch: Any) -> None:
+        await asyncio.sleep(0.3)
+        await real_commit(batch)
+
+    monkeypatch.setattr(writer, "_commit", slow_commit)
+    first = await de.receiver.admit(peer, envelope)
+    second = await de.receiver.admit(peer, envelope)  # waits on the first copy's claim
+    await asyncio.sleep(0.01)
+    second.cancel()
+    await asyncio.gather(second, return_exceptions=True)
+    third = await de.receiver.admit(peer, envelope)
+    (answer,) = await third
+    (original,) = await first
+    assert answer.reason == "duplicate"
+    assert (answer.receipt, answer.signature) == (original.receipt, original.signature)
+
+
+async def test_a_send_whose_caller_gives_up_is_still_delivered(fed3: Federation) -> None:
+    """The caller of send is cancelled after the message was queued for commit: the message
+    commits anyway, so it must also reach the live stream (not wait for the next one)."""
+    nl, _de, _fr = await fed3.start_all()
+    opener = await nl.send(liaison(to=[DE], text="open the stream"))
+    await wait_for(lambda: deliveries_settled(nl, opener.message_id), timeout=5)
+    sending = asyncio.create_task(nl.send(liaison(to=[DE], text="its caller gives up")))
+    await asyncio.sleep(0)  # the send has queued its unit and waits for the commit
+    sending.cancel()
+    await asyncio.gather(sending, return_exceptions=True)
+
+    async def committed() -> bool:
+        return len(outbox_order(fed3.homes[NL], DE)) == 2
+
+    await wait_for(committed, timeout=5)
+    given_up = outbox_order(fed3.homes[NL], DE)[-1]
+    await wait_for(lambda: deliveries_settled(nl, given_up), timeout=5)
+    assert received_from(fed3.homes[DE], NL)[-1] == given_up

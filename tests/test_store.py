@@ -9,14 +9,17 @@ import sqlite3
 import stat
 from collections.abc import AsyncIterator, Iterator
 from contextlib import closing, contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from node.envelope import digest
 from node.store import Store, StoredMessage
+from node.store.access import AccessStore
 from node.store.keys import KeyRing, Sealed, SealError, aad_for
 from tests.harness import Federation, incident, wait_for
 
@@ -243,5 +246,66 @@ async def test_a_bad_unit_in_a_group_commit_fails_alone(tmp_short: Path) -> None
         assert await store.count("messages") == 2
         assert await store.count("deliveries") == 0
         assert store.writer.units == 2
+    finally:
+        await store.close()
+
+
+async def test_of_two_decisions_at_once_only_the_one_that_took_queues_the_message(
+    tmp_short: Path,
+) -> None:
+    """A rejection and an approval of the same held message commit together (both found it
+    pending): the rejection, first in the queue, stands, and nothing reaches the outbox."""
+    store = await Store.open(tmp_short / "accord.db", keys=KeyRing(os.urandom(32)))
+    try:
+        approvals = AccessStore(store)
+        held = replace(
+            inbound(store, "0190a0a0-0000-7000-8000-000000000078", b"held"), direction="out"
+        )
+        now = datetime.now(UTC)
+        await approvals.hold_for_approval(held, recipients=[DE], author="alice", now=now)
+        common = {"message_id": held.message_id, "note": "", "now": now, "recipients": [DE]}
+        await asyncio.gather(
+            approvals.decide(approver="bob", approve=False, **common),  # type: ignore[arg-type]
+            approvals.decide(approver="carol", approve=True, **common),  # type: ignore[arg-type]
+        )
+        decided = await approvals.approval(held.message_id)
+        assert decided is not None and (decided.state, decided.decided_by) == ("rejected", "bob")
+        assert await store.count("deliveries") == 0
+    finally:
+        await store.close()
+
+
+async def test_a_locked_database_fails_a_group_once_not_unit_by_unit(
+    tmp_short: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the database itself refuses (here: another process holds its write lock), every
+    unit of the group gets the error after one attempt; retrying unit by unit would only repeat
+    the busy wait for each."""
+    db = tmp_short / "accord.db"
+    store = await Store.open(db, keys=KeyRing(os.urandom(32)))
+    attempts: list[int] = []
+    real_commit = store.writer._commit
+
+    async def counted(batch: Any) -> None:
+        attempts.append(len(batch))
+        await real_commit(batch)
+
+    monkeypatch.setattr(store.writer, "_commit", counted)
+    await store.writer.submit([("PRAGMA busy_timeout = 100", ())])
+    attempts.clear()
+    with closing(sqlite3.connect(db, isolation_level=None)) as other:
+        other.execute("BEGIN EXCLUSIVE")
+        try:
+            messages = [
+                inbound(store, f"0190a0a0-0000-7000-8000-00000000009{i}", b"x") for i in range(3)
+            ]
+            units = [store.enqueue([store.inbound_txn(m)]) for m in messages]
+            results = await asyncio.gather(*units, return_exceptions=True)
+        finally:
+            other.execute("ROLLBACK")
+    try:
+        assert all(isinstance(r, sqlite3.OperationalError) for r in results), results
+        assert attempts == [3]
+        assert await store.count("messages") == 0
     finally:
         await store.close()

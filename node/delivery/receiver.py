@@ -267,7 +267,7 @@ class Receiver:
         for r in results:
             if isinstance(r, tuple):
                 fut, sha, mid = r
-                first = await fut
+                first = await asyncio.shield(fut)  # cancelling this wait leaves the claim alone
                 out.append(self._repeat(first, sha, peer, mid, now))
             else:
                 out.append(r)

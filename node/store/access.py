@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from datetime import datetime
 import aiosqlite
 
 from node.access import Role, User
-from node.store.db import Store, StoredMessage, _ts
+from node.store.db import Store, StoredMessage, _ts, succeeded
 
 
 def token_digest(token: str) -> bytes:
@@ -158,19 +159,31 @@ class AccessStore:
 
         `on_commit` runs the moment the unit commits, in commit order with every other unit's
         continuation (so before anything committed later is handed to a link)."""
+        decided_at = _ts(now)
         statements: list[tuple[str, Sequence[object]]] = [
             (
                 "UPDATE approvals SET state = ?, decided_by = ?, decided_at = ?, note = ? "
                 "WHERE message_id = ? AND state = 'pending'",
-                ("approved" if approve else "rejected", approver, _ts(now), note, message_id),
+                ("approved" if approve else "rejected", approver, decided_at, note, message_id),
             )
         ]
         if approve:
-            statements += self._store.deliveries_txn(message_id, recipients)[0]
+            # Only if this decision is the one that took: two supervisors deciding at once
+            # both find the message pending, and a rejection that commits first must stand.
+            statements += self._store.deliveries_txn(
+                message_id,
+                recipients,
+                only_if=(
+                    "EXISTS (SELECT 1 FROM approvals WHERE message_id = ? AND state = 'approved' "
+                    "AND decided_by = ? AND decided_at = ?)",
+                    (message_id, approver, decided_at),
+                ),
+            )[0]
         committed = self._store.writer.enqueue(statements)
         if on_commit is not None:
-            committed.add_done_callback(lambda _: on_commit())
-        await committed
+            notify = on_commit
+            committed.add_done_callback(lambda unit: notify() if succeeded(unit) else None)
+        await asyncio.shield(committed)  # a caller that stops waiting leaves the unit alone
 
     # ---- grants -----------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -124,6 +124,11 @@ class PriorAnswer:
     receipt: bytes
     receipt_signature: bytes
     receipt_proof: bytes
+
+
+def succeeded(unit: asyncio.Future[None]) -> bool:
+    """Whether a done unit of the writer committed."""
+    return not unit.cancelled() and unit.exception() is None
 
 
 _TS_TEXT: dict[datetime, str] = {}
@@ -292,20 +297,26 @@ class Store:
         )
 
     def deliveries_txn(
-        self, message_id: str, recipients: Sequence[str]
+        self,
+        message_id: str,
+        recipients: Sequence[str],
+        *,
+        only_if: tuple[str, Sequence[Any]] | None = None,
     ) -> tuple[list[Statement], list[int]]:
-        """Statements that queue `message_id` for each recipient, and the seq each gets.
+        """Statements that queue `message_id` for each recipient, and the seq each gets;
+        `only_if` (an SQL condition and its parameters) is checked inside the transaction.
 
         Enqueue them at once (no await in between), so seqs reach the writer in order.
         """
         seqs = list(range(self._last_seq + 1, self._last_seq + 1 + len(recipients)))
         self._last_seq += len(recipients)
+        insert = "INSERT OR IGNORE INTO deliveries (seq, message_id, recipient) "
+        if only_if is None:
+            sql, extra = insert + "VALUES (?, ?, ?)", ()
+        else:
+            sql, extra = insert + f"SELECT ?, ?, ? WHERE {only_if[0]}", tuple(only_if[1])
         statements: list[Statement] = [
-            (
-                "INSERT OR IGNORE INTO deliveries (seq, message_id, recipient) VALUES (?, ?, ?)",
-                (seq, message_id, r),
-            )
-            for seq, r in zip(seqs, recipients, strict=True)
+            (sql, (seq, message_id, r, *extra)) for seq, r in zip(seqs, recipients, strict=True)
         ]
         return statements, seqs
 
@@ -316,11 +327,13 @@ class Store:
         *,
         content: bytes,
         fresh_id: bool = False,
-    ) -> list[PendingEnvelope]:
+        on_commit: Callable[[list[PendingEnvelope]], None] = lambda queued: None,
+    ) -> None:
         """Store an outgoing message and queue it for each recipient, in one commit.
 
-        Returns the envelopes as queued (with their seqs), for the links to send without
-        reading them back.
+        `on_commit` gets the envelopes as queued (with their seqs) the moment the unit commits,
+        in commit order with every other unit, and even if the caller stops waiting: the links
+        are handed them there, without reading them back.
         """
         # INSERT OR IGNORE keeps a resend of the same message harmless, but would also drop
         # other content under a used id without a word while the caller thinks it was sent.
@@ -340,11 +353,18 @@ class Store:
                     f"message {m.message_id} was already sent with other content; use a new id",
                 )
         queue, seqs = self.deliveries_txn(m.message_id, recipients)
-        await self.writer.submit([self._insert_message_txn(m), *queue])
-        return [
+        committed = self.writer.enqueue([self._insert_message_txn(m), *queue])
+        queued = [
             PendingEnvelope(seq, m.message_id, r, content, m.signature, m.content_sha256)
             for seq, r in zip(seqs, recipients, strict=True)
         ]
+
+        def committed_now(unit: asyncio.Future[None]) -> None:
+            if succeeded(unit):
+                on_commit(queued)
+
+        committed.add_done_callback(committed_now)
+        await asyncio.shield(committed)
 
     async def store_inbound(self, m: StoredMessage) -> None:
         await self.writer.submit([self.inbound_txn(m)])

@@ -4,8 +4,9 @@ Callers submit a unit of work (statements that must commit together) and await i
 The writer drains whatever has queued while the previous transaction was committing, groups
 statements by SQL text into executemany calls (order of first appearance), and commits once.
 A unit's future resolves only after COMMIT returns, so nothing is acknowledged before it is on
-disk (PRAGMA synchronous=FULL in WAL mode). If a group's transaction fails, its units are
-committed again one by one, so one unit's error fails only that unit.
+disk (PRAGMA synchronous=FULL in WAL mode). If a group's transaction fails because of one
+unit's statements (a constraint, a bad parameter), its units are committed again one by one, so
+that unit alone fails.
 """
 
 from __future__ import annotations
@@ -47,6 +48,16 @@ def _transaction(conn: sqlite3.Connection, grouped: dict[str, list[Sequence[Any]
         raise
 
 
+# Errors that come from one unit's own statements (a constraint, a bad parameter), not from the
+# database: after such an error the group is retried one unit at a time.
+_ONE_UNITS_FAULT = (
+    sqlite3.IntegrityError,
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+    sqlite3.DataError,
+)
+
+
 class GroupCommitWriter:
     def __init__(self, conn: aiosqlite.Connection, *, batch_max: int = 512) -> None:
         self._conn = conn
@@ -55,17 +66,20 @@ class GroupCommitWriter:
         self._task: asyncio.Task[None] | None = None
         self.commits = 0
         self.units = 0
+        self._closing = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="group-commit")
 
     async def submit(self, statements: Sequence[Statement]) -> None:
-        await self.enqueue(statements)
+        # Shielded: a caller cancelled while waiting must not cancel the unit, which commits
+        # anyway; whoever acts on the commit (a done-callback) must still see it succeed.
+        await asyncio.shield(self.enqueue(statements))
 
     def enqueue(self, statements: Sequence[Statement]) -> asyncio.Future[None]:
         """Queue a unit now (units commit in the order they are queued); await the result for
         its commit."""
-        if self._task is None or self._task.done():
+        if self._task is None or self._task.done() or self._closing:
             raise RuntimeError("store writer is not running")
         unit = _Unit(statements)
         self._queue.put_nowait(unit)
@@ -73,6 +87,7 @@ class GroupCommitWriter:
 
     async def close(self) -> None:
         if self._task is not None:
+            self._closing = True  # nothing queued after the stop marker would ever commit
             self._queue.put_nowait(None)
             await self._task
             self._task = None
@@ -103,7 +118,7 @@ class GroupCommitWriter:
             # busy event loop that added milliseconds to every commit (bench profile).
             conn = cast(Any, self._conn)  # aiosqlite runs _execute on its own thread
             await conn._execute(_transaction, conn._conn, grouped)
-        except Exception as exc:
+        except _ONE_UNITS_FAULT as exc:
             if len(batch) > 1:
                 # One unit's bad statement must not fail the others that shared its
                 # transaction: each is committed again on its own, in the same order.
@@ -115,14 +130,23 @@ class GroupCommitWriter:
                 for unit in batch:
                     await self._commit([unit])
                 return
-            # Callers see the error; nothing of the unit is acknowledged (it was rolled back).
-            log.error("commit failed: %s", exc)
-            for unit in batch:
-                if not unit.done.done():
-                    unit.done.set_exception(exc)
+            self._fail(batch, exc)
+            return
+        except Exception as exc:
+            # The database itself (locked, full, I/O): retrying unit by unit would only repeat
+            # the wait for each of them. Every caller sees the error; nothing was committed.
+            self._fail(batch, exc)
             return
         self.commits += 1
         self.units += len(batch)
         for unit in batch:
             if not unit.done.done():
                 unit.done.set_result(None)
+
+    @staticmethod
+    def _fail(batch: list[_Unit], exc: Exception) -> None:
+        """Callers see the error; nothing of these units is acknowledged (rolled back)."""
+        log.error("commit of %d unit(s) failed: %s", len(batch), exc)
+        for unit in batch:
+            if not unit.done.done():
+                unit.done.set_exception(exc)
