@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import re
+import sqlite3
 import stat
 import sys
 from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
@@ -21,7 +22,7 @@ import pytest
 from cryptography import x509
 
 from node.cli import build_parser, main
-from tests.harness import ALL_PURPOSES, Federation, add_user, wait_for
+from tests.harness import ALL_PURPOSES, Federation, add_user, liaison, wait_for
 
 OFFICER = "officer"
 # In the federation's purpose vocabulary but not in the test agreement.
@@ -361,3 +362,45 @@ async def test_demo_runs_the_three_agency_exchange(tmp_short: Path) -> None:
     assert len(re.findall(r"^ +[A-Z]{2}-[A-Z]+ +ACCEPTED +receipt sha256", run.out, re.M)) == 4
     for agency in ("nl-pol", "de-bka", "fr-pn"):
         assert not (tmp_short / "demo" / agency / "node.sock").exists()
+
+
+async def test_receipts_signed_in_a_batch_check_alone_from_the_cli(running: Federation) -> None:
+    """Receipts a peer signed a batch at a time: `accord receipts` checks each one on its own
+    (its audit path up to the signed root) and says so."""
+    nl = running.nodes["NL-POL"]
+    sent = await asyncio.gather(*(nl.send(liaison(to=["DE-BKA"])) for _ in range(40)))
+
+    async def receipted() -> bool:
+        assert nl.store is not None
+        for s in sent:
+            if [d.state for d in await nl.store.deliveries(s.message_id)] != ["accepted"]:
+                return False
+        return True
+
+    await wait_for(receipted, timeout=8)
+    assert nl.store is not None
+    batched = []
+    for s in sent:
+        (d,) = await nl.store.deliveries(s.message_id)
+        if d.receipt_proof:
+            batched.append(s.message_id)
+    assert batched, "40 concurrent sends: some receipts share a batch signature"
+    run = await officer(running, "NL-POL", "receipts", batched[0], "--json")
+    assert run.code == 0, run
+    (d,) = json.loads(run.out)["deliveries"]
+    assert d["receipt_signature_valid"] is True and d["receipt_proof"]
+    assert "signed in a batch, audit path of" in d["receipt_signature_check"]
+
+    # An audit path altered at rest (one bit of one sibling hash) no longer leads to the root.
+    with sqlite3.connect(running.homes["NL-POL"] / "accord.db") as db:
+        (proof,) = db.execute(
+            "SELECT receipt_proof FROM deliveries WHERE message_id = ?", (batched[0],)
+        ).fetchone()
+        altered = proof[:5] + bytes([proof[5] ^ 1]) + proof[6:]
+        db.execute(
+            "UPDATE deliveries SET receipt_proof = ? WHERE message_id = ?", (altered, batched[0])
+        )
+    run = await officer(running, "NL-POL", "receipts", batched[0], "--json")
+    (d,) = json.loads(run.out)["deliveries"]
+    assert d["receipt_signature_valid"] is False
+    assert "DOES NOT VERIFY" in d["receipt_signature_check"]
