@@ -26,6 +26,7 @@ from accord.v1 import message_pb2 as pb
 from node.app import Node
 from node.envelope import digest, parse_receipt, sign, verify_receipt
 from node.errors import Refused
+from node.trust import Peer
 from tests.harness import (
     Federation,
     RawExchange,
@@ -606,33 +607,41 @@ async def test_a_receipt_that_cannot_be_stored_ends_the_stream_and_comes_again(
     assert "could not record receipts" in d.last_error
 
 
+async def slow_receiver(
+    fed: Federation, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Node, Peer, pb.MessageContent, list[tuple[bytes, bytes | None]]]:
+    """DE with every group commit 0.3 s late (a busy writer), NL as DE sees it, and one signed
+    envelope from NL, for driving DE's receiver by hand."""
+    _nl, de, _fr = await fed.start_all()
+    assert de.store is not None
+    _, peer = de.trust.member_peer(NL, de.clock.now())
+    content = complete(liaison(to=[DE]), sender=NL)
+    data = content.SerializeToString()
+    real_commit = de.store.writer._commit
+
+    async def slow_commit(batch: Any) -> None:
+        await asyncio.sleep(0.3)
+        await real_commit(batch)
+
+    monkeypatch.setattr(de.store.writer, "_commit", slow_commit)
+    return de, peer, content, [(data, sign(member_key(fed, NL), data))]
+
+
 async def test_a_cancelled_answer_keeps_its_ids_claimed_until_the_commit(
     fed3: Federation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The sending link gives up on a stream while the receiver's commit is still queued (gRPC
     cancels the servicer). A resend on a new stream must get the receipt that is stored, and the
     stored message is announced once."""
-    _nl, de, _fr = await fed3.start_all()
-    assert de.store is not None
-    _, peer = de.trust.member_peer(NL, de.clock.now())
-    content = complete(liaison(to=[DE]), sender=NL)
-    data = content.SerializeToString()
-    envelope = [(data, sign(member_key(fed3, NL), data))]
+    de, peer, content, envelope = await slow_receiver(fed3, monkeypatch)
     announced: list[str] = []
     monkeypatch.setattr(de.receiver, "_on_stored", lambda m: announced.append(m.message_id))
-    writer = de.store.writer
-    real_commit = writer._commit
-
-    async def slow_commit(batch: Any) -> None:
-        await asyncio.sleep(0.3)  # a busy group commit
-        await real_commit(batch)
-
-    monkeypatch.setattr(writer, "_commit", slow_commit)
     first = await de.receiver.admit(peer, envelope)
     await asyncio.sleep(0.01)
     first.cancel()
     await asyncio.gather(first, return_exceptions=True)
     (second,) = await (await de.receiver.admit(peer, envelope))
+    assert de.store is not None
     stored = await de.store.get_message(content.message_id, sender=NL)
     assert stored is not None
     assert second.reason == "duplicate"
@@ -645,20 +654,7 @@ async def test_a_copy_whose_wait_is_cancelled_leaves_the_claim_for_the_next_copy
 ) -> None:
     """Three streams carry the same envelope while the first copy's commit is slow; the second
     stream goes away while it waits. The third still gets the first copy's receipt."""
-    _nl, de, _fr = await fed3.start_all()
-    assert de.store is not None
-    _, peer = de.trust.member_peer(NL, de.clock.now())
-    content = complete(liaison(to=[DE]), sender=NL)
-    data = content.SerializeToString()
-    envelope = [(data, sign(member_key(fed3, NL), data))]
-    writer = de.store.writer
-    real_commit = writer._commit
-
-    async def slow_commit(batch: Any) -> None:
-        await asyncio.sleep(0.3)
-        await real_commit(batch)
-
-    monkeypatch.setattr(writer, "_commit", slow_commit)
+    de, peer, _content, envelope = await slow_receiver(fed3, monkeypatch)
     first = await de.receiver.admit(peer, envelope)
     second = await de.receiver.admit(peer, envelope)  # waits on the first copy's claim
     await asyncio.sleep(0.01)
