@@ -7,7 +7,7 @@ outbound links (before connecting, and when verifying receipts).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -32,6 +32,16 @@ class Peer:
     certificate: x509.Certificate
     fingerprint: str
     public_key: ec.EllipticCurvePublicKey
+    # Read from the certificate once: each read of these builds new Python objects, and a
+    # link re-checks its peer before every batch it sends (docs/benchmarks.md, third session).
+    serial: int = field(init=False)
+    not_before: datetime = field(init=False)
+    not_after: datetime = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "serial", self.certificate.serial_number)
+        object.__setattr__(self, "not_before", self.certificate.not_valid_before_utc)
+        object.__setattr__(self, "not_after", self.certificate.not_valid_after_utc)
 
 
 class Trust:
@@ -52,7 +62,9 @@ class Trust:
         self.directory: Directory | None = None
         self._crl_mtime = (-1, -1, -1)
         self._dir_mtime = (-1, -1, -1)
-        self._peers: dict[bytes, Peer] = {}
+        self._peers: dict[bytes, Peer] = {}  # by certificate PEM (inbound calls)
+        self._members: dict[str, tuple[Member, Peer]] = {}  # by agency (outbound links)
+        self._crl_next_update: datetime | None = None
         # Bumped whenever the CRL or directory changes, so long-lived streams know to re-check.
         self.generation = 0
 
@@ -99,8 +111,9 @@ class Trust:
                 )
         self.crl = crl
         self.revoked = frozenset(r.serial_number for r in crl)
+        self._crl_next_update = crl.next_update_utc
         self._crl_mtime = mtime
-        self._peers.clear()
+        self._forget_peers()
         self.generation += 1
         return True
 
@@ -121,7 +134,7 @@ class Trust:
             return False
         self.directory = new
         self._dir_mtime = mtime
-        self._peers.clear()
+        self._forget_peers()
         self.generation += 1
         log.info("federation directory serial %d loaded", new.serial)
         return True
@@ -133,15 +146,20 @@ class Trust:
                 f"directory serial {new.serial} is not newer than {self.directory.serial}"
             )
         self.directory = new
-        self._peers.clear()
+        self._forget_peers()
         self.generation += 1
+
+    def _forget_peers(self) -> None:
+        """A new CRL or directory: every peer is checked from scratch on its next use."""
+        self._peers.clear()
+        self._members.clear()
 
     # ---- checks -----------------------------------------------------------------------------
 
     def check_crl_fresh(self, now: datetime) -> None:
         if self.crl is None:
             raise Unauthenticated("no CRL loaded: refusing all peers until one is published")
-        next_update = self.crl.next_update_utc
+        next_update = self._crl_next_update
         if next_update is None or now > next_update:
             raise Unauthenticated(
                 f"the federation CRL expired at {next_update}: refusing all peers until a fresh "
@@ -153,7 +171,7 @@ class Trust:
         self.check_crl_fresh(now)
         peer = self._peers.get(pem)
         if peer is not None:
-            self._check_cert(peer.certificate, now)
+            self._check_cert(peer, now)
             return peer
         try:
             cert = x509.load_pem_x509_certificate(pem)
@@ -162,7 +180,8 @@ class Trust:
         # Revocation and validity before identity: revoking an agency also drops it from the
         # directory, and the caller must hear "revoked", not "not a member".
         self._check_issuer(cert)
-        self._check_cert(cert, now)
+        _check_validity(cert.serial_number, cert.not_valid_before_utc, cert.not_valid_after_utc,
+                        self.revoked, now)  # fmt: skip
         peer = self._identify(cert)
         self._peers[pem] = peer
         return peer
@@ -170,12 +189,17 @@ class Trust:
     def member_peer(self, agency: str, now: datetime) -> tuple[Member, Peer]:
         """The directory's entry for an agency we are about to send to, checked like a caller."""
         self.check_crl_fresh(now)
-        member = self.directory.member(agency) if self.directory else None
-        if member is None:
-            raise Unauthenticated(f"{agency} is not a member of the federation directory")
-        cert = member.certificate()
-        self._check_cert(cert, now)
-        return member, Peer(agency, cert, member.certificate_sha256, public_key_of(cert))
+        known = self._members.get(agency)
+        if known is None:
+            member = self.directory.member(agency) if self.directory else None
+            if member is None:
+                raise Unauthenticated(f"{agency} is not a member of the federation directory")
+            cert = member.certificate()
+            known = member, Peer(agency, cert, member.certificate_sha256, public_key_of(cert))
+        # Checked on every call, cached or not: the clock moves past a certificate's expiry.
+        self._check_cert(known[1], now)
+        self._members[agency] = known
+        return known
 
     def _check_issuer(self, cert: x509.Certificate) -> None:
         """TLS verified the chain already; checked again so the CRL's serials apply to it."""
@@ -207,15 +231,19 @@ class Trust:
             raise Unauthenticated(f"peer certificate of {agency}: {exc}") from exc
         return Peer(agency, cert, fp, key)
 
-    def _check_cert(self, cert: x509.Certificate, now: datetime) -> None:
-        if cert.serial_number in self.revoked:
-            raise Unauthenticated(
-                f"certificate serial {cert.serial_number:x} is revoked by the federation CRL"
-            )
-        if now < cert.not_valid_before_utc:
-            raise Unauthenticated(f"certificate is not valid before {cert.not_valid_before_utc}")
-        if now > cert.not_valid_after_utc:
-            raise Unauthenticated(f"certificate expired at {cert.not_valid_after_utc}")
+    def _check_cert(self, peer: Peer, now: datetime) -> None:
+        _check_validity(peer.serial, peer.not_before, peer.not_after, self.revoked, now)
+
+
+def _check_validity(
+    serial: int, not_before: datetime, not_after: datetime, revoked: frozenset[int], now: datetime
+) -> None:
+    if serial in revoked:
+        raise Unauthenticated(f"certificate serial {serial:x} is revoked by the federation CRL")
+    if now < not_before:
+        raise Unauthenticated(f"certificate is not valid before {not_before}")
+    if now > not_after:
+        raise Unauthenticated(f"certificate expired at {not_after}")
 
 
 def _crl_number(crl: x509.CertificateRevocationList) -> int:

@@ -36,7 +36,7 @@ from certs.identity import agency_dns_name
 from node.app import Node
 from node.clock import OffsetClock
 from node.envelope import parse_receipt, sign
-from node.errors import Reason, Refused
+from node.errors import Reason, Refused, Unauthenticated
 from node.ids import uuid7
 from tests.harness import FEDERATION, Federation, incident, wait_for
 
@@ -622,3 +622,29 @@ async def test_open_inbound_stream_stops_when_trust_changes(fed: Federation, cha
     assert delivery.state == "queued"
     assert "UNAUTHENTICATED" in delivery.last_error and expected in delivery.last_error
     assert await stored(de) == (1, 0)
+
+
+async def test_sender_rechecks_a_remembered_peer_on_every_use(fed: Federation) -> None:
+    # A link checks its peer before every batch; the node remembers the parsed certificate
+    # between checks, but validity and revocation are still judged on each use.
+    nl = await fed.start(CALLER)
+    short = fed.authority.issue(
+        agency=RECEIVER,
+        endpoint="127.0.0.1:1",
+        now=fed.now,
+        not_after=fed.now + timedelta(hours=1),
+        out=fed.root / "extra" / "short-receiver",
+    )
+    nl.reload()
+    _, peer = nl.trust.member_peer(RECEIVER, fed.now)
+    assert peer.serial == short.serial
+    _, again = nl.trust.member_peer(RECEIVER, fed.now + timedelta(minutes=30))
+    assert again is peer  # remembered, not parsed again
+    with pytest.raises(Unauthenticated, match="expired at"):
+        nl.trust.member_peer(RECEIVER, fed.now + timedelta(hours=2))
+    listed = fed.authority.directory().members
+    fed.authority.revoke(agency=RECEIVER, now=fed.now)
+    fed.authority.publish_directory(now=fed.now, members=listed)  # still listed: the CRL wins
+    nl.reload()
+    with pytest.raises(Unauthenticated, match="revoked"):
+        nl.trust.member_peer(RECEIVER, fed.now)
