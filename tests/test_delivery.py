@@ -627,7 +627,7 @@ async def slow_receiver(
     return de, peer, content, [(data, sign(member_key(fed, NL), data))]
 
 
-async def test_a_cancelled_answer_keeps_its_ids_claimed_until_the_commit(
+async def test_a_resend_after_a_cancelled_answer_gets_the_stored_receipt(
     fed3: Federation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The sending link gives up on a stream while the receiver's commit is still queued (gRPC
@@ -649,14 +649,14 @@ async def test_a_cancelled_answer_keeps_its_ids_claimed_until_the_commit(
     assert announced == [content.message_id]
 
 
-async def test_a_copy_whose_wait_is_cancelled_leaves_the_claim_for_the_next_copy(
+async def test_a_copy_whose_wait_is_cancelled_does_not_disturb_the_next_copy(
     fed3: Federation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Three streams carry the same envelope while the first copy's commit is slow; the second
     stream goes away while it waits. The third still gets the first copy's receipt."""
     de, peer, _content, envelope = await slow_receiver(fed3, monkeypatch)
     first = await de.receiver.admit(peer, envelope)
-    second = await de.receiver.admit(peer, envelope)  # waits on the first copy's claim
+    second = await de.receiver.admit(peer, envelope)  # queued behind the first copy's commit
     await asyncio.sleep(0.01)
     second.cancel()
     await asyncio.gather(second, return_exceptions=True)

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -64,19 +65,15 @@ class _Unsigned:
     signature: bytes  # the envelope's own
     sealed: Sealed
     answer: Answer | None = None
+    message: StoredMessage | None = None
 
     def signed(self) -> Answer:
         assert self.answer is not None, "receipts are signed before answers are read"
         return self.answer
 
-
-@dataclass(frozen=True, slots=True)
-class _Again:
-    """A second copy in the same batch of an envelope accepted earlier in it."""
-
-    first: _Unsigned
-    sha: bytes
-    mid: str
+    def stored(self) -> StoredMessage:
+        assert self.message is not None, "receipts are signed before rows are written"
+        return self.message
 
 
 class Receiver:
@@ -102,9 +99,6 @@ class Receiver:
         self._on_stored = on_stored
         self._on_refused = on_refused
         self._member_key = member_key
-        # (sender, message id) -> answer being committed; a resend racing the first copy (e.g.
-        # after a reconnect) waits for the same answer instead of storing twice.
-        self._pending: dict[tuple[str, str], asyncio.Future[Answer]] = {}
         self._order: dict[str, asyncio.Lock] = {}
 
     async def handle(
@@ -122,170 +116,105 @@ class Receiver:
         Returns once the batch's unit is queued behind the peer's earlier batches; the task
         returned resolves to the answers after the commit. A stream calls this for one batch
         at a time, so envelopes that arrive meanwhile form the next, larger batch: under load
-        the fixed cost of a batch (a store read, a thread hop) is paid once for many envelopes
-        instead of batches queueing behind each other (docs/benchmarks.md).
+        the fixed cost of a batch is paid once for many envelopes (docs/benchmarks.md).
+
+        Whether an envelope was answered before is decided inside the commit's transaction
+        (`Store.admit`): the writer puts copies racing on several streams in order, so each
+        gets the first copy's receipt, with no read before the commit and nothing to claim.
         """
-        claimed: dict[str, asyncio.Future[Answer]] = {}
         # A peer's batches reach the writer in the order they arrived (per-pair order), even
         # though each waits for its signatures in a worker thread.
         async with self._order.setdefault(peer.agency, asyncio.Lock()):
             verified = await self._verify_all(peer, envelopes)
             now = self._clock.now()
             ids = [message_id_hint(c) if len(c) <= self._max else "" for c, _ in envelopes]
-            # Claim each id before reading the store. A copy being answered elsewhere (another
-            # stream after a reconnect, an earlier batch) is waited for; a copy answered before
-            # the claim is already committed, so the read below sees it. Reading first would let
-            # a copy committed during the read slip past both checks and get a second receipt.
-            loop = asyncio.get_running_loop()
-            elsewhere: dict[str, asyncio.Future[Answer]] = {}
-            for mid in ids:
-                key = (peer.agency, mid)
-                if not mid or mid in claimed or mid in elsewhere:
-                    continue
-                if key in self._pending:
-                    elsewhere[mid] = self._pending[key]
+            shas = [digest(content) for content, _ in envelopes]
+            drafts: list[Answer | _Unsigned] = []
+            writes: list[Statement | None] = []
+            for (content, signature), mid, sha, ok in zip(
+                envelopes, ids, shas, verified, strict=True
+            ):
+                outcome = self._answer(peer, content, signature, ok, sha, mid, now)
+                if isinstance(outcome, _Unsigned):
+                    drafts.append(outcome)
+                    writes.append(None)  # written once its receipt is signed, below
                 else:
-                    claimed[mid] = self._pending[key] = loop.create_future()
-            writes: list[Statement] = []
-            stored: list[StoredMessage] = []
-            drafts: list[Answer | _Unsigned | _Again | tuple[asyncio.Future[Answer], bytes, str]]
-            drafts = []
-            unsigned: list[_Unsigned] = []
-            firsts: dict[str, Answer | _Unsigned] = {}
-            try:
-                prior = await self._store.prior_answers(peer.agency, list(claimed))
-                for mid, e in prior.items():
-                    firsts[mid] = Answer(
-                        e.receipt,
-                        e.receipt_signature,
-                        e.content_sha256,
-                        accepted=True,
-                        reason="duplicate",
-                        proof=e.receipt_proof,
-                    )
-                for (content, signature), mid, ok in zip(envelopes, ids, verified, strict=True):
-                    sha = digest(content)
-                    if mid in firsts:  # answered before, or earlier in this batch
-                        first = firsts[mid]
-                        if isinstance(first, _Unsigned):
-                            drafts.append(_Again(first, sha, mid))
-                        else:
-                            drafts.append(self._repeat(first, sha, peer, mid, now))
-                        continue
-                    if mid in elsewhere:
-                        drafts.append((elsewhere[mid], sha, mid))
-                        continue
-                    outcome = self._answer(peer, content, signature, ok, sha, mid, now)
-                    if isinstance(outcome, _Unsigned):
-                        unsigned.append(outcome)
-                        drafts.append(outcome)
-                        if mid:
-                            firsts[mid] = outcome
-                    else:
-                        refused, write = outcome
-                        drafts.append(refused)
-                        writes.append(write)
-                        if mid:
-                            firsts[mid] = refused
-                # One signature for every accepted receipt in the batch (a Merkle root, each
-                # receipt with its audit path): the receiver's signing cost is per batch.
-                receipts = sign_receipts(self._key, [u.receipt for u in unsigned])
-                for u, (receipt_signature, proof) in zip(unsigned, receipts, strict=True):
-                    message = StoredMessage.of(
-                        u.meta,
-                        direction="in",
-                        received_at=now,
-                        retain_until=u.retain_until,
-                        content_sha256=u.sha,
-                        signature=u.signature,
-                        sealed=u.sealed,
-                        receipt=u.receipt,
-                        receipt_signature=receipt_signature,
-                        receipt_proof=proof,
-                    )
-                    writes.append(self._store.inbound_txn(message))
-                    stored.append(message)
-                    u.answer = Answer(
-                        u.receipt, receipt_signature, u.sha, accepted=True, reason="", proof=proof
-                    )
-                results = [self._settle(d, peer, now) for d in drafts]
-                answered = {
-                    mid: a.signed() if isinstance(a, _Unsigned) else a for mid, a in firsts.items()
-                }
-                # One unit for the whole batch: one future, one place in the commit.
-                committed = self._store.enqueue(writes) if writes else None
-            except BaseException as exc:
-                self._release(peer, claimed, exc)
-                raise
+                    drafts.append(outcome[0])
+                    writes.append(outcome[1])
+            # One signature for every accepted receipt in the batch (a Merkle root, each
+            # receipt with its audit path): the receiver's signing cost is per batch.
+            unsigned = [d for d in drafts if isinstance(d, _Unsigned)]
+            receipts = sign_receipts(self._key, [u.receipt for u in unsigned])
+            for u, (receipt_signature, proof) in zip(unsigned, receipts, strict=True):
+                u.message = StoredMessage.of(
+                    u.meta,
+                    direction="in",
+                    received_at=now,
+                    retain_until=u.retain_until,
+                    content_sha256=u.sha,
+                    signature=u.signature,
+                    sealed=u.sealed,
+                    receipt=u.receipt,
+                    receipt_signature=receipt_signature,
+                    receipt_proof=proof,
+                )
+                u.answer = Answer(
+                    u.receipt, receipt_signature, u.sha, accepted=True, reason="", proof=proof
+                )
+            arrivals: list[tuple[str, Statement]] = []  # one per envelope, in order
+            for mid, draft, refusal_row in zip(ids, drafts, writes, strict=True):
+                row = (
+                    self._store.inbound_txn(draft.stored())
+                    if isinstance(draft, _Unsigned)
+                    else refusal_row
+                )
+                assert row is not None
+                arrivals.append((mid, row))
+            # One unit for the whole batch: one future, one place in the commit.
+            committed = self._store.admit(peer.agency, arrivals)
 
-        def settle(outcome: asyncio.Future[None] | None) -> None:
-            """Claims and announcements follow the commit itself, not whoever awaits it: a
-            stream cancelled meanwhile must not release its ids before the rows are on disk,
-            or a resend racing the commit would be answered a second time."""
-            error = None
-            if outcome is not None:
-                error = asyncio.CancelledError() if outcome.cancelled() else outcome.exception()
-            if error is not None:
-                self._release(peer, claimed, error)
+        def announce(unit: asyncio.Future[Any]) -> None:
+            """Stored messages are announced when the commit lands, whoever still waits."""
+            if unit.cancelled() or unit.exception() is not None:
                 return
-            for mid, fut in claimed.items():
-                self._pending.pop((peer.agency, mid), None)
-                if not fut.done():
-                    fut.set_result(answered[mid])
-            for message in stored:
-                self._on_stored(message)
+            for draft, prior in zip(drafts, unit.result(), strict=True):
+                if prior is None and isinstance(draft, _Unsigned):
+                    self._on_stored(draft.stored())
 
-        if committed is None:
-            settle(None)
-        else:
-            committed.add_done_callback(settle)
+        committed.add_done_callback(announce)
         return asyncio.create_task(
-            self._finish(peer, committed, results, now), name=f"answers-{peer.agency}"
+            self._finish(peer, committed, drafts, ids, shas, now), name=f"answers-{peer.agency}"
         )
-
-    def _release(
-        self, peer: Peer, claimed: dict[str, asyncio.Future[Answer]], exc: BaseException
-    ) -> None:
-        """A batch failed: its claims go, and whoever waits on them sees the error."""
-        for mid, fut in claimed.items():
-            self._pending.pop((peer.agency, mid), None)
-            if not fut.done():
-                fut.set_exception(exc)
-                fut.exception()  # mark retrieved; waiters see it through their await
 
     async def _finish(
         self,
         peer: Peer,
-        committed: asyncio.Future[None] | None,
-        results: list[Answer | tuple[asyncio.Future[Answer], bytes, str]],
+        committed: asyncio.Future[Any],
+        drafts: list[Answer | _Unsigned],
+        ids: list[str],
+        shas: list[bytes],
         now: datetime,
     ) -> list[Answer]:
-        """The batch's answers, once it is committed (claims are settled by the commit)."""
-        if committed is not None:
-            await asyncio.shield(committed)  # cancelling this wait must not cancel the commit
+        """The batch's answers, once it is committed: each envelope's own, or, for one
+        answered before, the receipt it got the first time."""
+        priors = await asyncio.shield(committed)  # cancelling this wait must not cancel it
         out: list[Answer] = []
-        for r in results:
-            if isinstance(r, tuple):
-                fut, sha, mid = r
-                first = await asyncio.shield(fut)  # cancelling this wait leaves the claim alone
-                out.append(self._repeat(first, sha, peer, mid, now))
+        for draft, prior, mid, sha in zip(drafts, priors, ids, shas, strict=True):
+            if prior is None:
+                out.append(draft.signed() if isinstance(draft, _Unsigned) else draft)
+            elif isinstance(prior, int):  # a copy of an envelope earlier in this batch
+                out.append(self._repeat(out[prior], sha, peer, mid, now))
             else:
-                out.append(r)
+                first = Answer(
+                    prior.receipt,
+                    prior.receipt_signature,
+                    prior.content_sha256,
+                    accepted=True,
+                    reason="duplicate",
+                    proof=prior.receipt_proof,
+                )
+                out.append(self._repeat(first, sha, peer, mid, now))
         return out
-
-    def _settle(
-        self,
-        draft: Answer | _Unsigned | _Again | tuple[asyncio.Future[Answer], bytes, str],
-        peer: Peer,
-        now: datetime,
-    ) -> Answer | tuple[asyncio.Future[Answer], bytes, str]:
-        """A batch's answer once its receipts are signed (a copy answered on another stream
-        is still waited for, after the commit)."""
-        if isinstance(draft, _Unsigned):
-            return draft.signed()
-        if isinstance(draft, _Again):
-            return self._repeat(draft.first.signed(), draft.sha, peer, draft.mid, now)
-        return draft
 
     def _repeat(self, first: Answer, sha: bytes, peer: Peer, mid: str, now: datetime) -> Answer:
         if first.content_sha256 == sha:

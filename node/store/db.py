@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -400,6 +401,51 @@ class Store:
             ),
         )
 
+    def admit(self, sender: str, arrivals: Sequence[tuple[str, Statement]]) -> asyncio.Future[Any]:
+        """Queue a batch of envelopes from `sender`, each (message id, the statement that
+        stores it or its refusal), deduplicated inside the commit's own transaction.
+
+        For each arrival, in order: if a message or refusal with that id from that sender is
+        already stored, nothing is written and its stored answer is the result; if an earlier
+        arrival of this batch has the id, the result is that arrival's index; otherwise the
+        statement runs and the result is None. The future resolves to that list once
+        committed (one read for the whole batch, inside the transaction). Copies racing on
+        several streams are put in order by the writer itself, so no copy is answered twice.
+        """
+
+        def run(conn: sqlite3.Connection) -> list[PriorAnswer | int | None]:
+            ids = sorted({message_id for message_id, _ in arrivals if message_id})
+            known: dict[str, PriorAnswer | int] = {}
+            for at in range(0, len(ids), 400):  # well under SQLite's limit on parameters
+                chunk = ids[at : at + 400]
+                marks = ",".join("?" * len(chunk))
+                # Refusals first, so an accepted copy's receipt wins (ORDER BY 1).
+                columns = "message_id, content_sha256, receipt, receipt_signature, receipt_proof"
+                rows = conn.execute(
+                    f"SELECT 0, {columns} FROM rejections "  # noqa: S608 (only ? marks)
+                    f"WHERE sender = ? AND message_id IN ({marks}) "
+                    f"UNION ALL SELECT 1, {columns} FROM messages "
+                    f"WHERE direction = 'in' AND sender = ? AND message_id IN ({marks}) "
+                    "ORDER BY 1",
+                    (sender, *chunk, sender, *chunk),
+                ).fetchall()
+                for _, mid, sha, receipt, signature, proof in rows:
+                    known[mid] = PriorAnswer(sha, receipt, signature, proof or b"")
+            answers: list[PriorAnswer | int | None] = []
+            fresh: list[Statement] = []
+            for index, (message_id, statement) in enumerate(arrivals):
+                prior = known.get(message_id) if message_id else None
+                answers.append(prior)
+                if prior is None:
+                    fresh.append(statement)
+                    if message_id:  # a second copy later in this batch answers as this one
+                        known[message_id] = index
+            for sql, params in fresh:
+                conn.execute(sql, params)
+            return answers
+
+        return self.writer.enqueue_call(run)
+
     def enqueue(self, statements: Sequence[Statement]) -> asyncio.Future[None]:
         """Queue statements built by the *_txn methods as one unit of a group commit, now;
         the future resolves once they are committed."""
@@ -473,31 +519,6 @@ class Store:
             "SELECT DISTINCT recipient FROM deliveries WHERE state = 'queued'"
         )
         return [r[0] for r in await cursor.fetchall()]
-
-    async def prior_answers(
-        self, sender: str, message_ids: Sequence[str]
-    ) -> dict[str, PriorAnswer]:
-        """Receipts already given to `sender` for these ids (accepted first, then refusals)."""
-        if not message_ids:
-            return {}
-        marks = ",".join("?" * len(message_ids))
-        # One statement, so one round trip to the reader thread per batch; refusals first,
-        # so an accepted copy's receipt wins.
-        rows = await self._rconn.execute_fetchall(
-            "SELECT 0, message_id, content_sha256, receipt, receipt_signature, receipt_proof "  # noqa: S608 (only ? marks)
-            "FROM rejections "
-            f"WHERE sender = ? AND message_id IN ({marks}) "
-            "UNION ALL "
-            "SELECT 1, message_id, content_sha256, receipt, receipt_signature, receipt_proof "
-            "FROM messages "
-            f"WHERE direction = 'in' AND sender = ? AND message_id IN ({marks}) "
-            "ORDER BY 1",
-            (sender, *message_ids, sender, *message_ids),
-        )
-        return {
-            mid: PriorAnswer(sha, receipt, sig, proof or b"")
-            for _, mid, sha, receipt, sig, proof in rows
-        }
 
     async def get_message(
         self, message_id: str, *, sender: str | None = None, direction: str | None = None

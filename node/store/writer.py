@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -25,16 +25,25 @@ log = logging.getLogger(__name__)
 Statement = tuple[str, Sequence[Any]]
 
 
+# Work that must read and write in the same transaction (the receiver's dedupe): run on the
+# writer's thread, in queue order after the group's plain statements; its result is the unit's.
+InTransaction = Callable[[sqlite3.Connection], Any]
+
+
 @dataclass(slots=True)
 class _Unit:
     statements: Sequence[Statement]
-    done: asyncio.Future[None] = field(
+    run: InTransaction | None = None
+    done: asyncio.Future[Any] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
 
-def _transaction(conn: sqlite3.Connection, grouped: dict[str, list[Sequence[Any]]]) -> None:
-    """Run on the aiosqlite connection's own thread: all statements, then COMMIT or ROLLBACK."""
+def _transaction(
+    conn: sqlite3.Connection, grouped: dict[str, list[Sequence[Any]]], runs: list[InTransaction]
+) -> list[Any]:
+    """Run on the aiosqlite connection's own thread: all statements, then each unit's
+    function in order, then COMMIT (or ROLLBACK); the functions' results."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         for sql, rows in grouped.items():
@@ -42,10 +51,12 @@ def _transaction(conn: sqlite3.Connection, grouped: dict[str, list[Sequence[Any]
                 conn.execute(sql, rows[0])
             else:
                 conn.executemany(sql, rows)
+        results = [run(conn) for run in runs]
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    return results
 
 
 # Errors that come from one unit's own statements (a constraint, a bad parameter), not from the
@@ -79,9 +90,16 @@ class GroupCommitWriter:
     def enqueue(self, statements: Sequence[Statement]) -> asyncio.Future[None]:
         """Queue a unit now (units commit in the order they are queued); await the result for
         its commit."""
+        return self._put(_Unit(statements))
+
+    def enqueue_call(self, run: InTransaction) -> asyncio.Future[Any]:
+        """Queue a function to run inside a group's transaction; the future gets its result
+        once the transaction is committed."""
+        return self._put(_Unit((), run))
+
+    def _put(self, unit: _Unit) -> asyncio.Future[Any]:
         if self._task is None or self._task.done() or self._closing:
             raise RuntimeError("store writer is not running")
-        unit = _Unit(statements)
         self._queue.put_nowait(unit)
         return unit.done
 
@@ -109,15 +127,20 @@ class GroupCommitWriter:
 
     async def _commit(self, batch: list[_Unit]) -> None:
         grouped: dict[str, list[Sequence[Any]]] = {}
+        calls: list[tuple[_Unit, InTransaction]] = []
         for unit in batch:
             for sql, params in unit.statements:
                 grouped.setdefault(sql, []).append(params)
+            if unit.run is not None:
+                calls.append((unit, unit.run))
         try:
             # The whole transaction in one call on the connection's thread: awaiting BEGIN,
             # each statement and COMMIT separately cost a thread round trip each, and with a
             # busy event loop that added milliseconds to every commit (bench profile).
             conn = cast(Any, self._conn)  # aiosqlite runs _execute on its own thread
-            await conn._execute(_transaction, conn._conn, grouped)
+            results = await conn._execute(
+                _transaction, conn._conn, grouped, [run for _, run in calls]
+            )
         except _ONE_UNITS_FAULT as exc:
             if len(batch) > 1:
                 # One unit's bad statement must not fail the others that shared its
@@ -139,9 +162,10 @@ class GroupCommitWriter:
             return
         self.commits += 1
         self.units += len(batch)
+        result_of = {id(unit): result for (unit, _), result in zip(calls, results, strict=True)}
         for unit in batch:
             if not unit.done.done():
-                unit.done.set_result(None)
+                unit.done.set_result(result_of.get(id(unit)))
 
     @staticmethod
     def _fail(batch: list[_Unit], exc: Exception) -> None:
