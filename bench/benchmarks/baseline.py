@@ -9,9 +9,12 @@ sequential round trips on eight connections.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 from bench.cluster import FEDERATION, Child, Cluster, cpu_seconds, free_port
 from bench.echo import EchoStream
@@ -60,12 +63,15 @@ async def open_loop(
     return stream.latencies[before:]
 
 
-async def run(ctx: Context) -> list[Row]:
+@contextlib.asynccontextmanager
+async def bare_echo(
+    cluster: Cluster, root: Path, *, streams: int
+) -> AsyncIterator[tuple[Child, list[EchoStream], bytes]]:
+    """An echo server (its own process, `streams` ports) and an open stream to each port,
+    with the certificates of the cluster's NL-POL (client) and DE-BKA (server); yields the
+    server, the streams and an envelope-sized frame."""
     envelope_bytes, receipt_bytes = frame_sizes()
-    frame = b"e" * envelope_bytes
-    root = ctx.scratch("baseline")
-    cluster = Cluster(root, ["NL-POL", "DE-BKA"])
-    ports = [free_port() for _ in range(PEERS)]
+    ports = [free_port() for _ in range(streams)]
     server = Child(
         [
             sys.executable,
@@ -78,21 +84,33 @@ async def run(ctx: Context) -> list[Row]:
             "--reply-bytes",
             str(receipt_bytes),
         ],
-        expected=PEERS,
+        expected=streams,
         log=root / "echo.log",
     )
-    streams = [
+    opened = [
         EchoStream(
             port=p, home=cluster.homes["NL-POL"], server_name=agency_dns_name(FEDERATION, "DE-BKA")
         )
         for p in ports
     ]
-    window = DeliverySection().window
+    frame = b"e" * envelope_bytes
     try:
         await server.ready()
-        for s in streams:
+        for s in opened:
             await s.open()
             await s.roundtrip(frame)
+        yield server, opened, frame
+    finally:
+        await asyncio.gather(*(s.close() for s in opened), return_exceptions=True)
+        server.stop()
+
+
+async def run(ctx: Context) -> list[Row]:
+    envelope_bytes, receipt_bytes = frame_sizes()
+    root = ctx.scratch("baseline")
+    cluster = Cluster(root, ["NL-POL", "DE-BKA"])
+    window = DeliverySection().window
+    async with bare_echo(cluster, root, streams=PEERS) as (server, streams, frame):
         main = streams[0]
         await saturate(main, frame, count=ctx.count(2000, 5000), seconds=2.0, window=window)
         cpu = (cpu_seconds(os.getpid()), server.cpu_seconds(), stream_count(main))
@@ -117,9 +135,6 @@ async def run(ctx: Context) -> list[Row]:
             for s in streams:
                 await s.roundtrip(frame)
             seq8.append(time.perf_counter() - start)
-    finally:
-        await asyncio.gather(*(s.close() for s in streams), return_exceptions=True)
-        server.stop()
     ctx.values.update(
         {
             "baseline.rate": rate,
