@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from accord.v1 import federation_pb2
-from node.delivery.receiver import Answer, Receiver
+from node.delivery.receiver import Answer, Arrival, Receiver
 from node.envelope import message_id_hint, parse_receipt
 from node.trust import Peer
 
@@ -35,9 +35,9 @@ def install() -> None:
     admit = Receiver.admit
 
     async def traced_admit(
-        self: Receiver, peer: Peer, envelopes: Sequence[tuple[bytes, bytes | None]]
+        self: Receiver, peer: Peer, envelopes: Sequence[Arrival]
     ) -> asyncio.Task[list[Answer]]:
-        ids = [message_id_hint(c) for c, _ in envelopes]
+        ids = [message_id_hint(c) for c, _, _ in envelopes]
         mark("admit_start", ids)
         task = await admit(self, peer, envelopes)
         mark("admit_end", ids)

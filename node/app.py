@@ -29,6 +29,7 @@ from node.errors import AccordError, Reason, Refused
 from node.ids import uuid7
 from node.operations import Operations
 from node.policy import Policy
+from node.signer import BatchSigner
 from node.store import PendingEnvelope, Store, StoredMessage
 from node.store.access import AccessStore
 from node.store.keys import KeyRing
@@ -63,6 +64,7 @@ class Node:
             directory_path=config.path(config.federation.directory),
         )
         self.key: ec.EllipticCurvePrivateKey = load_key(config.path(config.tls.key))
+        self.signer = BatchSigner(self.key)  # the envelopes of sends that start together
         self.cert_pem = config.path(config.tls.certificate).read_bytes()
         self.credentials = Credentials(
             key_pem=config.path(config.tls.key).read_bytes(),
@@ -314,6 +316,7 @@ class Node:
                 f"message is {len(data)} bytes; "
                 f"the limit is {self.config.limits.max_message_bytes}",
             )
+        signature, proof = await self.signer.sign(data, recipients=meta.recipients)
         stored = StoredMessage.of(
             meta,
             agreement_id=content.agreement_id,
@@ -321,7 +324,8 @@ class Node:
             received_at=now,
             retain_until=decision.retain_until,
             content_sha256=digest(data),
-            signature=sign(self.key, data),
+            signature=signature,
+            signature_proof=proof,
             sealed=self.store.seal(sender=self.agency, message_id=meta.message_id, content=data),
         )
         if decision.needs_approval:

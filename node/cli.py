@@ -454,6 +454,21 @@ def _check_receipt(home: Path, agency: str, receipt: Any) -> tuple[bool | None, 
     return ok, check
 
 
+def _check_envelope(home: Path, agency: str, envelope: Any) -> tuple[bool | None, str]:
+    """An envelope's signature, over its content or, signed with the other sends of its
+    batch, over the batch root its audit path leads to (see Envelope in message.proto)."""
+    from node.envelope import envelope_signed_bytes
+
+    signed = envelope_signed_bytes(envelope.content, envelope.proof)
+    if signed is None:
+        return False, "DOES NOT VERIFY: the audit path to the signed batch root is malformed"
+    ok, check = _check_signature(home, agency, signed, envelope.signature)
+    if envelope.proof:
+        steps = len(envelope.proof) // 33
+        check += f"; signed in a batch, audit path of {steps} step(s)"
+    return ok, check
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     import hashlib
 
@@ -474,8 +489,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     summary = _summary_dict(response.summary)
     erased = not response.HasField("envelope")
     data, signature = response.envelope.content, response.envelope.signature
-    ok, check = (None, "content erased") if erased else _check_signature(
-        home, response.summary.sender, data, signature
+    ok, check = (None, "content erased") if erased else _check_envelope(
+        home, response.summary.sender, response.envelope
     )  # fmt: skip
     sha256 = hashlib.sha256(data).hexdigest() if not erased else None
     if args.json:

@@ -33,7 +33,13 @@ from certs.ca import FederationAuthority, load_cert, write_private
 from certs.directory import Agreement, load_directory
 from node import samples
 from node.client import Connection, NodeNotRunningError, connect, local_error, reason_of
-from node.envelope import MESSAGE_TYPES, parse_receipt, public_key_of, verify, verify_receipt
+from node.envelope import (
+    MESSAGE_TYPES,
+    parse_receipt,
+    public_key_of,
+    verify_envelope,
+    verify_receipt,
+)
 from node.errors import ConfigError
 from node.home import init_home
 
@@ -387,8 +393,8 @@ async def exchange(demo: Demo) -> None:
     )
     member = demo.directory.member("NL-POL")
     envelope = at_de.envelope
-    intact = member is not None and verify(
-        public_key_of(member.certificate()), envelope.content, envelope.signature
+    intact = member is not None and verify_envelope(
+        public_key_of(member.certificate()), envelope.content, envelope.signature, envelope.proof
     )
     report.expect(intact, "DE-BKA holds the incident with NL-POL's signature intact")
 

@@ -141,11 +141,17 @@ def verify(public_key: ec.EllipticCurvePublicKey, data: bytes, signature: bytes)
     return True
 
 
-# ---- receipts signed a batch at a time (see Receipt in message.proto, docs/evidence.md) -----
+# ---- signed a batch at a time (Envelope and Receipt in message.proto, docs/evidence.md) ----
+#
+# One ECDSA signature over the Merkle root (RFC 6962 hashing) of a batch's contents, each content
+# with its audit path: the signer's cost is per batch, and every item still verifies alone with
+# the signer's certificate. The root is signed with a prefix of its kind, so a root signature
+# can never pass for an item signed alone, nor an envelope root for a receipt root.
 
 RECEIPT_ROOT = b"accord-receipt-root/v1\x00"
+ENVELOPE_ROOT = b"accord-envelope-root/v1\x00"
 _PROOF_STEP = 33  # side byte + SHA-256
-MAX_PROOF_STEPS = 32  # a batch of up to 2**32 receipts; anything longer is not a proof
+MAX_PROOF_STEPS = 32  # a batch of up to 2**32 items; anything longer is not a proof
 
 
 def _leaf(content: bytes) -> bytes:
@@ -176,24 +182,25 @@ def _merkle(contents: Sequence[bytes]) -> tuple[bytes, list[bytes]]:
     return level[0], [b"".join(path) for path in paths]
 
 
-def sign_receipts(
-    key: ec.EllipticCurvePrivateKey, contents: Sequence[bytes]
+def sign_batch(
+    key: ec.EllipticCurvePrivateKey, contents: Sequence[bytes], *, kind: bytes
 ) -> list[tuple[bytes, bytes]]:
-    """(signature, proof) for each receipt content, with one signature for all of them: the
-    receiver's signing cost is per batch, not per message (docs/benchmarks.md)."""
+    """(signature, proof) for each content, with one signature for all of them (a lone
+    content is signed directly, with an empty proof). `kind` is RECEIPT_ROOT or ENVELOPE_ROOT."""
     if len(contents) <= 1:
         return [(sign(key, c), b"") for c in contents]
     root, proofs = _merkle(contents)
-    signature = sign(key, RECEIPT_ROOT + root)
+    signature = sign(key, kind + root)
     return [(signature, proof) for proof in proofs]
 
 
-def receipt_signed_bytes(content: bytes, proof: bytes) -> bytes | None:
-    """What a receipt's signature is over, or None when the proof is not well formed."""
+def signed_bytes(content: bytes, proof: bytes, *, kind: bytes) -> bytes | None:
+    """What the signature of a content with this proof is over, or None when the proof is not
+    well formed."""
     if not proof:
-        # A batch root's signature never passes for a receipt signed alone, even one whose
+        # A batch root's signature never passes for a content signed alone, even one whose
         # content would parse: the two signed forms cannot be confused.
-        return None if content.startswith(RECEIPT_ROOT) else content
+        return None if content.startswith((RECEIPT_ROOT, ENVELOPE_ROOT)) else content
     if len(proof) % _PROOF_STEP or len(proof) > MAX_PROOF_STEPS * _PROOF_STEP:
         return None
     node = _leaf(content)
@@ -205,7 +212,20 @@ def receipt_signed_bytes(content: bytes, proof: bytes) -> bytes | None:
             node = _inner(node, sibling)
         else:
             return None
-    return RECEIPT_ROOT + node
+    return kind + node
+
+
+def sign_receipts(
+    key: ec.EllipticCurvePrivateKey, contents: Sequence[bytes]
+) -> list[tuple[bytes, bytes]]:
+    """(signature, proof) for each receipt content of a batch: the receiver's signing cost is
+    per batch, not per message (docs/benchmarks.md)."""
+    return sign_batch(key, contents, kind=RECEIPT_ROOT)
+
+
+def receipt_signed_bytes(content: bytes, proof: bytes) -> bytes | None:
+    """What a receipt's signature is over, or None when the proof is not well formed."""
+    return signed_bytes(content, proof, kind=RECEIPT_ROOT)
 
 
 def verify_receipt(
@@ -213,6 +233,27 @@ def verify_receipt(
 ) -> bool:
     """Check one receipt on its own, whether it was signed alone or in a batch."""
     signed = receipt_signed_bytes(content, proof)
+    return signed is not None and verify(public_key, signed, signature)
+
+
+def sign_envelopes(
+    key: ec.EllipticCurvePrivateKey, contents: Sequence[bytes]
+) -> list[tuple[bytes, bytes]]:
+    """(signature, proof) for each message content of a batch of sends (node/signer.py)."""
+    return sign_batch(key, contents, kind=ENVELOPE_ROOT)
+
+
+def envelope_signed_bytes(content: bytes, proof: bytes) -> bytes | None:
+    """What an envelope's signature is over, or None when the proof is not well formed."""
+    return signed_bytes(content, proof, kind=ENVELOPE_ROOT)
+
+
+def verify_envelope(
+    public_key: ec.EllipticCurvePublicKey, content: bytes, signature: bytes, proof: bytes = b""
+) -> bool:
+    """Check one envelope (message content and its sender's signature) on its own, whether it
+    was signed alone or with other sends of its batch."""
+    signed = envelope_signed_bytes(content, proof)
     return signed is not None and verify(public_key, signed, signature)
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from node.envelope import MessageMeta, meta_of, parse_content, verify
+from node.envelope import MessageMeta, meta_of, parse_content, verify_envelope
 from node.errors import Reason, Refused
 
 RESTRICTIVE_TLP = frozenset({"RED", "AMBER_STRICT"})
@@ -74,24 +74,24 @@ def check_forward(
 def check_forwarded(
     *,
     outer: MessageMeta,
-    inner: tuple[bytes, bytes],
-    authorisation: tuple[bytes, bytes] | None,
+    inner: tuple[bytes, bytes, bytes],
+    authorisation: tuple[bytes, bytes, bytes] | None,
     receiver: str,
     originator_key: ec.EllipticCurvePublicKey | None,
 ) -> MessageMeta:
     """Checks a third agency runs on a forward it receives; returns the original's meta."""
-    inner_content, inner_signature = inner
+    inner_content, inner_signature, inner_proof = inner
     original = meta_of(parse_content(inner_content))
     if originator_key is None:
         raise Refused(Reason.UNKNOWN_SENDER, f"originator {original.sender} is not a member")
-    if not verify(originator_key, inner_content, inner_signature):
+    if not verify_envelope(originator_key, inner_content, inner_signature, inner_proof):
         raise Refused(Reason.BAD_SIGNATURE, "the forwarded envelope's signature does not verify")
     if original.sender == outer.sender:
         raise Refused(Reason.MALFORMED, "a forward carries another agency's envelope")
     grants: list[Grant] = []
     if authorisation is not None:
-        auth_content, auth_signature = authorisation
-        if not verify(originator_key, auth_content, auth_signature):
+        auth_content, auth_signature, auth_proof = authorisation
+        if not verify_envelope(originator_key, auth_content, auth_signature, auth_proof):
             raise Refused(Reason.BAD_SIGNATURE, "the transfer authorisation does not verify")
         g = meta_of(parse_content(auth_content))
         if g.type != "TRANSFER_AUTHORISATION_GRANT":

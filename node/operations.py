@@ -242,14 +242,20 @@ class Operations:
         outer.recipients.append(to)
         outer.purpose = purpose
         outer.forwarded.CopyFrom(
-            message_pb2.Envelope(content=content, signature=original_row.signature)
+            message_pb2.Envelope(
+                content=content,
+                signature=original_row.signature,
+                proof=original_row.signature_proof or b"",
+            )
         )
         if grant is not None:
             row = next(r for r in grant_rows.values() if r.sender == grant.sender)
             grant_content = self._store.open_content(row)
             assert grant_content is not None
             outer.transfer_authorisation.CopyFrom(
-                message_pb2.Envelope(content=grant_content, signature=row.signature)
+                message_pb2.Envelope(
+                    content=grant_content, signature=row.signature, proof=row.signature_proof or b""
+                )
             )
         sent = await self._node.send(outer, author=user.name)
         await self._log(user, "transfer", "queued", **fields)

@@ -404,3 +404,35 @@ async def test_receipts_signed_in_a_batch_check_alone_from_the_cli(running: Fede
     (d,) = json.loads(run.out)["deliveries"]
     assert d["receipt_signature_valid"] is False
     assert "DOES NOT VERIFY" in d["receipt_signature_check"]
+
+
+async def test_show_checks_a_batch_signed_envelope_alone(running: Federation) -> None:
+    """Sends that start together share one signature: `accord show` at the receiver checks the
+    envelope on its own (its audit path up to the signed root), and catches a path altered at
+    rest."""
+    nl, de = running.nodes["NL-POL"], running.nodes["DE-BKA"]
+    sent = await asyncio.gather(*(nl.send(liaison(to=["DE-BKA"])) for _ in range(8)))
+
+    async def arrived() -> bool:
+        assert de.store is not None
+        return await de.store.count("messages") >= len(sent)
+
+    await wait_for(arrived, timeout=8)
+    target = sent[3].message_id
+    run = await officer(running, "DE-BKA", "show", target, "--json", JUSTIFICATION)
+    assert run.code == 0, run
+    doc = json.loads(run.out)
+    assert doc["signature_valid"] is True
+    assert "signed in a batch, audit path of 3 step(s)" in doc["signature_check"]
+
+    with sqlite3.connect(running.homes["DE-BKA"] / "accord.db") as db:
+        (proof,) = db.execute(
+            "SELECT signature_proof FROM messages WHERE message_id = ?", (target,)
+        ).fetchone()
+        altered = proof[:9] + bytes([proof[9] ^ 1]) + proof[10:]
+        db.execute(
+            "UPDATE messages SET signature_proof = ? WHERE message_id = ?", (altered, target)
+        )
+    run = await officer(running, "DE-BKA", "show", target, "--json", JUSTIFICATION)
+    doc = json.loads(run.out)
+    assert doc["signature_valid"] is False

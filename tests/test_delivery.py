@@ -24,6 +24,7 @@ import pytest
 from accord.v1 import local_pb2, local_pb2_grpc
 from accord.v1 import message_pb2 as pb
 from node.app import Node
+from node.delivery.receiver import Arrival
 from node.envelope import digest, parse_receipt, sign, verify_receipt
 from node.errors import Refused
 from node.trust import Peer
@@ -609,7 +610,7 @@ async def test_a_receipt_that_cannot_be_stored_ends_the_stream_and_comes_again(
 
 async def slow_receiver(
     fed: Federation, monkeypatch: pytest.MonkeyPatch
-) -> tuple[Node, Peer, pb.MessageContent, list[tuple[bytes, bytes | None]]]:
+) -> tuple[Node, Peer, pb.MessageContent, list[Arrival]]:
     """DE with every group commit 0.3 s late (a busy writer), NL as DE sees it, and one signed
     envelope from NL, for driving DE's receiver by hand."""
     _nl, de, _fr = await fed.start_all()
@@ -624,7 +625,7 @@ async def slow_receiver(
         await real_commit(batch)
 
     monkeypatch.setattr(de.store.writer, "_commit", slow_commit)
-    return de, peer, content, [(data, sign(member_key(fed, NL), data))]
+    return de, peer, content, [(data, sign(member_key(fed, NL), data), b"")]
 
 
 async def test_a_resend_after_a_cancelled_answer_gets_the_stored_receipt(
@@ -667,14 +668,27 @@ async def test_a_copy_whose_wait_is_cancelled_does_not_disturb_the_next_copy(
     assert (answer.receipt, answer.signature) == (original.receipt, original.signature)
 
 
-async def test_a_send_whose_caller_gives_up_is_still_delivered(fed3: Federation) -> None:
+async def test_a_send_whose_caller_gives_up_is_still_delivered(
+    fed3: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The caller of send is cancelled after the message was queued for commit: the message
     commits anyway, so it must also reach the live stream (not wait for the next one)."""
     nl, _de, _fr = await fed3.start_all()
     opener = await nl.send(liaison(to=[DE], text="open the stream"))
     await wait_for(lambda: deliveries_settled(nl, opener.message_id), timeout=5)
+    assert nl.store is not None
+    real_commit = nl.store.writer._commit
+    committing = asyncio.Event()
+
+    async def slow_commit(batch: Any) -> None:
+        committing.set()
+        await asyncio.sleep(0.2)
+        await real_commit(batch)
+
+    monkeypatch.setattr(nl.store.writer, "_commit", slow_commit)
     sending = asyncio.create_task(nl.send(liaison(to=[DE], text="its caller gives up")))
-    await asyncio.sleep(0)  # the send has queued its unit and waits for the commit
+    await asyncio.wait_for(committing.wait(), 5)  # its unit is queued; the commit is slow
+    assert not sending.done()
     sending.cancel()
     await asyncio.gather(sending, return_exceptions=True)
 

@@ -498,12 +498,14 @@ class MessageContent(_message.Message):
     def __init__(self, message_id: _Optional[str] = ..., correlation_id: _Optional[str] = ..., in_reply_to: _Optional[str] = ..., sender: _Optional[str] = ..., recipients: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., type: _Optional[_Union[MessageType, str]] = ..., purpose: _Optional[str] = ..., legal_basis: _Optional[str] = ..., agreement_id: _Optional[str] = ..., handling_codes: _Optional[_Iterable[_Union[HandlingCode, str]]] = ..., handling_conditions: _Optional[str] = ..., tlp: _Optional[_Union[Tlp, str]] = ..., retention: _Optional[_Union[Retention, _Mapping]] = ..., onward_transfer: _Optional[_Union[OnwardTransfer, str]] = ..., urgency: _Optional[_Union[Urgency, str]] = ..., reply_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., incident: _Optional[_Union[IncidentBody, _Mapping]] = ..., liaison: _Optional[_Union[LiaisonBody, _Mapping]] = ..., control: _Optional[_Union[ControlBody, _Mapping]] = ..., forwarded: _Optional[_Union[Envelope, _Mapping]] = ..., transfer_authorisation: _Optional[_Union[Envelope, _Mapping]] = ...) -> None: ...
 
 class Envelope(_message.Message):
-    __slots__ = ("content", "signature")
+    __slots__ = ("content", "signature", "proof")
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
     content: bytes
     signature: bytes
-    def __init__(self, content: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    proof: bytes
+    def __init__(self, content: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., proof: _Optional[bytes] = ...) -> None: ...
 
 class ReceiptContent(_message.Message):
     __slots__ = ("message_id", "content_sha256", "sender", "receiver", "received_at", "status", "reason_code", "reason_detail", "retained_until")

@@ -335,8 +335,10 @@ class PeerLink:
                             await call.write(frame)
                             frame, size = federation_pb2.EnvelopeBatch(), 0
                         in_flight.append(env)
-                        frame.envelopes.add(content=env.content, signature=env.signature)
-                        size += len(env.content) + len(env.signature)
+                        frame.envelopes.add(
+                            content=env.content, signature=env.signature, proof=env.proof
+                        )
+                        size += len(env.content) + len(env.signature) + len(env.proof)
                         self.sent += 1
                         cursor = env.seq
                     await call.write(frame)

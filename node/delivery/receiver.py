@@ -21,6 +21,7 @@ from node.clock import Clock
 from node.envelope import (
     MessageMeta,
     digest,
+    envelope_signed_bytes,
     message_id_hint,
     meta_of,
     parse_content,
@@ -39,8 +40,12 @@ from node.trust import Peer
 
 log = logging.getLogger(__name__)
 
-# Batches at least this large verify their signatures in a worker thread (OpenSSL releases the
-# GIL); smaller ones inline, since a thread hop adds latency that only pays off under load.
+# What a stream hands the receiver for each envelope: the content, the sender's signature (None:
+# the frame was not an Envelope at all) and its audit path (empty: signed alone).
+Arrival = tuple[bytes, bytes | None, bytes]
+
+# Batches with at least this many distinct signatures verify them in a worker thread (OpenSSL
+# releases the GIL); fewer inline, since a thread hop adds latency that only pays off under load.
 THREAD_BATCH = 16
 
 
@@ -63,6 +68,7 @@ class _Unsigned:
     meta: MessageMeta
     retain_until: datetime | None
     signature: bytes  # the envelope's own
+    proof: bytes  # and its audit path
     sealed: Sealed
     answer: Answer | None = None
     message: StoredMessage | None = None
@@ -101,16 +107,12 @@ class Receiver:
         self._member_key = member_key
         self._order: dict[str, asyncio.Lock] = {}
 
-    async def handle(
-        self, peer: Peer, envelopes: Sequence[tuple[bytes, bytes | None]]
-    ) -> list[Answer]:
+    async def handle(self, peer: Peer, envelopes: Sequence[Arrival]) -> list[Answer]:
         """Answer a batch of envelopes from one peer, in order, after they are durable."""
         task = await self.admit(peer, envelopes)
         return await task
 
-    async def admit(
-        self, peer: Peer, envelopes: Sequence[tuple[bytes, bytes | None]]
-    ) -> asyncio.Task[list[Answer]]:
+    async def admit(self, peer: Peer, envelopes: Sequence[Arrival]) -> asyncio.Task[list[Answer]]:
         """The ordered part of answering a batch: verify, check, and queue it for commit.
 
         Returns once the batch's unit is queued behind the peer's earlier batches; the task
@@ -127,14 +129,14 @@ class Receiver:
         async with self._order.setdefault(peer.agency, asyncio.Lock()):
             verified = await self._verify_all(peer, envelopes)
             now = self._clock.now()
-            ids = [message_id_hint(c) if len(c) <= self._max else "" for c, _ in envelopes]
-            shas = [digest(content) for content, _ in envelopes]
+            ids = [message_id_hint(c) if len(c) <= self._max else "" for c, _, _ in envelopes]
+            shas = [digest(content) for content, _, _ in envelopes]
             drafts: list[Answer | _Unsigned] = []
             writes: list[Statement | None] = []
-            for (content, signature), mid, sha, ok in zip(
+            for (content, signature, proof), mid, sha, ok in zip(
                 envelopes, ids, shas, verified, strict=True
             ):
-                outcome = self._answer(peer, content, signature, ok, sha, mid, now)
+                outcome = self._answer(peer, content, signature, proof, ok, sha, mid, now)
                 if isinstance(outcome, _Unsigned):
                     drafts.append(outcome)
                     writes.append(None)  # written once its receipt is signed, below
@@ -153,6 +155,7 @@ class Receiver:
                     retain_until=u.retain_until,
                     content_sha256=u.sha,
                     signature=u.signature,
+                    signature_proof=u.proof,
                     sealed=u.sealed,
                     receipt=u.receipt,
                     receipt_signature=receipt_signature,
@@ -258,6 +261,7 @@ class Receiver:
         peer: Peer,
         content: bytes,
         signature: bytes | None,
+        proof: bytes,
         verified: bool,
         sha: bytes,
         mid: str,
@@ -294,6 +298,7 @@ class Receiver:
             meta=meta,
             retain_until=decision,
             signature=signature,
+            proof=proof,
             sealed=self._store.seal(
                 sender=meta.sender, message_id=meta.message_id, content=content
             ),
@@ -314,24 +319,30 @@ class Receiver:
                 Reason.MALFORMED, f"content could not be checked: {type(exc).__name__}: {exc}"
             ) from exc
 
-    async def _verify_all(
-        self, peer: Peer, envelopes: Sequence[tuple[bytes, bytes | None]]
-    ) -> list[bool]:
-        """Each envelope's signature check, in a worker thread for a batch: OpenSSL releases
-        the GIL while it verifies, so the event loop goes on meanwhile. Envelopes refused before
-        the signature is looked at (no signature, oversize) are not verified."""
+    async def _verify_all(self, peer: Peer, envelopes: Sequence[Arrival]) -> list[bool]:
+        """Each envelope's signature check. Envelopes the sender signed as one batch share a
+        signature over the same root, which is verified once. Many distinct signatures are
+        verified in a worker thread: OpenSSL releases the GIL while it verifies, so the event
+        loop goes on meanwhile. Envelopes refused before the signature is looked at (no
+        signature, oversize) are not verified."""
+        signed: list[tuple[bytes, bytes] | None] = []
+        for content, signature, proof in envelopes:
+            over = (
+                envelope_signed_bytes(content, proof)
+                if signature is not None and len(content) <= self._max
+                else None
+            )
+            signed.append(None if over is None or signature is None else (over, signature))
+        distinct = {pair for pair in signed if pair is not None}
 
-        def verify_all() -> list[bool]:
-            return [
-                signature is not None
-                and len(content) <= self._max
-                and verify(peer.public_key, content, signature)
-                for content, signature in envelopes
-            ]
+        def verify_distinct() -> dict[tuple[bytes, bytes], bool]:
+            return {pair: verify(peer.public_key, *pair) for pair in distinct}
 
-        if len(envelopes) < THREAD_BATCH:
-            return verify_all()
-        return await asyncio.to_thread(verify_all)
+        if len(distinct) < THREAD_BATCH:
+            checked = verify_distinct()
+        else:
+            checked = await asyncio.to_thread(verify_distinct)
+        return [pair is not None and checked[pair] for pair in signed]
 
     def _check(
         self,
@@ -360,8 +371,10 @@ class Receiver:
             sender_of_original = meta_of(parse_content(original.content)).sender
             check_forwarded(
                 outer=meta,
-                inner=(original.content, original.signature),
-                authorisation=(auth.content, auth.signature) if auth is not None else None,
+                inner=(original.content, original.signature, original.proof),
+                authorisation=(auth.content, auth.signature, auth.proof)
+                if auth is not None
+                else None,
                 receiver=self.agency,
                 originator_key=self._member_key(sender_of_original),
             )

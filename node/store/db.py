@@ -51,6 +51,7 @@ class StoredMessage:
     third_agency: str = ""
     granted: bool = False
     receipt_proof: bytes | None = None  # audit path when the receipt was signed in a batch
+    signature_proof: bytes | None = None  # audit path when the envelope was signed in a batch
 
     @classmethod
     def of(
@@ -67,6 +68,7 @@ class StoredMessage:
         receipt: bytes | None = None,
         receipt_signature: bytes | None = None,
         receipt_proof: bytes | None = None,
+        signature_proof: bytes | None = None,
     ) -> StoredMessage:
         return cls(
             message_id=meta.message_id,
@@ -87,6 +89,7 @@ class StoredMessage:
             receipt=receipt,
             receipt_signature=receipt_signature,
             receipt_proof=receipt_proof,
+            signature_proof=signature_proof,
             control_target=meta.control_target,
             third_agency=meta.third_agency,
             granted=meta.granted,
@@ -101,6 +104,7 @@ class PendingEnvelope:
     content: bytes
     signature: bytes
     content_sha256: bytes
+    proof: bytes = b""  # the signature's audit path (Envelope.proof); empty: signed alone
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +164,7 @@ _MESSAGE_COLUMNS = (
     "message_id, sender, direction, type, purpose, agreement_id, correlation_id, in_reply_to, "
     "tlp, created_at, received_at, retain_until, content_sha256, signature, ciphertext, "
     "wrapped_key, receipt, receipt_signature, erased_at, control_target, third_agency, granted, "
-    "receipt_proof"
+    "receipt_proof, signature_proof"
 )
 
 
@@ -191,6 +195,7 @@ def _message_from_row(row: Sequence[Any]) -> StoredMessage:
         third_agency=row[20],
         granted=bool(row[21]),
         receipt_proof=row[22],
+        signature_proof=row[23],
     )
 
 
@@ -269,7 +274,7 @@ class Store:
         assert m.sealed is not None
         return (
             f"INSERT OR IGNORE INTO messages ({_MESSAGE_COLUMNS}) "  # noqa: S608 (constant column list)
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 m.message_id,
                 m.sender,
@@ -294,6 +299,7 @@ class Store:
                 m.third_agency,
                 int(m.granted),
                 m.receipt_proof,
+                m.signature_proof,
             ),
         )
 
@@ -356,7 +362,15 @@ class Store:
         queue, seqs = self.deliveries_txn(m.message_id, recipients)
         committed = self.writer.enqueue([self._insert_message_txn(m), *queue])
         queued = [
-            PendingEnvelope(seq, m.message_id, r, content, m.signature, m.content_sha256)
+            PendingEnvelope(
+                seq,
+                m.message_id,
+                r,
+                content,
+                m.signature,
+                m.content_sha256,
+                m.signature_proof or b"",
+            )
             for seq, r in zip(seqs, recipients, strict=True)
         ]
 
@@ -503,15 +517,17 @@ class Store:
         # execute_fetchall: one thread round trip instead of two (execute, then fetchall).
         rows = await self._rconn.execute_fetchall(
             "SELECT d.seq, d.message_id, m.ciphertext, m.wrapped_key, m.signature, "
-            "m.content_sha256, m.sender FROM deliveries d JOIN messages m "
+            "m.content_sha256, m.sender, m.signature_proof FROM deliveries d JOIN messages m "
             "ON m.message_id = d.message_id AND m.direction = 'out' "
             "WHERE d.recipient = ? AND d.state = 'queued' AND d.seq > ? ORDER BY d.seq LIMIT ?",
             (recipient, after_seq, limit),
         )
         out = []
-        for seq, message_id, ciphertext, wrapped, signature, sha, sender in rows:
+        for seq, message_id, ciphertext, wrapped, signature, sha, sender, proof in rows:
             content = self.keys.open(Sealed(ciphertext, wrapped), aad_for(sender, message_id))
-            out.append(PendingEnvelope(seq, message_id, recipient, content, signature, sha))
+            out.append(
+                PendingEnvelope(seq, message_id, recipient, content, signature, sha, proof or b"")
+            )
         return out
 
     async def recipients_with_queued(self) -> list[str]:

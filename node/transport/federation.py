@@ -11,7 +11,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from accord.v1 import federation_pb2, message_pb2
-from node.delivery.receiver import Answer, Receiver
+from node.delivery.receiver import Answer, Arrival, Receiver
 from node.envelope import hello_bytes
 from node.transport.auth import current_peer
 
@@ -128,7 +128,7 @@ class FederationServicer:
         peer = current_peer()
         if self._closing:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "node is shutting down")
-        frames: asyncio.Queue[tuple[bytes, bytes | None] | None] = asyncio.Queue(_BATCH_MAX * 2)
+        frames: asyncio.Queue[Arrival | None] = asyncio.Queue(_BATCH_MAX * 2)
         answers: asyncio.Queue[asyncio.Task[Any] | None] = asyncio.Queue(_BATCHES_IN_FLIGHT)
 
         async def pump() -> None:
@@ -140,15 +140,15 @@ class FederationServicer:
                         except DecodeError as exc:
                             raise MalformedFrameError("frame is not an EnvelopeBatch") from exc
                         for env in many.envelopes:
-                            await frames.put((env.content, env.signature))
+                            await frames.put((env.content, env.signature, env.proof))
                         continue
                     env = message_pb2.Envelope()
                     try:
                         env.ParseFromString(raw)
                     except DecodeError:
-                        await frames.put((raw, None))
+                        await frames.put((raw, None, b""))
                         continue
-                    await frames.put((env.content, env.signature))
+                    await frames.put((env.content, env.signature, env.proof))
             finally:
                 await frames.put(None)
 

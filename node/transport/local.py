@@ -148,7 +148,11 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
         response = local_pb2.GetResponse(summary=summary(result.message))
         if result.content is not None:
             response.envelope.CopyFrom(
-                message_pb2.Envelope(content=result.content, signature=result.message.signature)
+                message_pb2.Envelope(
+                    content=result.content,
+                    signature=result.message.signature,
+                    proof=result.message.signature_proof or b"",
+                )
             )
             response.content.CopyFrom(parse_content(result.content))
         return response
