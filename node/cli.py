@@ -499,6 +499,10 @@ def cmd_show(args: argparse.Namespace) -> int:
             "recipients": list(response.content.recipients),
             "content_sha256": sha256,
             "signature": base64.b64encode(signature).decode() if not erased else None,
+            # The audit path to the signed batch root (empty: signed over the content alone).
+            "signature_proof": (
+                base64.b64encode(response.envelope.proof).decode() if not erased else None
+            ),
             "signature_valid": ok,
             "signature_check": check,
             "content": None
