@@ -270,6 +270,7 @@ class Node:
                 credentials=self.credentials,
                 delivery=self.config.delivery,
                 max_message_bytes=self.config.limits.max_message_bytes,
+                sign=lambda data: sign(self.key, data),
                 on_receipt=self._receipted,
             )
             self.links[recipient] = link
@@ -316,7 +317,12 @@ class Node:
                 f"message is {len(data)} bytes; "
                 f"the limit is {self.config.limits.max_message_bytes}",
             )
-        signature, proof = await self.signer.sign(data, recipients=meta.recipients)
+        if decision.needs_approval:
+            # Signed alone: a message a supervisor may still reject must not leave even its
+            # hash in the audit path of another envelope (docs/evidence.md).
+            signature, proof = sign(self.key, data), b""
+        else:
+            signature, proof = await self.signer.sign(data, recipients=meta.recipients)
         stored = StoredMessage.of(
             meta,
             agreement_id=content.agreement_id,

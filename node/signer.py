@@ -27,7 +27,8 @@ BATCH_MAX = 512
 class BatchSigner:
     def __init__(self, key: ec.EllipticCurvePrivateKey) -> None:
         self._key = key
-        self._pending: dict[tuple[str, ...], list[tuple[bytes, Future[tuple[bytes, bytes]]]]] = {}
+        # (recipients, content, future), in the order the sends called
+        self._pending: list[tuple[tuple[str, ...], bytes, Future[tuple[bytes, bytes]]]] = []
         self.batches = 0
         self.signed = 0
 
@@ -38,26 +39,33 @@ class BatchSigner:
         fut: Future[tuple[bytes, bytes]] = loop.create_future()
         if not self._pending:
             loop.call_soon(self._flush)
-        self._pending.setdefault(tuple(sorted(recipients)), []).append((content, fut))
+        self._pending.append((tuple(sorted(recipients)), content, fut))
         return fut
 
     def _flush(self) -> None:
-        groups, self._pending = self._pending, {}
-        for pending in groups.values():
-            self._sign(pending)
-
-    def _sign(self, pending: list[tuple[bytes, Future[tuple[bytes, bytes]]]]) -> None:
-        for at in range(0, len(pending), BATCH_MAX):
-            chunk = pending[at : at + BATCH_MAX]
-            try:
-                signed = sign_envelopes(self._key, [content for content, _ in chunk])
-            except Exception as exc:  # e.g. a key that cannot sign: every caller hears it
-                for _, fut in chunk:
-                    if not fut.done():
-                        fut.set_exception(exc)
+        pending, self._pending = self._pending, []
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for index, (audience, _, _) in enumerate(pending):
+            groups.setdefault(audience, []).append(index)
+        outcomes: dict[int, tuple[bytes, bytes] | Exception] = {}
+        for indexes in groups.values():
+            for at in range(0, len(indexes), BATCH_MAX):
+                chunk = indexes[at : at + BATCH_MAX]
+                try:
+                    signed = sign_envelopes(self._key, [pending[i][1] for i in chunk])
+                except Exception as exc:  # e.g. a key that cannot sign: every caller hears it
+                    outcomes.update((i, exc) for i in chunk)
+                    continue
+                self.batches += 1
+                self.signed += len(chunk)
+                outcomes.update(zip(chunk, signed, strict=True))
+        # Resolved in the order the sends called: each resumes, and queues its commit, in
+        # that order, so the outbox keeps the order the sends were made in.
+        for index, (_, _, fut) in enumerate(pending):
+            if fut.done():  # a caller that stopped waiting gets nothing
                 continue
-            self.batches += 1
-            self.signed += len(chunk)
-            for (_, fut), result in zip(chunk, signed, strict=True):
-                if not fut.done():  # a caller that stopped waiting gets nothing
-                    fut.set_result(result)
+            outcome = outcomes[index]
+            if isinstance(outcome, Exception):
+                fut.set_exception(outcome)
+            else:
+                fut.set_result(outcome)

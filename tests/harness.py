@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import tempfile
 from collections.abc import Sequence
@@ -14,7 +15,7 @@ from typing import Any
 import grpc
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from accord.v1 import federation_pb2
+from accord.v1 import federation_pb2, federation_pb2_grpc
 from accord.v1 import message_pb2 as pb
 from certs.ca import FederationAuthority, load_key
 from certs.directory import Agreement
@@ -23,7 +24,7 @@ from node import config as config_mod
 from node import samples
 from node.app import Node
 from node.clock import Clock, OffsetClock
-from node.envelope import MESSAGE_TYPES, sign
+from node.envelope import FEATURES, MESSAGE_TYPES, sign
 from node.home import init_home
 from node.ids import uuid7
 
@@ -186,8 +187,19 @@ class RawExchange:
     Frames are sent as raw bytes, so a test can put anything on the wire, Envelope or not.
     """
 
-    def __init__(self, fed: Federation, *, as_agency: str, to: Node, batched: bool = False) -> None:
+    def __init__(
+        self,
+        fed: Federation,
+        *,
+        as_agency: str,
+        to: Node,
+        batched: bool = False,
+        features: Sequence[str] | None = FEATURES,
+    ) -> None:
+        """`features`: what to say the caller understands in a Hello first, as a node's link
+        does (None: no Hello at all)."""
         self._batched = batched
+        self._features = features
         issued = fed.authority.root / "issued" / as_agency
         self._creds = grpc.ssl_channel_credentials(
             root_certificates=(issued / "ca.pem").read_bytes(),
@@ -208,6 +220,11 @@ class RawExchange:
                 ("grpc.max_send_message_length", 64 << 20),
             ],
         )
+        if self._features is not None:
+            stub = federation_pb2_grpc.FederationStub(self._channel)
+            await stub.Hello(
+                federation_pb2.HelloRequest(nonce=os.urandom(32), features=self._features)
+            )
         exchange: Any = self._channel.stream_stream(
             "/accord.v1.Federation/ExchangeBatches"
             if self._batched

@@ -6,6 +6,7 @@ sender's certificate: at the receiver, in a forward to a third agency, and in `a
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -32,12 +33,15 @@ from tests.harness import (
     batch_receipts,
     complete,
     incident,
+    liaison,
     member_key,
+    open_agreement,
     wait_for,
 )
 
 NL, DE, FR = "NL-POL", "DE-BKA", "FR-PN"
 KEY = ec.generate_private_key(ec.SECP256R1())
+PURPOSE = "serious-crime-investigation"
 
 
 def contents(n: int) -> list[bytes]:
@@ -208,3 +212,128 @@ async def test_a_forward_of_a_batch_signed_message_verifies_at_the_third_agency(
         (receipt,) = await batch_receipts(raw, env.SerializeToString(), expect=1)
     info = parse_receipt(receipt.content)
     assert info.reason_code == "BAD_SIGNATURE"
+
+
+# ---- peers that do not understand audit paths (older nodes) ---------------------------------
+
+
+async def test_a_peer_that_does_not_check_envelope_paths_gets_envelopes_signed_alone(
+    fed3: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A receiver whose Hello names no features (a node from before batch signing) would check
+    the signature over the content only, refuse a batch-signed envelope as BAD_SIGNATURE and
+    keep refusing its resends: the sender signs such envelopes again, alone, for it."""
+    monkeypatch.setattr("node.transport.federation.FEATURES", ())  # every receiver here
+    nl, de, _fr = await fed3.start_all()
+    assert nl.store is not None and de.store is not None
+    sent = await asyncio.gather(*(nl.send(incident(to=[DE])) for _ in range(10)))
+
+    async def all_accepted() -> bool:
+        assert nl.store is not None
+        for s in sent:
+            if [d.state for d in await nl.store.deliveries(s.message_id)] != ["accepted"]:
+                return False
+        return True
+
+    await wait_for(all_accepted, timeout=8)
+    nl_key = member_key(fed3, NL).public_key()
+    for s in sent:
+        mine = await nl.store.get_message(s.message_id, direction="out")
+        theirs = await de.store.get_message(s.message_id, sender=NL, direction="in")
+        assert mine is not None and theirs is not None
+        assert mine.signature_proof  # this node's record: the batch signature, unchanged
+        assert not theirs.signature_proof
+        assert verify(nl_key, s.content, theirs.signature)  # over the content, as old nodes check
+
+
+@pytest.mark.parametrize("features", [(), None], ids=["hello-without-features", "no-hello"])
+async def test_a_sender_that_does_not_check_receipt_paths_gets_receipts_signed_alone(
+    fed3: Federation, features: tuple[str, ...] | None
+) -> None:
+    _nl, de, _fr = await fed3.start_all()
+    nl_key = member_key(fed3, NL)
+    batch = [complete(incident(to=[DE]), sender=NL).SerializeToString() for _ in range(12)]
+    frame = federation_pb2.EnvelopeBatch()
+    for content in batch:
+        frame.envelopes.add(content=content, signature=sign(nl_key, content))
+    async with RawExchange(fed3, as_agency=NL, to=de, batched=True, features=features) as raw:
+        receipts = await batch_receipts(raw, frame.SerializeToString(), expect=12)
+    de_key = de.key.public_key()
+    assert all(parse_receipt(r.content).accepted for r in receipts)
+    assert not any(r.proof for r in receipts)
+    assert all(verify(de_key, r.content, r.signature) for r in receipts)
+
+
+async def test_batch_signing_keeps_the_order_sends_were_made_in(fed3: Federation) -> None:
+    """Batches are per recipient set, but each send still queues in the order it was made, so
+    the per-pair order holds for a peer that is in several sets."""
+    nl, _de, _fr = await fed3.start_all()
+    first, both, last = await asyncio.gather(
+        nl.send(incident(to=[DE])), nl.send(incident(to=[DE, FR])), nl.send(incident(to=[DE]))
+    )
+    with sqlite3.connect(fed3.homes[NL] / "accord.db") as db:
+        order = [
+            r[0]
+            for r in db.execute(
+                "SELECT message_id FROM deliveries WHERE recipient = ? ORDER BY seq", (DE,)
+            )
+        ]
+    assert order == [first.message_id, both.message_id, last.message_id]
+
+
+async def test_a_message_held_for_approval_is_signed_alone(fed3: Federation) -> None:
+    """A supervisor may still reject it: it must not leave even its hash in the audit path of
+    an envelope that does go out."""
+    fed3.authority.set_agreements(
+        (open_agreement(fed3.agencies, fed3.now, approval_required=("REPLY>HIT_NOTIFICATION",)),),
+        now=fed3.now,
+    )
+    fed3.reload_all()
+    nl, de, _fr = await fed3.start_all()
+    hit = await de.send(
+        liaison(to=[NL], type_=pb.MESSAGE_TYPE_HIT_NOTIFICATION, purpose=PURPOSE, text="hit")
+    )
+
+    async def arrived() -> bool:
+        assert nl.store is not None
+        return await nl.store.get_message(hit.message_id, direction="in") is not None
+
+    await wait_for(arrived, timeout=8)
+    reply = liaison(to=[DE], type_=pb.MESSAGE_TYPE_REPLY, purpose=PURPOSE, text="matched")
+    reply.in_reply_to = hit.message_id
+    plain = liaison(to=[DE], type_=pb.MESSAGE_TYPE_REPLY, purpose=PURPOSE, text="no hit")
+    held, *others = await asyncio.gather(nl.send(reply), nl.send(plain), nl.send(plain))
+    assert held.pending_approval and not any(o.pending_approval for o in others)
+    assert nl.store is not None
+    stored = await nl.store.get_message(held.message_id, direction="out")
+    assert stored is not None and not stored.signature_proof
+    assert verify(member_key(fed3, NL).public_key(), held.content, stored.signature)
+    for o in others:
+        sent = await nl.store.get_message(o.message_id, direction="out")
+        assert sent is not None and sent.signature_proof  # the other two, signed together
+
+
+async def test_a_copy_answered_before_is_not_reported_as_refused(
+    fed3: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resent copy whose signature is now mangled is answered with the receipt the first
+    copy got; it must not also be reported (and audited) as a refusal."""
+    _nl, de, _fr = await fed3.start_all()
+    refused: list[tuple[str, str, str]] = []
+    monkeypatch.setattr(de.receiver, "_on_refused", lambda *a: refused.append(a))
+    content = complete(incident(to=[DE]), sender=NL).SerializeToString()
+    frame = federation_pb2.EnvelopeBatch()
+    frame.envelopes.add(content=content, signature=sign(member_key(fed3, NL), content))
+    frame.envelopes.add(content=content, signature=b"\x30\x00")  # the same, resent mangled
+    async with RawExchange(fed3, as_agency=NL, to=de, batched=True) as raw:
+        receipts = await batch_receipts(raw, frame.SerializeToString(), expect=2)
+        again = await batch_receipts(raw, frame.SerializeToString(), expect=2)
+    assert [parse_receipt(r.content).accepted for r in receipts + again] == [True] * 4
+    assert refused == []
+    bad = complete(incident(to=[DE]), sender=NL).SerializeToString()
+    lone = federation_pb2.EnvelopeBatch()
+    lone.envelopes.add(content=bad, signature=b"\x30\x00")
+    async with RawExchange(fed3, as_agency=NL, to=de, batched=True) as raw:
+        (receipt,) = await batch_receipts(raw, lone.SerializeToString(), expect=1)
+    assert parse_receipt(receipt.content).reason_code == "BAD_SIGNATURE"
+    assert [r[2] for r in refused] == ["BAD_SIGNATURE"]  # a real refusal still is

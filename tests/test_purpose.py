@@ -14,7 +14,7 @@ from accord.v1 import local_pb2
 from accord.v1 import message_pb2 as pb
 from certs.ca import FederationAuthority
 from node.client import connect
-from node.envelope import parse_receipt, public_key_of, verify
+from node.envelope import parse_receipt, public_key_of, verify, verify_envelope
 from node.errors import Refused
 from tests.harness import (
     ALL_PURPOSES,
@@ -299,7 +299,7 @@ async def test_onward_transfer_needs_the_originators_grant(fed3: Federation) -> 
         )
     inner = got.content.forwarded
     nl_key = public_key_of(fr.trust.member_peer(NL, fr.clock.now())[0].certificate())
-    assert verify(nl_key, inner.content, inner.signature)  # the originator's own signature
+    assert verify_envelope(nl_key, inner.content, inner.signature, inner.proof)  # NL signed it
     assert pb.MessageContent.FromString(inner.content).message_id == original.message_id
     assert got.content.transfer_authorisation.content  # the grant travels with it
 

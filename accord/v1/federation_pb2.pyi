@@ -8,18 +8,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class HelloRequest(_message.Message):
-    __slots__ = ("nonce",)
+    __slots__ = ("nonce", "features")
     NONCE_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
     nonce: bytes
-    def __init__(self, nonce: _Optional[bytes] = ...) -> None: ...
+    features: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, nonce: _Optional[bytes] = ..., features: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class HelloResponse(_message.Message):
-    __slots__ = ("agency", "signature")
+    __slots__ = ("agency", "signature", "features")
     AGENCY_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
     agency: str
     signature: bytes
-    def __init__(self, agency: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    features: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, agency: _Optional[str] = ..., signature: _Optional[bytes] = ..., features: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class EnvelopeBatch(_message.Message):
     __slots__ = ("envelopes",)

@@ -34,6 +34,8 @@ from certs.identity import agency_dns_name
 from node.clock import Clock
 from node.config import DeliverySection
 from node.envelope import (
+    ENVELOPE_PROOF,
+    FEATURES,
     ReceiptInfo,
     hello_bytes,
     parse_receipt,
@@ -93,9 +95,11 @@ class PeerLink:
         credentials: Credentials,
         delivery: DeliverySection,
         max_message_bytes: int,
+        sign: Callable[[bytes], bytes],
         on_receipt: Callable[[ReceiptEvent], None] = lambda e: None,
     ) -> None:
         self.peer = peer
+        self._sign = sign  # this node's key, for envelopes a peer needs signed alone
         self.agency = agency
         self._federation = federation
         self._trust = trust
@@ -266,13 +270,18 @@ class PeerLink:
             await writer.wait_closed()
         return True
 
-    async def _check_server_key(self, stub: Any, public_key: ec.EllipticCurvePublicKey) -> None:
+    async def _check_server_key(
+        self, stub: Any, public_key: ec.EllipticCurvePublicKey
+    ) -> frozenset[str]:
         """TLS proved the server has *a* certificate of the federation CA for the peer's DNS
         name; grpcio cannot show which. Before any envelope leaves, the server must sign a fresh
-        nonce with the key of the certificate the directory lists now (not a revoked one)."""
+        nonce with the key of the certificate the directory lists now (not a revoked one).
+        Returns the features the peer says it understands."""
         nonce = os.urandom(32)
         try:
-            hello = await stub.Hello(federation_pb2.HelloRequest(nonce=nonce), timeout=10)
+            hello = await stub.Hello(
+                federation_pb2.HelloRequest(nonce=nonce, features=FEATURES), timeout=10
+            )
         except grpc.aio.AioRpcError as exc:
             raise LinkDown(
                 f"{exc.code().name}: {exc.details()}",
@@ -283,6 +292,7 @@ class PeerLink:
                 f"the server at {self.peer}'s endpoint did not prove it holds the key of the "
                 "certificate the directory lists for it; nothing was sent"
             )
+        return frozenset(hello.features)
 
     async def _session(self) -> None:
         try:
@@ -307,7 +317,10 @@ class PeerLink:
             member.endpoint, self._credentials.channel(), options=options
         ) as channel:
             stub = federation_pb2_grpc.FederationStub(channel)
-            await self._check_server_key(stub, peer.public_key)
+            features = await self._check_server_key(stub, peer.public_key)
+            # An older peer checks an envelope's signature over its content only: one signed
+            # with its batch is signed again, alone, for it (what this node stored is unchanged).
+            alone = ENVELOPE_PROOF not in features
             # Several envelopes per frame: gRPC's cost is per frame, and it was the largest
             # per-message cost on both sides (docs/benchmarks.md).
             call = stub.ExchangeBatches()
@@ -335,9 +348,14 @@ class PeerLink:
                             await call.write(frame)
                             frame, size = federation_pb2.EnvelopeBatch(), 0
                         in_flight.append(env)
-                        frame.envelopes.add(
-                            content=env.content, signature=env.signature, proof=env.proof
-                        )
+                        if alone and env.proof:
+                            frame.envelopes.add(
+                                content=env.content, signature=self._sign(env.content)
+                            )
+                        else:
+                            frame.envelopes.add(
+                                content=env.content, signature=env.signature, proof=env.proof
+                            )
                         size += len(env.content) + len(env.signature) + len(env.proof)
                         self.sent += 1
                         cursor = env.seq

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from node.clock import Clock
 from node.envelope import (
+    RECEIPT_PROOF,
     MessageMeta,
     digest,
     envelope_signed_bytes,
@@ -106,6 +107,12 @@ class Receiver:
         self._on_refused = on_refused
         self._member_key = member_key
         self._order: dict[str, asyncio.Lock] = {}
+        # What each caller said it understands in its last Hello; one that said nothing (an
+        # older node, or a client that never said Hello) gets every receipt signed alone.
+        self._features: dict[str, frozenset[str]] = {}
+
+    def peer_understands(self, agency: str, features: Sequence[str]) -> None:
+        self._features[agency] = frozenset(features)
 
     async def handle(self, peer: Peer, envelopes: Sequence[Arrival]) -> list[Answer]:
         """Answer a batch of envelopes from one peer, in order, after they are durable."""
@@ -146,7 +153,10 @@ class Receiver:
             # One signature for every accepted receipt in the batch (a Merkle root, each
             # receipt with its audit path): the receiver's signing cost is per batch.
             unsigned = [d for d in drafts if isinstance(d, _Unsigned)]
-            receipts = sign_receipts(self._key, [u.receipt for u in unsigned])
+            if RECEIPT_PROOF in self._features.get(peer.agency, frozenset()):
+                receipts = sign_receipts(self._key, [u.receipt for u in unsigned])
+            else:
+                receipts = [(sign(self._key, u.receipt), b"") for u in unsigned]
             for u, (receipt_signature, proof) in zip(unsigned, receipts, strict=True):
                 u.message = StoredMessage.of(
                     u.meta,
@@ -180,9 +190,17 @@ class Receiver:
             """Stored messages are announced when the commit lands, whoever still waits."""
             if unit.cancelled() or unit.exception() is not None:
                 return
-            for draft, prior in zip(drafts, unit.result(), strict=True):
-                if prior is None and isinstance(draft, _Unsigned):
+            for draft, prior, mid in zip(drafts, unit.result(), ids, strict=True):
+                if prior is not None:
+                    continue  # a copy: answered as the first time, nothing new to report
+                if isinstance(draft, _Unsigned):
                     self._on_stored(draft.stored())
+                else:
+                    # Reported only now: a copy of an envelope answered before may fail a
+                    # check today (an agreement since expired), yet it is answered with its
+                    # first receipt, not refused.
+                    log.info("refused %s from %s: %s", mid or "?", peer.agency, draft.reason)
+                    self._on_refused(peer.agency, mid, draft.reason)
 
         committed.add_done_callback(announce)
         return asyncio.create_task(
@@ -240,9 +258,18 @@ class Receiver:
         )
 
     def _refusal(
-        self, peer: Peer, mid: str, sha: bytes, now: datetime, reason: Reason, detail: str
+        self,
+        peer: Peer,
+        mid: str,
+        sha: bytes,
+        now: datetime,
+        reason: Reason,
+        detail: str,
+        *,
+        report: bool = True,
     ) -> Answer:
-        """A signed REJECTED receipt for an envelope, reported to on_refused."""
+        """A signed REJECTED receipt for an envelope, reported to on_refused unless the caller
+        reports it itself once it is committed."""
         r = receipt_content(
             message_id=mid,
             content_sha256=sha,
@@ -253,7 +280,8 @@ class Receiver:
             detail=detail[:500],
         )
         s = sign(self._key, r)
-        self._on_refused(peer.agency, mid, reason)
+        if report:
+            self._on_refused(peer.agency, mid, reason)
         return Answer(r, s, sha, accepted=False, reason=reason)
 
     def _answer(
@@ -272,8 +300,10 @@ class Receiver:
         try:
             meta, decision = self._checked(peer, content, signature, verified, now)
         except Refused as refusal:
-            log.info("refused %s from %s: %s", mid or "?", peer.agency, refusal)
-            answer = self._refusal(peer, mid, sha, now, refusal.reason, refusal.detail)
+            log.debug("refusing %s from %s: %s", mid or "?", peer.agency, refusal)
+            answer = self._refusal(
+                peer, mid, sha, now, refusal.reason, refusal.detail, report=False
+            )
             write = self._store.rejection_txn(
                 sender=peer.agency,
                 message_id=mid,

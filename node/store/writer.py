@@ -88,8 +88,10 @@ class GroupCommitWriter:
         await asyncio.shield(self.enqueue(statements))
 
     def enqueue(self, statements: Sequence[Statement]) -> asyncio.Future[None]:
-        """Queue a unit now (units commit in the order they are queued); await the result for
-        its commit."""
+        """Queue a unit now; await the result for its commit. No unit commits before one queued
+        earlier; units queued together share one transaction, in which the plain statements run
+        grouped by SQL text (order of first appearance), then the `enqueue_call` functions in
+        queue order, so a function sees every plain statement of its group."""
         return self._put(_Unit(statements))
 
     def enqueue_call(self, run: InTransaction) -> asyncio.Future[Any]:

@@ -12,7 +12,7 @@ from google.protobuf.message import DecodeError
 
 from accord.v1 import federation_pb2, message_pb2
 from node.delivery.receiver import Answer, Arrival, Receiver
-from node.envelope import hello_bytes
+from node.envelope import FEATURES, hello_bytes
 from node.transport.auth import current_peer
 
 log = logging.getLogger(__name__)
@@ -90,9 +90,13 @@ class FederationServicer:
     ) -> federation_pb2.HelloResponse:
         if len(request.nonce) < 16:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "nonce must be 16+ bytes")
+        caller = current_peer().agency
+        # The caller's streams that follow are answered in what it understands.
+        self._receiver.peer_understands(caller, request.features)
         return federation_pb2.HelloResponse(
             agency=self._receiver.agency,
-            signature=self._sign(hello_bytes(request.nonce, current_peer().agency)),
+            signature=self._sign(hello_bytes(request.nonce, caller)),
+            features=FEATURES,
         )
 
     async def get_policy(
