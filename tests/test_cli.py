@@ -422,7 +422,7 @@ async def test_show_checks_a_batch_signed_envelope_alone(running: Federation) ->
     run = await officer(running, "DE-BKA", "show", target, "--json", JUSTIFICATION)
     assert run.code == 0, run
     doc = json.loads(run.out)
-    assert doc["signature_valid"] is True
+    assert doc["signature_valid"] is True and doc["signature_proof"]
     assert "signed in a batch, audit path of 3 step(s)" in doc["signature_check"]
 
     with sqlite3.connect(running.homes["DE-BKA"] / "accord.db") as db:
