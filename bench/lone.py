@@ -1,0 +1,99 @@
+"""Where a lone message's CPU goes, thread by thread: `python -m bench.lone [--peers N]`.
+
+Runs item 3's loop (one publish, wait for every receipt, repeat) against N receivers, each in
+its own process, and reads every thread's CPU time and voluntary context switches from /proc
+before and after, for the first receiver and for this (the sender's) process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.benchmarks.fanout import PEERS, timed
+from bench.cluster import Child, Cluster
+from bench.load import Sender, stopped
+from bench.stats import median
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+Threads = dict[str, tuple[str, float, float, int]]  # tid -> (name, user s, system s, switches)
+
+
+def threads(pid: int) -> Threads:
+    out: Threads = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        base = Path(f"/proc/{pid}/task/{tid}")
+        try:
+            name = (base / "comm").read_text().strip() + (
+                " (event loop)" if tid == str(pid) else ""
+            )
+            fields = (base / "stat").read_text().rsplit(")", 1)[1].split()
+            switches = next(
+                int(line.split()[1])
+                for line in (base / "status").read_text().splitlines()
+                if line.startswith("voluntary_ctxt_switches")
+            )
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        out[tid] = (name, int(fields[11]) / _TICK, int(fields[12]) / _TICK, switches)
+    return out
+
+
+def report(side: str, before: Threads, after: Threads, rounds: int) -> None:
+    rows: list[tuple[float, float, float, str]] = []
+    for tid, (name, user, system, switches) in after.items():
+        _, user0, system0, switches0 = before.get(tid, (name, 0.0, 0.0, 0))  # new: from zero
+        cpu = (user + system - user0 - system0) / rounds * 1e6
+        if cpu > 0 or switches > switches0:
+            rows.append((cpu, (user - user0) / rounds * 1e6, (switches - switches0) / rounds, name))
+    rows.sort(reverse=True)
+    total = sum(r[0] for r in rows)
+    print(f"{side}: {total:,.0f} us CPU and {sum(r[2] for r in rows):.1f} switches per publish")
+    for us, user_us, per_publish, label in rows:
+        print(f"  {us:8,.0f} us  (user {user_us:6,.0f})  {per_publish:5.1f} switches  {label}")
+
+
+async def main_async(peers: int, rounds: int) -> None:
+    root = Path(tempfile.mkdtemp(prefix="blone", dir="/tmp"))
+    names = PEERS[:peers]
+    cluster = Cluster(root, ["NL-POL", *names])
+    receivers = [Child.node(cluster.homes[p], log=root / f"{p}.log") for p in names]
+    try:
+        await asyncio.gather(*(r.ready() for r in receivers))
+        node = await cluster.start_in_process("NL-POL")
+        try:
+            sender = Sender(node, to=names)
+            await timed(sender, 20)
+            first, mine = threads(receivers[0].pid), threads(os.getpid())
+            cpu = sum(r.cpu_seconds() for r in receivers)
+            times = await timed(sender, rounds)
+            all_cpu = (sum(r.cpu_seconds() for r in receivers) - cpu) / rounds * 1e6
+            report("first receiver", first, threads(receivers[0].pid), rounds)
+            report("sender", mine, threads(os.getpid()), rounds)
+            print(f"all {peers} receivers: {all_cpu:,.0f} us CPU per publish")
+            print(f"publish -> every receipt stored: median {median(times) * 1e3:.2f} ms")
+        finally:
+            await stopped(node)
+    finally:
+        for r in receivers:
+            r.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.lone")
+    parser.add_argument("--peers", type=int, default=1, choices=range(1, len(PEERS) + 1))
+    parser.add_argument("--rounds", type=int, default=300)
+    args = parser.parse_args()
+    asyncio.run(main_async(args.peers, args.rounds))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
