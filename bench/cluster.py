@@ -24,7 +24,7 @@ from certs.ca import FederationAuthority
 from certs.directory import Agreement
 from node import config as config_mod
 from node import samples
-from node.app import Node
+from node.app import Node, tune_collector
 from node.envelope import MESSAGE_TYPES
 from node.home import init_home
 
@@ -80,6 +80,7 @@ class Cluster:
         cfg = config_mod.load(self.homes[agency])
         node = Node(replace(cfg, node=replace(cfg.node, listen=f"127.0.0.1:{self.ports[agency]}")))
         await node.start()
+        tune_collector()  # as `accord node run` does
         return node
 
     def database(self, agency: str) -> Path:

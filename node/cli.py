@@ -164,13 +164,14 @@ def cmd_node_init(args: argparse.Namespace) -> int:
 
 
 def cmd_node_run(args: argparse.Namespace) -> int:
-    from node.app import Node
+    from node.app import Node, tune_collector
 
     config = config_mod.load(resolve_home(args.home))
 
     async def run() -> None:
         node = Node(config)
         await node.start()
+        tune_collector()
         print(f"{node.agency} ready on port {node.port}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
