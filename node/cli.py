@@ -445,14 +445,7 @@ def _check_receipt(home: Path, agency: str, receipt: Any) -> tuple[bool | None, 
     audit path leads to (see Receipt in message.proto)."""
     from node.envelope import receipt_signed_bytes
 
-    signed = receipt_signed_bytes(receipt.content, receipt.proof)
-    if signed is None:
-        return False, "DOES NOT VERIFY: the audit path to the signed batch root is malformed"
-    ok, check = _check_signature(home, agency, signed, receipt.signature)
-    if receipt.proof:
-        steps = len(receipt.proof) // 33
-        check += f"; signed in a batch, audit path of {steps} step(s)"
-    return ok, check
+    return _check_signed(home, agency, receipt, receipt_signed_bytes)
 
 
 def _check_envelope(home: Path, agency: str, envelope: Any) -> tuple[bool | None, str]:
@@ -460,12 +453,19 @@ def _check_envelope(home: Path, agency: str, envelope: Any) -> tuple[bool | None
     batch, over the batch root its audit path leads to (see Envelope in message.proto)."""
     from node.envelope import envelope_signed_bytes
 
-    signed = envelope_signed_bytes(envelope.content, envelope.proof)
+    return _check_signed(home, agency, envelope, envelope_signed_bytes)
+
+
+def _check_signed(
+    home: Path, agency: str, item: Any, signed_bytes: Callable[[bytes, bytes], bytes | None]
+) -> tuple[bool | None, str]:
+    """`item` (content, signature, proof) checked with `agency`'s certificate."""
+    signed = signed_bytes(item.content, item.proof)
     if signed is None:
         return False, "DOES NOT VERIFY: the audit path to the signed batch root is malformed"
-    ok, check = _check_signature(home, agency, signed, envelope.signature)
-    if envelope.proof:
-        steps = len(envelope.proof) // 33
+    ok, check = _check_signature(home, agency, signed, item.signature)
+    if item.proof:
+        steps = len(item.proof) // 33
         check += f"; signed in a batch, audit path of {steps} step(s)"
     return ok, check
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Sequence
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from accord.v1 import federation_pb2
 from accord.v1 import message_pb2 as pb
+from node.app import Node, Sent
 from node.envelope import (
     ENVELOPE_ROOT,
     RECEIPT_ROOT,
@@ -42,6 +44,14 @@ from tests.harness import (
 NL, DE, FR = "NL-POL", "DE-BKA", "FR-PN"
 KEY = ec.generate_private_key(ec.SECP256R1())
 PURPOSE = "serious-crime-investigation"
+
+
+async def all_accepted(node: Node, sent: Sequence[Sent]) -> bool:
+    assert node.store is not None
+    for s in sent:
+        if [d.state for d in await node.store.deliveries(s.message_id)] != ["accepted"]:
+            return False
+    return True
 
 
 def contents(n: int) -> list[bytes]:
@@ -126,14 +136,7 @@ async def test_concurrent_sends_arrive_batch_signed_and_stored_with_their_paths(
     assert nl.store is not None and de.store is not None
     sent = await asyncio.gather(*(nl.send(incident(to=[DE])) for _ in range(30)))
 
-    async def all_accepted() -> bool:
-        assert nl.store is not None
-        for s in sent:
-            if [d.state for d in await nl.store.deliveries(s.message_id)] != ["accepted"]:
-                return False
-        return True
-
-    await wait_for(all_accepted, timeout=8)
+    await wait_for(lambda: all_accepted(nl, sent), timeout=8)
     nl_key = member_key(fed3, NL).public_key()
     out_signatures = set()
     for s in sent:
@@ -228,14 +231,7 @@ async def test_a_peer_that_does_not_check_envelope_paths_gets_envelopes_signed_a
     assert nl.store is not None and de.store is not None
     sent = await asyncio.gather(*(nl.send(incident(to=[DE])) for _ in range(10)))
 
-    async def all_accepted() -> bool:
-        assert nl.store is not None
-        for s in sent:
-            if [d.state for d in await nl.store.deliveries(s.message_id)] != ["accepted"]:
-                return False
-        return True
-
-    await wait_for(all_accepted, timeout=8)
+    await wait_for(lambda: all_accepted(nl, sent), timeout=8)
     nl_key = member_key(fed3, NL).public_key()
     for s in sent:
         mine = await nl.store.get_message(s.message_id, direction="out")
