@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from accord.v1 import message_pb2 as pb
 from bench.cluster import incident
 from bench.stats import pace
-from node.app import Node
+from node.app import Node, untune_collector
 from node.delivery.link import ReceiptEvent
 
 
@@ -114,3 +114,4 @@ class Sender:
 
 async def stopped(node: Node) -> None:
     await node.stop(grace=1.0)
+    untune_collector()  # started by bench.cluster with tune_collector, as a node process is

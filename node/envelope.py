@@ -148,11 +148,13 @@ def verify(public_key: ec.EllipticCurvePublicKey, data: bytes, signature: bytes)
 # the signer's certificate. The root is signed with a prefix of its kind, so a root signature
 # can never pass for an item signed alone, nor an envelope root for a receipt root.
 
-# What a node understands, said in Hello (federation.proto): a peer that does not name a
-# feature (an older node) is sent, and answered, everything signed alone.
+# What a node checks, named in its Hello answer and in the metadata of each stream it opens
+# (federation.proto): a peer that does not name a feature (an older node) is sent, and
+# answered, everything signed alone.
 ENVELOPE_PROOF = "envelope-proof/v1"  # checks envelopes' audit paths
 RECEIPT_PROOF = "receipt-proof/v1"  # checks receipts' audit paths
 FEATURES = (ENVELOPE_PROOF, RECEIPT_PROOF)
+FEATURES_KEY = "accord-features"  # stream metadata: what the caller checks, comma-separated
 
 RECEIPT_ROOT = b"accord-receipt-root/v1\x00"
 ENVELOPE_ROOT = b"accord-envelope-root/v1\x00"

@@ -60,7 +60,9 @@ class BatchSigner:
                 self.signed += len(chunk)
                 outcomes.update(zip(chunk, signed, strict=True))
         # Resolved in the order the sends called: each resumes, and queues its commit, in
-        # that order, so the outbox keeps the order the sends were made in.
+        # that order, so batching does not reorder sends. (A send that reads the store first,
+        # a reply or one with a caller-chosen id, can still be overtaken by a send made after
+        # it, as before batch signing: order is promised for sends made one after another.)
         for index, (_, _, fut) in enumerate(pending):
             if fut.done():  # a caller that stopped waiting gets nothing
                 continue

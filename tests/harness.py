@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import tempfile
 from collections.abc import Sequence
@@ -15,7 +14,7 @@ from typing import Any
 import grpc
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from accord.v1 import federation_pb2, federation_pb2_grpc
+from accord.v1 import federation_pb2
 from accord.v1 import message_pb2 as pb
 from certs.ca import FederationAuthority, load_key
 from certs.directory import Agreement
@@ -24,7 +23,7 @@ from node import config as config_mod
 from node import samples
 from node.app import Node
 from node.clock import Clock, OffsetClock
-from node.envelope import FEATURES, MESSAGE_TYPES, sign
+from node.envelope import FEATURES, FEATURES_KEY, MESSAGE_TYPES, sign
 from node.home import init_home
 from node.ids import uuid7
 
@@ -196,8 +195,8 @@ class RawExchange:
         batched: bool = False,
         features: Sequence[str] | None = FEATURES,
     ) -> None:
-        """`features`: what to say the caller understands in a Hello first, as a node's link
-        does (None: no Hello at all)."""
+        """`features`: what the caller says it checks, in the stream's metadata, as a node's
+        link does (None: no such metadata at all, as from an older node)."""
         self._batched = batched
         self._features = features
         issued = fed.authority.root / "issued" / as_agency
@@ -220,11 +219,6 @@ class RawExchange:
                 ("grpc.max_send_message_length", 64 << 20),
             ],
         )
-        if self._features is not None:
-            stub = federation_pb2_grpc.FederationStub(self._channel)
-            await stub.Hello(
-                federation_pb2.HelloRequest(nonce=os.urandom(32), features=self._features)
-            )
         exchange: Any = self._channel.stream_stream(
             "/accord.v1.Federation/ExchangeBatches"
             if self._batched
@@ -234,7 +228,10 @@ class RawExchange:
                 federation_pb2.ReceiptBatch.FromString if self._batched else pb.Receipt.FromString
             ),
         )
-        self._call = exchange()
+        features = self._features
+        self._call = exchange(
+            metadata=None if features is None else ((FEATURES_KEY, ",".join(features)),)
+        )
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import weakref
 from pathlib import Path
 
 import pytest
 
 from bench.runner import main
+from node.app import GC_THRESHOLDS, tune_collector, untune_collector
+from tests.harness import Federation
 
 
 @pytest.mark.timeout(30)
@@ -39,3 +43,22 @@ def test_bench_item_1_alternates_an_odd_number_of_rounds(tmp_path: Path) -> None
     assert report["e2e_baseline_ratio"] == values["throughput.ratio"]
     [row] = [r for b in report["results"] for r in b["rows"] if r["metric"].startswith("accepted")]
     assert "medians of 3 rounds" in row["note"]
+
+
+async def test_a_node_stopped_after_the_collector_was_tuned_is_collected(
+    fed3: Federation,
+) -> None:
+    """The bench runs node after node in its own process, tuned as `accord node run` is
+    (objects frozen out of collections): once one stops and the tuning is undone, nothing of
+    it stays, and the process's thresholds are what they were."""
+    before = gc.get_threshold()
+    node = await fed3.start("NL-POL")
+    ref = weakref.ref(node)
+    tune_collector()
+    assert gc.get_threshold() == GC_THRESHOLDS and gc.get_freeze_count() > 0
+    del node
+    await fed3.stop("NL-POL")
+    untune_collector()  # what bench.load.stopped does after stopping a node
+    gc.collect()
+    assert ref() is None
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

@@ -8,13 +8,16 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from accord.v1 import federation_pb2
 from accord.v1 import message_pb2 as pb
+from node.access import Role, User
 from node.app import Node, Sent
+from node.delivery.link import PeerLink
 from node.envelope import (
     ENVELOPE_ROOT,
     RECEIPT_ROOT,
@@ -28,6 +31,7 @@ from node.envelope import (
     verify_envelope,
     verify_receipt,
 )
+from node.errors import InvalidRequest
 from node.signer import BatchSigner
 from tests.harness import (
     Federation,
@@ -242,7 +246,7 @@ async def test_a_peer_that_does_not_check_envelope_paths_gets_envelopes_signed_a
         assert verify(nl_key, s.content, theirs.signature)  # over the content, as old nodes check
 
 
-@pytest.mark.parametrize("features", [(), None], ids=["hello-without-features", "no-hello"])
+@pytest.mark.parametrize("features", [(), None], ids=["names-no-features", "no-features-metadata"])
 async def test_a_sender_that_does_not_check_receipt_paths_gets_receipts_signed_alone(
     fed3: Federation, features: tuple[str, ...] | None
 ) -> None:
@@ -333,3 +337,87 @@ async def test_a_copy_answered_before_is_not_reported_as_refused(
         (receipt,) = await batch_receipts(raw, lone.SerializeToString(), expect=1)
     assert parse_receipt(receipt.content).reason_code == "BAD_SIGNATURE"
     assert [r[2] for r in refused] == ["BAD_SIGNATURE"]  # a real refusal still is
+
+
+def signed_frame(fed: Federation, n: int = 12) -> bytes:
+    key = member_key(fed, NL)
+    frame = federation_pb2.EnvelopeBatch()
+    for _ in range(n):
+        content = complete(incident(to=[DE]), sender=NL).SerializeToString()
+        frame.envelopes.add(content=content, signature=sign(key, content))
+    return frame.SerializeToString()
+
+
+async def test_a_resend_from_an_older_sender_gets_receipts_it_can_check(fed3: Federation) -> None:
+    """A sender rolled back to a node from before batch receipts resends what it had not
+    recorded: the receipts given the first time, with their paths, are signed again, alone
+    (the same receipt content), or its link would refuse them and stall for good."""
+    _nl, de, _fr = await fed3.start_all()
+    frame = signed_frame(fed3)
+    async with RawExchange(fed3, as_agency=NL, to=de, batched=True) as new:
+        first = await batch_receipts(new, frame, expect=12)
+    assert all(r.proof for r in first)
+    async with RawExchange(fed3, as_agency=NL, to=de, batched=True, features=()) as old:
+        again = await batch_receipts(old, frame, expect=12)
+    de_key = de.key.public_key()
+    assert [r.content for r in again] == [r.content for r in first]
+    assert not any(r.proof for r in again)
+    assert all(verify(de_key, r.content, r.signature) for r in again)
+
+
+async def test_what_a_stream_is_answered_in_is_its_own_callers_choice(fed3: Federation) -> None:
+    """Another connection of the same agency naming other features does not change what an
+    open stream is answered in."""
+    _nl, de, _fr = await fed3.start_all()
+    async with RawExchange(fed3, as_agency=NL, to=de, batched=True, features=()) as old:
+        async with RawExchange(fed3, as_agency=NL, to=de, batched=True) as new:
+            fresh = await batch_receipts(new, signed_frame(fed3), expect=12)
+        receipts = await batch_receipts(old, signed_frame(fed3), expect=12)
+    assert any(r.proof for r in fresh)
+    assert not any(r.proof for r in receipts)
+
+
+async def test_a_batch_signed_original_is_not_forwarded_to_a_node_that_cannot_check_it(
+    fed3: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the originator could sign the original again, alone: forwarding it to a third
+    agency whose node said it does not check audit paths is refused here, with the reason,
+    instead of being refused there as BAD_SIGNATURE for good."""
+    check = PeerLink._check_server_key
+
+    async def fr_is_older(self: PeerLink, stub: Any, key: Any) -> frozenset[str]:
+        features = await check(self, stub, key)
+        return frozenset() if self.peer == FR else features
+
+    monkeypatch.setattr(PeerLink, "_check_server_key", fr_is_older)
+    fed3.authority.set_agreements(
+        (open_agreement(fed3.agencies, fed3.now, onward_transfer="ALLOWED"),), now=fed3.now
+    )
+    fed3.reload_all()
+    nl, de, _fr = await fed3.start_all()
+    assert de.store is not None
+    drafts = []
+    for _ in range(4):
+        draft = incident(to=[DE])
+        draft.onward_transfer = pb.ONWARD_TRANSFER_ALLOWED
+        drafts.append(draft)
+    sent = await asyncio.gather(*(nl.send(d) for d in drafts))
+    opener = await de.send(liaison(to=[FR], purpose=PURPOSE))  # DE's link to FR says Hello
+
+    async def ready() -> bool:
+        assert de.store is not None
+        held = await de.store.get_message(sent[0].message_id, sender=NL, direction="in")
+        return held is not None and await all_accepted(de, [opener])
+
+    await wait_for(ready, timeout=8)
+    assert de.peer_features(FR) == frozenset()
+    officer = User("dirk", Role.LIAISON_OFFICER, frozenset({PURPOSE}))
+    with pytest.raises(InvalidRequest, match="does not check batch-signed envelopes"):
+        await de.operations.forward(
+            officer,
+            message_id=sent[0].message_id,
+            sender=NL,
+            to=FR,
+            purpose="",
+            justification="suspect believed to have crossed into France",
+        )

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from accord.v1 import message_pb2 as accord_dot_v1_dot_message__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61\x63\x63ord/v1/federation.proto\x12\taccord.v1\x1a\x17\x61\x63\x63ord/v1/message.proto\"/\n\x0cHelloRequest\x12\r\n\x05nonce\x18\x01 \x01(\x0c\x12\x10\n\x08\x66\x65\x61tures\x18\x02 \x03(\t\"D\n\rHelloResponse\x12\x0e\n\x06\x61gency\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x10\n\x08\x66\x65\x61tures\x18\x03 \x03(\t\"7\n\rEnvelopeBatch\x12&\n\tenvelopes\x18\x01 \x03(\x0b\x32\x13.accord.v1.Envelope\"4\n\x0cReceiptBatch\x12$\n\x08receipts\x18\x01 \x03(\x0b\x32\x12.accord.v1.Receipt\"\x12\n\x10GetPolicyRequest\"_\n\x0cSignedPolicy\x12\x13\n\x0bpolicy_json\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x0e\n\x06\x61gency\x18\x03 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x04 \x01(\t2\x8e\x02\n\nFederation\x12\x37\n\x08\x45xchange\x12\x13.accord.v1.Envelope\x1a\x12.accord.v1.Receipt(\x01\x30\x01\x12H\n\x0f\x45xchangeBatches\x12\x18.accord.v1.EnvelopeBatch\x1a\x17.accord.v1.ReceiptBatch(\x01\x30\x01\x12\x41\n\tGetPolicy\x12\x1b.accord.v1.GetPolicyRequest\x1a\x17.accord.v1.SignedPolicy\x12:\n\x05Hello\x12\x17.accord.v1.HelloRequest\x1a\x18.accord.v1.HelloResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61\x63\x63ord/v1/federation.proto\x12\taccord.v1\x1a\x17\x61\x63\x63ord/v1/message.proto\"\x1d\n\x0cHelloRequest\x12\r\n\x05nonce\x18\x01 \x01(\x0c\"D\n\rHelloResponse\x12\x0e\n\x06\x61gency\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x10\n\x08\x66\x65\x61tures\x18\x03 \x03(\t\"7\n\rEnvelopeBatch\x12&\n\tenvelopes\x18\x01 \x03(\x0b\x32\x13.accord.v1.Envelope\"4\n\x0cReceiptBatch\x12$\n\x08receipts\x18\x01 \x03(\x0b\x32\x12.accord.v1.Receipt\"\x12\n\x10GetPolicyRequest\"_\n\x0cSignedPolicy\x12\x13\n\x0bpolicy_json\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x0e\n\x06\x61gency\x18\x03 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x04 \x01(\t2\x8e\x02\n\nFederation\x12\x37\n\x08\x45xchange\x12\x13.accord.v1.Envelope\x1a\x12.accord.v1.Receipt(\x01\x30\x01\x12H\n\x0f\x45xchangeBatches\x12\x18.accord.v1.EnvelopeBatch\x1a\x17.accord.v1.ReceiptBatch(\x01\x30\x01\x12\x41\n\tGetPolicy\x12\x1b.accord.v1.GetPolicyRequest\x1a\x17.accord.v1.SignedPolicy\x12:\n\x05Hello\x12\x17.accord.v1.HelloRequest\x1a\x18.accord.v1.HelloResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,17 +33,17 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'accord.v1.federation_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_HELLOREQUEST']._serialized_start=66
-  _globals['_HELLOREQUEST']._serialized_end=113
-  _globals['_HELLORESPONSE']._serialized_start=115
-  _globals['_HELLORESPONSE']._serialized_end=183
-  _globals['_ENVELOPEBATCH']._serialized_start=185
-  _globals['_ENVELOPEBATCH']._serialized_end=240
-  _globals['_RECEIPTBATCH']._serialized_start=242
-  _globals['_RECEIPTBATCH']._serialized_end=294
-  _globals['_GETPOLICYREQUEST']._serialized_start=296
-  _globals['_GETPOLICYREQUEST']._serialized_end=314
-  _globals['_SIGNEDPOLICY']._serialized_start=316
-  _globals['_SIGNEDPOLICY']._serialized_end=411
-  _globals['_FEDERATION']._serialized_start=414
-  _globals['_FEDERATION']._serialized_end=684
+  _globals['_HELLOREQUEST']._serialized_end=95
+  _globals['_HELLORESPONSE']._serialized_start=97
+  _globals['_HELLORESPONSE']._serialized_end=165
+  _globals['_ENVELOPEBATCH']._serialized_start=167
+  _globals['_ENVELOPEBATCH']._serialized_end=222
+  _globals['_RECEIPTBATCH']._serialized_start=224
+  _globals['_RECEIPTBATCH']._serialized_end=276
+  _globals['_GETPOLICYREQUEST']._serialized_start=278
+  _globals['_GETPOLICYREQUEST']._serialized_end=296
+  _globals['_SIGNEDPOLICY']._serialized_start=298
+  _globals['_SIGNEDPOLICY']._serialized_end=393
+  _globals['_FEDERATION']._serialized_start=396
+  _globals['_FEDERATION']._serialized_end=666
 # @@protoc_insertion_point(module_scope)

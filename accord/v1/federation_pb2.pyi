@@ -8,12 +8,10 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class HelloRequest(_message.Message):
-    __slots__ = ("nonce", "features")
+    __slots__ = ("nonce",)
     NONCE_FIELD_NUMBER: _ClassVar[int]
-    FEATURES_FIELD_NUMBER: _ClassVar[int]
     nonce: bytes
-    features: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, nonce: _Optional[bytes] = ..., features: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, nonce: _Optional[bytes] = ...) -> None: ...
 
 class HelloResponse(_message.Message):
     __slots__ = ("agency", "signature", "features")

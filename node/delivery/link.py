@@ -36,6 +36,7 @@ from node.config import DeliverySection
 from node.envelope import (
     ENVELOPE_PROOF,
     FEATURES,
+    FEATURES_KEY,
     ReceiptInfo,
     hello_bytes,
     parse_receipt,
@@ -100,6 +101,8 @@ class PeerLink:
     ) -> None:
         self.peer = peer
         self._sign = sign  # this node's key, for envelopes a peer needs signed alone
+        # What the peer's node said it checks in its last Hello (None: not connected yet).
+        self.features: frozenset[str] | None = None
         self.agency = agency
         self._federation = federation
         self._trust = trust
@@ -279,9 +282,7 @@ class PeerLink:
         Returns the features the peer says it understands."""
         nonce = os.urandom(32)
         try:
-            hello = await stub.Hello(
-                federation_pb2.HelloRequest(nonce=nonce, features=FEATURES), timeout=10
-            )
+            hello = await stub.Hello(federation_pb2.HelloRequest(nonce=nonce), timeout=10)
         except grpc.aio.AioRpcError as exc:
             raise LinkDown(
                 f"{exc.code().name}: {exc.details()}",
@@ -318,12 +319,13 @@ class PeerLink:
         ) as channel:
             stub = federation_pb2_grpc.FederationStub(channel)
             features = await self._check_server_key(stub, peer.public_key)
+            self.features = features
             # An older peer checks an envelope's signature over its content only: one signed
             # with its batch is signed again, alone, for it (what this node stored is unchanged).
             alone = ENVELOPE_PROOF not in features
             # Several envelopes per frame: gRPC's cost is per frame, and it was the largest
             # per-message cost on both sides (docs/benchmarks.md).
-            call = stub.ExchangeBatches()
+            call = stub.ExchangeBatches(metadata=((FEATURES_KEY, ",".join(FEATURES)),))
 
             async def write_loop() -> None:
                 cursor = 0

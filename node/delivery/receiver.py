@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from node.clock import Clock
 from node.envelope import (
-    RECEIPT_PROOF,
     MessageMeta,
     digest,
     envelope_signed_bytes,
@@ -107,20 +106,22 @@ class Receiver:
         self._on_refused = on_refused
         self._member_key = member_key
         self._order: dict[str, asyncio.Lock] = {}
-        # What each caller said it understands in its last Hello; one that said nothing (an
-        # older node, or a client that never said Hello) gets every receipt signed alone.
-        self._features: dict[str, frozenset[str]] = {}
 
-    def peer_understands(self, agency: str, features: Sequence[str]) -> None:
-        self._features[agency] = frozenset(features)
-
-    async def handle(self, peer: Peer, envelopes: Sequence[Arrival]) -> list[Answer]:
+    async def handle(
+        self, peer: Peer, envelopes: Sequence[Arrival], *, receipt_paths: bool = False
+    ) -> list[Answer]:
         """Answer a batch of envelopes from one peer, in order, after they are durable."""
-        task = await self.admit(peer, envelopes)
+        task = await self.admit(peer, envelopes, receipt_paths=receipt_paths)
         return await task
 
-    async def admit(self, peer: Peer, envelopes: Sequence[Arrival]) -> asyncio.Task[list[Answer]]:
+    async def admit(
+        self, peer: Peer, envelopes: Sequence[Arrival], *, receipt_paths: bool = False
+    ) -> asyncio.Task[list[Answer]]:
         """The ordered part of answering a batch: verify, check, and queue it for commit.
+
+        `receipt_paths`: whether the stream's caller checks receipts' audit paths (it named
+        receipt-proof/v1 when it opened the stream). If not (an older node), every receipt it
+        is given is signed alone, the ones given before to an earlier copy included.
 
         Returns once the batch's unit is queued behind the peer's earlier batches; the task
         returned resolves to the answers after the commit. A stream calls this for one batch
@@ -153,7 +154,7 @@ class Receiver:
             # One signature for every accepted receipt in the batch (a Merkle root, each
             # receipt with its audit path): the receiver's signing cost is per batch.
             unsigned = [d for d in drafts if isinstance(d, _Unsigned)]
-            if RECEIPT_PROOF in self._features.get(peer.agency, frozenset()):
+            if receipt_paths:
                 receipts = sign_receipts(self._key, [u.receipt for u in unsigned])
             else:
                 receipts = [(sign(self._key, u.receipt), b"") for u in unsigned]
@@ -204,7 +205,8 @@ class Receiver:
 
         committed.add_done_callback(announce)
         return asyncio.create_task(
-            self._finish(peer, committed, drafts, ids, shas, now), name=f"answers-{peer.agency}"
+            self._finish(peer, committed, drafts, ids, shas, now, receipt_paths),
+            name=f"answers-{peer.agency}",
         )
 
     async def _finish(
@@ -215,9 +217,11 @@ class Receiver:
         ids: list[str],
         shas: list[bytes],
         now: datetime,
+        receipt_paths: bool,
     ) -> list[Answer]:
         """The batch's answers, once it is committed: each envelope's own, or, for one
-        answered before, the receipt it got the first time."""
+        answered before, the receipt it got the first time (signed again, alone, for a caller
+        that does not check audit paths: the same receipt content, one it can check)."""
         priors = await asyncio.shield(committed)  # cancelling this wait must not cancel it
         out: list[Answer] = []
         for draft, prior, mid, sha in zip(drafts, priors, ids, shas, strict=True):
@@ -226,13 +230,16 @@ class Receiver:
             elif isinstance(prior, int):  # a copy of an envelope earlier in this batch
                 out.append(self._repeat(out[prior], sha, peer, mid, now))
             else:
+                signature, proof = prior.receipt_signature, prior.receipt_proof
+                if proof and not receipt_paths:
+                    signature, proof = sign(self._key, prior.receipt), b""
                 first = Answer(
                     prior.receipt,
-                    prior.receipt_signature,
+                    signature,
                     prior.content_sha256,
                     accepted=True,
                     reason="duplicate",
-                    proof=prior.receipt_proof,
+                    proof=proof,
                 )
                 out.append(self._repeat(first, sha, peer, mid, now))
         return out

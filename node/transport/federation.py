@@ -12,12 +12,20 @@ from google.protobuf.message import DecodeError
 
 from accord.v1 import federation_pb2, message_pb2
 from node.delivery.receiver import Answer, Arrival, Receiver
-from node.envelope import FEATURES, hello_bytes
+from node.envelope import FEATURES, FEATURES_KEY, RECEIPT_PROOF, hello_bytes
 from node.transport.auth import current_peer
 
 log = logging.getLogger(__name__)
 
 SERVICE = "accord.v1.Federation"
+
+
+def features_of(context: Any) -> frozenset[str]:
+    """The features a caller named for this call (none: an older node)."""
+    for key, value in context.invocation_metadata() or ():
+        if key == FEATURES_KEY and isinstance(value, str):
+            return frozenset(f for f in value.split(",") if f)
+    return frozenset()
 
 
 class MalformedFrameError(Exception):
@@ -91,8 +99,6 @@ class FederationServicer:
         if len(request.nonce) < 16:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "nonce must be 16+ bytes")
         caller = current_peer().agency
-        # The caller's streams that follow are answered in what it understands.
-        self._receiver.peer_understands(caller, request.features)
         return federation_pb2.HelloResponse(
             agency=self._receiver.agency,
             signature=self._sign(hello_bytes(request.nonce, caller)),
@@ -130,6 +136,9 @@ class FederationServicer:
         """Envelopes in (one or many per frame), answers out in order, one list per batch
         the receiver handled."""
         peer = current_peer()
+        # What the caller says, for this stream, it checks (docs/evidence.md, "Older nodes"):
+        # per stream, so another connection of the same agency cannot change it.
+        receipt_paths = RECEIPT_PROOF in features_of(context)
         if self._closing:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "node is shutting down")
         frames: asyncio.Queue[Arrival | None] = asyncio.Queue(_BATCH_MAX * 2)
@@ -171,7 +180,9 @@ class FederationServicer:
                             break
                         batch.append(nxt)
                     # One batch admitted at a time: what arrives meanwhile is the next batch.
-                    await answers.put(await self._receiver.admit(peer, batch))
+                    await answers.put(
+                        await self._receiver.admit(peer, batch, receipt_paths=receipt_paths)
+                    )
             finally:
                 await answers.put(None)
 
