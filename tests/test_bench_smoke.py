@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import json
+import subprocess
+import sys
 import weakref
 from pathlib import Path
 
@@ -62,3 +64,21 @@ async def test_a_node_stopped_after_the_collector_was_tuned_is_collected(
     gc.collect()
     assert ref() is None
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+@pytest.mark.timeout(90)
+def test_the_stage_trace_runs() -> None:
+    """`python -m bench.trace` wraps node internals to time-stamp each stage; it runs in a
+    process of its own (its wrappers are global), and must keep up with those internals."""
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.trace", "--rate", "100", "--seconds", "0.5"],
+        capture_output=True,
+        text=True,
+        timeout=80,
+        check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("50 messages at 100 msg/s")
+    assert lines[-1].split()[0] == "total"
