@@ -318,11 +318,10 @@ class PeerLink:
             member.endpoint, self._credentials.channel(), options=options
         ) as channel:
             stub = federation_pb2_grpc.FederationStub(channel)
-            features = await self._check_server_key(stub, peer.public_key)
-            self.features = features
+            self.features = await self._check_server_key(stub, peer.public_key)
             # An older peer checks an envelope's signature over its content only: one signed
             # with its batch is signed again, alone, for it (what this node stored is unchanged).
-            alone = ENVELOPE_PROOF not in features
+            alone = ENVELOPE_PROOF not in self.features
             # Several envelopes per frame: gRPC's cost is per frame, and it was the largest
             # per-message cost on both sides (docs/benchmarks.md).
             call = stub.ExchangeBatches(metadata=((FEATURES_KEY, ",".join(FEATURES)),))

@@ -98,10 +98,9 @@ class FederationServicer:
     ) -> federation_pb2.HelloResponse:
         if len(request.nonce) < 16:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "nonce must be 16+ bytes")
-        caller = current_peer().agency
         return federation_pb2.HelloResponse(
             agency=self._receiver.agency,
-            signature=self._sign(hello_bytes(request.nonce, caller)),
+            signature=self._sign(hello_bytes(request.nonce, current_peer().agency)),
             features=FEATURES,
         )
 
