@@ -67,11 +67,21 @@ async def test_a_node_stopped_after_the_collector_was_tuned_is_collected(
 
 
 @pytest.mark.timeout(90)
-def test_the_stage_trace_runs() -> None:
-    """`python -m bench.trace` wraps node internals to time-stamp each stage; it runs in a
-    process of its own (its wrappers are global), and must keep up with those internals."""
+@pytest.mark.parametrize(
+    ("tool", "first", "last"),
+    [
+        # wraps node internals to time-stamp each stage, so it must keep up with them
+        (["bench.trace", "--rate", "100", "--seconds", "0.5"], "50 messages at 100", "total"),
+        (["bench.sched", "--rate", "100", "--seconds", "0.5"], "50 messages at 100", "  "),
+        (["bench.lone", "--peers", "2", "--rounds", "5"], "first receiver:", "publish -> every"),
+    ],
+    ids=["trace", "sched", "lone"],
+)
+def test_the_diagnostic_tools_run(tool: list[str], first: str, last: str) -> None:
+    """The tools docs/benchmarks.md quotes, each run briefly in a process of its own (trace's
+    wrappers are global)."""
     run = subprocess.run(
-        [sys.executable, "-m", "bench.trace", "--rate", "100", "--seconds", "0.5"],
+        [sys.executable, "-m", *tool],
         capture_output=True,
         text=True,
         timeout=80,
@@ -80,5 +90,5 @@ def test_the_stage_trace_runs() -> None:
     )
     assert run.returncode == 0, run.stderr[-2000:]
     lines = run.stdout.splitlines()
-    assert lines[0].startswith("50 messages at 100 msg/s")
-    assert lines[-1].split()[0] == "total"
+    assert lines[0].startswith(first), run.stdout
+    assert lines[-1].startswith(last), run.stdout
