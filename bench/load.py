@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 from accord.v1 import message_pb2 as pb
-from bench.cluster import incident
+from bench.cluster import Child, Cluster, incident
 from bench.stats import pace
 from node.app import Node, untune_collector
 from node.delivery.link import ReceiptEvent
@@ -115,3 +117,23 @@ class Sender:
 async def stopped(node: Node) -> None:
     await node.stop(grace=1.0)
     untune_collector()  # started by bench.cluster with tune_collector, as a node process is
+
+
+@contextlib.asynccontextmanager
+async def running(
+    cluster: Cluster, root: Path, *, peers: Sequence[str], to: Sequence[str] | None = None
+) -> AsyncIterator[tuple[Sender, list[Child]]]:
+    """NL-POL's node in this process, driven by a Sender to `to` (default: every peer), and
+    each of `peers` a node in its own process (`accord node run`), as agencies run them. All
+    stopped on the way out (a clean stop checkpoints each receiver's WAL into its database)."""
+    receivers = [Child.node(cluster.homes[p], log=root / f"{p}.log") for p in peers]
+    try:
+        await asyncio.gather(*(r.ready() for r in receivers))
+        node = await cluster.start_in_process("NL-POL")
+        try:
+            yield Sender(node, to=peers if to is None else to), receivers
+        finally:
+            await stopped(node)
+    finally:
+        for r in receivers:
+            r.stop()

@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 
 from bench.benchmarks.fanout import PEERS, timed
-from bench.cluster import Child, Cluster
-from bench.load import Sender, stopped
+from bench.cluster import Cluster
+from bench.load import running
 from bench.stats import median
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -63,12 +63,8 @@ async def main_async(peers: int, rounds: int) -> None:
     root = Path(tempfile.mkdtemp(prefix="blone", dir="/tmp"))
     names = PEERS[:peers]
     cluster = Cluster(root, ["NL-POL", *names])
-    receivers = [Child.node(cluster.homes[p], log=root / f"{p}.log") for p in names]
     try:
-        await asyncio.gather(*(r.ready() for r in receivers))
-        node = await cluster.start_in_process("NL-POL")
-        try:
-            sender = Sender(node, to=names)
+        async with running(cluster, root, peers=names) as (sender, receivers):
             await timed(sender, 20)
             first, mine = threads(receivers[0].pid), threads(os.getpid())
             cpu = sum(r.cpu_seconds() for r in receivers)
@@ -78,11 +74,7 @@ async def main_async(peers: int, rounds: int) -> None:
             report("sender", mine, threads(os.getpid()), rounds)
             print(f"all {peers} receivers: {all_cpu:,.0f} us CPU per publish")
             print(f"publish -> every receipt stored: median {median(times) * 1e3:.2f} ms")
-        finally:
-            await stopped(node)
     finally:
-        for r in receivers:
-            r.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 

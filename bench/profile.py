@@ -17,8 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.cluster import Child, Cluster
-from bench.load import Sender, stopped
+from bench.cluster import Cluster
+from bench.load import running
 
 
 def summarise(path: Path, *, top: int) -> str:
@@ -47,12 +47,8 @@ async def main_async(seconds: float, top: int, out: Path) -> None:
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     root = Path(tempfile.mkdtemp(prefix="bprof", dir="/tmp"))
     cluster = Cluster(root, ["NL-POL", "DE-BKA"])
-    receiver = Child.node(cluster.homes["DE-BKA"], log=root / "receiver.log")
     try:
-        await receiver.ready()
-        node = await cluster.start_in_process("NL-POL")
-        try:
-            sender = Sender(node, to=["DE-BKA"])
+        async with running(cluster, root, peers=["DE-BKA"]) as (sender, (receiver,)):
             await sender.saturate(count=1000, seconds=5.0)
             spies = [
                 await asyncio.create_subprocess_exec(
@@ -66,10 +62,7 @@ async def main_async(seconds: float, top: int, out: Path) -> None:
             print(f"{sent / elapsed:,.0f} msg/s while profiling (sampling slows both sides)")
             for s in spies:
                 await s.wait()
-        finally:
-            await stopped(node)
     finally:
-        receiver.stop()
         shutil.rmtree(root, ignore_errors=True)
     for side in ("sender", "receiver"):
         print(f"\n== {side} ==")

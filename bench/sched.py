@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.cluster import Child, Cluster
-from bench.load import Sender, stopped
+from bench.cluster import Cluster
+from bench.load import running
 from bench.stats import percentile
 
 Sched = dict[str, tuple[str, int, int, int]]  # tid -> (name, ns running, ns waiting, slices)
@@ -42,14 +42,14 @@ def schedstat(pid: int) -> Sched:
 def report(side: str, before: Sched, after: Sched, seconds: float) -> None:
     print(side)
     rows: list[tuple[float, float, float, str]] = []
-    for tid, (name, running, waiting, slices) in after.items():
-        _, running0, waiting0, slices0 = before.get(tid, (name, 0, 0, 0))
-        if running - running0 > 1_000_000:  # more than 1 ms on a CPU
+    for tid, (name, ran, waited, slices) in after.items():
+        _, ran0, waited0, slices0 = before.get(tid, (name, 0, 0, 0))
+        if ran - ran0 > 1_000_000:  # more than 1 ms on a CPU
             rows.append(
                 (
-                    (running - running0) / 1e9 / seconds,
-                    (waiting - waiting0) / 1e9 / seconds,
-                    (waiting - waiting0) / max(1, slices - slices0) / 1e3,
+                    (ran - ran0) / 1e9 / seconds,
+                    (waited - waited0) / 1e9 / seconds,
+                    (waited - waited0) / max(1, slices - slices0) / 1e3,
                     name,
                 )
             )
@@ -63,22 +63,15 @@ def report(side: str, before: Sched, after: Sched, seconds: float) -> None:
 async def main_async(rate: float, seconds: float) -> None:
     root = Path(tempfile.mkdtemp(prefix="bsched", dir="/tmp"))
     cluster = Cluster(root, ["NL-POL", "DE-BKA"])
-    receiver = Child.node(cluster.homes["DE-BKA"], log=root / "receiver.log")
     try:
-        await receiver.ready()
-        node = await cluster.start_in_process("NL-POL")
-        try:
-            sender = Sender(node, to=["DE-BKA"])
+        async with running(cluster, root, peers=["DE-BKA"]) as (sender, (receiver,)):
             await sender.saturate(count=1000, seconds=3.0)  # warm up
             mine, theirs = schedstat(os.getpid()), schedstat(receiver.pid)
             start = time.perf_counter()
             ids = await sender.open_loop(rate=rate, seconds=seconds)
             took = time.perf_counter() - start
             mine_after, theirs_after = schedstat(os.getpid()), schedstat(receiver.pid)
-        finally:
-            await stopped(node)
     finally:
-        receiver.stop()
         shutil.rmtree(root, ignore_errors=True)
     latency = [sender.latency(i) * 1e3 for i in ids]
     print(

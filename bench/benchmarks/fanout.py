@@ -7,12 +7,11 @@ same message to one of those peers, and with 8 sequential bare round trips from 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 
-from bench.cluster import Child, Cluster
-from bench.load import Sender, stopped
+from bench.cluster import Cluster
+from bench.load import Sender, running
 from bench.runner import Benchmark, Context, Row
 from bench.stats import median
 
@@ -34,27 +33,17 @@ async def timed(sender: Sender, rounds: int) -> list[float]:
 async def run(ctx: Context) -> list[Row]:
     root = ctx.scratch("fanout")
     cluster = Cluster(root, ["NL-POL", *PEERS])
-    receivers = [Child.node(cluster.homes[p], log=root / f"{p}.log") for p in PEERS]
     rounds = ctx.count(30, 200)
-    try:
-        await asyncio.gather(*(r.ready() for r in receivers))
-        node = await cluster.start_in_process("NL-POL")
-        try:
-            sender = Sender(node, to=PEERS[:1])
-            await timed(sender, 5)
-            cpu = receivers[0].cpu_seconds()
-            one_ms = median(await timed(sender, rounds)) * 1e3
-            lone_us = (receivers[0].cpu_seconds() - cpu) / rounds * 1e6
-            sender.retarget(PEERS)
-            await timed(sender, 5)  # opens the other 7 streams
-            cpu = sum(r.cpu_seconds() for r in receivers)
-            fan_ms = median(await timed(sender, rounds)) * 1e3
-            fan_cpu_ms = (sum(r.cpu_seconds() for r in receivers) - cpu) / rounds * 1e3
-        finally:
-            await stopped(node)
-    finally:
-        for r in receivers:
-            r.stop()
+    async with running(cluster, root, peers=PEERS, to=PEERS[:1]) as (sender, receivers):
+        await timed(sender, 5)
+        cpu = receivers[0].cpu_seconds()
+        one_ms = median(await timed(sender, rounds)) * 1e3
+        lone_us = (receivers[0].cpu_seconds() - cpu) / rounds * 1e6
+        sender.retarget(PEERS)
+        await timed(sender, 5)  # opens the other 7 streams
+        cpu = sum(r.cpu_seconds() for r in receivers)
+        fan_ms = median(await timed(sender, rounds)) * 1e3
+        fan_cpu_ms = (sum(r.cpu_seconds() for r in receivers) - cpu) / rounds * 1e3
     ctx.values.update({"fanout.one_ms": one_ms, "fanout.eight_ms": fan_ms})
     seq8 = ctx.values["baseline.seq8_ms"]
     cores = os.cpu_count() or 1

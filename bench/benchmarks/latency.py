@@ -6,8 +6,8 @@ not slow the offered load down and hide itself.
 
 from __future__ import annotations
 
-from bench.cluster import Child, Cluster
-from bench.load import Sender, stopped
+from bench.cluster import Cluster
+from bench.load import running
 from bench.runner import Benchmark, Context, Row
 from bench.stats import percentile
 
@@ -19,22 +19,13 @@ async def run(ctx: Context) -> list[Row]:
     rate = ctx.values["throughput.rate"] / 2
     root = ctx.scratch("latency")
     cluster = Cluster(root, ["NL-POL", "DE-BKA"])
-    receiver = Child.node(cluster.homes["DE-BKA"], log=root / "receiver.log")
-    try:
-        await receiver.ready()
-        node = await cluster.start_in_process("NL-POL")
-        try:
-            sender = Sender(node, to=["DE-BKA"])
-            await sender.saturate(count=ctx.count(300, 1000), seconds=5.0, concurrency=16)
-            ids = await sender.open_loop(rate=rate, seconds=ctx.seconds(4.0, 15.0))
-            lat = [sender.latency(i) * 1e3 for i in ids]
-            # The floor: the same path nearly idle, so queueing is not in the figure.
-            idle_ids = await sender.open_loop(rate=IDLE_RATE, seconds=ctx.seconds(2.0, 5.0))
-            idle = [sender.latency(i) * 1e3 for i in idle_ids]
-        finally:
-            await stopped(node)
-    finally:
-        receiver.stop()
+    async with running(cluster, root, peers=["DE-BKA"]) as (sender, _):
+        await sender.saturate(count=ctx.count(300, 1000), seconds=5.0, concurrency=16)
+        ids = await sender.open_loop(rate=rate, seconds=ctx.seconds(4.0, 15.0))
+        lat = [sender.latency(i) * 1e3 for i in ids]
+        # The floor: the same path nearly idle, so queueing is not in the figure.
+        idle_ids = await sender.open_loop(rate=IDLE_RATE, seconds=ctx.seconds(2.0, 5.0))
+        idle = [sender.latency(i) * 1e3 for i in idle_ids]
     p50, p99 = percentile(lat, 50), percentile(lat, 99)
     ctx.values.update({"latency.p50_ms": p50, "latency.p99_ms": p99})
     note = f"{len(lat)} messages at {rate:,.0f} msg/s (50% of item 1)"

@@ -13,8 +13,8 @@ import os
 import sqlite3
 
 from bench.benchmarks.baseline import bare_echo, saturate
-from bench.cluster import Child, Cluster, cpu_seconds
-from bench.load import Sender, stopped
+from bench.cluster import Cluster, cpu_seconds
+from bench.load import running
 from bench.runner import Benchmark, Context, Row
 from bench.stats import median
 from node.config import DeliverySection
@@ -26,75 +26,67 @@ ROUNDS_QUICK, ROUNDS_FULL = 3, 5
 async def run(ctx: Context) -> list[Row]:
     root = ctx.scratch("throughput")
     cluster = Cluster(root, ["NL-POL", "DE-BKA"])
-    receiver = Child.node(cluster.homes["DE-BKA"], log=root / "receiver.log")
     samples: list[int] = []
-    try:
-        await receiver.ready()
-        node = await cluster.start_in_process("NL-POL")
-        try:
-            sender = Sender(node, to=["DE-BKA"])
-            await asyncio.sleep(0.5)
-            idle_kib = receiver.rss_kib()[0]
+    # Stopping the receiver on the way out checkpoints its WAL into the database file.
+    async with running(cluster, root, peers=["DE-BKA"]) as (sender, (receiver,)):
+        await asyncio.sleep(0.5)
+        idle_kib = receiver.rss_kib()[0]
 
-            async def sample() -> None:
-                while True:
-                    samples.append(receiver.rss_kib()[0])
-                    await asyncio.sleep(0.1)
+        async def sample() -> None:
+            while True:
+                samples.append(receiver.rss_kib()[0])
+                await asyncio.sleep(0.1)
 
-            async with bare_echo(cluster, root, streams=1) as (_, (bare,), frame):
-                window = DeliverySection().window
-                await sender.saturate(count=ctx.count(500, 2000), seconds=5.0)  # warm up
-                await saturate(bare, frame, count=2000, seconds=2.0, window=window)
-                sampler = asyncio.create_task(sample())
-                sent = 0
-                elapsed = sender_cpu = receiver_cpu = 0.0
-                rates: list[float] = []
-                bare_rates: list[float] = []
-                try:
-                    # An odd number of rounds, whatever --scale, so the median is one round's;
-                    # which side goes first alternates (ABAB, BABA, ...) so neither always
-                    # runs on a machine the other has just warmed or loaded.
-                    for round_ in range(ROUNDS_QUICK if ctx.quick else ROUNDS_FULL):
+        async with bare_echo(cluster, root, streams=1) as (_, (bare,), frame):
+            window = DeliverySection().window
+            await sender.saturate(count=ctx.count(500, 2000), seconds=5.0)  # warm up
+            await saturate(bare, frame, count=2000, seconds=2.0, window=window)
+            sampler = asyncio.create_task(sample())
+            sent = 0
+            elapsed = sender_cpu = receiver_cpu = 0.0
+            rates: list[float] = []
+            bare_rates: list[float] = []
+            try:
+                # An odd number of rounds, whatever --scale, so the median is one round's;
+                # which side goes first alternates (ABAB, BABA, ...) so neither always
+                # runs on a machine the other has just warmed or loaded.
+                for round_ in range(ROUNDS_QUICK if ctx.quick else ROUNDS_FULL):
 
-                        async def bare_burst() -> None:
-                            bare_rates.append(
-                                await saturate(
-                                    bare,
-                                    frame,
-                                    count=ctx.count(20_000, 100_000),
-                                    seconds=ctx.seconds(2.0, 4.0),
-                                    window=window,
-                                )
+                    async def bare_burst() -> None:
+                        bare_rates.append(
+                            await saturate(
+                                bare,
+                                frame,
+                                count=ctx.count(20_000, 100_000),
+                                seconds=ctx.seconds(2.0, 4.0),
+                                window=window,
                             )
-
-                        async def accord_burst() -> None:
-                            nonlocal sent, elapsed, sender_cpu, receiver_cpu
-                            cpu = (cpu_seconds(os.getpid()), receiver.cpu_seconds())
-                            n, seconds = await sender.saturate(
-                                count=ctx.count(8_000, 30_000), seconds=ctx.seconds(2.0, 4.0)
-                            )
-                            sender_cpu += cpu_seconds(os.getpid()) - cpu[0]
-                            receiver_cpu += receiver.cpu_seconds() - cpu[1]
-                            sent, elapsed = sent + n, elapsed + seconds
-                            rates.append(n / seconds)
-
-                        first, second = (
-                            (bare_burst, accord_burst)
-                            if round_ % 2 == 0
-                            else (accord_burst, bare_burst)
                         )
-                        await first()
-                        await second()
-                finally:
-                    sampler.cancel()
-            sender_us = sender_cpu / sent * 1e6
-            receiver_us = receiver_cpu / sent * 1e6
-            peak_kib = receiver.rss_kib()[1]
-            refused = sender.refused
-        finally:
-            await stopped(node)
-    finally:
-        receiver.stop()  # a clean stop checkpoints the WAL into the database file
+
+                    async def accord_burst() -> None:
+                        nonlocal sent, elapsed, sender_cpu, receiver_cpu
+                        cpu = (cpu_seconds(os.getpid()), receiver.cpu_seconds())
+                        n, seconds = await sender.saturate(
+                            count=ctx.count(8_000, 30_000), seconds=ctx.seconds(2.0, 4.0)
+                        )
+                        sender_cpu += cpu_seconds(os.getpid()) - cpu[0]
+                        receiver_cpu += receiver.cpu_seconds() - cpu[1]
+                        sent, elapsed = sent + n, elapsed + seconds
+                        rates.append(n / seconds)
+
+                    first, second = (
+                        (bare_burst, accord_burst)
+                        if round_ % 2 == 0
+                        else (accord_burst, bare_burst)
+                    )
+                    await first()
+                    await second()
+            finally:
+                sampler.cancel()
+        sender_us = sender_cpu / sent * 1e6
+        receiver_us = receiver_cpu / sent * 1e6
+        peak_kib = receiver.rss_kib()[1]
+        refused = sender.refused
     db = cluster.database("DE-BKA")
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         stored = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
