@@ -223,6 +223,19 @@ def signed_bytes(content: bytes, proof: bytes, *, kind: bytes) -> bytes | None:
     return kind + node
 
 
+def verify_signed(
+    public_key: ec.EllipticCurvePublicKey,
+    content: bytes,
+    signature: bytes,
+    proof: bytes,
+    *,
+    kind: bytes,
+) -> bool:
+    """Check one item on its own, signed alone (empty proof) or with its batch."""
+    signed = signed_bytes(content, proof, kind=kind)
+    return signed is not None and verify(public_key, signed, signature)
+
+
 def sign_receipts(
     key: ec.EllipticCurvePrivateKey, contents: Sequence[bytes]
 ) -> list[tuple[bytes, bytes]]:
@@ -240,8 +253,7 @@ def verify_receipt(
     public_key: ec.EllipticCurvePublicKey, content: bytes, signature: bytes, proof: bytes = b""
 ) -> bool:
     """Check one receipt on its own, whether it was signed alone or in a batch."""
-    signed = receipt_signed_bytes(content, proof)
-    return signed is not None and verify(public_key, signed, signature)
+    return verify_signed(public_key, content, signature, proof, kind=RECEIPT_ROOT)
 
 
 def sign_envelopes(
@@ -261,8 +273,7 @@ def verify_envelope(
 ) -> bool:
     """Check one envelope (message content and its sender's signature) on its own, whether it
     was signed alone or with other sends of its batch."""
-    signed = envelope_signed_bytes(content, proof)
-    return signed is not None and verify(public_key, signed, signature)
+    return verify_signed(public_key, content, signature, proof, kind=ENVELOPE_ROOT)
 
 
 def public_key_of(cert: x509.Certificate) -> ec.EllipticCurvePublicKey:
