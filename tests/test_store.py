@@ -7,6 +7,8 @@ import asyncio
 import os
 import sqlite3
 import stat
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import replace
@@ -307,5 +309,74 @@ async def test_a_locked_database_fails_a_group_once_not_unit_by_unit(
         assert all(isinstance(r, sqlite3.OperationalError) for r in results), results
         assert attempts == [3]
         assert await store.count("messages") == 0
+    finally:
+        await store.close()
+
+
+async def test_commits_run_on_the_loop_thread_and_move_to_the_store_thread_after_a_slow_one(
+    tmp_short: Path,
+) -> None:
+    """A transaction runs on the event loop's thread; one that takes longer than `slow_commit`
+    (a slow disk, a lock) sends the next `thread_spell` ones to the connection's thread, after
+    which they come back. Each unit records the thread it ran on."""
+    store = await Store.open(tmp_short / "accord.db", keys=KeyRing(os.urandom(32)))
+    store.writer.slow_commit, store.writer.thread_spell = 0.02, 2
+    loop_thread = threading.get_ident()
+
+    def where(conn: sqlite3.Connection) -> int:
+        return threading.get_ident()
+
+    def slow(conn: sqlite3.Connection) -> int:
+        time.sleep(0.05)
+        return threading.get_ident()
+
+    try:
+        ran = [await store.writer.enqueue_call(where)]
+        assert store.writer.slow_commits == 0
+        ran.append(await store.writer.enqueue_call(slow))
+        assert store.writer.slow_commits == 1
+        for i in range(3):
+            m = inbound(store, f"0190a0a0-0000-7000-8000-00000000010{i}", b"after")
+            await store.writer.submit([store.inbound_txn(m)])
+            ran.append(await store.writer.enqueue_call(where))
+        # Committed wherever they ran.
+        assert await store.count("messages") == 3
+    finally:
+        await store.close()
+    on_loop = [t == loop_thread for t in ran]
+    # where, slow, then (insert, where) x 3: the spell covers the two commits after the slow one.
+    assert on_loop == [True, True, False, True, True], on_loop
+    assert store.writer.thread_commits == 2
+
+
+async def test_checkpoints_copy_the_wal_into_the_database_file_between_commits(
+    tmp_short: Path,
+) -> None:
+    """SQLite's own checkpoint (inside a COMMIT, which may run on the loop's thread) is off;
+    the writer checkpoints on the connection's thread after `checkpoint_units` units."""
+    db = tmp_short / "accord.db"
+    store = await Store.open(db, keys=KeyRing(os.urandom(32)))
+    try:
+        # A per-connection setting: read through the writer's own connection.
+        setting = await store.writer.enqueue_call(
+            lambda conn: conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        )
+        assert setting == 0
+        store.writer.checkpoint_units = 10**9
+        for i in range(5):
+            m = inbound(store, f"0190a0a0-0000-7000-8000-00000000020{i}", os.urandom(4096))
+            await store.writer.submit([store.inbound_txn(m)])
+        before = db.stat().st_size
+        assert store.writer.checkpoints == 0
+        store.writer.checkpoint_units = 6
+        m = inbound(store, "0190a0a0-0000-7000-8000-000000000209", os.urandom(4096))
+        await store.writer.submit([store.inbound_txn(m)])
+
+        async def checkpointed() -> bool:
+            return store.writer.checkpoints == 1
+
+        await wait_for(checkpointed, timeout=5)
+        # The six messages' pages, copied out of the WAL into the database file.
+        assert db.stat().st_size >= before + 6 * 4096
     finally:
         await store.close()

@@ -223,9 +223,13 @@ class Store:
         cls, path: Path, *, keys: KeyRing, synchronous: str = "FULL", batch_max: int = 512
     ) -> Store:
         _create_private(path)
-        wconn = await aiosqlite.connect(path, isolation_level=None)
+        # Used from the loop's thread and the connection's, never both at once (writer.py).
+        wconn = await aiosqlite.connect(path, isolation_level=None, check_same_thread=False)
         await wconn.execute("PRAGMA journal_mode=WAL")
         await wconn.execute(f"PRAGMA synchronous={synchronous}")
+        # Checkpoints run between transactions on the connection's thread (writer.py), not
+        # inside a COMMIT, which may run on the event loop's thread.
+        await wconn.execute("PRAGMA wal_autocheckpoint=0")
         await wconn.execute("PRAGMA secure_delete=ON")
         await wconn.execute("PRAGMA foreign_keys=ON")
         await _migrate(wconn)

@@ -7,6 +7,17 @@ A unit's future resolves only after COMMIT returns, so nothing is acknowledged b
 disk (PRAGMA synchronous=FULL in WAL mode). If a group's transaction fails because of one
 unit's statements (a constraint, a bad parameter), its units are committed again one by one, so
 that unit alone fails.
+
+Where a transaction runs: on the event loop's own thread. Its statements hold the GIL whichever
+thread runs them, so handing them to the connection's thread only added a thread hand-off each
+way and a fight for the GIL with the busy loop (docs/benchmarks.md, fourth session: 10-20 % less
+CPU per message, a third off the median latency at half load). What waits is the COMMIT's
+fsync, about 0.3 ms on the disks measured; the loop waits with it. If a transaction ever takes
+longer than `slow_commit` (a slow disk, a lock held by another process), the next `thread_spell`
+transactions run on the connection's thread instead, so a slow disk costs the loop one slow
+commit per spell, not every commit. WAL checkpoints, which write and fsync the database file,
+always run on the connection's thread, between transactions (SQLite's automatic checkpoint,
+which would run inside a COMMIT, is turned off in `Store.open`).
 """
 
 from __future__ import annotations
@@ -14,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -42,8 +54,8 @@ class _Unit:
 def _transaction(
     conn: sqlite3.Connection, grouped: dict[str, list[Sequence[Any]]], runs: list[InTransaction]
 ) -> list[Any]:
-    """Run on the aiosqlite connection's own thread: all statements, then each unit's
-    function in order, then COMMIT (or ROLLBACK); the functions' results."""
+    """All statements, then each unit's function in order, then COMMIT (or ROLLBACK); the
+    functions' results. Runs on whichever thread `GroupCommitWriter._transaction` chose."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         for sql, rows in grouped.items():
@@ -59,6 +71,12 @@ def _transaction(
     return results
 
 
+def _checkpoint(conn: sqlite3.Connection) -> list[Any]:
+    # Fetched to the end here, on the connection's thread: a cursor left with a row to read
+    # keeps its statement open, and COMMIT then fails with "SQL statements in progress".
+    return conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
 # Errors that come from one unit's own statements (a constraint, a bad parameter), not from the
 # database: after such an error the group is retried one unit at a time.
 _ONE_UNITS_FAULT = (
@@ -69,14 +87,37 @@ _ONE_UNITS_FAULT = (
 )
 
 
+# An inline transaction longer than this sends the next THREAD_SPELL ones to the connection's
+# thread; a commit here takes 0.3-2 ms (its fsync about 0.3 ms).
+SLOW_COMMIT_SECONDS = 0.005
+THREAD_SPELL = 100
+# A PASSIVE checkpoint after this many committed units or commits, whichever comes first: a
+# lone commit adds a few WAL pages, a unit in a large group about two (SQLite's own default is
+# a checkpoint per 1 000 pages).
+CHECKPOINT_UNITS = 1000
+CHECKPOINT_COMMITS = 250
+
+
 class GroupCommitWriter:
     def __init__(self, conn: aiosqlite.Connection, *, batch_max: int = 512) -> None:
+        """`conn` must have been opened with check_same_thread=False: transactions run on the
+        loop's thread and, after a slow one, on the connection's (never two at once)."""
         self._conn = conn
         self._batch_max = batch_max
         self._queue: asyncio.Queue[_Unit | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.commits = 0
         self.units = 0
+        self.slow_commit = SLOW_COMMIT_SECONDS
+        self.thread_spell = THREAD_SPELL
+        self.checkpoint_units = CHECKPOINT_UNITS
+        self.checkpoint_commits = CHECKPOINT_COMMITS
+        self.thread_commits = 0  # transactions run on the connection's thread
+        self.slow_commits = 0  # inline transactions that took longer than slow_commit
+        self.checkpoints = 0
+        self._on_thread = 0  # transactions still to run on the connection's thread
+        self._units_since_checkpoint = 0
+        self._commits_since_checkpoint = 0
         self._closing = False
 
     def start(self) -> None:
@@ -126,6 +167,26 @@ class GroupCommitWriter:
                     break
                 batch.append(nxt)
             await self._commit(batch)
+            if (
+                self._units_since_checkpoint >= self.checkpoint_units
+                or self._commits_since_checkpoint >= self.checkpoint_commits
+            ):
+                await self._checkpoint()
+        if self._units_since_checkpoint:
+            await self._checkpoint()
+
+    async def _checkpoint(self) -> None:
+        """Copy the WAL into the database file, on the connection's thread (it writes and
+        fsyncs the database file, which must not hold up the loop). PASSIVE: a reader in the
+        middle of a read is not waited for; what it still needs is copied next time."""
+        self._units_since_checkpoint = self._commits_since_checkpoint = 0
+        conn = cast(Any, self._conn)
+        try:
+            await conn._execute(_checkpoint, conn._conn)
+        except Exception as exc:  # the WAL only grows until the next one; nothing is lost
+            log.warning("WAL checkpoint failed: %s", exc)
+            return
+        self.checkpoints += 1
 
     async def _commit(self, batch: list[_Unit]) -> None:
         grouped: dict[str, list[Sequence[Any]]] = {}
@@ -135,14 +196,9 @@ class GroupCommitWriter:
                 grouped.setdefault(sql, []).append(params)
             if unit.run is not None:
                 calls.append((unit, unit.run))
+        runs = [run for _, run in calls]
         try:
-            # The whole transaction in one call on the connection's thread: awaiting BEGIN,
-            # each statement and COMMIT separately cost a thread round trip each, and with a
-            # busy event loop that added milliseconds to every commit (bench profile).
-            conn = cast(Any, self._conn)  # aiosqlite runs _execute on its own thread
-            results = await conn._execute(
-                _transaction, conn._conn, grouped, [run for _, run in calls]
-            )
+            results = await self._transaction(grouped, runs)
         except _ONE_UNITS_FAULT as exc:
             if len(batch) > 1:
                 # One unit's bad statement must not fail the others that shared its
@@ -164,10 +220,37 @@ class GroupCommitWriter:
             return
         self.commits += 1
         self.units += len(batch)
+        self._commits_since_checkpoint += 1
+        self._units_since_checkpoint += len(batch)
         result_of = {id(unit): result for (unit, _), result in zip(calls, results, strict=True)}
         for unit in batch:
             if not unit.done.done():
                 unit.done.set_result(result_of.get(id(unit)))
+
+    async def _transaction(
+        self, grouped: dict[str, list[Sequence[Any]]], runs: list[InTransaction]
+    ) -> list[Any]:
+        """The whole transaction in one go, on the loop's thread or, for a spell after a slow
+        one, on the connection's (one call there: awaiting BEGIN, each statement and COMMIT
+        separately cost a thread round trip each)."""
+        conn = cast(Any, self._conn)  # aiosqlite runs _execute on the connection's thread
+        if self._on_thread:
+            self._on_thread -= 1
+            self.thread_commits += 1
+            return cast(list[Any], await conn._execute(_transaction, conn._conn, grouped, runs))
+        start = time.perf_counter()
+        try:
+            return _transaction(conn._conn, grouped, runs)
+        finally:
+            took = time.perf_counter() - start
+            if took > self.slow_commit:
+                self.slow_commits += 1
+                self._on_thread = self.thread_spell
+                log.info(
+                    "a commit took %.1f ms; the next %d run on the store's thread",
+                    took * 1e3,
+                    self.thread_spell,
+                )
 
     @staticmethod
     def _fail(batch: list[_Unit], exc: Exception) -> None:
