@@ -125,7 +125,7 @@ async def run(ctx: Context) -> list[Row]:
         client_us = (cpu_seconds(os.getpid()) - cpu[0]) / n * 1e6
         server_us = (server.cpu_seconds() - cpu[1]) / n * 1e6
         lat = await open_loop(main, frame, rate=rate / 2, seconds=ctx.seconds(3.0, 10.0))
-        rounds = ctx.count(30, 200)
+        rounds = ctx.count(200, 500)
         server_cpu = server.cpu_seconds()
         one = [await main.roundtrip(frame) for _ in range(rounds)]
         lone_us = (server.cpu_seconds() - server_cpu) / rounds * 1e6

@@ -33,7 +33,7 @@ async def timed(sender: Sender, rounds: int) -> list[float]:
 async def run(ctx: Context) -> list[Row]:
     root = ctx.scratch("fanout")
     cluster = Cluster(root, ["NL-POL", *PEERS])
-    rounds = ctx.count(30, 200)
+    rounds = ctx.count(50, 200)
     async with running(cluster, root, peers=PEERS, to=PEERS[:1]) as (sender, receivers):
         await timed(sender, 5)
         cpu = receivers[0].cpu_seconds()
