@@ -117,9 +117,12 @@ class Child:
         self._expected = expected
 
     @classmethod
-    def node(cls, home: Path, *, log: Path) -> Child:
-        """A node run the way an operator runs it: `accord node run --home HOME`."""
+    def node(cls, home: Path, *, log: Path, profile: Path | None = None) -> Child:
+        """A node run the way an operator runs it: `accord node run --home HOME`; with
+        `profile`, under cProfile, which writes there when the node stops."""
         argv = [sys.executable, "-m", "node.cli", "node", "run", "--home", str(home)]
+        if profile is not None:
+            argv[1:1] = ["-m", "cProfile", "-o", str(profile)]
         return cls(argv, expected=1, log=log)
 
     @property

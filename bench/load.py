@@ -121,12 +121,23 @@ async def stopped(node: Node) -> None:
 
 @contextlib.asynccontextmanager
 async def running(
-    cluster: Cluster, root: Path, *, peers: Sequence[str], to: Sequence[str] | None = None
+    cluster: Cluster,
+    root: Path,
+    *,
+    peers: Sequence[str],
+    to: Sequence[str] | None = None,
+    profile_first: Path | None = None,
 ) -> AsyncIterator[tuple[Sender, list[Child]]]:
     """NL-POL's node in this process, driven by a Sender to `to` (default: every peer), and
     each of `peers` a node in its own process (`accord node run`), as agencies run them. All
-    stopped on the way out (a clean stop checkpoints each receiver's WAL into its database)."""
-    receivers = [Child.node(cluster.homes[p], log=root / f"{p}.log") for p in peers]
+    stopped on the way out (a clean stop checkpoints each receiver's WAL into its database).
+    With `profile_first`, the first peer runs under cProfile, written there when it stops."""
+    receivers = [
+        Child.node(
+            cluster.homes[p], log=root / f"{p}.log", profile=profile_first if i == 0 else None
+        )
+        for i, p in enumerate(peers)
+    ]
     try:
         await asyncio.gather(*(r.ready() for r in receivers))
         node = await cluster.start_in_process("NL-POL")

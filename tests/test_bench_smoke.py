@@ -74,8 +74,10 @@ async def test_a_node_stopped_after_the_collector_was_tuned_is_collected(
         (["bench.trace", "--rate", "100", "--seconds", "0.5"], "50 messages at 100", "total"),
         (["bench.sched", "--rate", "100", "--seconds", "0.5"], "50 messages at 100", "  "),
         (["bench.lone", "--peers", "2", "--rounds", "5"], "first receiver:", "publish -> every"),
+        # the profile's rows come last, after the receiver has stopped and written it
+        (["bench.lone", "--rounds", "5", "--profile"], "first receiver:", "  "),
     ],
-    ids=["trace", "sched", "lone"],
+    ids=["trace", "sched", "lone", "lone-profile"],
 )
 def test_the_diagnostic_tools_run(tool: list[str], first: str, last: str) -> None:
     """The tools docs/benchmarks.md quotes, each run briefly in a process of its own (trace's
