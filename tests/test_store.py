@@ -8,7 +8,6 @@ import os
 import sqlite3
 import stat
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import replace
@@ -21,6 +20,7 @@ import pytest
 
 from node.envelope import digest
 from node.store import Store, StoredMessage
+from node.store import writer as writer_module
 from node.store.access import AccessStore
 from node.store.keys import KeyRing, Sealed, SealError, aad_for
 from tests.harness import Federation, incident, wait_for
@@ -293,8 +293,7 @@ async def test_a_locked_database_fails_a_group_once_not_unit_by_unit(
         await real_commit(batch)
 
     monkeypatch.setattr(store.writer, "_commit", counted)
-    await store.writer.submit([("PRAGMA busy_timeout = 100", ())])
-    attempts.clear()
+    store.writer.busy_timeout_ms = 100
     with closing(sqlite3.connect(db, isolation_level=None)) as other:
         other.execute("BEGIN EXCLUSIVE")
         try:
@@ -308,32 +307,44 @@ async def test_a_locked_database_fails_a_group_once_not_unit_by_unit(
     try:
         assert all(isinstance(r, sqlite3.OperationalError) for r in results), results
         assert attempts == [3]
+        # Found locked inline (no wait there), then waited for on the store's thread.
+        assert (store.writer.locked, store.writer.thread_commits) == (1, 1)
         assert await store.count("messages") == 0
     finally:
         await store.close()
 
 
 async def test_commits_run_on_the_loop_thread_and_move_to_the_store_thread_after_a_slow_one(
-    tmp_short: Path,
+    tmp_short: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A transaction runs on the event loop's thread; one that takes longer than `slow_commit`
-    (a slow disk, a lock) sends the next `thread_spell` ones to the connection's thread, after
-    which they come back. Each unit records the thread it ran on."""
+    """A transaction runs on the event loop's thread; a COMMIT that takes longer than
+    `slow_commit` (a slow disk, played here by the clock that times it) sends the next
+    `thread_spell` transactions to the connection's thread, after which they come back. Each
+    unit records the thread it ran on."""
+
+    class Disk:
+        slow = False
+        now = 0.0
+
+        def __call__(self) -> float:
+            self.now += 1.0 if self.slow else 0.0
+            return self.now
+
+    disk = Disk()
+    monkeypatch.setattr(writer_module, "_clock", disk)
     store = await Store.open(tmp_short / "accord.db", keys=KeyRing(os.urandom(32)))
-    store.writer.slow_commit, store.writer.thread_spell = 0.02, 2
+    store.writer.thread_spell = 2
     loop_thread = threading.get_ident()
 
     def where(conn: sqlite3.Connection) -> int:
         return threading.get_ident()
 
-    def slow(conn: sqlite3.Connection) -> int:
-        time.sleep(0.05)
-        return threading.get_ident()
-
     try:
         ran = [await store.writer.enqueue_call(where)]
         assert store.writer.slow_commits == 0
-        ran.append(await store.writer.enqueue_call(slow))
+        disk.slow = True
+        ran.append(await store.writer.enqueue_call(where))
+        disk.slow = False
         assert store.writer.slow_commits == 1
         for i in range(3):
             m = inbound(store, f"0190a0a0-0000-7000-8000-00000000010{i}", b"after")
@@ -344,16 +355,61 @@ async def test_commits_run_on_the_loop_thread_and_move_to_the_store_thread_after
     finally:
         await store.close()
     on_loop = [t == loop_thread for t in ran]
-    # where, slow, then (insert, where) x 3: the spell covers the two commits after the slow one.
+    # where, the slow one, then (insert, where) x 3: the spell covers the two commits after
+    # the slow one.
     assert on_loop == [True, True, False, True, True], on_loop
     assert store.writer.thread_commits == 2
+
+
+async def test_a_lock_held_elsewhere_is_waited_for_off_the_loop(tmp_short: Path) -> None:
+    """Another process holds the write lock: the inline transaction does not wait for it (the
+    loop goes on: this test runs while the unit is pending), the transaction is run on the
+    store's thread, which waits, and it commits once the lock is let go."""
+    db = tmp_short / "accord.db"
+    store = await Store.open(db, keys=KeyRing(os.urandom(32)))
+    try:
+        with closing(sqlite3.connect(db, isolation_level=None)) as other:
+            other.execute("BEGIN EXCLUSIVE")
+            m = inbound(store, "0190a0a0-0000-7000-8000-000000000501", b"waited")
+            unit = store.enqueue([store.inbound_txn(m)])
+            for _ in range(50):
+                if store.writer.locked:
+                    break
+                await asyncio.sleep(0.01)
+            assert store.writer.locked == 1 and not unit.done()
+            other.execute("ROLLBACK")
+        await unit
+        assert store.writer.thread_commits == 1
+        assert await store.count("messages") == 1
+    finally:
+        await store.close()
+
+
+async def test_a_full_disk_is_reported_as_such(tmp_short: Path) -> None:
+    """SQLite rolls back by itself on SQLITE_FULL; the writer must not try again and replace
+    the error callers see with 'no transaction is active'. (The database is made full with
+    max_page_count.)"""
+    store = await Store.open(tmp_short / "accord.db", keys=KeyRing(os.urandom(32)))
+    try:
+        pages = await store.writer.enqueue_call(
+            lambda conn: conn.execute("PRAGMA page_count").fetchone()[0]
+        )
+        await store.writer.enqueue_call(
+            lambda conn: conn.execute(f"PRAGMA max_page_count = {pages + 4}").fetchall()
+        )
+        m = inbound(store, "0190a0a0-0000-7000-8000-000000000502", os.urandom(200_000))
+        with pytest.raises(sqlite3.OperationalError, match="full"):
+            await store.writer.submit([store.inbound_txn(m)])
+        assert await store.count("messages") == 0
+    finally:
+        await store.close()
 
 
 async def test_checkpoints_copy_the_wal_into_the_database_file_between_commits(
     tmp_short: Path,
 ) -> None:
     """SQLite's own checkpoint (inside a COMMIT, which may run on the loop's thread) is off;
-    the writer checkpoints on the connection's thread after `checkpoint_units` units."""
+    the writer checkpoints on the connection's thread after `checkpoint_bytes` written."""
     db = tmp_short / "accord.db"
     store = await Store.open(db, keys=KeyRing(os.urandom(32)))
     try:
@@ -362,13 +418,13 @@ async def test_checkpoints_copy_the_wal_into_the_database_file_between_commits(
             lambda conn: conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
         )
         assert setting == 0
-        store.writer.checkpoint_units = 10**9
+        store.writer.checkpoint_bytes = 10**9
         for i in range(5):
             m = inbound(store, f"0190a0a0-0000-7000-8000-00000000020{i}", os.urandom(4096))
             await store.writer.submit([store.inbound_txn(m)])
         before = db.stat().st_size
         assert store.writer.checkpoints == 0
-        store.writer.checkpoint_units = 6
+        store.writer.checkpoint_bytes = 6 * 4096
         m = inbound(store, "0190a0a0-0000-7000-8000-000000000209", os.urandom(4096))
         await store.writer.submit([store.inbound_txn(m)])
 
@@ -378,5 +434,28 @@ async def test_checkpoints_copy_the_wal_into_the_database_file_between_commits(
         await wait_for(checkpointed, timeout=5)
         # The six messages' pages, copied out of the WAL into the database file.
         assert db.stat().st_size >= before + 6 * 4096
+    finally:
+        await store.close()
+
+
+async def test_a_few_large_batches_are_checkpointed_by_their_size(tmp_short: Path) -> None:
+    """A receiver admits a whole frame (hundreds of envelopes) as one unit: the checkpoint
+    follows the bytes committed, not the count of units or commits, so the WAL stays bounded
+    (here: a checkpoint after ~2 MiB, in 5 commits of ~0.5 MB)."""
+    store = await Store.open(tmp_short / "accord.db", keys=KeyRing(os.urandom(32)))
+    try:
+        for commit in range(5):
+            arrivals = []
+            for n in range(120):
+                mid = f"0190a0a0-0000-7000-8000-00000{commit:03d}{n:04d}"
+                m = inbound(store, mid, os.urandom(4000))
+                arrivals.append((m.message_id, store.inbound_txn(m)))
+            await store.admit(NL, arrivals)
+
+        async def checkpointed() -> bool:
+            return store.writer.checkpoints >= 1
+
+        await wait_for(checkpointed, timeout=5)
+        assert store.writer.commits == 5
     finally:
         await store.close()

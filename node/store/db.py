@@ -22,7 +22,7 @@ import aiosqlite
 from node.envelope import MessageMeta
 from node.errors import Reason, Refused
 from node.store.keys import KeyRing, Sealed, aad_for
-from node.store.writer import GroupCommitWriter, Statement
+from node.store.writer import GroupCommitWriter, Statement, statement_bytes
 
 _MIGRATION = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 
@@ -233,6 +233,11 @@ class Store:
         await wconn.execute("PRAGMA secure_delete=ON")
         await wconn.execute("PRAGMA foreign_keys=ON")
         await _migrate(wconn)
+        # Inline transactions never wait for a lock on the loop's thread: the writer runs a
+        # locked one again on the connection's thread, with a timeout (writer.py).
+        await wconn.execute("PRAGMA busy_timeout=0")
+        # A WAL that grew in a burst is cut back to this when it starts over.
+        await wconn.execute("PRAGMA journal_size_limit=67108864")
         for suffix in ("-wal", "-shm"):
             side = path.with_name(path.name + suffix)
             if side.exists():
@@ -462,7 +467,9 @@ class Store:
                 conn.execute(sql, params)
             return answers
 
-        return self.writer.enqueue_call(run)
+        return self.writer.enqueue_call(
+            run, size=statement_bytes([statement for _, statement in arrivals])
+        )
 
     def enqueue(self, statements: Sequence[Statement]) -> asyncio.Future[None]:
         """Queue statements built by the *_txn methods as one unit of a group commit, now;

@@ -8,16 +8,23 @@ disk (PRAGMA synchronous=FULL in WAL mode). If a group's transaction fails becau
 unit's statements (a constraint, a bad parameter), its units are committed again one by one, so
 that unit alone fails.
 
-Where a transaction runs: on the event loop's own thread. Its statements hold the GIL whichever
-thread runs them, so handing them to the connection's thread only added a thread hand-off each
-way and a fight for the GIL with the busy loop (docs/benchmarks.md, fourth session: 10-20 % less
-CPU per message, a third off the median latency at half load). What waits is the COMMIT's
-fsync, about 0.3 ms on the disks measured; the loop waits with it. If a transaction ever takes
-longer than `slow_commit` (a slow disk, a lock held by another process), the next `thread_spell`
-transactions run on the connection's thread instead, so a slow disk costs the loop one slow
-commit per spell, not every commit. WAL checkpoints, which write and fsync the database file,
-always run on the connection's thread, between transactions (SQLite's automatic checkpoint,
-which would run inside a COMMIT, is turned off in `Store.open`).
+Where a transaction runs: on the event loop's own thread. On the connection's thread every
+commit cost a hand-off each way, and binding each statement's parameters there fought the busy
+loop for the GIL (SQLite releases it only inside its own calls); docs/benchmarks.md, fourth
+session: 10-20 % less CPU per message, a third off the median latency at 800 msg/s. The loop
+now waits for the COMMIT's fsync, about 0.3 ms on the disks measured, and yields once after each
+commit. Two things must not hold the loop:
+
+- a slow disk: a COMMIT over `slow_commit` sends the next `thread_spell` transactions to the
+  connection's thread, so it costs the loop one slow commit per spell, not every commit;
+- a lock held by another process: inline, SQLite does not wait for a lock (busy timeout 0);
+  a transaction that finds the database locked is run again at once on the connection's
+  thread, which waits up to `busy_timeout_ms`, and starts a spell there.
+
+WAL checkpoints, which write and fsync the database file, run on the connection's thread
+between transactions (SQLite's automatic checkpoint, which would run inside a COMMIT, is turned
+off in `Store.open`): after `checkpoint_bytes` of parameters committed or `checkpoint_commits`
+commits, whichever comes first.
 """
 
 from __future__ import annotations
@@ -37,8 +44,9 @@ log = logging.getLogger(__name__)
 Statement = tuple[str, Sequence[Any]]
 
 
-# Work that must read and write in the same transaction (the receiver's dedupe): run on the
-# writer's thread, in queue order after the group's plain statements; its result is the unit's.
+# Work that must read and write in the same transaction (the receiver's dedupe): run wherever
+# the transaction runs, in queue order after the group's plain statements; its result is the
+# unit's.
 InTransaction = Callable[[sqlite3.Connection], Any]
 
 
@@ -46,16 +54,27 @@ InTransaction = Callable[[sqlite3.Connection], Any]
 class _Unit:
     statements: Sequence[Statement]
     run: InTransaction | None = None
+    size: int = 0  # bytes of parameters it writes, for the checkpoint's trigger
     done: asyncio.Future[Any] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
 
+def statement_bytes(statements: Sequence[Statement]) -> int:
+    """About how much `statements` write: the length of their text and blob parameters."""
+    return sum(len(p) for _, params in statements for p in params if isinstance(p, bytes | str))
+
+
+# The clock that times a COMMIT (a test replaces it to play a slow disk).
+_clock = time.perf_counter
+
+
 def _transaction(
     conn: sqlite3.Connection, grouped: dict[str, list[Sequence[Any]]], runs: list[InTransaction]
-) -> list[Any]:
+) -> tuple[list[Any], float]:
     """All statements, then each unit's function in order, then COMMIT (or ROLLBACK); the
-    functions' results. Runs on whichever thread `GroupCommitWriter._transaction` chose."""
+    functions' results and the seconds the COMMIT took. Runs on whichever thread
+    `GroupCommitWriter._transaction` chose."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         for sql, rows in grouped.items():
@@ -64,11 +83,34 @@ def _transaction(
             else:
                 conn.executemany(sql, rows)
         results = [run(conn) for run in runs]
+        start = _clock()
         conn.execute("COMMIT")
+        took = _clock() - start
     except BaseException:
-        conn.execute("ROLLBACK")
+        # SQLite has already rolled back after some errors (a full disk): a second ROLLBACK
+        # would raise "no transaction is active" and hide the error that matters.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
-    return results
+    return results, took
+
+
+def _waiting_transaction(
+    conn: sqlite3.Connection,
+    grouped: dict[str, list[Sequence[Any]]],
+    runs: list[InTransaction],
+    busy_timeout_ms: int,
+) -> tuple[list[Any], float]:
+    """`_transaction` on the connection's thread, where waiting for a lock holds up no one."""
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    try:
+        return _transaction(conn, grouped, runs)
+    finally:
+        conn.execute("PRAGMA busy_timeout = 0")
+
+
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def _checkpoint(conn: sqlite3.Connection) -> list[Any]:
@@ -87,14 +129,17 @@ _ONE_UNITS_FAULT = (
 )
 
 
-# An inline transaction longer than this sends the next THREAD_SPELL ones to the connection's
-# thread; a commit here takes 0.3-2 ms (its fsync about 0.3 ms).
+# An inline COMMIT longer than this sends the next THREAD_SPELL transactions to the
+# connection's thread; a COMMIT here takes about 0.3 ms (its fsync), 1-2 ms under load.
 SLOW_COMMIT_SECONDS = 0.005
 THREAD_SPELL = 100
-# A PASSIVE checkpoint after this many committed units or commits, whichever comes first: a
-# lone commit adds a few WAL pages, a unit in a large group about two (SQLite's own default is
-# a checkpoint per 1 000 pages).
-CHECKPOINT_UNITS = 1000
+# How long a transaction on the connection's thread waits for a lock another process holds
+# (sqlite3's own default).
+BUSY_TIMEOUT_MS = 5000
+# A PASSIVE checkpoint after this many bytes of parameters committed (a WAL of roughly twice as
+# much, with the indexes: SQLite's own default is a checkpoint per 1 000 pages, 4 MiB) or this
+# many commits (a lone commit adds a few pages whatever its size), whichever comes first.
+CHECKPOINT_BYTES = 2 * 1024 * 1024
 CHECKPOINT_COMMITS = 250
 
 
@@ -110,14 +155,17 @@ class GroupCommitWriter:
         self.units = 0
         self.slow_commit = SLOW_COMMIT_SECONDS
         self.thread_spell = THREAD_SPELL
-        self.checkpoint_units = CHECKPOINT_UNITS
+        self.busy_timeout_ms = BUSY_TIMEOUT_MS
+        self.checkpoint_bytes = CHECKPOINT_BYTES
         self.checkpoint_commits = CHECKPOINT_COMMITS
         self.thread_commits = 0  # transactions run on the connection's thread
-        self.slow_commits = 0  # inline transactions that took longer than slow_commit
+        self.slow_commits = 0  # inline COMMITs that took longer than slow_commit
+        self.locked = 0  # inline transactions that found the database locked
         self.checkpoints = 0
         self._on_thread = 0  # transactions still to run on the connection's thread
-        self._units_since_checkpoint = 0
+        self._bytes_since_checkpoint = 0
         self._commits_since_checkpoint = 0
+        self._slow_logged_at = -1e9
         self._closing = False
 
     def start(self) -> None:
@@ -133,12 +181,12 @@ class GroupCommitWriter:
         earlier; units queued together share one transaction, in which the plain statements run
         grouped by SQL text (order of first appearance), then the `enqueue_call` functions in
         queue order, so a function sees every plain statement of its group."""
-        return self._put(_Unit(statements))
+        return self._put(_Unit(statements, size=statement_bytes(statements)))
 
-    def enqueue_call(self, run: InTransaction) -> asyncio.Future[Any]:
+    def enqueue_call(self, run: InTransaction, *, size: int = 0) -> asyncio.Future[Any]:
         """Queue a function to run inside a group's transaction; the future gets its result
-        once the transaction is committed."""
-        return self._put(_Unit((), run))
+        once the transaction is committed. `size`: about how many bytes it writes."""
+        return self._put(_Unit((), run, size))
 
     def _put(self, unit: _Unit) -> asyncio.Future[Any]:
         if self._task is None or self._task.done() or self._closing:
@@ -168,18 +216,20 @@ class GroupCommitWriter:
                 batch.append(nxt)
             await self._commit(batch)
             if (
-                self._units_since_checkpoint >= self.checkpoint_units
+                self._bytes_since_checkpoint >= self.checkpoint_bytes
                 or self._commits_since_checkpoint >= self.checkpoint_commits
             ):
                 await self._checkpoint()
-        if self._units_since_checkpoint:
-            await self._checkpoint()
+            # An inline commit never gave the loop a turn, and Queue.get does not when the
+            # queue is not empty: a backlog must not hold up everything else.
+            await asyncio.sleep(0)
 
     async def _checkpoint(self) -> None:
         """Copy the WAL into the database file, on the connection's thread (it writes and
         fsyncs the database file, which must not hold up the loop). PASSIVE: a reader in the
-        middle of a read is not waited for; what it still needs is copied next time."""
-        self._units_since_checkpoint = self._commits_since_checkpoint = 0
+        middle of a read is not waited for; what it still needs is copied next time. (What a
+        stop leaves in the WAL is copied when the last connection closes.)"""
+        self._bytes_since_checkpoint = self._commits_since_checkpoint = 0
         conn = cast(Any, self._conn)
         try:
             await conn._execute(_checkpoint, conn._conn)
@@ -210,6 +260,7 @@ class GroupCommitWriter:
                 )
                 for unit in batch:
                     await self._commit([unit])
+                    await asyncio.sleep(0)  # each an fsync: let the loop run in between
                 return
             self._fail(batch, exc)
             return
@@ -221,7 +272,7 @@ class GroupCommitWriter:
         self.commits += 1
         self.units += len(batch)
         self._commits_since_checkpoint += 1
-        self._units_since_checkpoint += len(batch)
+        self._bytes_since_checkpoint += sum(unit.size for unit in batch)
         result_of = {id(unit): result for (unit, _), result in zip(calls, results, strict=True)}
         for unit in batch:
             if not unit.done.done():
@@ -231,26 +282,35 @@ class GroupCommitWriter:
         self, grouped: dict[str, list[Sequence[Any]]], runs: list[InTransaction]
     ) -> list[Any]:
         """The whole transaction in one go, on the loop's thread or, for a spell after a slow
-        one, on the connection's (one call there: awaiting BEGIN, each statement and COMMIT
-        separately cost a thread round trip each)."""
+        COMMIT or a lock, on the connection's (one call there: awaiting BEGIN, each statement
+        and COMMIT separately cost a thread round trip each)."""
         conn = cast(Any, self._conn)  # aiosqlite runs _execute on the connection's thread
-        if self._on_thread:
-            self._on_thread -= 1
-            self.thread_commits += 1
-            return cast(list[Any], await conn._execute(_transaction, conn._conn, grouped, runs))
-        start = time.perf_counter()
-        try:
-            return _transaction(conn._conn, grouped, runs)
-        finally:
-            took = time.perf_counter() - start
-            if took > self.slow_commit:
-                self.slow_commits += 1
-                self._on_thread = self.thread_spell
-                log.info(
-                    "a commit took %.1f ms; the next %d run on the store's thread",
-                    took * 1e3,
-                    self.thread_spell,
-                )
+        if not self._on_thread:
+            try:
+                results, took = _transaction(conn._conn, grouped, runs)
+            except sqlite3.OperationalError as exc:
+                if not _locked(exc):
+                    raise
+                self.locked += 1  # nothing ran: BEGIN IMMEDIATE is what found the lock
+                self._spell("the database is locked by another connection")
+            else:
+                if took > self.slow_commit:
+                    self.slow_commits += 1
+                    self._spell(f"a COMMIT took {took * 1e3:.1f} ms")
+                return results
+        self._on_thread -= 1
+        self.thread_commits += 1
+        results, _ = await conn._execute(
+            _waiting_transaction, conn._conn, grouped, runs, self.busy_timeout_ms
+        )
+        return cast(list[Any], results)
+
+    def _spell(self, why: str) -> None:
+        self._on_thread = self.thread_spell
+        now = time.monotonic()
+        if now - self._slow_logged_at >= 60:  # a slow disk says so once a minute, not per spell
+            self._slow_logged_at = now
+            log.warning("%s; the next %d commits run on the store's thread", why, self.thread_spell)
 
     @staticmethod
     def _fail(batch: list[_Unit], exc: Exception) -> None:
