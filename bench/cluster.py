@@ -89,21 +89,22 @@ class Cluster:
 
 def cpu_seconds(pid: int) -> float:
     """CPU seconds a process's threads have run, to the nanosecond: the sum of each thread's
-    /proc/PID/task/TID/schedstat. /proc/PID/stat counts in clock ticks (10 ms here), too coarse
-    for the few hundred lone round trips a quick run makes (it read 0 or 3 000 us per message).
-    A thread that ended is no longer counted; a node's and the echo server's threads live as
-    long as the process. Without schedstat (a kernel built without it), /proc/PID/stat."""
-    total = 0
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            try:
-                total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
-            except FileNotFoundError:  # the thread ended meanwhile
-                continue
-        return total / 1e9
-    except (FileNotFoundError, IndexError, ValueError):
+    /proc/PID/task/TID/schedstat (its first field). /proc/PID/stat counts in clock ticks
+    (10 ms here), too coarse for the few hundred lone round trips a quick run makes (it read 0
+    or 3 000 us per message); it is the fallback on a kernel without schedstat. A thread that
+    ended is no longer counted; a node's and the echo server's threads live as long as the
+    process."""
+    task = Path(f"/proc/{pid}/task")
+    if not (task / str(pid) / "schedstat").exists():
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = 0
+    for tid in os.listdir(task):
+        try:
+            total += int((task / tid / "schedstat").read_text().split()[0])
+        except OSError:  # the thread ended meanwhile (FileNotFoundError, ProcessLookupError)
+            continue
+    return total / 1e9
 
 
 class Child:
@@ -148,7 +149,7 @@ class Child:
                 seen += 1
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time the process has used, all threads."""
+        """CPU time the process's live threads have used (`cpu_seconds`)."""
         return cpu_seconds(self.pid)
 
     def rss_kib(self) -> tuple[int, int]:

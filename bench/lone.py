@@ -65,9 +65,10 @@ WARM_UP = 20
 
 
 def report_profile(path: Path, publishes: int, top: int = 25) -> None:
-    """The first receiver's own time per function (cProfile's tottime), per publish. Wall
-    time: a C call's includes what it waits for (the COMMIT's fsync is in sqlite3 `execute`).
-    The whole run is profiled, start-up and stop included; waiting in epoll is left out."""
+    """The first receiver's own time per function (cProfile's tottime), per publish, on its
+    event loop's thread (cProfile sees no other). Wall time: a C call's includes what it waits
+    for (the COMMIT's fsync is in sqlite3 `execute`). The whole run is profiled, start-up and
+    stop included, divided by the publishes; waiting in epoll is left out."""
     stats = pstats.Stats(str(path))
     rows = [
         (tottime, calls, func)
@@ -116,8 +117,9 @@ def main() -> int:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="run the first receiver under cProfile and print its time per function "
-        "(cProfile slows it: the CPU figures above are then not comparable)",
+        help="run the first receiver under cProfile and print its time per function, on its "
+        "event loop's thread only (cProfile slows it: the CPU figures above are then not "
+        "comparable)",
     )
     args = parser.parse_args()
     asyncio.run(main_async(args.peers, args.rounds, args.profile))
