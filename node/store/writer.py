@@ -310,7 +310,7 @@ class GroupCommitWriter:
         now = time.monotonic()
         if now - self._slow_logged_at >= 60:  # a slow disk says so once a minute, not per spell
             self._slow_logged_at = now
-            log.warning("%s; the next %d commits run on the store's thread", why, self.thread_spell)
+            log.info("%s; the next %d commits run on the store's thread", why, self.thread_spell)
 
     @staticmethod
     def _fail(batch: list[_Unit], exc: Exception) -> None:
