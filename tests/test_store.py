@@ -409,7 +409,8 @@ async def test_checkpoints_copy_the_wal_into_the_database_file_between_commits(
     tmp_short: Path,
 ) -> None:
     """SQLite's own checkpoint (inside a COMMIT, which may run on the loop's thread) is off;
-    the writer checkpoints on the connection's thread after `checkpoint_bytes` written."""
+    the writer checkpoints on the connection's thread once the WAL holds `checkpoint_frames`
+    pages (read from the WAL index after each commit)."""
     db = tmp_short / "accord.db"
     store = await Store.open(db, keys=KeyRing(os.urandom(32)))
     try:
@@ -418,13 +419,13 @@ async def test_checkpoints_copy_the_wal_into_the_database_file_between_commits(
             lambda conn: conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
         )
         assert setting == 0
-        store.writer.checkpoint_bytes = 10**9
+        store.writer.checkpoint_frames = 10**9
         for i in range(5):
             m = inbound(store, f"0190a0a0-0000-7000-8000-00000000020{i}", os.urandom(4096))
             await store.writer.submit([store.inbound_txn(m)])
         before = db.stat().st_size
         assert store.writer.checkpoints == 0
-        store.writer.checkpoint_bytes = 6 * 4096
+        store.writer.checkpoint_frames = 1
         m = inbound(store, "0190a0a0-0000-7000-8000-000000000209", os.urandom(4096))
         await store.writer.submit([store.inbound_txn(m)])
 
@@ -440,11 +441,11 @@ async def test_checkpoints_copy_the_wal_into_the_database_file_between_commits(
 
 async def test_a_few_large_batches_are_checkpointed_by_their_size(tmp_short: Path) -> None:
     """A receiver admits a whole frame (hundreds of envelopes) as one unit: the checkpoint
-    follows the bytes committed, not the count of units or commits, so the WAL stays bounded
-    (here: a checkpoint after ~2 MiB, in 5 commits of ~0.5 MB)."""
+    follows the WAL's length in pages, not the count of units or commits, so the WAL stays
+    bounded (here: 8 commits of ~0.5 MB, about 170 pages each: a checkpoint after the sixth)."""
     store = await Store.open(tmp_short / "accord.db", keys=KeyRing(os.urandom(32)))
     try:
-        for commit in range(5):
+        for commit in range(8):
             arrivals = []
             for n in range(120):
                 mid = f"0190a0a0-0000-7000-8000-00000{commit:03d}{n:04d}"
@@ -456,6 +457,27 @@ async def test_a_few_large_batches_are_checkpointed_by_their_size(tmp_short: Pat
             return store.writer.checkpoints >= 1
 
         await wait_for(checkpointed, timeout=5)
-        assert store.writer.commits == 5
+        assert store.writer.commits == 8
+    finally:
+        await store.close()
+
+
+async def test_without_a_readable_wal_index_checkpoints_follow_the_commits(
+    tmp_short: Path,
+) -> None:
+    """Where the WAL's length cannot be read (no -shm file where it was looked for), the writer
+    checkpoints every `checkpoint_commits` commits instead."""
+    store = await Store.open(tmp_short / "accord.db", keys=KeyRing(os.urandom(32)))
+    store.writer._wal = writer_module._WalIndex(tmp_short / "not-there-shm")
+    store.writer.checkpoint_commits = 3
+    try:
+        for i in range(3):
+            m = inbound(store, f"0190a0a0-0000-7000-8000-00000000060{i}", b"counted")
+            await store.writer.submit([store.inbound_txn(m)])
+
+        async def checkpointed() -> bool:
+            return store.writer.checkpoints == 1
+
+        await wait_for(checkpointed, timeout=5)
     finally:
         await store.close()

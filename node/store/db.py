@@ -22,7 +22,7 @@ import aiosqlite
 from node.envelope import MessageMeta
 from node.errors import Reason, Refused
 from node.store.keys import KeyRing, Sealed, aad_for
-from node.store.writer import GroupCommitWriter, Statement, statement_bytes
+from node.store.writer import GroupCommitWriter, Statement
 
 _MIGRATION = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 
@@ -207,12 +207,13 @@ class Store:
         reader_conn: aiosqlite.Connection,
         keys: KeyRing,
         batch_max: int,
+        wal_index: Path | None = None,
     ) -> None:
         self._wconn = writer_conn
         self._rconn = reader_conn
         self.reader = reader_conn  # for the other store classes sharing this database
         self.keys = keys
-        self.writer = GroupCommitWriter(writer_conn, batch_max=batch_max)
+        self.writer = GroupCommitWriter(writer_conn, batch_max=batch_max, wal_index=wal_index)
         # Delivery seqs are given out here, when a unit is queued, not by SQLite at insert:
         # units commit in the order they are queued, so seq order is commit order, and a link
         # can be handed a just-committed envelope with its seq instead of reading it back.
@@ -256,6 +257,7 @@ class Store:
             reader_conn=rconn,
             keys=keys,
             batch_max=batch_max,
+            wal_index=path.with_name(path.name + "-shm"),
         )
         store._last_seq = int(rows[0][0])
         store.writer.start()
@@ -467,9 +469,7 @@ class Store:
                 conn.execute(sql, params)
             return answers
 
-        return self.writer.enqueue_call(
-            run, size=statement_bytes([statement for _, statement in arrivals])
-        )
+        return self.writer.enqueue_call(run)
 
     def enqueue(self, statements: Sequence[Statement]) -> asyncio.Future[None]:
         """Queue statements built by the *_txn methods as one unit of a group commit, now;

@@ -23,18 +23,23 @@ commit. Two things must not hold the loop:
 
 WAL checkpoints, which write and fsync the database file, run on the connection's thread
 between transactions (SQLite's automatic checkpoint, which would run inside a COMMIT, is turned
-off in `Store.open`): after `checkpoint_bytes` of parameters committed or `checkpoint_commits`
-commits, whichever comes first.
+off in `Store.open`): as SQLite's would, once a commit leaves `checkpoint_frames` pages or
+more in the WAL. The writer reads that count after each commit from the WAL index (the -shm
+file's header, https://www.sqlite.org/walformat.html), one 4-byte read; without it, it
+checkpoints every `checkpoint_commits` commits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import aiosqlite
@@ -54,15 +59,9 @@ InTransaction = Callable[[sqlite3.Connection], Any]
 class _Unit:
     statements: Sequence[Statement]
     run: InTransaction | None = None
-    size: int = 0  # bytes of parameters it writes, for the checkpoint's trigger
     done: asyncio.Future[Any] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
-
-
-def statement_bytes(statements: Sequence[Statement]) -> int:
-    """About how much `statements` write: the length of their text and blob parameters."""
-    return sum(len(p) for _, params in statements for p in params if isinstance(p, bytes | str))
 
 
 # The clock that times a COMMIT (a test replaces it to play a slow disk).
@@ -136,18 +135,47 @@ THREAD_SPELL = 100
 # How long a transaction on the connection's thread waits for a lock another process holds
 # (sqlite3's own default).
 BUSY_TIMEOUT_MS = 5000
-# A PASSIVE checkpoint after this many bytes of parameters committed (a WAL of roughly twice as
-# much, with the indexes: SQLite's own default is a checkpoint per 1 000 pages, 4 MiB) or this
-# many commits (a lone commit adds a few pages whatever its size), whichever comes first.
-CHECKPOINT_BYTES = 2 * 1024 * 1024
+# A PASSIVE checkpoint once the WAL holds this many pages (SQLite's own default), or, where the
+# WAL index cannot be read, every this many commits.
+CHECKPOINT_FRAMES = 1000
 CHECKPOINT_COMMITS = 250
+_MX_FRAME = 16  # offset of mxFrame, the WAL's length in pages, in the wal-index header
+
+
+class _WalIndex:
+    """How many pages the WAL holds, read from the wal-index header in the -shm file. Only
+    the writer writes, and it reads right after its own commit, so the header is settled."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._fd: int | None = None
+
+    def frames(self) -> int | None:
+        if self._path is None:
+            return None
+        try:
+            if self._fd is None:
+                self._fd = os.open(self._path, os.O_RDONLY)
+            raw = os.pread(self._fd, 4, _MX_FRAME)
+        except OSError:
+            return None
+        return int.from_bytes(raw, sys.byteorder) if len(raw) == 4 else None
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class GroupCommitWriter:
-    def __init__(self, conn: aiosqlite.Connection, *, batch_max: int = 512) -> None:
+    def __init__(
+        self, conn: aiosqlite.Connection, *, batch_max: int = 512, wal_index: Path | None = None
+    ) -> None:
         """`conn` must have been opened with check_same_thread=False: transactions run on the
-        loop's thread and, after a slow one, on the connection's (never two at once)."""
+        loop's thread and, after a slow one, on the connection's (never two at once).
+        `wal_index`: the database's -shm file, to checkpoint by the WAL's length."""
         self._conn = conn
+        self._wal = _WalIndex(wal_index)
         self._batch_max = batch_max
         self._queue: asyncio.Queue[_Unit | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -156,14 +184,13 @@ class GroupCommitWriter:
         self.slow_commit = SLOW_COMMIT_SECONDS
         self.thread_spell = THREAD_SPELL
         self.busy_timeout_ms = BUSY_TIMEOUT_MS
-        self.checkpoint_bytes = CHECKPOINT_BYTES
+        self.checkpoint_frames = CHECKPOINT_FRAMES
         self.checkpoint_commits = CHECKPOINT_COMMITS
         self.thread_commits = 0  # transactions run on the connection's thread
         self.slow_commits = 0  # inline COMMITs that took longer than slow_commit
         self.locked = 0  # inline transactions that found the database locked
         self.checkpoints = 0
         self._on_thread = 0  # transactions still to run on the connection's thread
-        self._bytes_since_checkpoint = 0
         self._commits_since_checkpoint = 0
         self._slow_logged_at = -1e9
         self._closing = False
@@ -181,12 +208,12 @@ class GroupCommitWriter:
         earlier; units queued together share one transaction, in which the plain statements run
         grouped by SQL text (order of first appearance), then the `enqueue_call` functions in
         queue order, so a function sees every plain statement of its group."""
-        return self._put(_Unit(statements, size=statement_bytes(statements)))
+        return self._put(_Unit(statements))
 
-    def enqueue_call(self, run: InTransaction, *, size: int = 0) -> asyncio.Future[Any]:
+    def enqueue_call(self, run: InTransaction) -> asyncio.Future[Any]:
         """Queue a function to run inside a group's transaction; the future gets its result
-        once the transaction is committed. `size`: about how many bytes it writes."""
-        return self._put(_Unit((), run, size))
+        once the transaction is committed."""
+        return self._put(_Unit((), run))
 
     def _put(self, unit: _Unit) -> asyncio.Future[Any]:
         if self._task is None or self._task.done() or self._closing:
@@ -200,6 +227,7 @@ class GroupCommitWriter:
             self._queue.put_nowait(None)
             await self._task
             self._task = None
+        self._wal.close()
 
     async def _run(self) -> None:
         stopping = False
@@ -215,21 +243,24 @@ class GroupCommitWriter:
                     break
                 batch.append(nxt)
             await self._commit(batch)
-            if (
-                self._bytes_since_checkpoint >= self.checkpoint_bytes
-                or self._commits_since_checkpoint >= self.checkpoint_commits
-            ):
+            if self._checkpoint_due():
                 await self._checkpoint()
             # An inline commit never gave the loop a turn, and Queue.get does not when the
             # queue is not empty: a backlog must not hold up everything else.
             await asyncio.sleep(0)
+
+    def _checkpoint_due(self) -> bool:
+        frames = self._wal.frames()
+        if frames is None:
+            return self._commits_since_checkpoint >= self.checkpoint_commits
+        return frames >= self.checkpoint_frames
 
     async def _checkpoint(self) -> None:
         """Copy the WAL into the database file, on the connection's thread (it writes and
         fsyncs the database file, which must not hold up the loop). PASSIVE: a reader in the
         middle of a read is not waited for; what it still needs is copied next time. (What a
         stop leaves in the WAL is copied when the last connection closes.)"""
-        self._bytes_since_checkpoint = self._commits_since_checkpoint = 0
+        self._commits_since_checkpoint = 0
         conn = cast(Any, self._conn)
         try:
             await conn._execute(_checkpoint, conn._conn)
@@ -272,7 +303,6 @@ class GroupCommitWriter:
         self.commits += 1
         self.units += len(batch)
         self._commits_since_checkpoint += 1
-        self._bytes_since_checkpoint += sum(unit.size for unit in batch)
         result_of = {id(unit): result for (unit, _), result in zip(calls, results, strict=True)}
         for unit in batch:
             if not unit.done.done():
