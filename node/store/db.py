@@ -226,7 +226,10 @@ class Store:
         _create_private(path)
         # Used from the loop's thread and the connection's, never both at once (writer.py).
         wconn = await aiosqlite.connect(path, isolation_level=None, check_same_thread=False)
-        await wconn.execute("PRAGMA journal_mode=WAL")
+        mode = await wconn.execute_fetchall("PRAGMA journal_mode=WAL")
+        if [tuple(row) for row in mode] != [("wal",)]:  # the writer's design needs WAL
+            await wconn.close()
+            raise sqlite3.OperationalError(f"{path}: cannot use WAL mode ({list(mode)})")
         await wconn.execute(f"PRAGMA synchronous={synchronous}")
         # Checkpoints run between transactions on the connection's thread (writer.py), not
         # inside a COMMIT, which may run on the event loop's thread.
@@ -257,7 +260,8 @@ class Store:
             reader_conn=rconn,
             keys=keys,
             batch_max=batch_max,
-            wal_index=path.with_name(path.name + "-shm"),
+            # SQLite names the WAL index after the database file a symlink points to.
+            wal_index=Path(await asyncio.to_thread(os.path.realpath, path) + "-shm"),
         )
         store._last_seq = int(rows[0][0])
         store.writer.start()

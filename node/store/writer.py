@@ -51,7 +51,8 @@ Statement = tuple[str, Sequence[Any]]
 
 # Work that must read and write in the same transaction (the receiver's dedupe): run wherever
 # the transaction runs, in queue order after the group's plain statements; its result is the
-# unit's.
+# unit's. It may run more than once (a group is committed again unit by unit after one unit's
+# fault, each earlier attempt rolled back), so it must not act outside the connection.
 InTransaction = Callable[[sqlite3.Connection], Any]
 
 
@@ -74,7 +75,7 @@ def _transaction(
     """All statements, then each unit's function in order, then COMMIT (or ROLLBACK); the
     functions' results and the seconds the COMMIT took. Runs on whichever thread
     `GroupCommitWriter._transaction` chose."""
-    conn.execute("BEGIN IMMEDIATE")
+    _begin(conn)
     try:
         for sql, rows in grouped.items():
             if len(rows) == 1:
@@ -94,22 +95,42 @@ def _transaction(
     return results, took
 
 
+class _Locked(Exception):
+    """BEGIN IMMEDIATE found the database locked by another connection: nothing has run."""
+
+    def __init__(self, error: sqlite3.OperationalError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _begin(conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        # Extended codes (SQLITE_BUSY_SNAPSHOT, _RECOVERY, ...) carry the primary in the low byte.
+        if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (
+            sqlite3.SQLITE_BUSY,
+            sqlite3.SQLITE_LOCKED,
+        ):
+            raise _Locked(exc) from exc
+        raise
+
+
 def _waiting_transaction(
     conn: sqlite3.Connection,
     grouped: dict[str, list[Sequence[Any]]],
     runs: list[InTransaction],
     busy_timeout_ms: int,
 ) -> tuple[list[Any], float]:
-    """`_transaction` on the connection's thread, where waiting for a lock holds up no one."""
+    """`_transaction` on the connection's thread, where waiting for a lock holds up no one;
+    a lock still held after the wait is the callers' error."""
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     try:
         return _transaction(conn, grouped, runs)
+    except _Locked as locked:
+        raise locked.error from None
     finally:
         conn.execute("PRAGMA busy_timeout = 0")
-
-
-def _locked(exc: sqlite3.OperationalError) -> bool:
-    return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def _checkpoint(conn: sqlite3.Connection) -> list[Any]:
@@ -225,9 +246,13 @@ class GroupCommitWriter:
         if self._task is not None:
             self._closing = True  # nothing queued after the stop marker would ever commit
             self._queue.put_nowait(None)
-            await self._task
-            self._task = None
-        self._wal.close()
+            try:
+                await self._task
+            finally:
+                self._task = None
+                self._wal.close()
+        else:
+            self._wal.close()
 
     async def _run(self) -> None:
         stopping = False
@@ -318,9 +343,7 @@ class GroupCommitWriter:
         if not self._on_thread:
             try:
                 results, took = _transaction(conn._conn, grouped, runs)
-            except sqlite3.OperationalError as exc:
-                if not _locked(exc):
-                    raise
+            except _Locked:
                 self.locked += 1  # nothing ran: BEGIN IMMEDIATE is what found the lock
                 self._spell("the database is locked by another connection")
             else:
