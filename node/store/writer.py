@@ -243,15 +243,13 @@ class GroupCommitWriter:
         return unit.done
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._closing = True  # nothing queued after the stop marker would ever commit
-            self._queue.put_nowait(None)
-            try:
+        try:
+            if self._task is not None:
+                self._closing = True  # nothing queued after the stop marker would ever commit
+                self._queue.put_nowait(None)
                 await self._task
-            finally:
-                self._task = None
-                self._wal.close()
-        else:
+        finally:
+            self._task = None
             self._wal.close()
 
     async def _run(self) -> None:
