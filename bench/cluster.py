@@ -87,6 +87,22 @@ class Cluster:
         return self.homes[agency] / "accord.db"
 
 
+def thread_files(pid: int, *names: str) -> dict[str, tuple[str, dict[str, str]]]:
+    """Each live thread of a process: tid -> (its name, the event loop's thread marked; the
+    text of each of `names` under /proc/PID/task/TID). A thread that ends while it is read is
+    left out."""
+    out: dict[str, tuple[str, dict[str, str]]] = {}
+    task = Path(f"/proc/{pid}/task")
+    for tid in os.listdir(task):
+        try:
+            name = (task / tid / "comm").read_text().strip()
+            files = {n: (task / tid / n).read_text() for n in names}
+        except OSError:  # the thread ended meanwhile (FileNotFoundError, ProcessLookupError)
+            continue
+        out[tid] = (name + (" (event loop)" if tid == str(pid) else ""), files)
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU seconds a process's threads have run, to the nanosecond: the sum of each thread's
     /proc/PID/task/TID/schedstat (its first field). /proc/PID/stat counts in clock ticks
@@ -94,17 +110,11 @@ def cpu_seconds(pid: int) -> float:
     or 3 000 us per message); it is the fallback on a kernel without schedstat. A thread that
     ended is no longer counted; a node's and the echo server's threads live as long as the
     process."""
-    task = Path(f"/proc/{pid}/task")
-    if not (task / str(pid) / "schedstat").exists():
+    if not Path(f"/proc/{pid}/task/{pid}/schedstat").exists():
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    total = 0
-    for tid in os.listdir(task):
-        try:
-            total += int((task / tid / "schedstat").read_text().split()[0])
-        except OSError:  # the thread ended meanwhile (FileNotFoundError, ProcessLookupError)
-            continue
-    return total / 1e9
+    threads = thread_files(pid, "schedstat").values()
+    return sum(int(files["schedstat"].split()[0]) for _, files in threads) / 1e9
 
 
 class Child:

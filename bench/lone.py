@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from bench.benchmarks.fanout import PEERS, timed
-from bench.cluster import Cluster
+from bench.cluster import Cluster, thread_files
 from bench.load import running
 from bench.stats import median
 
@@ -29,20 +29,13 @@ Threads = dict[str, tuple[str, float, float, int]]  # tid -> (name, user s, syst
 
 def threads(pid: int) -> Threads:
     out: Threads = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        base = Path(f"/proc/{pid}/task/{tid}")
-        try:
-            name = (base / "comm").read_text().strip() + (
-                " (event loop)" if tid == str(pid) else ""
-            )
-            fields = (base / "stat").read_text().rsplit(")", 1)[1].split()
-            switches = next(
-                int(line.split()[1])
-                for line in (base / "status").read_text().splitlines()
-                if line.startswith("voluntary_ctxt_switches")
-            )
-        except FileNotFoundError:  # the thread ended meanwhile
-            continue
+    for tid, (name, files) in thread_files(pid, "stat", "status").items():
+        fields = files["stat"].rsplit(")", 1)[1].split()
+        switches = next(
+            int(line.split()[1])
+            for line in files["status"].splitlines()
+            if line.startswith("voluntary_ctxt_switches")
+        )
         out[tid] = (name, int(fields[11]) / _TICK, int(fields[12]) / _TICK, switches)
     return out
 

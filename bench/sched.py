@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.cluster import Cluster
+from bench.cluster import Cluster, thread_files
 from bench.load import running
 from bench.stats import percentile
 
@@ -26,15 +26,8 @@ Sched = dict[str, tuple[str, int, int, int]]  # tid -> (name, ns running, ns wai
 
 def schedstat(pid: int) -> Sched:
     out: Sched = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        base = Path(f"/proc/{pid}/task/{tid}")
-        try:
-            name = (base / "comm").read_text().strip() + (
-                " (event loop)" if tid == str(pid) else ""
-            )
-            running, waiting, slices = map(int, (base / "schedstat").read_text().split())
-        except FileNotFoundError:  # the thread ended meanwhile
-            continue
+    for tid, (name, files) in thread_files(pid, "schedstat").items():
+        running, waiting, slices = map(int, files["schedstat"].split())
         out[tid] = (name, running, waiting, slices)
     return out
 
