@@ -9,11 +9,12 @@ STAMP := $(VENV)/.installed
 PIP_FLAGS := --quiet --disable-pip-version-check
 
 .DEFAULT_GOAL := help
-.PHONY: help drill demo test lint proto proto-check bench bench-quick clean
+.PHONY: help drill demo test test-fast lint proto proto-check bench bench-quick clean
 
 help:
 	@echo "make drill        three agencies on loopback: federation, nodes, messages, receipts"
 	@echo "make test         the test suite (real nodes, real TLS, real SQLite)"
+	@echo "make test-fast    the suite without tests marked slow"
 	@echo "make lint         ruff check, ruff format --check, mypy --strict"
 	@echo "make proto        regenerate accord/v1 from protos/"
 	@echo "make proto-check  fail if the committed generated code differs from a regeneration"
@@ -33,6 +34,10 @@ drill demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The suite without the tests marked slow (fault injection, drills, browsers): for quick loops.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m 'not slow'
 
 # All three run even when one fails, so one run shows every problem.
 lint: $(STAMP)
