@@ -145,8 +145,10 @@ def cmd_cluster_up(args: argparse.Namespace) -> int:
     root = _root(args.dir, fresh=True)
     if (root / "cluster.json").exists():
         if args.agencies or args.agreements:
-            raise UsageError(f"{root} already holds a cluster; --agencies and --agreements "
-                             "apply only to a new one")  # fmt: skip
+            raise UsageError(
+                f"{root} already holds a cluster; --agencies and --agreements "
+                "apply only to a new one"
+            )
         spec = load_spec(root)
     else:
         spec = _create(args, root)
@@ -174,15 +176,18 @@ def _detach(root: Path, spec: ClusterSpec) -> int:
     with log.open("ab") as out:
         child = subprocess.Popen(
             [sys.executable, "-m", "node.cli", "cluster", "up", "--dir", str(root), "--serve"],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C in this terminal no longer reaches it
-        )  # fmt: skip
+        )
     deadline = time.monotonic() + DETACH_TIMEOUT
     remote = RemoteCluster(root, spec)
     while time.monotonic() < deadline:
         if child.poll() is not None:
-            raise ClusterError(f"the cluster failed to start (status {child.returncode}):\n"
-                               + tail(log))  # fmt: skip
+            raise ClusterError(
+                f"the cluster failed to start (status {child.returncode}):\n" + tail(log)
+            )
         try:
             running = asyncio.run(remote.processes())
         except ClusterError:
@@ -268,9 +273,17 @@ def cmd_cluster_status(args: argparse.Namespace) -> int:
     for code, n in status["nodes"].items():
         rows.append([code, n["process"], n["health"], "", "", "", ""])
         for p in n["peers"]:
-            rows.append(["", "", "", f"-> {p['peer']}", str(p["queued"]),
-                         "yes" if p["connected"] else "no",
-                         (p["last_receipt_at"] or "-").replace("+00:00", "Z")])  # fmt: skip
+            rows.append(
+                [
+                    "",
+                    "",
+                    "",
+                    f"-> {p['peer']}",
+                    str(p["queued"]),
+                    "yes" if p["connected"] else "no",
+                    (p["last_receipt_at"] or "-").replace("+00:00", "Z"),
+                ]
+            )
     print(_table(["AGENCY", "PROCESS", "HEALTH", "PEER", "QUEUED", "STREAM", "LAST RECEIPT"], rows))
     return 0 if all(n["health"] == "SERVING" for n in status["nodes"].values()) else 1
 
@@ -341,4 +354,82 @@ def add_cluster(sub: Any) -> None:
     p.set_defaults(func=cmd_cluster_status)
 
 
-GROUPS = (add_cluster,)
+# ---- drills ------------------------------------------------------------------------------------
+
+
+def cmd_drill_check(args: argparse.Namespace) -> int:
+    from node.drill import scenario
+
+    for name in args.files:
+        s = scenario.load(Path(name))
+        print(f"{name}: ok: {s.name!r}, {len(s.steps)} steps, agencies {', '.join(s.agencies)}")
+    return 0
+
+
+def cmd_drill_run(args: argparse.Namespace) -> int:
+    import shutil
+
+    from node.drill import scenario
+    from node.drill.engine import fresh_cluster, run_drill
+
+    path = Path(args.file)
+    s = scenario.load(path)  # every mistake in the file is reported before any node starts
+    out = Path(args.out) if args.out else Path("drill-reports") / path.stem
+    print(f"drill {s.name!r} ({path}, {len(s.steps)} steps)", flush=True)
+    if s.description:
+        print(f"  {s.description}", flush=True)
+    if args.cluster:
+        root = Path(args.cluster).absolute()
+        spec = load_spec(root)
+    else:
+        root, spec = fresh_cluster(s)
+    report = asyncio.run(
+        run_drill(
+            s, root=root, spec=spec, fresh=not args.cluster, say=lambda t: print(t, flush=True)
+        )
+    )
+    report.write(out)
+    print()
+    print(report.table())
+    print()
+    print(report.summary())
+    if not report.passed:
+        for agency, text in report.logs.items():
+            print(f"log of {agency} (last lines):\n{text}")
+    print(f"report: {out / 'report.md'} and {out / 'report.json'}")
+    if not args.cluster:
+        if report.passed and not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            print(f"cluster files kept in {root}")
+    return 0 if report.passed else 1
+
+
+def add_drill(sub: Any) -> None:
+    drill = sub.add_parser("drill", help="scripted drills against a cluster (drills/*.toml)")
+    dsub = drill.add_subparsers(dest="drill_command", required=True, metavar="SUBCOMMAND")
+    p = dsub.add_parser(
+        "check",
+        help="validate drill files without running them",
+        description="Parse and check drill files (steps, agencies, users, fields, message "
+        "types, bodies); errors name the file and line.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="drill scenario (TOML)")
+    p.set_defaults(func=cmd_drill_check)
+    p = dsub.add_parser(
+        "run",
+        help="play a drill against a fresh cluster (or --cluster DIR) and report",
+        description="Check the file, start a fresh cluster (or use the running one at "
+        "--cluster), play every step, write report.json and report.md to --out. Exits 1 if any "
+        "expectation failed, 2 if the file is not a valid drill.",
+    )
+    p.add_argument(
+        "file", metavar="FILE", help="drill scenario (TOML), e.g. drills/joint-task-force.toml"
+    )
+    p.add_argument("--cluster", metavar="DIR", help="a cluster running with `cluster up`")
+    p.add_argument("--out", metavar="DIR", help="report folder (default drill-reports/NAME)")
+    p.add_argument("--keep", action="store_true", help="keep a fresh cluster's files after a pass")
+    p.set_defaults(func=cmd_drill_run)
+
+
+GROUPS = (add_cluster, add_drill)
