@@ -508,7 +508,7 @@ class Engine:
                 )
                 continue
             if status == "HELD":
-                self.expect(True, what)
+                self.expect(True, f"{sent.label!r} to {recipient} is held for approval")
                 continue
             info = parse_receipt(d.receipt.content)
             signed = self._verifies_receipt(recipient, d.receipt)
