@@ -267,7 +267,10 @@ STEPS: dict[str, tuple[dict[str, Check], dict[str, Check]]] = {
         },
     ),
     "expect_receipt": (
-        {"message": _label("message"), "status": _one_of("ACCEPTED", "REJECTED", "HELD")},
+        {
+            "message": _label("message"),
+            "status": _one_of("ACCEPTED", "REJECTED", "HELD", "QUEUED"),
+        },
         {"from": _agencies, "reason": _reason, "within": _duration},
     ),
     "expect_inbox": (
