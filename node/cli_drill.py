@@ -265,9 +265,10 @@ def cmd_cluster_status(args: argparse.Namespace) -> int:
     root = _root(args.dir)
     spec = load_spec(root)
     status = asyncio.run(_status(root, spec))
+    serving = all(n["health"] == "SERVING" for n in status["nodes"].values())
     if args.json:
         print(json.dumps(status, indent=2))
-        return 0
+        return 0 if serving else 1
     print(f"cluster {root}: {'up' if status['up'] else 'down'}")
     rows = []
     for code, n in status["nodes"].items():
@@ -285,7 +286,7 @@ def cmd_cluster_status(args: argparse.Namespace) -> int:
                 ]
             )
     print(_table(["AGENCY", "PROCESS", "HEALTH", "PEER", "QUEUED", "STREAM", "LAST RECEIPT"], rows))
-    return 0 if all(n["health"] == "SERVING" for n in status["nodes"].values()) else 1
+    return 0 if serving else 1
 
 
 # ---- registration ------------------------------------------------------------------------------

@@ -540,7 +540,9 @@ class Engine:
         self.say(f"      watching {within:g} s: {', '.join(recipients)} must not receipt it")
         deadline = time.monotonic() + within
         while True:
-            r = await self.api(who, "Receipts", local_pb2.ReceiptsRequest(message_id=sent.message_id))
+            r = await self.api(
+                who, "Receipts", local_pb2.ReceiptsRequest(message_id=sent.message_id)
+            )
             settled = [d for d in r.deliveries if d.recipient in recipients and d.state != "queued"]
             if settled or time.monotonic() >= deadline:
                 break
