@@ -1,4 +1,4 @@
-"""The one way tools (CLI, demo, later the gateway) open a node's local API.
+"""The one way tools (CLI, cluster and drills, later the gateway) open a node's local API.
 
 Everything that talks to a running node goes through `connect()`, so whatever the local API
 comes to require of its callers (per-user tokens in call metadata, for one) is added here once.

@@ -252,7 +252,10 @@ def create_cluster(
     os.chmod(root, 0o700)
     now = datetime.now(UTC)
     authority = FederationAuthority.init(root / "federation", federation=federation, now=now)
-    ports = [COMPOSE_PORT] * len(codes) if compose else pick_ports(len(codes))
+    pairs = [] if compose else [(a, b) for a in codes for b in codes if a != b]
+    # One draw for nodes and proxies: two draws could hand out the same port twice.
+    drawn = pick_ports(len(codes) + len(pairs)) if not compose else []
+    ports = [COMPOSE_PORT] * len(codes) if compose else drawn[: len(codes)]
     specs = []
     for code, port in zip(codes, ports, strict=True):
         home = code.lower()
@@ -270,10 +273,7 @@ def create_cluster(
             crl=authority.crl_path,
         )
         specs.append(AgencySpec(code, home, port, endpoint))
-    proxies: dict[str, int] = {}
-    if not compose:
-        pairs = [(a, b) for a in codes for b in codes if a != b]
-        proxies = {pair(a, b): p for (a, b), p in zip(pairs, pick_ports(len(pairs)), strict=True)}
+    proxies = {pair(a, b): p for (a, b), p in zip(pairs, drawn[len(codes) :], strict=True)}
     for spec in specs:
         path = root / spec.home / config_mod.CONFIG_FILE
         text = _tune(path.read_text(), TUNED)
