@@ -102,6 +102,85 @@ async def test_a_wrong_expectation_fails_and_the_report_names_the_step(tmp_short
     assert (kept / "cluster.json").exists() and not (kept / "control.sock").exists()
 
 
+CLOCK = """
+[drill]
+name = "sunset by the clock"
+agencies = ["NL-POL", "DE-BKA"]
+
+[[agreement]]
+id = "AGR-SHORT"
+purposes = ["missing-persons"]
+max_retention_days = 30
+valid_days = 2
+
+[[step]]
+do = "send"
+as = "NL-POL"
+to = "DE-BKA"
+type = "request_info"
+purpose = "missing-persons"
+id = "early"
+
+[[step]]
+do = "expect_receipt"
+message = "early"
+status = "ACCEPTED"
+
+[[step]]
+do = "partition"
+between = ["NL-POL", "DE-BKA"]
+
+[[step]]
+do = "send"
+as = "NL-POL"
+to = "DE-BKA"
+type = "request_info"
+purpose = "missing-persons"
+id = "in-flight"
+
+[[step]]
+do = "advance_clock"
+by = "3d"
+
+[[step]]
+do = "kill"
+agency = "DE-BKA"
+
+[[step]]
+do = "restart"
+agency = "DE-BKA"
+
+[[step]]
+do = "heal"
+
+[[step]]
+do = "expect_receipt"
+message = "in-flight"
+status = "REJECTED"
+reason = "AGREEMENT_EXPIRED"
+
+[[step]]
+do = "send"
+as = "DE-BKA"
+to = "NL-POL"
+type = "request_info"
+purpose = "missing-persons"
+expect = "refused"
+reason = "AGREEMENT_EXPIRED"
+"""
+
+
+async def test_the_drill_clock_brings_a_sunset_to_every_node(tmp_short: Path) -> None:
+    """Three days on the drill clock end a two-day agreement at both ends, on a node restarted
+    after the jump too (it gets the cluster's offset when it starts)."""
+    drill = tmp_short / "clock.toml"
+    drill.write_text(CLOCK)
+    run = await accord("drill", "run", drill, "--out", tmp_short / "out", timeout=60)
+    assert run.code == 0, run.out[-4000:] + run.err
+    report = report_of(tmp_short / "out")
+    assert report["passed"] and len(report["expectations"]) == 5
+
+
 # ---- malformed drills: refused before any node starts ------------------------------------------
 
 BASE = """[drill]
@@ -190,7 +269,63 @@ async def test_drill_check_accepts_the_shipped_drills() -> None:
 # ---- the cluster -------------------------------------------------------------------------------
 
 
-@pytest.mark.timeout(120)
+# A drill played on a running cluster: its agreement replaces the cluster's, its user is
+# created, and it kills, restarts and partitions through the cluster's control socket.
+ON_RUNNING = """
+[drill]
+name = "on a running cluster"
+agencies = ["NL-POL", "DE-BKA"]
+
+[[agreement]]
+id = "AGR-RUNNING"
+purposes = ["missing-persons"]
+max_retention_days = 30
+
+[[user]]
+agency = "DE-BKA"
+name = "analyst"
+role = "liaison_officer"
+
+[[step]]
+do = "kill"
+agency = "DE-BKA"
+
+[[step]]
+do = "send"
+as = "NL-POL"
+to = "DE-BKA"
+type = "alert"
+purpose = "missing-persons"
+id = "q"
+
+[[step]]
+do = "restart"
+agency = "DE-BKA"
+
+[[step]]
+do = "expect_inbox"
+as = "DE-BKA/analyst"
+has = ["q"]
+
+[[step]]
+do = "partition"
+between = ["NL-POL", "DE-BKA"]
+
+[[step]]
+do = "heal"
+
+[[step]]
+do = "send"
+as = "NL-POL"
+to = "DE-BKA"
+type = "alert"
+purpose = "organised-crime"
+expect = "refused"
+reason = "PURPOSE_NOT_PERMITTED"
+"""
+
+
+@pytest.mark.timeout(150)
 async def test_cluster_up_detached_status_and_down(tmp_short: Path) -> None:
     root = tmp_short / "c"
     run = await accord("cluster", "up", "--dir", root, "--agencies", "NL-POL,DE-BKA", "--detach",
@@ -217,6 +352,16 @@ async def test_cluster_up_detached_status_and_down(tmp_short: Path) -> None:
         assert (health.code, health.out.strip()) == (0, "SERVING")
         again = await accord("cluster", "up", "--dir", root, "--detach")
         assert_usage_error(again, "already up")
+        drill = tmp_short / "on-running.toml"
+        drill.write_text(ON_RUNNING)
+        run = await accord("drill", "run", drill, "--cluster", root, "--out", tmp_short / "out",
+                           timeout=90)  # fmt: skip
+        assert run.code == 0, run.out[-4000:] + run.err
+        report = report_of(tmp_short / "out")
+        assert report["passed"] and report["counts"]["kills"] == 1
+        assert (root / "de-bka" / "tokens" / "analyst").exists()  # the drill's own user
+        status = await accord("cluster", "status", "--dir", root, "--json")
+        assert json.loads(status.out)["nodes"]["DE-BKA"]["kills"] == 1
     finally:
         down = await accord("cluster", "down", "--dir", root, timeout=60)
     assert down.code == 0, down.err

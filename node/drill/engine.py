@@ -521,15 +521,11 @@ class Engine:
             info = parse_receipt(d.receipt.content)
             signed = self._verifies_receipt(recipient, d.receipt)
             digest = sent.sha256 is None or info.content_sha256 == sent.sha256
-            self.expect(
-                signed and digest,
-                what + ", signed, naming the digest sent",
-                ""
-                if signed
-                else f"receipt signature does not verify with {recipient}'s certificate"
-                if not signed
-                else "receipt names another digest",
-            )
+            if not signed:
+                problem = f"the receipt's signature does not verify with {recipient}'s certificate"
+            else:
+                problem = "the receipt names another digest than the one sent"
+            self.expect(signed and digest, what + ", signed, naming the digest sent", problem)
             self._latency(sent.message_id, recipient, d)
 
     async def _still_queued(
