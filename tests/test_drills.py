@@ -371,6 +371,26 @@ async def test_cluster_up_detached_status_and_down(tmp_short: Path) -> None:
     assert_usage_error(health, "no node running")
 
 
+def test_cluster_agreements_come_from_a_file_in_the_cli_format(tmp_short: Path) -> None:
+    from certs.ca import FederationAuthority
+    from node.drill.cluster import ClusterError, load_agreements
+
+    doc = [{"id": "AGR-F", "parties": ["NL-POL", "DE-BKA"], "purposes": ["missing-persons"],
+            "message_types": ["ALERT"], "max_retention_days": 10,
+            "valid_from": "2026-01-01T00:00:00+00:00", "valid_until": "2036-01-01T00:00:00+00:00"}]  # fmt: skip
+    path = tmp_short / "a.json"
+    path.write_text(json.dumps(doc))
+    agreements = load_agreements(path, ["NL-POL", "DE-BKA"])
+    create_cluster(tmp_short / "c", agencies=["NL-POL", "DE-BKA"], agreements=agreements)
+    published = FederationAuthority(tmp_short / "c" / "federation").directory().agreements
+    assert [(a.id, a.purposes) for a in published] == [("AGR-F", ("missing-persons",))]
+    with pytest.raises(ClusterError, match="AGR-F names DE-BKA, not among"):
+        load_agreements(path, ["NL-POL", "FR-PN"])
+    path.write_text("[]")
+    with pytest.raises(ClusterError, match="non-empty JSON list"):
+        load_agreements(path, ["NL-POL", "DE-BKA"])
+
+
 def test_a_compose_cluster_names_nodes_by_service(tmp_short: Path) -> None:
     spec = create_cluster(tmp_short / "c", agencies=["NL-POL", "DE-BKA"], compose=True)
     assert [a.endpoint for a in spec.agencies] == ["nl-pol:7443", "de-bka:7443"]
