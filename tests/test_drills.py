@@ -375,9 +375,17 @@ def test_cluster_agreements_come_from_a_file_in_the_cli_format(tmp_short: Path) 
     from certs.ca import FederationAuthority
     from node.drill.cluster import ClusterError, load_agreements
 
-    doc = [{"id": "AGR-F", "parties": ["NL-POL", "DE-BKA"], "purposes": ["missing-persons"],
-            "message_types": ["ALERT"], "max_retention_days": 10,
-            "valid_from": "2026-01-01T00:00:00+00:00", "valid_until": "2036-01-01T00:00:00+00:00"}]  # fmt: skip
+    doc = [
+        {
+            "id": "AGR-F",
+            "parties": ["NL-POL", "DE-BKA"],
+            "purposes": ["missing-persons"],
+            "message_types": ["ALERT"],
+            "max_retention_days": 10,
+            "valid_from": "2026-01-01T00:00:00+00:00",
+            "valid_until": "2036-01-01T00:00:00+00:00",
+        }
+    ]
     path = tmp_short / "a.json"
     path.write_text(json.dumps(doc))
     agreements = load_agreements(path, ["NL-POL", "DE-BKA"])
