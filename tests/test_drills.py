@@ -181,6 +181,22 @@ async def test_the_drill_clock_brings_a_sunset_to_every_node(tmp_short: Path) ->
     assert report["passed"] and len(report["expectations"]) == 5
 
 
+async def test_a_step_that_cannot_be_carried_out_stops_the_drill(tmp_short: Path) -> None:
+    drill = tmp_short / "twice.toml"
+    drill.write_text(
+        '[drill]\nname = "twice"\nagencies = ["NL-POL", "DE-BKA", "FR-PN"]\n\n'
+        '[[step]]\ndo = "revoke"\nagency = "FR-PN"\n\n'
+        '[[step]]\ndo = "revoke"\nagency = "FR-PN"\n\n'
+        '[[step]]\ndo = "wait"\nseconds = 0\n'
+    )
+    run = await accord("drill", "run", drill, "--out", tmp_short / "out", timeout=60)
+    assert run.code == 1 and "Traceback" not in run.out + run.err, run.out + run.err
+    report = report_of(tmp_short / "out")
+    assert report["stopped"].startswith("step 2 (line 9): no unrevoked certificate matches FR-PN")
+    assert report["steps"] == {"total": 3, "run": 1}
+    assert "stopped early: step 2 (line 9)" in run.out
+
+
 # ---- malformed drills: refused before any node starts ------------------------------------------
 
 BASE = """[drill]

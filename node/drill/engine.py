@@ -33,6 +33,7 @@ from accord.v1 import local_pb2
 from accord.v1 import message_pb2 as pb
 from certs.ca import FederationAuthority, load_cert
 from certs.directory import agreement_from_dict, agreement_to_dict, load_directory
+from certs.errors import PkiError
 from node.client import NodeNotRunningError, connect, local_error
 from node.drill import scenario as sc
 from node.drill.cluster import (
@@ -389,11 +390,8 @@ class Engine:
                 )
                 try:
                     await getattr(self, f"do_{step.do}")(step)
-                except (StepFailed, ClusterError) as exc:
-                    self.expect(False, f"{step.do} can be carried out", str(exc))
-                    self.report.stopped = f"step {step.n} (line {step.line}): {exc}"
-                    return
-                except (AccordError, grpc.aio.AioRpcError) as exc:
+                except (StepFailed, AccordError, PkiError, OSError, grpc.aio.AioRpcError) as exc:
+                    # AccordError covers ClusterError and a node that does not answer.
                     text = (
                         str(local_error(exc)) if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
                     )
@@ -849,7 +847,7 @@ class Engine:
                     doc["valid_until"] = valid_until.isoformat()
                 try:
                     updated.append(agreement_from_dict(doc, f"step {step.n}: agreement {target}"))
-                except AccordError as exc:
+                except PkiError as exc:
                     raise StepFailed(str(exc)) from exc
             published = authority.set_agreements(tuple(updated), now=now)
         else:
