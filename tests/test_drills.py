@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,7 @@ async def test_a_wrong_expectation_fails_and_the_report_names_the_step(tmp_short
     assert "cluster files kept in" in run.out
     kept = Path(run.out.split("cluster files kept in ")[1].split()[0])
     assert (kept / "cluster.json").exists() and not (kept / "control.sock").exists()
+    shutil.rmtree(kept)
 
 
 CLOCK = """
@@ -195,6 +197,7 @@ async def test_a_step_that_cannot_be_carried_out_stops_the_drill(tmp_short: Path
     assert report["stopped"].startswith("step 2 (line 9): no unrevoked certificate matches FR-PN")
     assert report["steps"] == {"total": 3, "run": 1}
     assert "stopped early: step 2 (line 9)" in run.out
+    shutil.rmtree(run.out.split("cluster files kept in ")[1].split()[0])
 
 
 # ---- malformed drills: refused before any node starts ------------------------------------------
