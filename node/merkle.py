@@ -153,6 +153,9 @@ class MemoryNodes:
     def __call__(self, ids: Sequence[NodeId], /) -> list[bytes]:
         return [self._nodes[i] for i in ids]
 
+    def __len__(self) -> int:
+        return len(self._nodes)
+
 
 def completed_by(node: NodeId) -> int:
     """The index of the leaf whose append completes this node."""
@@ -381,3 +384,39 @@ def batch(contents: Sequence[bytes]) -> tuple[bytes, list[bytes]]:
             i >>= 1
         proofs.append(b"".join(steps))
     return levels[-1][0], proofs
+
+
+class BoundaryNodes:
+    """The complete subtrees of a tree built once, kept only where roots and consistency proofs
+    between the given sizes need them: every node of level `coarse` and up, and every node in
+    the 2**coarse-leaf blocks that hold the last leaf of one of the sizes. Any proof element
+    below level `coarse` lies in such a block, because a proof between sizes m and n only
+    descends below a subtree boundary along the paths to leaves m - 1 and n - 1."""
+
+    def __init__(self, sizes: Iterable[int], *, coarse: int = 6) -> None:
+        self.frontier = Frontier()
+        self._coarse = coarse
+        self._mask = (1 << coarse) - 1
+        self._blocks = frozenset((size - 1) >> coarse for size in sizes if size > 0)
+        self._nodes: dict[NodeId, bytes] = {}
+
+    @property
+    def size(self) -> int:
+        return self.frontier.size
+
+    def append(self, leaf: bytes) -> None:
+        index = self.frontier.size
+        inside = (index >> self._coarse) in self._blocks
+        if inside or index & self._mask == self._mask:  # a node of level >= coarse completes
+            nodes = self._nodes
+            for level, node_index, node in self.frontier.append_nodes(leaf):
+                if inside or level >= self._coarse:
+                    nodes[level, node_index] = node
+        else:
+            self.frontier.append(leaf)
+
+    def __call__(self, ids: Sequence[NodeId], /) -> list[bytes]:
+        return [self._nodes[i] for i in ids]
+
+    def __len__(self) -> int:
+        return len(self._nodes)

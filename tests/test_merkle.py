@@ -109,7 +109,7 @@ def test_append_nodes_returns_every_completed_subtree() -> None:
             assert node == naive_mth(DATA[index << level : (index + 1) << level])
             seen[level, index] = node
     # every complete subtree of 70 leaves, each once: 70 + 35 + 17 + 8 + 4 + 2 + 1
-    assert len(seen) == 137
+    assert len(seen) == len(NODES) == 137
     assert frontier.root() == naive_mth(DATA)
 
 
@@ -391,3 +391,23 @@ def test_inclusion_steps_refuse_a_path_that_does_not_fit() -> None:
     assert merkle.inclusion_steps(3, 8, [*path, path[0]]) is None
     assert merkle.inclusion_steps(8, 8, path) is None
     assert merkle.inclusion_steps(3, 8, [b"short", *path[1:]]) is None
+
+
+@pytest.mark.parametrize("coarse", [0, 1, 2, 3])
+def test_boundary_nodes_prove_everything_between_their_sizes(coarse: int) -> None:
+    """Kept sparsely, yet every root and consistency proof between the sizes comes out as
+    from the full set of subtrees."""
+    sizes = [1, 5, 6, 16, 17, 31, 40, 64, 70]
+    sparse = merkle.BoundaryNodes(sizes, coarse=coarse)
+    for leaf in LEAVES:
+        sparse.append(leaf)
+    assert sparse.size == 70 and sparse.frontier.root() == naive_mth(DATA)
+    for m in sizes:
+        assert merkle.root_at(sparse, m) == naive_mth(DATA[:m])
+        for n in sizes:
+            if m <= n:
+                assert merkle.consistency_proof(sparse, m, n) == naive_proof(m, DATA[:n])
+    if coarse == 3:
+        assert len(sparse) < len(NODES)  # sparse indeed
+        with pytest.raises(KeyError):
+            merkle.root_at(sparse, 43)  # a size it was not asked to keep
