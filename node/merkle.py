@@ -11,7 +11,8 @@ an append costs O(log n) and the root needs no old leaf), and every complete sub
 built, keyed by (level, index): node (l, i) is the root of leaves [i * 2**l, (i + 1) * 2**l).
 Every proof element is either such a node or a fold of O(log n) of them along the right edge,
 so a proof costs O(log n) lookups, asked of a `NodeReader` in one call (a store answers it with
-one query).
+one query). A store read asynchronously does the same in three steps: `inclusion_plan` or
+`consistency_plan`, one query for `plan_ids`, `assemble`.
 
 Batch signatures (node/envelope.py) carry an item's audit path as 33-byte steps: a side byte
 (0x00: the sibling is on the left, 0x01: on the right) and the sibling's hash. Building the
@@ -221,26 +222,36 @@ def consistency_plan(old: int, new: int) -> list[list[NodeId]]:
     return [range_ids(a, b) for a, b in reversed(ranges)]
 
 
-def _assemble(reader: NodeReader, plan: list[list[NodeId]]) -> list[bytes]:
-    ids = [node for element in plan for node in element]
-    found = reader(ids) if ids else []
-    if len(found) != len(ids):
-        raise LookupError(f"asked for {len(ids)} nodes, got {len(found)}")
+def plan_ids(plan: list[list[NodeId]]) -> list[NodeId]:
+    """The nodes a plan needs, in the order `assemble` takes their hashes."""
+    return [node for element in plan for node in element]
+
+
+def assemble(plan: list[list[NodeId]], hashes: Sequence[bytes]) -> list[bytes]:
+    """A proof from a plan and the hashes of `plan_ids(plan)`: how a store that is read
+    asynchronously makes a proof (plan, fetch the ids in one query, assemble)."""
+    if len(hashes) != sum(map(len, plan)):
+        raise LookupError(f"a plan of {sum(map(len, plan))} nodes, {len(hashes)} hashes")
     out, at = [], 0
     for element in plan:
-        out.append(fold(found[at : at + len(element)]))
+        out.append(fold(hashes[at : at + len(element)]))
         at += len(element)
     return out
 
 
+def _proof(reader: NodeReader, plan: list[list[NodeId]]) -> list[bytes]:
+    ids = plan_ids(plan)
+    return assemble(plan, reader(ids) if ids else [])
+
+
 def inclusion_proof(reader: NodeReader, index: int, size: int) -> list[bytes]:
     """The audit path of leaf `index` in the tree of the first `size` leaves."""
-    return _assemble(reader, inclusion_plan(index, size))
+    return _proof(reader, inclusion_plan(index, size))
 
 
 def consistency_proof(reader: NodeReader, old: int, new: int) -> list[bytes]:
     """The proof that the tree of `old` leaves is a prefix of the tree of `new` leaves."""
-    return _assemble(reader, consistency_plan(old, new))
+    return _proof(reader, consistency_plan(old, new))
 
 
 def root_at(reader: NodeReader, size: int) -> bytes:

@@ -146,6 +146,18 @@ def test_a_missing_node_is_a_lookup_error() -> None:
         merkle.inclusion_proof(small, 0, 8)
 
 
+def test_a_proof_in_three_steps_as_an_asynchronous_store_makes_it() -> None:
+    for plan, expected in (
+        (merkle.inclusion_plan(5, 70), naive_path(5, DATA)),
+        (merkle.consistency_plan(13, 70), naive_proof(13, DATA)),
+    ):
+        ids = merkle.plan_ids(plan)
+        assert len(ids) == len(set(ids))  # one query, no node twice
+        assert merkle.assemble(plan, NODES(ids)) == expected
+        with pytest.raises(LookupError):
+            merkle.assemble(plan, NODES(ids)[:-1])
+
+
 def test_range_ids_refuses_ranges_that_are_no_subtree() -> None:
     assert merkle.range_ids(0, 7) == [(2, 0), (1, 2), (0, 6)]
     assert merkle.range_ids(8, 11) == [(1, 4), (0, 10)]
