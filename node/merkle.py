@@ -263,25 +263,36 @@ def _well_formed(*hashes: bytes) -> bool:
     return all(len(h) == HASH_SIZE for h in hashes)
 
 
-def root_from_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes | None:
-    """The root that an inclusion proof leads to (RFC 9162 2.1.3.2), or None when the proof
-    cannot be one for leaf `index` of `size` (wrong length, a malformed hash)."""
-    if not 0 <= index < size or not _well_formed(leaf, *proof):
+def _sides(index: int, size: int, count: int) -> list[int] | None:
+    """The side of each of `count` proof elements (0: the sibling is on the left, 1: on the
+    right), walked as RFC 9162 2.1.3.2 walks them, or None when that many elements cannot be a
+    proof for leaf `index` of `size`."""
+    if not 0 <= index < size:
         return None
-    fn, sn, node = index, size - 1, leaf
-    for sibling in proof:
+    fn, sn = index, size - 1
+    sides = []
+    for _ in range(count):
         if sn == 0:
             return None
         if fn & 1 or fn == sn:
-            node = _sha256(b"\x01" + sibling + node).digest()
+            sides.append(0)
             while fn and not fn & 1:
                 fn >>= 1
                 sn >>= 1
         else:
-            node = _sha256(b"\x01" + node + sibling).digest()
+            sides.append(1)
         fn >>= 1
         sn >>= 1
-    return node if sn == 0 else None
+    return sides if sn == 0 else None
+
+
+def root_from_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes | None:
+    """The root that an inclusion proof leads to (RFC 9162 2.1.3.2), or None when the proof
+    cannot be one for leaf `index` of `size` (wrong length, a malformed hash)."""
+    steps = inclusion_steps(index, size, proof)
+    if steps is None or len(leaf) != HASH_SIZE:
+        return None
+    return root_from_steps(leaf, steps, max_steps=len(proof))
 
 
 def verify_inclusion(
@@ -332,23 +343,10 @@ def verify_consistency(
 def inclusion_steps(index: int, size: int, proof: Sequence[bytes]) -> bytes | None:
     """An RFC 9162 inclusion proof with each element's side written out, or None when it
     cannot be a proof for leaf `index` of `size`."""
-    if not 0 <= index < size or not _well_formed(*proof):
+    sides = _sides(index, size, len(proof))
+    if sides is None or not _well_formed(*proof):
         return None
-    fn, sn = index, size - 1
-    steps = []
-    for sibling in proof:
-        if sn == 0:
-            return None
-        if fn & 1 or fn == sn:
-            steps.append(b"\x00" + sibling)
-            while fn and not fn & 1:
-                fn >>= 1
-                sn >>= 1
-        else:
-            steps.append(b"\x01" + sibling)
-        fn >>= 1
-        sn >>= 1
-    return b"".join(steps) if sn == 0 else None
+    return b"".join(bytes([side]) + sibling for side, sibling in zip(sides, proof, strict=True))
 
 
 def root_from_steps(leaf: bytes, steps: bytes, *, max_steps: int = MAX_STEPS) -> bytes | None:
