@@ -252,6 +252,19 @@ def test_a_rewrite_that_left_old_checkpoints_in_place_is_caught_by_them() -> Non
     )
 
 
+def test_a_checkpoint_of_another_history_signed_with_the_key_is_caught() -> None:
+    """The log is intact and agrees with a checkpoint kept outside; one of the node's own
+    checkpoints, signed with its key, is of another history."""
+    entries, _ = rewritten(42)
+    forged = checkpoints(entries, [50])
+    report = check(rows(ENTRIES), [*NOTES[:4], *forged, *NOTES[5:]], trusted=[NOTES[5]])
+    only(report, Kind.REWRITTEN, 1, 50)
+    assert report.findings[0].message.startswith(
+        "checkpoint 50 (of the log) was signed for another history than entries 1..50: "
+        "checkpoint 60 (kept outside) does not extend checkpoint 50 (of the log)"
+    )
+
+
 def test_two_different_checkpoints_of_one_size_are_a_rewrite() -> None:
     entries, log = rewritten(42)
     report = check(log, NOTES[:5] + checkpoints(entries, [50]))

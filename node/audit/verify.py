@@ -34,7 +34,8 @@ How precisely each kind of tampering is located (`Finding.seq` .. `Finding.last`
   node's own old checkpoints, if the rewrite left it in place. Once the key is known to have
   signed a rewritten history, only trusted checkpoints bound the location: entries between the
   last trusted checkpoint that matches and the checkpoint that does not.
-- Entries after the last checkpoint are covered by nothing signed yet (`Report.unsealed`).
+- Entries after the last checkpoint are covered by nothing signed yet (`Report.unsealed`): one
+  added there looks like any new entry, and the node's next checkpoint will cover it.
 
 The first removal, insertion or reordering ends what can be compared with checkpoints: every
 later position has moved, so a mismatch there would only repeat it. Checkpoints beyond it are
@@ -432,18 +433,24 @@ def _breach(
     checkpoint that matches."""
     x = within[i]
     size = x.checkpoint.size
-    later = (s for j, s in enumerate(within) if j != i and s.checkpoint.size >= size)
-    d = next((s for s in later if _matches(tree, s.checkpoint)), None)
+    later = [s for j, s in enumerate(within) if j != i and s.checkpoint.size >= size]
+    agree = [s for s in later if _matches(tree, s.checkpoint)]
+    # One kept outside that agrees with the log says the log is what was signed then.
+    d = next((s for s in agree if s.trusted), agree[0] if agree else None)
     if d is not None:
         proof = merkle.consistency_proof(tree, size, d.checkpoint.size)
         if not merkle.verify_consistency(
             size, d.checkpoint.size, proof, x.checkpoint.root, d.checkpoint.root
         ):
             a = max((s.checkpoint.size for s in within[:i] if s.trusted), default=0)
+            if d.trusted and not x.trusted:  # the log agrees with what was kept outside
+                what = f"{x.label} was signed for another history than entries {a + 1}..{size}"
+            else:
+                what = f"entries {a + 1}..{size} were rewritten and signed again"
             return Finding(
                 Kind.REWRITTEN,
-                f"entries {a + 1}..{size} were rewritten and signed again: {d.label} does not "
-                f"extend {x.label} (the consistency proof between them fails)",
+                f"{what}: {d.label} does not extend {x.label} (the consistency proof between "
+                "them fails)",
                 seq=a + 1,
                 last=size,
                 checkpoint=size,
