@@ -158,12 +158,6 @@ class MemoryNodes:
         return len(self._nodes)
 
 
-def completed_by(node: NodeId) -> int:
-    """The index of the leaf whose append completes this node."""
-    level, index = node
-    return ((index + 1) << level) - 1
-
-
 def range_ids(start: int, end: int) -> list[NodeId]:
     """The perfect subtrees, largest first, whose fold is MTH of leaves [start, end): a range
     that starts on a boundary of its own size rounded up to a power of two, as every proof
