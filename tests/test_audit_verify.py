@@ -175,6 +175,14 @@ def test_an_entry_inserted_under_a_taken_number_is_named() -> None:
     only(check(rows(entries, hashes)), Kind.INSERTED, 42)
 
 
+def test_an_entry_numbered_below_one_is_an_insertion() -> None:
+    log = rows(ENTRIES)
+    log.insert(10, LogEntry(0, canonical(ENTRIES[10]).replace(b'"seq":11}', b'"seq":0}'), None))
+    report = check(log)
+    only(report, Kind.INSERTED, 11)
+    assert "numbered 0" in report.findings[0].message
+
+
 @pytest.mark.parametrize("hashes", ["with rows", "with rows, forged hash bad", "by position"])
 def test_an_entry_inserted_with_the_rest_renumbered_is_named(hashes: str) -> None:
     forged = dataclasses.replace(entry(42), action="erase", actor="mallory")

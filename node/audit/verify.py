@@ -223,7 +223,7 @@ def _explain(mismatched: list[LogEntry]) -> Finding | None:
         return None
     # The stored hash either stays with the row (it moves when rows are renumbered) or stays
     # with the position (a store of subtrees): each test accepts either.
-    if _hashes_to(data, j, j - 1, stored):
+    if j > 1 and _hashes_to(data, j, j - 1, stored):
         return Finding(
             Kind.INSERTED,
             f"entry {j - 1} was inserted: the entries after it were renumbered one up",
@@ -275,6 +275,10 @@ def _sequence_break(entry: LogEntry, expected: int, rest: Iterator[LogEntry]) ->
     """What an entry numbered other than expected means; reads on through `rest` to see
     whether the expected number comes later."""
     seq = entry.seq
+    if seq < 1:
+        return Finding(
+            Kind.INSERTED, f"an entry numbered {seq} stands at position {expected}", seq=expected
+        )
     if seq < expected:  # every number below expected was seen: a second entry numbered seq
         return Finding(
             Kind.INSERTED,
