@@ -26,7 +26,7 @@ from node.config import Config
 from node.delivery.link import Credentials, PeerLink, ReceiptEvent
 from node.delivery.receiver import Receiver
 from node.envelope import digest, meta_of, set_time, sign
-from node.errors import AccordError, Reason, Refused
+from node.errors import AccordError, InvalidRequest, Reason, Refused
 from node.ids import uuid7
 from node.operations import Operations
 from node.policy import Policy
@@ -316,13 +316,23 @@ class Node:
         for listener in self._receipt_listeners:
             listener(event)
 
-    async def send(self, draft: message_pb2.MessageContent, *, author: str = "") -> Sent:
+    async def send(
+        self, draft: message_pb2.MessageContent, *, author: str = "", forward: bool = False
+    ) -> Sent:
         """Check, sign, seal and queue a message; returns once it is in the durable outbox.
 
         A message the agreement marks as consequential is stored but held out of the outbox
-        until a supervisor other than `author` approves it.
+        until a supervisor other than `author` approves it. Only `Operations.forward` makes a
+        forward (`forward=True`): it checks the originator's grant and terms.
         """
         assert self.store is not None
+        if not forward and (
+            draft.HasField("forwarded") or draft.HasField("transfer_authorisation")
+        ):
+            raise InvalidRequest(
+                "content with `forwarded` or `transfer_authorisation` is a forward: use Forward "
+                "(`accord forward`), which checks the originator's terms and grant"
+            )
         content = message_pb2.MessageContent()
         content.CopyFrom(draft)
         now = self.clock.now()

@@ -89,6 +89,7 @@ class MessageMeta:
     third_agency: str = ""
     transfer_purpose: str = ""
     granted: bool = False
+    handling_conditions: str = ""
     # The populated incident fields, computed only if a minimisation rule asks for them.
     fields_of: Callable[[], frozenset[str]] = field(default=frozenset, repr=False, compare=False)
 
@@ -408,6 +409,7 @@ def meta_of(msg: pb.MessageContent) -> MessageMeta:
         third_agency=msg.control.third_agency if body_kind == "control" else "",
         transfer_purpose=msg.control.transfer_purpose if body_kind == "control" else "",
         granted=msg.control.granted if body_kind == "control" else False,
+        handling_conditions=msg.handling_conditions,
     )
 
 

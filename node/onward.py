@@ -14,14 +14,70 @@ than trusting the forwarder. No I/O here: certificates and grants are passed in.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from certs.directory import ONWARD_RULES, TLP_ORDER
 from node.envelope import MessageMeta, meta_of, parse_content, verify_envelope
 from node.errors import Reason, Refused
 
 RESTRICTIVE_TLP = frozenset({"RED", "AMBER_STRICT"})
+# Retention limits are compared at one instant; this much slack covers clock steps in between.
+_RETENTION_SLACK = timedelta(minutes=5)
+
+
+def tlp_rank(tlp: str) -> int:
+    """Higher is stricter; an unspecified TLP ranks below CLEAR."""
+    return TLP_ORDER.index(tlp) if tlp in TLP_ORDER else -1
+
+
+def onward_looseness(rule: str) -> int:
+    """Higher is looser; an unspecified rule is read as WITH_ORIGINATOR_CONSENT (as above)."""
+    return ONWARD_RULES.index(rule if rule in ONWARD_RULES else "WITH_ORIGINATOR_CONSENT")
+
+
+def check_markings_kept(
+    forward: MessageMeta, original: MessageMeta, *, purposes: Sequence[str], now: datetime
+) -> None:
+    """A forward is held to its original's terms (the provider sets them): TLP not lower,
+    handling codes and conditions kept, onward rule not looser, retention not longer, and a
+    purpose among `purposes` (the original's, or the one its grant names). Refused with
+    MARKINGS_LOOSENED otherwise."""
+    loosened: list[str] = []
+    if tlp_rank(forward.tlp) < tlp_rank(original.tlp):
+        loosened.append(f"TLP:{forward.tlp} is lower than the original's TLP:{original.tlp}")
+    dropped = sorted(set(original.handling_codes) - set(forward.handling_codes))
+    if dropped:
+        loosened.append(f"handling code(s) {', '.join(dropped)} of the original are dropped")
+    if original.handling_conditions not in forward.handling_conditions:
+        loosened.append("the original's handling conditions are not carried")
+    if onward_looseness(forward.onward_transfer) > onward_looseness(original.onward_transfer):
+        loosened.append(
+            f"onward rule {forward.onward_transfer} is looser than the original's "
+            f"{original.onward_transfer}"
+        )
+    mine, theirs = forward.retain_until(now), original.retain_until(now)
+    if theirs is not None and (mine is None or mine > theirs + _RETENTION_SLACK):
+        loosened.append("retention is longer than the original's")
+    if forward.purpose not in purposes:
+        loosened.append(
+            f"purpose {forward.purpose!r} is neither the original's nor one its grant names"
+        )
+    if loosened:
+        raise Refused(
+            Reason.MARKINGS_LOOSENED,
+            f"a forward of {original.message_id} must keep its originator's terms: "
+            + "; ".join(loosened),
+        )
+
+
+def strictest(forward: MessageMeta, original: MessageMeta) -> MessageMeta:
+    """The forward's view, with the stricter TLP of the two (what the stored row carries)."""
+    if tlp_rank(original.tlp) > tlp_rank(forward.tlp):
+        return replace(forward, tlp=original.tlp)
+    return forward
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +134,17 @@ def check_forwarded(
     authorisation: tuple[bytes, bytes, bytes] | None,
     receiver: str,
     originator_key: ec.EllipticCurvePublicKey | None,
+    now: datetime,
 ) -> MessageMeta:
     """Checks a third agency runs on a forward it receives; returns the original's meta."""
     inner_content, inner_signature, inner_proof = inner
     original = meta_of(parse_content(inner_content))
+    if original.forwarded:
+        # Only the originator's own envelope travels on: a forward of a forward would let the
+        # middle agency's markings and grants stand in for the originator's.
+        raise Refused(
+            Reason.MALFORMED, "a forward carries its originator's envelope, never another forward"
+        )
     if originator_key is None:
         raise Refused(Reason.UNKNOWN_SENDER, f"originator {original.sender} is not a member")
     if not verify_envelope(originator_key, inner_content, inner_signature, inner_proof):
@@ -99,5 +162,7 @@ def check_forwarded(
         grants.append(
             Grant(g.sender, g.control_target, g.third_agency, g.granted, g.transfer_purpose)
         )
-    check_forward(original, to=receiver, purpose=outer.purpose, grants=grants)
+    grant = check_forward(original, to=receiver, purpose=outer.purpose, grants=grants)
+    purposes = [original.purpose, *([grant.transfer_purpose] if grant is not None else [])]
+    check_markings_kept(outer, original, purposes=[p for p in purposes if p], now=now)
     return original

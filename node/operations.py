@@ -112,7 +112,7 @@ class Operations:
         )
         try:
             sent = await self._node.send(draft, author=user.name)
-        except Refused as exc:
+        except (Refused, InvalidRequest) as exc:
             await self._log(user, "send", "refused", purpose=draft.purpose, detail=str(exc))
             raise
         await self._log(
@@ -269,7 +269,7 @@ class Operations:
             )
             await self._log(user, "transfer", "refused", detail=detail, **fields)
             raise InvalidRequest(detail)
-        sent = await self._node.send(outer, author=user.name)
+        sent = await self._node.send(outer, author=user.name, forward=True)
         await self._log(user, "transfer", "queued", **fields)
         return sent
 

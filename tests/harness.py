@@ -294,3 +294,37 @@ async def add_user(node: Node, name: str, role: str, purposes: Sequence[str] = A
     path.write_text(token)
     path.chmod(0o600)
     return token
+
+
+def grant(
+    *,
+    target: str,
+    to: str,
+    third: str,
+    purpose: str = "serious-crime-investigation",
+    transfer_purpose: str = "",
+    granted: bool = True,
+) -> pb.MessageContent:
+    """The originator's TRANSFER_AUTHORISATION_GRANT letting `to` forward `target` to `third`."""
+    return pb.MessageContent(
+        recipients=[to],
+        type=pb.MESSAGE_TYPE_TRANSFER_AUTHORISATION_GRANT,
+        purpose=purpose,
+        correlation_id=target,
+        control=pb.ControlBody(
+            target_message_id=target,
+            third_agency=third,
+            transfer_purpose=transfer_purpose,
+            granted=granted,
+        ),
+    )
+
+
+async def held(node: Node, message_id: str, *, sender: str, timeout: float = 10.0) -> None:
+    """Wait until `node` holds the message `message_id` received from `sender`."""
+
+    async def arrived() -> bool:
+        assert node.store is not None
+        return await node.store.get_message(message_id, sender=sender, direction="in") is not None
+
+    await wait_for(arrived, timeout=timeout)

@@ -31,7 +31,7 @@ from node.envelope import (
     verify,
 )
 from node.errors import Reason, Refused
-from node.onward import check_forwarded
+from node.onward import check_forwarded, strictest
 from node.policy import Policy
 from node.store import Store, StoredMessage
 from node.store.keys import Sealed
@@ -402,17 +402,26 @@ class Receiver:
         msg = parse_content(content)
         meta = meta_of(msg)
         decision = self._policy().check_inbound(meta, peer=peer.agency, now=now)
+        retain_until = decision.retain_until
         if msg.HasField("forwarded"):
-            original = msg.forwarded
+            forwarded = msg.forwarded
             auth = msg.transfer_authorisation if msg.HasField("transfer_authorisation") else None
-            sender_of_original = meta_of(parse_content(original.content)).sender
-            check_forwarded(
+            sender_of_original = meta_of(parse_content(forwarded.content)).sender
+            original = check_forwarded(
                 outer=meta,
-                inner=(original.content, original.signature, original.proof),
+                inner=(forwarded.content, forwarded.signature, forwarded.proof),
                 authorisation=(auth.content, auth.signature, auth.proof)
                 if auth is not None
                 else None,
                 receiver=self.agency,
                 originator_key=self._member_key(sender_of_original),
+                now=now,
             )
-        return meta, decision.retain_until
+            # The row keeps the stricter of the forward's and the original's markings.
+            meta = strictest(meta, original)
+            theirs = original.retain_until(now)
+            if theirs is not None and (retain_until is None or theirs < retain_until):
+                retain_until = theirs
+        elif msg.HasField("transfer_authorisation"):
+            raise Refused(Reason.MALFORMED, "transfer_authorisation travels only with a forward")
+        return meta, retain_until
