@@ -11,6 +11,7 @@ import secrets
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -28,6 +29,7 @@ from node.delivery.receiver import Receiver
 from node.envelope import digest, meta_of, set_time, sign
 from node.errors import AccordError, InvalidRequest, Reason, Refused
 from node.ids import uuid7
+from node.onward import GRANT_DAYS
 from node.operations import Operations
 from node.policy import Policy
 from node.signer import BatchSigner
@@ -344,6 +346,12 @@ class Node:
         content.sender = self.agency
         if not content.HasField("created_at"):
             set_time(content.created_at, now)
+        if (
+            content.type == message_pb2.MESSAGE_TYPE_TRANSFER_AUTHORISATION_GRANT
+            and content.control.granted
+            and not content.control.HasField("valid_until")
+        ):
+            set_time(content.control.valid_until, now + timedelta(days=GRANT_DAYS))
         meta = meta_of(content)
         replied_type = None
         if meta.in_reply_to:

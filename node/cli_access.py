@@ -8,7 +8,7 @@ import asyncio
 import json
 import os
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,9 @@ from accord.v1 import local_pb2
 from accord.v1 import message_pb2 as pb
 from certs.ca import FederationAuthority
 from certs.directory import agreement_from_dict, agreement_to_dict
-from node.cli import UsageError, _csv, _local_arguments, _table
+from node.cli import UsageError, _csv, _local_arguments, _positive, _table
 from node.client import connect, resolve_home
+from node.onward import GRANT_DAYS
 
 
 def _call(args: argparse.Namespace, method: str, request: Any) -> Any:
@@ -181,6 +182,8 @@ def cmd_transfer_grant(args: argparse.Namespace) -> int:
         conditions=args.conditions or "",
         reason=args.reason or "",
     )
+    if args.valid_days is not None and not args.deny:
+        control.valid_until.FromDatetime(datetime.now(UTC) + timedelta(days=args.valid_days))
     return _transfer(args, pb.MESSAGE_TYPE_TRANSFER_AUTHORISATION_GRANT, control, args.to)
 
 
@@ -352,7 +355,15 @@ def add_transfer(sub: Any) -> None:
     p.add_argument("--in-reply-to", help="id of the request being answered")
     p.add_argument("--conditions", help="conditions attached to the grant")
     p.add_argument("--reason", help="grounds (required in practice for a refusal)")
-    p.add_argument("--deny", action="store_true", help="refuse instead of grant")
+    p.add_argument(
+        "--valid-days",
+        type=_positive,
+        metavar="N",
+        help=f"consent lasts N days (default {GRANT_DAYS}); a later grant replaces it",
+    )
+    p.add_argument(
+        "--deny", action="store_true", help="refuse instead of grant (withdraws an earlier grant)"
+    )
     _local_arguments(p)
     p.set_defaults(func=cmd_transfer_grant)
 

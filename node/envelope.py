@@ -90,6 +90,7 @@ class MessageMeta:
     transfer_purpose: str = ""
     granted: bool = False
     handling_conditions: str = ""
+    grant_valid_until: datetime | None = None
     # The populated incident fields, computed only if a minimisation rule asks for them.
     fields_of: Callable[[], frozenset[str]] = field(default=frozenset, repr=False, compare=False)
 
@@ -376,6 +377,12 @@ def meta_of(msg: pb.MessageContent) -> MessageMeta:
         raise Refused(Reason.MALFORMED, f"{type_name} needs a control body")
     if body_kind == "control" and not _is_uuid(msg.control.target_message_id):
         raise Refused(Reason.MALFORMED, "control body needs target_message_id")
+    if type_name == "TRANSFER_AUTHORISATION_GRANT":
+        # A grant covers one forwarding agency: its recipient (onward.py).
+        if len(msg.recipients) != 1:
+            raise Refused(Reason.MALFORMED, "a grant names exactly one recipient")
+        if msg.control.granted and not msg.control.HasField("valid_until"):
+            raise Refused(Reason.MALFORMED, "a grant needs valid_until")
     retention_days: int | None = None
     retention_until: datetime | None = None
     which = msg.retention.WhichOneof("limit") if msg.HasField("retention") else None
@@ -410,6 +417,9 @@ def meta_of(msg: pb.MessageContent) -> MessageMeta:
         transfer_purpose=msg.control.transfer_purpose if body_kind == "control" else "",
         granted=msg.control.granted if body_kind == "control" else False,
         handling_conditions=msg.handling_conditions,
+        grant_valid_until=_time_field("valid_until", msg.control.valid_until)
+        if body_kind == "control" and msg.control.HasField("valid_until")
+        else None,
     )
 
 

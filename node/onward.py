@@ -8,7 +8,9 @@ disseminated without the provider's permission") always need the grant.
 
 A forward carries the originator's envelope and, where consent was needed, the originator's
 signed grant, so the third agency checks the authorisation itself (`check_forwarded`) rather
-than trusting the forwarder. No I/O here: certificates and grants are passed in.
+than trusting the forwarder. Forwards never nest: a received forward is passed on as its
+originator's envelope (the innermost), so only the originator's grants and terms ever count,
+however many hops a message takes. No I/O here: certificates and grants are passed in.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from node.envelope import MessageMeta, meta_of, parse_content, verify_envelope
 from node.errors import Reason, Refused
 
 RESTRICTIVE_TLP = frozenset({"RED", "AMBER_STRICT"})
+# How long a grant lasts when its author gave no end (ControlBody.valid_until).
+GRANT_DAYS = 30
 # Retention limits are compared at one instant; this much slack covers clock steps in between.
 _RETENTION_SLACK = timedelta(minutes=5)
 
@@ -82,13 +86,31 @@ def strictest(forward: MessageMeta, original: MessageMeta) -> MessageMeta:
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """A TRANSFER_AUTHORISATION_GRANT as received: who granted what to whom."""
+    """A TRANSFER_AUTHORISATION_GRANT as received: who granted what to whom, until when."""
 
+    message_id: str
     sender: str
+    recipients: tuple[str, ...]
+    created_at: datetime
     target: str
     third_agency: str
     granted: bool
     transfer_purpose: str
+    valid_until: datetime | None
+
+    @classmethod
+    def of(cls, g: MessageMeta) -> Grant:
+        return cls(
+            message_id=g.message_id,
+            sender=g.sender,
+            recipients=g.recipients,
+            created_at=g.created_at,
+            target=g.control_target,
+            third_agency=g.third_agency,
+            granted=g.granted,
+            transfer_purpose=g.transfer_purpose,
+            valid_until=g.grant_valid_until,
+        )
 
 
 def needs_consent(original: MessageMeta, *, purpose: str) -> bool:
@@ -103,28 +125,59 @@ def needs_consent(original: MessageMeta, *, purpose: str) -> bool:
 
 
 def check_forward(
-    original: MessageMeta, *, to: str, purpose: str, grants: Sequence[Grant]
+    original: MessageMeta,
+    *,
+    forwarder: str,
+    to: str,
+    purpose: str,
+    grants: Sequence[Grant],
+    now: datetime,
 ) -> Grant | None:
-    """The grant that authorises forwarding `original` to `to` for `purpose`, or None if no
-    grant is needed; Refused otherwise."""
+    """The grant that authorises `forwarder` to pass `original` on to `to` for `purpose`, or
+    None if no grant is needed; Refused otherwise.
+
+    Only the originator's grants count, and only those that name this very message, are sent
+    to `forwarder` alone and name `to`. Of those the newest decides: a later grant with
+    granted = false withdraws an earlier consent, and an expired one has lapsed.
+    """
     if to == original.sender:
         raise Refused(Reason.WRONG_RECIPIENT, "a message is not forwarded back to its originator")
     if not needs_consent(original, purpose=purpose):
         return None
-    for g in grants:
-        if (
-            g.sender == original.sender
-            and g.target == original.message_id
-            and g.third_agency == to
-            and g.granted
-            and (g.transfer_purpose or original.purpose) == purpose
-        ):
-            return g
-    raise Refused(
-        Reason.ONWARD_TRANSFER_NOT_AUTHORISED,
-        f"forwarding {original.message_id} to {to} for {purpose!r} needs a "
-        f"TRANSFER_AUTHORISATION_GRANT from {original.sender}",
-    )
+    covering = [
+        g
+        for g in grants
+        if g.sender == original.sender
+        and g.target == original.message_id
+        and g.recipients == (forwarder,)
+        and g.third_agency == to
+    ]
+    what = f"forwarding {original.message_id} from {forwarder} to {to} for {purpose!r}"
+    if not covering:
+        raise Refused(
+            Reason.ONWARD_TRANSFER_NOT_AUTHORISED,
+            f"{what} needs a TRANSFER_AUTHORISATION_GRANT from {original.sender} to {forwarder}",
+        )
+    newest = max(covering, key=lambda g: (g.created_at, g.message_id))
+    if not newest.granted:
+        raise Refused(
+            Reason.ONWARD_TRANSFER_NOT_AUTHORISED,
+            f"{what}: {original.sender} refused or withdrew consent (grant {newest.message_id})",
+        )
+    if newest.valid_until is None or now > newest.valid_until:
+        raise Refused(
+            Reason.ONWARD_TRANSFER_NOT_AUTHORISED,
+            f"{what}: {original.sender}'s grant {newest.message_id} expired at "
+            f"{newest.valid_until}",
+        )
+    granted_for = newest.transfer_purpose or original.purpose
+    if granted_for != purpose:
+        raise Refused(
+            Reason.ONWARD_TRANSFER_NOT_AUTHORISED,
+            f"{what}: {original.sender}'s grant {newest.message_id} covers the purpose "
+            f"{granted_for!r} only",
+        )
+    return newest
 
 
 def check_forwarded(
@@ -159,10 +212,15 @@ def check_forwarded(
         g = meta_of(parse_content(auth_content))
         if g.type != "TRANSFER_AUTHORISATION_GRANT":
             raise Refused(Reason.MALFORMED, "transfer_authorisation is not a grant")
-        grants.append(
-            Grant(g.sender, g.control_target, g.third_agency, g.granted, g.transfer_purpose)
-        )
-    grant = check_forward(original, to=receiver, purpose=outer.purpose, grants=grants)
+        grants.append(Grant.of(g))
+    grant = check_forward(
+        original,
+        forwarder=outer.sender,
+        to=receiver,
+        purpose=outer.purpose,
+        grants=grants,
+        now=now,
+    )
     purposes = [original.purpose, *([grant.transfer_purpose] if grant is not None else [])]
     check_markings_kept(outer, original, purposes=[p for p in purposes if p], now=now)
     return original

@@ -189,17 +189,27 @@ class Operations:
         purpose: str,
         justification: str,
     ) -> Sent:
-        original_row: StoredMessage | None = await self._store.get_message(
+        held_row: StoredMessage | None = await self._store.get_message(
             message_id, sender=sender or None, direction="in"
         )
-        if original_row is None:
+        if held_row is None:
             raise NotFound(f"no received message {message_id} to forward")
-        content = self._store.open_content(original_row)
+        content = self._store.open_content(held_row)
         if content is None:
             raise InvalidRequest(f"message {message_id} was erased; nothing to forward")
-        original_pb = parse_content(content)
-        original = meta_of(original_pb)
-        purpose = purpose or original.purpose
+        held_pb = parse_content(content)
+        # Forwards never nest: what travels on is always the originator's own envelope, so only
+        # the originator's grants and terms count, however many hops the message has taken.
+        if held_pb.HasField("forwarded"):
+            inner = held_pb.forwarded
+        else:
+            inner = message_pb2.Envelope(
+                content=content,
+                signature=held_row.signature,
+                proof=held_row.signature_proof or b"",
+            )
+        original = meta_of(parse_content(inner.content))
+        purpose = purpose or held_row.purpose
         fields = {
             "message_id": message_id,
             "purpose": purpose,
@@ -212,44 +222,38 @@ class Operations:
             lambda: access.check_forward(user, purpose=purpose, justification=justification),
             **fields,
         )
-        grants = []
+        grants: list[onward.Grant] = []
         grant_rows: dict[str, StoredMessage] = {}
-        for row in await self.access.grants_for(message_id):
+        for row in await self.access.grants_for(original.message_id):
             body = self._store.open_content(row)
             if body is None:
                 continue
-            g = meta_of(parse_content(body))
-            grants.append(
-                onward.Grant(
-                    g.sender, g.control_target, g.third_agency, g.granted, g.transfer_purpose
-                )
-            )
+            g = onward.Grant.of(meta_of(parse_content(body)))
+            grants.append(g)
             grant_rows[g.message_id] = row
-        try:
-            grant = onward.check_forward(original, to=to, purpose=purpose, grants=grants)
-        except Refused as exc:
-            await self._log(user, "transfer", "refused", detail=str(exc), **fields)
-            raise
         outer = message_pb2.MessageContent()
-        outer.CopyFrom(original_pb)
-        outer.ClearField("message_id")
-        outer.ClearField("sender")
-        outer.ClearField("created_at")
-        outer.ClearField("agreement_id")
-        outer.ClearField("in_reply_to")
+        outer.CopyFrom(held_pb)  # the held message's markings: never looser than the original's
+        for name in ("message_id", "sender", "created_at", "agreement_id", "in_reply_to"):
+            outer.ClearField(name)
         outer.ClearField("transfer_authorisation")
         del outer.recipients[:]
         outer.recipients.append(to)
         outer.purpose = purpose
-        outer.forwarded.CopyFrom(
-            message_pb2.Envelope(
-                content=content,
-                signature=original_row.signature,
-                proof=original_row.signature_proof or b"",
+        outer.forwarded.CopyFrom(inner)
+        try:
+            grant = onward.check_forward(
+                original,
+                forwarder=self._node.agency,
+                to=to,
+                purpose=purpose,
+                grants=grants,
+                now=self._node.clock.now(),
             )
-        )
+        except Refused as exc:
+            await self._log(user, "transfer", "refused", detail=str(exc), **fields)
+            raise
         if grant is not None:
-            row = next(r for r in grant_rows.values() if r.sender == grant.sender)
+            row = grant_rows[grant.message_id]
             grant_content = self._store.open_content(row)
             assert grant_content is not None
             outer.transfer_authorisation.CopyFrom(

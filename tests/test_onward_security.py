@@ -6,6 +6,9 @@ valid token trying to move a message further, or more loosely, than its originat
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
 import grpc
 import pytest
 
@@ -14,6 +17,7 @@ from accord.v1 import message_pb2 as pb
 from node.app import Node
 from node.client import connect
 from node.envelope import parse_receipt
+from node.errors import Reason, Refused
 from tests.harness import (
     Federation,
     RawExchange,
@@ -27,7 +31,7 @@ from tests.harness import (
     open_agreement,
 )
 
-NL, DE, FR = "NL-POL", "DE-BKA", "FR-PN"
+NL, DE, FR, BE = "NL-POL", "DE-BKA", "FR-PN", "BE-FPP"
 WHY = "Suspect believed to have crossed into France"
 
 
@@ -115,3 +119,140 @@ async def test_a_forward_cannot_loosen_the_originators_markings(fed3: Federation
                 local_pb2.GetRequest(message_id=forwarded.message_id, justification=WHY)
             )
     assert dict(denied.value.trailing_metadata() or ())["accord-denied"] == "TLP"
+
+
+async def raw_forward(
+    fed: Federation,
+    *,
+    by: str,
+    to: Node,
+    inner: pb.Envelope,
+    authorisation: pb.Envelope | None,
+    tlp: pb.Tlp = pb.TLP_RED,
+) -> str:
+    """What a member's node that skips its own checks could send: a forward of `inner` signed
+    with its own key; the reason code the receiver answers."""
+    outer = incident(to=[to.agency])
+    outer.tlp = tlp
+    outer.forwarded.CopyFrom(inner)
+    if authorisation is not None:
+        outer.transfer_authorisation.CopyFrom(authorisation)
+    data = complete(outer, sender=by).SerializeToString()
+    async with RawExchange(fed, as_agency=by, to=to) as raw:
+        receipt = await raw.send(envelope_frame(data, member_key(fed, by)))
+    return parse_receipt(receipt.content).reason_code
+
+
+async def test_only_the_originators_consent_counts_over_two_hops(tmp_short: Path) -> None:
+    """Item 2: DE forwards NL's RED message to FR with NL's grant. DE's consent to pass it on to
+    BE is worth nothing (only NL, the originator, decides), whether it names DE's forward or
+    NL's original; FR's own forward is refused locally, and hand-made ones are refused at BE.
+    With NL's grant to FR, the forward to BE carries NL's own envelope and grant."""
+    fed = Federation(tmp_short, [NL, DE, FR, BE])
+    try:
+        nl, de, fr, be = await fed.start_all()
+        await add_user(de, "dora", "supervisor")
+        await add_user(fr, "fred", "supervisor")
+        assert be.store is not None
+        original = await nl.send(red_incident(to=DE))
+        await held(de, original.message_id, sender=NL)
+        to_fr = await nl.send(grant(target=original.message_id, to=DE, third=FR))
+        await held(de, to_fr.message_id, sender=NL)
+        forwarded = await forward_as(de, "dora", original.message_id, to=FR)
+        await held(fr, forwarded.message_id, sender=DE)
+        by_de = [
+            await de.send(grant(target=target, to=FR, third=BE))
+            for target in (forwarded.message_id, original.message_id)
+        ]
+        for g in by_de:
+            await held(fr, g.message_id, sender=DE)
+
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await forward_as(fr, "fred", forwarded.message_id, to=BE)
+        assert reason(refused.value) == "ONWARD_TRANSFER_NOT_AUTHORISED"
+        assert f"from {NL}" in (refused.value.details() or "")
+
+        # FR's node skipping its checks: BE refuses a forward of a forward, DE's grant beside
+        # NL's envelope, and NL's grant made out to DE for FR.
+        held_forward = await envelope_of(fr, forwarded.message_id, sender=DE)
+        nl_envelope = pb.MessageContent.FromString(held_forward.content).forwarded
+        de_grant = await envelope_of(fr, by_de[1].message_id, sender=DE)
+        nl_grant_to_de = await envelope_of(de, to_fr.message_id, sender=NL)
+        for inner, authorisation, expected in [
+            (held_forward, await envelope_of(fr, by_de[0].message_id, sender=DE), "MALFORMED"),
+            (nl_envelope, de_grant, "BAD_SIGNATURE"),
+            (nl_envelope, nl_grant_to_de, "ONWARD_TRANSFER_NOT_AUTHORISED"),
+        ]:
+            got = await raw_forward(fed, by=FR, to=be, inner=inner, authorisation=authorisation)
+            assert got == expected
+        assert await be.store.count("messages") == 0
+
+        to_be = await nl.send(grant(target=original.message_id, to=FR, third=BE))
+        await held(fr, to_be.message_id, sender=NL)
+        onward = await forward_as(fr, "fred", forwarded.message_id, to=BE)
+        await held(be, onward.message_id, sender=FR)
+        row = await be.store.get_message(onward.message_id, sender=FR)
+        assert row is not None and row.tlp == "RED"
+        content = be.store.open_content(row)
+        assert content is not None
+        outer = pb.MessageContent.FromString(content)
+        assert pb.MessageContent.FromString(outer.forwarded.content).sender == NL
+        consent = pb.MessageContent.FromString(outer.transfer_authorisation.content)
+        assert (consent.message_id, consent.sender) == (to_be.message_id, NL)
+    finally:
+        await fed.stop_all()
+
+
+async def test_the_newest_grant_decides_and_expires(fed3: Federation) -> None:
+    """Item 13: of two grants the matching one travels; a later withdrawal makes the holder
+    refuse the forward, as does an expired grant; the third agency refuses an expired one."""
+    nl, de, fr = await fed3.start_all()
+    await add_user(de, "dora", "supervisor")
+    assert fr.store is not None
+    original = await nl.send(incident(to=[DE]))
+    await held(de, original.message_id, sender=NL)
+    with pytest.raises(Refused) as two:
+        to_two = grant(target=original.message_id, to=DE, third=FR)
+        to_two.recipients.append(FR)
+        await nl.send(to_two)
+    assert two.value.reason == Reason.MALFORMED
+
+    other = await nl.send(
+        grant(target=original.message_id, to=DE, third=FR, transfer_purpose="missing-persons")
+    )
+    matching = await nl.send(grant(target=original.message_id, to=DE, third=FR))
+    for g in (other, matching):
+        await held(de, g.message_id, sender=NL)
+    forwarded = await forward_as(de, "dora", original.message_id, to=FR)
+    await held(fr, forwarded.message_id, sender=DE)
+    row = await fr.store.get_message(forwarded.message_id, sender=DE)
+    assert row is not None
+    content = fr.store.open_content(row)
+    assert content is not None
+    attached = pb.MessageContent.FromString(content).transfer_authorisation.content
+    assert pb.MessageContent.FromString(attached).message_id == matching.message_id
+
+    withdrawn = await nl.send(grant(target=original.message_id, to=DE, third=FR, granted=False))
+    await held(de, withdrawn.message_id, sender=NL)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await forward_as(de, "dora", original.message_id, to=FR)
+    assert reason(refused.value) == "ONWARD_TRANSFER_NOT_AUTHORISED"
+    assert "withdrew" in (refused.value.details() or "")
+
+    lapsed_draft = grant(target=original.message_id, to=DE, third=FR)
+    lapsed_draft.control.valid_until.FromDatetime(datetime.now(UTC) - timedelta(minutes=1))
+    lapsed = await nl.send(lapsed_draft)
+    await held(de, lapsed.message_id, sender=NL)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await forward_as(de, "dora", original.message_id, to=FR)
+    assert "expired" in (refused.value.details() or "")
+    got = await raw_forward(
+        fed3,
+        by=DE,
+        to=fr,
+        inner=await envelope_of(de, original.message_id, sender=NL),
+        authorisation=await envelope_of(de, lapsed.message_id, sender=NL),
+        tlp=pb.TLP_AMBER,
+    )
+    assert got == "ONWARD_TRANSFER_NOT_AUTHORISED"
+    assert await fr.store.count("messages") == 1
