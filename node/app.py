@@ -40,11 +40,12 @@ from node.transport.auth import FederationAuthInterceptor
 from node.transport.federation import FederationServicer
 from node.transport.local import LocalApiServicer
 from node.transport.local_auth import LocalAuthInterceptor
-from node.trust import Trust
+from node.trust import NotCurrent, Trust
 
 log = logging.getLogger(__name__)
 
 SWITCH_INTERVAL = 0.0005
+_TRUST_MARKS = ("crl_number", "directory_serial")
 # Cyclic garbage collection: a collection of the oldest generation scanned every object the
 # process holds and paused the event loop for ~25 ms every few seconds under load, a gen-1
 # collection ~1.7 ms every few hundred messages (docs/benchmarks.md, third session). Objects
@@ -133,6 +134,16 @@ class Node:
             synchronous=self.config.store.synchronous,
             batch_max=self.config.delivery.batch_max,
         )
+        try:
+            seen = await self.store.high_waters(*_TRUST_MARKS)
+            self.trust.check_not_older(
+                crl_number=seen.get("crl_number", 0),
+                directory_serial=seen.get("directory_serial", 0),
+            )
+        except BaseException:
+            await self.store.close()
+            raise
+        self._record_trust()
         self.access_store = AccessStore(self.store)
         self.operations = Operations(self, self.access_store)
         await self._bootstrap_admin()
@@ -226,9 +237,28 @@ class Node:
         """Pick up a newer directory or CRL now (also done every reload_seconds)."""
         changed = self.trust.reload()
         if changed:
+            self._record_trust()
             for link in self.links.values():
                 link.notify()
         return changed
+
+    def _record_trust(self) -> None:
+        """Remember the newest CRL number and directory serial in the database, so that older
+        files put back are refused after a restart too (`Trust.check_not_older`)."""
+        assert self.store is not None and self.trust.directory is not None
+        marks = {
+            "crl_number": self.trust.crl_number,
+            "directory_serial": self.trust.directory.serial,
+        }
+        recorded = self.store.enqueue([self.store.high_water_txn(n, v) for n, v in marks.items()])
+
+        def done(unit: asyncio.Future[None]) -> None:
+            if not unit.cancelled() and unit.exception() is not None:
+                log.error(
+                    "could not record the CRL number and directory serial: %s", unit.exception()
+                )
+
+        recorded.add_done_callback(done)
 
     async def _bootstrap_admin(self) -> None:
         """A fresh node gets one administrator, whose token is left in HOME/tokens/admin."""
@@ -335,9 +365,15 @@ class Node:
                 "content with `forwarded` or `transfer_authorisation` is a forward: use Forward "
                 "(`accord forward`), which checks the originator's terms and grant"
             )
+        now = self.clock.now()
+        try:
+            # A node that cannot vouch for its peers now sends nothing new (queued messages
+            # wait): the same rule that refuses every peer, said to the user at once.
+            self.trust.check_current(now)
+        except NotCurrent as exc:
+            raise Refused(exc.reason, str(exc)) from exc
         content = message_pb2.MessageContent()
         content.CopyFrom(draft)
-        now = self.clock.now()
         fresh_id = not content.message_id
         if fresh_id:
             content.message_id = uuid7()

@@ -92,6 +92,13 @@ def cmd_certs_crl(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_certs_directory(args: argparse.Namespace) -> int:
+    fa = FederationAuthority(Path(args.dir))
+    d = fa.publish_directory(now=_now(), days=args.days)
+    print(f"directory serial {d.serial} signed, valid until {d.valid_until.isoformat()}")
+    return 0
+
+
 def cmd_certs_endpoint(args: argparse.Namespace) -> int:
     fa = FederationAuthority(Path(args.dir))
     d = fa.set_endpoint(agency=args.agency, endpoint=args.endpoint, now=_now())
@@ -129,6 +136,18 @@ def _add_certs(sub: Any) -> None:
     p.add_argument("--dir", required=True, help="federation authority directory")
     p.add_argument("--hours", type=float, default=168.0, help="hours to nextUpdate (default 168)")
     p.set_defaults(func=cmd_certs_crl)
+
+    p = csub.add_parser(
+        "directory",
+        help="sign the directory again with a fresh validity (nodes refuse it once it lapses)",
+    )
+    p.add_argument("--dir", required=True, help="federation authority directory")
+    p.add_argument(
+        "--days",
+        type=_positive,
+        help="days it stays valid; later publications keep this (default: as before, at first 30)",
+    )
+    p.set_defaults(func=cmd_certs_directory)
 
     p = csub.add_parser("set-endpoint", help="change a member's endpoint in the directory")
     p.add_argument("--dir", required=True, help="federation authority directory")

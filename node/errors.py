@@ -19,6 +19,8 @@ class Reason(enum.StrEnum):
     UNKNOWN_MESSAGE_TYPE = "UNKNOWN_MESSAGE_TYPE"
     ID_CONFLICT = "ID_CONFLICT"
     UNKNOWN_SENDER = "UNKNOWN_SENDER"
+    # This node's own trust (local refusals only).
+    FEDERATION_STALE = "FEDERATION_STALE"
     # Agreements and policy.
     NO_AGREEMENT = "NO_AGREEMENT"
     AGREEMENT_NOT_YET_VALID = "AGREEMENT_NOT_YET_VALID"

@@ -23,6 +23,7 @@ def directory(**changes: object) -> Directory:
         federation="accord.test",
         serial=1,
         issued_at=NOW,
+        valid_until=NOW + timedelta(days=30),
         purposes=tuple(Purpose(p, p) for p in ALL_PURPOSES),
         agreements=(open_agreement(changes.pop("parties", (NL, DE)), NOW, **changes),),  # type: ignore[arg-type]
     )

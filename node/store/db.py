@@ -545,6 +545,24 @@ class Store:
             )
         return out
 
+    async def high_waters(self, *names: str) -> dict[str, int]:
+        """The highest values recorded under `names` (missing: never recorded)."""
+        marks = ",".join("?" * len(names))
+        rows = await self._rconn.execute_fetchall(
+            f"SELECT name, value FROM node_state WHERE name IN ({marks})",  # noqa: S608 (only ? marks)
+            names,
+        )
+        return {str(name): int(value) for name, value in rows}
+
+    @staticmethod
+    def high_water_txn(name: str, value: int) -> Statement:
+        """Record `value` under `name` unless a higher one is recorded already."""
+        return (
+            "INSERT INTO node_state (name, value) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
+            (name, value),
+        )
+
     async def recipients_with_queued(self) -> list[str]:
         cursor = await self._rconn.execute(
             "SELECT DISTINCT recipient FROM deliveries WHERE state = 'queued'"
