@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import grpc
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -27,7 +28,14 @@ from node.config import Config
 from node.delivery.link import Credentials, PeerLink, ReceiptEvent
 from node.delivery.receiver import Receiver
 from node.envelope import digest, meta_of, set_time, sign
-from node.errors import AccordError, InvalidRequest, Reason, Refused
+from node.errors import (
+    AccordError,
+    ConfigError,
+    InvalidRequest,
+    Reason,
+    Refused,
+    Unauthenticated,
+)
 from node.ids import uuid7
 from node.onward import GRANT_DAYS
 from node.operations import Operations
@@ -116,6 +124,9 @@ class Node:
         self._receipt_listeners: list[Callable[[ReceiptEvent], None]] = []
         self.health = health.aio.HealthServicer()
         self._policy: Policy | None = None
+        self._own_problem: str | None = None  # why this node's own certificate fails, if it does
+        self._own_logged_at = 0.0
+        self._background: set[asyncio.Task[None]] = set()
 
     # ---- life cycle -------------------------------------------------------------------------
 
@@ -127,6 +138,7 @@ class Node:
         home = self.config.home
         os.chmod(home, 0o700)
         self.trust.load_initial()
+        self._check_own_certificate()
         keys = KeyRing.load_or_create(self.config.master_key)
         self.store = await Store.open(
             self.config.database,
@@ -208,7 +220,8 @@ class Node:
         for recipient in await self.store.recipients_with_queued():
             self.link(recipient)
         self._reload_task = asyncio.create_task(self._reload_loop(), name="federation-reload")
-        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        if self._own_problem is None:
+            await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         host = self.config.node.listen.rpartition(":")[0]
         log.info("%s listening on %s:%d, local API on %s", self.agency, host, self.port, sock)
 
@@ -234,13 +247,65 @@ class Node:
             self.reload()
 
     def reload(self) -> bool:
-        """Pick up a newer directory or CRL now (also done every reload_seconds)."""
+        """Pick up a newer directory or CRL now (also done every reload_seconds), and check
+        this node's own certificate again (a new CRL, or the clock, may have ended it)."""
         changed = self.trust.reload()
         if changed:
             self._record_trust()
             for link in self.links.values():
                 link.notify()
+        self._watch_own_certificate()
         return changed
+
+    def _check_own_certificate(self) -> None:
+        """At start: this node's certificate, checked like a peer's, or ConfigError."""
+        path = self.config.path(self.config.tls.certificate)
+        try:
+            cert = x509.load_pem_x509_certificate(self.cert_pem)
+        except ValueError as exc:
+            raise ConfigError(f"tls.certificate: {path} is not a PEM certificate") from exc
+        try:
+            self.trust.set_own(cert, self.key, agency=self.agency)
+            self.trust.check_own(self.clock.now())
+        except Unauthenticated as exc:
+            raise ConfigError(
+                f"tls.certificate: {path} cannot be used: {exc}; the node does not start with it"
+            ) from exc
+
+    def _watch_own_certificate(self) -> None:
+        """While running: a node whose own certificate stops being valid stops serving (every
+        peer and every send is refused by `Trust.check_current`, health says NOT_SERVING,
+        links wait) and says so loudly, until it is valid again."""
+        try:
+            self.trust.check_own(self.clock.now())
+            problem = None
+        except Unauthenticated as exc:
+            problem = str(exc)
+        loop = asyncio.get_running_loop()
+        if problem is None and self._own_problem is None:
+            return
+        if problem is not None and problem == self._own_problem:
+            if loop.time() - self._own_logged_at >= 60:
+                self._own_logged_at = loop.time()
+                log.error("still not serving: this node's own certificate: %s", problem)
+            return
+        self._own_problem = problem
+        self._own_logged_at = loop.time()
+        if problem is not None:
+            log.error(
+                "NOT SERVING: this node's own certificate is not valid now: %s; peers and sends "
+                "are refused until it is (accord certs issue, then restart)",
+                problem,
+            )
+            status = health_pb2.HealthCheckResponse.NOT_SERVING
+        else:
+            log.warning("serving again: this node's own certificate is valid")
+            status = health_pb2.HealthCheckResponse.SERVING
+            for link in self.links.values():
+                link.notify()
+        task = loop.create_task(self.health.set("", status))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _record_trust(self) -> None:
         """Remember the newest CRL number and directory serial in the database, so that older

@@ -21,6 +21,7 @@ class Reason(enum.StrEnum):
     UNKNOWN_SENDER = "UNKNOWN_SENDER"
     # This node's own trust (local refusals only).
     FEDERATION_STALE = "FEDERATION_STALE"
+    OWN_CERTIFICATE_INVALID = "OWN_CERTIFICATE_INVALID"
     # Agreements and policy.
     NO_AGREEMENT = "NO_AGREEMENT"
     AGREEMENT_NOT_YET_VALID = "AGREEMENT_NOT_YET_VALID"

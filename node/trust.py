@@ -75,6 +75,7 @@ class Trust:
         self._peers: dict[bytes, Peer] = {}  # by certificate PEM (inbound calls)
         self._members: dict[str, tuple[Member, Peer]] = {}  # by agency (outbound links)
         self._crl_next_update: datetime | None = None
+        self._own: Peer | None = None  # this node's own certificate, checked like a peer's
         # Bumped whenever the CRL or directory changes, so long-lived streams know to re-check.
         self.generation = 0
 
@@ -87,6 +88,38 @@ class Trust:
             self.reload_directory(force=True)
         except PkiError as exc:
             raise ConfigError(f"federation: {exc}") from exc
+
+    def set_own(
+        self, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, *, agency: str
+    ) -> None:
+        """This node's own certificate: checked here once for what cannot change while it runs
+        (issuer, identity, key), and by `check_own` for what can (revocation, validity).
+        Unauthenticated naming the problem if it does not pass."""
+        if cert.issuer != self.ca.subject:
+            raise Unauthenticated("it is not issued by the federation CA (tls.ca)")
+        try:
+            cert.verify_directly_issued_by(self.ca)
+        except (ValueError, TypeError, InvalidSignature) as exc:
+            raise Unauthenticated("it is not issued by the federation CA (tls.ca)") from exc
+        try:
+            named = agency_of(cert, self.federation)
+        except PkiError as exc:
+            raise Unauthenticated(f"its identity: {exc}") from exc
+        if named != agency:
+            raise Unauthenticated(f"it is {named}'s certificate, and this node is {agency}")
+        try:
+            public = public_key_of(cert)
+        except ValueError as exc:
+            raise Unauthenticated(str(exc)) from exc
+        if public.public_numbers() != key.public_key().public_numbers():
+            raise Unauthenticated("it does not match this node's key (tls.key)")
+        self._own = Peer(agency, cert, fingerprint(cert), public)
+
+    def check_own(self, now: datetime) -> None:
+        """Unauthenticated if this node's own certificate is revoked, expired or not yet
+        valid: a node must not vouch for messages (receipts, Hello) with a key peers refuse."""
+        if self._own is not None:
+            self._check_cert(self._own, now)
 
     def check_not_older(self, *, crl_number: int, directory_serial: int) -> None:
         """At start: refuse a CRL or directory older than one this node has seen before (the
@@ -199,6 +232,14 @@ class Trust:
                 f"the federation CRL expired at {next_update}: refusing all peers until a fresh "
                 "CRL is published (accord certs crl)",
             )
+        try:
+            self.check_own(now)
+        except Unauthenticated as exc:
+            raise NotCurrent(
+                Reason.OWN_CERTIFICATE_INVALID,
+                f"this node's own certificate is not valid now ({exc}): it serves no peer and "
+                "sends nothing until it has a valid one (accord certs issue, then restart)",
+            ) from exc
         directory = self.directory
         if directory is None or now > directory.valid_until:
             serial = directory.serial if directory else "-"

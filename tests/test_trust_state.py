@@ -4,17 +4,32 @@ with the wrong master key."""
 
 from __future__ import annotations
 
+import logging
+import shutil
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2
 
+from certs.ca import FederationAuthority
 from node.cli import main
+from node.client import connect
 from node.clock import OffsetClock
 from node.errors import ConfigError, Reason, Refused
-from tests.harness import Federation, RawExchange, complete, envelope_frame, incident, member_key
+from node.home import init_home
+from tests.harness import (
+    FEDERATION,
+    Federation,
+    RawExchange,
+    complete,
+    envelope_frame,
+    incident,
+    member_key,
+    wait_for,
+)
 from tests.harness import held as wait_held
 
 NL, DE = "NL-POL", "DE-BKA"
@@ -95,3 +110,114 @@ async def test_a_lapsed_directory_fails_closed_until_it_is_signed_again(fed: Fed
     fed.reload_all()
     sent = await nl.send(incident(to=[DE]))
     await wait_held(de, sent.message_id, sender=NL)
+
+
+def install(fed: Federation, agency: str, *, cert: Path, key: Path) -> None:
+    """Put a certificate and key into `agency`'s node home, as an operator would."""
+    home = fed.homes[agency]
+    shutil.copyfile(cert, home / "node.pem")
+    shutil.copyfile(key, home / "node.key")
+
+
+async def start_fails(fed: Federation, agency: str) -> str:
+    """Start a node that must refuse to start; its one-line reason."""
+    with pytest.raises(ConfigError) as refused:
+        await fed.start(agency)
+    message = str(refused.value)
+    assert "\n" not in message and "tls.certificate" in message
+    return message
+
+
+async def test_a_node_refuses_to_start_on_a_certificate_it_must_not_use(
+    fed: Federation, tmp_short: Path
+) -> None:
+    """Item 4: revoked, expired, not yet valid, from another CA, of another agency, or not
+    matching the node's key: each is one clear line, and the node does not start."""
+    issued = fed.authority.root / "issued"
+    own = issued / NL / "node.pem", issued / NL / "node.key"
+
+    def extra(name: str, **changes: object) -> tuple[Path, Path]:
+        made = fed.authority.issue(
+            agency=NL,
+            endpoint="127.0.0.1:1",
+            now=fed.now,
+            out=tmp_short / name,
+            publish=False,
+            **changes,  # type: ignore[arg-type]
+        )
+        return made.cert_path, made.key_path
+
+    foreign_ca = FederationAuthority.init(tmp_short / "other", federation=FEDERATION, now=fed.now)
+    foreign = foreign_ca.issue(agency=NL, endpoint="127.0.0.1:1", now=fed.now)
+    cases: list[tuple[tuple[Path, Path], str]] = [
+        (extra("expired", not_before=fed.now - timedelta(days=9), days=-1), "expired"),
+        (extra("early", not_before=fed.now + timedelta(days=1)), "not valid before"),
+        ((foreign.cert_path, foreign.key_path), "not issued by the federation CA"),
+        ((issued / DE / "node.pem", issued / DE / "node.key"), f"{DE}'s certificate"),
+        ((own[0], issued / DE / "node.key"), "does not match this node's key"),
+    ]
+    for (cert, key), says in cases:
+        install(fed, NL, cert=cert, key=key)
+        assert says in await start_fails(fed, NL)
+    install(fed, NL, cert=own[0], key=own[1])
+    fed.authority.revoke(agency=NL, now=fed.now)
+    assert "revoked" in await start_fails(fed, NL)
+
+
+async def test_a_running_node_whose_certificate_lapses_stops_serving_until_it_is_valid(
+    fed: Federation, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Item 4: checked again on every reload. Its own certificate not valid (here: the clock
+    moved before its start of validity), the node says NOT_SERVING, refuses peers and sends,
+    logs it; valid again, it serves again and what waited is delivered."""
+    nl = await fed.start(NL)
+    de = await fed.start(DE)
+    clock = fed.clock
+    assert isinstance(clock, OffsetClock)
+    clock.advance(timedelta(hours=-1))  # before every certificate of the federation
+    caplog.set_level(logging.ERROR, logger="node.app")
+    de.reload()
+    assert any("NOT SERVING" in r.getMessage() for r in caplog.records)
+
+    async def status() -> int:
+        async with connect(de.config.home) as c:
+            reply = await c.health.Check(health_pb2.HealthCheckRequest(), timeout=2.0)
+            return int(reply.status)
+
+    async def not_serving() -> bool:
+        return await status() == int(health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    await wait_for(not_serving)
+    with pytest.raises(Refused) as refused:
+        await de.send(incident(to=[NL]))
+    assert refused.value.reason == Reason.OWN_CERTIFICATE_INVALID
+    content = complete(incident(to=[DE]), sender=NL).SerializeToString()
+    async with RawExchange(fed, as_agency=NL, to=de) as raw:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await raw.send(envelope_frame(content, member_key(fed, NL)))
+    assert "own certificate" in (caught.value.details() or "")
+
+    clock.advance(timedelta(hours=1))
+    de.reload()
+
+    async def serving() -> bool:
+        return await status() == int(health_pb2.HealthCheckResponse.SERVING)
+
+    await wait_for(serving)
+    sent = await de.send(incident(to=[NL]))
+    await wait_held(nl, sent.message_id, sender=DE)
+
+
+def test_node_init_refuses_another_agencys_certificate(fed: Federation, tmp_short: Path) -> None:
+    issued = fed.authority.root / "issued"
+    with pytest.raises(ConfigError, match=f"is {DE}'s certificate, not {NL}'s"):
+        init_home(
+            tmp_short / "x",
+            agency=NL,
+            federation=FEDERATION,
+            listen="127.0.0.1:0",
+            issued=issued / DE,
+            directory=fed.authority.directory_path,
+            crl=fed.authority.crl_path,
+        )
+    assert not (tmp_short / "x").exists()
