@@ -120,6 +120,7 @@ class ReceiptInfo:
     reason_code: str
     reason_detail: str
     retained_until: datetime | None
+    final: bool = True  # False: deferred, not a decision (RECEIPT_STATUS_DEFERRED)
 
 
 def hello_bytes(nonce: bytes, caller: str) -> bytes:
@@ -433,14 +434,20 @@ def receipt_content(
     reason: Reason | None = None,
     detail: str = "",
     retained_until: datetime | None = None,
+    final: bool = True,
 ) -> bytes:
-    """The ReceiptContent bytes of a receipt, to be signed alone or with its batch."""
+    """The ReceiptContent bytes of a receipt, to be signed alone or with its batch: accepted
+    (no reason), rejected, or, not `final`, deferred (the sender tries again later)."""
+    if reason is None:
+        status = pb.RECEIPT_STATUS_ACCEPTED
+    else:
+        status = pb.RECEIPT_STATUS_REJECTED if final else pb.RECEIPT_STATUS_DEFERRED
     rc = pb.ReceiptContent(
         message_id=message_id,
         content_sha256=content_sha256,
         sender=sender,
         receiver=receiver,
-        status=pb.RECEIPT_STATUS_ACCEPTED if reason is None else pb.RECEIPT_STATUS_REJECTED,
+        status=status,
         reason_code="" if reason is None else reason.value,
         reason_detail=detail,
     )
@@ -463,6 +470,7 @@ def parse_receipt(data: bytes) -> ReceiptInfo:
         reason_code=rc.reason_code,
         reason_detail=rc.reason_detail,
         retained_until=to_datetime(rc.retained_until) if rc.HasField("retained_until") else None,
+        final=rc.status != pb.RECEIPT_STATUS_DEFERRED,
     )
 
 

@@ -19,6 +19,8 @@ class Reason(enum.StrEnum):
     UNKNOWN_MESSAGE_TYPE = "UNKNOWN_MESSAGE_TYPE"
     ID_CONFLICT = "ID_CONFLICT"
     UNKNOWN_SENDER = "UNKNOWN_SENDER"
+    # The receiver could not store the envelope (e.g. a full disk): not final.
+    STORAGE_UNAVAILABLE = "STORAGE_UNAVAILABLE"
     # This node's own trust (local refusals only).
     FEDERATION_STALE = "FEDERATION_STALE"
     OWN_CERTIFICATE_INVALID = "OWN_CERTIFICATE_INVALID"
@@ -37,6 +39,12 @@ class Reason(enum.StrEnum):
     ONWARD_TRANSFER_FORBIDDEN = "ONWARD_TRANSFER_FORBIDDEN"
     ONWARD_TRANSFER_NOT_AUTHORISED = "ONWARD_TRANSFER_NOT_AUTHORISED"
     MARKINGS_LOOSENED = "MARKINGS_LOOSENED"
+
+
+# Refusals that are not decisions about verified content: the receipt says DEFERRED, nothing is
+# stored, and the sender tries again later (the receiver's directory may not know a new key
+# yet; its disk may have room again).
+TRANSIENT = frozenset({Reason.BAD_SIGNATURE, Reason.UNKNOWN_SENDER, Reason.STORAGE_UNAVAILABLE})
 
 
 class AccordError(Exception):

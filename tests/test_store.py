@@ -456,7 +456,7 @@ async def test_a_few_large_batches_are_checkpointed_by_their_size(tmp_short: Pat
                 mid = f"0190a0a0-0000-7000-8000-00000{commit:03d}{n:04d}"
                 m = inbound(store, mid, os.urandom(4000))
                 arrivals.append((m.message_id, store.inbound_txn(m)))
-            await store.admit(NL, arrivals)
+            await store.admit(NL, arrivals, directory_serial=1)
 
         async def checkpointed() -> bool:
             return store.writer.checkpoints >= 1

@@ -94,6 +94,7 @@ class ReceiptStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RECEIPT_STATUS_UNSPECIFIED: _ClassVar[ReceiptStatus]
     RECEIPT_STATUS_ACCEPTED: _ClassVar[ReceiptStatus]
     RECEIPT_STATUS_REJECTED: _ClassVar[ReceiptStatus]
+    RECEIPT_STATUS_DEFERRED: _ClassVar[ReceiptStatus]
 MESSAGE_TYPE_UNSPECIFIED: MessageType
 MESSAGE_TYPE_REQUEST_INFO: MessageType
 MESSAGE_TYPE_REPLY: MessageType
@@ -152,6 +153,7 @@ PERSON_ROLE_OTHER: PersonRole
 RECEIPT_STATUS_UNSPECIFIED: ReceiptStatus
 RECEIPT_STATUS_ACCEPTED: ReceiptStatus
 RECEIPT_STATUS_REJECTED: ReceiptStatus
+RECEIPT_STATUS_DEFERRED: ReceiptStatus
 
 class Evaluation(_message.Message):
     __slots__ = ("source", "information")

@@ -413,11 +413,15 @@ class Store:
         receipt: bytes,
         receipt_signature: bytes,
         receipt_proof: bytes = b"",
+        directory_serial: int = 0,
     ) -> Statement:
+        """A final refusal of verified content, remembered with the directory serial it was
+        made under; a copy that arrives under a newer directory is decided afresh, and its
+        answer replaces this one."""
         return (
-            "INSERT OR IGNORE INTO rejections (sender, message_id, content_sha256, "
-            "reason_code, received_at, receipt, receipt_signature, receipt_proof) "
-            "VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT OR REPLACE INTO rejections (sender, message_id, content_sha256, "
+            "reason_code, received_at, receipt, receipt_signature, receipt_proof, "
+            "directory_serial) VALUES (?,?,?,?,?,?,?,?,?)",
             (
                 sender,
                 message_id,
@@ -427,19 +431,30 @@ class Store:
                 receipt,
                 receipt_signature,
                 receipt_proof,
+                directory_serial,
             ),
         )
 
-    def admit(self, sender: str, arrivals: Sequence[tuple[str, Statement]]) -> asyncio.Future[Any]:
+    def admit(
+        self,
+        sender: str,
+        arrivals: Sequence[tuple[str, Statement | None]],
+        *,
+        directory_serial: int,
+    ) -> asyncio.Future[Any]:
         """Queue a batch of envelopes from `sender`, each (message id, the statement that
-        stores it or its refusal), deduplicated inside the commit's own transaction.
+        stores it or its refusal), deduplicated inside the commit's own transaction. An
+        arrival with no statement is not stored: it is only matched, by its id, against what
+        is (and claims nothing for a later copy); one with no id is neither.
 
-        For each arrival, in order: if a message or refusal with that id from that sender is
-        already stored, nothing is written and its stored answer is the result; if an earlier
-        arrival of this batch has the id, the result is that arrival's index; otherwise the
-        statement runs and the result is None. The future resolves to that list once
-        committed (one read for the whole batch, inside the transaction). Copies racing on
-        several streams are put in order by the writer itself, so no copy is answered twice.
+        For each arrival, in order: if a message, or a refusal made under directory serial
+        `directory_serial` or later, with that id from that sender is already stored, nothing
+        is written and its stored answer is the result; if an earlier arrival of this batch has
+        the id, the result is that arrival's index; otherwise the statement runs and the result
+        is None (a refusal made under an older directory is so decided afresh). The future
+        resolves to that list once committed (one read for the whole batch, inside the
+        transaction). Copies racing on several streams are put in order by the writer itself,
+        so no copy is answered twice.
         """
 
         def run(conn: sqlite3.Connection) -> list[PriorAnswer | int | None]:
@@ -448,24 +463,26 @@ class Store:
             for at in range(0, len(ids), 400):  # well under SQLite's limit on parameters
                 chunk = ids[at : at + 400]
                 marks = ",".join("?" * len(chunk))
-                # Refusals first, so an accepted copy's receipt wins (ORDER BY 1).
+                # Refusals first (the newest directory's last), so an accepted copy's receipt
+                # wins (ORDER BY 1, 2).
                 columns = "message_id, content_sha256, receipt, receipt_signature, receipt_proof"
                 rows = conn.execute(
-                    f"SELECT 0, {columns} FROM rejections "  # noqa: S608 (only ? marks)
+                    f"SELECT 0, directory_serial, {columns} FROM rejections "  # noqa: S608 (only ? marks)
                     f"WHERE sender = ? AND message_id IN ({marks}) "
-                    f"UNION ALL SELECT 1, {columns} FROM messages "
+                    f"UNION ALL SELECT 1, 0, {columns} FROM messages "
                     f"WHERE direction = 'in' AND sender = ? AND message_id IN ({marks}) "
-                    "ORDER BY 1",
+                    "ORDER BY 1, 2",
                     (sender, *chunk, sender, *chunk),
                 ).fetchall()
-                for _, mid, sha, receipt, signature, proof in rows:
-                    known[mid] = PriorAnswer(sha, receipt, signature, proof or b"")
+                for accepted, serial, mid, sha, receipt, signature, proof in rows:
+                    if accepted or serial >= directory_serial:
+                        known[mid] = PriorAnswer(sha, receipt, signature, proof or b"")
             answers: list[PriorAnswer | int | None] = []
             fresh: list[Statement] = []
             for index, (message_id, statement) in enumerate(arrivals):
                 prior = known.get(message_id) if message_id else None
                 answers.append(prior)
-                if prior is None:
+                if prior is None and statement is not None:
                     fresh.append(statement)
                     if message_id:  # a second copy later in this batch answers as this one
                         known[message_id] = index

@@ -1,0 +1,3 @@
+-- Only final refusals of verified content are kept, each with the directory serial it was made
+-- under: a copy that arrives under a newer directory is decided afresh.
+ALTER TABLE rejections ADD COLUMN directory_serial INTEGER NOT NULL DEFAULT 0;
