@@ -9,6 +9,7 @@ import logging
 import os
 import secrets
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,6 +26,7 @@ from certs.directory import agreement_to_dict
 from node.access import Role
 from node.clock import Clock, SystemClock
 from node.config import Config
+from node.delivery.budget import RefusalBudget
 from node.delivery.link import Credentials, PeerLink, ReceiptEvent
 from node.delivery.receiver import Receiver
 from node.envelope import digest, meta_of, set_time, sign
@@ -54,6 +56,9 @@ log = logging.getLogger(__name__)
 
 SWITCH_INTERVAL = 0.0005
 _TRUST_MARKS = ("crl_number", "directory_serial")
+# Expired refusals are swept this often, at most this many rows at a time.
+SWEEP_SECONDS = 60.0
+SWEEP_ROWS = 1000
 # Cyclic garbage collection: a collection of the oldest generation scanned every object the
 # process holds and paused the event loop for ~25 ms every few seconds under load, a gen-1
 # collection ~1.7 ms every few hundred messages (docs/benchmarks.md, third session). Objects
@@ -120,6 +125,7 @@ class Node:
         self._server: grpc.aio.Server | None = None
         self._local: grpc.aio.Server | None = None
         self._reload_task: asyncio.Task[None] | None = None
+        self._sweep_task: asyncio.Task[None] | None = None
         self._watchers: set[asyncio.Queue[StoredMessage]] = set()
         self._receipt_listeners: list[Callable[[ReceiptEvent], None]] = []
         self.health = health.aio.HealthServicer()
@@ -159,17 +165,25 @@ class Node:
         self.access_store = AccessStore(self.store)
         self.operations = Operations(self, self.access_store)
         await self._bootstrap_admin()
+        limits = self.config.limits
+        budget = RefusalBudget(
+            rate=limits.refusals_per_second,
+            burst=limits.refusal_burst,
+            cooldown=limits.refusal_cooldown_seconds,
+            clock=time.monotonic,
+        )
         self.receiver = Receiver(
             agency=self.agency,
             key=self.key,
             store=self.store,
             clock=self.clock,
             policy=self.policy,
-            max_message_bytes=self.config.limits.max_message_bytes,
+            max_message_bytes=limits.max_message_bytes,
             on_stored=self._announce,
             member_key=self._member_key,
+            budget=budget,
         )
-        grpc_limit = 4 * self.config.limits.max_message_bytes + (1 << 20)
+        grpc_limit = self.frame_limit
         self._server = grpc.aio.server(
             interceptors=[FederationAuthInterceptor(trust=self.trust, clock=self.clock)],
             options=[
@@ -184,6 +198,9 @@ class Node:
             receiver=self.receiver,
             policy_document=self.signed_policy,
             sign=lambda data: sign(self.key, data),
+            max_envelopes_per_frame=limits.max_envelopes_per_frame,
+            max_streams_per_peer=limits.max_streams_per_peer,
+            budget=budget,
         )
         self._server.add_generic_rpc_handlers((self._federation.handler(),))
         server_creds = grpc.ssl_server_credentials(
@@ -220,6 +237,7 @@ class Node:
         for recipient in await self.store.recipients_with_queued():
             self.link(recipient)
         self._reload_task = asyncio.create_task(self._reload_loop(), name="federation-reload")
+        self._sweep_task = asyncio.create_task(self._sweep_loop(), name="rejections-sweep")
         if self._own_problem is None:
             await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         host = self.config.node.listen.rpartition(":")[0]
@@ -228,8 +246,9 @@ class Node:
     async def stop(self, *, grace: float = 2.0) -> None:
         """Stop accepting, let in-flight streams finish for `grace` seconds, close the store."""
         await self.health.enter_graceful_shutdown()
-        if self._reload_task:
-            self._reload_task.cancel()
+        for task in (self._reload_task, self._sweep_task):
+            if task:
+                task.cancel()
         for link in self.links.values():
             await link.close()
         if self._local:
@@ -245,6 +264,29 @@ class Node:
         while True:
             await asyncio.sleep(self.config.federation.reload_seconds)
             self.reload()
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                await self.sweep_rejections()
+            except Exception as exc:  # the next sweep tries again; nothing is lost meanwhile
+                log.warning("sweeping expired refusals failed: %s", exc)
+
+    async def sweep_rejections(self) -> int:
+        """Delete up to SWEEP_ROWS stored refusals older than limits.rejection_retention_days
+        (a refusal is kept so that a resend gets the same receipt; senders resend within
+        minutes, not months). Returns how many went."""
+        assert self.store is not None
+        days = self.config.limits.rejection_retention_days
+        return await self.store.sweep_rejections(
+            before=self.clock.now() - timedelta(days=days), limit=SWEEP_ROWS
+        )
+
+    @property
+    def frame_limit(self) -> int:
+        """The largest gRPC message the federation server takes (a frame of envelopes)."""
+        return 4 * self.config.limits.max_message_bytes + (1 << 20)
 
     def reload(self) -> bool:
         """Pick up a newer directory or CRL now (also done every reload_seconds), and check
@@ -356,6 +398,7 @@ class Node:
         directory = self.trust.directory
         assert directory is not None
         mine = [a for a in directory.agreements if self.agency in a.parties]
+        limits = self.config.limits
         doc = {
             "agency": self.agency,
             "federation": directory.federation,
@@ -373,7 +416,16 @@ class Node:
                 "rule": "TLP and handling codes at most the agreement's; onward transfer per the "
                 "message's rule and the originator's grant",
             },
-            "limits": {"max_message_bytes": self.config.limits.max_message_bytes},
+            "limits": {
+                "max_message_bytes": limits.max_message_bytes,
+                "max_frame_bytes": self.frame_limit,
+                "max_envelopes_per_frame": limits.max_envelopes_per_frame,
+                "max_streams_per_peer": limits.max_streams_per_peer,
+                "refusals_per_second": limits.refusals_per_second,
+                "refusal_burst": limits.refusal_burst,
+                "refusal_cooldown_seconds": limits.refusal_cooldown_seconds,
+                "rejection_retention_days": limits.rejection_retention_days,
+            },
         }
         data = json.dumps(doc, indent=2, sort_keys=True).encode()
         return federation_pb2.SignedPolicy(

@@ -159,6 +159,10 @@ RECEIPT_PROOF = "receipt-proof/v1"  # checks receipts' audit paths
 FEATURES = (ENVELOPE_PROOF, RECEIPT_PROOF)
 FEATURES_KEY = "accord-features"  # stream metadata: what the caller checks, comma-separated
 
+# A node puts at most this many envelopes in one frame; no node's limit
+# (limits.max_envelopes_per_frame) is lower.
+FRAME_ENVELOPES = 512
+
 RECEIPT_ROOT = b"accord-receipt-root/v1\x00"
 ENVELOPE_ROOT = b"accord-envelope-root/v1\x00"
 _PROOF_STEP = 33  # side byte + SHA-256

@@ -328,3 +328,22 @@ async def held(node: Node, message_id: str, *, sender: str, timeout: float = 10.
         return await node.store.get_message(message_id, sender=sender, direction="in") is not None
 
     await wait_for(arrived, timeout=timeout)
+
+
+def configure(home: Path, section: str, **values: object) -> None:
+    """Set fields of one section of a node home's config.toml (before the node starts)."""
+    path = home / config_mod.CONFIG_FILE
+    lines = path.read_text().splitlines()
+    start = lines.index(f"[{section}]")
+    for key, value in values.items():
+        text = f"{key} = {value!r}" if not isinstance(value, str) else f'{key} = "{value}"'
+        for at in range(start + 1, len(lines)):
+            if lines[at].startswith("["):
+                lines.insert(at, text)
+                break
+            if lines[at].split("=")[0].strip() == key:
+                lines[at] = text
+                break
+        else:
+            lines.append(text)
+    path.write_text("\n".join(lines) + "\n")

@@ -37,6 +37,7 @@ from node.envelope import (
     ENVELOPE_PROOF,
     FEATURES,
     FEATURES_KEY,
+    FRAME_ENVELOPES,
     ReceiptInfo,
     hello_bytes,
     parse_receipt,
@@ -371,7 +372,10 @@ class PeerLink:
                     size = 0
                     for env in batch:
                         await window.acquire()  # never waits: `space` bounded the batch
-                        if frame.envelopes and size + len(env.content) > self._frame_bytes:
+                        if frame.envelopes and (
+                            size + len(env.content) > self._frame_bytes
+                            or len(frame.envelopes) >= FRAME_ENVELOPES
+                        ):
                             await call.write(frame)
                             frame, size = federation_pb2.EnvelopeBatch(), 0
                         in_flight.append(env)

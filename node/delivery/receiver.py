@@ -12,6 +12,7 @@ claims nothing: the sender tries again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from node.clock import Clock
+from node.delivery.budget import CooledDown, RefusalBudget
 from node.envelope import (
     MessageMeta,
     digest,
@@ -106,8 +108,10 @@ class Receiver:
         on_stored: Callable[[StoredMessage], None] = lambda m: None,
         on_refused: Callable[[str, str, str], None] = lambda sender, mid, reason: None,
         member_key: Callable[[str], ec.EllipticCurvePublicKey | None] = lambda agency: None,
+        budget: RefusalBudget | None = None,
     ) -> None:
         self.agency = agency
+        self._budget = budget
         self._key = key
         self._store = store
         self._clock = clock
@@ -149,6 +153,8 @@ class Receiver:
         # A peer's batches reach the writer in the order they arrived (per-pair order), even
         # though each waits for its signatures in a worker thread.
         async with self._order.setdefault(peer.agency, asyncio.Lock()):
+            if self._budget is not None:
+                self._budget.check(peer.agency)
             verified = await self._verify_all(peer, envelopes)
             now = self._clock.now()
             serial = self._policy().directory.serial
@@ -156,6 +162,12 @@ class Receiver:
                 self._answer(peer, content, signature, proof, ok, now)
                 for (content, signature, proof), ok in zip(envelopes, verified, strict=True)
             ]
+            if self._budget is not None:
+                # A peer over its refusal budget waits here, holding up only its own batches.
+                refused = sum(1 for d in drafts if d.reason is not None)
+                delay = self._budget.charge(peer.agency, refused)
+                if delay:
+                    await asyncio.sleep(delay)
             # One signature for every receipt of the batch, refusals included (a Merkle root,
             # each receipt with its audit path): the receiver's signing cost is per batch.
             self._sign(drafts, receipt_paths=receipt_paths, now=now)
@@ -292,6 +304,9 @@ class Receiver:
             )))  # fmt: skip
             out.append(None)
         if conflicts:
+            if self._budget is not None:
+                with contextlib.suppress(CooledDown):  # its next batch is refused
+                    self._budget.charge(peer.agency, len(conflicts))
             self._sign([c for _, c in conflicts], receipt_paths=receipt_paths, now=now)
             for at, conflict in conflicts:
                 out[at] = conflict.signed()

@@ -580,6 +580,19 @@ class Store:
             (name, value),
         )
 
+    async def sweep_rejections(self, *, before: datetime, limit: int) -> int:
+        """Delete up to `limit` stored refusals received before `before`; how many went."""
+        cursor = await self.writer.enqueue_call(
+            lambda conn: (
+                conn.execute(
+                    "DELETE FROM rejections WHERE id IN (SELECT id FROM rejections "
+                    "WHERE received_at < ? ORDER BY received_at LIMIT ?)",
+                    (_ts(before), limit),
+                ).rowcount
+            )
+        )
+        return int(cursor)
+
     async def recipients_with_queued(self) -> list[str]:
         cursor = await self._rconn.execute(
             "SELECT DISTINCT recipient FROM deliveries WHERE state = 'queued'"
