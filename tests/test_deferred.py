@@ -8,7 +8,15 @@ decided afresh under a newer one.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import errno
+import logging
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from accord.v1 import message_pb2 as pb
 from node import config as config_mod
@@ -132,3 +140,78 @@ async def test_a_deferred_delivery_stays_queued_and_goes_again(tmp_short: Path) 
         assert d.state == "accepted"
     finally:
         await fed.stop_all()
+
+
+@contextlib.contextmanager
+def small_filesystem(path: Path, *, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` mounted at `path` for the test (as root), unmounted afterwards."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip()}): needs root")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(path: Path) -> Path:
+    """Fill the filesystem holding `path` until it has no space left."""
+    filler = path / "filler"
+    chunk = b"\0" * 65536
+    with filler.open("wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(chunk)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+    return filler
+
+
+async def test_a_receiver_with_a_full_disk_defers_and_resumes_when_space_returns(
+    tmp_short: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 11, item 16: DE's home is on a small filesystem that fills up. NL's message is
+    answered DEFERRED (STORAGE_UNAVAILABLE), stays queued at NL, DE logs it once (no
+    traceback), and it is delivered within seconds of space coming back."""
+    with small_filesystem(tmp_short / DE.lower(), size="16m") as disk:
+        fed = Federation(tmp_short, [NL, DE])
+        try:
+            nl, de = await fed.start_all()
+            assert nl.store is not None and de.store is not None
+            caplog.set_level(logging.INFO)
+            filler = fill(disk)
+            sent = await nl.send(incident(to=[DE]))
+
+            async def deferred_twice() -> bool:
+                assert nl.store is not None
+                (d,) = await nl.store.deliveries(sent.message_id)
+                return (
+                    d.state == "queued"
+                    and "STORAGE_UNAVAILABLE" in d.last_error
+                    and (d.attempts >= 2)
+                )
+
+            await wait_for(deferred_twice, timeout=20)
+            filler.unlink()
+            loop = asyncio.get_running_loop()
+            freed = loop.time()
+            await held(de, sent.message_id, sender=NL, timeout=15)
+            assert loop.time() - freed < 8.0
+            (d,) = await nl.store.deliveries(sent.message_id)
+            assert d.state == "accepted"
+        finally:
+            await fed.stop_all()
+    said = [
+        r
+        for r in caplog.records
+        if r.name == "node.delivery.receiver" and r.levelno >= logging.ERROR
+    ]
+    assert len(said) == 1 and "STORAGE_UNAVAILABLE" in said[0].getMessage()
+    text = caplog.text
+    assert "Traceback" not in text and "never retrieved" not in text
