@@ -145,7 +145,10 @@ class Node:
         os.chmod(home, 0o700)
         self.trust.load_initial()
         self._check_own_certificate()
-        keys = KeyRing.load_or_create(self.config.master_key)
+        key_path = self.config.master_key
+        created = not key_path.exists()
+        # A new key is written only once the database is known to hold nothing sealed.
+        keys = KeyRing.generate() if created else KeyRing.load(key_path)
         self.store = await Store.open(
             self.config.database,
             keys=keys,
@@ -153,6 +156,9 @@ class Node:
             batch_max=self.config.delivery.batch_max,
         )
         try:
+            await self.store.check_master_key(created=created)
+            if created:
+                keys.save(key_path)
             seen = await self.store.high_waters(*_TRUST_MARKS)
             self.trust.check_not_older(
                 crl_number=seen.get("crl_number", 0),

@@ -5,6 +5,7 @@ with the wrong master key."""
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -221,3 +222,40 @@ def test_node_init_refuses_another_agencys_certificate(fed: Federation, tmp_shor
             crl=fed.authority.crl_path,
         )
     assert not (tmp_short / "x").exists()
+
+
+async def test_a_node_refuses_to_start_without_its_master_key(fed: Federation) -> None:
+    """Item 12: with messages sealed under master.key, a node whose master.key is missing or
+    another key refuses to start (and makes no new key); with the right key it serves them."""
+    nl = await fed.start(NL)
+    de = await fed.start(DE)
+    sent = await nl.send(incident(to=[DE]))
+    await wait_held(de, sent.message_id, sender=NL)
+    await fed.stop(DE)
+    key_path = fed.homes[DE] / "master.key"
+    original = key_path.read_bytes()
+
+    key_path.unlink()
+    with pytest.raises(ConfigError, match=r"master\.key is missing") as missing:
+        await fed.start(DE)
+    assert "\n" not in str(missing.value)
+    assert not key_path.exists()
+    key_path.write_bytes(os.urandom(32))
+    with pytest.raises(ConfigError, match=r"not the key accord\.db was sealed with"):
+        await fed.start(DE)
+
+    key_path.write_bytes(original)
+    de = await fed.start(DE)
+    assert de.store is not None
+    row = await de.store.get_message(sent.message_id, sender=NL)
+    assert row is not None and de.store.open_content(row) == sent.content
+
+
+async def test_a_fresh_node_records_its_master_key(fed: Federation) -> None:
+    """Item 12: even before any message, the database knows its key: deleting master.key
+    after the first start is refused too."""
+    await fed.start(NL)
+    await fed.stop(NL)
+    (fed.homes[NL] / "master.key").unlink()
+    with pytest.raises(ConfigError, match=r"master\.key is missing"):
+        await fed.start(NL)

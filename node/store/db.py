@@ -20,8 +20,8 @@ from typing import Any
 import aiosqlite
 
 from node.envelope import MessageMeta
-from node.errors import Reason, Refused
-from node.store.keys import KeyRing, Sealed, aad_for
+from node.errors import ConfigError, Reason, Refused
+from node.store.keys import KeyRing, Sealed, SealError, aad_for
 from node.store.writer import GroupCommitWriter, Statement
 
 _MIGRATION = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
@@ -561,6 +561,51 @@ class Store:
                 PendingEnvelope(seq, message_id, recipient, content, signature, sha, proof or b"")
             )
         return out
+
+    async def check_master_key(self, *, created: bool) -> None:
+        """ConfigError unless this store's key is the one its messages were sealed with;
+        `created`: the key was just made because none was found. Records the key's check
+        value the first time (node_state)."""
+        rows = list(
+            await self._rconn.execute_fetchall(
+                "SELECT value FROM node_state WHERE name = 'master_key_check'"
+            )
+        )
+        recorded = bytes(rows[0][0]) if rows else None
+        sealed = list(
+            await self._rconn.execute_fetchall(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages "  # noqa: S608 (constant column list)
+                "WHERE wrapped_key IS NOT NULL LIMIT 1"
+            )
+        )
+        if recorded is not None or sealed:
+            if created:
+                raise ConfigError(
+                    "master.key is missing, but accord.db holds messages sealed with a master "
+                    "key: restore master.key from your backup (without it they cannot be read)"
+                )
+            if recorded is not None and recorded != self.keys.check_value:
+                raise ConfigError(
+                    "master.key is not the key accord.db was sealed with: restore the right "
+                    "master.key from your backup"
+                )
+            if recorded is None:
+                try:
+                    self.open_content(_message_from_row(sealed[0]))
+                except SealError as exc:
+                    raise ConfigError(
+                        "master.key does not open the messages in accord.db: restore the "
+                        "right master.key from your backup"
+                    ) from exc
+        if recorded is None:
+            await self.writer.submit(
+                [
+                    (
+                        "INSERT INTO node_state (name, value) VALUES ('master_key_check', ?)",
+                        (self.keys.check_value,),
+                    )
+                ]
+            )
 
     async def high_waters(self, *names: str) -> dict[str, int]:
         """The highest values recorded under `names` (missing: never recorded)."""

@@ -4,6 +4,8 @@ ciphertext, in backups and WAL files included, unreadable."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,7 @@ from certs.ca import write_private
 from node.errors import AccordError
 
 _NONCE = 12
+_CHECK = b"accord-master-key-check/v1"
 
 
 class SealError(AccordError):
@@ -32,12 +35,22 @@ class KeyRing:
         if len(master) != 32:
             raise SealError("master key must be 32 bytes")
         self._master = AESGCM(master)
+        # Kept in the database to recognise the key, and useless for anything else: a node
+        # with sealed messages refuses to start with another key (or none), rather than
+        # failing every read.
+        self.check_value = hmac.new(master, _CHECK, hashlib.sha256).digest()
+        self._raw = master
 
     @classmethod
-    def load_or_create(cls, path: Path) -> KeyRing:
-        if not path.exists():
-            write_private(path, os.urandom(32))
+    def generate(cls) -> KeyRing:
+        return cls(os.urandom(32))
+
+    @classmethod
+    def load(cls, path: Path) -> KeyRing:
         return cls(path.read_bytes())
+
+    def save(self, path: Path) -> None:
+        write_private(path, self._raw)
 
     def seal(self, plaintext: bytes, aad: bytes) -> Sealed:
         # One read of the system's random source for the data key and both nonces.
