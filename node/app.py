@@ -478,7 +478,8 @@ class Node:
 
         A message the agreement marks as consequential is stored but held out of the outbox
         until a supervisor other than `author` approves it. Only `Operations.forward` makes a
-        forward (`forward=True`): it checks the originator's grant and terms.
+        forward (`forward=True`): it checks the right to read the original, the originator's
+        grant and its terms.
         """
         assert self.store is not None
         if not forward and (

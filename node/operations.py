@@ -216,12 +216,15 @@ class Operations:
             "justification": justification,
             "recipient": to,
         }
-        await self._guard(
-            user,
-            "transfer",
-            lambda: access.check_forward(user, purpose=purpose, justification=justification),
-            **fields,
-        )
+        # Passing a message on discloses it: only someone who may read it may forward it, under
+        # the strictest TLP of the stored row, the held content and the original.
+        tlp = max((held_row.tlp, meta_of(held_pb).tlp, original.tlp), key=onward.tlp_rank)
+
+        def may_forward() -> None:
+            access.check_read(user, purpose=held_row.purpose, tlp=tlp, justification=justification)
+            access.check_forward(user, purpose=purpose, justification=justification)
+
+        await self._guard(user, "transfer", may_forward, **fields)
         grants: list[onward.Grant] = []
         grant_rows: dict[str, StoredMessage] = {}
         for row in await self.access.grants_for(original.message_id):

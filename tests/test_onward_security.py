@@ -256,3 +256,20 @@ async def test_the_newest_grant_decides_and_expires(fed3: Federation) -> None:
     )
     assert got == "ONWARD_TRANSFER_NOT_AUTHORISED"
     assert await fr.store.count("messages") == 1
+
+
+async def test_forwarding_needs_the_right_to_read(fed3: Federation) -> None:
+    """Item 14: a liaison officer may not read TLP:RED, so may not forward it either, even with
+    the originator's grant; a supervisor may."""
+    nl, de, fr = await fed3.start_all()
+    await add_user(de, "otto", "liaison_officer")
+    await add_user(de, "dora", "supervisor")
+    original = await nl.send(red_incident(to=DE))
+    consent = await nl.send(grant(target=original.message_id, to=DE, third=FR))
+    await held(de, consent.message_id, sender=NL)
+    with pytest.raises(grpc.aio.AioRpcError) as denied:
+        await forward_as(de, "otto", original.message_id, to=FR)
+    assert dict(denied.value.trailing_metadata() or ())["accord-denied"] == "TLP"
+    assert de.store is not None and await de.store.count("deliveries") == 0
+    forwarded = await forward_as(de, "dora", original.message_id, to=FR)
+    await held(fr, forwarded.message_id, sender=DE)
