@@ -29,7 +29,7 @@ from node.config import Config
 from node.delivery.budget import RefusalBudget
 from node.delivery.link import Credentials, PeerLink, ReceiptEvent
 from node.delivery.receiver import Receiver
-from node.envelope import digest, meta_of, set_time, sign
+from node.envelope import check_created_at, digest, meta_of, set_time, sign
 from node.errors import (
     AccordError,
     ConfigError,
@@ -188,6 +188,7 @@ class Node:
             on_stored=self._announce,
             member_key=self._member_key,
             budget=budget,
+            clock_skew=timedelta(seconds=limits.max_clock_skew_seconds),
         )
         grpc_limit = self.frame_limit
         self._server = grpc.aio.server(
@@ -431,6 +432,7 @@ class Node:
                 "refusal_burst": limits.refusal_burst,
                 "refusal_cooldown_seconds": limits.refusal_cooldown_seconds,
                 "rejection_retention_days": limits.rejection_retention_days,
+                "max_clock_skew_seconds": limits.max_clock_skew_seconds,
             },
         }
         data = json.dumps(doc, indent=2, sort_keys=True).encode()
@@ -513,6 +515,9 @@ class Node:
         ):
             set_time(content.control.valid_until, now + timedelta(days=GRANT_DAYS))
         meta = meta_of(content)
+        check_created_at(
+            meta, now=now, skew=timedelta(seconds=self.config.limits.max_clock_skew_seconds)
+        )
         replied_type = None
         if meta.in_reply_to:
             replied = await self.store.get_message(meta.in_reply_to, direction="in")

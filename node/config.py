@@ -52,6 +52,7 @@ class LimitsSection:
     refusal_burst: int = 1000  # ... up to this; past it the peer is slowed, past twice it ...
     refusal_cooldown_seconds: float = 60.0  # ... its streams end and it is refused this long
     rejection_retention_days: int = 30  # stored refusals are swept after this
+    max_clock_skew_seconds: float = 300.0  # created_at further ahead of this node's clock: refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +184,7 @@ def _validate(c: Config) -> None:
         "limits.refusal_burst": c.limits.refusal_burst,
         "limits.refusal_cooldown_seconds": c.limits.refusal_cooldown_seconds,
         "limits.rejection_retention_days": c.limits.rejection_retention_days,
+        "limits.max_clock_skew_seconds": c.limits.max_clock_skew_seconds,
         "delivery.backoff_initial_seconds": c.delivery.backoff_initial_seconds,
         "delivery.backoff_max_seconds": c.delivery.backoff_max_seconds,
         "delivery.window": c.delivery.window,
@@ -252,6 +254,8 @@ refusals_per_second = 10.0
 refusal_burst = 1000
 refusal_cooldown_seconds = 60.0
 rejection_retention_days = 30
+# A message created further than this ahead of this node's clock is refused.
+max_clock_skew_seconds = 300.0
 
 [delivery]
 backoff_initial_seconds = 0.1

@@ -50,19 +50,20 @@ _KNOWN_ONWARD = frozenset(pb.OnwardTransfer.values())
 _MAX_RETENTION_DAYS = 1_000_000
 
 # meta_of runs for every message on both sides: enum names come from dicts built once (values
-# not in them still go through Name(), which raises as before), and ids are checked with a regex
-# that accepts exactly what `is_uuid` accepts (the canonical lowercase 8-4-4-4-12 form).
+# not in them still go through Name(), which raises as before), and ids are checked with a regex:
+# a UUIDv7 (RFC 9562: version 7, variant 10) in the canonical lowercase 8-4-4-4-12 form.
 _TYPE_NAMES = {v: n.removeprefix("MESSAGE_TYPE_") for n, v in pb.MessageType.items()}
 _HANDLING_NAMES = {v: n.removeprefix("HANDLING_CODE_") for n, v in pb.HandlingCode.items()}
 _TLP_NAMES = {v: n.removeprefix("TLP_") for n, v in pb.Tlp.items()}
 _ONWARD_NAMES = {v: n.removeprefix("ONWARD_TRANSFER_") for n, v in pb.OnwardTransfer.items()}
-_canonical_uuid = re.compile(
-    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_canonical_uuid7 = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 ).fullmatch
 
 
 def _is_uuid(text: str) -> bool:
-    return _canonical_uuid(text) is not None
+    """Whether `text` is a message id: a UUIDv7 in canonical form."""
+    return _canonical_uuid7(text) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,7 +356,10 @@ def _time_field(name: str, ts: object) -> datetime:
 def meta_of(msg: pb.MessageContent) -> MessageMeta:
     """Check the structure of a parsed content and reduce it to the domain view."""
     if not _is_uuid(msg.message_id):
-        raise Refused(Reason.MALFORMED, f"message_id {msg.message_id!r} is not a UUID")
+        raise Refused(
+            Reason.MALFORMED,
+            f"message_id {msg.message_id!r} is not a UUIDv7 (RFC 9562, lowercase canonical form)",
+        )
     if not msg.sender:
         raise Refused(Reason.MALFORMED, "sender is empty")
     if not msg.recipients:
@@ -381,7 +385,7 @@ def meta_of(msg: pb.MessageContent) -> MessageMeta:
     if type_name in CONTROL_TYPES and body_kind != "control":
         raise Refused(Reason.MALFORMED, f"{type_name} needs a control body")
     if body_kind == "control" and not _is_uuid(msg.control.target_message_id):
-        raise Refused(Reason.MALFORMED, "control body needs target_message_id")
+        raise Refused(Reason.MALFORMED, "control body needs target_message_id (a UUIDv7)")
     if type_name == "TRANSFER_AUTHORISATION_GRANT":
         # A grant covers one forwarding agency: its recipient (onward.py).
         if len(msg.recipients) != 1:
@@ -426,6 +430,16 @@ def meta_of(msg: pb.MessageContent) -> MessageMeta:
         if body_kind == "control" and msg.control.HasField("valid_until")
         else None,
     )
+
+
+def check_created_at(meta: MessageMeta, *, now: datetime, skew: timedelta) -> None:
+    """Refused if the message says it was made further in the future than clocks disagree."""
+    if meta.created_at > now + skew:
+        raise Refused(
+            Reason.CREATED_AT_IN_FUTURE,
+            f"created_at {meta.created_at.isoformat()} is more than {skew.total_seconds():.0f} s "
+            f"ahead of the receiving clock ({now.isoformat()})",
+        )
 
 
 def receipt_content(

@@ -19,6 +19,7 @@ class Reason(enum.StrEnum):
     UNKNOWN_MESSAGE_TYPE = "UNKNOWN_MESSAGE_TYPE"
     ID_CONFLICT = "ID_CONFLICT"
     UNKNOWN_SENDER = "UNKNOWN_SENDER"
+    CREATED_AT_IN_FUTURE = "CREATED_AT_IN_FUTURE"
     # The receiver could not store the envelope (e.g. a full disk): not final.
     STORAGE_UNAVAILABLE = "STORAGE_UNAVAILABLE"
     # This node's own trust (local refusals only).

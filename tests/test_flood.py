@@ -90,6 +90,7 @@ async def test_streams_per_peer_are_capped_and_published(fed3: Federation) -> No
         "refusal_burst": 1000,
         "refusal_cooldown_seconds": 60.0,
         "rejection_retention_days": 30,
+        "max_clock_skew_seconds": 300.0,
     }
     key = member_key(fed3, NL)
 

@@ -6,7 +6,9 @@ receiver, leave nothing in the receiver's message store, and leave the stream wo
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
@@ -16,6 +18,7 @@ from accord.v1 import message_pb2 as pb
 from certs.ca import load_cert
 from node.app import Node
 from node.envelope import ReceiptInfo, digest, parse_receipt, public_key_of, verify_receipt
+from node.errors import Reason, Refused
 from node.ids import uuid7
 from tests.harness import (
     Federation,
@@ -250,3 +253,43 @@ async def test_a_frame_beyond_the_transport_limit_ends_only_its_stream(fed3: Fed
         content = complete(incident(to=[DE]), sender=NL)
         assert check(await stream.send(signed(content, member_key(fed3, NL))[1])).accepted
     assert await de.store.count("messages") == 1
+
+
+async def test_created_at_and_message_id_are_checked_on_both_sides(fed3: Federation) -> None:
+    """Item 16: created_at beyond the clock skew (5 minutes) is refused, and the message id
+    must be a UUIDv7, by the receiver and, for what a caller hands it, by the sender."""
+    nl, de, _fr = await fed3.start_all()
+    assert de.store is not None
+    check = receipt_checker(fed3, de)
+    key = member_key(fed3, NL)
+    now = datetime.now(UTC)
+
+    def created(at: datetime) -> pb.MessageContent:
+        content = complete(incident(to=[DE]), sender=NL)
+        content.created_at.FromDatetime(at)
+        return content
+
+    far = created(datetime(9999, 1, 1, tzinfo=UTC))
+    ahead = created(now + timedelta(minutes=6))
+    within = created(now + timedelta(minutes=4))
+    version4 = complete(incident(to=[DE]), sender=NL, message_id=str(uuid.uuid4()))
+    async with RawExchange(fed3, as_agency=NL, to=de) as stream:
+        for content, reason in [
+            (far, "CREATED_AT_IN_FUTURE"),
+            (ahead, "CREATED_AT_IN_FUTURE"),
+            (version4, "MALFORMED"),
+        ]:
+            info = check(await stream.send(signed(content, key)[1]))
+            assert (info.accepted, info.reason_code) == (False, reason), info
+        assert check(await stream.send(signed(within, key)[1])).accepted
+    assert await de.store.count("messages") == 1
+
+    draft = incident(to=[DE])
+    draft.created_at.FromDatetime(now + timedelta(hours=1))
+    with pytest.raises(Refused) as refused:
+        await nl.send(draft)
+    assert refused.value.reason == Reason.CREATED_AT_IN_FUTURE
+    draft = incident(to=[DE])
+    draft.message_id = str(uuid.uuid4())
+    with pytest.raises(Refused, match="UUIDv7"):
+        await nl.send(draft)

@@ -17,7 +17,7 @@ import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -26,6 +26,7 @@ from node.clock import Clock
 from node.delivery.budget import CooledDown, RefusalBudget
 from node.envelope import (
     MessageMeta,
+    check_created_at,
     digest,
     envelope_signed_bytes,
     message_id_hint,
@@ -109,9 +110,11 @@ class Receiver:
         on_refused: Callable[[str, str, str], None] = lambda sender, mid, reason: None,
         member_key: Callable[[str], ec.EllipticCurvePublicKey | None] = lambda agency: None,
         budget: RefusalBudget | None = None,
+        clock_skew: timedelta = timedelta(minutes=5),
     ) -> None:
         self.agency = agency
         self._budget = budget
+        self._skew = clock_skew
         self._key = key
         self._store = store
         self._clock = clock
@@ -466,6 +469,7 @@ class Receiver:
             )
         msg = parse_content(content)
         meta = meta_of(msg)
+        check_created_at(meta, now=now, skew=self._skew)
         decision = self._policy().check_inbound(meta, peer=peer.agency, now=now)
         retain_until = decision.retain_until
         if msg.HasField("forwarded"):
