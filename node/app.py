@@ -520,8 +520,13 @@ class Node:
         )
         replied_type = None
         if meta.in_reply_to:
-            replied = await self.store.get_message(meta.in_reply_to, direction="in")
-            replied_type = replied.type if replied is not None else None
+            replied = await self.store.get_message(meta.in_reply_to)
+            if replied is None:
+                raise InvalidRequest(
+                    f"in_reply_to {meta.in_reply_to!r}: this node holds no such message (a "
+                    "reply answers a message this node sent or received)"
+                )
+            replied_type = replied.type if replied.direction == "in" else None
         decision = self.policy().check_outbound(meta, now=now, replied_type=replied_type)
         if not content.agreement_id:
             content.agreement_id = decision.agreement.id

@@ -380,6 +380,28 @@ def meta_of(msg: pb.MessageContent) -> MessageMeta:
     if not msg.purpose:
         raise Refused(Reason.MALFORMED, "purpose is empty")
     body_kind = msg.WhichOneof("body") or ""
+    if not body_kind:
+        raise Refused(Reason.MALFORMED, f"{type_name} has no body")
+    if not getattr(msg, body_kind).ListFields():
+        raise Refused(Reason.MALFORMED, f"the {body_kind} body of {type_name} is empty")
+    if type_name not in CONTROL_TYPES:
+        # The provider's terms travel with what it shares: required, never assumed. (A control
+        # message acts on an earlier message and is bound by that one's terms.)
+        missing = [
+            what
+            for what, absent in (
+                ("TLP", msg.tlp == pb.TLP_UNSPECIFIED),
+                ("handling code", not msg.handling_codes),
+                ("retention", not msg.HasField("retention")),
+            )
+            if absent
+        ]
+        if missing:
+            raise Refused(
+                Reason.MARKINGS_MISSING,
+                f"{type_name} has no {', no '.join(missing)}: every message states its TLP, "
+                "at least one handling code and a retention",
+            )
     if type_name in INCIDENT_TYPES and body_kind != "incident":
         raise Refused(Reason.MALFORMED, f"{type_name} needs an incident body")
     if type_name in CONTROL_TYPES and body_kind != "control":

@@ -40,6 +40,7 @@ class Reason(enum.StrEnum):
     ONWARD_TRANSFER_FORBIDDEN = "ONWARD_TRANSFER_FORBIDDEN"
     ONWARD_TRANSFER_NOT_AUTHORISED = "ONWARD_TRANSFER_NOT_AUTHORISED"
     MARKINGS_LOOSENED = "MARKINGS_LOOSENED"
+    MARKINGS_MISSING = "MARKINGS_MISSING"
 
 
 # Refusals that are not decisions about verified content: the receipt says DEFERRED, nothing is

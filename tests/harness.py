@@ -133,6 +133,7 @@ def liaison(
         type=type_,
         purpose=purpose,
         legal_basis="Directive (EU) 2023/977 Art. 4",
+        handling_codes=[pb.HANDLING_CODE_H0],
         tlp=pb.TLP_GREEN,
         retention=pb.Retention(days=90),
         urgency=pb.URGENCY_URGENT,

@@ -10,6 +10,7 @@ from pathlib import Path
 from tests.harness import Federation, incident, wait_for
 
 NL, DE = "NL-POL", "DE-BKA"
+MARKINGS = ("--tlp", "amber", "--handling", "H0", "--retention-days", "30")
 
 
 async def accord(*args: str, home: Path | None = None) -> tuple[int, str, str]:
@@ -65,6 +66,7 @@ async def test_users_read_approve_forward_policy_via_cli(fed3: Federation, tmp_p
         "serious-crime-investigation",
         "--body",
         str(body),
+        *MARKINGS,
         home=nl_home,
     )
     assert code == 0, err
@@ -79,6 +81,7 @@ async def test_users_read_approve_forward_policy_via_cli(fed3: Federation, tmp_p
         "serious-crime-investigation",
         "--body",
         str(body),
+        *MARKINGS,
         home=nl_home,
     )
     assert code == 2 and "administrator" in err  # the admin manages; it does not send

@@ -12,7 +12,7 @@ from certs.directory import Directory, Purpose
 from node.envelope import MessageMeta, meta_of
 from node.errors import Reason, Refused
 from node.policy import Policy
-from tests.harness import ALL_PURPOSES, complete, incident, open_agreement
+from tests.harness import ALL_PURPOSES, complete, incident, liaison, open_agreement
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 NL, DE, FR = "NL-POL", "DE-BKA", "FR-PN"
@@ -138,15 +138,9 @@ def test_sender_runs_the_same_checks_for_every_recipient() -> None:
 
 
 def test_approval_required_for_reply_after_hit() -> None:
-    reply = complete(
-        pb.MessageContent(
-            recipients=[DE],
-            type=pb.MESSAGE_TYPE_REPLY,
-            purpose="serious-crime-investigation",
-            in_reply_to="01234567-89ab-7def-8123-456789abcdef",
-        ),
-        sender=NL,
-    )
+    reply = liaison(to=[DE], type_=pb.MESSAGE_TYPE_REPLY, purpose="serious-crime-investigation")
+    reply.in_reply_to = "01234567-89ab-7def-8123-456789abcdef"
+    reply = complete(reply, sender=NL)
     d = directory(approval_required=("REPLY>HIT_NOTIFICATION",))
     members = Directory.from_json(d.to_json())  # round trip through the signed format
     policy = Policy(directory=members, agency=DE)
