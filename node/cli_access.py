@@ -16,7 +16,7 @@ from accord.v1 import local_pb2
 from accord.v1 import message_pb2 as pb
 from certs.ca import FederationAuthority
 from certs.directory import agreement_from_dict, agreement_to_dict
-from node.cli import UsageError, _csv, _local_arguments, _positive, _table
+from node.cli import UsageError, _choice, _csv, _local_arguments, _names, _positive, _table
 from node.client import connect, resolve_home
 from node.onward import GRANT_DAYS
 
@@ -132,17 +132,27 @@ def cmd_reject(args: argparse.Namespace) -> int:
 
 
 def cmd_forward(args: argparse.Namespace) -> int:
-    response = _call(
-        args,
-        "Forward",
-        local_pb2.ForwardRequest(
-            message_id=args.id,
-            sender=args.sender or "",
-            to=args.to,
-            purpose=args.purpose or "",
-            justification=args.justification,
-        ),
+    request = local_pb2.ForwardRequest(
+        message_id=args.id,
+        sender=args.sender or "",
+        to=args.to,
+        purpose=args.purpose or "",
+        justification=args.justification,
     )
+    if args.onward:
+        rules = _names(pb.OnwardTransfer, "ONWARD_TRANSFER_")
+        rule = _choice(args.onward, rules, what="--onward", prefix="ONWARD_TRANSFER_")
+        request.onward_transfer = pb.OnwardTransfer.Value(f"ONWARD_TRANSFER_{rule}")  # type: ignore[assignment]
+    if args.tlp:
+        tlp = _choice(args.tlp, _names(pb.Tlp, "TLP_"), what="--tlp", prefix="TLP_")
+        request.tlp = pb.Tlp.Value(f"TLP_{tlp}")  # type: ignore[assignment]
+    codes = _names(pb.HandlingCode, "HANDLING_CODE_")
+    for c in _csv(args.handling):
+        code = _choice(c, codes, what="--handling code", prefix="HANDLING_CODE_")
+        request.handling_codes.append(pb.HandlingCode.Value(f"HANDLING_CODE_{code}"))  # type: ignore[arg-type]
+    if args.retention_days is not None:
+        request.retention.days = args.retention_days
+    response = _call(args, "Forward", request)
     print(response.message_id)
     held = " (held for approval)" if response.pending_approval else ""
     print(f"forward queued for {args.to}{held}", file=sys.stderr)
@@ -333,6 +343,22 @@ def add_transfer(sub: Any) -> None:
     p.add_argument("--justification", required=True, help="why it must go there (logged)")
     p.add_argument("--purpose", help="purpose of the transfer (default: the original's)")
     p.add_argument("--sender", help="originator, if the id is ambiguous")
+    p.add_argument(
+        "--onward",
+        metavar="RULE",
+        help="a stricter onward rule for the third agency: FORBIDDEN or WITH_ORIGINATOR_CONSENT "
+        "(never looser than the original's)",
+    )
+    p.add_argument(
+        "--tlp", metavar="LEVEL", help="a stricter TLP (never lower than the original's)"
+    )
+    p.add_argument("--handling", action="append", metavar="CODES", help="handling codes to add")
+    p.add_argument(
+        "--retention-days",
+        type=_positive,
+        metavar="N",
+        help="a shorter retention (never longer than the original's)",
+    )
     _local_arguments(p)
     p.set_defaults(func=cmd_forward)
     tr = sub.add_parser("transfer", help="ask for or give consent to onward transfer")

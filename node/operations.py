@@ -14,8 +14,9 @@ from accord.v1 import federation_pb2, federation_pb2_grpc, message_pb2
 from certs.identity import agency_dns_name
 from node import access, onward
 from node.access import Role, User
-from node.envelope import ENVELOPE_PROOF, meta_of, parse_content, verify
+from node.envelope import ENVELOPE_PROOF, meta_of, parse_content, set_time, verify
 from node.errors import InvalidRequest, NotFound, PermissionDenied, Reason, Refused
+from node.ids import uuid7
 from node.store import Store, StoredMessage
 from node.store.access import AccessEntry, AccessStore, Approval
 from node.store.db import Delivery
@@ -24,6 +25,17 @@ if TYPE_CHECKING:
     from node.app import Node, Sent
 
 USER_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardTerms:
+    """Stricter terms a user sets for a forward (protobuf enum numbers; 0 or empty: keep the
+    held message's)."""
+
+    onward_transfer: int = 0
+    tlp: int = 0
+    handling_codes: tuple[int, ...] = ()  # added to the held message's
+    retention: message_pb2.Retention | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +200,7 @@ class Operations:
         to: str,
         purpose: str,
         justification: str,
+        terms: ForwardTerms = ForwardTerms(),
     ) -> Sent:
         held_row: StoredMessage | None = await self._store.get_message(
             message_id, sender=sender or None, direction="in"
@@ -243,6 +256,15 @@ class Operations:
         outer.recipients.append(to)
         outer.purpose = purpose
         outer.forwarded.CopyFrom(inner)
+        if terms.onward_transfer:
+            outer.onward_transfer = terms.onward_transfer  # type: ignore[assignment]
+        if terms.tlp:
+            outer.tlp = terms.tlp  # type: ignore[assignment]
+        for code in terms.handling_codes:
+            if code not in outer.handling_codes:
+                outer.handling_codes.append(code)  # type: ignore[arg-type]
+        if terms.retention is not None:
+            outer.retention.CopyFrom(terms.retention)
         try:
             grant = onward.check_forward(
                 original,
@@ -252,6 +274,21 @@ class Operations:
                 grants=grants,
                 now=self._node.clock.now(),
             )
+            # What the third agency will check, checked here first: the forward keeps the
+            # terms of the message held and of the original.
+            draft = message_pb2.MessageContent()
+            draft.CopyFrom(outer)
+            draft.message_id, draft.sender = uuid7(), self._node.agency
+            set_time(draft.created_at, self._node.clock.now())
+            mine = meta_of(draft)
+            purposes = [original.purpose, grant.transfer_purpose if grant is not None else ""]
+            for terms_of in (meta_of(held_pb), original):
+                onward.check_markings_kept(
+                    mine,
+                    terms_of,
+                    purposes=[p for p in (*purposes, terms_of.purpose) if p],
+                    now=self._node.clock.now(),
+                )
         except Refused as exc:
             await self._log(user, "transfer", "refused", detail=str(exc), **fields)
             raise

@@ -6,6 +6,8 @@ valid token trying to move a message further, or more loosely, than its originat
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -273,3 +275,47 @@ async def test_forwarding_needs_the_right_to_read(fed3: Federation) -> None:
     assert de.store is not None and await de.store.count("deliveries") == 0
     forwarded = await forward_as(de, "dora", original.message_id, to=FR)
     await held(fr, forwarded.message_id, sender=DE)
+
+
+async def run_accord(*args: str | Path) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "node.cli", *map(str, args),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_a_forward_may_set_stricter_terms_never_looser(fed3: Federation) -> None:
+    """Issue 11, item 9: NL lets DE pass its incident on with consent, but DE and FR agreed to
+    no onward transfer at all: `accord forward --onward FORBIDDEN` makes the forward fit that
+    agreement; a lower TLP is refused locally (MARKINGS_LOOSENED)."""
+    fed3.authority.set_agreements(
+        (
+            open_agreement((NL, DE), fed3.now, id="AGR-NL-DE"),
+            open_agreement((DE, FR), fed3.now, id="AGR-DE-FR", onward_transfer="FORBIDDEN"),
+        ),
+        now=fed3.now,
+    )
+    nl, de, fr = await fed3.start_all()
+    await add_user(de, "dora", "supervisor")
+    original = await nl.send(incident(to=[DE]))
+    consent = await nl.send(grant(target=original.message_id, to=DE, third=FR))
+    await held(de, consent.message_id, sender=NL)
+    base = ("forward", original.message_id, "--to", FR, "--justification", WHY)
+    where = ("--home", de.config.home, "--as", "dora")
+    code, _, err = await run_accord(*base, *where)
+    assert code == 2 and "ONWARD_TRANSFER_EXCEEDS_AGREEMENT" in err, err
+    code, _, err = await run_accord(*base, "--onward", "forbidden", "--tlp", "clear", *where)
+    assert code == 2 and "MARKINGS_LOOSENED" in err and "TLP:CLEAR" in err, err
+    code, out, err = await run_accord(*base, "--onward", "forbidden", "--tlp", "red", *where)
+    assert code == 0, err
+    forwarded = out.strip()
+    await held(fr, forwarded, sender=DE)
+    assert fr.store is not None
+    row = await fr.store.get_message(forwarded, sender=DE)
+    assert row is not None and row.tlp == "RED"
+    content = fr.store.open_content(row)
+    assert content is not None
+    assert pb.MessageContent.FromString(content).onward_transfer == pb.ONWARD_TRANSFER_FORBIDDEN

@@ -27,7 +27,7 @@ from accord.v1 import message_pb2 as accord_dot_v1_dot_message__pb2
 from accord.v1 import federation_pb2 as accord_dot_v1_dot_federation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x61\x63\x63ord/v1/local.proto\x12\taccord.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17\x61\x63\x63ord/v1/message.proto\x1a\x1a\x61\x63\x63ord/v1/federation.proto\"\x0f\n\rWhoAmIRequest\"L\n\x08UserInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x12\n\nclearances\x18\x03 \x03(\t\x12\x10\n\x08\x64isabled\x18\x04 \x01(\x08\"@\n\x0e\x41\x64\x64UserRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x12\n\nclearances\x18\x03 \x03(\t\"C\n\x0f\x41\x64\x64UserResponse\x12!\n\x04user\x18\x01 \x01(\x0b\x32\x13.accord.v1.UserInfo\x12\r\n\x05token\x18\x02 \x01(\t\"\x12\n\x10ListUsersRequest\"7\n\x11ListUsersResponse\x12\"\n\x05users\x18\x01 \x03(\x0b\x32\x13.accord.v1.UserInfo\"8\n\x14SetClearancesRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nclearances\x18\x02 \x03(\t\"\"\n\x12\x44isableUserRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"%\n\x14ListApprovalsRequest\x12\r\n\x05state\x18\x01 \x01(\t\"\xd8\x01\n\x0c\x41pprovalInfo\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61uthor\x18\x02 \x01(\t\x12\x12\n\nrecipients\x18\x03 \x03(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x14\n\x0crequested_at\x18\x05 \x01(\t\x12\x12\n\ndecided_by\x18\x06 \x01(\t\x12\x12\n\ndecided_at\x18\x07 \x01(\t\x12\x0c\n\x04note\x18\x08 \x01(\t\x12$\n\x04type\x18\t \x01(\x0e\x32\x16.accord.v1.MessageType\x12\x0f\n\x07purpose\x18\n \x01(\t\"C\n\x15ListApprovalsResponse\x12*\n\tapprovals\x18\x01 \x03(\x0b\x32\x17.accord.v1.ApprovalInfo\"B\n\rDecideRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61pprove\x18\x02 \x01(\x08\x12\x0c\n\x04note\x18\x03 \x01(\t\"h\n\x0e\x46orwardRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\n\n\x02to\x18\x03 \x01(\t\x12\x0f\n\x07purpose\x18\x04 \x01(\t\x12\x15\n\rjustification\x18\x05 \x01(\t\"\x1d\n\rPolicyRequest\x12\x0c\n\x04peer\x18\x01 \x01(\t\"5\n\x10\x41\x63\x63\x65ssLogRequest\x12\r\n\x05limit\x18\x01 \x01(\r\x12\x12\n\nmessage_id\x18\x02 \x01(\t\"\xaa\x01\n\x0e\x41\x63\x63\x65ssLogEntry\x12\n\n\x02\x61t\x18\x01 \x01(\t\x12\x0c\n\x04user\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x12\n\nmessage_id\x18\x04 \x01(\t\x12\x0f\n\x07purpose\x18\x05 \x01(\t\x12\x15\n\rjustification\x18\x06 \x01(\t\x12\x11\n\trecipient\x18\x07 \x01(\t\x12\x0f\n\x07outcome\x18\x08 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\t \x01(\t\"?\n\x11\x41\x63\x63\x65ssLogResponse\x12*\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x19.accord.v1.AccessLogEntry\"9\n\x0bSendRequest\x12*\n\x07\x63ontent\x18\x01 \x01(\x0b\x32\x19.accord.v1.MessageContent\"P\n\x0cSendResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x12\n\nrecipients\x18\x02 \x03(\t\x12\x18\n\x10pending_approval\x18\x03 \x01(\x08\"8\n\x0cInboxRequest\x12\r\n\x05limit\x18\x01 \x01(\r\x12\x19\n\x11\x62\x65\x66ore_message_id\x18\x02 \x01(\t\"\xc6\x02\n\x0eMessageSummary\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12$\n\x04type\x18\x03 \x01(\x0e\x32\x16.accord.v1.MessageType\x12\x0f\n\x07purpose\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0breceived_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cretain_until\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x63orrelation_id\x18\x08 \x01(\t\x12\x1b\n\x03tlp\x18\t \x01(\x0e\x32\x0e.accord.v1.Tlp\x12\x11\n\tdirection\x18\n \x01(\t\"<\n\rInboxResponse\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.accord.v1.MessageSummary\"G\n\nGetRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\x15\n\rjustification\x18\x03 \x01(\t\"\x8c\x01\n\x0bGetResponse\x12*\n\x07summary\x18\x01 \x01(\x0b\x32\x19.accord.v1.MessageSummary\x12%\n\x08\x65nvelope\x18\x02 \x01(\x0b\x32\x13.accord.v1.Envelope\x12*\n\x07\x63ontent\x18\x03 \x01(\x0b\x32\x19.accord.v1.MessageContent\"%\n\x0fReceiptsRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"\xb1\x01\n\x0e\x44\x65liveryStatus\x12\x11\n\trecipient\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12#\n\x07receipt\x18\x03 \x01(\x0b\x32\x12.accord.v1.Receipt\x12\x32\n\x0freceipt_content\x18\x04 \x01(\x0b\x32\x19.accord.v1.ReceiptContent\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\r\x12\x12\n\nlast_error\x18\x06 \x01(\t\"U\n\x10ReceiptsResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12-\n\ndeliveries\x18\x02 \x03(\x0b\x32\x19.accord.v1.DeliveryStatus\"\x0e\n\x0cWatchRequest2\xde\x07\n\x08LocalApi\x12\x37\n\x04Send\x12\x16.accord.v1.SendRequest\x1a\x17.accord.v1.SendResponse\x12:\n\x05Inbox\x12\x17.accord.v1.InboxRequest\x1a\x18.accord.v1.InboxResponse\x12\x34\n\x03Get\x12\x15.accord.v1.GetRequest\x1a\x16.accord.v1.GetResponse\x12\x43\n\x08Receipts\x12\x1a.accord.v1.ReceiptsRequest\x1a\x1b.accord.v1.ReceiptsResponse\x12=\n\x05Watch\x12\x17.accord.v1.WatchRequest\x1a\x19.accord.v1.MessageSummary0\x01\x12\x37\n\x06WhoAmI\x12\x18.accord.v1.WhoAmIRequest\x1a\x13.accord.v1.UserInfo\x12@\n\x07\x41\x64\x64User\x12\x19.accord.v1.AddUserRequest\x1a\x1a.accord.v1.AddUserResponse\x12\x46\n\tListUsers\x12\x1b.accord.v1.ListUsersRequest\x1a\x1c.accord.v1.ListUsersResponse\x12\x45\n\rSetClearances\x12\x1f.accord.v1.SetClearancesRequest\x1a\x13.accord.v1.UserInfo\x12\x41\n\x0b\x44isableUser\x12\x1d.accord.v1.DisableUserRequest\x1a\x13.accord.v1.UserInfo\x12R\n\rListApprovals\x12\x1f.accord.v1.ListApprovalsRequest\x1a .accord.v1.ListApprovalsResponse\x12;\n\x06\x44\x65\x63ide\x12\x18.accord.v1.DecideRequest\x1a\x17.accord.v1.ApprovalInfo\x12=\n\x07\x46orward\x12\x19.accord.v1.ForwardRequest\x1a\x17.accord.v1.SendResponse\x12>\n\tGetPolicy\x12\x18.accord.v1.PolicyRequest\x1a\x17.accord.v1.SignedPolicy\x12\x46\n\tAccessLog\x12\x1b.accord.v1.AccessLogRequest\x1a\x1c.accord.v1.AccessLogResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x61\x63\x63ord/v1/local.proto\x12\taccord.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17\x61\x63\x63ord/v1/message.proto\x1a\x1a\x61\x63\x63ord/v1/federation.proto\"\x0f\n\rWhoAmIRequest\"L\n\x08UserInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x12\n\nclearances\x18\x03 \x03(\t\x12\x10\n\x08\x64isabled\x18\x04 \x01(\x08\"@\n\x0e\x41\x64\x64UserRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x12\n\nclearances\x18\x03 \x03(\t\"C\n\x0f\x41\x64\x64UserResponse\x12!\n\x04user\x18\x01 \x01(\x0b\x32\x13.accord.v1.UserInfo\x12\r\n\x05token\x18\x02 \x01(\t\"\x12\n\x10ListUsersRequest\"7\n\x11ListUsersResponse\x12\"\n\x05users\x18\x01 \x03(\x0b\x32\x13.accord.v1.UserInfo\"8\n\x14SetClearancesRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nclearances\x18\x02 \x03(\t\"\"\n\x12\x44isableUserRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"%\n\x14ListApprovalsRequest\x12\r\n\x05state\x18\x01 \x01(\t\"\xd8\x01\n\x0c\x41pprovalInfo\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61uthor\x18\x02 \x01(\t\x12\x12\n\nrecipients\x18\x03 \x03(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x14\n\x0crequested_at\x18\x05 \x01(\t\x12\x12\n\ndecided_by\x18\x06 \x01(\t\x12\x12\n\ndecided_at\x18\x07 \x01(\t\x12\x0c\n\x04note\x18\x08 \x01(\t\x12$\n\x04type\x18\t \x01(\x0e\x32\x16.accord.v1.MessageType\x12\x0f\n\x07purpose\x18\n \x01(\t\"C\n\x15ListApprovalsResponse\x12*\n\tapprovals\x18\x01 \x03(\x0b\x32\x17.accord.v1.ApprovalInfo\"B\n\rDecideRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61pprove\x18\x02 \x01(\x08\x12\x0c\n\x04note\x18\x03 \x01(\t\"\x93\x02\n\x0e\x46orwardRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\n\n\x02to\x18\x03 \x01(\t\x12\x0f\n\x07purpose\x18\x04 \x01(\t\x12\x15\n\rjustification\x18\x05 \x01(\t\x12\x32\n\x0fonward_transfer\x18( \x01(\x0e\x32\x19.accord.v1.OnwardTransfer\x12\x1b\n\x03tlp\x18) \x01(\x0e\x32\x0e.accord.v1.Tlp\x12/\n\x0ehandling_codes\x18* \x03(\x0e\x32\x17.accord.v1.HandlingCode\x12\'\n\tretention\x18+ \x01(\x0b\x32\x14.accord.v1.Retention\"\x1d\n\rPolicyRequest\x12\x0c\n\x04peer\x18\x01 \x01(\t\"5\n\x10\x41\x63\x63\x65ssLogRequest\x12\r\n\x05limit\x18\x01 \x01(\r\x12\x12\n\nmessage_id\x18\x02 \x01(\t\"\xaa\x01\n\x0e\x41\x63\x63\x65ssLogEntry\x12\n\n\x02\x61t\x18\x01 \x01(\t\x12\x0c\n\x04user\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x12\n\nmessage_id\x18\x04 \x01(\t\x12\x0f\n\x07purpose\x18\x05 \x01(\t\x12\x15\n\rjustification\x18\x06 \x01(\t\x12\x11\n\trecipient\x18\x07 \x01(\t\x12\x0f\n\x07outcome\x18\x08 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\t \x01(\t\"?\n\x11\x41\x63\x63\x65ssLogResponse\x12*\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x19.accord.v1.AccessLogEntry\"9\n\x0bSendRequest\x12*\n\x07\x63ontent\x18\x01 \x01(\x0b\x32\x19.accord.v1.MessageContent\"P\n\x0cSendResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x12\n\nrecipients\x18\x02 \x03(\t\x12\x18\n\x10pending_approval\x18\x03 \x01(\x08\"8\n\x0cInboxRequest\x12\r\n\x05limit\x18\x01 \x01(\r\x12\x19\n\x11\x62\x65\x66ore_message_id\x18\x02 \x01(\t\"\xc6\x02\n\x0eMessageSummary\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12$\n\x04type\x18\x03 \x01(\x0e\x32\x16.accord.v1.MessageType\x12\x0f\n\x07purpose\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0breceived_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cretain_until\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x63orrelation_id\x18\x08 \x01(\t\x12\x1b\n\x03tlp\x18\t \x01(\x0e\x32\x0e.accord.v1.Tlp\x12\x11\n\tdirection\x18\n \x01(\t\"<\n\rInboxResponse\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.accord.v1.MessageSummary\"G\n\nGetRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\x15\n\rjustification\x18\x03 \x01(\t\"\x8c\x01\n\x0bGetResponse\x12*\n\x07summary\x18\x01 \x01(\x0b\x32\x19.accord.v1.MessageSummary\x12%\n\x08\x65nvelope\x18\x02 \x01(\x0b\x32\x13.accord.v1.Envelope\x12*\n\x07\x63ontent\x18\x03 \x01(\x0b\x32\x19.accord.v1.MessageContent\"%\n\x0fReceiptsRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"\xb1\x01\n\x0e\x44\x65liveryStatus\x12\x11\n\trecipient\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12#\n\x07receipt\x18\x03 \x01(\x0b\x32\x12.accord.v1.Receipt\x12\x32\n\x0freceipt_content\x18\x04 \x01(\x0b\x32\x19.accord.v1.ReceiptContent\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\r\x12\x12\n\nlast_error\x18\x06 \x01(\t\"U\n\x10ReceiptsResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12-\n\ndeliveries\x18\x02 \x03(\x0b\x32\x19.accord.v1.DeliveryStatus\"\x0e\n\x0cWatchRequest2\xde\x07\n\x08LocalApi\x12\x37\n\x04Send\x12\x16.accord.v1.SendRequest\x1a\x17.accord.v1.SendResponse\x12:\n\x05Inbox\x12\x17.accord.v1.InboxRequest\x1a\x18.accord.v1.InboxResponse\x12\x34\n\x03Get\x12\x15.accord.v1.GetRequest\x1a\x16.accord.v1.GetResponse\x12\x43\n\x08Receipts\x12\x1a.accord.v1.ReceiptsRequest\x1a\x1b.accord.v1.ReceiptsResponse\x12=\n\x05Watch\x12\x17.accord.v1.WatchRequest\x1a\x19.accord.v1.MessageSummary0\x01\x12\x37\n\x06WhoAmI\x12\x18.accord.v1.WhoAmIRequest\x1a\x13.accord.v1.UserInfo\x12@\n\x07\x41\x64\x64User\x12\x19.accord.v1.AddUserRequest\x1a\x1a.accord.v1.AddUserResponse\x12\x46\n\tListUsers\x12\x1b.accord.v1.ListUsersRequest\x1a\x1c.accord.v1.ListUsersResponse\x12\x45\n\rSetClearances\x12\x1f.accord.v1.SetClearancesRequest\x1a\x13.accord.v1.UserInfo\x12\x41\n\x0b\x44isableUser\x12\x1d.accord.v1.DisableUserRequest\x1a\x13.accord.v1.UserInfo\x12R\n\rListApprovals\x12\x1f.accord.v1.ListApprovalsRequest\x1a .accord.v1.ListApprovalsResponse\x12;\n\x06\x44\x65\x63ide\x12\x18.accord.v1.DecideRequest\x1a\x17.accord.v1.ApprovalInfo\x12=\n\x07\x46orward\x12\x19.accord.v1.ForwardRequest\x1a\x17.accord.v1.SendResponse\x12>\n\tGetPolicy\x12\x18.accord.v1.PolicyRequest\x1a\x17.accord.v1.SignedPolicy\x12\x46\n\tAccessLog\x12\x1b.accord.v1.AccessLogRequest\x1a\x1c.accord.v1.AccessLogResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -58,38 +58,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTAPPROVALSRESPONSE']._serialized_end=848
   _globals['_DECIDEREQUEST']._serialized_start=850
   _globals['_DECIDEREQUEST']._serialized_end=916
-  _globals['_FORWARDREQUEST']._serialized_start=918
-  _globals['_FORWARDREQUEST']._serialized_end=1022
-  _globals['_POLICYREQUEST']._serialized_start=1024
-  _globals['_POLICYREQUEST']._serialized_end=1053
-  _globals['_ACCESSLOGREQUEST']._serialized_start=1055
-  _globals['_ACCESSLOGREQUEST']._serialized_end=1108
-  _globals['_ACCESSLOGENTRY']._serialized_start=1111
-  _globals['_ACCESSLOGENTRY']._serialized_end=1281
-  _globals['_ACCESSLOGRESPONSE']._serialized_start=1283
-  _globals['_ACCESSLOGRESPONSE']._serialized_end=1346
-  _globals['_SENDREQUEST']._serialized_start=1348
-  _globals['_SENDREQUEST']._serialized_end=1405
-  _globals['_SENDRESPONSE']._serialized_start=1407
-  _globals['_SENDRESPONSE']._serialized_end=1487
-  _globals['_INBOXREQUEST']._serialized_start=1489
-  _globals['_INBOXREQUEST']._serialized_end=1545
-  _globals['_MESSAGESUMMARY']._serialized_start=1548
-  _globals['_MESSAGESUMMARY']._serialized_end=1874
-  _globals['_INBOXRESPONSE']._serialized_start=1876
-  _globals['_INBOXRESPONSE']._serialized_end=1936
-  _globals['_GETREQUEST']._serialized_start=1938
-  _globals['_GETREQUEST']._serialized_end=2009
-  _globals['_GETRESPONSE']._serialized_start=2012
-  _globals['_GETRESPONSE']._serialized_end=2152
-  _globals['_RECEIPTSREQUEST']._serialized_start=2154
-  _globals['_RECEIPTSREQUEST']._serialized_end=2191
-  _globals['_DELIVERYSTATUS']._serialized_start=2194
-  _globals['_DELIVERYSTATUS']._serialized_end=2371
-  _globals['_RECEIPTSRESPONSE']._serialized_start=2373
-  _globals['_RECEIPTSRESPONSE']._serialized_end=2458
-  _globals['_WATCHREQUEST']._serialized_start=2460
-  _globals['_WATCHREQUEST']._serialized_end=2474
-  _globals['_LOCALAPI']._serialized_start=2477
-  _globals['_LOCALAPI']._serialized_end=3467
+  _globals['_FORWARDREQUEST']._serialized_start=919
+  _globals['_FORWARDREQUEST']._serialized_end=1194
+  _globals['_POLICYREQUEST']._serialized_start=1196
+  _globals['_POLICYREQUEST']._serialized_end=1225
+  _globals['_ACCESSLOGREQUEST']._serialized_start=1227
+  _globals['_ACCESSLOGREQUEST']._serialized_end=1280
+  _globals['_ACCESSLOGENTRY']._serialized_start=1283
+  _globals['_ACCESSLOGENTRY']._serialized_end=1453
+  _globals['_ACCESSLOGRESPONSE']._serialized_start=1455
+  _globals['_ACCESSLOGRESPONSE']._serialized_end=1518
+  _globals['_SENDREQUEST']._serialized_start=1520
+  _globals['_SENDREQUEST']._serialized_end=1577
+  _globals['_SENDRESPONSE']._serialized_start=1579
+  _globals['_SENDRESPONSE']._serialized_end=1659
+  _globals['_INBOXREQUEST']._serialized_start=1661
+  _globals['_INBOXREQUEST']._serialized_end=1717
+  _globals['_MESSAGESUMMARY']._serialized_start=1720
+  _globals['_MESSAGESUMMARY']._serialized_end=2046
+  _globals['_INBOXRESPONSE']._serialized_start=2048
+  _globals['_INBOXRESPONSE']._serialized_end=2108
+  _globals['_GETREQUEST']._serialized_start=2110
+  _globals['_GETREQUEST']._serialized_end=2181
+  _globals['_GETRESPONSE']._serialized_start=2184
+  _globals['_GETRESPONSE']._serialized_end=2324
+  _globals['_RECEIPTSREQUEST']._serialized_start=2326
+  _globals['_RECEIPTSREQUEST']._serialized_end=2363
+  _globals['_DELIVERYSTATUS']._serialized_start=2366
+  _globals['_DELIVERYSTATUS']._serialized_end=2543
+  _globals['_RECEIPTSRESPONSE']._serialized_start=2545
+  _globals['_RECEIPTSRESPONSE']._serialized_end=2630
+  _globals['_WATCHREQUEST']._serialized_start=2632
+  _globals['_WATCHREQUEST']._serialized_end=2646
+  _globals['_LOCALAPI']._serialized_start=2649
+  _globals['_LOCALAPI']._serialized_end=3639
 # @@protoc_insertion_point(module_scope)

@@ -116,18 +116,26 @@ class DecideRequest(_message.Message):
     def __init__(self, message_id: _Optional[str] = ..., approve: _Optional[bool] = ..., note: _Optional[str] = ...) -> None: ...
 
 class ForwardRequest(_message.Message):
-    __slots__ = ("message_id", "sender", "to", "purpose", "justification")
+    __slots__ = ("message_id", "sender", "to", "purpose", "justification", "onward_transfer", "tlp", "handling_codes", "retention")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
     TO_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
     JUSTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    ONWARD_TRANSFER_FIELD_NUMBER: _ClassVar[int]
+    TLP_FIELD_NUMBER: _ClassVar[int]
+    HANDLING_CODES_FIELD_NUMBER: _ClassVar[int]
+    RETENTION_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     sender: str
     to: str
     purpose: str
     justification: str
-    def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., to: _Optional[str] = ..., purpose: _Optional[str] = ..., justification: _Optional[str] = ...) -> None: ...
+    onward_transfer: _message_pb2.OnwardTransfer
+    tlp: _message_pb2.Tlp
+    handling_codes: _containers.RepeatedScalarFieldContainer[_message_pb2.HandlingCode]
+    retention: _message_pb2.Retention
+    def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., to: _Optional[str] = ..., purpose: _Optional[str] = ..., justification: _Optional[str] = ..., onward_transfer: _Optional[_Union[_message_pb2.OnwardTransfer, str]] = ..., tlp: _Optional[_Union[_message_pb2.Tlp, str]] = ..., handling_codes: _Optional[_Iterable[_Union[_message_pb2.HandlingCode, str]]] = ..., retention: _Optional[_Union[_message_pb2.Retention, _Mapping]] = ...) -> None: ...
 
 class PolicyRequest(_message.Message):
     __slots__ = ("peer",)

@@ -18,6 +18,7 @@ from node import access
 from node.access import User
 from node.envelope import parse_content
 from node.errors import AccordError, InvalidRequest, PermissionDenied, Refused
+from node.operations import ForwardTerms
 from node.store import StoredMessage
 from node.store.access import Approval
 from node.transport.local_auth import current_user
@@ -278,6 +279,12 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
             to=request.to,
             purpose=request.purpose,
             justification=request.justification,
+            terms=ForwardTerms(
+                onward_transfer=request.onward_transfer,
+                tlp=request.tlp,
+                handling_codes=tuple(request.handling_codes),
+                retention=request.retention if request.HasField("retention") else None,
+            ),
         )
         return local_pb2.SendResponse(
             message_id=sent.message_id,
