@@ -82,6 +82,11 @@ def socket_path(home: Path) -> Path:
 
 def _probe(home: Path, sock: Path) -> None:
     """Fail fast and clearly, instead of letting gRPC retry a socket nobody serves."""
+    if not home.is_dir():
+        raise ConfigError(
+            f"{home} does not exist: no node home there (create one with "
+            f"`accord node init --home {home}`, or pass the right --home)"
+        )
     hint = f"start it with `accord node run --home {home}`"
     if not sock.exists():
         raise NodeNotRunningError(f"no node running at {home} (socket {sock} missing); {hint}")

@@ -115,7 +115,21 @@ class Operations:
         await self._log(user, "consult", "granted", **fields)
         return ReadResult(m, self._store.open_content(m))
 
+    async def _known_purpose(self, user: User, action: str, purpose: str, **fields: str) -> None:
+        """UNKNOWN_PURPOSE (logged) for a purpose outside the federation's vocabulary: said
+        before any clearance check, which could only answer that nobody is cleared for it."""
+        directory = self._node.trust.directory
+        if directory is not None and purpose not in directory.purpose_codes():
+            exc = Refused(
+                Reason.UNKNOWN_PURPOSE,
+                f"purpose {purpose!r} is not in the federation's purpose vocabulary "
+                "(`accord policy show` lists them)",
+            )
+            await self._log(user, action, "refused", purpose=purpose, detail=str(exc), **fields)
+            raise exc
+
     async def send(self, user: User, draft: message_pb2.MessageContent) -> Sent:
+        await self._known_purpose(user, "send", draft.purpose)
         await self._guard(
             user,
             "send",
@@ -229,6 +243,17 @@ class Operations:
             "justification": justification,
             "recipient": to,
         }
+        await self._known_purpose(
+            user, "transfer", purpose, message_id=message_id, justification=justification
+        )
+        directory = self._node.trust.directory
+        if directory is None or directory.member(to) is None:
+            exc = Refused(
+                Reason.WRONG_RECIPIENT,
+                f"{to} is not a member of the federation: nothing is forwarded to it",
+            )
+            await self._log(user, "transfer", "refused", detail=str(exc), **fields)
+            raise exc
         # Passing a message on discloses it: only someone who may read it may forward it, under
         # the strictest TLP of the stored row, the held content and the original.
         tlp = max((held_row.tlp, meta_of(held_pb).tlp, original.tlp), key=onward.tlp_rank)

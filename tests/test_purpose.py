@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import grpc
 import pytest
@@ -23,6 +25,7 @@ from tests.harness import (
     add_user,
     complete,
     envelope_frame,
+    held,
     incident,
     liaison,
     member_key,
@@ -506,3 +509,37 @@ async def test_reading_receipts_follows_the_listing_rule_and_refusals_are_logged
         ).entries
     refused = {(e.user, e.outcome, e.detail.split(":")[0]) for e in log if e.action == "receipts"}
     assert refused == {("carl", "refused", "CLEARANCE"), ("admin", "refused", "ROLE")}
+
+
+async def test_reason_codes_say_what_is_wrong(fed3: Federation, tmp_short: Path) -> None:
+    """Issue 11, item 5: an unknown purpose is UNKNOWN_PURPOSE (not a clearance denial), a
+    forward to a non-member says so (not that it needs a grant), and a home that does not
+    exist is named as such."""
+    nl, de, _ = await fed3.start_all()
+    await add_user(nl, "alice", "liaison_officer", purposes=["missing-persons"])
+    await add_user(de, "dirk", "supervisor")
+    async with connect(nl.config.home, user="alice") as c:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await c.api.Send(
+                local_pb2.SendRequest(content=incident(to=[DE], purpose="pizza-delivery"))
+            )
+    assert dict(refused.value.trailing_metadata() or ())["accord-reason"] == "UNKNOWN_PURPOSE"
+    sent = await nl.send(incident(to=[DE]))
+    await held(de, sent.message_id, sender=NL)
+    async with connect(de.config.home, user="dirk") as c:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await c.api.Forward(
+                local_pb2.ForwardRequest(
+                    message_id=sent.message_id, to="ZZ-NOPE", justification="case 2026/0042 ok"
+                )
+            )
+    assert dict(refused.value.trailing_metadata() or ())["accord-reason"] == "WRONG_RECIPIENT"
+    assert "not a member of the federation" in (refused.value.details() or "")
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "node.cli", "users", "add", "bob", "--role", "auditor",
+        "--home", str(tmp_short / "nosuchhome"), stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    assert "nosuchhome does not exist" in err.decode() and "node run" not in err.decode()
