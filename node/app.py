@@ -518,7 +518,7 @@ class Node:
         check_created_at(
             meta, now=now, skew=timedelta(seconds=self.config.limits.max_clock_skew_seconds)
         )
-        replied_type = None
+        threads = [meta.correlation_id]
         if meta.in_reply_to:
             replied = await self.store.get_message(meta.in_reply_to)
             if replied is None:
@@ -526,8 +526,12 @@ class Node:
                     f"in_reply_to {meta.in_reply_to!r}: this node holds no such message (a "
                     "reply answers a message this node sent or received)"
                 )
-            replied_type = replied.type if replied.direction == "in" else None
-        decision = self.policy().check_outbound(meta, now=now, replied_type=replied_type)
+            threads.append(replied.correlation_id)
+        # Four-eyes rules on replies look at the whole thread, not only in_reply_to: a reply
+        # that names the hit by its correlation id alone, or answers another message of the
+        # hit's thread, is the same reply.
+        thread = await self.store.thread_types(ids=[meta.in_reply_to], threads=threads)
+        decision = self.policy().check_outbound(meta, now=now, thread=thread)
         if not content.agreement_id:
             content.agreement_id = decision.agreement.id
         data = content.SerializeToString()

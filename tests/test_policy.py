@@ -148,8 +148,8 @@ def test_approval_required_for_reply_after_hit() -> None:
     assert decision.needs_approval is False  # inbound: no replied type known
     out = Policy(directory=members, agency=NL)
     assert out._check_pair(
-        meta_of(reply), sender=NL, receiver=DE, now=NOW, replied_type="HIT_NOTIFICATION"
+        meta_of(reply), sender=NL, receiver=DE, now=NOW, thread=frozenset({"HIT_NOTIFICATION"})
     ).needs_approval
     assert not out._check_pair(
-        meta_of(reply), sender=NL, receiver=DE, now=NOW, replied_type="REQUEST_INFO"
+        meta_of(reply), sender=NL, receiver=DE, now=NOW, thread=frozenset({"REQUEST_INFO"})
     ).needs_approval

@@ -543,3 +543,36 @@ async def test_reason_codes_say_what_is_wrong(fed3: Federation, tmp_short: Path)
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2
     assert "nosuchhome does not exist" in err.decode() and "node run" not in err.decode()
+
+
+async def test_a_reply_in_a_hits_thread_waits_however_it_names_the_hit(fed3: Federation) -> None:
+    """Item 7: REPLY>HIT_NOTIFICATION is decided from the thread: a reply that names the hit
+    only by its correlation id, or answers another message of the hit's thread, is held too."""
+    set_agreement(fed3, approval_required=("REPLY>HIT_NOTIFICATION",))
+    nl, de, _ = await fed3.start_all()
+    hit = await de.send(
+        liaison(
+            to=[NL], type_=pb.MESSAGE_TYPE_HIT_NOTIFICATION, purpose="serious-crime-investigation"
+        )
+    )
+    follow_up = liaison(to=[NL], purpose="serious-crime-investigation", text="More on the hit")
+    follow_up.correlation_id = hit.message_id
+    later = await de.send(follow_up)
+    await held(nl, later.message_id, sender=DE)
+
+    def reply(**thread: str) -> pb.MessageContent:
+        content = liaison(
+            to=[DE], type_=pb.MESSAGE_TYPE_REPLY, purpose="serious-crime-investigation"
+        )
+        for name, value in thread.items():
+            setattr(content, name, value)
+        return content
+
+    for named in (
+        {"correlation_id": hit.message_id},
+        {"in_reply_to": later.message_id, "correlation_id": hit.message_id},
+        {"in_reply_to": later.message_id},
+    ):
+        assert (await nl.send(reply(**named))).pending_approval, named
+    plain = await nl.send(reply())
+    assert not plain.pending_approval

@@ -659,6 +659,22 @@ class Store:
         row = await cursor.fetchone()
         return _message_from_row(row) if row else None
 
+    async def thread_types(self, *, ids: Sequence[str], threads: Sequence[str]) -> frozenset[str]:
+        """The types of received messages with one of `ids`, or whose id or correlation id is
+        one of `threads` (a reply's thread)."""
+        ids = [*{i for i in (*ids, *threads) if i}]
+        threads = [*{t for t in threads if t}]
+        if not ids:
+            return frozenset()
+        sql = (
+            "SELECT DISTINCT type FROM messages WHERE direction = 'in' AND "  # noqa: S608 (only ? marks)
+            f"(message_id IN ({','.join('?' * len(ids))})"
+        )
+        if threads:
+            sql += f" OR correlation_id IN ({','.join('?' * len(threads))})"
+        rows = await self._rconn.execute_fetchall(sql + ")", [*ids, *threads])
+        return frozenset(str(row[0]) for row in rows)
+
     async def list_messages(
         self, *, direction: str | None = "in", limit: int = 100, before: str = ""
     ) -> list[StoredMessage]:
