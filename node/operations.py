@@ -153,21 +153,30 @@ class Operations:
 
     # ---- four eyes --------------------------------------------------------------------------
 
-    async def approvals(self, user: User, *, state: str) -> list[Approval]:
+    async def approvals(self, user: User, *, state: str) -> list[tuple[Approval, StoredMessage]]:
+        """Held messages (and their stored rows) the user may see: those of a purpose the
+        user is cleared for (auditors: all), as for any listing."""
         await self._guard(user, "list-approvals", lambda: access.check_list(user))
-        return await self.access.approvals(state=None if state == "all" else state or "pending")
+        shown: list[tuple[Approval, StoredMessage]] = []
+        for a in await self.access.approvals(state=None if state == "all" else state or "pending"):
+            m = await self._store.get_message(a.message_id, direction="out")
+            if m is not None and access.sees_metadata(user, purpose=m.purpose):
+                shown.append((a, m))
+        return shown
 
     async def decide(self, user: User, *, message_id: str, approve: bool, note: str) -> Approval:
         pending = await self.access.approval(message_id)
-        if pending is None:
+        held = await self._store.get_message(message_id, direction="out")
+        if pending is None or held is None:
             raise NotFound(f"no message {message_id} awaits approval")
         if pending.state != "pending":
             raise InvalidRequest(f"message {message_id} was already {pending.state}")
         await self._guard(
             user,
             "approve",
-            lambda: access.check_approve(user, author=pending.author),
+            lambda: access.check_approve(user, author=pending.author, purpose=held.purpose),
             message_id=message_id,
+            purpose=held.purpose,
         )
 
         def queued() -> None:

@@ -576,3 +576,35 @@ async def test_a_reply_in_a_hits_thread_waits_however_it_names_the_hit(fed3: Fed
         assert (await nl.send(reply(**named))).pending_approval, named
     plain = await nl.send(reply())
     assert not plain.pending_approval
+
+
+async def test_approvals_follow_purpose_clearance(fed3: Federation) -> None:
+    """Item 8: a held message of a purpose a user is not cleared for is not listed to them, and
+    a supervisor not cleared for it cannot approve it."""
+    set_agreement(fed3, approval_required=("REPLY>HIT_NOTIFICATION",))
+    nl, de, _ = await fed3.start_all()
+    await add_user(nl, "sam", "supervisor")
+    await add_user(nl, "mia", "supervisor", purposes=["missing-persons"])
+    await add_user(nl, "ole", "liaison_officer", purposes=["missing-persons"])
+    hit = await de.send(
+        liaison(
+            to=[NL], type_=pb.MESSAGE_TYPE_HIT_NOTIFICATION, purpose="serious-crime-investigation"
+        )
+    )
+    await held(nl, hit.message_id, sender=DE)
+    reply = liaison(to=[DE], type_=pb.MESSAGE_TYPE_REPLY, purpose="serious-crime-investigation")
+    reply.in_reply_to = hit.message_id
+    async with connect(nl.config.home, user="sam") as c:
+        waiting = await c.api.Send(local_pb2.SendRequest(content=reply))
+        listed = await c.api.ListApprovals(local_pb2.ListApprovalsRequest())
+    assert waiting.pending_approval
+    assert [a.message_id for a in listed.approvals] == [waiting.message_id]
+    for user in ("mia", "ole"):
+        async with connect(nl.config.home, user=user) as c:
+            assert not (await c.api.ListApprovals(local_pb2.ListApprovalsRequest())).approvals
+    async with connect(nl.config.home, user="mia") as c:
+        with pytest.raises(grpc.aio.AioRpcError) as denied:
+            await c.api.Decide(local_pb2.DecideRequest(message_id=waiting.message_id, approve=True))
+    assert dict(denied.value.trailing_metadata() or ())["accord-denied"] == "CLEARANCE"
+    decision = await nl.access_store.approval(waiting.message_id)
+    assert decision is not None and decision.state == "pending"

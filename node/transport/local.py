@@ -247,11 +247,9 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
         self, request: local_pb2.ListApprovalsRequest, context: Ctx
     ) -> local_pb2.ListApprovalsResponse:
         approvals = await self._ops.approvals(current_user(), state=request.state)
-        out = local_pb2.ListApprovalsResponse()
-        for a in approvals:
-            m = await self._store.get_message(a.message_id, direction="out")
-            out.approvals.append(approval_info(a, m))
-        return out
+        return local_pb2.ListApprovalsResponse(
+            approvals=[approval_info(a, m) for a, m in approvals]
+        )
 
     @maps_errors
     async def Decide(
