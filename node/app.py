@@ -126,7 +126,8 @@ class Node:
         self._local: grpc.aio.Server | None = None
         self._reload_task: asyncio.Task[None] | None = None
         self._sweep_task: asyncio.Task[None] | None = None
-        self._watchers: set[asyncio.Queue[StoredMessage]] = set()
+        # Each open Watch: its queue and the user it serves (None in a queue: the user changed).
+        self._watchers: dict[asyncio.Queue[StoredMessage | None], str] = {}
         self._receipt_listeners: list[Callable[[ReceiptEvent], None]] = []
         self.health = health.aio.HealthServicer()
         self._policy: Policy | None = None
@@ -586,18 +587,28 @@ class Node:
 
     # ---- watching ---------------------------------------------------------------------------
 
-    def watch(self) -> asyncio.Queue[StoredMessage]:
-        queue: asyncio.Queue[StoredMessage] = asyncio.Queue(maxsize=1000)
-        self._watchers.add(queue)
+    def watch(self, user: str) -> asyncio.Queue[StoredMessage | None]:
+        queue: asyncio.Queue[StoredMessage | None] = asyncio.Queue(maxsize=1000)
+        self._watchers[queue] = user
         return queue
 
-    def unwatch(self, queue: asyncio.Queue[StoredMessage]) -> None:
-        self._watchers.discard(queue)
+    def unwatch(self, queue: asyncio.Queue[StoredMessage | None]) -> None:
+        self._watchers.pop(queue, None)
+
+    def end_watches(self, user: str) -> None:
+        """End `user`'s open Watch streams: their account changed (disabled, role or
+        clearances), so what they may see is decided again when they watch again."""
+        for queue, name in list(self._watchers.items()):
+            if name == user:
+                del self._watchers[queue]
+                if queue.full():
+                    queue.get_nowait()  # room for the end marker; the stream ends anyway
+                queue.put_nowait(None)
 
     def _announce(self, message: StoredMessage) -> None:
         for queue in list(self._watchers):
             if queue.full():
-                self._watchers.discard(queue)  # a watcher that stopped reading is dropped
+                self._watchers.pop(queue, None)  # a watcher that stopped reading is dropped
                 log.warning("dropped a slow watcher")
             else:
                 queue.put_nowait(message)

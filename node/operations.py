@@ -382,6 +382,7 @@ class Operations:
         self._check_purposes(clearances)
         target = await self._user(name)
         await self.access.set_clearances(name=name, purposes=clearances)
+        self._node.end_watches(name)
         await self._log(user, "set-clearances", "granted", detail=f"{name}: {','.join(clearances)}")
         return User(target.name, target.role, frozenset(clearances), target.disabled)
 
@@ -389,6 +390,7 @@ class Operations:
         await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
         target = await self._user(name)
         await self.access.disable_user(name=name, now=self._node.clock.now())
+        self._node.end_watches(name)
         await self._log(user, "disable-user", "granted", detail=name)
         return User(target.name, target.role, target.clearances, True)
 

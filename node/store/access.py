@@ -66,6 +66,20 @@ class AccessStore:
             for name, role, disabled, p in await cursor.fetchall()
         ]
 
+    async def user(self, name: str) -> User | None:
+        cursor = await self._r.execute(
+            "SELECT u.name, u.role, u.disabled_at, group_concat(c.purpose, char(31)) "
+            "FROM users u LEFT JOIN clearances c ON c.user_name = u.name "
+            "WHERE u.name = ? GROUP BY u.name",
+            (name,),
+        )
+        row = await cursor.fetchone()
+        if row is None:
+            return None
+        name, role, disabled, purposes = row
+        clearances = frozenset(purposes.split("\x1f")) if purposes else frozenset()
+        return User(name, Role(role), clearances, bool(disabled))
+
     async def user_by_token(self, token: str) -> User | None:
         cursor = await self._r.execute(
             "SELECT name FROM users WHERE token_sha256 = ? AND disabled_at IS NULL",

@@ -191,11 +191,21 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
             await context.abort(
                 grpc.StatusCode.PERMISSION_DENIED, "administrators do not see traffic"
             )
-        queue = self._node.watch()
+        queue = self._node.watch(user.name)
         try:
             while True:
                 m = await queue.get()
-                if access.sees_metadata(user, purpose=m.purpose):
+                # The user as they are now, for every item: an account disabled or changed
+                # while the stream is open sees nothing more on it.
+                now = await self._node.access_store.user(user.name)
+                if m is None or now is None or now.disabled or now.role != user.role:
+                    await context.abort(
+                        grpc.StatusCode.PERMISSION_DENIED,
+                        f"{user.name}'s account changed (disabled, role or clearances): "
+                        "this watch has ended; watch again",
+                    )
+                    return
+                if access.sees_metadata(now, purpose=m.purpose):
                     yield summary(m)
         finally:
             self._node.unwatch(queue)
