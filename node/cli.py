@@ -28,6 +28,7 @@ from certs.identity import check_agency_code
 from node import config as config_mod
 from node.client import connect, local_error, resolve_home
 from node.errors import AccordError
+from node.text import printable
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -613,10 +614,12 @@ def cmd_receipts(args: argparse.Namespace) -> int:
     print(f"receipts for {response.message_id}")
     print(_table(["RECIPIENT", "STATE", "REASON", "RECEIVED", "RECEIPTED CONTENT SHA-256"], rows))
     for d in deliveries:
+        # A peer's reason and a link's error are not this node's text: printed escaped.
         if d["reason_detail"]:
-            print(f"{d['recipient']}: {d['reason_code']}: {d['reason_detail']}")
+            print(f"{d['recipient']}: {d['reason_code']}: {printable(d['reason_detail'])}")
         if d["state"] == "QUEUED" and d["last_error"]:
-            print(f"{d['recipient']}: {d['attempts']} attempt(s), last error: {d['last_error']}")
+            error = printable(d["last_error"])
+            print(f"{d['recipient']}: {d['attempts']} attempt(s), last error: {error}")
         if d["content_sha256"]:
             print(f"{d['recipient']}: receipt signature {d['receipt_signature_check']}")
     return 0

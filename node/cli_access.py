@@ -19,6 +19,7 @@ from certs.directory import agreement_from_dict, agreement_to_dict
 from node.cli import UsageError, _choice, _csv, _local_arguments, _names, _positive, _table
 from node.client import connect, resolve_home
 from node.onward import GRANT_DAYS
+from node.text import printable
 
 
 def _call(args: argparse.Namespace, method: str, request: Any) -> Any:
@@ -36,6 +37,12 @@ def _call(args: argparse.Namespace, method: str, request: Any) -> Any:
 
 def _user_row(u: Any) -> list[str]:
     return [u.name, u.role, ",".join(u.clearances) or "-", "disabled" if u.disabled else "active"]
+
+
+def _rows(rows: list[list[str]]) -> list[list[str]]:
+    """Table cells with control characters escaped: text the node stored (notes, details,
+    peers' reasons) must never start a line of its own in the output."""
+    return [[printable(cell) for cell in row] for row in rows]
 
 
 def cmd_users_add(args: argparse.Namespace) -> int:
@@ -103,7 +110,9 @@ def cmd_approvals_list(args: argparse.Namespace) -> int:
         ]
         for a in approvals.approvals
     ]
-    print(_table(["message", "type", "purpose", "author", "to", "state", "decided by"], rows))
+    print(
+        _table(["message", "type", "purpose", "author", "to", "state", "decided by"], _rows(rows))
+    )
     return 0
 
 
@@ -245,11 +254,12 @@ def cmd_access_log(args: argparse.Namespace) -> int:
             e.outcome,
             e.message_id or "-",
             e.purpose or "-",
-            (e.justification or e.detail or "-")[:60],
+            printable(e.justification or e.detail or "-")[:60],
         ]
         for e in entries
     ]
-    print(_table(["at", "user", "action", "outcome", "message", "purpose", "why / detail"], rows))
+    headers = ["at", "user", "action", "outcome", "message", "purpose", "why / detail"]
+    print(_table(headers, _rows(rows)))
     return 0
 
 

@@ -20,6 +20,7 @@ from node.ids import uuid7
 from node.store import Store, StoredMessage
 from node.store.access import AccessEntry, AccessStore, Approval
 from node.store.db import Delivery
+from node.text import check_text
 
 if TYPE_CHECKING:
     from node.app import Node, Sent
@@ -100,6 +101,7 @@ class Operations:
     async def read(
         self, user: User, *, message_id: str, sender: str, justification: str
     ) -> ReadResult:
+        check_text("justification", justification)
         m: StoredMessage | None = await self._store.get_message(message_id, sender=sender or None)
         if m is None:
             raise NotFound(f"no message {message_id}")
@@ -129,6 +131,14 @@ class Operations:
             raise exc
 
     async def send(self, user: User, draft: message_pb2.MessageContent) -> Sent:
+        for field, text in (
+            ("legal_basis", draft.legal_basis),
+            ("handling_conditions", draft.handling_conditions),
+            ("control.reason", draft.control.reason),
+            ("control.conditions", draft.control.conditions),
+            ("control.handling_conditions", draft.control.handling_conditions),
+        ):
+            check_text(field, text)
         await self._known_purpose(user, "send", draft.purpose)
         await self._guard(
             user,
@@ -165,6 +175,7 @@ class Operations:
         return shown
 
     async def decide(self, user: User, *, message_id: str, approve: bool, note: str) -> Approval:
+        check_text("note", note)
         pending = await self.access.approval(message_id)
         held = await self._store.get_message(message_id, direction="out")
         if pending is None or held is None:
@@ -225,6 +236,7 @@ class Operations:
         justification: str,
         terms: ForwardTerms = ForwardTerms(),
     ) -> Sent:
+        check_text("justification", justification)
         held_row: StoredMessage | None = await self._store.get_message(
             message_id, sender=sender or None, direction="in"
         )

@@ -608,3 +608,50 @@ async def test_approvals_follow_purpose_clearance(fed3: Federation) -> None:
     assert dict(denied.value.trailing_metadata() or ())["accord-denied"] == "CLEARANCE"
     decision = await nl.access_store.approval(waiting.message_id)
     assert decision is not None and decision.state == "pending"
+
+
+async def test_free_text_refuses_control_characters_and_output_escapes_them(
+    fed3: Federation,
+) -> None:
+    """Item 10: a justification (or note, reason, condition) with a newline is refused with a
+    clear error and nothing is logged as granted; text already stored with one is printed
+    escaped by `accord access-log`, one row per entry."""
+    nl, de, _ = await fed3.start_all()
+    await add_user(de, "bert", "liaison_officer")
+    await add_user(de, "olga", "auditor")
+    sent = await nl.send(incident(to=[DE]))
+    await held(de, sent.message_id, sender=NL)
+    forged = "case 2026/1\n2026-01-01T00:00:00  admin  consult  granted"
+    async with connect(de.config.home, user="bert") as c:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await c.api.Get(local_pb2.GetRequest(message_id=sent.message_id, justification=forged))
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "justification: contains the control character U+000A" in (
+            refused.value.details() or ""
+        )
+        grant_with_newline = pb.MessageContent(
+            recipients=[NL],
+            type=pb.MESSAGE_TYPE_TRANSFER_AUTHORISATION_REQUEST,
+            purpose="serious-crime-investigation",
+            control=pb.ControlBody(
+                target_message_id=sent.message_id, third_agency="FR-PN", reason="a\u202eb"
+            ),
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await c.api.Send(local_pb2.SendRequest(content=grant_with_newline))
+        assert "control.reason" in (refused.value.details() or "")
+    assert not [e for e in await de.access_store.entries() if e.action == "consult"]
+
+    # Stored before this rule (or by another tool): printed escaped, on one line.
+    await de.access_store.log(
+        at=de.clock.now(), user="bert", action="consult", outcome="refused", justification=forged
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "node.cli", "access-log", "--as", "olga",
+        "--home", str(de.config.home), stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    lines = out.decode().splitlines()
+    assert proc.returncode == 0
+    assert any("case 2026/1\\n2026-01-01" in line for line in lines)
+    assert not any(line.startswith("2026-01-01T00:00:00  admin") for line in lines)
