@@ -81,6 +81,13 @@ class Unauthenticated(AccordError):
     status = grpc.StatusCode.UNAUTHENTICATED
 
 
+class Unreadable(AccordError):
+    """A stored message whose row does not open with what the row says (altered markings, or
+    another master key): never shown."""
+
+    status = grpc.StatusCode.DATA_LOSS
+
+
 class Refused(AccordError):
     """A message refused by policy or by envelope checks, with its reason code."""
 

@@ -15,11 +15,12 @@ from certs.identity import agency_dns_name
 from node import access, onward
 from node.access import Role, User
 from node.envelope import ENVELOPE_PROOF, meta_of, parse_content, set_time, verify
-from node.errors import InvalidRequest, NotFound, PermissionDenied, Reason, Refused
+from node.errors import InvalidRequest, NotFound, PermissionDenied, Reason, Refused, Unreadable
 from node.ids import uuid7
 from node.store import Store, StoredMessage
 from node.store.access import AccessEntry, AccessStore, Approval
 from node.store.db import Delivery
+from node.store.keys import SealError
 from node.text import check_text
 
 if TYPE_CHECKING:
@@ -43,6 +44,24 @@ class ForwardTerms:
 class ReadResult:
     message: StoredMessage
     content: bytes | None  # None once erased
+
+
+_ALTERED = (
+    "its stored markings (purpose, TLP, handling codes) are not the ones it was sealed with, "
+    "or the master key is not this database's: it is not shown (restore the database or key "
+    "from backup)"
+)
+
+
+def _markings(content: bytes) -> tuple[str, str]:
+    """A stored content's purpose, and the strictest TLP it carries (in a forward: the
+    forward's or the original's)."""
+    msg = parse_content(content)
+    meta = meta_of(msg)
+    tlp = meta.tlp
+    if msg.HasField("forwarded"):
+        tlp = max((tlp, meta_of(parse_content(msg.forwarded.content)).tlp), key=onward.tlp_rank)
+    return meta.purpose, tlp
 
 
 class Operations:
@@ -106,16 +125,33 @@ class Operations:
         if m is None:
             raise NotFound(f"no message {message_id}")
         fields = {"message_id": m.message_id, "purpose": m.purpose, "justification": justification}
-        await self._guard(
-            user,
-            "consult",
-            lambda: access.check_read(
-                user, purpose=m.purpose, tlp=m.tlp, justification=justification
-            ),
-            **fields,
-        )
+
+        def may_read(tlp: str) -> Callable[[], None]:
+            return lambda: access.check_read(
+                user, purpose=m.purpose, tlp=tlp, justification=justification
+            )
+
+        await self._guard(user, "consult", may_read(m.tlp), **fields)
+        content = await self._open(user, "consult", m, **fields)
+        if content is not None:
+            # The row's markings are bound to its seal; the content's own (and, in a forward,
+            # the original's) count too: the strictest decides.
+            purpose, tlp = _markings(content)
+            if purpose != m.purpose:
+                await self._log(user, "consult", "refused", detail="row purpose altered", **fields)
+                raise Unreadable(f"message {m.message_id}: {_ALTERED}")
+            if onward.tlp_rank(tlp) > onward.tlp_rank(m.tlp):
+                await self._guard(user, "consult", may_read(tlp), **fields)
         await self._log(user, "consult", "granted", **fields)
-        return ReadResult(m, self._store.open_content(m))
+        return ReadResult(m, content)
+
+    async def _open(self, user: User, action: str, m: StoredMessage, **fields: str) -> bytes | None:
+        """A stored message's content, or Unreadable (logged) if its row does not open."""
+        try:
+            return self._store.open_content(m)
+        except SealError as exc:
+            await self._log(user, action, "refused", detail=f"row does not open: {exc}", **fields)
+            raise Unreadable(f"message {m.message_id}: {_ALTERED}") from exc
 
     async def _known_purpose(self, user: User, action: str, purpose: str, **fields: str) -> None:
         """UNKNOWN_PURPOSE (logged) for a purpose outside the federation's vocabulary: said
@@ -242,7 +278,7 @@ class Operations:
         )
         if held_row is None:
             raise NotFound(f"no received message {message_id} to forward")
-        content = self._store.open_content(held_row)
+        content = await self._open(user, "transfer", held_row, message_id=message_id)
         if content is None:
             raise InvalidRequest(f"message {message_id} was erased; nothing to forward")
         held_pb = parse_content(content)

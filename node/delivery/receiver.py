@@ -405,7 +405,12 @@ class Receiver:
             signature=signature,
             proof=proof,
             sealed=self._store.seal(
-                sender=meta.sender, message_id=meta.message_id, content=content
+                sender=meta.sender,
+                message_id=meta.message_id,
+                purpose=meta.purpose,
+                tlp=meta.tlp,
+                handling_codes=meta.handling_codes,
+                content=content,
             ),
         )
 

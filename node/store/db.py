@@ -21,7 +21,7 @@ import aiosqlite
 
 from node.envelope import MessageMeta
 from node.errors import ConfigError, Reason, Refused
-from node.store.keys import KeyRing, Sealed, SealError, aad_for
+from node.store.keys import SEAL_VERSION, KeyRing, Sealed, SealError, aad_for
 from node.store.writer import GroupCommitWriter, Statement
 
 _MIGRATION = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
@@ -52,6 +52,8 @@ class StoredMessage:
     granted: bool = False
     receipt_proof: bytes | None = None  # audit path when the receipt was signed in a batch
     signature_proof: bytes | None = None  # audit path when the envelope was signed in a batch
+    handling_codes: tuple[str, ...] = ()
+    seal: int = SEAL_VERSION  # how `sealed` binds the row (keys.aad_for)
 
     @classmethod
     def of(
@@ -93,6 +95,7 @@ class StoredMessage:
             control_target=meta.control_target,
             third_agency=meta.third_agency,
             granted=meta.granted,
+            handling_codes=meta.handling_codes,
         )
 
 
@@ -164,7 +167,7 @@ _MESSAGE_COLUMNS = (
     "message_id, sender, direction, type, purpose, agreement_id, correlation_id, in_reply_to, "
     "tlp, created_at, received_at, retain_until, content_sha256, signature, ciphertext, "
     "wrapped_key, receipt, receipt_signature, erased_at, control_target, third_agency, granted, "
-    "receipt_proof, signature_proof"
+    "receipt_proof, signature_proof, handling_codes, seal"
 )
 
 
@@ -196,6 +199,8 @@ def _message_from_row(row: Sequence[Any]) -> StoredMessage:
         granted=bool(row[21]),
         receipt_proof=row[22],
         signature_proof=row[23],
+        handling_codes=tuple(row[24].split(",")) if row[24] else (),
+        seal=int(row[25]),
     )
 
 
@@ -274,13 +279,35 @@ class Store:
 
     # ---- sealing ----------------------------------------------------------------------------
 
-    def seal(self, *, sender: str, message_id: str, content: bytes) -> Sealed:
-        return self.keys.seal(content, aad_for(sender, message_id))
+    def seal(
+        self,
+        *,
+        sender: str,
+        message_id: str,
+        purpose: str,
+        tlp: str,
+        handling_codes: Sequence[str],
+        content: bytes,
+    ) -> Sealed:
+        """Encrypt a message's content for its row: the row's purpose, TLP and handling codes
+        are bound in, so the row opens only with the markings it was stored with."""
+        aad = aad_for(sender, message_id, purpose=purpose, tlp=tlp, handling_codes=handling_codes)
+        return self.keys.seal(content, aad)
 
     def open_content(self, message: StoredMessage) -> bytes | None:
+        """The content of a stored message (None once erased); SealError if the row does not
+        open: its markings were changed since it was sealed, or the key is not its key."""
         if message.sealed is None:
             return None
-        return self.keys.open(message.sealed, aad_for(message.sender, message.message_id))
+        aad = aad_for(
+            message.sender,
+            message.message_id,
+            purpose=message.purpose,
+            tlp=message.tlp,
+            handling_codes=message.handling_codes,
+            version=message.seal,
+        )
+        return self.keys.open(message.sealed, aad)
 
     # ---- named transactions -----------------------------------------------------------------
 
@@ -289,7 +316,7 @@ class Store:
         assert m.sealed is not None
         return (
             f"INSERT OR IGNORE INTO messages ({_MESSAGE_COLUMNS}) "  # noqa: S608 (constant column list)
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 m.message_id,
                 m.sender,
@@ -315,6 +342,8 @@ class Store:
                 int(m.granted),
                 m.receipt_proof,
                 m.signature_proof,
+                ",".join(m.handling_codes),
+                m.seal,
             ),
         )
 
@@ -549,14 +578,26 @@ class Store:
         # execute_fetchall: one thread round trip instead of two (execute, then fetchall).
         rows = await self._rconn.execute_fetchall(
             "SELECT d.seq, d.message_id, m.ciphertext, m.wrapped_key, m.signature, "
-            "m.content_sha256, m.sender, m.signature_proof FROM deliveries d JOIN messages m "
+            "m.content_sha256, m.sender, m.signature_proof, m.purpose, m.tlp, m.handling_codes, "
+            "m.seal FROM deliveries d JOIN messages m "
             "ON m.message_id = d.message_id AND m.direction = 'out' "
             "WHERE d.recipient = ? AND d.state = 'queued' AND d.seq > ? ORDER BY d.seq LIMIT ?",
             (recipient, after_seq, limit),
         )
         out = []
-        for seq, message_id, ciphertext, wrapped, signature, sha, sender, proof in rows:
-            content = self.keys.open(Sealed(ciphertext, wrapped), aad_for(sender, message_id))
+        for (
+            seq, message_id, ciphertext, wrapped, signature, sha, sender, proof, purpose, tlp,
+            handling, seal,
+        ) in rows:  # fmt: skip
+            aad = aad_for(
+                sender,
+                message_id,
+                purpose=purpose,
+                tlp=tlp,
+                handling_codes=handling.split(",") if handling else (),
+                version=seal,
+            )
+            content = self.keys.open(Sealed(ciphertext, wrapped), aad)
             out.append(
                 PendingEnvelope(seq, message_id, recipient, content, signature, sha, proof or b"")
             )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +72,24 @@ class KeyRing:
             raise SealError("stored message does not open with this node's master key") from exc
 
 
-def aad_for(sender: str, message_id: str) -> bytes:
-    """Binds a ciphertext to its row, so one message's ciphertext cannot stand in for another."""
-    return f"{sender}/{message_id}".encode()
+# How a row's associated data is built (messages.seal): 1 named the row only; 2 also binds the
+# markings that decide who may read it, so a row whose purpose, TLP or handling codes were
+# changed in the database no longer opens.
+SEAL_VERSION = 2
+
+
+def aad_for(
+    sender: str,
+    message_id: str,
+    *,
+    purpose: str,
+    tlp: str,
+    handling_codes: Sequence[str],
+    version: int = SEAL_VERSION,
+) -> bytes:
+    """Binds a ciphertext to its row (one message's ciphertext cannot stand in for another)
+    and to the row's access-relevant markings."""
+    if version == 1:
+        return f"{sender}/{message_id}".encode()
+    fields = (sender, message_id, purpose, tlp, ",".join(handling_codes))
+    return b"accord-seal/v2\x00" + "\x00".join(fields).encode()
