@@ -16,17 +16,26 @@ from accord.v1 import local_pb2
 from accord.v1 import message_pb2 as pb
 from certs.ca import FederationAuthority
 from certs.directory import agreement_from_dict, agreement_to_dict
-from node.cli import UsageError, _choice, _csv, _local_arguments, _names, _positive, _table
+from node.cli import (
+    UsageError,
+    _choice,
+    _csv,
+    _home_argument,
+    _local_arguments,
+    _names,
+    _positive,
+    _table,
+)
 from node.client import connect, resolve_home
 from node.onward import GRANT_DAYS
 from node.text import printable
 
 
-def _call(args: argparse.Namespace, method: str, request: Any) -> Any:
+def _call(args: argparse.Namespace, method: str, request: Any, *, anonymous: bool = False) -> Any:
     home = resolve_home(args.home)
 
     async def run() -> Any:
-        async with connect(home, user=args.as_user) as node:
+        async with connect(home, user=args.as_user, anonymous=anonymous) as node:
             return await getattr(node.api, method)(request)
 
     return asyncio.run(run())
@@ -34,9 +43,18 @@ def _call(args: argparse.Namespace, method: str, request: Any) -> Any:
 
 # ---- users -------------------------------------------------------------------------------------
 
+_USER_HEADERS = ["user", "role", "cleared for", "state"]
+
 
 def _user_row(u: Any) -> list[str]:
-    return [u.name, u.role, ",".join(u.clearances) or "-", "disabled" if u.disabled else "active"]
+    state = u.state or ("disabled" if u.disabled else "active")
+    if u.requested_role:
+        state += f" (as {u.requested_role}, asked by {u.requested_by}: awaits a second admin)"
+    return [u.name, u.role, ",".join(u.clearances) or "-", state]
+
+
+def _print_users(users: Any) -> None:
+    print(_table(_USER_HEADERS, _rows([_user_row(u) for u in users])))
 
 
 def _rows(rows: list[list[str]]) -> list[list[str]]:
@@ -51,23 +69,43 @@ def cmd_users_add(args: argparse.Namespace) -> int:
         "AddUser",
         local_pb2.AddUserRequest(name=args.name, role=args.role, clearances=_csv(args.clearance)),
     )
+    print(response.enrolment_code)
+    if response.pending_approval:
+        print(
+            f"user {args.name} ({args.role}) awaits a second administrator: "
+            f"`accord users approve {args.name}` (another administrator) gives the code's "
+            "second part; hand this first part to the user",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            f"user {args.name} ({args.role}) created; hand them this enrolment code (single use, "
+            f"until {response.code_expires_at}): `accord users enrol {args.name} --code CODE`",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def cmd_users_enrol(args: argparse.Namespace) -> int:
+    code = "+".join(c.strip() for c in args.code)
+    response = _call(
+        args, "Enrol", local_pb2.EnrolRequest(name=args.name, code=code), anonymous=True
+    )
     if args.save:
-        home = resolve_home(args.home)
-        tokens = home / "tokens"
+        tokens = resolve_home(args.home) / "tokens"
         tokens.mkdir(mode=0o700, exist_ok=True)
-        fd = os.open(tokens / args.name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(tokens / args.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(response.token)
-        print(f"user {args.name} ({args.role}) created; token saved to {tokens / args.name}")
+        print(f"{args.name} enrolled; token saved to {tokens / args.name}")
     else:
-        print(f"user {args.name} ({args.role}) created; token (shown once):")
+        print(f"{args.name} enrolled; token (shown once):", file=sys.stderr)
         print(response.token)
     return 0
 
 
 def cmd_users_list(args: argparse.Namespace) -> int:
-    users = _call(args, "ListUsers", local_pb2.ListUsersRequest()).users
-    print(_table(["user", "role", "cleared for", "state"], [_user_row(u) for u in users]))
+    _print_users(_call(args, "ListUsers", local_pb2.ListUsersRequest()).users)
     return 0
 
 
@@ -77,19 +115,54 @@ def cmd_users_clearances(args: argparse.Namespace) -> int:
         "SetClearances",
         local_pb2.SetClearancesRequest(name=args.name, clearances=_csv(args.clearance)),
     )
-    print(_table(["user", "role", "cleared for", "state"], [_user_row(u)]))
+    _print_users([u])
     return 0
 
 
+def cmd_users_role(args: argparse.Namespace) -> int:
+    _print_users([_call(args, "SetRole", local_pb2.SetRoleRequest(name=args.name, role=args.role))])
+    return 0
+
+
+def _decide_user(args: argparse.Namespace, approve: bool) -> int:
+    response = _call(
+        args, "DecideUser", local_pb2.DecideUserRequest(name=args.name, approve=approve)
+    )
+    if response.enrolment_code:
+        print(response.enrolment_code)
+        print(
+            f"approved; hand {args.name} this second part of their enrolment code (until "
+            f"{response.code_expires_at}): `accord users enrol {args.name} --code FIRST "
+            "--code SECOND`",
+            file=sys.stderr,
+        )
+    elif response.HasField("user"):
+        _print_users([response.user])
+    else:
+        print(f"rejected: {args.name} was not created")
+    return 0
+
+
+def cmd_users_approve(args: argparse.Namespace) -> int:
+    return _decide_user(args, True)
+
+
+def cmd_users_reject(args: argparse.Namespace) -> int:
+    return _decide_user(args, False)
+
+
 def cmd_users_disable(args: argparse.Namespace) -> int:
-    u = _call(args, "DisableUser", local_pb2.DisableUserRequest(name=args.name))
-    print(_table(["user", "role", "cleared for", "state"], [_user_row(u)]))
+    _print_users([_call(args, "DisableUser", local_pb2.DisableUserRequest(name=args.name))])
+    return 0
+
+
+def cmd_users_enable(args: argparse.Namespace) -> int:
+    _print_users([_call(args, "EnableUser", local_pb2.EnableUserRequest(name=args.name))])
     return 0
 
 
 def cmd_whoami(args: argparse.Namespace) -> int:
-    u = _call(args, "WhoAmI", local_pb2.WhoAmIRequest())
-    print(_table(["user", "role", "cleared for", "state"], [_user_row(u)]))
+    _print_users([_call(args, "WhoAmI", local_pb2.WhoAmIRequest())])
     return 0
 
 
@@ -294,22 +367,52 @@ def add_users(sub: Any) -> None:
         "users", help="local users, roles and purpose clearances (administrator)"
     )
     usub = users.add_subparsers(dest="users_command", required=True, metavar="SUBCOMMAND")
-    p = usub.add_parser("add", help="create a user and print (or --save) their token")
-    p.add_argument("name", help="user name (a-z, 0-9, . _ -)")
-    p.add_argument(
-        "--role",
-        required=True,
-        choices=["liaison_officer", "supervisor", "auditor", "administrator"],
+    roles = ["liaison_officer", "supervisor", "auditor", "administrator"]
+    p = usub.add_parser(
+        "add",
+        help="create a user and print their enrolment code (a supervisor, auditor or "
+        "administrator awaits a second administrator)",
     )
+    p.add_argument("name", help="user name (a-z, 0-9, . _ -)")
+    p.add_argument("--role", required=True, choices=roles)
     p.add_argument(
         "--clearance",
         action="append",
         metavar="PURPOSE[,PURPOSE]",
         help="purpose(s) the user is cleared for; repeatable",
     )
-    p.add_argument("--save", action="store_true", help="write the token to HOME/tokens/NAME (0600)")
     _local_arguments(p)
     p.set_defaults(func=cmd_users_add)
+    p = usub.add_parser(
+        "enrol", help="redeem an enrolment code for your token (needs no token itself)"
+    )
+    p.add_argument("name", help="your user name")
+    p.add_argument(
+        "--code",
+        required=True,
+        action="append",
+        help="the enrolment code; twice (first, then second part) where there are two",
+    )
+    p.add_argument("--save", action="store_true", help="write the token to HOME/tokens/NAME (0600)")
+    _home_argument(p)
+    p.set_defaults(func=cmd_users_enrol, as_user=None)
+    p = usub.add_parser(
+        "role", help="give a user another role (a higher one awaits a second administrator)"
+    )
+    p.add_argument("name")
+    p.add_argument("--role", required=True, choices=roles)
+    _local_arguments(p)
+    p.set_defaults(func=cmd_users_role)
+    p = usub.add_parser(
+        "approve", help="approve a role another administrator asked for (prints a code part)"
+    )
+    p.add_argument("name")
+    _local_arguments(p)
+    p.set_defaults(func=cmd_users_approve)
+    p = usub.add_parser("reject", help="reject a role another administrator asked for")
+    p.add_argument("name")
+    _local_arguments(p)
+    p.set_defaults(func=cmd_users_reject)
     p = usub.add_parser("list", help="list users")
     _local_arguments(p)
     p.set_defaults(func=cmd_users_list)
@@ -322,6 +425,10 @@ def add_users(sub: Any) -> None:
     p.add_argument("name")
     _local_arguments(p)
     p.set_defaults(func=cmd_users_disable)
+    p = usub.add_parser("enable", help="enable a disabled user again (their token works again)")
+    p.add_argument("name")
+    _local_arguments(p)
+    p.set_defaults(func=cmd_users_enable)
     p = sub.add_parser("whoami", help="the local user the CLI acts as")
     _local_arguments(p)
     p.set_defaults(func=cmd_whoami)

@@ -204,9 +204,14 @@ async def enrol_officer(node: RunningNode, stack: contextlib.AsyncExitStack) -> 
                 clearances=[*PERMITTED_PURPOSES, REFUSED_PURPOSE],
             )
         )
+    # The administrator gets an enrolment code, never a token; the officer redeems it.
+    async with connect(node.home, anonymous=True) as anyone:
+        enrolled = await anyone.api.Enrol(
+            local_pb2.EnrolRequest(name=OFFICER, code=added.enrolment_code)
+        )
     tokens = node.home / "tokens"
     tokens.mkdir(mode=0o700, exist_ok=True)
-    write_private(tokens / OFFICER, str(added.token).encode())
+    write_private(tokens / OFFICER, str(enrolled.token).encode())
     conn: Connection = await stack.enter_async_context(connect(node.home, user=OFFICER))
     node.api = conn.api
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from accord.v1 import federation_pb2, federation_pb2_grpc, message_pb2
@@ -18,7 +19,7 @@ from node.envelope import ENVELOPE_PROOF, meta_of, parse_content, set_time, veri
 from node.errors import InvalidRequest, NotFound, PermissionDenied, Reason, Refused, Unreadable
 from node.ids import uuid7
 from node.store import Store, StoredMessage
-from node.store.access import AccessEntry, AccessStore, Approval
+from node.store.access import AccessEntry, AccessStore, Approval, UserRecord
 from node.store.db import Delivery
 from node.store.keys import SealError
 from node.text import check_text
@@ -38,6 +39,27 @@ class ForwardTerms:
     tlp: int = 0
     handling_codes: tuple[int, ...] = ()  # added to the held message's
     retention: message_pb2.Retention | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolment:
+    """A user just added, and the code they redeem for their token (its first part, if their
+    role waits for a second administrator; `expires_at` is then given at approval)."""
+
+    record: UserRecord
+    code: str
+    expires_at: datetime | None
+
+
+# How long an enrolment code can be redeemed.
+ENROLMENT_CODE_TTL = timedelta(hours=72)
+
+
+def _role(role: str) -> Role:
+    try:
+        return Role(role)
+    except ValueError as exc:
+        raise InvalidRequest(f"role must be one of {', '.join(r.value for r in Role)}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +108,10 @@ class Operations:
         try:
             check()
         except PermissionDenied as exc:
-            await self._log(user, action, "refused", detail=f"{exc.code}: {exc}", **fields)
+            detail = f"{exc.code}: {exc}"
+            if "detail" in fields:
+                detail = f"{fields.pop('detail')}: {detail}"
+            await self._log(user, action, "refused", detail=detail, **fields)
             raise
 
     # ---- messages ---------------------------------------------------------------------------
@@ -403,50 +428,166 @@ class Operations:
 
     async def add_user(
         self, user: User, *, name: str, role: str, clearances: Sequence[str]
-    ) -> tuple[User, str]:
+    ) -> Enrolment:
+        """A new user and their enrolment code (never a token: the user redeems the code for
+        one). A supervisor, auditor or administrator waits for a second administrator's
+        approval, and their code needs a second part from that administrator; except that a
+        node with a single active administrator may add one more administrator at once."""
         await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
         if not name or not set(name) <= USER_NAME_CHARS or len(name) > 64:
             raise InvalidRequest("user name: 1-64 of a-z, 0-9, '.', '_', '-'")
-        try:
-            role_ = Role(role)
-        except ValueError as exc:
-            raise InvalidRequest(f"role must be one of {', '.join(r.value for r in Role)}") from exc
+        role_ = _role(role)
         self._check_purposes(clearances)
-        if any(u.name == name for u in await self.access.users()):
+        if await self.access.user(name) is not None:
             raise InvalidRequest(f"user {name} exists")
-        token = secrets.token_urlsafe(32)
-        await self.access.add_user(
-            name=name, role=role_, token=token, purposes=clearances, now=self._node.clock.now()
+        now = self._node.clock.now()
+        bootstrap = role_ == Role.ADMINISTRATOR and len(await self._active_admins()) == 1
+        pending = role_ in access.PRIVILEGED and not bootstrap
+        code = secrets.token_urlsafe(16)
+        expires = now + ENROLMENT_CODE_TTL
+        await self.access.add_enrolling_user(
+            name=name,
+            role=role_,
+            purposes=clearances,
+            code=code,
+            expires_at=expires,
+            requested_by=user.name if pending else None,
+            now=now,
         )
-        await self._log(user, "add-user", "granted", detail=f"{name} as {role_}")
-        return User(name, role_, frozenset(clearances)), token
+        if pending:
+            detail = f"{name} as {role_}: awaits a second administrator"
+        elif bootstrap:
+            detail = f"{name} as {role_}: the second administrator, added alone (bootstrap)"
+        else:
+            detail = f"{name} as {role_}"
+        await self._log(user, "add-user", "requested" if pending else "granted", detail=detail)
+        return Enrolment(await self._record(name), code, None if pending else expires)
 
-    async def users(self, user: User) -> list[User]:
+    async def enrol(self, *, name: str, code: str) -> tuple[UserRecord, str]:
+        """Redeem an enrolment code (both parts, joined by '+', where there are two) for the
+        user's token, shown here once: the one call made without a token."""
+        check_text("code", code)
+        token = secrets.token_urlsafe(32)
+        why_not = await self.access.redeem(
+            name=name, parts=code.split("+"), token=token, now=self._node.clock.now()
+        )
+        await self.access.log(
+            at=self._node.clock.now(),
+            user=name,
+            action="enrol",
+            outcome="refused" if why_not else "granted",
+            detail=why_not or "",
+        )
+        if why_not:
+            raise PermissionDenied("ENROLMENT", f"cannot enrol {name}: {why_not}")
+        return await self._record(name), token
+
+    async def users(self, user: User) -> list[UserRecord]:
         await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
-        return await self.access.users()
+        return await self.access.records()
 
-    async def set_clearances(self, user: User, *, name: str, clearances: Sequence[str]) -> User:
+    async def set_clearances(
+        self, user: User, *, name: str, clearances: Sequence[str]
+    ) -> UserRecord:
         await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
         self._check_purposes(clearances)
-        target = await self._user(name)
+        await self._record(name)
         await self.access.set_clearances(name=name, purposes=clearances)
         self._node.end_watches(name)
         await self._log(user, "set-clearances", "granted", detail=f"{name}: {','.join(clearances)}")
-        return User(target.name, target.role, frozenset(clearances), target.disabled)
+        return await self._record(name)
 
-    async def disable_user(self, user: User, *, name: str) -> User:
+    async def set_role(self, user: User, *, name: str, role: str) -> UserRecord:
+        """A lower role at once; a supervisor, auditor or administrator role waits for a second
+        administrator. The last active administrator keeps the role."""
         await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
-        target = await self._user(name)
+        role_ = _role(role)
+        target = (await self._record(name)).user
+        if target.role == role_:
+            return await self._record(name)
+        await self._keep_an_administrator(user, target, "set-role")
+        now = self._node.clock.now()
+        if role_ in access.PRIVILEGED:
+            await self.access.request_role(name=name, role=role_, by=user.name, now=now)
+            await self._log(
+                user, "set-role", "requested", detail=f"{name} as {role_}: awaits a second admin"
+            )
+        else:
+            await self.access.set_role(name=name, role=role_)
+            self._node.end_watches(name)
+            await self._log(user, "set-role", "granted", detail=f"{name} as {role_}")
+        return await self._record(name)
+
+    async def decide_user(
+        self, user: User, *, name: str, approve: bool
+    ) -> tuple[UserRecord | None, str, datetime | None]:
+        """Approve (or reject) the role `name` waits for: an administrator other than the one
+        who asked. For a new user, approval gives the second part of their enrolment code
+        (returned, with its new expiry); rejection removes them."""
+        await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
+        record = await self._record(name)
+        if record.requested_role is None:
+            raise InvalidRequest(f"user {name} has no role awaiting approval")
+
+        def second_person() -> None:
+            if record.requested_by == user.name:
+                raise PermissionDenied(
+                    "FOUR_EYES", "the administrator who asked for a role cannot approve it"
+                )
+
+        action = "approve-user" if approve else "reject-user"
+        await self._guard(user, action, second_person, detail=name)
+        second = secrets.token_urlsafe(16) if approve and record.user.pending else None
+        expires = self._node.clock.now() + ENROLMENT_CODE_TTL
+        await self.access.decide_role(name=name, approve=approve, second=second, expires_at=expires)
+        self._node.end_watches(name)
+        detail = f"{name} as {record.requested_role} (asked by {record.requested_by})"
+        await self._log(user, action, "granted", detail=detail)
+        after = await self.access.records(name)
+        return (after[0] if after else None), second or "", expires if second else None
+
+    async def disable_user(self, user: User, *, name: str) -> UserRecord:
+        await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
+        target = (await self._record(name)).user
+        await self._keep_an_administrator(user, target, "disable-user")
         await self.access.disable_user(name=name, now=self._node.clock.now())
         self._node.end_watches(name)
         await self._log(user, "disable-user", "granted", detail=name)
-        return User(target.name, target.role, target.clearances, True)
+        return await self._record(name)
 
-    async def _user(self, name: str) -> User:
-        for u in await self.access.users():
-            if u.name == name:
-                return u
-        raise NotFound(f"no user {name}")
+    async def enable_user(self, user: User, *, name: str) -> UserRecord:
+        await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
+        await self._record(name)
+        await self.access.enable_user(name=name)
+        await self._log(user, "enable-user", "granted", detail=name)
+        return await self._record(name)
+
+    async def _record(self, name: str) -> UserRecord:
+        found = await self.access.records(name)
+        if not found:
+            raise NotFound(f"no user {name}")
+        return found[0]
+
+    async def _active_admins(self) -> list[User]:
+        return [
+            u
+            for u in await self.access.users()
+            if u.role == Role.ADMINISTRATOR and not u.disabled and not u.pending
+        ]
+
+    async def _keep_an_administrator(self, user: User, target: User, action: str) -> None:
+        """The last active administrator can be neither disabled nor given another role:
+        a node nobody can administer cannot be repaired through its API."""
+        admins = await self._active_admins()
+
+        def not_the_last() -> None:
+            if [a.name for a in admins] == [target.name]:
+                raise PermissionDenied(
+                    "LAST_ADMINISTRATOR",
+                    f"{target.name} is the last active administrator: add another first",
+                )
+
+        await self._guard(user, action, not_the_last, detail=target.name)
 
     def _check_purposes(self, purposes: Sequence[str]) -> None:
         directory = self._node.trust.directory

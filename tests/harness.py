@@ -21,6 +21,7 @@ from certs.directory import Agreement
 from certs.identity import agency_dns_name
 from node import config as config_mod
 from node import samples
+from node.access import Role, User
 from node.app import Node
 from node.clock import Clock, OffsetClock
 from node.envelope import FEATURES, FEATURES_KEY, MESSAGE_TYPES, sign
@@ -283,18 +284,40 @@ def free_port() -> int:
 
 
 async def add_user(node: Node, name: str, role: str, purposes: Sequence[str] = ALL_PURPOSES) -> str:
-    """Create a local user on a node (as its bootstrap admin) and save the token where the CLI
-    and `node.client.connect(home, user=name)` look for it."""
-    from node.access import Role, User
+    """Create a local user on a node as an administrator would, enrol them as the user would,
+    and save the token where the CLI and `node.client.connect(home, user=name)` look for it.
+    A role that needs a second administrator is approved by `admin2` (added the first time,
+    as the bootstrap's second administrator)."""
 
     admin = User("admin", Role.ADMINISTRATOR, frozenset())
-    _, token = await node.operations.add_user(
-        admin, name=name, role=role, clearances=list(purposes)
-    )
+    added = await node.operations.add_user(admin, name=name, role=role, clearances=list(purposes))
+    code = added.code
+    if added.record.user.pending:
+        _, second, _ = await node.operations.decide_user(
+            await second_admin(node), name=name, approve=True
+        )
+        code = f"{code}+{second}"
+    _, token = await node.operations.enrol(name=name, code=code)
     path = node.config.home / "tokens" / name
     path.write_text(token)
     path.chmod(0o600)
     return token
+
+
+async def second_admin(node: Node) -> User:
+    """The node's second administrator, `admin2`: added by the bootstrap administrator alone
+    (allowed while it is the only one) and enrolled, the first time it is needed."""
+
+    if await node.access_store.user("admin2") is None:
+        admin = User("admin", Role.ADMINISTRATOR, frozenset())
+        added = await node.operations.add_user(
+            admin, name="admin2", role="administrator", clearances=[]
+        )
+        _, token = await node.operations.enrol(name="admin2", code=added.code)
+        path = node.config.home / "tokens" / "admin2"
+        path.write_text(token)
+        path.chmod(0o600)
+    return User("admin2", Role.ADMINISTRATOR, frozenset())
 
 
 def grant(

@@ -16,16 +16,22 @@ class WhoAmIRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class UserInfo(_message.Message):
-    __slots__ = ("name", "role", "clearances", "disabled")
+    __slots__ = ("name", "role", "clearances", "disabled", "state", "requested_role", "requested_by")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     CLEARANCES_FIELD_NUMBER: _ClassVar[int]
     DISABLED_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_ROLE_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
     name: str
     role: str
     clearances: _containers.RepeatedScalarFieldContainer[str]
     disabled: bool
-    def __init__(self, name: _Optional[str] = ..., role: _Optional[str] = ..., clearances: _Optional[_Iterable[str]] = ..., disabled: _Optional[bool] = ...) -> None: ...
+    state: str
+    requested_role: str
+    requested_by: str
+    def __init__(self, name: _Optional[str] = ..., role: _Optional[str] = ..., clearances: _Optional[_Iterable[str]] = ..., disabled: _Optional[bool] = ..., state: _Optional[str] = ..., requested_role: _Optional[str] = ..., requested_by: _Optional[str] = ...) -> None: ...
 
 class AddUserRequest(_message.Message):
     __slots__ = ("name", "role", "clearances")
@@ -38,12 +44,64 @@ class AddUserRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., role: _Optional[str] = ..., clearances: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AddUserResponse(_message.Message):
+    __slots__ = ("user", "enrolment_code", "code_expires_at", "pending_approval")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    ENROLMENT_CODE_FIELD_NUMBER: _ClassVar[int]
+    CODE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    PENDING_APPROVAL_FIELD_NUMBER: _ClassVar[int]
+    user: UserInfo
+    enrolment_code: str
+    code_expires_at: str
+    pending_approval: bool
+    def __init__(self, user: _Optional[_Union[UserInfo, _Mapping]] = ..., enrolment_code: _Optional[str] = ..., code_expires_at: _Optional[str] = ..., pending_approval: _Optional[bool] = ...) -> None: ...
+
+class EnrolRequest(_message.Message):
+    __slots__ = ("name", "code")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    code: str
+    def __init__(self, name: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
+
+class EnrolResponse(_message.Message):
     __slots__ = ("user", "token")
     USER_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     user: UserInfo
     token: str
     def __init__(self, user: _Optional[_Union[UserInfo, _Mapping]] = ..., token: _Optional[str] = ...) -> None: ...
+
+class SetRoleRequest(_message.Message):
+    __slots__ = ("name", "role")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    role: str
+    def __init__(self, name: _Optional[str] = ..., role: _Optional[str] = ...) -> None: ...
+
+class EnableUserRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DecideUserRequest(_message.Message):
+    __slots__ = ("name", "approve")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    APPROVE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    approve: bool
+    def __init__(self, name: _Optional[str] = ..., approve: _Optional[bool] = ...) -> None: ...
+
+class DecideUserResponse(_message.Message):
+    __slots__ = ("user", "enrolment_code", "code_expires_at")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    ENROLMENT_CODE_FIELD_NUMBER: _ClassVar[int]
+    CODE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    user: UserInfo
+    enrolment_code: str
+    code_expires_at: str
+    def __init__(self, user: _Optional[_Union[UserInfo, _Mapping]] = ..., enrolment_code: _Optional[str] = ..., code_expires_at: _Optional[str] = ...) -> None: ...
 
 class ListUsersRequest(_message.Message):
     __slots__ = ()
