@@ -31,6 +31,7 @@ from node.delivery.link import Credentials, PeerLink, ReceiptEvent
 from node.delivery.receiver import Receiver
 from node.envelope import check_created_at, digest, meta_of, set_time, sign
 from node.errors import (
+    TRANSIENT,
     AccordError,
     ConfigError,
     InvalidRequest,
@@ -418,11 +419,27 @@ class Node:
                 "rule": "retain_until = min(sender's retention, agreement maximum, local maximum)",
                 "erasure": "crypto-shredding of the per-message data key; tombstone kept",
             },
+            "directory_valid_until": directory.valid_until.isoformat(),
             "handling": {
                 "codes": ["H0", "H1", "H2", "H3"],
                 "tlp": ["CLEAR", "GREEN", "AMBER", "AMBER_STRICT", "RED"],
-                "rule": "TLP and handling codes at most the agreement's; onward transfer per the "
-                "message's rule and the originator's grant",
+                "required": "every message but a control message states its TLP, at least one "
+                "handling code and a retention (else MARKINGS_MISSING)",
+                "rule": "TLP and handling codes at most the agreement's",
+            },
+            "onward_transfer": {
+                "rule": "per the original's onward rule; TLP:RED, TLP:AMBER+STRICT and H2 "
+                "always need the originator's grant",
+                "forward": "carries the originator's own envelope, never a forward, with terms "
+                "at least as strict as the original's (else MARKINGS_LOOSENED)",
+                "grant": "only the originator's counts: sent to the forwarding agency alone, "
+                "naming the original, the third agency and the purpose, until its valid_until; "
+                "the newest for the same original, forwarder and third agency decides",
+            },
+            "receipts": {
+                "deferred": sorted(TRANSIENT),
+                "rule": "only decisions about verified content are final; a DEFERRED receipt "
+                "keeps nothing and the sender sends again",
             },
             "limits": {
                 "max_message_bytes": limits.max_message_bytes,
