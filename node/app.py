@@ -575,14 +575,7 @@ class Node:
             content_sha256=digest(data),
             signature=signature,
             signature_proof=proof,
-            sealed=self.store.seal(
-                sender=self.agency,
-                message_id=meta.message_id,
-                purpose=meta.purpose,
-                tlp=meta.tlp,
-                handling_codes=meta.handling_codes,
-                content=data,
-            ),
+            sealed=self.store.seal_message(meta, data),
         )
         if decision.needs_approval:
             await self.access_store.hold_for_approval(

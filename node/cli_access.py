@@ -403,16 +403,6 @@ def add_users(sub: Any) -> None:
     p.add_argument("--role", required=True, choices=roles)
     _local_arguments(p)
     p.set_defaults(func=cmd_users_role)
-    p = usub.add_parser(
-        "approve", help="approve a role another administrator asked for (prints a code part)"
-    )
-    p.add_argument("name")
-    _local_arguments(p)
-    p.set_defaults(func=cmd_users_approve)
-    p = usub.add_parser("reject", help="reject a role another administrator asked for")
-    p.add_argument("name")
-    _local_arguments(p)
-    p.set_defaults(func=cmd_users_reject)
     p = usub.add_parser("list", help="list users")
     _local_arguments(p)
     p.set_defaults(func=cmd_users_list)
@@ -421,14 +411,17 @@ def add_users(sub: Any) -> None:
     p.add_argument("--clearance", action="append", metavar="PURPOSE[,PURPOSE]", default=[])
     _local_arguments(p)
     p.set_defaults(func=cmd_users_clearances)
-    p = usub.add_parser("disable", help="disable a user (their token stops working)")
-    p.add_argument("name")
-    _local_arguments(p)
-    p.set_defaults(func=cmd_users_disable)
-    p = usub.add_parser("enable", help="enable a disabled user again (their token works again)")
-    p.add_argument("name")
-    _local_arguments(p)
-    p.set_defaults(func=cmd_users_enable)
+    for command, what, func in (
+        ("approve", "approve a role another administrator asked for (prints a code part)",
+         cmd_users_approve),
+        ("reject", "reject a role another administrator asked for", cmd_users_reject),
+        ("disable", "disable a user (their token stops working)", cmd_users_disable),
+        ("enable", "enable a disabled user again (their token works again)", cmd_users_enable),
+    ):  # fmt: skip
+        p = usub.add_parser(command, help=what)
+        p.add_argument("name")
+        _local_arguments(p)
+        p.set_defaults(func=func)
     p = sub.add_parser("whoami", help="the local user the CLI acts as")
     _local_arguments(p)
     p.set_defaults(func=cmd_whoami)

@@ -16,7 +16,7 @@ import pytest
 
 from accord.v1 import local_pb2
 from accord.v1 import message_pb2 as pb
-from node.app import Node
+from node.app import Node, Sent
 from node.client import connect
 from node.envelope import parse_receipt
 from node.errors import Reason, Refused
@@ -48,6 +48,14 @@ def red_incident(*, to: str) -> pb.MessageContent:
     content = incident(to=[to])
     content.tlp = pb.TLP_RED
     return content
+
+
+async def red_with_consent(nl: Node, de: Node, *, third: str) -> tuple[Sent, Sent]:
+    """NL's TLP:RED incident to DE, and NL's grant letting DE pass it on to `third`, held."""
+    original = await nl.send(red_incident(to=de.agency))
+    consent = await nl.send(grant(target=original.message_id, to=de.agency, third=third))
+    await held(de, consent.message_id, sender=nl.agency)  # the original came first
+    return original, consent
 
 
 async def envelope_of(node: Node, message_id: str, *, sender: str) -> pb.Envelope:
@@ -82,10 +90,7 @@ async def test_a_forward_cannot_loosen_the_originators_markings(fed3: Federation
     await add_user(de, "dora", "supervisor")
     await add_user(fr, "fleur", "liaison_officer")
     assert fr.store is not None
-    original = await nl.send(red_incident(to=DE))
-    await held(de, original.message_id, sender=NL)
-    consent = await nl.send(grant(target=original.message_id, to=DE, third=FR))
-    await held(de, consent.message_id, sender=NL)
+    original, consent = await red_with_consent(nl, de, third=FR)
 
     forged = incident(to=[FR])
     forged.tlp = pb.TLP_GREEN
@@ -156,10 +161,7 @@ async def test_only_the_originators_consent_counts_over_two_hops(tmp_short: Path
         await add_user(de, "dora", "supervisor")
         await add_user(fr, "fred", "supervisor")
         assert be.store is not None
-        original = await nl.send(red_incident(to=DE))
-        await held(de, original.message_id, sender=NL)
-        to_fr = await nl.send(grant(target=original.message_id, to=DE, third=FR))
-        await held(de, to_fr.message_id, sender=NL)
+        original, to_fr = await red_with_consent(nl, de, third=FR)
         forwarded = await forward_as(de, "dora", original.message_id, to=FR)
         await held(fr, forwarded.message_id, sender=DE)
         by_de = [
@@ -266,9 +268,7 @@ async def test_forwarding_needs_the_right_to_read(fed3: Federation) -> None:
     nl, de, fr = await fed3.start_all()
     await add_user(de, "otto", "liaison_officer")
     await add_user(de, "dora", "supervisor")
-    original = await nl.send(red_incident(to=DE))
-    consent = await nl.send(grant(target=original.message_id, to=DE, third=FR))
-    await held(de, consent.message_id, sender=NL)
+    original, _ = await red_with_consent(nl, de, third=FR)
     with pytest.raises(grpc.aio.AioRpcError) as denied:
         await forward_as(de, "otto", original.message_id, to=FR)
     assert dict(denied.value.trailing_metadata() or ())["accord-denied"] == "TLP"

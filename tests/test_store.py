@@ -8,7 +8,7 @@ import os
 import sqlite3
 import stat
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -30,13 +30,6 @@ from node.store.keys import KeyRing, Sealed, SealError, aad_for
 from tests.harness import Federation, add_user, held, incident, wait_for
 
 NL, DE = "NL-POL", "DE-BKA"
-
-
-@pytest.fixture
-async def fed2(tmp_short: Path) -> AsyncIterator[Federation]:
-    federation = Federation(tmp_short, [NL, DE])
-    yield federation
-    await federation.stop_all()
 
 
 @contextmanager

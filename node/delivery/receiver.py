@@ -404,14 +404,7 @@ class Receiver:
             retain_until=decision,
             signature=signature,
             proof=proof,
-            sealed=self._store.seal(
-                sender=meta.sender,
-                message_id=meta.message_id,
-                purpose=meta.purpose,
-                tlp=meta.tlp,
-                handling_codes=meta.handling_codes,
-                content=content,
-            ),
+            sealed=self._store.seal_message(meta, content),
         )
 
     def _checked(

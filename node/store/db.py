@@ -294,6 +294,17 @@ class Store:
         aad = aad_for(sender, message_id, purpose=purpose, tlp=tlp, handling_codes=handling_codes)
         return self.keys.seal(content, aad)
 
+    def seal_message(self, meta: MessageMeta, content: bytes) -> Sealed:
+        """`seal` for a message about to be stored with `meta`'s markings."""
+        return self.seal(
+            sender=meta.sender,
+            message_id=meta.message_id,
+            purpose=meta.purpose,
+            tlp=meta.tlp,
+            handling_codes=meta.handling_codes,
+            content=content,
+        )
+
     def open_content(self, message: StoredMessage) -> bytes | None:
         """The content of a stored message (None once erased); SealError if the row does not
         open: its markings were changed since it was sealed, or the key is not its key."""
