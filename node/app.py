@@ -133,6 +133,7 @@ class Node:
         self.health = health.aio.HealthServicer()
         self._policy: Policy | None = None
         self._own_problem: str | None = None  # why this node's own certificate fails, if it does
+        self._trust_recorded = False  # the CRL number and directory serial are in the database
         self._own_logged_at = 0.0
         self._background: set[asyncio.Task[None]] = set()
 
@@ -301,8 +302,9 @@ class Node:
         """Pick up a newer directory or CRL now (also done every reload_seconds), and check
         this node's own certificate again (a new CRL, or the clock, may have ended it)."""
         changed = self.trust.reload()
-        if changed:
+        if changed or not self._trust_recorded:
             self._record_trust()
+        if changed:
             for link in self.links.values():
                 link.notify()
         self._watch_own_certificate()
@@ -367,9 +369,11 @@ class Node:
             "directory_serial": self.trust.directory.serial,
         }
         recorded = self.store.enqueue([self.store.high_water_txn(n, v) for n, v in marks.items()])
+        self._trust_recorded = True
 
         def done(unit: asyncio.Future[None]) -> None:
             if not unit.cancelled() and unit.exception() is not None:
+                self._trust_recorded = False  # tried again on the next reload
                 log.error(
                     "could not record the CRL number and directory serial: %s", unit.exception()
                 )
