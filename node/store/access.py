@@ -260,7 +260,14 @@ class AccessStore:
         statements.append(("DELETE FROM role_requests WHERE user_name = ?", (name,)))
         if not approve:
             statements.append(("DELETE FROM users WHERE name = ? AND pending = 1", (name,)))
-        await self._store.writer.submit(statements)
+
+        def run(conn: sqlite3.Connection) -> None:
+            # In this order (the role is read from the request before it is deleted): a
+            # group commit orders plain statements by their text, not by unit.
+            for sql, params in statements:
+                conn.execute(sql, params)
+
+        await asyncio.shield(self._store.writer.enqueue_call(run))
 
     async def set_role(self, *, name: str, role: Role) -> None:
         await self._store.writer.submit(
