@@ -51,6 +51,10 @@ DEFAULT_PURPOSES = (
 )
 
 
+# How long a signed directory stays valid unless the authority says otherwise.
+DIRECTORY_DAYS = 30
+
+
 def write_private(path: Path, data: bytes) -> None:
     """Write a secret file created 0600 from the start, never briefly world-readable."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -186,7 +190,13 @@ class FederationAuthority:
         )
         write_private(root / "ca.key", key_pem(key))
         (root / "ca.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        state = {"federation": federation, "crl_number": 0, "directory_serial": 0, "issued": []}
+        state = {
+            "federation": federation,
+            "crl_number": 0,
+            "directory_serial": 0,
+            "directory_days": DIRECTORY_DAYS,
+            "issued": [],
+        }
         (root / "state.json").write_text(json.dumps(state, indent=2))
         authority = cls(root)
         authority.publish_crl(now=now)
@@ -364,14 +374,23 @@ class FederationAuthority:
         members: tuple[Member, ...] | None = None,
         purposes: tuple[Purpose, ...] | None = None,
         agreements: tuple[Agreement, ...] | None = None,
+        days: int | None = None,
     ) -> Directory:
-        """Sign and publish a new directory serial, changing only what is given."""
+        """Sign and publish a new directory serial, changing only what is given. It is valid
+        for `days` (default: the last number given, at first DIRECTORY_DAYS): nodes refuse it
+        after that, so the authority must sign again in time (`accord certs directory`)."""
+        if days is not None:
+            if days < 1:
+                raise PkiError(f"directory validity must be at least 1 day, got {days}")
+            self._state["directory_days"] = days
+        valid_until = now + timedelta(days=int(self._state.get("directory_days", DIRECTORY_DAYS)))
         self._state["directory_serial"] += 1
+        serial = self._state["directory_serial"]
         if self.directory_path.exists():
-            base = replace(self.directory(), serial=self._state["directory_serial"], issued_at=now)
+            base = replace(self.directory(), serial=serial, issued_at=now, valid_until=valid_until)
         else:
             base = Directory(
-                federation=self.name, serial=self._state["directory_serial"], issued_at=now
+                federation=self.name, serial=serial, issued_at=now, valid_until=valid_until
             )
         new = replace(
             base,

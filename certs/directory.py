@@ -4,7 +4,9 @@ The directory is a JSON document signed by the federation authority (the CA key)
 (ECDSA P-256 / SHA-256, DER) sits beside it in `<file>.sig` and covers the exact file bytes, so
 `openssl dgst -sha256 -verify ca-pub.pem -signature directory.json.sig directory.json` checks it.
 Nodes accept a directory only when the signature verifies and its serial is newer than the one
-they hold.
+they hold (and remember the highest serial they have seen across restarts), and stop trusting
+it at its `valid_until`, which the authority sets each time it signs: a directory that is not
+re-signed in time fails closed, as a CRL past its nextUpdate does.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ class Directory:
     federation: str
     serial: int
     issued_at: datetime
+    valid_until: datetime
     members: tuple[Member, ...] = ()
     purposes: tuple[Purpose, ...] = ()
     agreements: tuple[Agreement, ...] = ()
@@ -95,6 +98,7 @@ class Directory:
             "federation": self.federation,
             "serial": self.serial,
             "issued_at": self.issued_at.isoformat(),
+            "valid_until": self.valid_until.isoformat(),
             "members": [
                 {
                     "agency": m.agency,
@@ -152,10 +156,15 @@ class Directory:
         serial = doc.get("serial")
         if not isinstance(serial, int) or serial < 1:
             raise PkiError("directory.serial must be a positive integer")
+        issued_at = _time(doc, "issued_at", "directory")
+        valid_until = _time(doc, "valid_until", "directory")
+        if valid_until <= issued_at:
+            raise PkiError("directory.valid_until must be after issued_at")
         return cls(
             federation=_str(doc, "federation", "directory"),
             serial=serial,
-            issued_at=_time(doc, "issued_at", "directory"),
+            issued_at=issued_at,
+            valid_until=valid_until,
             members=tuple(members),
             purposes=tuple(purposes),
             agreements=tuple(agreements),

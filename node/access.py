@@ -8,7 +8,8 @@ Decisions (where the design is silent):
 - TLP:RED content is for supervisors only; TLP:AMBER+STRICT for cleared officers and
   supervisors; auditors and administrators never read content, only metadata and logs.
 - Sending and forwarding need the liaison officer or supervisor role and a clearance for the
-  purpose. Approving needs the supervisor role and must not be the author (four eyes).
+  purpose. Approving needs the supervisor role, a clearance for the message's purpose, and
+  must not be the author (four eyes).
 - Managing users, and moving a drill-mode node's clock, need the administrator role; reading
   the access log needs auditor or administrator.
 """
@@ -39,6 +40,12 @@ class User:
     role: Role
     clearances: frozenset[str]
     disabled: bool = False
+    pending: bool = False  # created for a role no second administrator has approved yet
+
+
+# Roles that see traffic beyond one officer's (supervisors), all of it (auditors), or manage
+# users (administrators): given only with a second administrator's approval.
+PRIVILEGED = frozenset({Role.SUPERVISOR, Role.AUDITOR, Role.ADMINISTRATOR})
 
 
 def _operational(user: User, what: str) -> None:
@@ -79,9 +86,10 @@ def check_forward(user: User, *, purpose: str, justification: str) -> None:
         raise PermissionDenied("JUSTIFICATION", "a forward needs a written justification")
 
 
-def check_approve(user: User, *, author: str) -> None:
+def check_approve(user: User, *, author: str, purpose: str) -> None:
     if user.role != Role.SUPERVISOR:
         raise PermissionDenied("ROLE", f"{user.name} is {user.role}; approval needs a supervisor")
+    _cleared(user, purpose)
     if user.name == author:
         raise PermissionDenied("FOUR_EYES", "the author of a message cannot approve it")
 

@@ -9,10 +9,13 @@ import logging
 import os
 import secrets
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import grpc
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -23,11 +26,21 @@ from certs.directory import agreement_to_dict
 from node.access import Role
 from node.clock import Clock, OffsetClock, SystemClock
 from node.config import DRILL_ONLY, Config
+from node.delivery.budget import RefusalBudget
 from node.delivery.link import Credentials, PeerLink, ReceiptEvent
 from node.delivery.receiver import Receiver
-from node.envelope import digest, meta_of, set_time, sign
-from node.errors import AccordError, ConfigError, Reason, Refused
+from node.envelope import check_created_at, digest, meta_of, set_time, sign
+from node.errors import (
+    TRANSIENT,
+    AccordError,
+    ConfigError,
+    InvalidRequest,
+    Reason,
+    Refused,
+    Unauthenticated,
+)
 from node.ids import uuid7
+from node.onward import GRANT_DAYS
 from node.operations import Operations
 from node.policy import Policy
 from node.signer import BatchSigner
@@ -38,11 +51,15 @@ from node.transport.auth import FederationAuthInterceptor
 from node.transport.federation import FederationServicer
 from node.transport.local import LocalApiServicer
 from node.transport.local_auth import LocalAuthInterceptor
-from node.trust import Trust
+from node.trust import NotCurrent, Trust
 
 log = logging.getLogger(__name__)
 
 SWITCH_INTERVAL = 0.0005
+_TRUST_MARKS = ("crl_number", "directory_serial")
+# Expired refusals are swept this often, at most this many rows at a time.
+SWEEP_SECONDS = 60.0
+SWEEP_ROWS = 1000
 # Cyclic garbage collection: a collection of the oldest generation scanned every object the
 # process holds and paused the event loop for ~25 ms every few seconds under load, a gen-1
 # collection ~1.7 ms every few hundred messages (docs/benchmarks.md, third session). Objects
@@ -117,10 +134,16 @@ class Node:
         self._server: grpc.aio.Server | None = None
         self._local: grpc.aio.Server | None = None
         self._reload_task: asyncio.Task[None] | None = None
-        self._watchers: set[asyncio.Queue[StoredMessage]] = set()
+        self._sweep_task: asyncio.Task[None] | None = None
+        # Each open Watch: its queue and the user it serves (None in a queue: the user changed).
+        self._watchers: dict[asyncio.Queue[StoredMessage | None], str] = {}
         self._receipt_listeners: list[Callable[[ReceiptEvent], None]] = []
         self.health = health.aio.HealthServicer()
         self._policy: Policy | None = None
+        self._own_problem: str | None = None  # why this node's own certificate fails, if it does
+        self._trust_recorded = False  # the CRL number and directory serial are in the database
+        self._own_logged_at = 0.0
+        self._background: set[asyncio.Task[None]] = set()
 
     # ---- life cycle -------------------------------------------------------------------------
 
@@ -132,27 +155,53 @@ class Node:
         home = self.config.home
         os.chmod(home, 0o700)
         self.trust.load_initial()
-        keys = KeyRing.load_or_create(self.config.master_key)
+        self._check_own_certificate()
+        key_path = self.config.master_key
+        created = not key_path.exists()
+        # A new key is written only once the database is known to hold nothing sealed.
+        keys = KeyRing.generate() if created else KeyRing.load(key_path)
         self.store = await Store.open(
             self.config.database,
             keys=keys,
             synchronous=self.config.store.synchronous,
             batch_max=self.config.delivery.batch_max,
         )
+        try:
+            await self.store.check_master_key(created=created)
+            if created:
+                keys.save(key_path)
+            seen = await self.store.high_waters(*_TRUST_MARKS)
+            self.trust.check_not_older(
+                crl_number=seen.get("crl_number", 0),
+                directory_serial=seen.get("directory_serial", 0),
+            )
+        except BaseException:
+            await self.store.close()
+            raise
+        self._record_trust()
         self.access_store = AccessStore(self.store)
         self.operations = Operations(self, self.access_store)
         await self._bootstrap_admin()
+        limits = self.config.limits
+        budget = RefusalBudget(
+            rate=limits.refusals_per_second,
+            burst=limits.refusal_burst,
+            cooldown=limits.refusal_cooldown_seconds,
+            clock=time.monotonic,
+        )
         self.receiver = Receiver(
             agency=self.agency,
             key=self.key,
             store=self.store,
             clock=self.clock,
             policy=self.policy,
-            max_message_bytes=self.config.limits.max_message_bytes,
+            max_message_bytes=limits.max_message_bytes,
             on_stored=self._announce,
             member_key=self._member_key,
+            budget=budget,
+            clock_skew=timedelta(seconds=limits.max_clock_skew_seconds),
         )
-        grpc_limit = 4 * self.config.limits.max_message_bytes + (1 << 20)
+        grpc_limit = self.frame_limit
         self._server = grpc.aio.server(
             interceptors=[FederationAuthInterceptor(trust=self.trust, clock=self.clock)],
             options=[
@@ -167,6 +216,9 @@ class Node:
             receiver=self.receiver,
             policy_document=self.signed_policy,
             sign=lambda data: sign(self.key, data),
+            max_envelopes_per_frame=limits.max_envelopes_per_frame,
+            max_streams_per_peer=limits.max_streams_per_peer,
+            budget=budget,
         )
         self._server.add_generic_rpc_handlers((self._federation.handler(),))
         server_creds = grpc.ssl_server_credentials(
@@ -203,15 +255,18 @@ class Node:
         for recipient in await self.store.recipients_with_queued():
             self.link(recipient)
         self._reload_task = asyncio.create_task(self._reload_loop(), name="federation-reload")
-        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        self._sweep_task = asyncio.create_task(self._sweep_loop(), name="rejections-sweep")
+        if self._own_problem is None:
+            await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         host = self.config.node.listen.rpartition(":")[0]
         log.info("%s listening on %s:%d, local API on %s", self.agency, host, self.port, sock)
 
     async def stop(self, *, grace: float = 2.0) -> None:
         """Stop accepting, let in-flight streams finish for `grace` seconds, close the store."""
         await self.health.enter_graceful_shutdown()
-        if self._reload_task:
-            self._reload_task.cancel()
+        for task in (self._reload_task, self._sweep_task):
+            if task:
+                task.cancel()
         for link in self.links.values():
             await link.close()
         if self._local:
@@ -228,13 +283,110 @@ class Node:
             await asyncio.sleep(self.config.federation.reload_seconds)
             self.reload()
 
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                await self.sweep_rejections()
+            except Exception as exc:  # the next sweep tries again; nothing is lost meanwhile
+                log.warning("sweeping expired refusals failed: %s", exc)
+
+    async def sweep_rejections(self) -> int:
+        """Delete up to SWEEP_ROWS stored refusals older than limits.rejection_retention_days
+        (a refusal is kept so that a resend gets the same receipt; senders resend within
+        minutes, not months). Returns how many went."""
+        assert self.store is not None
+        days = self.config.limits.rejection_retention_days
+        return await self.store.sweep_rejections(
+            before=self.clock.now() - timedelta(days=days), limit=SWEEP_ROWS
+        )
+
+    @property
+    def frame_limit(self) -> int:
+        """The largest gRPC message the federation server takes (a frame of envelopes)."""
+        return 4 * self.config.limits.max_message_bytes + (1 << 20)
+
     def reload(self) -> bool:
-        """Pick up a newer directory or CRL now (also done every reload_seconds)."""
+        """Pick up a newer directory or CRL now (also done every reload_seconds), and check
+        this node's own certificate again (a new CRL, or the clock, may have ended it)."""
         changed = self.trust.reload()
+        if changed or not self._trust_recorded:
+            self._record_trust()
         if changed:
             for link in self.links.values():
                 link.notify()
+        self._watch_own_certificate()
         return changed
+
+    def _check_own_certificate(self) -> None:
+        """At start: this node's certificate, checked like a peer's, or ConfigError."""
+        path = self.config.path(self.config.tls.certificate)
+        try:
+            cert = x509.load_pem_x509_certificate(self.cert_pem)
+        except ValueError as exc:
+            raise ConfigError(f"tls.certificate: {path} is not a PEM certificate") from exc
+        try:
+            self.trust.set_own(cert, self.key, agency=self.agency)
+            self.trust.check_own(self.clock.now())
+        except Unauthenticated as exc:
+            raise ConfigError(
+                f"tls.certificate: {path} cannot be used: {exc}; the node does not start with it"
+            ) from exc
+
+    def _watch_own_certificate(self) -> None:
+        """While running: a node whose own certificate stops being valid stops serving (every
+        peer and every send is refused by `Trust.check_current`, health says NOT_SERVING,
+        links wait) and says so loudly, until it is valid again."""
+        try:
+            self.trust.check_own(self.clock.now())
+            problem = None
+        except Unauthenticated as exc:
+            problem = str(exc)
+        loop = asyncio.get_running_loop()
+        if problem is None and self._own_problem is None:
+            return
+        if problem is not None and problem == self._own_problem:
+            if loop.time() - self._own_logged_at >= 60:
+                self._own_logged_at = loop.time()
+                log.error("still not serving: this node's own certificate: %s", problem)
+            return
+        self._own_problem = problem
+        self._own_logged_at = loop.time()
+        if problem is not None:
+            log.error(
+                "NOT SERVING: this node's own certificate is not valid now: %s; peers and sends "
+                "are refused until it is (accord certs issue, then restart)",
+                problem,
+            )
+            status = health_pb2.HealthCheckResponse.NOT_SERVING
+        else:
+            log.warning("serving again: this node's own certificate is valid")
+            status = health_pb2.HealthCheckResponse.SERVING
+            for link in self.links.values():
+                link.notify()
+        task = loop.create_task(self.health.set("", status))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _record_trust(self) -> None:
+        """Remember the newest CRL number and directory serial in the database, so that older
+        files put back are refused after a restart too (`Trust.check_not_older`)."""
+        assert self.store is not None and self.trust.directory is not None
+        marks = {
+            "crl_number": self.trust.crl_number,
+            "directory_serial": self.trust.directory.serial,
+        }
+        recorded = self.store.enqueue([self.store.high_water_txn(n, v) for n, v in marks.items()])
+        self._trust_recorded = True
+
+        def done(unit: asyncio.Future[None]) -> None:
+            if not unit.cancelled() and unit.exception() is not None:
+                self._trust_recorded = False  # tried again on the next reload
+                log.error(
+                    "could not record the CRL number and directory serial: %s", unit.exception()
+                )
+
+        recorded.add_done_callback(done)
 
     async def _bootstrap_admin(self) -> None:
         """A fresh node gets one administrator, whose token is left in HOME/tokens/admin."""
@@ -272,6 +424,7 @@ class Node:
         directory = self.trust.directory
         assert directory is not None
         mine = [a for a in directory.agreements if self.agency in a.parties]
+        limits = self.config.limits
         doc = {
             "agency": self.agency,
             "federation": directory.federation,
@@ -283,13 +436,39 @@ class Node:
                 "rule": "retain_until = min(sender's retention, agreement maximum, local maximum)",
                 "erasure": "crypto-shredding of the per-message data key; tombstone kept",
             },
+            "directory_valid_until": directory.valid_until.isoformat(),
             "handling": {
                 "codes": ["H0", "H1", "H2", "H3"],
                 "tlp": ["CLEAR", "GREEN", "AMBER", "AMBER_STRICT", "RED"],
-                "rule": "TLP and handling codes at most the agreement's; onward transfer per the "
-                "message's rule and the originator's grant",
+                "required": "every message but a control message states its TLP, at least one "
+                "handling code and a retention (else MARKINGS_MISSING)",
+                "rule": "TLP and handling codes at most the agreement's",
             },
-            "limits": {"max_message_bytes": self.config.limits.max_message_bytes},
+            "onward_transfer": {
+                "rule": "per the original's onward rule; TLP:RED, TLP:AMBER+STRICT and H2 "
+                "always need the originator's grant",
+                "forward": "carries the originator's own envelope, never a forward, with terms "
+                "at least as strict as the original's (else MARKINGS_LOOSENED)",
+                "grant": "only the originator's counts: sent to the forwarding agency alone, "
+                "naming the original, the third agency and the purpose, until its valid_until; "
+                "the newest for the same original, forwarder and third agency decides",
+            },
+            "receipts": {
+                "deferred": sorted(TRANSIENT),
+                "rule": "only decisions about verified content are final; a DEFERRED receipt "
+                "keeps nothing and the sender sends again",
+            },
+            "limits": {
+                "max_message_bytes": limits.max_message_bytes,
+                "max_frame_bytes": self.frame_limit,
+                "max_envelopes_per_frame": limits.max_envelopes_per_frame,
+                "max_streams_per_peer": limits.max_streams_per_peer,
+                "refusals_per_second": limits.refusals_per_second,
+                "refusal_burst": limits.refusal_burst,
+                "refusal_cooldown_seconds": limits.refusal_cooldown_seconds,
+                "rejection_retention_days": limits.rejection_retention_days,
+                "max_clock_skew_seconds": limits.max_clock_skew_seconds,
+            },
         }
         data = json.dumps(doc, indent=2, sort_keys=True).encode()
         return federation_pb2.SignedPolicy(
@@ -330,16 +509,33 @@ class Node:
         for listener in self._receipt_listeners:
             listener(event)
 
-    async def send(self, draft: message_pb2.MessageContent, *, author: str = "") -> Sent:
+    async def send(
+        self, draft: message_pb2.MessageContent, *, author: str = "", forward: bool = False
+    ) -> Sent:
         """Check, sign, seal and queue a message; returns once it is in the durable outbox.
 
         A message the agreement marks as consequential is stored but held out of the outbox
-        until a supervisor other than `author` approves it.
+        until a supervisor other than `author` approves it. Only `Operations.forward` makes a
+        forward (`forward=True`): it checks the right to read the original, the originator's
+        grant and its terms.
         """
         assert self.store is not None
+        if not forward and (
+            draft.HasField("forwarded") or draft.HasField("transfer_authorisation")
+        ):
+            raise InvalidRequest(
+                "content with `forwarded` or `transfer_authorisation` is a forward: use Forward "
+                "(`accord forward`), which checks the originator's terms and grant"
+            )
+        now = self.clock.now()
+        try:
+            # A node that cannot vouch for its peers now sends nothing new (queued messages
+            # wait): the same rule that refuses every peer, said to the user at once.
+            self.trust.check_current(now)
+        except NotCurrent as exc:
+            raise Refused(exc.reason, str(exc)) from exc
         content = message_pb2.MessageContent()
         content.CopyFrom(draft)
-        now = self.clock.now()
         fresh_id = not content.message_id
         if fresh_id:
             content.message_id = uuid7()
@@ -348,12 +544,30 @@ class Node:
         content.sender = self.agency
         if not content.HasField("created_at"):
             set_time(content.created_at, now)
+        if (
+            content.type == message_pb2.MESSAGE_TYPE_TRANSFER_AUTHORISATION_GRANT
+            and content.control.granted
+            and not content.control.HasField("valid_until")
+        ):
+            set_time(content.control.valid_until, now + timedelta(days=GRANT_DAYS))
         meta = meta_of(content)
-        replied_type = None
+        check_created_at(
+            meta, now=now, skew=timedelta(seconds=self.config.limits.max_clock_skew_seconds)
+        )
+        threads = [meta.correlation_id]
         if meta.in_reply_to:
-            replied = await self.store.get_message(meta.in_reply_to, direction="in")
-            replied_type = replied.type if replied is not None else None
-        decision = self.policy().check_outbound(meta, now=now, replied_type=replied_type)
+            replied = await self.store.get_message(meta.in_reply_to)
+            if replied is None:
+                raise InvalidRequest(
+                    f"in_reply_to {meta.in_reply_to!r}: this node holds no such message (a "
+                    "reply answers a message this node sent or received)"
+                )
+            threads.append(replied.correlation_id)
+        # Four-eyes rules on replies look at the whole thread, not only in_reply_to: a reply
+        # that names the hit by its correlation id alone, or answers another message of the
+        # hit's thread, is the same reply.
+        thread = await self.store.thread_types(ids=[meta.in_reply_to], threads=threads)
+        decision = self.policy().check_outbound(meta, now=now, thread=thread)
         if not content.agreement_id:
             content.agreement_id = decision.agreement.id
         data = content.SerializeToString()
@@ -379,7 +593,7 @@ class Node:
             content_sha256=digest(data),
             signature=signature,
             signature_proof=proof,
-            sealed=self.store.seal(sender=self.agency, message_id=meta.message_id, content=data),
+            sealed=self.store.seal_message(meta, data),
         )
         if decision.needs_approval:
             await self.access_store.hold_for_approval(
@@ -408,18 +622,28 @@ class Node:
 
     # ---- watching ---------------------------------------------------------------------------
 
-    def watch(self) -> asyncio.Queue[StoredMessage]:
-        queue: asyncio.Queue[StoredMessage] = asyncio.Queue(maxsize=1000)
-        self._watchers.add(queue)
+    def watch(self, user: str) -> asyncio.Queue[StoredMessage | None]:
+        queue: asyncio.Queue[StoredMessage | None] = asyncio.Queue(maxsize=1000)
+        self._watchers[queue] = user
         return queue
 
-    def unwatch(self, queue: asyncio.Queue[StoredMessage]) -> None:
-        self._watchers.discard(queue)
+    def unwatch(self, queue: asyncio.Queue[StoredMessage | None]) -> None:
+        self._watchers.pop(queue, None)
+
+    def end_watches(self, user: str) -> None:
+        """End `user`'s open Watch streams: their account changed (disabled, role or
+        clearances), so what they may see is decided again when they watch again."""
+        for queue, name in list(self._watchers.items()):
+            if name == user:
+                del self._watchers[queue]
+                if queue.full():
+                    queue.get_nowait()  # room for the end marker; the stream ends anyway
+                queue.put_nowait(None)
 
     def _announce(self, message: StoredMessage) -> None:
         for queue in list(self._watchers):
             if queue.full():
-                self._watchers.discard(queue)  # a watcher that stopped reading is dropped
+                self._watchers.pop(queue, None)  # a watcher that stopped reading is dropped
                 log.warning("dropped a slow watcher")
             else:
                 queue.put_nowait(message)

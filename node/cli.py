@@ -28,6 +28,7 @@ from certs.identity import check_agency_code
 from node import config as config_mod
 from node.client import connect, local_error, resolve_home
 from node.errors import AccordError
+from node.text import printable
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -92,6 +93,13 @@ def cmd_certs_crl(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_certs_directory(args: argparse.Namespace) -> int:
+    fa = FederationAuthority(Path(args.dir))
+    d = fa.publish_directory(now=_now(), days=args.days)
+    print(f"directory serial {d.serial} signed, valid until {d.valid_until.isoformat()}")
+    return 0
+
+
 def cmd_certs_endpoint(args: argparse.Namespace) -> int:
     fa = FederationAuthority(Path(args.dir))
     d = fa.set_endpoint(agency=args.agency, endpoint=args.endpoint, now=_now())
@@ -129,6 +137,18 @@ def _add_certs(sub: Any) -> None:
     p.add_argument("--dir", required=True, help="federation authority directory")
     p.add_argument("--hours", type=float, default=168.0, help="hours to nextUpdate (default 168)")
     p.set_defaults(func=cmd_certs_crl)
+
+    p = csub.add_parser(
+        "directory",
+        help="sign the directory again with a fresh validity (nodes refuse it once it lapses)",
+    )
+    p.add_argument("--dir", required=True, help="federation authority directory")
+    p.add_argument(
+        "--days",
+        type=_positive,
+        help="days it stays valid; later publications keep this (default: as before, at first 30)",
+    )
+    p.set_defaults(func=cmd_certs_directory)
 
     p = csub.add_parser("set-endpoint", help="change a member's endpoint in the directory")
     p.add_argument("--dir", required=True, help="federation authority directory")
@@ -617,10 +637,12 @@ def cmd_receipts(args: argparse.Namespace) -> int:
     print(f"receipts for {response.message_id}")
     print(_table(["RECIPIENT", "STATE", "REASON", "RECEIVED", "RECEIPTED CONTENT SHA-256"], rows))
     for d in deliveries:
+        # A peer's reason and a link's error are not this node's text: printed escaped.
         if d["reason_detail"]:
-            print(f"{d['recipient']}: {d['reason_code']}: {d['reason_detail']}")
+            print(f"{d['recipient']}: {d['reason_code']}: {printable(d['reason_detail'])}")
         if d["state"] == "QUEUED" and d["last_error"]:
-            print(f"{d['recipient']}: {d['attempts']} attempt(s), last error: {d['last_error']}")
+            error = printable(d["last_error"])
+            print(f"{d['recipient']}: {d['attempts']} attempt(s), last error: {error}")
         if d["content_sha256"]:
             print(f"{d['recipient']}: receipt signature {d['receipt_signature_check']}")
     return 0

@@ -8,7 +8,7 @@ import asyncio
 import json
 import os
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +16,26 @@ from accord.v1 import local_pb2
 from accord.v1 import message_pb2 as pb
 from certs.ca import FederationAuthority
 from certs.directory import agreement_from_dict, agreement_to_dict
-from node.cli import UsageError, _csv, _local_arguments, _table
+from node.cli import (
+    UsageError,
+    _choice,
+    _csv,
+    _home_argument,
+    _local_arguments,
+    _names,
+    _positive,
+    _table,
+)
 from node.client import connect, resolve_home
+from node.onward import GRANT_DAYS
+from node.text import printable
 
 
-def _call(args: argparse.Namespace, method: str, request: Any) -> Any:
+def _call(args: argparse.Namespace, method: str, request: Any, *, anonymous: bool = False) -> Any:
     home = resolve_home(args.home)
 
     async def run() -> Any:
-        async with connect(home, user=args.as_user) as node:
+        async with connect(home, user=args.as_user, anonymous=anonymous) as node:
             return await getattr(node.api, method)(request)
 
     return asyncio.run(run())
@@ -32,9 +43,24 @@ def _call(args: argparse.Namespace, method: str, request: Any) -> Any:
 
 # ---- users -------------------------------------------------------------------------------------
 
+_USER_HEADERS = ["user", "role", "cleared for", "state"]
+
 
 def _user_row(u: Any) -> list[str]:
-    return [u.name, u.role, ",".join(u.clearances) or "-", "disabled" if u.disabled else "active"]
+    state = u.state or ("disabled" if u.disabled else "active")
+    if u.requested_role:
+        state += f" (as {u.requested_role}, asked by {u.requested_by}: awaits a second admin)"
+    return [u.name, u.role, ",".join(u.clearances) or "-", state]
+
+
+def _print_users(users: Any) -> None:
+    print(_table(_USER_HEADERS, _rows([_user_row(u) for u in users])))
+
+
+def _rows(rows: list[list[str]]) -> list[list[str]]:
+    """Table cells with control characters escaped: text the node stored (notes, details,
+    peers' reasons) must never start a line of its own in the output."""
+    return [[printable(cell) for cell in row] for row in rows]
 
 
 def cmd_users_add(args: argparse.Namespace) -> int:
@@ -43,23 +69,43 @@ def cmd_users_add(args: argparse.Namespace) -> int:
         "AddUser",
         local_pb2.AddUserRequest(name=args.name, role=args.role, clearances=_csv(args.clearance)),
     )
+    print(response.enrolment_code)
+    if response.pending_approval:
+        print(
+            f"user {args.name} ({args.role}) awaits a second administrator: "
+            f"`accord users approve {args.name}` (another administrator) gives the code's "
+            "second part; hand this first part to the user",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            f"user {args.name} ({args.role}) created; hand them this enrolment code (single use, "
+            f"until {response.code_expires_at}): `accord users enrol {args.name} --code CODE`",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def cmd_users_enrol(args: argparse.Namespace) -> int:
+    code = "+".join(c.strip() for c in args.code)
+    response = _call(
+        args, "Enrol", local_pb2.EnrolRequest(name=args.name, code=code), anonymous=True
+    )
     if args.save:
-        home = resolve_home(args.home)
-        tokens = home / "tokens"
+        tokens = resolve_home(args.home) / "tokens"
         tokens.mkdir(mode=0o700, exist_ok=True)
-        fd = os.open(tokens / args.name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(tokens / args.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(response.token)
-        print(f"user {args.name} ({args.role}) created; token saved to {tokens / args.name}")
+        print(f"{args.name} enrolled; token saved to {tokens / args.name}")
     else:
-        print(f"user {args.name} ({args.role}) created; token (shown once):")
+        print(f"{args.name} enrolled; token (shown once):", file=sys.stderr)
         print(response.token)
     return 0
 
 
 def cmd_users_list(args: argparse.Namespace) -> int:
-    users = _call(args, "ListUsers", local_pb2.ListUsersRequest()).users
-    print(_table(["user", "role", "cleared for", "state"], [_user_row(u) for u in users]))
+    _print_users(_call(args, "ListUsers", local_pb2.ListUsersRequest()).users)
     return 0
 
 
@@ -69,19 +115,54 @@ def cmd_users_clearances(args: argparse.Namespace) -> int:
         "SetClearances",
         local_pb2.SetClearancesRequest(name=args.name, clearances=_csv(args.clearance)),
     )
-    print(_table(["user", "role", "cleared for", "state"], [_user_row(u)]))
+    _print_users([u])
     return 0
 
 
+def cmd_users_role(args: argparse.Namespace) -> int:
+    _print_users([_call(args, "SetRole", local_pb2.SetRoleRequest(name=args.name, role=args.role))])
+    return 0
+
+
+def _decide_user(args: argparse.Namespace, approve: bool) -> int:
+    response = _call(
+        args, "DecideUser", local_pb2.DecideUserRequest(name=args.name, approve=approve)
+    )
+    if response.enrolment_code:
+        print(response.enrolment_code)
+        print(
+            f"approved; hand {args.name} this second part of their enrolment code (until "
+            f"{response.code_expires_at}): `accord users enrol {args.name} --code FIRST "
+            "--code SECOND`",
+            file=sys.stderr,
+        )
+    elif response.HasField("user"):
+        _print_users([response.user])
+    else:
+        print(f"rejected: {args.name} was not created")
+    return 0
+
+
+def cmd_users_approve(args: argparse.Namespace) -> int:
+    return _decide_user(args, True)
+
+
+def cmd_users_reject(args: argparse.Namespace) -> int:
+    return _decide_user(args, False)
+
+
 def cmd_users_disable(args: argparse.Namespace) -> int:
-    u = _call(args, "DisableUser", local_pb2.DisableUserRequest(name=args.name))
-    print(_table(["user", "role", "cleared for", "state"], [_user_row(u)]))
+    _print_users([_call(args, "DisableUser", local_pb2.DisableUserRequest(name=args.name))])
+    return 0
+
+
+def cmd_users_enable(args: argparse.Namespace) -> int:
+    _print_users([_call(args, "EnableUser", local_pb2.EnableUserRequest(name=args.name))])
     return 0
 
 
 def cmd_whoami(args: argparse.Namespace) -> int:
-    u = _call(args, "WhoAmI", local_pb2.WhoAmIRequest())
-    print(_table(["user", "role", "cleared for", "state"], [_user_row(u)]))
+    _print_users([_call(args, "WhoAmI", local_pb2.WhoAmIRequest())])
     return 0
 
 
@@ -102,7 +183,9 @@ def cmd_approvals_list(args: argparse.Namespace) -> int:
         ]
         for a in approvals.approvals
     ]
-    print(_table(["message", "type", "purpose", "author", "to", "state", "decided by"], rows))
+    print(
+        _table(["message", "type", "purpose", "author", "to", "state", "decided by"], _rows(rows))
+    )
     return 0
 
 
@@ -131,17 +214,27 @@ def cmd_reject(args: argparse.Namespace) -> int:
 
 
 def cmd_forward(args: argparse.Namespace) -> int:
-    response = _call(
-        args,
-        "Forward",
-        local_pb2.ForwardRequest(
-            message_id=args.id,
-            sender=args.sender or "",
-            to=args.to,
-            purpose=args.purpose or "",
-            justification=args.justification,
-        ),
+    request = local_pb2.ForwardRequest(
+        message_id=args.id,
+        sender=args.sender or "",
+        to=args.to,
+        purpose=args.purpose or "",
+        justification=args.justification,
     )
+    if args.onward:
+        rules = _names(pb.OnwardTransfer, "ONWARD_TRANSFER_")
+        rule = _choice(args.onward, rules, what="--onward", prefix="ONWARD_TRANSFER_")
+        request.onward_transfer = pb.OnwardTransfer.Value(f"ONWARD_TRANSFER_{rule}")  # type: ignore[assignment]
+    if args.tlp:
+        tlp = _choice(args.tlp, _names(pb.Tlp, "TLP_"), what="--tlp", prefix="TLP_")
+        request.tlp = pb.Tlp.Value(f"TLP_{tlp}")  # type: ignore[assignment]
+    codes = _names(pb.HandlingCode, "HANDLING_CODE_")
+    for c in _csv(args.handling):
+        code = _choice(c, codes, what="--handling code", prefix="HANDLING_CODE_")
+        request.handling_codes.append(pb.HandlingCode.Value(f"HANDLING_CODE_{code}"))  # type: ignore[arg-type]
+    if args.retention_days is not None:
+        request.retention.days = args.retention_days
+    response = _call(args, "Forward", request)
     print(response.message_id)
     held = " (held for approval)" if response.pending_approval else ""
     print(f"forward queued for {args.to}{held}", file=sys.stderr)
@@ -181,6 +274,8 @@ def cmd_transfer_grant(args: argparse.Namespace) -> int:
         conditions=args.conditions or "",
         reason=args.reason or "",
     )
+    if args.valid_days is not None and not args.deny:
+        control.valid_until.FromDatetime(datetime.now(UTC) + timedelta(days=args.valid_days))
     return _transfer(args, pb.MESSAGE_TYPE_TRANSFER_AUTHORISATION_GRANT, control, args.to)
 
 
@@ -232,11 +327,12 @@ def cmd_access_log(args: argparse.Namespace) -> int:
             e.outcome,
             e.message_id or "-",
             e.purpose or "-",
-            (e.justification or e.detail or "-")[:60],
+            printable(e.justification or e.detail or "-")[:60],
         ]
         for e in entries
     ]
-    print(_table(["at", "user", "action", "outcome", "message", "purpose", "why / detail"], rows))
+    headers = ["at", "user", "action", "outcome", "message", "purpose", "why / detail"]
+    print(_table(headers, _rows(rows)))
     return 0
 
 
@@ -271,22 +367,42 @@ def add_users(sub: Any) -> None:
         "users", help="local users, roles and purpose clearances (administrator)"
     )
     usub = users.add_subparsers(dest="users_command", required=True, metavar="SUBCOMMAND")
-    p = usub.add_parser("add", help="create a user and print (or --save) their token")
-    p.add_argument("name", help="user name (a-z, 0-9, . _ -)")
-    p.add_argument(
-        "--role",
-        required=True,
-        choices=["liaison_officer", "supervisor", "auditor", "administrator"],
+    roles = ["liaison_officer", "supervisor", "auditor", "administrator"]
+    p = usub.add_parser(
+        "add",
+        help="create a user and print their enrolment code (a supervisor, auditor or "
+        "administrator awaits a second administrator)",
     )
+    p.add_argument("name", help="user name (a-z, 0-9, . _ -)")
+    p.add_argument("--role", required=True, choices=roles)
     p.add_argument(
         "--clearance",
         action="append",
         metavar="PURPOSE[,PURPOSE]",
         help="purpose(s) the user is cleared for; repeatable",
     )
-    p.add_argument("--save", action="store_true", help="write the token to HOME/tokens/NAME (0600)")
     _local_arguments(p)
     p.set_defaults(func=cmd_users_add)
+    p = usub.add_parser(
+        "enrol", help="redeem an enrolment code for your token (needs no token itself)"
+    )
+    p.add_argument("name", help="your user name")
+    p.add_argument(
+        "--code",
+        required=True,
+        action="append",
+        help="the enrolment code; twice (first, then second part) where there are two",
+    )
+    p.add_argument("--save", action="store_true", help="write the token to HOME/tokens/NAME (0600)")
+    _home_argument(p)
+    p.set_defaults(func=cmd_users_enrol, as_user=None)
+    p = usub.add_parser(
+        "role", help="give a user another role (a higher one awaits a second administrator)"
+    )
+    p.add_argument("name")
+    p.add_argument("--role", required=True, choices=roles)
+    _local_arguments(p)
+    p.set_defaults(func=cmd_users_role)
     p = usub.add_parser("list", help="list users")
     _local_arguments(p)
     p.set_defaults(func=cmd_users_list)
@@ -295,10 +411,17 @@ def add_users(sub: Any) -> None:
     p.add_argument("--clearance", action="append", metavar="PURPOSE[,PURPOSE]", default=[])
     _local_arguments(p)
     p.set_defaults(func=cmd_users_clearances)
-    p = usub.add_parser("disable", help="disable a user (their token stops working)")
-    p.add_argument("name")
-    _local_arguments(p)
-    p.set_defaults(func=cmd_users_disable)
+    for command, what, func in (
+        ("approve", "approve a role another administrator asked for (prints a code part)",
+         cmd_users_approve),
+        ("reject", "reject a role another administrator asked for", cmd_users_reject),
+        ("disable", "disable a user (their token stops working)", cmd_users_disable),
+        ("enable", "enable a disabled user again (their token works again)", cmd_users_enable),
+    ):  # fmt: skip
+        p = usub.add_parser(command, help=what)
+        p.add_argument("name")
+        _local_arguments(p)
+        p.set_defaults(func=func)
     p = sub.add_parser("whoami", help="the local user the CLI acts as")
     _local_arguments(p)
     p.set_defaults(func=cmd_whoami)
@@ -330,6 +453,22 @@ def add_transfer(sub: Any) -> None:
     p.add_argument("--justification", required=True, help="why it must go there (logged)")
     p.add_argument("--purpose", help="purpose of the transfer (default: the original's)")
     p.add_argument("--sender", help="originator, if the id is ambiguous")
+    p.add_argument(
+        "--onward",
+        metavar="RULE",
+        help="a stricter onward rule for the third agency: FORBIDDEN or WITH_ORIGINATOR_CONSENT "
+        "(never looser than the original's)",
+    )
+    p.add_argument(
+        "--tlp", metavar="LEVEL", help="a stricter TLP (never lower than the original's)"
+    )
+    p.add_argument("--handling", action="append", metavar="CODES", help="handling codes to add")
+    p.add_argument(
+        "--retention-days",
+        type=_positive,
+        metavar="N",
+        help="a shorter retention (never longer than the original's)",
+    )
     _local_arguments(p)
     p.set_defaults(func=cmd_forward)
     tr = sub.add_parser("transfer", help="ask for or give consent to onward transfer")
@@ -352,7 +491,15 @@ def add_transfer(sub: Any) -> None:
     p.add_argument("--in-reply-to", help="id of the request being answered")
     p.add_argument("--conditions", help="conditions attached to the grant")
     p.add_argument("--reason", help="grounds (required in practice for a refusal)")
-    p.add_argument("--deny", action="store_true", help="refuse instead of grant")
+    p.add_argument(
+        "--valid-days",
+        type=_positive,
+        metavar="N",
+        help=f"consent lasts N days (default {GRANT_DAYS}); a later grant replaces it",
+    )
+    p.add_argument(
+        "--deny", action="store_true", help="refuse instead of grant (withdraws an earlier grant)"
+    )
     _local_arguments(p)
     p.set_defaults(func=cmd_transfer_grant)
 

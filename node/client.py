@@ -82,6 +82,11 @@ def socket_path(home: Path) -> Path:
 
 def _probe(home: Path, sock: Path) -> None:
     """Fail fast and clearly, instead of letting gRPC retry a socket nobody serves."""
+    if not home.is_dir():
+        raise ConfigError(
+            f"{home} does not exist: no node home there (create one with "
+            f"`accord node init --home {home}`, or pass the right --home)"
+        )
     hint = f"start it with `accord node run --home {home}`"
     if not sock.exists():
         raise NodeNotRunningError(f"no node running at {home} (socket {sock} missing); {hint}")
@@ -101,7 +106,7 @@ def _probe(home: Path, sock: Path) -> None:
 
 def token_for(home: Path, user: str | None) -> str:
     """The caller's token: $ACCORD_TOKEN, else HOME/tokens/<user> (user: --as, $ACCORD_USER,
-    else admin). `accord users add --save` leaves new users' tokens there."""
+    else admin). `accord users enrol --save` leaves users' tokens there."""
     env = os.environ.get(TOKEN_ENV, "")
     if env:
         return env.strip()
@@ -111,8 +116,8 @@ def token_for(home: Path, user: str | None) -> str:
         return path.read_text().strip()
     except OSError as exc:
         raise ConfigError(
-            f"no token for user {name!r}: {path} not readable; set {TOKEN_ENV} or create the "
-            "user with `accord users add --save`"
+            f"no token for user {name!r}: {path} not readable; set {TOKEN_ENV}, or enrol the "
+            "user with `accord users enrol NAME --code CODE --save`"
         ) from exc
 
 
@@ -143,18 +148,22 @@ class _BearerStream(grpc.aio.UnaryStreamClientInterceptor):
 
 
 @contextlib.asynccontextmanager
-async def connect(home: Path, *, user: str | None = None) -> AsyncIterator[Connection]:
+async def connect(
+    home: Path, *, user: str | None = None, anonymous: bool = False
+) -> AsyncIterator[Connection]:
     """Open the local API of the node at `home`; NodeNotRunningError when none answers.
 
     Per-user authentication belongs here (a client interceptor adding the caller's token to
-    every call's metadata), so that no caller can forget it.
+    every call's metadata), so that no caller can forget it. `anonymous`: no token, for the
+    one call that needs none (Enrol, by which a new user gets theirs).
     """
     sock = socket_path(home)
     _probe(home, sock)
-    token = token_for(home, user)
-    channel = grpc.aio.insecure_channel(
-        f"unix:{sock}", interceptors=[_BearerUnary(token), _BearerStream(token)]
-    )
+    interceptors: list[Any] = []
+    if not anonymous:
+        token = token_for(home, user)
+        interceptors = [_BearerUnary(token), _BearerStream(token)]
+    channel = grpc.aio.insecure_channel(f"unix:{sock}", interceptors=interceptors)
     try:
         yield Connection(
             home=home,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from certs.identity import AGENCY_CODE, FEDERATION_NAME
+from node.envelope import FRAME_ENVELOPES
 from node.errors import ConfigError
 
 CONFIG_FILE = "config.toml"
@@ -44,6 +45,14 @@ class FederationSection:
 class LimitsSection:
     max_message_bytes: int = 1024 * 1024
     max_attachment_bytes: int = 50 * 1024 * 1024
+    # What one peer may cost this node (docs/security.md). Published in GetPolicy.
+    max_envelopes_per_frame: int = 1024
+    max_streams_per_peer: int = 8
+    refusals_per_second: float = 10.0  # a peer's refusal budget refills at this rate ...
+    refusal_burst: int = 1000  # ... up to this; past it the peer is slowed, past twice it ...
+    refusal_cooldown_seconds: float = 60.0  # ... its streams end and it is refused this long
+    rejection_retention_days: int = 30  # stored refusals are swept after this
+    max_clock_skew_seconds: float = 300.0  # created_at further ahead of this node's clock: refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +221,12 @@ def _validate(c: Config) -> None:
         "federation.reload_seconds": c.federation.reload_seconds,
         "limits.max_message_bytes": c.limits.max_message_bytes,
         "limits.max_attachment_bytes": c.limits.max_attachment_bytes,
+        "limits.max_streams_per_peer": c.limits.max_streams_per_peer,
+        "limits.refusals_per_second": c.limits.refusals_per_second,
+        "limits.refusal_burst": c.limits.refusal_burst,
+        "limits.refusal_cooldown_seconds": c.limits.refusal_cooldown_seconds,
+        "limits.rejection_retention_days": c.limits.rejection_retention_days,
+        "limits.max_clock_skew_seconds": c.limits.max_clock_skew_seconds,
         "delivery.backoff_initial_seconds": c.delivery.backoff_initial_seconds,
         "delivery.backoff_max_seconds": c.delivery.backoff_max_seconds,
         "delivery.window": c.delivery.window,
@@ -225,6 +240,13 @@ def _validate(c: Config) -> None:
         raise ConfigError(
             f"limits.max_message_bytes: at most {_MAX_MESSAGE_BYTES} (256 MiB), "
             f"got {c.limits.max_message_bytes}"
+        )
+    # Every node puts up to FRAME_ENVELOPES envelopes in a frame: a lower cap would cut its
+    # peers' streams for doing nothing wrong.
+    if not c.limits.max_envelopes_per_frame >= FRAME_ENVELOPES:
+        raise ConfigError(
+            f"limits.max_envelopes_per_frame: at least {FRAME_ENVELOPES} (what nodes send in "
+            f"one frame), got {c.limits.max_envelopes_per_frame}"
         )
     if c.delivery.backoff_max_seconds < c.delivery.backoff_initial_seconds:
         raise ConfigError(
@@ -266,6 +288,16 @@ reload_seconds = 2.0
 [limits]
 max_message_bytes = 1048576
 max_attachment_bytes = 52428800
+# What one peer may cost this node: envelopes in one frame, streams open at once, and a budget
+# of refused envelopes (past it the peer is slowed, then cut off for the cool-down).
+max_envelopes_per_frame = 1024
+max_streams_per_peer = 8
+refusals_per_second = 10.0
+refusal_burst = 1000
+refusal_cooldown_seconds = 60.0
+rejection_retention_days = 30
+# A message created further than this ahead of this node's clock is refused.
+max_clock_skew_seconds = 300.0
 
 [delivery]
 backoff_initial_seconds = 0.1

@@ -50,19 +50,20 @@ _KNOWN_ONWARD = frozenset(pb.OnwardTransfer.values())
 _MAX_RETENTION_DAYS = 1_000_000
 
 # meta_of runs for every message on both sides: enum names come from dicts built once (values
-# not in them still go through Name(), which raises as before), and ids are checked with a regex
-# that accepts exactly what `is_uuid` accepts (the canonical lowercase 8-4-4-4-12 form).
+# not in them still go through Name(), which raises as before), and ids are checked with a regex:
+# a UUIDv7 (RFC 9562: version 7, variant 10) in the canonical lowercase 8-4-4-4-12 form.
 _TYPE_NAMES = {v: n.removeprefix("MESSAGE_TYPE_") for n, v in pb.MessageType.items()}
 _HANDLING_NAMES = {v: n.removeprefix("HANDLING_CODE_") for n, v in pb.HandlingCode.items()}
 _TLP_NAMES = {v: n.removeprefix("TLP_") for n, v in pb.Tlp.items()}
 _ONWARD_NAMES = {v: n.removeprefix("ONWARD_TRANSFER_") for n, v in pb.OnwardTransfer.items()}
-_canonical_uuid = re.compile(
-    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_canonical_uuid7 = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 ).fullmatch
 
 
 def _is_uuid(text: str) -> bool:
-    return _canonical_uuid(text) is not None
+    """Whether `text` is a message id: a UUIDv7 in canonical form."""
+    return _canonical_uuid7(text) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,8 @@ class MessageMeta:
     third_agency: str = ""
     transfer_purpose: str = ""
     granted: bool = False
+    handling_conditions: str = ""
+    grant_valid_until: datetime | None = None
     # The populated incident fields, computed only if a minimisation rule asks for them.
     fields_of: Callable[[], frozenset[str]] = field(default=frozenset, repr=False, compare=False)
 
@@ -118,6 +121,7 @@ class ReceiptInfo:
     reason_code: str
     reason_detail: str
     retained_until: datetime | None
+    final: bool = True  # False: deferred, not a decision (RECEIPT_STATUS_DEFERRED)
 
 
 def hello_bytes(nonce: bytes, caller: str) -> bytes:
@@ -155,6 +159,10 @@ ENVELOPE_PROOF = "envelope-proof/v1"  # checks envelopes' audit paths
 RECEIPT_PROOF = "receipt-proof/v1"  # checks receipts' audit paths
 FEATURES = (ENVELOPE_PROOF, RECEIPT_PROOF)
 FEATURES_KEY = "accord-features"  # stream metadata: what the caller checks, comma-separated
+
+# A node puts at most this many envelopes in one frame; no node's limit
+# (limits.max_envelopes_per_frame) is lower.
+FRAME_ENVELOPES = 512
 
 RECEIPT_ROOT = b"accord-receipt-root/v1\x00"
 ENVELOPE_ROOT = b"accord-envelope-root/v1\x00"
@@ -348,7 +356,10 @@ def _time_field(name: str, ts: object) -> datetime:
 def meta_of(msg: pb.MessageContent) -> MessageMeta:
     """Check the structure of a parsed content and reduce it to the domain view."""
     if not _is_uuid(msg.message_id):
-        raise Refused(Reason.MALFORMED, f"message_id {msg.message_id!r} is not a UUID")
+        raise Refused(
+            Reason.MALFORMED,
+            f"message_id {msg.message_id!r} is not a UUIDv7 (RFC 9562, lowercase canonical form)",
+        )
     if not msg.sender:
         raise Refused(Reason.MALFORMED, "sender is empty")
     if not msg.recipients:
@@ -369,12 +380,40 @@ def meta_of(msg: pb.MessageContent) -> MessageMeta:
     if not msg.purpose:
         raise Refused(Reason.MALFORMED, "purpose is empty")
     body_kind = msg.WhichOneof("body") or ""
+    if not body_kind:
+        raise Refused(Reason.MALFORMED, f"{type_name} has no body")
+    if not getattr(msg, body_kind).ListFields():
+        raise Refused(Reason.MALFORMED, f"the {body_kind} body of {type_name} is empty")
+    if type_name not in CONTROL_TYPES:
+        # The provider's terms travel with what it shares: required, never assumed. (A control
+        # message acts on an earlier message and is bound by that one's terms.)
+        missing = [
+            what
+            for what, absent in (
+                ("TLP", msg.tlp == pb.TLP_UNSPECIFIED),
+                ("handling code", not msg.handling_codes),
+                ("retention", not msg.HasField("retention")),
+            )
+            if absent
+        ]
+        if missing:
+            raise Refused(
+                Reason.MARKINGS_MISSING,
+                f"{type_name} has no {', no '.join(missing)}: every message states its TLP, "
+                "at least one handling code and a retention",
+            )
     if type_name in INCIDENT_TYPES and body_kind != "incident":
         raise Refused(Reason.MALFORMED, f"{type_name} needs an incident body")
     if type_name in CONTROL_TYPES and body_kind != "control":
         raise Refused(Reason.MALFORMED, f"{type_name} needs a control body")
     if body_kind == "control" and not _is_uuid(msg.control.target_message_id):
-        raise Refused(Reason.MALFORMED, "control body needs target_message_id")
+        raise Refused(Reason.MALFORMED, "control body needs target_message_id (a UUIDv7)")
+    if type_name == "TRANSFER_AUTHORISATION_GRANT":
+        # A grant covers one forwarding agency: its recipient (onward.py).
+        if len(msg.recipients) != 1:
+            raise Refused(Reason.MALFORMED, "a grant names exactly one recipient")
+        if msg.control.granted and not msg.control.HasField("valid_until"):
+            raise Refused(Reason.MALFORMED, "a grant needs valid_until")
     retention_days: int | None = None
     retention_until: datetime | None = None
     which = msg.retention.WhichOneof("limit") if msg.HasField("retention") else None
@@ -408,7 +447,21 @@ def meta_of(msg: pb.MessageContent) -> MessageMeta:
         third_agency=msg.control.third_agency if body_kind == "control" else "",
         transfer_purpose=msg.control.transfer_purpose if body_kind == "control" else "",
         granted=msg.control.granted if body_kind == "control" else False,
+        handling_conditions=msg.handling_conditions,
+        grant_valid_until=_time_field("valid_until", msg.control.valid_until)
+        if body_kind == "control" and msg.control.HasField("valid_until")
+        else None,
     )
+
+
+def check_created_at(meta: MessageMeta, *, now: datetime, skew: timedelta) -> None:
+    """Refused if the message says it was made further in the future than clocks disagree."""
+    if meta.created_at > now + skew:
+        raise Refused(
+            Reason.CREATED_AT_IN_FUTURE,
+            f"created_at {meta.created_at.isoformat()} is more than {skew.total_seconds():.0f} s "
+            f"ahead of the receiving clock ({now.isoformat()})",
+        )
 
 
 def receipt_content(
@@ -421,14 +474,20 @@ def receipt_content(
     reason: Reason | None = None,
     detail: str = "",
     retained_until: datetime | None = None,
+    final: bool = True,
 ) -> bytes:
-    """The ReceiptContent bytes of a receipt, to be signed alone or with its batch."""
+    """The ReceiptContent bytes of a receipt, to be signed alone or with its batch: accepted
+    (no reason), rejected, or, not `final`, deferred (the sender tries again later)."""
+    if reason is None:
+        status = pb.RECEIPT_STATUS_ACCEPTED
+    else:
+        status = pb.RECEIPT_STATUS_REJECTED if final else pb.RECEIPT_STATUS_DEFERRED
     rc = pb.ReceiptContent(
         message_id=message_id,
         content_sha256=content_sha256,
         sender=sender,
         receiver=receiver,
-        status=pb.RECEIPT_STATUS_ACCEPTED if reason is None else pb.RECEIPT_STATUS_REJECTED,
+        status=status,
         reason_code="" if reason is None else reason.value,
         reason_detail=detail,
     )
@@ -451,6 +510,7 @@ def parse_receipt(data: bytes) -> ReceiptInfo:
         reason_code=rc.reason_code,
         reason_detail=rc.reason_detail,
         retained_until=to_datetime(rc.retained_until) if rc.HasField("retained_until") else None,
+        final=rc.status != pb.RECEIPT_STATUS_DEFERRED,
     )
 
 

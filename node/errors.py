@@ -19,6 +19,12 @@ class Reason(enum.StrEnum):
     UNKNOWN_MESSAGE_TYPE = "UNKNOWN_MESSAGE_TYPE"
     ID_CONFLICT = "ID_CONFLICT"
     UNKNOWN_SENDER = "UNKNOWN_SENDER"
+    CREATED_AT_IN_FUTURE = "CREATED_AT_IN_FUTURE"
+    # The receiver could not store the envelope (e.g. a full disk): not final.
+    STORAGE_UNAVAILABLE = "STORAGE_UNAVAILABLE"
+    # This node's own trust (local refusals only).
+    FEDERATION_STALE = "FEDERATION_STALE"
+    OWN_CERTIFICATE_INVALID = "OWN_CERTIFICATE_INVALID"
     # Agreements and policy.
     NO_AGREEMENT = "NO_AGREEMENT"
     AGREEMENT_NOT_YET_VALID = "AGREEMENT_NOT_YET_VALID"
@@ -33,6 +39,14 @@ class Reason(enum.StrEnum):
     FIELDS_NOT_PERMITTED = "FIELDS_NOT_PERMITTED"
     ONWARD_TRANSFER_FORBIDDEN = "ONWARD_TRANSFER_FORBIDDEN"
     ONWARD_TRANSFER_NOT_AUTHORISED = "ONWARD_TRANSFER_NOT_AUTHORISED"
+    MARKINGS_LOOSENED = "MARKINGS_LOOSENED"
+    MARKINGS_MISSING = "MARKINGS_MISSING"
+
+
+# Refusals that are not decisions about verified content: the receipt says DEFERRED, nothing is
+# stored, and the sender tries again later (the receiver's directory may not know a new key
+# yet; its disk may have room again).
+TRANSIENT = frozenset({Reason.BAD_SIGNATURE, Reason.UNKNOWN_SENDER, Reason.STORAGE_UNAVAILABLE})
 
 
 class AccordError(Exception):
@@ -71,6 +85,13 @@ class PermissionDenied(AccordError):
 
 class Unauthenticated(AccordError):
     status = grpc.StatusCode.UNAUTHENTICATED
+
+
+class Unreadable(AccordError):
+    """A stored message whose row does not open with what the row says (altered markings, or
+    another master key): never shown."""
+
+    status = grpc.StatusCode.DATA_LOSS
 
 
 class Refused(AccordError):

@@ -8,31 +8,109 @@ disseminated without the provider's permission") always need the grant.
 
 A forward carries the originator's envelope and, where consent was needed, the originator's
 signed grant, so the third agency checks the authorisation itself (`check_forwarded`) rather
-than trusting the forwarder. No I/O here: certificates and grants are passed in.
+than trusting the forwarder. Forwards never nest: a received forward is passed on as its
+originator's envelope (the innermost), so only the originator's grants and terms ever count,
+however many hops a message takes. No I/O here: certificates and grants are passed in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from certs.directory import ONWARD_RULES, TLP_ORDER
 from node.envelope import MessageMeta, meta_of, parse_content, verify_envelope
 from node.errors import Reason, Refused
 
 RESTRICTIVE_TLP = frozenset({"RED", "AMBER_STRICT"})
+# How long a grant lasts when its author gave no end (ControlBody.valid_until).
+GRANT_DAYS = 30
+# Retention limits are compared at one instant; this much slack covers clock steps in between.
+_RETENTION_SLACK = timedelta(minutes=5)
+
+
+def tlp_rank(tlp: str) -> int:
+    """Higher is stricter; an unspecified TLP ranks below CLEAR."""
+    return TLP_ORDER.index(tlp) if tlp in TLP_ORDER else -1
+
+
+def onward_looseness(rule: str) -> int:
+    """Higher is looser; an unspecified rule is read as WITH_ORIGINATOR_CONSENT (as above)."""
+    return ONWARD_RULES.index(rule if rule in ONWARD_RULES else "WITH_ORIGINATOR_CONSENT")
+
+
+def check_markings_kept(
+    forward: MessageMeta, original: MessageMeta, *, purposes: Sequence[str], now: datetime
+) -> None:
+    """A forward is held to its original's terms (the provider sets them): TLP not lower,
+    handling codes and conditions kept, onward rule not looser, retention not longer, and a
+    purpose among `purposes` (the original's, or the one its grant names). Refused with
+    MARKINGS_LOOSENED otherwise."""
+    loosened: list[str] = []
+    if tlp_rank(forward.tlp) < tlp_rank(original.tlp):
+        loosened.append(f"TLP:{forward.tlp} is lower than the original's TLP:{original.tlp}")
+    dropped = sorted(set(original.handling_codes) - set(forward.handling_codes))
+    if dropped:
+        loosened.append(f"handling code(s) {', '.join(dropped)} of the original are dropped")
+    if original.handling_conditions not in forward.handling_conditions:
+        loosened.append("the original's handling conditions are not carried")
+    if onward_looseness(forward.onward_transfer) > onward_looseness(original.onward_transfer):
+        loosened.append(
+            f"onward rule {forward.onward_transfer} is looser than the original's "
+            f"{original.onward_transfer}"
+        )
+    mine, theirs = forward.retain_until(now), original.retain_until(now)
+    if theirs is not None and (mine is None or mine > theirs + _RETENTION_SLACK):
+        loosened.append("retention is longer than the original's")
+    if forward.purpose not in purposes:
+        loosened.append(
+            f"purpose {forward.purpose!r} is neither the original's nor one its grant names"
+        )
+    if loosened:
+        raise Refused(
+            Reason.MARKINGS_LOOSENED,
+            f"a forward of {original.message_id} must keep its originator's terms: "
+            + "; ".join(loosened),
+        )
+
+
+def strictest(forward: MessageMeta, original: MessageMeta) -> MessageMeta:
+    """The forward's view, with the stricter TLP of the two (what the stored row carries)."""
+    if tlp_rank(original.tlp) > tlp_rank(forward.tlp):
+        return replace(forward, tlp=original.tlp)
+    return forward
 
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """A TRANSFER_AUTHORISATION_GRANT as received: who granted what to whom."""
+    """A TRANSFER_AUTHORISATION_GRANT as received: who granted what to whom, until when."""
 
+    message_id: str
     sender: str
+    recipients: tuple[str, ...]
+    created_at: datetime
     target: str
     third_agency: str
     granted: bool
     transfer_purpose: str
+    valid_until: datetime | None
+
+    @classmethod
+    def of(cls, g: MessageMeta) -> Grant:
+        return cls(
+            message_id=g.message_id,
+            sender=g.sender,
+            recipients=g.recipients,
+            created_at=g.created_at,
+            target=g.control_target,
+            third_agency=g.third_agency,
+            granted=g.granted,
+            transfer_purpose=g.transfer_purpose,
+            valid_until=g.grant_valid_until,
+        )
 
 
 def needs_consent(original: MessageMeta, *, purpose: str) -> bool:
@@ -47,28 +125,59 @@ def needs_consent(original: MessageMeta, *, purpose: str) -> bool:
 
 
 def check_forward(
-    original: MessageMeta, *, to: str, purpose: str, grants: Sequence[Grant]
+    original: MessageMeta,
+    *,
+    forwarder: str,
+    to: str,
+    purpose: str,
+    grants: Sequence[Grant],
+    now: datetime,
 ) -> Grant | None:
-    """The grant that authorises forwarding `original` to `to` for `purpose`, or None if no
-    grant is needed; Refused otherwise."""
+    """The grant that authorises `forwarder` to pass `original` on to `to` for `purpose`, or
+    None if no grant is needed; Refused otherwise.
+
+    Only the originator's grants count, and only those that name this very message, are sent
+    to `forwarder` alone and name `to`. Of those the newest decides: a later grant with
+    granted = false withdraws an earlier consent, and an expired one has lapsed.
+    """
     if to == original.sender:
         raise Refused(Reason.WRONG_RECIPIENT, "a message is not forwarded back to its originator")
     if not needs_consent(original, purpose=purpose):
         return None
-    for g in grants:
-        if (
-            g.sender == original.sender
-            and g.target == original.message_id
-            and g.third_agency == to
-            and g.granted
-            and (g.transfer_purpose or original.purpose) == purpose
-        ):
-            return g
-    raise Refused(
-        Reason.ONWARD_TRANSFER_NOT_AUTHORISED,
-        f"forwarding {original.message_id} to {to} for {purpose!r} needs a "
-        f"TRANSFER_AUTHORISATION_GRANT from {original.sender}",
-    )
+    covering = [
+        g
+        for g in grants
+        if g.sender == original.sender
+        and g.target == original.message_id
+        and g.recipients == (forwarder,)
+        and g.third_agency == to
+    ]
+    what = f"forwarding {original.message_id} from {forwarder} to {to} for {purpose!r}"
+    if not covering:
+        raise Refused(
+            Reason.ONWARD_TRANSFER_NOT_AUTHORISED,
+            f"{what} needs a TRANSFER_AUTHORISATION_GRANT from {original.sender} to {forwarder}",
+        )
+    newest = max(covering, key=lambda g: (g.created_at, g.message_id))
+    if not newest.granted:
+        raise Refused(
+            Reason.ONWARD_TRANSFER_NOT_AUTHORISED,
+            f"{what}: {original.sender} refused or withdrew consent (grant {newest.message_id})",
+        )
+    if newest.valid_until is None or now > newest.valid_until:
+        raise Refused(
+            Reason.ONWARD_TRANSFER_NOT_AUTHORISED,
+            f"{what}: {original.sender}'s grant {newest.message_id} expired at "
+            f"{newest.valid_until}",
+        )
+    granted_for = newest.transfer_purpose or original.purpose
+    if granted_for != purpose:
+        raise Refused(
+            Reason.ONWARD_TRANSFER_NOT_AUTHORISED,
+            f"{what}: {original.sender}'s grant {newest.message_id} covers the purpose "
+            f"{granted_for!r} only",
+        )
+    return newest
 
 
 def check_forwarded(
@@ -78,10 +187,17 @@ def check_forwarded(
     authorisation: tuple[bytes, bytes, bytes] | None,
     receiver: str,
     originator_key: ec.EllipticCurvePublicKey | None,
+    now: datetime,
 ) -> MessageMeta:
     """Checks a third agency runs on a forward it receives; returns the original's meta."""
     inner_content, inner_signature, inner_proof = inner
     original = meta_of(parse_content(inner_content))
+    if original.forwarded:
+        # Only the originator's own envelope travels on: a forward of a forward would let the
+        # middle agency's markings and grants stand in for the originator's.
+        raise Refused(
+            Reason.MALFORMED, "a forward carries its originator's envelope, never another forward"
+        )
     if originator_key is None:
         raise Refused(Reason.UNKNOWN_SENDER, f"originator {original.sender} is not a member")
     if not verify_envelope(originator_key, inner_content, inner_signature, inner_proof):
@@ -96,8 +212,15 @@ def check_forwarded(
         g = meta_of(parse_content(auth_content))
         if g.type != "TRANSFER_AUTHORISATION_GRANT":
             raise Refused(Reason.MALFORMED, "transfer_authorisation is not a grant")
-        grants.append(
-            Grant(g.sender, g.control_target, g.third_agency, g.granted, g.transfer_purpose)
-        )
-    check_forward(original, to=receiver, purpose=outer.purpose, grants=grants)
+        grants.append(Grant.of(g))
+    grant = check_forward(
+        original,
+        forwarder=outer.sender,
+        to=receiver,
+        purpose=outer.purpose,
+        grants=grants,
+        now=now,
+    )
+    purposes = [original.purpose, *([grant.transfer_purpose] if grant is not None else [])]
+    check_markings_kept(outer, original, purposes=[p for p in purposes if p], now=now)
     return original

@@ -16,7 +16,7 @@ from accord.v1 import federation_pb2, federation_pb2_grpc, message_pb2
 from certs.identity import agency_dns_name
 from node import access, onward
 from node.access import Role, User
-from node.envelope import ENVELOPE_PROOF, meta_of, parse_content, verify
+from node.envelope import ENVELOPE_PROOF, meta_of, parse_content, set_time, verify
 from node.errors import (
     FailedPrecondition,
     InvalidRequest,
@@ -24,10 +24,14 @@ from node.errors import (
     PermissionDenied,
     Reason,
     Refused,
+    Unreadable,
 )
+from node.ids import uuid7
 from node.store import PeerQueue, Store, StoredMessage
-from node.store.access import AccessEntry, AccessStore, Approval
+from node.store.access import AccessEntry, AccessStore, Approval, UserRecord
 from node.store.db import Delivery
+from node.store.keys import SealError
+from node.text import check_text
 
 if TYPE_CHECKING:
     from node.app import Node, Sent
@@ -36,9 +40,59 @@ USER_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
 
 
 @dataclass(frozen=True, slots=True)
+class ForwardTerms:
+    """Stricter terms a user sets for a forward (protobuf enum numbers; 0 or empty: keep the
+    held message's)."""
+
+    onward_transfer: int = 0
+    tlp: int = 0
+    handling_codes: tuple[int, ...] = ()  # added to the held message's
+    retention: message_pb2.Retention | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolment:
+    """A user just added, and the code they redeem for their token (its first part, if their
+    role waits for a second administrator; `expires_at` is then given at approval)."""
+
+    record: UserRecord
+    code: str
+    expires_at: datetime | None
+
+
+# How long an enrolment code can be redeemed.
+ENROLMENT_CODE_TTL = timedelta(hours=72)
+
+
+def _role(role: str) -> Role:
+    try:
+        return Role(role)
+    except ValueError as exc:
+        raise InvalidRequest(f"role must be one of {', '.join(r.value for r in Role)}") from exc
+
+
+@dataclass(frozen=True, slots=True)
 class ReadResult:
     message: StoredMessage
     content: bytes | None  # None once erased
+
+
+_ALTERED = (
+    "its stored markings (purpose, TLP, handling codes) are not the ones it was sealed with, "
+    "or the master key is not this database's: it is not shown (restore the database or key "
+    "from backup)"
+)
+
+
+def _markings(content: bytes) -> tuple[str, str]:
+    """A stored content's purpose, and the strictest TLP it carries (in a forward: the
+    forward's or the original's)."""
+    msg = parse_content(content)
+    meta = meta_of(msg)
+    tlp = meta.tlp
+    if msg.HasField("forwarded"):
+        tlp = max((tlp, meta_of(parse_content(msg.forwarded.content)).tlp), key=onward.tlp_rank)
+    return meta.purpose, tlp
 
 
 class Operations:
@@ -63,7 +117,10 @@ class Operations:
         try:
             check()
         except PermissionDenied as exc:
-            await self._log(user, action, "refused", detail=f"{exc.code}: {exc}", **fields)
+            detail = f"{exc.code}: {exc}"
+            if "detail" in fields:
+                detail = f"{fields.pop('detail')}: {detail}"
+            await self._log(user, action, "refused", detail=detail, **fields)
             raise
 
     # ---- messages ---------------------------------------------------------------------------
@@ -97,22 +154,62 @@ class Operations:
     async def read(
         self, user: User, *, message_id: str, sender: str, justification: str
     ) -> ReadResult:
+        check_text("justification", justification)
         m: StoredMessage | None = await self._store.get_message(message_id, sender=sender or None)
         if m is None:
             raise NotFound(f"no message {message_id}")
         fields = {"message_id": m.message_id, "purpose": m.purpose, "justification": justification}
-        await self._guard(
-            user,
-            "consult",
-            lambda: access.check_read(
-                user, purpose=m.purpose, tlp=m.tlp, justification=justification
-            ),
-            **fields,
-        )
+
+        def may_read(tlp: str) -> Callable[[], None]:
+            return lambda: access.check_read(
+                user, purpose=m.purpose, tlp=tlp, justification=justification
+            )
+
+        await self._guard(user, "consult", may_read(m.tlp), **fields)
+        content = await self._open(user, "consult", m, **fields)
+        if content is not None:
+            # The row's markings are bound to its seal; the content's own (and, in a forward,
+            # the original's) count too: the strictest decides.
+            purpose, tlp = _markings(content)
+            if purpose != m.purpose:
+                await self._log(user, "consult", "refused", detail="row purpose altered", **fields)
+                raise Unreadable(f"message {m.message_id}: {_ALTERED}")
+            if onward.tlp_rank(tlp) > onward.tlp_rank(m.tlp):
+                await self._guard(user, "consult", may_read(tlp), **fields)
         await self._log(user, "consult", "granted", **fields)
-        return ReadResult(m, self._store.open_content(m))
+        return ReadResult(m, content)
+
+    async def _open(self, user: User, action: str, m: StoredMessage, **fields: str) -> bytes | None:
+        """A stored message's content, or Unreadable (logged) if its row does not open."""
+        try:
+            return self._store.open_content(m)
+        except SealError as exc:
+            await self._log(user, action, "refused", detail=f"row does not open: {exc}", **fields)
+            raise Unreadable(f"message {m.message_id}: {_ALTERED}") from exc
+
+    async def _known_purpose(self, user: User, action: str, purpose: str, **fields: str) -> None:
+        """UNKNOWN_PURPOSE (logged) for a purpose outside the federation's vocabulary: said
+        before any clearance check, which could only answer that nobody is cleared for it."""
+        directory = self._node.trust.directory
+        if directory is not None and purpose not in directory.purpose_codes():
+            exc = Refused(
+                Reason.UNKNOWN_PURPOSE,
+                f"purpose {purpose!r} is not in the federation's purpose vocabulary "
+                "(`accord policy show` lists them)",
+            )
+            await self._log(user, action, "refused", purpose=purpose, detail=str(exc), **fields)
+            raise exc
 
     async def send(self, user: User, draft: message_pb2.MessageContent) -> Sent:
+        for field, text in (
+            ("legal_basis", draft.legal_basis),
+            ("handling_conditions", draft.handling_conditions),
+            ("control.reason", draft.control.reason),
+            ("control.conditions", draft.control.conditions),
+            ("control.handling_conditions", draft.control.handling_conditions),
+        ):
+            check_text(field, text)
+        await self._known_purpose(user, "send", draft.purpose)
         await self._guard(
             user,
             "send",
@@ -121,7 +218,7 @@ class Operations:
         )
         try:
             sent = await self._node.send(draft, author=user.name)
-        except Refused as exc:
+        except (Refused, InvalidRequest) as exc:
             await self._log(user, "send", "refused", purpose=draft.purpose, detail=str(exc))
             raise
         await self._log(
@@ -136,21 +233,31 @@ class Operations:
 
     # ---- four eyes --------------------------------------------------------------------------
 
-    async def approvals(self, user: User, *, state: str) -> list[Approval]:
+    async def approvals(self, user: User, *, state: str) -> list[tuple[Approval, StoredMessage]]:
+        """Held messages (and their stored rows) the user may see: those of a purpose the
+        user is cleared for (auditors: all), as for any listing."""
         await self._guard(user, "list-approvals", lambda: access.check_list(user))
-        return await self.access.approvals(state=None if state == "all" else state or "pending")
+        shown: list[tuple[Approval, StoredMessage]] = []
+        for a in await self.access.approvals(state=None if state == "all" else state or "pending"):
+            m = await self._store.get_message(a.message_id, direction="out")
+            if m is not None and access.sees_metadata(user, purpose=m.purpose):
+                shown.append((a, m))
+        return shown
 
     async def decide(self, user: User, *, message_id: str, approve: bool, note: str) -> Approval:
+        check_text("note", note)
         pending = await self.access.approval(message_id)
-        if pending is None:
+        held = await self._store.get_message(message_id, direction="out")
+        if pending is None or held is None:
             raise NotFound(f"no message {message_id} awaits approval")
         if pending.state != "pending":
             raise InvalidRequest(f"message {message_id} was already {pending.state}")
         await self._guard(
             user,
             "approve",
-            lambda: access.check_approve(user, author=pending.author),
+            lambda: access.check_approve(user, author=pending.author, purpose=held.purpose),
             message_id=message_id,
+            purpose=held.purpose,
         )
 
         def queued() -> None:
@@ -197,68 +304,112 @@ class Operations:
         to: str,
         purpose: str,
         justification: str,
+        terms: ForwardTerms = ForwardTerms(),
     ) -> Sent:
-        original_row: StoredMessage | None = await self._store.get_message(
+        check_text("justification", justification)
+        held_row: StoredMessage | None = await self._store.get_message(
             message_id, sender=sender or None, direction="in"
         )
-        if original_row is None:
+        if held_row is None:
             raise NotFound(f"no received message {message_id} to forward")
-        content = self._store.open_content(original_row)
+        content = await self._open(user, "transfer", held_row, message_id=message_id)
         if content is None:
             raise InvalidRequest(f"message {message_id} was erased; nothing to forward")
-        original_pb = parse_content(content)
-        original = meta_of(original_pb)
-        purpose = purpose or original.purpose
+        held_pb = parse_content(content)
+        # Forwards never nest: what travels on is always the originator's own envelope, so only
+        # the originator's grants and terms count, however many hops the message has taken.
+        if held_pb.HasField("forwarded"):
+            inner = held_pb.forwarded
+        else:
+            inner = message_pb2.Envelope(
+                content=content,
+                signature=held_row.signature,
+                proof=held_row.signature_proof or b"",
+            )
+        original = meta_of(parse_content(inner.content))
+        purpose = purpose or held_row.purpose
         fields = {
             "message_id": message_id,
             "purpose": purpose,
             "justification": justification,
             "recipient": to,
         }
-        await self._guard(
-            user,
-            "transfer",
-            lambda: access.check_forward(user, purpose=purpose, justification=justification),
-            **fields,
+        await self._known_purpose(
+            user, "transfer", purpose, message_id=message_id, justification=justification
         )
-        grants = []
+        directory = self._node.trust.directory
+        if directory is None or directory.member(to) is None:
+            exc = Refused(
+                Reason.WRONG_RECIPIENT,
+                f"{to} is not a member of the federation: nothing is forwarded to it",
+            )
+            await self._log(user, "transfer", "refused", detail=str(exc), **fields)
+            raise exc
+        # Passing a message on discloses it: only someone who may read it may forward it, under
+        # the strictest TLP of the stored row, the held content and the original.
+        tlp = max((held_row.tlp, meta_of(held_pb).tlp, original.tlp), key=onward.tlp_rank)
+
+        def may_forward() -> None:
+            access.check_read(user, purpose=held_row.purpose, tlp=tlp, justification=justification)
+            access.check_forward(user, purpose=purpose, justification=justification)
+
+        await self._guard(user, "transfer", may_forward, **fields)
+        grants: list[onward.Grant] = []
         grant_rows: dict[str, StoredMessage] = {}
-        for row in await self.access.grants_for(message_id):
+        for row in await self.access.grants_for(original.message_id):
             body = self._store.open_content(row)
             if body is None:
                 continue
-            g = meta_of(parse_content(body))
-            grants.append(
-                onward.Grant(
-                    g.sender, g.control_target, g.third_agency, g.granted, g.transfer_purpose
-                )
-            )
+            g = onward.Grant.of(meta_of(parse_content(body)))
+            grants.append(g)
             grant_rows[g.message_id] = row
-        try:
-            grant = onward.check_forward(original, to=to, purpose=purpose, grants=grants)
-        except Refused as exc:
-            await self._log(user, "transfer", "refused", detail=str(exc), **fields)
-            raise
         outer = message_pb2.MessageContent()
-        outer.CopyFrom(original_pb)
-        outer.ClearField("message_id")
-        outer.ClearField("sender")
-        outer.ClearField("created_at")
-        outer.ClearField("agreement_id")
-        outer.ClearField("in_reply_to")
+        outer.CopyFrom(held_pb)  # the held message's markings: never looser than the original's
+        for name in ("message_id", "sender", "created_at", "agreement_id", "in_reply_to"):
+            outer.ClearField(name)
         outer.ClearField("transfer_authorisation")
         del outer.recipients[:]
         outer.recipients.append(to)
         outer.purpose = purpose
-        outer.forwarded.CopyFrom(
-            message_pb2.Envelope(
-                content=content,
-                signature=original_row.signature,
-                proof=original_row.signature_proof or b"",
+        outer.forwarded.CopyFrom(inner)
+        if terms.onward_transfer:
+            outer.onward_transfer = terms.onward_transfer  # type: ignore[assignment]
+        if terms.tlp:
+            outer.tlp = terms.tlp  # type: ignore[assignment]
+        for code in terms.handling_codes:
+            if code not in outer.handling_codes:
+                outer.handling_codes.append(code)  # type: ignore[arg-type]
+        if terms.retention is not None:
+            outer.retention.CopyFrom(terms.retention)
+        try:
+            grant = onward.check_forward(
+                original,
+                forwarder=self._node.agency,
+                to=to,
+                purpose=purpose,
+                grants=grants,
+                now=self._node.clock.now(),
             )
-        )
+            # What the third agency will check, checked here first: the forward keeps the
+            # terms of the message held and of the original.
+            draft = message_pb2.MessageContent()
+            draft.CopyFrom(outer)
+            draft.message_id, draft.sender = uuid7(), self._node.agency
+            set_time(draft.created_at, self._node.clock.now())
+            mine = meta_of(draft)
+            purposes = [original.purpose, grant.transfer_purpose if grant is not None else ""]
+            for terms_of in (meta_of(held_pb), original):
+                onward.check_markings_kept(
+                    mine,
+                    terms_of,
+                    purposes=[p for p in (*purposes, terms_of.purpose) if p],
+                    now=self._node.clock.now(),
+                )
+        except Refused as exc:
+            await self._log(user, "transfer", "refused", detail=str(exc), **fields)
+            raise
         if grant is not None:
-            row = next(r for r in grant_rows.values() if r.sender == grant.sender)
+            row = grant_rows[grant.message_id]
             grant_content = self._store.open_content(row)
             assert grant_content is not None
             outer.transfer_authorisation.CopyFrom(
@@ -278,7 +429,7 @@ class Operations:
             )
             await self._log(user, "transfer", "refused", detail=detail, **fields)
             raise InvalidRequest(detail)
-        sent = await self._node.send(outer, author=user.name)
+        sent = await self._node.send(outer, author=user.name, forward=True)
         await self._log(user, "transfer", "queued", **fields)
         return sent
 
@@ -286,48 +437,166 @@ class Operations:
 
     async def add_user(
         self, user: User, *, name: str, role: str, clearances: Sequence[str]
-    ) -> tuple[User, str]:
+    ) -> Enrolment:
+        """A new user and their enrolment code (never a token: the user redeems the code for
+        one). A supervisor, auditor or administrator waits for a second administrator's
+        approval, and their code needs a second part from that administrator; except that a
+        node with a single active administrator may add one more administrator at once."""
         await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
         if not name or not set(name) <= USER_NAME_CHARS or len(name) > 64:
             raise InvalidRequest("user name: 1-64 of a-z, 0-9, '.', '_', '-'")
-        try:
-            role_ = Role(role)
-        except ValueError as exc:
-            raise InvalidRequest(f"role must be one of {', '.join(r.value for r in Role)}") from exc
+        role_ = _role(role)
         self._check_purposes(clearances)
-        if any(u.name == name for u in await self.access.users()):
+        if await self.access.user(name) is not None:
             raise InvalidRequest(f"user {name} exists")
-        token = secrets.token_urlsafe(32)
-        await self.access.add_user(
-            name=name, role=role_, token=token, purposes=clearances, now=self._node.clock.now()
+        now = self._node.clock.now()
+        bootstrap = role_ == Role.ADMINISTRATOR and len(await self._active_admins()) == 1
+        pending = role_ in access.PRIVILEGED and not bootstrap
+        code = secrets.token_urlsafe(16)
+        expires = now + ENROLMENT_CODE_TTL
+        await self.access.add_enrolling_user(
+            name=name,
+            role=role_,
+            purposes=clearances,
+            code=code,
+            expires_at=expires,
+            requested_by=user.name if pending else None,
+            now=now,
         )
-        await self._log(user, "add-user", "granted", detail=f"{name} as {role_}")
-        return User(name, role_, frozenset(clearances)), token
+        if pending:
+            detail = f"{name} as {role_}: awaits a second administrator"
+        elif bootstrap:
+            detail = f"{name} as {role_}: the second administrator, added alone (bootstrap)"
+        else:
+            detail = f"{name} as {role_}"
+        await self._log(user, "add-user", "requested" if pending else "granted", detail=detail)
+        return Enrolment(await self._record(name), code, None if pending else expires)
 
-    async def users(self, user: User) -> list[User]:
+    async def enrol(self, *, name: str, code: str) -> tuple[UserRecord, str]:
+        """Redeem an enrolment code (both parts, joined by '+', where there are two) for the
+        user's token, shown here once: the one call made without a token."""
+        check_text("code", code)
+        token = secrets.token_urlsafe(32)
+        why_not = await self.access.redeem(
+            name=name, parts=code.split("+"), token=token, now=self._node.clock.now()
+        )
+        await self.access.log(
+            at=self._node.clock.now(),
+            user=name,
+            action="enrol",
+            outcome="refused" if why_not else "granted",
+            detail=why_not or "",
+        )
+        if why_not:
+            raise PermissionDenied("ENROLMENT", f"cannot enrol {name}: {why_not}")
+        return await self._record(name), token
+
+    async def users(self, user: User) -> list[UserRecord]:
         await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
-        return await self.access.users()
+        return await self.access.records()
 
-    async def set_clearances(self, user: User, *, name: str, clearances: Sequence[str]) -> User:
+    async def set_clearances(
+        self, user: User, *, name: str, clearances: Sequence[str]
+    ) -> UserRecord:
         await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
         self._check_purposes(clearances)
-        target = await self._user(name)
+        await self._record(name)
         await self.access.set_clearances(name=name, purposes=clearances)
+        self._node.end_watches(name)
         await self._log(user, "set-clearances", "granted", detail=f"{name}: {','.join(clearances)}")
-        return User(target.name, target.role, frozenset(clearances), target.disabled)
+        return await self._record(name)
 
-    async def disable_user(self, user: User, *, name: str) -> User:
+    async def set_role(self, user: User, *, name: str, role: str) -> UserRecord:
+        """A lower role at once; a supervisor, auditor or administrator role waits for a second
+        administrator. The last active administrator keeps the role."""
         await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
-        target = await self._user(name)
-        await self.access.disable_user(name=name, now=self._node.clock.now())
-        await self._log(user, "disable-user", "granted", detail=name)
-        return User(target.name, target.role, target.clearances, True)
+        role_ = _role(role)
+        target = (await self._record(name)).user
+        if target.role == role_:
+            return await self._record(name)
+        await self._keep_an_administrator(user, target, "set-role")
+        now = self._node.clock.now()
+        if role_ in access.PRIVILEGED:
+            await self.access.request_role(name=name, role=role_, by=user.name, now=now)
+            await self._log(
+                user, "set-role", "requested", detail=f"{name} as {role_}: awaits a second admin"
+            )
+        else:
+            await self.access.set_role(name=name, role=role_)
+            self._node.end_watches(name)
+            await self._log(user, "set-role", "granted", detail=f"{name} as {role_}")
+        return await self._record(name)
 
-    async def _user(self, name: str) -> User:
-        for u in await self.access.users():
-            if u.name == name:
-                return u
-        raise NotFound(f"no user {name}")
+    async def decide_user(
+        self, user: User, *, name: str, approve: bool
+    ) -> tuple[UserRecord | None, str, datetime | None]:
+        """Approve (or reject) the role `name` waits for: an administrator other than the one
+        who asked. For a new user, approval gives the second part of their enrolment code
+        (returned, with its new expiry); rejection removes them."""
+        await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
+        record = await self._record(name)
+        if record.requested_role is None:
+            raise InvalidRequest(f"user {name} has no role awaiting approval")
+
+        def second_person() -> None:
+            if record.requested_by == user.name:
+                raise PermissionDenied(
+                    "FOUR_EYES", "the administrator who asked for a role cannot approve it"
+                )
+
+        action = "approve-user" if approve else "reject-user"
+        await self._guard(user, action, second_person, detail=name)
+        second = secrets.token_urlsafe(16) if approve and record.user.pending else None
+        expires = self._node.clock.now() + ENROLMENT_CODE_TTL
+        await self.access.decide_role(name=name, approve=approve, second=second, expires_at=expires)
+        self._node.end_watches(name)
+        detail = f"{name} as {record.requested_role} (asked by {record.requested_by})"
+        await self._log(user, action, "granted", detail=detail)
+        after = await self.access.records(name)
+        return (after[0] if after else None), second or "", expires if second else None
+
+    async def disable_user(self, user: User, *, name: str) -> UserRecord:
+        await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
+        target = (await self._record(name)).user
+        await self._keep_an_administrator(user, target, "disable-user")
+        await self.access.disable_user(name=name, now=self._node.clock.now())
+        self._node.end_watches(name)
+        await self._log(user, "disable-user", "granted", detail=name)
+        return await self._record(name)
+
+    async def enable_user(self, user: User, *, name: str) -> UserRecord:
+        await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
+        await self._record(name)
+        await self.access.enable_user(name=name)
+        await self._log(user, "enable-user", "granted", detail=name)
+        return await self._record(name)
+
+    async def _record(self, name: str) -> UserRecord:
+        found = await self.access.records(name)
+        if not found:
+            raise NotFound(f"no user {name}")
+        return found[0]
+
+    async def _active_admins(self) -> list[User]:
+        return [
+            u
+            for u in await self.access.users()
+            if u.role == Role.ADMINISTRATOR and not u.disabled and not u.pending
+        ]
+
+    async def _keep_an_administrator(self, user: User, target: User, action: str) -> None:
+        """The last active administrator can be neither disabled nor given another role:
+        a node nobody can administer cannot be repaired through its API."""
+        admins = await self._active_admins()
+
+        def not_the_last() -> None:
+            if [a.name for a in admins] == [target.name]:
+                raise PermissionDenied(
+                    "LAST_ADMINISTRATOR",
+                    f"{target.name} is the last active administrator: add another first",
+                )
+
+        await self._guard(user, action, not_the_last, detail=target.name)
 
     def _check_purposes(self, purposes: Sequence[str]) -> None:
         directory = self._node.trust.directory

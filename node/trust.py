@@ -19,9 +19,18 @@ from certs.directory import Directory, Member, load_directory
 from certs.errors import PkiError
 from certs.identity import agency_of, fingerprint
 from node.envelope import public_key_of
-from node.errors import ConfigError, Unauthenticated
+from node.errors import ConfigError, Reason, Unauthenticated
 
 log = logging.getLogger(__name__)
+
+
+class NotCurrent(Unauthenticated):
+    """What this node trusts is not usable now (a CRL or directory past its validity): every
+    peer is refused and so is every new send, with `reason`, until it is fixed."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +67,7 @@ class Trust:
             raise ConfigError(f"tls.ca: cannot load CA certificate {ca_path}: {exc}") from exc
         self._ca_key = self.ca.public_key()
         self.crl: x509.CertificateRevocationList | None = None
+        self.crl_number = 0
         self.revoked: frozenset[int] = frozenset()
         self.directory: Directory | None = None
         self._crl_mtime = (-1, -1, -1)
@@ -65,6 +75,7 @@ class Trust:
         self._peers: dict[bytes, Peer] = {}  # by certificate PEM (inbound calls)
         self._members: dict[str, tuple[Member, Peer]] = {}  # by agency (outbound links)
         self._crl_next_update: datetime | None = None
+        self._own: Peer | None = None  # this node's own certificate, checked like a peer's
         # Bumped whenever the CRL or directory changes, so long-lived streams know to re-check.
         self.generation = 0
 
@@ -77,6 +88,56 @@ class Trust:
             self.reload_directory(force=True)
         except PkiError as exc:
             raise ConfigError(f"federation: {exc}") from exc
+
+    def set_own(
+        self, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, *, agency: str
+    ) -> None:
+        """This node's own certificate: checked here once for what cannot change while it runs
+        (issuer, identity, key), and by `check_own` for what can (revocation, validity).
+        Unauthenticated naming the problem if it does not pass."""
+        if cert.issuer != self.ca.subject:
+            raise Unauthenticated("it is not issued by the federation CA (tls.ca)")
+        try:
+            cert.verify_directly_issued_by(self.ca)
+        except (ValueError, TypeError, InvalidSignature) as exc:
+            raise Unauthenticated("it is not issued by the federation CA (tls.ca)") from exc
+        try:
+            named = agency_of(cert, self.federation)
+        except PkiError as exc:
+            raise Unauthenticated(f"its identity: {exc}") from exc
+        if named != agency:
+            raise Unauthenticated(f"it is {named}'s certificate, and this node is {agency}")
+        try:
+            public = public_key_of(cert)
+        except ValueError as exc:
+            raise Unauthenticated(str(exc)) from exc
+        if public.public_numbers() != key.public_key().public_numbers():
+            raise Unauthenticated("it does not match this node's key (tls.key)")
+        self._own = Peer(agency, cert, fingerprint(cert), public)
+
+    def check_own(self, now: datetime) -> None:
+        """Unauthenticated if this node's own certificate is revoked, expired or not yet
+        valid: a node must not vouch for messages (receipts, Hello) with a key peers refuse."""
+        if self._own is not None:
+            self._check_cert(self._own, now)
+
+    def check_not_older(self, *, crl_number: int, directory_serial: int) -> None:
+        """At start: refuse a CRL or directory older than one this node has seen before (the
+        high-water marks it keeps in its database). Put back, an older CRL would undo a
+        revocation and an older directory would list a revoked member again."""
+        assert self.directory is not None
+        if self.crl_number < crl_number:
+            raise ConfigError(
+                f"federation.crl: {self._crl_path} is CRL number {self.crl_number}, older than "
+                f"number {crl_number} this node has already seen (an older CRL was put back, "
+                "which would undo revocations); publish the current one (accord certs crl)"
+            )
+        if self.directory.serial < directory_serial:
+            raise ConfigError(
+                f"federation.directory: {self._directory_path} is serial "
+                f"{self.directory.serial}, older than serial {directory_serial} this node has "
+                "already seen (an older directory was put back); publish the current one"
+            )
 
     def reload(self) -> bool:
         """Pick up a newer CRL or directory. Returns whether anything changed."""
@@ -110,6 +171,7 @@ class Trust:
                     f"loaded CRL number {loaded}; keeping the loaded one"
                 )
         self.crl = crl
+        self.crl_number = _crl_number(crl)
         self.revoked = frozenset(r.serial_number for r in crl)
         self._crl_next_update = crl.next_update_utc
         self._crl_mtime = mtime
@@ -156,19 +218,41 @@ class Trust:
 
     # ---- checks -----------------------------------------------------------------------------
 
-    def check_crl_fresh(self, now: datetime) -> None:
+    def check_current(self, now: datetime) -> None:
+        """NotCurrent unless the CRL and the directory are within their validity."""
         if self.crl is None:
-            raise Unauthenticated("no CRL loaded: refusing all peers until one is published")
+            raise NotCurrent(
+                Reason.FEDERATION_STALE,
+                "no CRL loaded: refusing all peers until one is published",
+            )
         next_update = self._crl_next_update
         if next_update is None or now > next_update:
-            raise Unauthenticated(
+            raise NotCurrent(
+                Reason.FEDERATION_STALE,
                 f"the federation CRL expired at {next_update}: refusing all peers until a fresh "
-                "CRL is published (accord certs crl)"
+                "CRL is published (accord certs crl)",
+            )
+        try:
+            self.check_own(now)
+        except Unauthenticated as exc:
+            raise NotCurrent(
+                Reason.OWN_CERTIFICATE_INVALID,
+                f"this node's own certificate is not valid now ({exc}): it serves no peer and "
+                "sends nothing until it has a valid one (accord certs issue, then restart)",
+            ) from exc
+        directory = self.directory
+        if directory is None or now > directory.valid_until:
+            serial = directory.serial if directory else "-"
+            until = directory.valid_until if directory else "-"
+            raise NotCurrent(
+                Reason.FEDERATION_STALE,
+                f"the federation directory (serial {serial}) expired at {until}: refusing all "
+                "peers until the authority signs it again (accord certs directory)",
             )
 
     def peer_from_pem(self, pem: bytes, now: datetime) -> Peer:
         """Authenticate a peer certificate (already chain-verified by TLS) or raise."""
-        self.check_crl_fresh(now)
+        self.check_current(now)
         peer = self._peers.get(pem)
         if peer is not None:
             self._check_cert(peer, now)
@@ -188,7 +272,7 @@ class Trust:
 
     def member_peer(self, agency: str, now: datetime) -> tuple[Member, Peer]:
         """The directory's entry for an agency we are about to send to, checked like a caller."""
-        self.check_crl_fresh(now)
+        self.check_current(now)
         known = self._members.get(agency)
         if known is None:
             member = self.directory.member(agency) if self.directory else None

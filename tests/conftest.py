@@ -21,3 +21,10 @@ async def fed3(tmp_short: Path) -> AsyncIterator[Federation]:
     federation = Federation(tmp_short, ["NL-POL", "DE-BKA", "FR-PN"])
     yield federation
     await federation.stop_all()
+
+
+@pytest.fixture
+async def fed2(tmp_short: Path) -> AsyncIterator[Federation]:
+    federation = Federation(tmp_short, ["NL-POL", "DE-BKA"])
+    yield federation
+    await federation.stop_all()

@@ -21,6 +21,7 @@ from certs.directory import Agreement
 from certs.identity import agency_dns_name
 from node import config as config_mod
 from node import samples
+from node.access import Role, User
 from node.app import Node
 from node.clock import Clock, OffsetClock
 from node.envelope import FEATURES, FEATURES_KEY, MESSAGE_TYPES, sign
@@ -133,6 +134,7 @@ def liaison(
         type=type_,
         purpose=purpose,
         legal_basis="Directive (EU) 2023/977 Art. 4",
+        handling_codes=[pb.HANDLING_CODE_H0],
         tlp=pb.TLP_GREEN,
         retention=pb.Retention(days=90),
         urgency=pb.URGENCY_URGENT,
@@ -282,15 +284,90 @@ def free_port() -> int:
 
 
 async def add_user(node: Node, name: str, role: str, purposes: Sequence[str] = ALL_PURPOSES) -> str:
-    """Create a local user on a node (as its bootstrap admin) and save the token where the CLI
-    and `node.client.connect(home, user=name)` look for it."""
-    from node.access import Role, User
+    """Create a local user on a node as an administrator would, enrol them as the user would,
+    and save the token where the CLI and `node.client.connect(home, user=name)` look for it.
+    A role that needs a second administrator is approved by `admin2` (added the first time,
+    as the bootstrap's second administrator)."""
 
     admin = User("admin", Role.ADMINISTRATOR, frozenset())
-    _, token = await node.operations.add_user(
-        admin, name=name, role=role, clearances=list(purposes)
-    )
+    added = await node.operations.add_user(admin, name=name, role=role, clearances=list(purposes))
+    code = added.code
+    if added.record.user.pending:
+        _, second, _ = await node.operations.decide_user(
+            await second_admin(node), name=name, approve=True
+        )
+        code = f"{code}+{second}"
+    _, token = await node.operations.enrol(name=name, code=code)
     path = node.config.home / "tokens" / name
     path.write_text(token)
     path.chmod(0o600)
     return token
+
+
+async def second_admin(node: Node) -> User:
+    """The node's second administrator, `admin2`: added by the bootstrap administrator alone
+    (allowed while it is the only one) and enrolled, the first time it is needed."""
+
+    if await node.access_store.user("admin2") is None:
+        admin = User("admin", Role.ADMINISTRATOR, frozenset())
+        added = await node.operations.add_user(
+            admin, name="admin2", role="administrator", clearances=[]
+        )
+        _, token = await node.operations.enrol(name="admin2", code=added.code)
+        path = node.config.home / "tokens" / "admin2"
+        path.write_text(token)
+        path.chmod(0o600)
+    return User("admin2", Role.ADMINISTRATOR, frozenset())
+
+
+def grant(
+    *,
+    target: str,
+    to: str,
+    third: str,
+    purpose: str = "serious-crime-investigation",
+    transfer_purpose: str = "",
+    granted: bool = True,
+) -> pb.MessageContent:
+    """The originator's TRANSFER_AUTHORISATION_GRANT letting `to` forward `target` to `third`."""
+    return pb.MessageContent(
+        recipients=[to],
+        type=pb.MESSAGE_TYPE_TRANSFER_AUTHORISATION_GRANT,
+        purpose=purpose,
+        correlation_id=target,
+        control=pb.ControlBody(
+            target_message_id=target,
+            third_agency=third,
+            transfer_purpose=transfer_purpose,
+            granted=granted,
+        ),
+    )
+
+
+async def held(node: Node, message_id: str, *, sender: str, timeout: float = 10.0) -> None:
+    """Wait until `node` holds the message `message_id` received from `sender`."""
+
+    async def arrived() -> bool:
+        assert node.store is not None
+        return await node.store.get_message(message_id, sender=sender, direction="in") is not None
+
+    await wait_for(arrived, timeout=timeout)
+
+
+def configure(home: Path, section: str, **values: object) -> None:
+    """Set fields of one section of a node home's config.toml (before the node starts)."""
+    path = home / config_mod.CONFIG_FILE
+    lines = path.read_text().splitlines()
+    start = lines.index(f"[{section}]")
+    for key, value in values.items():
+        text = f"{key} = {value!r}" if not isinstance(value, str) else f'{key} = "{value}"'
+        for at in range(start + 1, len(lines)):
+            if lines[at].startswith("["):
+                lines.insert(at, text)
+                break
+            if lines[at].split("=")[0].strip() == key:
+                lines[at] = text
+                break
+        else:
+            lines.append(text)
+    path.write_text("\n".join(lines) + "\n")

@@ -308,17 +308,22 @@ async def test_certificate_not_listed_in_directory_is_refused(
 
 async def test_stale_crl_fails_closed_both_ways(fed: Federation) -> None:
     nl = await fed.start(CALLER)
-    de = await fed.start(RECEIVER)
+    await fed.start(RECEIVER)
+    await fed.stop(RECEIVER)
+    sent = await nl.send(incident(to=[RECEIVER]))  # queued while the receiver is down
     fed.authority.publish_crl(now=fed.now, next_update=timedelta(seconds=-60))
     fed.reload_all()
+    de = await fed.start(RECEIVER)
 
     # Inbound: every caller is refused, even a valid member.
     await assert_refused(
         de, member(fed), grpc.StatusCode.UNAUTHENTICATED, "CRL expired", "accord certs crl"
     )
 
-    # Outbound: the message waits in the outbox; the link does not connect.
-    sent = await nl.send(incident(to=[RECEIVER]))
+    # Outbound: a new send is refused at once; what was queued waits, the link does not connect.
+    with pytest.raises(Refused) as refused:
+        await nl.send(incident(to=[RECEIVER]))
+    assert refused.value.reason == Reason.FEDERATION_STALE and "CRL expired" in str(refused.value)
     assert nl.store is not None
 
     async def refused_attempt() -> bool:

@@ -236,6 +236,10 @@ async def running(fed3: Federation) -> AsyncIterator[Federation]:
     yield fed3
 
 
+# The provider's terms every message states.
+MARKINGS = ("--tlp", "green", "--handling", "H0", "--retention-days", "30")
+
+
 async def officer(fed: Federation, agency: str, *args: str | Path) -> Run:
     return await accord(*args, "--home", fed.homes[agency], "--as", OFFICER)
 
@@ -306,7 +310,7 @@ async def test_send_inbox_show_receipts_and_reply(running: Federation, tmp_short
     reply_body.write_text('{"subject": "Re: missing minor", "text": "Found safe."}')
     run = await officer(fed, "DE-BKA", "send", "--to", "NL-POL", "--type", "reply",
                         "--purpose", "missing-persons", "--body", reply_body,
-                        "--reply-to", message_id)  # fmt: skip
+                        *MARKINGS, "--reply-to", message_id)  # fmt: skip
     assert run.code == 0, run
     reply_id = run.out.strip()
 
@@ -322,7 +326,7 @@ async def test_refusals_and_denials_print_their_code(running: Federation, tmp_sh
     fed = running
     body = tmp_short / "b.json"
     body.write_text('{"subject": "s", "text": "t"}')
-    base = ("send", "--type", "request_info", "--body", body)
+    base = ("send", "--type", "request_info", "--body", body, *MARKINGS)
     unpermitted, stranger, no_reason, admin = await asyncio.gather(
         officer(fed, "FR-PN", *base, "--to", "NL-POL", "--purpose", UNPERMITTED_PURPOSE),
         officer(fed, "FR-PN", *base, "--to", "XX-NONE", "--purpose", "missing-persons"),
@@ -347,7 +351,7 @@ async def test_show_needs_a_justification(running: Federation, tmp_short: Path) 
     body = tmp_short / "b.json"
     body.write_text('{"subject": "s", "text": "t"}')
     run = await officer(fed, "NL-POL", "send", "--to", "DE-BKA", "--type", "alert",
-                        "--purpose", "counter-terrorism", "--body", body)  # fmt: skip
+                        "--purpose", "counter-terrorism", "--body", body, *MARKINGS)  # fmt: skip
     assert run.code == 0, run
     run = await officer(fed, "NL-POL", "show", run.out.strip())
     assert_usage_error(run, "permission denied (JUSTIFICATION)", "justification")

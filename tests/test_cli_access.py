@@ -10,6 +10,7 @@ from pathlib import Path
 from tests.harness import Federation, incident, wait_for
 
 NL, DE = "NL-POL", "DE-BKA"
+MARKINGS = ("--tlp", "amber", "--handling", "H0", "--retention-days", "30")
 
 
 async def accord(*args: str, home: Path | None = None) -> tuple[int, str, str]:
@@ -24,22 +25,29 @@ async def accord(*args: str, home: Path | None = None) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
+async def add_and_enrol(name: str, role: str, home: Path, *, approver: str = "") -> None:
+    """`users add` as the administrator, `users approve` as `approver` where the role needs a
+    second administrator, and `users enrol --save` with the code part(s), as the user."""
+    code, out, err = await accord(
+        "users", "add", name, "--role", role, "--clearance", "serious-crime-investigation",
+        home=home,
+    )  # fmt: skip
+    assert code == 0, err
+    parts = ["--code", out.strip()]
+    if approver:
+        assert "awaits a second administrator" in err
+        code, out, err = await accord("users", "approve", name, "--as", approver, home=home)
+        assert code == 0, err
+        parts += ["--code", out.strip()]
+    code, out, err = await accord("users", "enrol", name, *parts, "--save", home=home)
+    assert code == 0, err
+    assert (home / "tokens" / name).stat().st_mode & 0o777 == 0o600
+
+
 async def test_users_read_approve_forward_policy_via_cli(fed3: Federation, tmp_path: Path) -> None:
     nl, de, _ = await fed3.start_all()
     nl_home, de_home = nl.config.home, de.config.home
-    code, out, err = await accord(
-        "users",
-        "add",
-        "anna",
-        "--role",
-        "liaison_officer",
-        "--clearance",
-        "serious-crime-investigation",
-        "--save",
-        home=nl_home,
-    )
-    assert code == 0, err
-    assert (nl_home / "tokens" / "anna").stat().st_mode & 0o777 == 0o600
+    await add_and_enrol("anna", "liaison_officer", nl_home)
     code, _, err = await accord("users", "add", "bad name!", "--role", "auditor", home=nl_home)
     assert code == 2 and "user name" in err
     code, _, err = await accord(
@@ -65,6 +73,7 @@ async def test_users_read_approve_forward_policy_via_cli(fed3: Federation, tmp_p
         "serious-crime-investigation",
         "--body",
         str(body),
+        *MARKINGS,
         home=nl_home,
     )
     assert code == 0, err
@@ -79,23 +88,16 @@ async def test_users_read_approve_forward_policy_via_cli(fed3: Federation, tmp_p
         "serious-crime-investigation",
         "--body",
         str(body),
+        *MARKINGS,
         home=nl_home,
     )
     assert code == 2 and "administrator" in err  # the admin manages; it does not send
 
-    for name, role in (("bert", "liaison_officer"), ("olga", "auditor")):
-        code, _, err = await accord(
-            "users",
-            "add",
-            name,
-            "--role",
-            role,
-            "--clearance",
-            "serious-crime-investigation",
-            "--save",
-            home=de_home,
-        )
-        assert code == 0, err
+    await add_and_enrol("bert", "liaison_officer", de_home)
+    await add_and_enrol("admin2", "administrator", de_home)  # the second: no approval needed
+    await add_and_enrol("olga", "auditor", de_home, approver="admin2")
+    code, out, _ = await accord("users", "list", home=de_home)
+    assert "olga" in out and "active" in out
 
     async def arrived() -> bool:
         assert de.store is not None

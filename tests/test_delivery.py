@@ -292,7 +292,10 @@ async def test_sender_killed_after_send_returns_delivers_after_restart(tmp_short
                                              clearances=["serious-crime-investigation"]),
                     metadata=bearer(nl_home, "admin"),
                 )  # fmt: skip
-                officer = (("authorization", f"Bearer {added.token}"),)
+                enrolled = await api.Enrol(
+                    local_pb2.EnrolRequest(name="officer", code=added.enrolment_code)
+                )
+                officer = (("authorization", f"Bearer {enrolled.token}"),)
                 request = local_pb2.SendRequest(content=incident(to=[DE]))
                 ids = [(await api.Send(request, metadata=officer)).message_id for _ in range(5)]
             proc.send_signal(signal.SIGKILL)

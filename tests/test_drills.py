@@ -122,6 +122,7 @@ to = "DE-BKA"
 type = "request_info"
 purpose = "missing-persons"
 id = "early"
+body = { subject = "s", text = "t" }
 
 [[step]]
 do = "expect_receipt"
@@ -139,6 +140,7 @@ to = "DE-BKA"
 type = "request_info"
 purpose = "missing-persons"
 id = "in-flight"
+body = { subject = "s", text = "t" }
 
 [[step]]
 do = "advance_clock"
@@ -167,6 +169,7 @@ as = "DE-BKA"
 to = "NL-POL"
 type = "request_info"
 purpose = "missing-persons"
+body = { subject = "s", text = "t" }
 expect = "refused"
 reason = "AGREEMENT_EXPIRED"
 """
@@ -316,6 +319,7 @@ to = "DE-BKA"
 type = "alert"
 purpose = "missing-persons"
 id = "q"
+body = { subject = "s", text = "t" }
 
 [[step]]
 do = "restart"
@@ -339,6 +343,7 @@ as = "NL-POL"
 to = "DE-BKA"
 type = "alert"
 purpose = "organised-crime"
+body = { subject = "s", text = "t" }
 expect = "refused"
 reason = "PURPOSE_NOT_PERMITTED"
 """
@@ -357,7 +362,8 @@ async def test_cluster_up_detached_status_and_down(tmp_short: Path) -> None:
         body.write_text('{"subject": "s", "text": "t"}')
         sent = await accord("send", "--home", root / "nl-pol", "--as", "officer", "--to", "DE-BKA",
                             "--type", "request_info", "--purpose", "organised-crime",
-                            "--body", body, "--retention-days", "30")  # fmt: skip
+                            "--body", body, "--retention-days", "30", "--tlp", "GREEN",
+                            "--handling", "H0")  # fmt: skip
         assert sent.code == 0, sent.err
         status = await accord("cluster", "status", "--dir", root, "--json")
         assert status.code == 0, status.err

@@ -9,7 +9,7 @@ import pytest
 
 from accord.v1 import local_pb2
 from node.client import connect
-from tests.harness import Federation, add_user, incident, liaison
+from tests.harness import Federation, add_user, incident, liaison, wait_for
 
 NL, DE = "NL-POL", "DE-BKA"
 
@@ -59,3 +59,44 @@ async def test_calls_without_a_valid_token_are_refused(fed3: Federation) -> None
 
         health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
         assert health.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_a_disabled_users_open_watch_ends(fed3: Federation) -> None:
+    """Item 9: disabling a user (or changing their clearances) ends their open Watch streams;
+    and every item is checked against the user as they are now, however they changed."""
+    nl, de, _ = await fed3.start_all()
+    await add_user(nl, "anna", "liaison_officer")
+    for name in ("bert", "carl"):
+        await add_user(de, name, "liaison_officer", purposes=["missing-persons"])
+
+    async def watching(n: int) -> bool:
+        return len(de._watchers) == n
+
+    async with (
+        connect(de.config.home, user="bert") as bert,
+        connect(de.config.home, user="carl") as carl,
+        connect(nl.config.home, user="anna") as sender,
+        connect(de.config.home, user="admin") as admin,
+    ):
+        bert_feed = bert.api.Watch(local_pb2.WatchRequest())
+        carl_feed = carl.api.Watch(local_pb2.WatchRequest())
+        await wait_for(lambda: watching(2))
+        first = await sender.api.Send(
+            local_pb2.SendRequest(content=liaison(to=[DE], purpose="missing-persons"))
+        )
+        for feed in (bert_feed, carl_feed):
+            assert (await asyncio.wait_for(feed.read(), 10)).message_id == first.message_id
+
+        await admin.api.DisableUser(local_pb2.DisableUserRequest(name="bert"))
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            await asyncio.wait_for(bert_feed.read(), 10)
+        assert ended.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+        # Disabled behind the API's back: the next item finds out.
+        await de.access_store.disable_user(name="carl", now=de.clock.now())
+        await sender.api.Send(
+            local_pb2.SendRequest(content=liaison(to=[DE], purpose="missing-persons"))
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            await asyncio.wait_for(carl_feed.read(), 10)
+        assert ended.value.code() == grpc.StatusCode.PERMISSION_DENIED

@@ -12,7 +12,7 @@ from certs.directory import Directory, Purpose
 from node.envelope import MessageMeta, meta_of
 from node.errors import Reason, Refused
 from node.policy import Policy
-from tests.harness import ALL_PURPOSES, complete, incident, open_agreement
+from tests.harness import ALL_PURPOSES, complete, incident, liaison, open_agreement
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 NL, DE, FR = "NL-POL", "DE-BKA", "FR-PN"
@@ -23,6 +23,7 @@ def directory(**changes: object) -> Directory:
         federation="accord.test",
         serial=1,
         issued_at=NOW,
+        valid_until=NOW + timedelta(days=30),
         purposes=tuple(Purpose(p, p) for p in ALL_PURPOSES),
         agreements=(open_agreement(changes.pop("parties", (NL, DE)), NOW, **changes),),  # type: ignore[arg-type]
     )
@@ -137,15 +138,9 @@ def test_sender_runs_the_same_checks_for_every_recipient() -> None:
 
 
 def test_approval_required_for_reply_after_hit() -> None:
-    reply = complete(
-        pb.MessageContent(
-            recipients=[DE],
-            type=pb.MESSAGE_TYPE_REPLY,
-            purpose="serious-crime-investigation",
-            in_reply_to="01234567-89ab-7def-8123-456789abcdef",
-        ),
-        sender=NL,
-    )
+    reply = liaison(to=[DE], type_=pb.MESSAGE_TYPE_REPLY, purpose="serious-crime-investigation")
+    reply.in_reply_to = "01234567-89ab-7def-8123-456789abcdef"
+    reply = complete(reply, sender=NL)
     d = directory(approval_required=("REPLY>HIT_NOTIFICATION",))
     members = Directory.from_json(d.to_json())  # round trip through the signed format
     policy = Policy(directory=members, agency=DE)
@@ -153,8 +148,8 @@ def test_approval_required_for_reply_after_hit() -> None:
     assert decision.needs_approval is False  # inbound: no replied type known
     out = Policy(directory=members, agency=NL)
     assert out._check_pair(
-        meta_of(reply), sender=NL, receiver=DE, now=NOW, replied_type="HIT_NOTIFICATION"
+        meta_of(reply), sender=NL, receiver=DE, now=NOW, thread=frozenset({"HIT_NOTIFICATION"})
     ).needs_approval
     assert not out._check_pair(
-        meta_of(reply), sender=NL, receiver=DE, now=NOW, replied_type="REQUEST_INFO"
+        meta_of(reply), sender=NL, receiver=DE, now=NOW, thread=frozenset({"REQUEST_INFO"})
     ).needs_approval

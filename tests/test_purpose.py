@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import grpc
 import pytest
@@ -23,6 +25,7 @@ from tests.harness import (
     add_user,
     complete,
     envelope_frame,
+    held,
     incident,
     liaison,
     member_key,
@@ -506,3 +509,149 @@ async def test_reading_receipts_follows_the_listing_rule_and_refusals_are_logged
         ).entries
     refused = {(e.user, e.outcome, e.detail.split(":")[0]) for e in log if e.action == "receipts"}
     assert refused == {("carl", "refused", "CLEARANCE"), ("admin", "refused", "ROLE")}
+
+
+async def test_reason_codes_say_what_is_wrong(fed3: Federation, tmp_short: Path) -> None:
+    """Issue 11, item 5: an unknown purpose is UNKNOWN_PURPOSE (not a clearance denial), a
+    forward to a non-member says so (not that it needs a grant), and a home that does not
+    exist is named as such."""
+    nl, de, _ = await fed3.start_all()
+    await add_user(nl, "alice", "liaison_officer", purposes=["missing-persons"])
+    await add_user(de, "dirk", "supervisor")
+    async with connect(nl.config.home, user="alice") as c:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await c.api.Send(
+                local_pb2.SendRequest(content=incident(to=[DE], purpose="pizza-delivery"))
+            )
+    assert dict(refused.value.trailing_metadata() or ())["accord-reason"] == "UNKNOWN_PURPOSE"
+    sent = await nl.send(incident(to=[DE]))
+    await held(de, sent.message_id, sender=NL)
+    async with connect(de.config.home, user="dirk") as c:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await c.api.Forward(
+                local_pb2.ForwardRequest(
+                    message_id=sent.message_id, to="ZZ-NOPE", justification="case 2026/0042 ok"
+                )
+            )
+    assert dict(refused.value.trailing_metadata() or ())["accord-reason"] == "WRONG_RECIPIENT"
+    assert "not a member of the federation" in (refused.value.details() or "")
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "node.cli", "users", "add", "bob", "--role", "auditor",
+        "--home", str(tmp_short / "nosuchhome"), stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    assert "nosuchhome does not exist" in err.decode() and "node run" not in err.decode()
+
+
+async def test_a_reply_in_a_hits_thread_waits_however_it_names_the_hit(fed3: Federation) -> None:
+    """Item 7: REPLY>HIT_NOTIFICATION is decided from the thread: a reply that names the hit
+    only by its correlation id, or answers another message of the hit's thread, is held too."""
+    set_agreement(fed3, approval_required=("REPLY>HIT_NOTIFICATION",))
+    nl, de, _ = await fed3.start_all()
+    hit = await de.send(
+        liaison(
+            to=[NL], type_=pb.MESSAGE_TYPE_HIT_NOTIFICATION, purpose="serious-crime-investigation"
+        )
+    )
+    follow_up = liaison(to=[NL], purpose="serious-crime-investigation", text="More on the hit")
+    follow_up.correlation_id = hit.message_id
+    later = await de.send(follow_up)
+    await held(nl, later.message_id, sender=DE)
+
+    def reply(**thread: str) -> pb.MessageContent:
+        content = liaison(
+            to=[DE], type_=pb.MESSAGE_TYPE_REPLY, purpose="serious-crime-investigation"
+        )
+        for name, value in thread.items():
+            setattr(content, name, value)
+        return content
+
+    for named in (
+        {"correlation_id": hit.message_id},
+        {"in_reply_to": later.message_id, "correlation_id": hit.message_id},
+        {"in_reply_to": later.message_id},
+    ):
+        assert (await nl.send(reply(**named))).pending_approval, named
+    plain = await nl.send(reply())
+    assert not plain.pending_approval
+
+
+async def test_approvals_follow_purpose_clearance(fed3: Federation) -> None:
+    """Item 8: a held message of a purpose a user is not cleared for is not listed to them, and
+    a supervisor not cleared for it cannot approve it."""
+    set_agreement(fed3, approval_required=("REPLY>HIT_NOTIFICATION",))
+    nl, de, _ = await fed3.start_all()
+    await add_user(nl, "sam", "supervisor")
+    await add_user(nl, "mia", "supervisor", purposes=["missing-persons"])
+    await add_user(nl, "ole", "liaison_officer", purposes=["missing-persons"])
+    hit = await de.send(
+        liaison(
+            to=[NL], type_=pb.MESSAGE_TYPE_HIT_NOTIFICATION, purpose="serious-crime-investigation"
+        )
+    )
+    await held(nl, hit.message_id, sender=DE)
+    reply = liaison(to=[DE], type_=pb.MESSAGE_TYPE_REPLY, purpose="serious-crime-investigation")
+    reply.in_reply_to = hit.message_id
+    async with connect(nl.config.home, user="sam") as c:
+        waiting = await c.api.Send(local_pb2.SendRequest(content=reply))
+        listed = await c.api.ListApprovals(local_pb2.ListApprovalsRequest())
+    assert waiting.pending_approval
+    assert [a.message_id for a in listed.approvals] == [waiting.message_id]
+    for user in ("mia", "ole"):
+        async with connect(nl.config.home, user=user) as c:
+            assert not (await c.api.ListApprovals(local_pb2.ListApprovalsRequest())).approvals
+    async with connect(nl.config.home, user="mia") as c:
+        with pytest.raises(grpc.aio.AioRpcError) as denied:
+            await c.api.Decide(local_pb2.DecideRequest(message_id=waiting.message_id, approve=True))
+    assert dict(denied.value.trailing_metadata() or ())["accord-denied"] == "CLEARANCE"
+    decision = await nl.access_store.approval(waiting.message_id)
+    assert decision is not None and decision.state == "pending"
+
+
+async def test_free_text_refuses_control_characters_and_output_escapes_them(
+    fed3: Federation,
+) -> None:
+    """Item 10: a justification (or note, reason, condition) with a newline is refused with a
+    clear error and nothing is logged as granted; text already stored with one is printed
+    escaped by `accord access-log`, one row per entry."""
+    nl, de, _ = await fed3.start_all()
+    await add_user(de, "bert", "liaison_officer")
+    await add_user(de, "olga", "auditor")
+    sent = await nl.send(incident(to=[DE]))
+    await held(de, sent.message_id, sender=NL)
+    forged = "case 2026/1\n2026-01-01T00:00:00  admin  consult  granted"
+    async with connect(de.config.home, user="bert") as c:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await c.api.Get(local_pb2.GetRequest(message_id=sent.message_id, justification=forged))
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "justification: contains the control character U+000A" in (
+            refused.value.details() or ""
+        )
+        grant_with_newline = pb.MessageContent(
+            recipients=[NL],
+            type=pb.MESSAGE_TYPE_TRANSFER_AUTHORISATION_REQUEST,
+            purpose="serious-crime-investigation",
+            control=pb.ControlBody(
+                target_message_id=sent.message_id, third_agency="FR-PN", reason="a\u202eb"
+            ),
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await c.api.Send(local_pb2.SendRequest(content=grant_with_newline))
+        assert "control.reason" in (refused.value.details() or "")
+    assert not [e for e in await de.access_store.entries() if e.action == "consult"]
+
+    # Stored before this rule (or by another tool): printed escaped, on one line.
+    await de.access_store.log(
+        at=de.clock.now(), user="bert", action="consult", outcome="refused", justification=forged
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "node.cli", "access-log", "--as", "olga",
+        "--home", str(de.config.home), stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    lines = out.decode().splitlines()
+    assert proc.returncode == 0
+    assert any("case 2026/1\\n2026-01-01" in line for line in lines)
+    assert not any(line.startswith("2026-01-01T00:00:00  admin") for line in lines)

@@ -6,7 +6,9 @@ receiver, leave nothing in the receiver's message store, and leave the stream wo
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
@@ -16,6 +18,7 @@ from accord.v1 import message_pb2 as pb
 from certs.ca import load_cert
 from node.app import Node
 from node.envelope import ReceiptInfo, digest, parse_receipt, public_key_of, verify_receipt
+from node.errors import InvalidRequest, Reason, Refused
 from node.ids import uuid7
 from tests.harness import (
     Federation,
@@ -250,3 +253,86 @@ async def test_a_frame_beyond_the_transport_limit_ends_only_its_stream(fed3: Fed
         content = complete(incident(to=[DE]), sender=NL)
         assert check(await stream.send(signed(content, member_key(fed3, NL))[1])).accepted
     assert await de.store.count("messages") == 1
+
+
+async def test_created_at_and_message_id_are_checked_on_both_sides(fed3: Federation) -> None:
+    """Item 16: created_at beyond the clock skew (5 minutes) is refused, and the message id
+    must be a UUIDv7, by the receiver and, for what a caller hands it, by the sender."""
+    nl, de, _fr = await fed3.start_all()
+    assert de.store is not None
+    check = receipt_checker(fed3, de)
+    key = member_key(fed3, NL)
+    now = datetime.now(UTC)
+
+    def created(at: datetime) -> pb.MessageContent:
+        content = complete(incident(to=[DE]), sender=NL)
+        content.created_at.FromDatetime(at)
+        return content
+
+    far = created(datetime(9999, 1, 1, tzinfo=UTC))
+    ahead = created(now + timedelta(minutes=6))
+    within = created(now + timedelta(minutes=4))
+    version4 = complete(incident(to=[DE]), sender=NL, message_id=str(uuid.uuid4()))
+    async with RawExchange(fed3, as_agency=NL, to=de) as stream:
+        for content, reason in [
+            (far, "CREATED_AT_IN_FUTURE"),
+            (ahead, "CREATED_AT_IN_FUTURE"),
+            (version4, "MALFORMED"),
+        ]:
+            info = check(await stream.send(signed(content, key)[1]))
+            assert (info.accepted, info.reason_code) == (False, reason), info
+        assert check(await stream.send(signed(within, key)[1])).accepted
+    assert await de.store.count("messages") == 1
+
+    draft = incident(to=[DE])
+    draft.created_at.FromDatetime(now + timedelta(hours=1))
+    with pytest.raises(Refused) as refused:
+        await nl.send(draft)
+    assert refused.value.reason == Reason.CREATED_AT_IN_FUTURE
+    draft = incident(to=[DE])
+    draft.message_id = str(uuid.uuid4())
+    with pytest.raises(Refused, match="UUIDv7"):
+        await nl.send(draft)
+
+
+async def test_markings_and_a_body_are_required_and_a_reply_names_a_known_message(
+    fed3: Federation,
+) -> None:
+    """Issue 11, item 8: no TLP, no handling code, no retention, or an empty body is refused by
+    the receiver (with its reason code) and by the sender, and a reply must answer a message
+    the sending node holds."""
+    nl, de, _fr = await fed3.start_all()
+    assert de.store is not None
+    check = receipt_checker(fed3, de)
+    key = member_key(fed3, NL)
+
+    def without(field: str) -> pb.MessageContent:
+        content = incident(to=[DE])
+        if field == "incident":
+            content.incident.Clear()
+            content.incident.SetInParent()  # an empty {} body
+        else:
+            content.ClearField(field)
+        return content
+
+    cases = [
+        ("tlp", "MARKINGS_MISSING"),
+        ("handling_codes", "MARKINGS_MISSING"),
+        ("retention", "MARKINGS_MISSING"),
+        ("incident", "MALFORMED"),
+    ]
+    async with RawExchange(fed3, as_agency=NL, to=de) as stream:
+        for field, reason in cases:
+            content = complete(without(field), sender=NL)
+            info = check(await stream.send(signed(content, key)[1]))
+            assert (info.accepted, info.reason_code) == (False, reason), (field, info)
+    for field, reason in cases:
+        with pytest.raises(Refused) as refused:
+            await nl.send(without(field))
+        assert refused.value.reason == reason, field
+    assert await de.store.count("messages") == 0
+
+    reply = liaison(to=[DE], type_=pb.MESSAGE_TYPE_REPLY)
+    reply.in_reply_to = "0000"
+    with pytest.raises(InvalidRequest, match="holds no such message"):
+        await nl.send(reply)

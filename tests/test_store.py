@@ -8,7 +8,7 @@ import os
 import sqlite3
 import stat
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -16,23 +16,20 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
+from accord.v1 import local_pb2
+from accord.v1 import message_pb2 as pb
+from node.client import connect
 from node.envelope import digest
 from node.store import Store, StoredMessage
 from node.store import writer as writer_module
 from node.store.access import AccessStore
 from node.store.keys import KeyRing, Sealed, SealError, aad_for
-from tests.harness import Federation, incident, wait_for
+from tests.harness import Federation, add_user, held, incident, wait_for
 
 NL, DE = "NL-POL", "DE-BKA"
-
-
-@pytest.fixture
-async def fed2(tmp_short: Path) -> AsyncIterator[Federation]:
-    federation = Federation(tmp_short, [NL, DE])
-    yield federation
-    await federation.stop_all()
 
 
 @contextmanager
@@ -97,16 +94,27 @@ async def test_each_message_has_its_own_data_key(fed2: Federation) -> None:
     sealed = {m.message_id: m.sealed for m in rows}
     a, b = (sealed[i] for i in ids)
     assert a is not None and b is not None
+    second = next(m for m in rows if m.message_id == ids[1])
+
+    def aad(message_id: str) -> bytes:
+        return aad_for(
+            NL,
+            message_id,
+            purpose=second.purpose,
+            tlp=second.tlp,
+            handling_codes=second.handling_codes,
+        )
+
     assert a.wrapped_key != b.wrapped_key
     assert a.ciphertext != b.ciphertext
     # The data key is 32 bytes, wrapped with AES-GCM: nonce (12) + key (32) + tag (16).
     assert len(a.wrapped_key) == 12 + 32 + 16
     # One message's key does not open another's body, and shredding one key loses only that body.
     with pytest.raises(SealError):
-        de.store.keys.open(Sealed(b.ciphertext, a.wrapped_key), aad_for(NL, ids[1]))
+        de.store.keys.open(Sealed(b.ciphertext, a.wrapped_key), aad(ids[1]))
     with pytest.raises(SealError):  # a body cannot be moved to another message's row
-        de.store.keys.open(a, aad_for(NL, ids[1]))
-    assert de.store.keys.open(b, aad_for(NL, ids[1]))
+        de.store.keys.open(a, aad(ids[1]))
+    assert de.store.keys.open(b, aad(ids[1]))
 
 
 async def test_home_and_secrets_are_private_even_with_a_permissive_umask(
@@ -149,7 +157,14 @@ def inbound(store: Store, message_id: str, content: bytes) -> StoredMessage:
         retain_until=None,
         content_sha256=digest(content),
         signature=b"not checked by the store",
-        sealed=store.seal(sender=NL, message_id=message_id, content=content),
+        sealed=store.seal(
+            sender=NL,
+            message_id=message_id,
+            purpose="missing-persons",
+            tlp="GREEN",
+            handling_codes=(),
+            content=content,
+        ),
     )
 
 
@@ -456,7 +471,7 @@ async def test_a_few_large_batches_are_checkpointed_by_their_size(tmp_short: Pat
                 mid = f"0190a0a0-0000-7000-8000-00000{commit:03d}{n:04d}"
                 m = inbound(store, mid, os.urandom(4000))
                 arrivals.append((m.message_id, store.inbound_txn(m)))
-            await store.admit(NL, arrivals)
+            await store.admit(NL, arrivals, directory_serial=1)
 
         async def checkpointed() -> bool:
             return store.writer.checkpoints >= 1
@@ -515,3 +530,60 @@ def test_an_extended_busy_code_counts_as_locked() -> None:
 
     with pytest.raises(writer_module._Locked):
         writer_module._begin(Refusing())  # type: ignore[arg-type]
+
+
+async def test_altered_markings_make_a_row_unreadable(fed3: Federation) -> None:
+    """Item 11: TLP:RED is for supervisors. Changing the stored row's TLP to GREEN does not let
+    a liaison officer read it: the row no longer opens (the markings are sealed with it), and
+    a row sealed before markings were bound (seal 1) is checked against the TLP inside it."""
+    nl, de, _ = await fed3.start_all()
+    assert de.store is not None
+    await add_user(de, "otto", "liaison_officer")
+    await add_user(de, "sven", "supervisor")
+    red = incident(to=[DE])
+    red.tlp = pb.TLP_RED
+    sent = [await nl.send(red) for _ in range(2)]
+    for s in sent:
+        await held(de, s.message_id, sender=NL)
+
+    def alter(sql: str, *params: object) -> None:
+        with closing(sqlite3.connect(de.config.database, timeout=10)) as db:
+            db.execute(sql, params)
+            db.commit()
+
+    async def read(user: str, message_id: str) -> grpc.aio.AioRpcError | None:
+        async with connect(de.config.home, user=user) as c:
+            try:
+                await c.api.Get(
+                    local_pb2.GetRequest(message_id=message_id, justification="case 2026/0042 ok")
+                )
+            except grpc.aio.AioRpcError as exc:
+                return exc
+        return None
+
+    first, second = (s.message_id for s in sent)
+    alter("UPDATE messages SET tlp = 'GREEN' WHERE message_id = ?", first)
+    for user in ("otto", "sven"):
+        refused = await read(user, first)
+        assert refused is not None and refused.code() == grpc.StatusCode.DATA_LOSS
+        assert "not the ones it was sealed with" in (refused.details() or "")
+    alter("UPDATE messages SET tlp = 'RED' WHERE message_id = ?", first)
+    assert await read("sven", first) is None
+
+    # A row as stored before migration 008 (seal 1: sender and id only), then altered.
+    row = await de.store.get_message(second, sender=NL)
+    assert row is not None and row.sealed is not None
+    legacy = de.store.keys.seal(
+        sent[1].content, aad_for(NL, second, purpose="", tlp="", handling_codes=(), version=1)
+    )
+    alter(
+        "UPDATE messages SET seal = 1, tlp = 'GREEN', ciphertext = ?, wrapped_key = ? "
+        "WHERE message_id = ?",
+        legacy.ciphertext,
+        legacy.wrapped_key,
+        second,
+    )
+    denied = await read("otto", second)
+    assert denied is not None
+    assert dict(denied.trailing_metadata() or ())["accord-denied"] == "TLP"
+    assert await read("sven", second) is None

@@ -16,16 +16,22 @@ class WhoAmIRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class UserInfo(_message.Message):
-    __slots__ = ("name", "role", "clearances", "disabled")
+    __slots__ = ("name", "role", "clearances", "disabled", "state", "requested_role", "requested_by")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     CLEARANCES_FIELD_NUMBER: _ClassVar[int]
     DISABLED_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_ROLE_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
     name: str
     role: str
     clearances: _containers.RepeatedScalarFieldContainer[str]
     disabled: bool
-    def __init__(self, name: _Optional[str] = ..., role: _Optional[str] = ..., clearances: _Optional[_Iterable[str]] = ..., disabled: _Optional[bool] = ...) -> None: ...
+    state: str
+    requested_role: str
+    requested_by: str
+    def __init__(self, name: _Optional[str] = ..., role: _Optional[str] = ..., clearances: _Optional[_Iterable[str]] = ..., disabled: _Optional[bool] = ..., state: _Optional[str] = ..., requested_role: _Optional[str] = ..., requested_by: _Optional[str] = ...) -> None: ...
 
 class AddUserRequest(_message.Message):
     __slots__ = ("name", "role", "clearances")
@@ -38,12 +44,64 @@ class AddUserRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., role: _Optional[str] = ..., clearances: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AddUserResponse(_message.Message):
+    __slots__ = ("user", "enrolment_code", "code_expires_at", "pending_approval")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    ENROLMENT_CODE_FIELD_NUMBER: _ClassVar[int]
+    CODE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    PENDING_APPROVAL_FIELD_NUMBER: _ClassVar[int]
+    user: UserInfo
+    enrolment_code: str
+    code_expires_at: str
+    pending_approval: bool
+    def __init__(self, user: _Optional[_Union[UserInfo, _Mapping]] = ..., enrolment_code: _Optional[str] = ..., code_expires_at: _Optional[str] = ..., pending_approval: _Optional[bool] = ...) -> None: ...
+
+class EnrolRequest(_message.Message):
+    __slots__ = ("name", "code")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    code: str
+    def __init__(self, name: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
+
+class EnrolResponse(_message.Message):
     __slots__ = ("user", "token")
     USER_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     user: UserInfo
     token: str
     def __init__(self, user: _Optional[_Union[UserInfo, _Mapping]] = ..., token: _Optional[str] = ...) -> None: ...
+
+class SetRoleRequest(_message.Message):
+    __slots__ = ("name", "role")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    role: str
+    def __init__(self, name: _Optional[str] = ..., role: _Optional[str] = ...) -> None: ...
+
+class EnableUserRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DecideUserRequest(_message.Message):
+    __slots__ = ("name", "approve")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    APPROVE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    approve: bool
+    def __init__(self, name: _Optional[str] = ..., approve: _Optional[bool] = ...) -> None: ...
+
+class DecideUserResponse(_message.Message):
+    __slots__ = ("user", "enrolment_code", "code_expires_at")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    ENROLMENT_CODE_FIELD_NUMBER: _ClassVar[int]
+    CODE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    user: UserInfo
+    enrolment_code: str
+    code_expires_at: str
+    def __init__(self, user: _Optional[_Union[UserInfo, _Mapping]] = ..., enrolment_code: _Optional[str] = ..., code_expires_at: _Optional[str] = ...) -> None: ...
 
 class ListUsersRequest(_message.Message):
     __slots__ = ()
@@ -116,18 +174,26 @@ class DecideRequest(_message.Message):
     def __init__(self, message_id: _Optional[str] = ..., approve: _Optional[bool] = ..., note: _Optional[str] = ...) -> None: ...
 
 class ForwardRequest(_message.Message):
-    __slots__ = ("message_id", "sender", "to", "purpose", "justification")
+    __slots__ = ("message_id", "sender", "to", "purpose", "justification", "onward_transfer", "tlp", "handling_codes", "retention")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
     TO_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
     JUSTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    ONWARD_TRANSFER_FIELD_NUMBER: _ClassVar[int]
+    TLP_FIELD_NUMBER: _ClassVar[int]
+    HANDLING_CODES_FIELD_NUMBER: _ClassVar[int]
+    RETENTION_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     sender: str
     to: str
     purpose: str
     justification: str
-    def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., to: _Optional[str] = ..., purpose: _Optional[str] = ..., justification: _Optional[str] = ...) -> None: ...
+    onward_transfer: _message_pb2.OnwardTransfer
+    tlp: _message_pb2.Tlp
+    handling_codes: _containers.RepeatedScalarFieldContainer[_message_pb2.HandlingCode]
+    retention: _message_pb2.Retention
+    def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., to: _Optional[str] = ..., purpose: _Optional[str] = ..., justification: _Optional[str] = ..., onward_transfer: _Optional[_Union[_message_pb2.OnwardTransfer, str]] = ..., tlp: _Optional[_Union[_message_pb2.Tlp, str]] = ..., handling_codes: _Optional[_Iterable[_Union[_message_pb2.HandlingCode, str]]] = ..., retention: _Optional[_Union[_message_pb2.Retention, _Mapping]] = ...) -> None: ...
 
 class PolicyRequest(_message.Message):
     __slots__ = ("peer",)

@@ -120,6 +120,26 @@ class LocalApiStub:
                 request_serializer=accord_dot_v1_dot_local__pb2.AdvanceClockRequest.SerializeToString,
                 response_deserializer=accord_dot_v1_dot_local__pb2.ClockInfo.FromString,
                 _registered_method=True)
+        self.Enrol = channel.unary_unary(
+                '/accord.v1.LocalApi/Enrol',
+                request_serializer=accord_dot_v1_dot_local__pb2.EnrolRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.EnrolResponse.FromString,
+                _registered_method=True)
+        self.SetRole = channel.unary_unary(
+                '/accord.v1.LocalApi/SetRole',
+                request_serializer=accord_dot_v1_dot_local__pb2.SetRoleRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.UserInfo.FromString,
+                _registered_method=True)
+        self.EnableUser = channel.unary_unary(
+                '/accord.v1.LocalApi/EnableUser',
+                request_serializer=accord_dot_v1_dot_local__pb2.EnableUserRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.UserInfo.FromString,
+                _registered_method=True)
+        self.DecideUser = channel.unary_unary(
+                '/accord.v1.LocalApi/DecideUser',
+                request_serializer=accord_dot_v1_dot_local__pb2.DecideUserRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.DecideUserResponse.FromString,
+                _registered_method=True)
 
 
 class LocalApiServicer:
@@ -237,6 +257,34 @@ class LocalApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Enrol(self, request, context):
+        """A new user redeems their enrolment code for their token: the one call without a token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetRole(self, request, context):
+        """Give a user a role (administrator). A supervisor, auditor or administrator role waits for
+        a second administrator (DecideUser); the last active administrator keeps theirs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnableUser(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideUser(self, request, context):
+        """Approve or reject a role that waits for a second administrator (not the one who asked).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LocalApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -324,6 +372,26 @@ def add_LocalApiServicer_to_server(servicer, server):
                     servicer.AdvanceClock,
                     request_deserializer=accord_dot_v1_dot_local__pb2.AdvanceClockRequest.FromString,
                     response_serializer=accord_dot_v1_dot_local__pb2.ClockInfo.SerializeToString,
+            ),
+            'Enrol': grpc.unary_unary_rpc_method_handler(
+                    servicer.Enrol,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.EnrolRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.EnrolResponse.SerializeToString,
+            ),
+            'SetRole': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRole,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.SetRoleRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.UserInfo.SerializeToString,
+            ),
+            'EnableUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnableUser,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.EnableUserRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.UserInfo.SerializeToString,
+            ),
+            'DecideUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideUser,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.DecideUserRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.DecideUserResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -785,6 +853,114 @@ class LocalApi:
             '/accord.v1.LocalApi/AdvanceClock',
             accord_dot_v1_dot_local__pb2.AdvanceClockRequest.SerializeToString,
             accord_dot_v1_dot_local__pb2.ClockInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Enrol(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/Enrol',
+            accord_dot_v1_dot_local__pb2.EnrolRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.EnrolResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRole(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/SetRole',
+            accord_dot_v1_dot_local__pb2.SetRoleRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.UserInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnableUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/EnableUser',
+            accord_dot_v1_dot_local__pb2.EnableUserRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.UserInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/DecideUser',
+            accord_dot_v1_dot_local__pb2.DecideUserRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.DecideUserResponse.FromString,
             options,
             channel_credentials,
             insecure,

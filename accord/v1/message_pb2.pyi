@@ -94,6 +94,7 @@ class ReceiptStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RECEIPT_STATUS_UNSPECIFIED: _ClassVar[ReceiptStatus]
     RECEIPT_STATUS_ACCEPTED: _ClassVar[ReceiptStatus]
     RECEIPT_STATUS_REJECTED: _ClassVar[ReceiptStatus]
+    RECEIPT_STATUS_DEFERRED: _ClassVar[ReceiptStatus]
 MESSAGE_TYPE_UNSPECIFIED: MessageType
 MESSAGE_TYPE_REQUEST_INFO: MessageType
 MESSAGE_TYPE_REPLY: MessageType
@@ -152,6 +153,7 @@ PERSON_ROLE_OTHER: PersonRole
 RECEIPT_STATUS_UNSPECIFIED: ReceiptStatus
 RECEIPT_STATUS_ACCEPTED: ReceiptStatus
 RECEIPT_STATUS_REJECTED: ReceiptStatus
+RECEIPT_STATUS_DEFERRED: ReceiptStatus
 
 class Evaluation(_message.Message):
     __slots__ = ("source", "information")
@@ -426,7 +428,7 @@ class LiaisonBody(_message.Message):
     def __init__(self, subject: _Optional[str] = ..., text: _Optional[str] = ..., offence: _Optional[_Union[OffenceCode, _Mapping]] = ..., grounds: _Optional[str] = ..., entities: _Optional[_Iterable[_Union[Entity, _Mapping]]] = ..., links: _Optional[_Iterable[_Union[EntityLink, _Mapping]]] = ..., attachments: _Optional[_Iterable[_Union[AttachmentRef, _Mapping]]] = ..., preservation: _Optional[_Union[PreservationDetails, _Mapping]] = ..., emergency: _Optional[_Union[EmergencyDetails, _Mapping]] = ..., hot_pursuit: _Optional[_Union[HotPursuitDetails, _Mapping]] = ..., refusal: _Optional[_Union[RefusalDetails, _Mapping]] = ..., delay: _Optional[_Union[DelayDetails, _Mapping]] = ..., hit: _Optional[_Union[HitDetails, _Mapping]] = ...) -> None: ...
 
 class ControlBody(_message.Message):
-    __slots__ = ("target_message_id", "reason", "handling_codes", "handling_conditions", "tlp", "corrected_incident", "third_agency", "transfer_purpose", "granted", "conditions")
+    __slots__ = ("target_message_id", "reason", "handling_codes", "handling_conditions", "tlp", "corrected_incident", "third_agency", "transfer_purpose", "granted", "conditions", "valid_until")
     TARGET_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     HANDLING_CODES_FIELD_NUMBER: _ClassVar[int]
@@ -437,6 +439,7 @@ class ControlBody(_message.Message):
     TRANSFER_PURPOSE_FIELD_NUMBER: _ClassVar[int]
     GRANTED_FIELD_NUMBER: _ClassVar[int]
     CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    VALID_UNTIL_FIELD_NUMBER: _ClassVar[int]
     target_message_id: str
     reason: str
     handling_codes: _containers.RepeatedScalarFieldContainer[HandlingCode]
@@ -447,7 +450,8 @@ class ControlBody(_message.Message):
     transfer_purpose: str
     granted: bool
     conditions: str
-    def __init__(self, target_message_id: _Optional[str] = ..., reason: _Optional[str] = ..., handling_codes: _Optional[_Iterable[_Union[HandlingCode, str]]] = ..., handling_conditions: _Optional[str] = ..., tlp: _Optional[_Union[Tlp, str]] = ..., corrected_incident: _Optional[_Union[IncidentBody, _Mapping]] = ..., third_agency: _Optional[str] = ..., transfer_purpose: _Optional[str] = ..., granted: _Optional[bool] = ..., conditions: _Optional[str] = ...) -> None: ...
+    valid_until: _timestamp_pb2.Timestamp
+    def __init__(self, target_message_id: _Optional[str] = ..., reason: _Optional[str] = ..., handling_codes: _Optional[_Iterable[_Union[HandlingCode, str]]] = ..., handling_conditions: _Optional[str] = ..., tlp: _Optional[_Union[Tlp, str]] = ..., corrected_incident: _Optional[_Union[IncidentBody, _Mapping]] = ..., third_agency: _Optional[str] = ..., transfer_purpose: _Optional[str] = ..., granted: _Optional[bool] = ..., conditions: _Optional[str] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class MessageContent(_message.Message):
     __slots__ = ("message_id", "correlation_id", "in_reply_to", "sender", "recipients", "created_at", "type", "purpose", "legal_basis", "agreement_id", "handling_codes", "handling_conditions", "tlp", "retention", "onward_transfer", "urgency", "reply_deadline", "incident", "liaison", "control", "forwarded", "transfer_authorisation")

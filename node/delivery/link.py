@@ -37,6 +37,7 @@ from node.envelope import (
     ENVELOPE_PROOF,
     FEATURES,
     FEATURES_KEY,
+    FRAME_ENVELOPES,
     ReceiptInfo,
     hello_bytes,
     parse_receipt,
@@ -56,11 +57,25 @@ THREAD_BATCH = 16  # frames with at least this many receipts verify them in a wo
 HANDOFF_MAX = 1024  # envelopes handed over and not yet sent; beyond that, read the outbox
 
 
+# A peer that deferred an envelope (a DEFERRED receipt: it stored nothing and decided nothing) is
+# sent it again after a backoff that starts at backoff_initial_seconds and stops growing here, so
+# delivery resumes within seconds of the peer being able to take it (its disk has room again).
+DEFERRED_MAX_SECONDS = 5.0
+
+
 class LinkDown(Exception):
-    def __init__(self, reason: str, *, progress: bool = False, unreachable: bool = False) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        progress: bool = False,
+        unreachable: bool = False,
+        deferred: bool = False,
+    ) -> None:
         super().__init__(reason)
         self.progress = progress
         self.unreachable = unreachable  # the peer did not answer at all (gRPC UNAVAILABLE)
+        self.deferred = deferred  # the peer answered an envelope DEFERRED: send it again soon
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +148,7 @@ class PeerLink:
         self._handoff_epoch = 0  # bumped whenever the hand-off may have missed something
         self._highest_seq = 0  # the highest seq offered or read on this stream
         self.outbox_reads = 0
+        self._deferrals = 0  # sessions in a row that ended on a DEFERRED receipt
 
     def start(self) -> None:
         self._wake.set()  # look for queued work left from before a restart
@@ -227,6 +243,17 @@ class PeerLink:
                     log.info("link to %s down: %s", self.peer, exc)
                     self._last_unreachable = exc.unreachable
                     await self._store.record_attempt(recipient=self.peer, error=str(exc))
+                    if exc.deferred:
+                        # Still queued; sent again on a fresh stream after a short backoff.
+                        self._deferrals += 1
+                        delay = min(
+                            self._cfg.backoff_initial_seconds * 2 ** min(self._deferrals, 16),
+                            DEFERRED_MAX_SECONDS,
+                            self._cfg.backoff_max_seconds,
+                        )
+                        await asyncio.sleep(delay)
+                        return
+                    self._deferrals = 0
                     if exc.progress:
                         self._assume_down = True
                         return  # it worked for a while: reconnect at once, fresh backoff
@@ -349,7 +376,10 @@ class PeerLink:
                     size = 0
                     for env in batch:
                         await window.acquire()  # never waits: `space` bounded the batch
-                        if frame.envelopes and size + len(env.content) > self._frame_bytes:
+                        if frame.envelopes and (
+                            size + len(env.content) > self._frame_bytes
+                            or len(frame.envelopes) >= FRAME_ENVELOPES
+                        ):
                             await call.write(frame)
                             frame, size = federation_pb2.EnvelopeBatch(), 0
                         in_flight.append(env)
@@ -379,8 +409,21 @@ class PeerLink:
                     else:
                         oks = verify_all(receipts_in)
                     taken = [take(answer, ok) for answer, ok in zip(receipts_in, oks, strict=True)]
-                    if taken:
-                        record(taken)
+                    decided = [t for t in taken if t[1].final]
+                    if decided:
+                        record(decided)
+                    deferred = next((t for t in taken if not t[1].final), None)
+                    if deferred is not None:
+                        # Not a decision: the envelope stays queued and goes again, on a new
+                        # stream, after a backoff (envelopes sent after it come again too; the
+                        # peer answers those with the receipts it gave).
+                        head, info, _ = deferred
+                        raise LinkDown(
+                            f"{self.peer} deferred {head.message_id} ({info.reason_code}: "
+                            f"{info.reason_detail}); it stays queued and is sent again",
+                            progress=progress,
+                            deferred=True,
+                        )
 
             def verify_all(answers: list[message_pb2.Receipt]) -> list[bool]:
                 """Each receipt checked on its own; receipts signed as one batch share a

@@ -2,24 +2,31 @@
 
 Order of checks (each refusal has its own reason code and never breaks the stream): size,
 signature by the authenticated peer's key, structure, sender and recipient, message type,
-agreement policy. Accepted and refused envelopes alike are committed (group commit) before their
-receipt leaves, and a resent envelope gets the receipt it got the first time.
+agreement policy. Accepted envelopes, and final refusals of verified content, are committed
+(group commit) before their receipt leaves, and a resent envelope gets the receipt it got the
+first time. A refusal that is not a decision about verified content (a signature that does not
+verify, an unknown key, a store that cannot take it) is answered DEFERRED and not kept, so it
+claims nothing: the sender tries again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from node.clock import Clock
+from node.delivery.budget import CooledDown, RefusalBudget
 from node.envelope import (
     MessageMeta,
+    check_created_at,
     digest,
     envelope_signed_bytes,
     message_id_hint,
@@ -30,10 +37,11 @@ from node.envelope import (
     sign_receipts,
     verify,
 )
-from node.errors import Reason, Refused
-from node.onward import check_forwarded
+from node.errors import TRANSIENT, Reason, Refused
+from node.onward import check_forwarded, strictest
 from node.policy import Policy
 from node.store import Store, StoredMessage
+from node.store.db import PriorAnswer
 from node.store.keys import Sealed
 from node.store.writer import Statement
 from node.trust import Peer
@@ -60,16 +68,22 @@ class Answer:
 
 
 @dataclass(slots=True)
-class _Unsigned:
-    """An accepted envelope whose receipt is signed together with the rest of its batch."""
+class _Draft:
+    """One envelope's answer before its receipt is signed (with the rest of its batch)."""
 
-    receipt: bytes
+    receipt: bytes  # ReceiptContent
     sha: bytes
-    meta: MessageMeta
-    retain_until: datetime | None
-    signature: bytes  # the envelope's own
-    proof: bytes  # and its audit path
-    sealed: Sealed
+    mid: str  # the message id the receipt names ("" if none could be read)
+    reason: Reason | None = None  # None: accepted
+    # Stored (and so matched when a copy comes again): accepted, or refused after the content
+    # verified and named a valid id. Anything else is answered and forgotten.
+    stored: bool = False
+    # For an accepted envelope: what is stored.
+    meta: MessageMeta | None = None
+    retain_until: datetime | None = None
+    signature: bytes = b""  # the envelope's own
+    proof: bytes = b""  # and its audit path
+    sealed: Sealed | None = None
     answer: Answer | None = None
     message: StoredMessage | None = None
 
@@ -77,7 +91,7 @@ class _Unsigned:
         assert self.answer is not None, "receipts are signed before answers are read"
         return self.answer
 
-    def stored(self) -> StoredMessage:
+    def stored_message(self) -> StoredMessage:
         assert self.message is not None, "receipts are signed before rows are written"
         return self.message
 
@@ -95,8 +109,12 @@ class Receiver:
         on_stored: Callable[[StoredMessage], None] = lambda m: None,
         on_refused: Callable[[str, str, str], None] = lambda sender, mid, reason: None,
         member_key: Callable[[str], ec.EllipticCurvePublicKey | None] = lambda agency: None,
+        budget: RefusalBudget | None = None,
+        clock_skew: timedelta = timedelta(minutes=5),
     ) -> None:
         self.agency = agency
+        self._budget = budget
+        self._skew = clock_skew
         self._key = key
         self._store = store
         self._clock = clock
@@ -106,6 +124,7 @@ class Receiver:
         self._on_refused = on_refused
         self._member_key = member_key
         self._order: dict[str, asyncio.Lock] = {}
+        self._storage_down = False  # said once per outage, not per batch
 
     async def handle(
         self, peer: Peer, envelopes: Sequence[Arrival], *, receipt_paths: bool = False
@@ -131,104 +150,136 @@ class Receiver:
         Whether an envelope was answered before is decided inside the commit's transaction
         (`Store.admit`): the writer puts copies racing on several streams in order, so each
         gets the first copy's receipt, with no read before the commit and nothing to claim.
+        Only answers about verified content are stored and matched; a refusal made under an
+        older directory is decided afresh.
         """
         # A peer's batches reach the writer in the order they arrived (per-pair order), even
         # though each waits for its signatures in a worker thread.
         async with self._order.setdefault(peer.agency, asyncio.Lock()):
+            if self._budget is not None:
+                self._budget.check(peer.agency)
             verified = await self._verify_all(peer, envelopes)
             now = self._clock.now()
-            ids = [message_id_hint(c) if len(c) <= self._max else "" for c, _, _ in envelopes]
-            shas = [digest(content) for content, _, _ in envelopes]
-            drafts: list[Answer | _Unsigned] = []
-            writes: list[Statement | None] = []
-            for (content, signature, proof), mid, sha, ok in zip(
-                envelopes, ids, shas, verified, strict=True
-            ):
-                outcome = self._answer(peer, content, signature, proof, ok, sha, mid, now)
-                if isinstance(outcome, _Unsigned):
-                    drafts.append(outcome)
-                    writes.append(None)  # written once its receipt is signed, below
+            serial = self._policy().directory.serial
+            drafts = [
+                self._answer(peer, content, signature, proof, ok, now)
+                for (content, signature, proof), ok in zip(envelopes, verified, strict=True)
+            ]
+            if self._budget is not None:
+                # A peer over its refusal budget waits here, holding up only its own batches.
+                refused = sum(1 for d in drafts if d.reason is not None)
+                delay = self._budget.charge(peer.agency, refused)
+                if delay:
+                    await asyncio.sleep(delay)
+            # One signature for every receipt of the batch, refusals included (a Merkle root,
+            # each receipt with its audit path): the receiver's signing cost is per batch.
+            self._sign(drafts, receipt_paths=receipt_paths, now=now)
+            arrivals: list[tuple[str, Statement | None]] = []  # one per envelope, in order
+            for d in drafts:
+                if d.reason is None:
+                    arrivals.append((d.mid, self._store.inbound_txn(d.stored_message())))
+                elif d.stored:
+                    answer = d.signed()
+                    row = self._store.rejection_txn(
+                        sender=peer.agency,
+                        message_id=d.mid,
+                        content_sha256=d.sha,
+                        reason_code=d.reason,
+                        received_at=now,
+                        receipt=answer.receipt,
+                        receipt_signature=answer.signature,
+                        receipt_proof=answer.proof,
+                        directory_serial=serial,
+                    )
+                    arrivals.append((d.mid, row))
                 else:
-                    drafts.append(outcome[0])
-                    writes.append(outcome[1])
-            # One signature for every accepted receipt in the batch (a Merkle root, each
-            # receipt with its audit path): the receiver's signing cost is per batch.
-            unsigned = [d for d in drafts if isinstance(d, _Unsigned)]
-            if receipt_paths:
-                receipts = sign_receipts(self._key, [u.receipt for u in unsigned])
-            else:
-                receipts = [(sign(self._key, u.receipt), b"") for u in unsigned]
-            for u, (receipt_signature, proof) in zip(unsigned, receipts, strict=True):
-                u.message = StoredMessage.of(
-                    u.meta,
-                    direction="in",
-                    received_at=now,
-                    retain_until=u.retain_until,
-                    content_sha256=u.sha,
-                    signature=u.signature,
-                    signature_proof=u.proof,
-                    sealed=u.sealed,
-                    receipt=u.receipt,
-                    receipt_signature=receipt_signature,
-                    receipt_proof=proof,
-                )
-                u.answer = Answer(
-                    u.receipt, receipt_signature, u.sha, accepted=True, reason="", proof=proof
-                )
-            arrivals: list[tuple[str, Statement]] = []  # one per envelope, in order
-            for mid, draft, refusal_row in zip(ids, drafts, writes, strict=True):
-                row = (
-                    self._store.inbound_txn(draft.stored())
-                    if isinstance(draft, _Unsigned)
-                    else refusal_row
-                )
-                assert row is not None
-                arrivals.append((mid, row))
+                    arrivals.append((d.mid, None))  # matched (same bytes: same answer), not kept
             # One unit for the whole batch: one future, one place in the commit.
-            committed = self._store.admit(peer.agency, arrivals)
+            committed = self._store.admit(peer.agency, arrivals, directory_serial=serial)
 
         def announce(unit: asyncio.Future[Any]) -> None:
             """Stored messages are announced when the commit lands, whoever still waits."""
             if unit.cancelled() or unit.exception() is not None:
                 return
-            for draft, prior, mid in zip(drafts, unit.result(), ids, strict=True):
-                if prior is not None:
+            for draft, prior in zip(drafts, unit.result(), strict=True):
+                if prior is not None and (draft.stored or _same(prior, draft, drafts)):
                     continue  # a copy: answered as the first time, nothing new to report
-                if isinstance(draft, _Unsigned):
-                    self._on_stored(draft.stored())
+                if draft.reason is None:
+                    self._on_stored(draft.stored_message())
                 else:
                     # Reported only now: a copy of an envelope answered before may fail a
                     # check today (an agreement since expired), yet it is answered with its
                     # first receipt, not refused.
-                    log.info("refused %s from %s: %s", mid or "?", peer.agency, draft.reason)
-                    self._on_refused(peer.agency, mid, draft.reason)
+                    log.info("refused %s from %s: %s", draft.mid or "?", peer.agency, draft.reason)
+                    self._on_refused(peer.agency, draft.mid, draft.reason)
 
         committed.add_done_callback(announce)
         return asyncio.create_task(
-            self._finish(peer, committed, drafts, ids, shas, now, receipt_paths),
+            self._finish(peer, committed, drafts, now, receipt_paths),
             name=f"answers-{peer.agency}",
         )
+
+    def _sign(self, drafts: Sequence[_Draft], *, receipt_paths: bool, now: datetime) -> None:
+        """Sign the drafts' receipts (one signature for all of them when the caller checks
+        audit paths) and complete each: its answer and, if accepted, the row to store."""
+        if receipt_paths:
+            signatures = sign_receipts(self._key, [d.receipt for d in drafts])
+        else:
+            signatures = [(sign(self._key, d.receipt), b"") for d in drafts]
+        for d, (receipt_signature, proof) in zip(drafts, signatures, strict=True):
+            d.answer = Answer(
+                d.receipt,
+                receipt_signature,
+                d.sha,
+                accepted=d.reason is None,
+                reason=d.reason or "",
+                proof=proof,
+            )
+            if d.reason is None:
+                assert d.meta is not None and d.sealed is not None
+                d.message = StoredMessage.of(
+                    d.meta,
+                    direction="in",
+                    received_at=now,
+                    retain_until=d.retain_until,
+                    content_sha256=d.sha,
+                    signature=d.signature,
+                    signature_proof=d.proof,
+                    sealed=d.sealed,
+                    receipt=d.receipt,
+                    receipt_signature=receipt_signature,
+                    receipt_proof=proof,
+                )
 
     async def _finish(
         self,
         peer: Peer,
         committed: asyncio.Future[Any],
-        drafts: list[Answer | _Unsigned],
-        ids: list[str],
-        shas: list[bytes],
+        drafts: list[_Draft],
         now: datetime,
         receipt_paths: bool,
     ) -> list[Answer]:
         """The batch's answers, once it is committed: each envelope's own, or, for one
         answered before, the receipt it got the first time (signed again, alone, for a caller
-        that does not check audit paths: the same receipt content, one it can check)."""
-        priors = await asyncio.shield(committed)  # cancelling this wait must not cancel it
-        out: list[Answer] = []
-        for draft, prior, mid, sha in zip(drafts, priors, ids, shas, strict=True):
+        that does not check audit paths: the same receipt content, one it can check). If the
+        store could not take the batch, every envelope is answered DEFERRED
+        (STORAGE_UNAVAILABLE): nothing was stored, and the sender sends it again."""
+        try:
+            priors = await asyncio.shield(committed)  # cancelling this wait must not cancel it
+        except sqlite3.Error as exc:
+            return self._unstored(peer, drafts, now, exc, receipt_paths=receipt_paths)
+        if self._storage_down:
+            self._storage_down = False
+            log.warning("storage available again: envelopes are stored and answered")
+        out: list[Answer | None] = []
+        conflicts: list[tuple[int, _Draft]] = []  # answered ID_CONFLICT, signed below
+        for draft, prior in zip(drafts, priors, strict=True):
             if prior is None:
-                out.append(draft.signed() if isinstance(draft, _Unsigned) else draft)
-            elif isinstance(prior, int):  # a copy of an envelope earlier in this batch
-                out.append(self._repeat(out[prior], sha, peer, mid, now))
+                out.append(draft.signed())
+                continue
+            if isinstance(prior, int):  # a copy of an envelope earlier in this batch
+                first = out[prior]
+                assert first is not None
             else:
                 signature, proof = prior.receipt_signature, prior.receipt_proof
                 if proof and not receipt_paths:
@@ -241,55 +292,79 @@ class Receiver:
                     reason="duplicate",
                     proof=proof,
                 )
-                out.append(self._repeat(first, sha, peer, mid, now))
-        return out
+            if first.content_sha256 == draft.sha:
+                out.append(replace(first, accepted=True, reason="duplicate"))
+                continue
+            if not draft.stored:
+                # Unverified bytes under a stored id: its own answer (the id is not its to
+                # conflict with).
+                out.append(draft.signed())
+                continue
+            # Same id, different bytes: refused without storing (the first copy stands).
+            conflicts.append((len(out), self._refusal_draft(
+                peer, draft.mid, draft.sha, now, Reason.ID_CONFLICT,
+                "a different message with this id was received before",
+            )))  # fmt: skip
+            out.append(None)
+        if conflicts:
+            if self._budget is not None:
+                with contextlib.suppress(CooledDown):  # its next batch is refused
+                    self._budget.charge(peer.agency, len(conflicts))
+            self._sign([c for _, c in conflicts], receipt_paths=receipt_paths, now=now)
+            for at, conflict in conflicts:
+                out[at] = conflict.signed()
+                self._on_refused(peer.agency, conflict.mid, Reason.ID_CONFLICT)
+        answers = [a for a in out if a is not None]
+        assert len(answers) == len(drafts)
+        return answers
 
-    def _repeat(self, first: Answer, sha: bytes, peer: Peer, mid: str, now: datetime) -> Answer:
-        if first.content_sha256 == sha:
-            return Answer(
-                first.receipt,
-                first.signature,
-                sha,
-                accepted=True,
-                reason="duplicate",
-                proof=first.proof,
-            )
-        # Same id, different bytes: refuse, without storing (the first copy stands).
-        return self._refusal(
-            peer,
-            mid,
-            sha,
-            now,
-            Reason.ID_CONFLICT,
-            "a different message with this id was received before",
-        )
-
-    def _refusal(
+    def _unstored(
         self,
         peer: Peer,
-        mid: str,
-        sha: bytes,
+        drafts: Sequence[_Draft],
         now: datetime,
-        reason: Reason,
-        detail: str,
+        error: Exception,
         *,
-        report: bool = True,
-    ) -> Answer:
-        """A signed REJECTED receipt for an envelope, reported to on_refused unless the caller
-        reports it itself once it is committed."""
-        r = receipt_content(
-            message_id=mid,
-            content_sha256=sha,
-            sender=peer.agency,
-            receiver=self.agency,
-            received_at=now,
+        receipt_paths: bool,
+    ) -> list[Answer]:
+        """DEFERRED answers for a batch the store could not take."""
+        if not self._storage_down:
+            self._storage_down = True
+            log.error(
+                "cannot store envelopes (%s): answering STORAGE_UNAVAILABLE; senders retry", error
+            )
+        deferred = [
+            self._refusal_draft(
+                peer,
+                d.mid,
+                d.sha,
+                now,
+                Reason.STORAGE_UNAVAILABLE,
+                "the receiver could not store it now; it is not kept, send it again later",
+            )
+            for d in drafts
+        ]
+        self._sign(deferred, receipt_paths=receipt_paths, now=now)
+        return [d.signed() for d in deferred]
+
+    def _refusal_draft(
+        self, peer: Peer, mid: str, sha: bytes, now: datetime, reason: Reason, detail: str
+    ) -> _Draft:
+        return _Draft(
+            receipt=receipt_content(
+                message_id=mid,
+                content_sha256=sha,
+                sender=peer.agency,
+                receiver=self.agency,
+                received_at=now,
+                reason=reason,
+                detail=detail[:500],
+                final=reason not in TRANSIENT,
+            ),
+            sha=sha,
+            mid=mid,
             reason=reason,
-            detail=detail[:500],
         )
-        s = sign(self._key, r)
-        if report:
-            self._on_refused(peer.agency, mid, reason)
-        return Answer(r, s, sha, accepted=False, reason=reason)
 
     def _answer(
         self,
@@ -298,31 +373,22 @@ class Receiver:
         signature: bytes | None,
         proof: bytes,
         verified: bool,
-        sha: bytes,
-        mid: str,
         now: datetime,
-    ) -> _Unsigned | tuple[Answer, Statement]:
-        """An accepted envelope (its receipt signed later, with the batch), or a refusal: its
-        signed receipt and the row that remembers it."""
+    ) -> _Draft:
+        """An envelope's answer, its receipt not yet signed: accepted, with the row to store,
+        or refused, stored only if the refusal is a final decision about verified content
+        that names a valid message id."""
+        sha = digest(content)
         try:
             meta, decision = self._checked(peer, content, signature, verified, now)
         except Refused as refusal:
+            mid = message_id_hint(content) if len(content) <= self._max else ""
             log.debug("refusing %s from %s: %s", mid or "?", peer.agency, refusal)
-            answer = self._refusal(
-                peer, mid, sha, now, refusal.reason, refusal.detail, report=False
-            )
-            write = self._store.rejection_txn(
-                sender=peer.agency,
-                message_id=mid,
-                content_sha256=sha,
-                reason_code=refusal.reason,
-                received_at=now,
-                receipt=answer.receipt,
-                receipt_signature=answer.signature,
-            )
-            return answer, write
+            draft = self._refusal_draft(peer, mid, sha, now, refusal.reason, refusal.detail)
+            draft.stored = verified and bool(mid) and refusal.reason not in TRANSIENT
+            return draft
         assert signature is not None
-        return _Unsigned(
+        return _Draft(
             receipt=receipt_content(
                 message_id=meta.message_id,
                 content_sha256=sha,
@@ -332,13 +398,13 @@ class Receiver:
                 retained_until=decision,
             ),
             sha=sha,
+            mid=meta.message_id,
+            stored=True,
             meta=meta,
             retain_until=decision,
             signature=signature,
             proof=proof,
-            sealed=self._store.seal(
-                sender=meta.sender, message_id=meta.message_id, content=content
-            ),
+            sealed=self._store.seal_message(meta, content),
         )
 
     def _checked(
@@ -401,18 +467,34 @@ class Receiver:
             )
         msg = parse_content(content)
         meta = meta_of(msg)
+        check_created_at(meta, now=now, skew=self._skew)
         decision = self._policy().check_inbound(meta, peer=peer.agency, now=now)
+        retain_until = decision.retain_until
         if msg.HasField("forwarded"):
-            original = msg.forwarded
+            forwarded = msg.forwarded
             auth = msg.transfer_authorisation if msg.HasField("transfer_authorisation") else None
-            sender_of_original = meta_of(parse_content(original.content)).sender
-            check_forwarded(
+            sender_of_original = meta_of(parse_content(forwarded.content)).sender
+            original = check_forwarded(
                 outer=meta,
-                inner=(original.content, original.signature, original.proof),
+                inner=(forwarded.content, forwarded.signature, forwarded.proof),
                 authorisation=(auth.content, auth.signature, auth.proof)
                 if auth is not None
                 else None,
                 receiver=self.agency,
                 originator_key=self._member_key(sender_of_original),
+                now=now,
             )
-        return meta, decision.retain_until
+            # The row keeps the stricter of the forward's and the original's markings.
+            meta = strictest(meta, original)
+            theirs = original.retain_until(now)
+            if theirs is not None and (retain_until is None or theirs < retain_until):
+                retain_until = theirs
+        elif msg.HasField("transfer_authorisation"):
+            raise Refused(Reason.MALFORMED, "transfer_authorisation travels only with a forward")
+        return meta, retain_until
+
+
+def _same(prior: PriorAnswer | int, draft: _Draft, drafts: Sequence[_Draft]) -> bool:
+    """Whether an envelope matched to an earlier answer is the very content answered then."""
+    first = drafts[prior].sha if isinstance(prior, int) else prior.content_sha256
+    return first == draft.sha

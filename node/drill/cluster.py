@@ -306,11 +306,14 @@ def create_cluster(
 
 
 async def create_user(home: Path, user: UserSpec) -> Path:
-    """Create a local user on the running node at `home`, as its bootstrap administrator, and
-    leave the user's token where the CLI looks for it (`HOME/tokens/NAME`, `--as NAME`).
+    """Create a local user on the running node at `home` as its administrators would, redeem
+    the enrolment code as the user would, and leave the user's token where the CLI looks for
+    it (`HOME/tokens/NAME`, `--as NAME`).
 
-    The one place the cluster creates users (when `users add` comes to hand out one-time
-    enrolment codes, this is where the code is redeemed for the token).
+    The one place the cluster creates users. A supervisor, auditor or administrator waits for
+    a second administrator: the cluster's `admin2` (added by the bootstrap administrator alone,
+    as a node with one administrator may) approves, and the user's code is the two
+    administrators' parts joined with "+".
     """
     async with connect(home, user="admin") as admin:
         added = await admin.api.AddUser(
@@ -318,10 +321,38 @@ async def create_user(home: Path, user: UserSpec) -> Path:
                 name=user.name, role=user.role, clearances=list(user.clearances)
             )
         )
+    code = added.enrolment_code
+    if added.pending_approval:
+        await _second_admin(home)
+        async with connect(home, user=SECOND_ADMIN) as second:
+            decided = await second.api.DecideUser(
+                local_pb2.DecideUserRequest(name=user.name, approve=True)
+            )
+        code = f"{code}+{decided.enrolment_code}"
+    return await _enrol(home, user.name, code)
+
+
+SECOND_ADMIN = "admin2"
+
+
+async def _second_admin(home: Path) -> None:
+    """The node's second administrator, the first time one is needed."""
+    if (home / "tokens" / SECOND_ADMIN).exists():
+        return
+    async with connect(home, user="admin") as admin:
+        added = await admin.api.AddUser(
+            local_pb2.AddUserRequest(name=SECOND_ADMIN, role="administrator")
+        )
+    await _enrol(home, SECOND_ADMIN, added.enrolment_code)
+
+
+async def _enrol(home: Path, name: str, code: str) -> Path:
+    async with connect(home, anonymous=True) as anyone:
+        enrolled = await anyone.api.Enrol(local_pb2.EnrolRequest(name=name, code=code))
     tokens = home / "tokens"
     tokens.mkdir(mode=0o700, exist_ok=True)
-    write_private(tokens / user.name, str(added.token).encode())
-    return tokens / user.name
+    write_private(tokens / name, str(enrolled.token).encode())
+    return tokens / name
 
 
 def token_path(root: Path, spec: ClusterSpec, user: UserSpec) -> Path:

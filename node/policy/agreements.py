@@ -48,12 +48,13 @@ class Policy:
         return self._check_pair(meta, sender=peer, receiver=self.agency, now=now)
 
     def check_outbound(
-        self, meta: MessageMeta, *, now: datetime, replied_type: str | None = None
+        self, meta: MessageMeta, *, now: datetime, thread: frozenset[str] = frozenset()
     ) -> Decision:
         """Run the receiver's checks for every recipient; all must pass under one agreement.
 
-        `replied_type` is the type of the message this one answers (if any): an agreement can
-        require approval of e.g. `REPLY>HIT_NOTIFICATION`, a reply releasing data after a hit.
+        `thread` holds the types of the received messages this one answers or shares a thread
+        with (in_reply_to, correlation id): an agreement can require approval of e.g.
+        `REPLY>HIT_NOTIFICATION`, a reply releasing data after a hit, however it names the hit.
         """
         decision: Decision | None = None
         for recipient in meta.recipients:
@@ -62,7 +63,7 @@ class Policy:
             if self.directory.member(recipient) is None:
                 raise Refused(Reason.WRONG_RECIPIENT, f"{recipient} is not a federation member")
             d = self._check_pair(
-                meta, sender=self.agency, receiver=recipient, now=now, replied_type=replied_type
+                meta, sender=self.agency, receiver=recipient, now=now, thread=thread
             )
             if decision is not None and d.agreement.id != decision.agreement.id:
                 raise Refused(
@@ -83,7 +84,7 @@ class Policy:
         sender: str,
         receiver: str,
         now: datetime,
-        replied_type: str | None = None,
+        thread: frozenset[str] = frozenset(),
     ) -> Decision:
         if meta.purpose not in self.directory.purpose_codes():
             raise Refused(
@@ -103,7 +104,7 @@ class Policy:
         for agreement in candidates:
             try:
                 return self._check_agreement(
-                    meta, agreement, now=now, redress=redress, replied_type=replied_type
+                    meta, agreement, now=now, redress=redress, thread=thread
                 )
             except Refused as exc:
                 first_error = first_error or exc
@@ -117,7 +118,7 @@ class Policy:
         *,
         now: datetime,
         redress: bool,
-        replied_type: str | None,
+        thread: frozenset[str],
     ) -> Decision:
         if not redress:
             if now < a.valid_from:
@@ -189,7 +190,7 @@ class Policy:
             agreement=a,
             retain_until=min(limits),
             needs_approval=meta.type in a.approval_required
-            or (replied_type is not None and f"{meta.type}>{replied_type}" in a.approval_required),
+            or any(f"{meta.type}>{t}" in a.approval_required for t in thread),
         )
 
 

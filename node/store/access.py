@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
+import secrets
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +19,24 @@ from node.store.db import Store, StoredMessage, _ts, succeeded
 
 def token_digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A user as administrators see them: enrolled or not, and any role awaiting approval."""
+
+    user: User
+    enrolled: bool
+    requested_role: str | None
+    requested_by: str | None
+
+    @property
+    def state(self) -> str:
+        if self.user.disabled:
+            return "disabled"
+        if self.user.pending:
+            return "awaiting approval"
+        return "active" if self.enrolled else "not enrolled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,30 +76,90 @@ class AccessStore:
 
     # ---- users ------------------------------------------------------------------------------
 
-    async def users(self) -> list[User]:
+    _USERS = (
+        "SELECT u.name, u.role, u.disabled_at, u.pending, group_concat(c.purpose, char(31)), "
+        "e.user_name IS NULL, r.role, r.requested_by "
+        "FROM users u LEFT JOIN clearances c ON c.user_name = u.name "
+        "LEFT JOIN enrolments e ON e.user_name = u.name "
+        "LEFT JOIN role_requests r ON r.user_name = u.name "
+    )
+
+    async def records(self, name: str | None = None) -> list[UserRecord]:
+        where, params = ("WHERE u.name = ? ", (name,)) if name is not None else ("", ())
         cursor = await self._r.execute(
-            "SELECT u.name, u.role, u.disabled_at, group_concat(c.purpose, char(31)) "
-            "FROM users u LEFT JOIN clearances c ON c.user_name = u.name "
-            "GROUP BY u.name ORDER BY u.name"
+            self._USERS + where + "GROUP BY u.name ORDER BY u.name", params
         )
         return [
-            User(name, Role(role), frozenset(p.split("\x1f")) if p else frozenset(), bool(disabled))
-            for name, role, disabled, p in await cursor.fetchall()
+            UserRecord(
+                User(
+                    name,
+                    Role(role),
+                    frozenset(p.split("\x1f")) if p else frozenset(),
+                    bool(disabled),
+                    bool(pending),
+                ),
+                enrolled=bool(enrolled),
+                requested_role=requested,
+                requested_by=by,
+            )
+            for name, role, disabled, pending, p, enrolled, requested, by in await cursor.fetchall()
         ]
 
+    async def users(self) -> list[User]:
+        return [r.user for r in await self.records()]
+
+    async def user(self, name: str) -> User | None:
+        found = await self.records(name)
+        return found[0].user if found else None
+
     async def user_by_token(self, token: str) -> User | None:
+        """The enabled, approved user whose token this is, if any."""
         cursor = await self._r.execute(
-            "SELECT name FROM users WHERE token_sha256 = ? AND disabled_at IS NULL",
+            "SELECT name FROM users WHERE token_sha256 = ? AND disabled_at IS NULL AND pending = 0",
             (token_digest(token),),
         )
         row = await cursor.fetchone()
-        if row is None:
-            return None
-        return next((u for u in await self.users() if u.name == row[0]), None)
+        return None if row is None else await self.user(row[0])
 
     async def add_user(
         self, *, name: str, role: Role, token: str, purposes: Sequence[str], now: datetime
     ) -> None:
+        """A user with a token (the bootstrap administrator)."""
+        await self._store.writer.submit(self._new_user_txn(name, role, token, purposes, now))
+
+    async def add_enrolling_user(
+        self,
+        *,
+        name: str,
+        role: Role,
+        purposes: Sequence[str],
+        code: str,
+        expires_at: datetime,
+        requested_by: str | None,
+        now: datetime,
+    ) -> None:
+        """A user who has yet to redeem `code` for a token; `requested_by`: the role waits for
+        a second administrator (the user has no access until then, and the code needs a
+        second part from the approver)."""
+        placeholder = secrets.token_urlsafe(32)  # its digest opens nothing: nobody holds it
+        statements = self._new_user_txn(name, role, placeholder, purposes, now)
+        pending = requested_by is not None
+        statements.append(
+            (
+                "INSERT INTO enrolments (user_name, code_sha256, needs_second, expires_at) "
+                "VALUES (?, ?, ?, ?)",
+                (name, token_digest(code), int(pending), _ts(expires_at)),
+            )
+        )
+        if pending:
+            statements.append(("UPDATE users SET pending = 1 WHERE name = ?", (name,)))
+            statements.append(self._request_txn(name, role, requested_by or "", now))
+        await self._store.writer.submit(statements)
+
+    @staticmethod
+    def _new_user_txn(
+        name: str, role: Role, token: str, purposes: Sequence[str], now: datetime
+    ) -> list[tuple[str, Sequence[object]]]:
         statements: list[tuple[str, Sequence[object]]] = [
             (
                 "INSERT INTO users (name, role, token_sha256, created_at) VALUES (?, ?, ?, ?)",
@@ -89,7 +170,112 @@ class AccessStore:
             ("INSERT OR IGNORE INTO clearances (user_name, purpose) VALUES (?, ?)", (name, p))
             for p in purposes
         ]
-        await self._store.writer.submit(statements)
+        return statements
+
+    @staticmethod
+    def _request_txn(name: str, role: Role, by: str, now: datetime) -> tuple[str, Sequence[object]]:
+        return (
+            "INSERT OR REPLACE INTO role_requests (user_name, role, requested_by, requested_at) "
+            "VALUES (?, ?, ?, ?)",
+            (name, role.value, by, _ts(now)),
+        )
+
+    async def redeem(
+        self, *, name: str, parts: Sequence[str], token: str, now: datetime
+    ) -> str | None:
+        """Give `name` the token `token` if `parts` are their enrolment code, unexpired and
+        unused; the code is then spent. Checked and spent in one transaction, so a code
+        works once. Returns why not, or None."""
+        given = [token_digest(p) for p in parts]
+        when = _ts(now)
+
+        def run(conn: sqlite3.Connection) -> str | None:
+            user = conn.execute(
+                "SELECT disabled_at, pending FROM users WHERE name = ?", (name,)
+            ).fetchone()
+            code = conn.execute(
+                "SELECT code_sha256, second_sha256, needs_second, expires_at FROM enrolments "
+                "WHERE user_name = ?",
+                (name,),
+            ).fetchone()
+            if user is None or code is None:
+                return "no enrolment code is open for this user (each code works once)"
+            if user[0] is not None:
+                return "the user is disabled"
+            if user[1]:
+                return "the user's role still awaits a second administrator's approval"
+            first, second, needs_second, expires = code
+            expected = [first, second] if needs_second else [first]
+            if len(given) != len(expected) or not all(
+                e is not None and hmac.compare_digest(e, g)
+                for e, g in zip(expected, given, strict=True)
+            ):
+                return "the code is not this user's" + (
+                    " (it has two parts: first+second)" if needs_second else ""
+                )
+            if expires <= when:
+                return f"the code expired at {expires}; ask an administrator for a new user"
+            conn.execute(
+                "UPDATE users SET token_sha256 = ? WHERE name = ?", (token_digest(token), name)
+            )
+            conn.execute("DELETE FROM enrolments WHERE user_name = ?", (name,))
+            return None
+
+        result: str | None = await asyncio.shield(self._store.writer.enqueue_call(run))
+        return result
+
+    async def request_role(self, *, name: str, role: Role, by: str, now: datetime) -> None:
+        await self._store.writer.submit([self._request_txn(name, role, by, now)])
+
+    async def decide_role(
+        self, *, name: str, approve: bool, second: str | None, expires_at: datetime
+    ) -> None:
+        """Apply (or drop) the role `name` waits for; a new user rejected is removed. `second`:
+        the second part of a new user's enrolment code."""
+        statements: list[tuple[str, Sequence[object]]] = []
+        if approve:
+            statements.append(
+                (
+                    "UPDATE users SET role = (SELECT role FROM role_requests WHERE user_name = ?), "
+                    "pending = 0 WHERE name = ?",
+                    (name, name),
+                )
+            )
+            if second is not None:
+                statements.append(
+                    (
+                        "UPDATE enrolments SET second_sha256 = ?, expires_at = ? "
+                        "WHERE user_name = ?",
+                        (token_digest(second), _ts(expires_at), name),
+                    )
+                )
+        else:
+            for sql in (
+                "DELETE FROM enrolments WHERE user_name = ? AND EXISTS "
+                "(SELECT 1 FROM users WHERE name = ? AND pending = 1)",
+                "DELETE FROM clearances WHERE user_name = ? AND EXISTS "
+                "(SELECT 1 FROM users WHERE name = ? AND pending = 1)",
+            ):
+                statements.append((sql, (name, name)))
+        statements.append(("DELETE FROM role_requests WHERE user_name = ?", (name,)))
+        if not approve:
+            statements.append(("DELETE FROM users WHERE name = ? AND pending = 1", (name,)))
+
+        def run(conn: sqlite3.Connection) -> None:
+            # In this order (the role is read from the request before it is deleted): a
+            # group commit orders plain statements by their text, not by unit.
+            for sql, params in statements:
+                conn.execute(sql, params)
+
+        await asyncio.shield(self._store.writer.enqueue_call(run))
+
+    async def set_role(self, *, name: str, role: Role) -> None:
+        await self._store.writer.submit(
+            [
+                ("UPDATE users SET role = ? WHERE name = ?", (role.value, name)),
+                ("DELETE FROM role_requests WHERE user_name = ?", (name,)),
+            ]
+        )
 
     async def set_clearances(self, *, name: str, purposes: Sequence[str]) -> None:
         statements: list[tuple[str, Sequence[object]]] = [
@@ -104,6 +290,11 @@ class AccessStore:
     async def disable_user(self, *, name: str, now: datetime) -> None:
         await self._store.writer.submit(
             [("UPDATE users SET disabled_at = ? WHERE name = ?", (_ts(now), name))]
+        )
+
+    async def enable_user(self, *, name: str) -> None:
+        await self._store.writer.submit(
+            [("UPDATE users SET disabled_at = NULL WHERE name = ?", (name,))]
         )
 
     # ---- approvals --------------------------------------------------------------------------

@@ -20,8 +20,8 @@ from typing import Any
 import aiosqlite
 
 from node.envelope import MessageMeta
-from node.errors import Reason, Refused
-from node.store.keys import KeyRing, Sealed, aad_for
+from node.errors import ConfigError, Reason, Refused
+from node.store.keys import SEAL_VERSION, KeyRing, Sealed, SealError, aad_for
 from node.store.writer import GroupCommitWriter, Statement
 
 _MIGRATION = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
@@ -52,6 +52,8 @@ class StoredMessage:
     granted: bool = False
     receipt_proof: bytes | None = None  # audit path when the receipt was signed in a batch
     signature_proof: bytes | None = None  # audit path when the envelope was signed in a batch
+    handling_codes: tuple[str, ...] = ()
+    seal: int = SEAL_VERSION  # how `sealed` binds the row (keys.aad_for)
 
     @classmethod
     def of(
@@ -93,6 +95,7 @@ class StoredMessage:
             control_target=meta.control_target,
             third_agency=meta.third_agency,
             granted=meta.granted,
+            handling_codes=meta.handling_codes,
         )
 
 
@@ -175,7 +178,7 @@ _MESSAGE_COLUMNS = (
     "message_id, sender, direction, type, purpose, agreement_id, correlation_id, in_reply_to, "
     "tlp, created_at, received_at, retain_until, content_sha256, signature, ciphertext, "
     "wrapped_key, receipt, receipt_signature, erased_at, control_target, third_agency, granted, "
-    "receipt_proof, signature_proof"
+    "receipt_proof, signature_proof, handling_codes, seal"
 )
 
 
@@ -207,6 +210,8 @@ def _message_from_row(row: Sequence[Any]) -> StoredMessage:
         granted=bool(row[21]),
         receipt_proof=row[22],
         signature_proof=row[23],
+        handling_codes=tuple(row[24].split(",")) if row[24] else (),
+        seal=int(row[25]),
     )
 
 
@@ -285,13 +290,46 @@ class Store:
 
     # ---- sealing ----------------------------------------------------------------------------
 
-    def seal(self, *, sender: str, message_id: str, content: bytes) -> Sealed:
-        return self.keys.seal(content, aad_for(sender, message_id))
+    def seal(
+        self,
+        *,
+        sender: str,
+        message_id: str,
+        purpose: str,
+        tlp: str,
+        handling_codes: Sequence[str],
+        content: bytes,
+    ) -> Sealed:
+        """Encrypt a message's content for its row: the row's purpose, TLP and handling codes
+        are bound in, so the row opens only with the markings it was stored with."""
+        aad = aad_for(sender, message_id, purpose=purpose, tlp=tlp, handling_codes=handling_codes)
+        return self.keys.seal(content, aad)
+
+    def seal_message(self, meta: MessageMeta, content: bytes) -> Sealed:
+        """`seal` for a message about to be stored with `meta`'s markings."""
+        return self.seal(
+            sender=meta.sender,
+            message_id=meta.message_id,
+            purpose=meta.purpose,
+            tlp=meta.tlp,
+            handling_codes=meta.handling_codes,
+            content=content,
+        )
 
     def open_content(self, message: StoredMessage) -> bytes | None:
+        """The content of a stored message (None once erased); SealError if the row does not
+        open: its markings were changed since it was sealed, or the key is not its key."""
         if message.sealed is None:
             return None
-        return self.keys.open(message.sealed, aad_for(message.sender, message.message_id))
+        aad = aad_for(
+            message.sender,
+            message.message_id,
+            purpose=message.purpose,
+            tlp=message.tlp,
+            handling_codes=message.handling_codes,
+            version=message.seal,
+        )
+        return self.keys.open(message.sealed, aad)
 
     # ---- named transactions -----------------------------------------------------------------
 
@@ -300,7 +338,7 @@ class Store:
         assert m.sealed is not None
         return (
             f"INSERT OR IGNORE INTO messages ({_MESSAGE_COLUMNS}) "  # noqa: S608 (constant column list)
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 m.message_id,
                 m.sender,
@@ -326,6 +364,8 @@ class Store:
                 int(m.granted),
                 m.receipt_proof,
                 m.signature_proof,
+                ",".join(m.handling_codes),
+                m.seal,
             ),
         )
 
@@ -424,11 +464,15 @@ class Store:
         receipt: bytes,
         receipt_signature: bytes,
         receipt_proof: bytes = b"",
+        directory_serial: int = 0,
     ) -> Statement:
+        """A final refusal of verified content, remembered with the directory serial it was
+        made under; a copy that arrives under a newer directory is decided afresh, and its
+        answer replaces this one."""
         return (
-            "INSERT OR IGNORE INTO rejections (sender, message_id, content_sha256, "
-            "reason_code, received_at, receipt, receipt_signature, receipt_proof) "
-            "VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT OR REPLACE INTO rejections (sender, message_id, content_sha256, "
+            "reason_code, received_at, receipt, receipt_signature, receipt_proof, "
+            "directory_serial) VALUES (?,?,?,?,?,?,?,?,?)",
             (
                 sender,
                 message_id,
@@ -438,19 +482,30 @@ class Store:
                 receipt,
                 receipt_signature,
                 receipt_proof,
+                directory_serial,
             ),
         )
 
-    def admit(self, sender: str, arrivals: Sequence[tuple[str, Statement]]) -> asyncio.Future[Any]:
+    def admit(
+        self,
+        sender: str,
+        arrivals: Sequence[tuple[str, Statement | None]],
+        *,
+        directory_serial: int,
+    ) -> asyncio.Future[Any]:
         """Queue a batch of envelopes from `sender`, each (message id, the statement that
-        stores it or its refusal), deduplicated inside the commit's own transaction.
+        stores it or its refusal), deduplicated inside the commit's own transaction. An
+        arrival with no statement is not stored: it is only matched, by its id, against what
+        is (and claims nothing for a later copy); one with no id is neither.
 
-        For each arrival, in order: if a message or refusal with that id from that sender is
-        already stored, nothing is written and its stored answer is the result; if an earlier
-        arrival of this batch has the id, the result is that arrival's index; otherwise the
-        statement runs and the result is None. The future resolves to that list once
-        committed (one read for the whole batch, inside the transaction). Copies racing on
-        several streams are put in order by the writer itself, so no copy is answered twice.
+        For each arrival, in order: if a message, or a refusal made under directory serial
+        `directory_serial` or later, with that id from that sender is already stored, nothing
+        is written and its stored answer is the result; if an earlier arrival of this batch has
+        the id, the result is that arrival's index; otherwise the statement runs and the result
+        is None (a refusal made under an older directory is so decided afresh). The future
+        resolves to that list once committed (one read for the whole batch, inside the
+        transaction). Copies racing on several streams are put in order by the writer itself,
+        so no copy is answered twice.
         """
 
         def run(conn: sqlite3.Connection) -> list[PriorAnswer | int | None]:
@@ -459,24 +514,26 @@ class Store:
             for at in range(0, len(ids), 400):  # well under SQLite's limit on parameters
                 chunk = ids[at : at + 400]
                 marks = ",".join("?" * len(chunk))
-                # Refusals first, so an accepted copy's receipt wins (ORDER BY 1).
+                # Refusals first (the newest directory's last), so an accepted copy's receipt
+                # wins (ORDER BY 1, 2).
                 columns = "message_id, content_sha256, receipt, receipt_signature, receipt_proof"
                 rows = conn.execute(
-                    f"SELECT 0, {columns} FROM rejections "  # noqa: S608 (only ? marks)
+                    f"SELECT 0, directory_serial, {columns} FROM rejections "  # noqa: S608 (only ? marks)
                     f"WHERE sender = ? AND message_id IN ({marks}) "
-                    f"UNION ALL SELECT 1, {columns} FROM messages "
+                    f"UNION ALL SELECT 1, 0, {columns} FROM messages "
                     f"WHERE direction = 'in' AND sender = ? AND message_id IN ({marks}) "
-                    "ORDER BY 1",
+                    "ORDER BY 1, 2",
                     (sender, *chunk, sender, *chunk),
                 ).fetchall()
-                for _, mid, sha, receipt, signature, proof in rows:
-                    known[mid] = PriorAnswer(sha, receipt, signature, proof or b"")
+                for accepted, serial, mid, sha, receipt, signature, proof in rows:
+                    if accepted or serial >= directory_serial:
+                        known[mid] = PriorAnswer(sha, receipt, signature, proof or b"")
             answers: list[PriorAnswer | int | None] = []
             fresh: list[Statement] = []
             for index, (message_id, statement) in enumerate(arrivals):
                 prior = known.get(message_id) if message_id else None
                 answers.append(prior)
-                if prior is None:
+                if prior is None and statement is not None:
                     fresh.append(statement)
                     if message_id:  # a second copy later in this batch answers as this one
                         known[message_id] = index
@@ -543,18 +600,106 @@ class Store:
         # execute_fetchall: one thread round trip instead of two (execute, then fetchall).
         rows = await self._rconn.execute_fetchall(
             "SELECT d.seq, d.message_id, m.ciphertext, m.wrapped_key, m.signature, "
-            "m.content_sha256, m.sender, m.signature_proof FROM deliveries d JOIN messages m "
+            "m.content_sha256, m.sender, m.signature_proof, m.purpose, m.tlp, m.handling_codes, "
+            "m.seal FROM deliveries d JOIN messages m "
             "ON m.message_id = d.message_id AND m.direction = 'out' "
             "WHERE d.recipient = ? AND d.state = 'queued' AND d.seq > ? ORDER BY d.seq LIMIT ?",
             (recipient, after_seq, limit),
         )
         out = []
-        for seq, message_id, ciphertext, wrapped, signature, sha, sender, proof in rows:
-            content = self.keys.open(Sealed(ciphertext, wrapped), aad_for(sender, message_id))
+        for (
+            seq, message_id, ciphertext, wrapped, signature, sha, sender, proof, purpose, tlp,
+            handling, seal,
+        ) in rows:  # fmt: skip
+            aad = aad_for(
+                sender,
+                message_id,
+                purpose=purpose,
+                tlp=tlp,
+                handling_codes=handling.split(",") if handling else (),
+                version=seal,
+            )
+            content = self.keys.open(Sealed(ciphertext, wrapped), aad)
             out.append(
                 PendingEnvelope(seq, message_id, recipient, content, signature, sha, proof or b"")
             )
         return out
+
+    async def check_master_key(self, *, created: bool) -> None:
+        """ConfigError unless this store's key is the one its messages were sealed with;
+        `created`: the key was just made because none was found. Records the key's check
+        value the first time (node_state)."""
+        rows = list(
+            await self._rconn.execute_fetchall(
+                "SELECT value FROM node_state WHERE name = 'master_key_check'"
+            )
+        )
+        recorded = bytes(rows[0][0]) if rows else None
+        sealed = list(
+            await self._rconn.execute_fetchall(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages "  # noqa: S608 (constant column list)
+                "WHERE wrapped_key IS NOT NULL LIMIT 1"
+            )
+        )
+        if recorded is not None or sealed:
+            if created:
+                raise ConfigError(
+                    "master.key is missing, but accord.db holds messages sealed with a master "
+                    "key: restore master.key from your backup (without it they cannot be read)"
+                )
+            if recorded is not None and recorded != self.keys.check_value:
+                raise ConfigError(
+                    "master.key is not the key accord.db was sealed with: restore the right "
+                    "master.key from your backup"
+                )
+            if recorded is None:
+                try:
+                    self.open_content(_message_from_row(sealed[0]))
+                except SealError as exc:
+                    raise ConfigError(
+                        "master.key does not open the messages in accord.db: restore the "
+                        "right master.key from your backup"
+                    ) from exc
+        if recorded is None:
+            await self.writer.submit(
+                [
+                    (
+                        "INSERT INTO node_state (name, value) VALUES ('master_key_check', ?)",
+                        (self.keys.check_value,),
+                    )
+                ]
+            )
+
+    async def high_waters(self, *names: str) -> dict[str, int]:
+        """The highest values recorded under `names` (missing: never recorded)."""
+        marks = ",".join("?" * len(names))
+        rows = await self._rconn.execute_fetchall(
+            f"SELECT name, value FROM node_state WHERE name IN ({marks})",  # noqa: S608 (only ? marks)
+            names,
+        )
+        return {str(name): int(value) for name, value in rows}
+
+    @staticmethod
+    def high_water_txn(name: str, value: int) -> Statement:
+        """Record `value` under `name` unless a higher one is recorded already."""
+        return (
+            "INSERT INTO node_state (name, value) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
+            (name, value),
+        )
+
+    async def sweep_rejections(self, *, before: datetime, limit: int) -> int:
+        """Delete up to `limit` stored refusals received before `before`; how many went."""
+        cursor = await self.writer.enqueue_call(
+            lambda conn: (
+                conn.execute(
+                    "DELETE FROM rejections WHERE id IN (SELECT id FROM rejections "
+                    "WHERE received_at < ? ORDER BY received_at LIMIT ?)",
+                    (_ts(before), limit),
+                ).rowcount
+            )
+        )
+        return int(cursor)
 
     async def recipients_with_queued(self) -> list[str]:
         cursor = await self._rconn.execute(
@@ -590,6 +735,22 @@ class Store:
         cursor = await self._rconn.execute(sql + " ORDER BY direction LIMIT 1", params)
         row = await cursor.fetchone()
         return _message_from_row(row) if row else None
+
+    async def thread_types(self, *, ids: Sequence[str], threads: Sequence[str]) -> frozenset[str]:
+        """The types of received messages with one of `ids`, or whose id or correlation id is
+        one of `threads` (a reply's thread)."""
+        ids = [*{i for i in (*ids, *threads) if i}]
+        threads = [*{t for t in threads if t}]
+        if not ids:
+            return frozenset()
+        sql = (
+            "SELECT DISTINCT type FROM messages WHERE direction = 'in' AND "  # noqa: S608 (only ? marks)
+            f"(message_id IN ({','.join('?' * len(ids))})"
+        )
+        if threads:
+            sql += f" OR correlation_id IN ({','.join('?' * len(threads))})"
+        rows = await self._rconn.execute_fetchall(sql + ")", [*ids, *threads])
+        return frozenset(str(row[0]) for row in rows)
 
     async def list_messages(
         self, *, direction: str | None = "in", limit: int = 100, before: str = ""

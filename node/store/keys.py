@@ -4,7 +4,10 @@ ciphertext, in backups and WAL files included, unreadable."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from certs.ca import write_private
 from node.errors import AccordError
 
 _NONCE = 12
+_CHECK = b"accord-master-key-check/v1"
 
 
 class SealError(AccordError):
@@ -32,12 +36,22 @@ class KeyRing:
         if len(master) != 32:
             raise SealError("master key must be 32 bytes")
         self._master = AESGCM(master)
+        # Kept in the database to recognise the key, and useless for anything else: a node
+        # with sealed messages refuses to start with another key (or none), rather than
+        # failing every read.
+        self.check_value = hmac.new(master, _CHECK, hashlib.sha256).digest()
+        self._raw = master
 
     @classmethod
-    def load_or_create(cls, path: Path) -> KeyRing:
-        if not path.exists():
-            write_private(path, os.urandom(32))
+    def generate(cls) -> KeyRing:
+        return cls(os.urandom(32))
+
+    @classmethod
+    def load(cls, path: Path) -> KeyRing:
         return cls(path.read_bytes())
+
+    def save(self, path: Path) -> None:
+        write_private(path, self._raw)
 
     def seal(self, plaintext: bytes, aad: bytes) -> Sealed:
         # One read of the system's random source for the data key and both nonces.
@@ -58,6 +72,24 @@ class KeyRing:
             raise SealError("stored message does not open with this node's master key") from exc
 
 
-def aad_for(sender: str, message_id: str) -> bytes:
-    """Binds a ciphertext to its row, so one message's ciphertext cannot stand in for another."""
-    return f"{sender}/{message_id}".encode()
+# How a row's associated data is built (messages.seal): 1 named the row only; 2 also binds the
+# markings that decide who may read it, so a row whose purpose, TLP or handling codes were
+# changed in the database no longer opens.
+SEAL_VERSION = 2
+
+
+def aad_for(
+    sender: str,
+    message_id: str,
+    *,
+    purpose: str,
+    tlp: str,
+    handling_codes: Sequence[str],
+    version: int = SEAL_VERSION,
+) -> bytes:
+    """Binds a ciphertext to its row (one message's ciphertext cannot stand in for another)
+    and to the row's access-relevant markings."""
+    if version == 1:
+        return f"{sender}/{message_id}".encode()
+    fields = (sender, message_id, purpose, tlp, ",".join(handling_codes))
+    return b"accord-seal/v2\x00" + "\x00".join(fields).encode()

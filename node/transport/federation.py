@@ -11,9 +11,11 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from accord.v1 import federation_pb2, message_pb2
+from node.delivery.budget import CooledDown, RefusalBudget
 from node.delivery.receiver import Answer, Arrival, Receiver
 from node.envelope import FEATURES, FEATURES_KEY, RECEIPT_PROOF, hello_bytes
 from node.transport.auth import current_peer
+from node.trust import Peer
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,46 @@ class MalformedFrameError(Exception):
     """A batched frame that does not parse: its envelopes cannot be counted or answered."""
 
 
+class FrameTooLargeError(Exception):
+    """A batched frame with more envelopes than this node takes in one frame."""
+
+
+def count_envelopes(raw: bytes, limit: int) -> int:
+    """The number of top-level fields of a serialised EnvelopeBatch, counted up to `limit + 1`
+    without parsing it (a frame of 100 000 empty envelopes is 200 kB; parsing it first would
+    cost what the limit is there to prevent). Where the framing is malformed, counting stops
+    and the parser, run next, says what is wrong."""
+    count, at, end = 0, 0, len(raw)
+    while at < end and count <= limit:
+        tag, at = _varint(raw, at)
+        wire = tag & 7
+        if wire == 2:
+            length, at = _varint(raw, at)
+            at += length
+        elif wire == 0:
+            _, at = _varint(raw, at)
+        elif wire in (1, 5):
+            at += 8 if wire == 1 else 4
+        else:
+            break
+        if at > end:
+            break
+        count += 1
+    return count
+
+
+def _varint(raw: bytes, at: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while at < len(raw) and shift < 64:
+        byte = raw[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, at
+        shift += 7
+    return 0, len(raw) + 1  # truncated or too long: past the end
+
+
 # Envelopes the receiver admits as one batch. Smaller than the sender's window (512), so that
 # several batches are in different stages at once (signatures in a thread, checks on the loop,
 # commit on the writer's thread) when a queue drains: drain 3 000 went 1.28x -> 1.01x of
@@ -48,10 +90,17 @@ class FederationServicer:
         receiver: Receiver,
         policy_document: Callable[[], federation_pb2.SignedPolicy],
         sign: Callable[[bytes], bytes],
+        max_envelopes_per_frame: int = 1024,
+        max_streams_per_peer: int = 8,
+        budget: RefusalBudget | None = None,
     ) -> None:
         self._receiver = receiver
         self._policy_document = policy_document
         self._sign = sign
+        self._max_envelopes = max_envelopes_per_frame
+        self._max_streams = max_streams_per_peer
+        self._budget = budget
+        self._streams: dict[str, int] = {}  # open Exchange streams per peer agency
         self._pumps: set[asyncio.Task[None]] = set()
         self._closing = False
 
@@ -135,11 +184,34 @@ class FederationServicer:
         """Envelopes in (one or many per frame), answers out in order, one list per batch
         the receiver handled."""
         peer = current_peer()
+        if self._closing:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "node is shutting down")
+        if self._budget is not None:
+            try:
+                self._budget.check(peer.agency)
+            except CooledDown as exc:
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        if self._streams.get(peer.agency, 0) >= self._max_streams:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{peer.agency} has {self._max_streams} streams open to this node already, "
+                "its limit (limits.max_streams_per_peer in its published policy)",
+            )
+        self._streams[peer.agency] = self._streams.get(peer.agency, 0) + 1
+        try:
+            async for answers in self._stream(request_iterator, context, peer, batched=batched):
+                yield answers
+        finally:
+            self._streams[peer.agency] -= 1
+            if not self._streams[peer.agency]:
+                del self._streams[peer.agency]
+
+    async def _stream(
+        self, request_iterator: AsyncIterator[bytes], context: Any, peer: Peer, *, batched: bool
+    ) -> AsyncIterator[list[Answer]]:
         # What the caller says, for this stream, it checks (docs/evidence.md, "Older nodes"):
         # per stream, so another connection of the same agency cannot change it.
         receipt_paths = RECEIPT_PROOF in features_of(context)
-        if self._closing:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "node is shutting down")
         frames: asyncio.Queue[Arrival | None] = asyncio.Queue(_BATCH_MAX * 2)
         answers: asyncio.Queue[asyncio.Task[Any] | None] = asyncio.Queue(_BATCHES_IN_FLIGHT)
 
@@ -147,6 +219,13 @@ class FederationServicer:
             try:
                 async for raw in request_iterator:
                     if batched:
+                        count = count_envelopes(raw, self._max_envelopes)
+                        if count > self._max_envelopes:
+                            raise FrameTooLargeError(
+                                f"a frame holds more than {self._max_envelopes} envelopes, this "
+                                "node's limit (limits.max_envelopes_per_frame in its published "
+                                "policy); nothing in it was read"
+                            )
                         try:
                             many = federation_pb2.EnvelopeBatch.FromString(raw)
                         except DecodeError as exc:
@@ -197,6 +276,8 @@ class FederationServicer:
                     exc = t.exception()
                     if isinstance(exc, MalformedFrameError):
                         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+                    if isinstance(exc, FrameTooLargeError | CooledDown):
+                        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
                     assert exc is not None
                     raise exc  # e.g. the store failed while admitting a batch: the stream fails
         finally:

@@ -18,8 +18,9 @@ from node import access
 from node.access import User
 from node.envelope import parse_content
 from node.errors import AccordError, InvalidRequest, PermissionDenied, Refused
+from node.operations import ForwardTerms
 from node.store import StoredMessage
-from node.store.access import Approval
+from node.store.access import Approval, UserRecord
 from node.transport.local_auth import current_user
 
 if TYPE_CHECKING:
@@ -78,10 +79,23 @@ def summary(m: StoredMessage) -> local_pb2.MessageSummary:
     return s
 
 
-def user_info(u: User) -> local_pb2.UserInfo:
-    return local_pb2.UserInfo(
-        name=u.name, role=u.role.value, clearances=sorted(u.clearances), disabled=u.disabled
+def user_info(u: User, record: UserRecord | None = None) -> local_pb2.UserInfo:
+    info = local_pb2.UserInfo(
+        name=u.name,
+        role=u.role.value,
+        clearances=sorted(u.clearances),
+        disabled=u.disabled,
+        state="active",
     )
+    if record is not None:
+        info.state = record.state
+        info.requested_role = record.requested_role or ""
+        info.requested_by = record.requested_by or ""
+    return info
+
+
+def record_info(r: UserRecord) -> local_pb2.UserInfo:
+    return user_info(r.user, r)
 
 
 def approval_info(a: Approval, m: StoredMessage | None) -> local_pb2.ApprovalInfo:
@@ -190,11 +204,21 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
             await context.abort(
                 grpc.StatusCode.PERMISSION_DENIED, "administrators do not see traffic"
             )
-        queue = self._node.watch()
+        queue = self._node.watch(user.name)
         try:
             while True:
                 m = await queue.get()
-                if access.sees_metadata(user, purpose=m.purpose):
+                # The user as they are now, for every item: an account disabled or changed
+                # while the stream is open sees nothing more on it.
+                now = await self._node.access_store.user(user.name)
+                if m is None or now is None or now.disabled or now.role != user.role:
+                    await context.abort(
+                        grpc.StatusCode.PERMISSION_DENIED,
+                        f"{user.name}'s account changed (disabled, role or clearances): "
+                        "this watch has ended; watch again",
+                    )
+                    return
+                if access.sees_metadata(now, purpose=m.purpose):
                     yield summary(m)
         finally:
             self._node.unwatch(queue)
@@ -209,35 +233,71 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
     async def AddUser(
         self, request: local_pb2.AddUserRequest, context: Ctx
     ) -> local_pb2.AddUserResponse:
-        user, token = await self._ops.add_user(
+        added = await self._ops.add_user(
             current_user(),
             name=request.name,
             role=request.role,
             clearances=list(request.clearances),
         )
-        return local_pb2.AddUserResponse(user=user_info(user), token=token)
+        return local_pb2.AddUserResponse(
+            user=record_info(added.record),
+            enrolment_code=added.code,
+            code_expires_at=added.expires_at.isoformat() if added.expires_at else "",
+            pending_approval=added.record.user.pending,
+        )
 
     @maps_errors
     async def ListUsers(
         self, request: local_pb2.ListUsersRequest, context: Ctx
     ) -> local_pb2.ListUsersResponse:
         users = await self._ops.users(current_user())
-        return local_pb2.ListUsersResponse(users=[user_info(u) for u in users])
+        return local_pb2.ListUsersResponse(users=[record_info(r) for r in users])
 
     @maps_errors
     async def SetClearances(
         self, request: local_pb2.SetClearancesRequest, context: Ctx
     ) -> local_pb2.UserInfo:
-        user = await self._ops.set_clearances(
+        record = await self._ops.set_clearances(
             current_user(), name=request.name, clearances=list(request.clearances)
         )
-        return user_info(user)
+        return record_info(record)
 
     @maps_errors
     async def DisableUser(
         self, request: local_pb2.DisableUserRequest, context: Ctx
     ) -> local_pb2.UserInfo:
-        return user_info(await self._ops.disable_user(current_user(), name=request.name))
+        return record_info(await self._ops.disable_user(current_user(), name=request.name))
+
+    @maps_errors
+    async def Enrol(self, request: local_pb2.EnrolRequest, context: Ctx) -> local_pb2.EnrolResponse:
+        record, token = await self._ops.enrol(name=request.name, code=request.code)
+        return local_pb2.EnrolResponse(user=record_info(record), token=token)
+
+    @maps_errors
+    async def SetRole(self, request: local_pb2.SetRoleRequest, context: Ctx) -> local_pb2.UserInfo:
+        return record_info(
+            await self._ops.set_role(current_user(), name=request.name, role=request.role)
+        )
+
+    @maps_errors
+    async def EnableUser(
+        self, request: local_pb2.EnableUserRequest, context: Ctx
+    ) -> local_pb2.UserInfo:
+        return record_info(await self._ops.enable_user(current_user(), name=request.name))
+
+    @maps_errors
+    async def DecideUser(
+        self, request: local_pb2.DecideUserRequest, context: Ctx
+    ) -> local_pb2.DecideUserResponse:
+        record, code, expires = await self._ops.decide_user(
+            current_user(), name=request.name, approve=request.approve
+        )
+        response = local_pb2.DecideUserResponse(
+            enrolment_code=code, code_expires_at=expires.isoformat() if expires else ""
+        )
+        if record is not None:
+            response.user.CopyFrom(record_info(record))
+        return response
 
     # ---- approvals, forwarding --------------------------------------------------------------
 
@@ -246,11 +306,9 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
         self, request: local_pb2.ListApprovalsRequest, context: Ctx
     ) -> local_pb2.ListApprovalsResponse:
         approvals = await self._ops.approvals(current_user(), state=request.state)
-        out = local_pb2.ListApprovalsResponse()
-        for a in approvals:
-            m = await self._store.get_message(a.message_id, direction="out")
-            out.approvals.append(approval_info(a, m))
-        return out
+        return local_pb2.ListApprovalsResponse(
+            approvals=[approval_info(a, m) for a, m in approvals]
+        )
 
     @maps_errors
     async def Decide(
@@ -278,6 +336,12 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
             to=request.to,
             purpose=request.purpose,
             justification=request.justification,
+            terms=ForwardTerms(
+                onward_transfer=request.onward_transfer,
+                tlp=request.tlp,
+                handling_codes=tuple(request.handling_codes),
+                retention=request.retention if request.HasField("retention") else None,
+            ),
         )
         return local_pb2.SendResponse(
             message_id=sent.message_id,

@@ -2,7 +2,8 @@
 
 Decision: the unix socket is 0600 (only the node's OS account reaches it), and every call names
 its user with `authorization: Bearer <token>` metadata. Tokens are random (256 bits), shown
-once when the user is created and stored only as SHA-256. Peer credentials (SO_PEERCRED) are
+once to the user who redeems their enrolment code (Enrol, the one call without a token) and
+stored only as SHA-256. Peer credentials (SO_PEERCRED) are
 not exposed by grpcio and would not tell apart people who share the gateway's OS account, so
 tokens are the one mechanism for the CLI and the gateway alike. Health checking and reflection
 need no token.
@@ -21,6 +22,8 @@ from node.transport.wrap import guarded
 
 CURRENT_USER: contextvars.ContextVar[User] = contextvars.ContextVar("accord_user")
 PROTECTED_PREFIX = "/accord.v1.LocalApi/"
+# The one call without a token: how a new user gets one, with the code an administrator gave.
+UNPROTECTED = frozenset({PROTECTED_PREFIX + "Enrol"})
 
 
 def current_user() -> User:
@@ -55,6 +58,7 @@ class LocalAuthInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
-        if handler is None or not handler_call_details.method.startswith(PROTECTED_PREFIX):
+        method = handler_call_details.method
+        if handler is None or not method.startswith(PROTECTED_PREFIX) or method in UNPROTECTED:
             return handler
         return guarded(handler, self._check)

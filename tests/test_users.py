@@ -1,0 +1,156 @@
+"""Local users (issue 10, item 6): an administrator never holds another user's token, and no
+single administrator makes a supervisor, auditor or administrator alone.
+
+Everything goes through the local API, as the CLI and the gateway do.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import grpc
+
+from accord.v1 import local_pb2
+from node.app import Node
+from node.client import connect
+from node.clock import OffsetClock
+from tests.harness import Federation, held, incident
+
+NL, DE = "NL-POL", "DE-BKA"
+WHY = "case 2026/0042: check the suspect"
+
+
+async def call(node: Node, user: str | None, method: str, request: Any) -> Any:
+    """One local API call as `user` (None: without a token), or the error it ends with."""
+    async with connect(node.config.home, user=user, anonymous=user is None) as c:
+        try:
+            return await getattr(c.api, method)(request)
+        except grpc.aio.AioRpcError as exc:
+            return exc
+
+
+def denied(result: Any) -> str:
+    assert isinstance(result, grpc.aio.AioRpcError), result
+    return str(dict(result.trailing_metadata() or ()).get("accord-denied", result.code().name))
+
+
+async def enrol(node: Node, name: str, code: str) -> str:
+    enrolled = await call(node, None, "Enrol", local_pb2.EnrolRequest(name=name, code=code))
+    assert isinstance(enrolled, local_pb2.EnrolResponse), enrolled
+    path = node.config.home / "tokens" / name
+    path.write_text(enrolled.token)
+    return str(enrolled.token)
+
+
+def add(name: str, role: str) -> local_pb2.AddUserRequest:
+    return local_pb2.AddUserRequest(
+        name=name, role=role, clearances=["serious-crime-investigation"]
+    )
+
+
+async def test_a_new_user_gets_a_single_use_expiring_code_never_a_token(fed3: Federation) -> None:
+    _nl, de, _ = await fed3.start_all()
+    added = await call(de, "admin", "AddUser", add("otto", "liaison_officer"))
+    assert added.enrolment_code and not added.pending_approval
+    assert "token" not in local_pb2.AddUserResponse.DESCRIPTOR.fields_by_name
+    listed = await call(de, "admin", "ListUsers", local_pb2.ListUsersRequest())
+    assert {u.name: u.state for u in listed.users}["otto"] == "not enrolled"
+
+    wrong = await call(de, None, "Enrol", local_pb2.EnrolRequest(name="otto", code="guess"))
+    assert denied(wrong) == "ENROLMENT"
+    await enrol(de, "otto", added.enrolment_code)
+    me = await call(de, "otto", "WhoAmI", local_pb2.WhoAmIRequest())
+    assert (me.name, me.role, me.state) == ("otto", "liaison_officer", "active")
+    again = await call(
+        de, None, "Enrol", local_pb2.EnrolRequest(name="otto", code=added.enrolment_code)
+    )
+    assert denied(again) == "ENROLMENT"  # single use
+
+    late = await call(de, "admin", "AddUser", add("lara", "liaison_officer"))
+    clock = fed3.clock
+    assert isinstance(clock, OffsetClock)
+    clock.advance(timedelta(hours=73))
+    expired = await call(
+        de, None, "Enrol", local_pb2.EnrolRequest(name="lara", code=late.enrolment_code)
+    )
+    assert denied(expired) == "ENROLMENT" and "expired" in (expired.details() or "")
+    log = await de.access_store.entries()
+    assert any(e.action == "enrol" and e.user == "otto" and e.outcome == "granted" for e in log)
+
+
+async def test_privileged_roles_need_a_second_administrator(fed3: Federation) -> None:
+    """A supervisor asked for by the only administrator waits (no access, no enrolment); the
+    asker cannot approve; a second administrator, added alone while there was one, approves
+    and gives the second half of the code, so neither administrator alone can enrol as the
+    supervisor. A promotion waits the same way; a lower role does not."""
+    nl, de, _ = await fed3.start_all()
+    asked = await call(de, "admin", "AddUser", add("sven", "supervisor"))
+    assert asked.pending_approval and asked.user.state == "awaiting approval"
+    first = asked.enrolment_code
+    early = await call(de, None, "Enrol", local_pb2.EnrolRequest(name="sven", code=first))
+    assert "awaits a second administrator" in (early.details() or "")
+    own = await call(
+        de, "admin", "DecideUser", local_pb2.DecideUserRequest(name="sven", approve=True)
+    )
+    assert denied(own) == "FOUR_EYES"
+
+    bootstrap = await call(de, "admin", "AddUser", add("ada", "administrator"))
+    assert not bootstrap.pending_approval  # the node had a single administrator
+    await enrol(de, "ada", bootstrap.enrolment_code)
+    third = await call(de, "admin", "AddUser", add("abe", "administrator"))
+    assert third.pending_approval  # no longer the only one
+
+    approved = await call(
+        de, "ada", "DecideUser", local_pb2.DecideUserRequest(name="sven", approve=True)
+    )
+    second = approved.enrolment_code
+    assert second and approved.user.role == "supervisor"
+    for partial in (first, second):
+        one = await call(de, None, "Enrol", local_pb2.EnrolRequest(name="sven", code=partial))
+        assert denied(one) == "ENROLMENT"
+    await enrol(de, "sven", f"{first}+{second}")
+    sent = await nl.send(incident(to=[DE]))
+    await held(de, sent.message_id, sender=NL)
+    read = await call(
+        de, "sven", "Get", local_pb2.GetRequest(message_id=sent.message_id, justification=WHY)
+    )
+    assert isinstance(read, local_pb2.GetResponse)
+
+    added = await call(de, "admin", "AddUser", add("olaf", "liaison_officer"))
+    await enrol(de, "olaf", added.enrolment_code)
+    promoted = await call(
+        de, "admin", "SetRole", local_pb2.SetRoleRequest(name="olaf", role="auditor")
+    )
+    assert promoted.role == "liaison_officer" and promoted.requested_role == "auditor"
+    rejected = await call(
+        de, "ada", "DecideUser", local_pb2.DecideUserRequest(name="olaf", approve=False)
+    )
+    assert rejected.user.role == "liaison_officer" and not rejected.user.requested_role
+    lowered = await call(
+        de, "admin", "SetRole", local_pb2.SetRoleRequest(name="sven", role="liaison_officer")
+    )
+    assert lowered.role == "liaison_officer"
+
+
+async def test_the_last_administrator_stays_and_users_can_be_enabled(fed3: Federation) -> None:
+    _nl, de, _ = await fed3.start_all()
+    for request, method in (
+        (local_pb2.DisableUserRequest(name="admin"), "DisableUser"),
+        (local_pb2.SetRoleRequest(name="admin", role="auditor"), "SetRole"),
+    ):
+        assert denied(await call(de, "admin", method, request)) == "LAST_ADMINISTRATOR"
+    added = await call(de, "admin", "AddUser", add("ada", "administrator"))
+    await enrol(de, "ada", added.enrolment_code)
+    off = await call(de, "ada", "DisableUser", local_pb2.DisableUserRequest(name="admin"))
+    assert off.state == "disabled"
+    assert denied(await call(de, "admin", "WhoAmI", local_pb2.WhoAmIRequest())) == (
+        "UNAUTHENTICATED"
+    )
+    assert denied(
+        await call(de, "ada", "DisableUser", local_pb2.DisableUserRequest(name="ada"))
+    ) == ("LAST_ADMINISTRATOR")
+    on = await call(de, "ada", "EnableUser", local_pb2.EnableUserRequest(name="admin"))
+    assert on.state == "active"
+    me = await call(de, "admin", "WhoAmI", local_pb2.WhoAmIRequest())
+    assert me.name == "admin"
