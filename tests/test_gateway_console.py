@@ -114,10 +114,10 @@ async def test_console_pages_and_forms(tmp_short: Path) -> None:
             assert refused.status_code == 403 and "JUSTIFICATION" in refused.text
             assert samples.ROBBERY not in refused.text
             read["justification"] = "case 2026/0042: robbery on the A2"
-            shown = await bert.post(f"/messages/{message_id}/read", data=read)
-            assert shown.status_code == 200 and samples.ROBBERY in shown.text
-            assert "TLP:AMBER" in shown.text and "onward transfer" in text_of(shown).lower()
-            assert "this message" in shown.text  # its thread
+            content = await bert.post(f"/messages/{message_id}/read", data=read)
+            assert content.status_code == 200 and samples.ROBBERY in content.text
+            assert "TLP:AMBER" in content.text and "onward transfer" in text_of(content).lower()
+            assert "this message" in content.text  # its thread
 
             # Four eyes: the officer's hit notification waits for the supervisor.
             page = await anna.get("/compose", params={"to": DE})
