@@ -32,10 +32,19 @@ CSP = (
 )
 
 
+# Request bodies beyond this are refused (413) before they are read into memory: a message is
+# at most the node's limits.max_message_bytes (1 MiB by default), and JSON adds to that.
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+class _TooLarge(Exception):
+    pass
+
+
 class Headers:
-    """Security headers on every answer, no caching of anything but static files, and one
-    log line per request: method, route template (not the path: no ids or query strings),
-    status and time. Never a body, a justification, a name or a token."""
+    """Security headers on every answer, no caching of anything but static files, a bound on
+    request bodies, and one log line per request: method, route template (not the path: no
+    ids or query strings), status and time. Never a body, a justification, a name or a token."""
 
     def __init__(self, app: ASGIApp, *, tls: bool) -> None:
         self._app = app
@@ -48,6 +57,19 @@ class Headers:
         started = time.monotonic()
         status = 0
         static = scope["path"].startswith("/static/")
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        declared = int(length) if length.isdigit() else 0
+        received = 0
+
+        async def bounded() -> Message:
+            # A body sent without a length (chunked) is cut off where it passes the bound.
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+            if received > MAX_BODY_BYTES:
+                raise _TooLarge
+            return message
 
         async def with_headers(message: Message) -> None:
             nonlocal status
@@ -67,7 +89,14 @@ class Headers:
             await send(message)
 
         try:
-            await self._app(scope, receive, with_headers)
+            if declared > MAX_BODY_BYTES:
+                raise _TooLarge
+            await self._app(scope, bounded, with_headers)
+        except _TooLarge:
+            if status:
+                raise
+            error = ApiError(413, "RESOURCE_EXHAUSTED", "request body too large")
+            await JSONResponse(error.body(), status_code=413)(scope, receive, with_headers)
         except Exception as exc:
             # The type only: an exception's text could quote what a request carried.
             log.error("internal error %s", type(exc).__name__)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -45,6 +46,8 @@ def cmd_gateway_run(args: argparse.Namespace) -> int:
     if args.login_rate < 1:
         raise UsageError("--login-rate: at least 1")
     settings = Settings(home=home, tls=tls is not None, login_attempts_per_minute=args.login_rate)
+    # One line per request (route template, status, time: nothing personal), as operators expect.
+    logging.getLogger("accord.gateway").setLevel(logging.INFO)
 
     async def run() -> None:
         try:

@@ -192,6 +192,15 @@ async def test_errors_carry_the_node_reason_codes(fed3: Federation) -> None:
         assert odd.status_code == 401
         missing = await c.get("/api/v1/nothing-here")
         assert missing.status_code == 404 and error_of(missing)["code"] == "NOT_FOUND"
+        huge = await c.post("/api/v1/messages", content=b"x" * (9 << 20), headers=bearer(anna))
+        assert huge.status_code == 413 and error_of(huge)["code"] == "RESOURCE_EXHAUSTED"
+
+        async def chunks() -> Any:
+            for _ in range(10):
+                yield b" " * (1 << 20)
+
+        streamed = await c.post("/api/v1/messages", content=chunks(), headers=bearer(anna))
+        assert streamed.status_code in (400, 413)  # refused either way, never read whole
 
 
 async def test_csrf_origin_and_another_users_session_are_refused(fed3: Federation) -> None:
