@@ -36,7 +36,7 @@ from node.clock import Clock
 from node.config import LoginSection
 from node.errors import InvalidRequest, PermissionDenied, Unauthenticated
 from node.store.access import AccessStore
-from node.store.logins import LoginStore
+from node.store.logins import LoginStore, PasswordRow
 
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024
@@ -143,32 +143,39 @@ class Logins:
 
     # ---- login, logout ----------------------------------------------------------------------
 
+    async def _check(
+        self, name: str, row: PasswordRow, password: str, *, action: str, wrong: Exception
+    ) -> None:
+        """The password check of a login, or of a password change from a session: refused
+        while locked, and every wrong password counts towards the lockout, so neither can be
+        used to guess."""
+        now = self._clock.now()
+        if row.locked_until is not None and now < row.locked_until:
+            await self._log(name, action, "refused", "locked out")
+            raise _locked(row.locked_until)
+        if await self._verify(row.hash, password):
+            if row.failures or row.locked_until is not None:
+                await self._store.record_success(name=name)
+            return
+        lock_until = now + timedelta(seconds=self._settings.lockout_seconds)
+        after = await self._store.record_failure(
+            name=name, max_failures=self._settings.max_failures, lock_until=lock_until
+        )
+        locked = after is not None and after.locked_until == lock_until
+        detail = "wrong password" + ("; account locked" if locked else "")
+        await self._log(name, action, "refused", detail)
+        raise _locked(lock_until) if locked else wrong
+
     async def login(self, *, name: str, password: str) -> Session:
         now = self._clock.now()
         row = await self._store.password(name) if name else None
         if row is None:
             await self._verify(None, password)
             raise Unauthenticated(_WRONG)
-        if row.locked_until is not None and now < row.locked_until:
-            await self._log(name, "login", "refused", "locked out")
-            raise _locked(row.locked_until)
-        if not await self._verify(row.hash, password):
-            lock_until = now + timedelta(seconds=self._settings.lockout_seconds)
-            after = await self._store.record_failure(
-                name=name, max_failures=self._settings.max_failures, lock_until=lock_until
-            )
-            locked = after is not None and after.locked_until == lock_until
-            await self._log(
-                name, "login", "refused", "wrong password" + ("; account locked" if locked else "")
-            )
-            if locked:
-                raise _locked(lock_until)
-            raise Unauthenticated(_WRONG)
+        await self._check(name, row, password, action="login", wrong=Unauthenticated(_WRONG))
         user = await self._user(name)
         if user is None or user.disabled:
             raise Unauthenticated(_WRONG)
-        if row.failures or row.locked_until is not None:
-            await self._store.record_success(name=name)
         if _HASHER.check_needs_rehash(row.hash):
             await self._store.rehash(name=name, hash=await self._hash(password))
         token = secrets.token_urlsafe(32)
@@ -195,12 +202,13 @@ class Logins:
         """Set the caller's password; returns how many of their other sessions were revoked."""
         session = await self.is_session(token)
         if session:
+            wrong = PermissionDenied(
+                "OLD_PASSWORD", "changing the password from a session needs the old one"
+            )
             row = await self._store.password(user.name)
-            if row is None or not await self._verify(row.hash, old):
-                await self._log(user.name, "set-password", "refused", "old password wrong")
-                raise PermissionDenied(
-                    "OLD_PASSWORD", "changing the password from a session needs the old one"
-                )
+            if row is None:
+                raise wrong
+            await self._check(user.name, row, old, action="set-password", wrong=wrong)
         check_password(new, name=user.name)
         before = await self._store.live_sessions(user.name)
         await self._store.set_password(

@@ -168,7 +168,21 @@ async def test_failed_logins_lock_the_account_for_the_cool_down(tmp_short: Path)
         assert trailer(error, "accord-denied") == "LOCKED_OUT"
         assert "locked until" in (error.details() or "")
         clock.advance(timedelta(seconds=121))
-        assert (await login(home, "bert")).user.name == "bert"
+        session = (await login(home, "bert")).session_token
+
+        # Guessing the old password from a stolen session counts the same way.
+        change = "SetPassword"
+        for _ in range(2):
+            guess = local_pb2.SetPasswordRequest(old_password="guess guess", new_password="x" * 12)
+            error = await refused(call(home, session, change, guess))
+            assert trailer(error, "accord-denied") == "OLD_PASSWORD"
+        error = await refused(call(home, session, change, guess))
+        assert trailer(error, "accord-denied") == "LOCKED_OUT"
+        right = local_pb2.SetPasswordRequest(old_password=PASSWORD, new_password="y" * 12)
+        error = await refused(call(home, session, change, right))
+        assert trailer(error, "accord-denied") == "LOCKED_OUT"
+        error = await refused(login(home, "bert"))
+        assert trailer(error, "accord-denied") == "LOCKED_OUT"
     finally:
         await fed.stop_all()
 
