@@ -31,6 +31,7 @@ Gw = Annotated[Gateway, Depends(gateway)]
 Reader = Annotated[Caller, Depends(caller)]
 Actor = Annotated[Caller, Depends(acting_caller)]
 Page = Response  # an HTML page or a redirect
+ANONYMOUS: dict[str, Any] = {"me": None, "csrf": None, "agency": ""}  # a page's header, logged out
 
 
 def _left(until: datetime | None, now: datetime) -> str:
@@ -53,7 +54,7 @@ templates.env.filters["short"] = lambda when: (
 
 
 async def _context(request: Request, gw: Gateway, who: Caller | None) -> dict[str, Any]:
-    context: dict[str, Any] = {"request": request, "me": None, "csrf": None, "agency": ""}
+    context: dict[str, Any] = dict(ANONYMOUS)
     if who is not None:
         context["me"] = await gw.me(who)
         context["csrf"] = gw.csrf(who)
@@ -74,13 +75,8 @@ def render(
 
 
 def error_page(request: Request, error: ApiError) -> Response:
-    """An error as a page; the header shows whoever is logged in, if anyone."""
-    return render(
-        request,
-        "error.html",
-        {"request": request, "me": None, "csrf": None, "agency": "", "error": error},
-        status=error.status,
-    )
+    """An error as a page, without the navigation (whoever asked may not be known)."""
+    return render(request, "error.html", {**ANONYMOUS, "error": error}, status=error.status)
 
 
 async def _form(request: Request) -> dict[str, Any]:
@@ -102,7 +98,7 @@ async def home() -> RedirectResponse:
 
 @router.get("/login")
 async def login_page(request: Request) -> HTMLResponse:
-    return render(request, "login.html", {"me": None, "csrf": None, "agency": "", "error": None})
+    return render(request, "login.html", {**ANONYMOUS, "error": None})
 
 
 @router.post("/login")
@@ -114,7 +110,7 @@ async def login(request: Request, gw: Gw) -> Page:
     except ApiError as exc:
         if exc.status not in (401, 403, 429):
             raise
-        context = {"me": None, "csrf": None, "agency": "", "error": exc, "name": name}
+        context = {**ANONYMOUS, "error": exc, "name": name}
         return render(request, "login.html", context, status=exc.status)
     response = _redirect("/inbox")
     gw.set_session(response, answer.session_token)
@@ -443,9 +439,9 @@ async def access_log(request: Request, who: Reader, gw: Gw) -> HTMLResponse:
 
 @router.get("/docs")
 async def docs(request: Request) -> HTMLResponse:
-    """The API's documentation, rendered from /openapi.json by static/apidocs.js."""
+    """The API's documentation, rendered from /openapi.json by static/console.js."""
     who = caller_of(request)
-    context = {"me": None, "csrf": None, "agency": ""}
+    context = dict(ANONYMOUS)
     if who is not None:
         with contextlib.suppress(ApiError):  # a stale cookie: the page is public
             context = await _context(request, gateway(request), who)

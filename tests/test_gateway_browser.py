@@ -96,6 +96,15 @@ class Person:
         return [e for e in self.errors if not any(re.search(p, e) for p in patterns)]
 
 
+async def unlabelled(page: Page) -> list[str]:
+    """Form controls a screen reader could not name (no <label> for them)."""
+    names: list[str] = await page.eval_on_selector_all(
+        "input:not([type=hidden]), select, textarea",
+        "controls => controls.filter(c => c.labels.length === 0).map(c => c.name)",
+    )
+    return names
+
+
 async def compose(page: Page, **fields: Any) -> None:
     """Fill the compose form: the recipient first (the form then offers what fits it)."""
     await page.goto("/compose")
@@ -154,6 +163,7 @@ async def test_officers_supervisor_and_auditor_view_in_chromium(
                 narrative=samples.ROBBERY,
             )
             await expect(page.locator(".body-liaison")).to_be_hidden()
+            assert await unlabelled(page) == []
             await page.screenshot(path=ARTIFACTS / "compose.png", full_page=True)
             await page.get_by_role("button", name="Send").click()
             await page.wait_for_url(re.compile(r"/messages/[0-9a-f-]{36}$"))
@@ -170,6 +180,7 @@ async def test_officers_supervisor_and_auditor_view_in_chromium(
 
             # Reading: refused without a justification, shown with one.
             await row.get_by_role("link").click()
+            assert await unlabelled(inbox) == []
             await inbox.get_by_role("button", name="Show content").click()
             refusal = inbox.get_by_test_id("refusal")
             await expect(refusal).to_contain_text("justification")
@@ -208,6 +219,11 @@ async def test_officers_supervisor_and_auditor_view_in_chromium(
             decided = carla.page.locator(f'#decided tr[data-message-id="{held_id}"] .state')
             await expect(decided).to_have_text("approved")
             await expect(state).to_have_attribute("data-state", "ACCEPTED")
+
+            # The API's documentation page renders the OpenAPI document (under the same CSP).
+            await page.goto("/docs")
+            await expect(page.locator("#api-docs .api-op").first).to_contain_text("/api/v1")
+            assert await page.locator("#api-docs .api-op").count() > 10
 
             # The auditors' view is refused to an officer.
             answer = await page.goto("/access-log")
