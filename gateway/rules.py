@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from certs.directory import HANDLING_CODES, ONWARD_RULES, TLP_ORDER
+from certs.directory import HANDLING_CODES, ONWARD_RULES, TLP_ORDER, Agreement, agreement_from_dict
 from node.envelope import CONTROL_TYPES, MESSAGE_TYPES
 
 OPERATIONAL = frozenset({"liaison_officer", "supervisor"})
@@ -29,44 +29,11 @@ class Option:
         return {"value": self.value, "offered": self.offered, "why": self.why}
 
 
-@dataclass(frozen=True, slots=True)
-class Terms:
-    """One agreement, as the signed policy document states it."""
-
-    id: str
-    parties: tuple[str, ...]
-    purposes: tuple[str, ...]
-    message_types: tuple[str, ...]
-    max_retention_days: int
-    valid_from: datetime
-    valid_until: datetime
-    max_tlp: str
-    handling_codes: tuple[str, ...]
-    onward_transfer: str
-    approval_required: tuple[str, ...]
-
-    @classmethod
-    def of(cls, doc: dict[str, Any]) -> Terms:
-        return cls(
-            id=str(doc["id"]),
-            parties=tuple(doc["parties"]),
-            purposes=tuple(doc["purposes"]),
-            message_types=tuple(doc["message_types"]),
-            max_retention_days=int(doc["max_retention_days"]),
-            valid_from=datetime.fromisoformat(doc["valid_from"]),
-            valid_until=datetime.fromisoformat(doc["valid_until"]),
-            max_tlp=str(doc.get("max_tlp", "RED")),
-            handling_codes=tuple(doc.get("handling_codes", HANDLING_CODES)),
-            onward_transfer=str(doc.get("onward_transfer", "WITH_ORIGINATOR_CONSENT")),
-            approval_required=tuple(doc.get("approval_required", ())),
-        )
-
-
-def _ids(terms: Iterable[Terms]) -> str:
+def _ids(terms: Iterable[Agreement]) -> str:
     return ", ".join(t.id for t in terms)
 
 
-def _recipient(code: str, me: str, agreements: Sequence[Terms], now: datetime) -> Option:
+def _recipient(code: str, me: str, agreements: Sequence[Agreement], now: datetime) -> Option:
     covering = [a for a in agreements if me in a.parties and code in a.parties]
     if any(a.valid_from <= now < a.valid_until for a in covering):
         return Option(code, True)
@@ -88,7 +55,11 @@ def compose_options(
     now: datetime,
     recipient: str | None,
 ) -> dict[str, Any]:
-    agreements = [Terms.of(a) for a in policy.get("agreements", [])]
+    # The policy document states agreements as the directory does.
+    agreements = [
+        agreement_from_dict(a, f"policy.agreements[{i}]")
+        for i, a in enumerate(policy.get("agreements", []))
+    ]
     recipients = [_recipient(m, me, agreements, now) for m in sorted(members) if m != me]
     chosen = next((r for r in recipients if r.value == recipient and r.offered), None)
     live = (
@@ -123,12 +94,12 @@ def compose_options(
             out.append(Option(value, not objection, objection or note))
         return [o.as_dict() for o in out]
 
-    def purpose_check(value: str, by: list[Terms]) -> tuple[str, str]:
+    def purpose_check(value: str, by: list[Agreement]) -> tuple[str, str]:
         if value not in cleared:
             return "you are not cleared for this purpose", ""
         return "", ""
 
-    def type_check(value: str, by: list[Terms]) -> tuple[str, str]:
+    def type_check(value: str, by: list[Agreement]) -> tuple[str, str]:
         if value in CONTROL_TYPES:
             return "control messages are sent from the message they act on", ""
         held = [a for a in by if value in a.approval_required]

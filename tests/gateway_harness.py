@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,7 +14,7 @@ from gateway.server import Tls, running
 from gateway.state import Settings
 from node.app import Node
 from node.client import connect
-from tests.harness import ALL_PURPOSES, add_user
+from tests.harness import ALL_PURPOSES, Federation, add_user, open_agreement
 
 PASSWORD = "correct horse battery staple"
 
@@ -25,6 +26,16 @@ async def person(node: Node, name: str, role: str, purposes: Sequence[str] = ALL
     async with connect(node.config.home, token=token) as c:
         await c.api.SetPassword(local_pb2.SetPasswordRequest(new_password=PASSWORD))
     return token
+
+
+def federation(
+    root: Path, agencies: Sequence[str], *, parties: Sequence[str] = (), **terms: object
+) -> Federation:
+    """A federation with one agreement between `parties` (default: all), `terms` changed."""
+    fed = Federation(root, agencies)
+    agreement = open_agreement(parties or agencies, fed.now, **terms)
+    fed.authority.set_agreements((agreement,), now=fed.now)
+    return fed
 
 
 @contextlib.asynccontextmanager

@@ -17,8 +17,8 @@ from google.protobuf import json_format
 
 from gateway.server import Tls
 from node import samples
-from tests.gateway_harness import PASSWORD, client, gateway, login, person
-from tests.harness import Federation, open_agreement, wait_for
+from tests.gateway_harness import PASSWORD, client, federation, gateway, login, person
+from tests.harness import Federation, wait_for
 
 NL, DE, FR = "NL-POL", "DE-BKA", "FR-PN"
 JUSTIFICATION = "case 2026/0042: check the suspect named by NL"
@@ -282,11 +282,7 @@ async def test_login_is_rate_limited_per_address_and_the_node_locks_out(
 
 
 async def test_approvals_forwarding_policy_and_the_auditor_view(tmp_short: Path) -> None:
-    fed = Federation(tmp_short, [NL, DE, FR])
-    fed.authority.set_agreements(
-        (open_agreement([NL, DE, FR], fed.now, approval_required=("HIT_NOTIFICATION",)),),
-        now=fed.now,
-    )
+    fed = federation(tmp_short, [NL, DE, FR], approval_required=("HIT_NOTIFICATION",))
     try:
         nl, de, _ = await fed.start_all()
         anna = await person(nl, "anna", "liaison_officer")

@@ -26,8 +26,8 @@ from playwright.async_api import (
 )
 
 from node import samples
-from tests.gateway_harness import PASSWORD, gateway, person
-from tests.harness import Federation, open_agreement, wait_for
+from tests.gateway_harness import PASSWORD, federation, gateway, person
+from tests.harness import wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -121,11 +121,7 @@ async def test_officers_supervisor_and_auditor_view_in_chromium(
     tmp_short: Path, browser: Browser
 ) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    fed = Federation(tmp_short, [NL, DE, FR])
-    fed.authority.set_agreements(
-        (open_agreement([NL, DE, FR], fed.now, approval_required=("HIT_NOTIFICATION",)),),
-        now=fed.now,
-    )
+    fed = federation(tmp_short, [NL, DE, FR], approval_required=("HIT_NOTIFICATION",))
     try:
         nl, de, _ = await fed.start_all()
         await person(nl, "anna", "liaison_officer")

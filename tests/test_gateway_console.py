@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 
 from node import samples
-from tests.gateway_harness import PASSWORD, client, gateway, person
-from tests.harness import Federation, open_agreement, wait_for
+from tests.gateway_harness import PASSWORD, client, federation, gateway, person
+from tests.harness import wait_for
 
 NL, DE, FR = "NL-POL", "DE-BKA", "FR-PN"
 
@@ -32,18 +32,13 @@ async def log_in(c: httpx.AsyncClient, name: str) -> None:
 
 
 async def test_console_pages_and_forms(tmp_short: Path) -> None:
-    fed = Federation(tmp_short, [NL, DE, FR])
-    fed.authority.set_agreements(
-        (
-            open_agreement(
-                [NL, DE],
-                fed.now,
-                purposes=("serious-crime-investigation", "missing-persons"),
-                max_tlp="AMBER",
-                approval_required=("HIT_NOTIFICATION",),
-            ),
-        ),
-        now=fed.now,
+    fed = federation(
+        tmp_short,
+        [NL, DE, FR],
+        parties=[NL, DE],
+        purposes=("serious-crime-investigation", "missing-persons"),
+        max_tlp="AMBER",
+        approval_required=("HIT_NOTIFICATION",),
     )
     try:
         nl, de, _ = await fed.start_all()
