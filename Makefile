@@ -1,4 +1,5 @@
-# Two commands do all set-up: `make drill` runs a three-agency exchange, `make test` runs the tests.
+# Two commands do all set-up: `make drill` runs the joint task force drill on a fresh four-agency
+# cluster, `make test` runs the tests.
 # Both create .venv (with the first Python >= 3.11 found) and install `-e .[dev]` into it first.
 PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -9,10 +10,11 @@ STAMP := $(VENV)/.installed
 PIP_FLAGS := --quiet --disable-pip-version-check
 
 .DEFAULT_GOAL := help
-.PHONY: help drill demo test test-fast lint proto proto-check bench bench-quick clean
+.PHONY: help drill drills test test-fast lint proto proto-check bench bench-quick clean
 
 help:
-	@echo "make drill        three agencies on loopback: federation, nodes, messages, receipts"
+	@echo "make drill        the joint task force drill on a fresh four-agency cluster on loopback"
+	@echo "make drills       every drill in drills/, each on a fresh cluster"
 	@echo "make test         the test suite (real nodes, real TLS, real SQLite)"
 	@echo "make test-fast    the suite without tests marked slow"
 	@echo "make lint         ruff check, ruff format --check, mypy --strict"
@@ -29,8 +31,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[dev]'
 	touch $(STAMP)
 
-drill demo: $(STAMP)
-	$(BIN)/accord demo
+drill: $(STAMP)
+	$(BIN)/accord drill run drills/joint-task-force.toml
+
+# Every shipped drill, each on its own fresh cluster; all run even when one fails.
+drills: $(STAMP)
+	@status=0; for f in drills/*.toml; do \
+		echo "=== $$f"; $(BIN)/accord drill run $$f || status=1; \
+	done; exit $$status
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -65,4 +73,4 @@ bench-quick: $(STAMP)
 	$(BIN)/python -m bench --quick
 
 clean:
-	rm -rf $(VENV) .proto-check .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .proto-check .pytest_cache .mypy_cache .ruff_cache drill-reports

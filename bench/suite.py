@@ -3,7 +3,7 @@ defines BENCHMARK, plus one line here."""
 
 from __future__ import annotations
 
-from bench.benchmarks import baseline, drain, fanout, latency, memory, throughput
+from bench.benchmarks import audit, baseline, drain, fanout, latency, memory, throughput
 from bench.runner import Benchmark
 
 SUITE: list[Benchmark] = [
@@ -13,4 +13,5 @@ SUITE: list[Benchmark] = [
     fanout.BENCHMARK,
     drain.BENCHMARK,
     memory.BENCHMARK,
+    audit.BENCHMARK,
 ]

@@ -9,8 +9,8 @@ Decisions (where the design is silent):
   supervisors; auditors and administrators never read content, only metadata and logs.
 - Sending and forwarding need the liaison officer or supervisor role and a clearance for the
   purpose. Approving needs the supervisor role and must not be the author (four eyes).
-- Managing users needs the administrator role; reading the access log needs auditor or
-  administrator.
+- Managing users, and moving a drill-mode node's clock, need the administrator role; reading
+  the access log needs auditor or administrator.
 """
 
 from __future__ import annotations
@@ -89,6 +89,11 @@ def check_approve(user: User, *, author: str) -> None:
 def check_manage_users(user: User) -> None:
     if user.role != Role.ADMINISTRATOR:
         raise PermissionDenied("ROLE", "managing users needs the administrator role")
+
+
+def check_move_clock(user: User) -> None:
+    if user.role != Role.ADMINISTRATOR:
+        raise PermissionDenied("ROLE", "moving a drill node's clock needs the administrator role")
 
 
 def check_audit(user: User) -> None:

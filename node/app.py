@@ -21,12 +21,12 @@ from accord.v1 import federation_pb2, local_pb2, local_pb2_grpc, message_pb2
 from certs.ca import load_key, write_private
 from certs.directory import agreement_to_dict
 from node.access import Role
-from node.clock import Clock, SystemClock
-from node.config import Config
+from node.clock import Clock, OffsetClock, SystemClock
+from node.config import DRILL_ONLY, Config
 from node.delivery.link import Credentials, PeerLink, ReceiptEvent
 from node.delivery.receiver import Receiver
 from node.envelope import digest, meta_of, set_time, sign
-from node.errors import AccordError, Reason, Refused
+from node.errors import AccordError, ConfigError, Reason, Refused
 from node.ids import uuid7
 from node.logins import Logins
 from node.operations import Operations
@@ -87,9 +87,17 @@ class Sent:
 
 
 class Node:
-    def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
+    def __init__(self, config: Config, *, clock: Clock | None = None, drill: bool = False) -> None:
+        """`drill`: started by `accord node run --drill` for a drill cluster: the clock can be
+        advanced over the local API and peers reached through the config's `[drill]`
+        endpoints. Nothing of that exists on a node started without it."""
+        if config.drill is not None and not drill:
+            raise ConfigError(DRILL_ONLY)
         self.config = config
-        self.clock: Clock = clock or SystemClock()
+        # The drill clock: only a drill-mode node has one, and only it can be moved.
+        self.drill_clock: OffsetClock | None = OffsetClock() if drill else None
+        self.clock: Clock = clock or self.drill_clock or SystemClock()
+        self._endpoints = dict(config.drill.endpoints) if drill and config.drill else {}
         self.agency = config.node.agency
         self.trust = Trust(
             federation=config.node.federation,
@@ -250,6 +258,11 @@ class Node:
         )
         write_private(tokens / "admin", token.encode())
 
+    def endpoint_of(self, agency: str, listed: str) -> str:
+        """Where to reach `agency`'s node: its directory endpoint, unless a drill routes it
+        through a proxy."""
+        return self._endpoints.get(agency, listed)
+
     def _member_key(self, agency: str) -> ec.EllipticCurvePublicKey | None:
         try:
             return self.trust.member_peer(agency, self.clock.now())[1].public_key
@@ -314,6 +327,7 @@ class Node:
                 max_message_bytes=self.config.limits.max_message_bytes,
                 sign=lambda data: sign(self.key, data),
                 on_receipt=self._receipted,
+                endpoint_of=self.endpoint_of,
             )
             self.links[recipient] = link
             link.start()

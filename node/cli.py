@@ -166,10 +166,10 @@ def cmd_node_init(args: argparse.Namespace) -> int:
 def cmd_node_run(args: argparse.Namespace) -> int:
     from node.app import Node, tune_collector
 
-    config = config_mod.load(resolve_home(args.home))
+    config = config_mod.load(resolve_home(args.home), drill=args.drill)
 
     async def run() -> None:
-        node = Node(config)
+        node = Node(config, drill=args.drill)
         await node.start()
         tune_collector()
         print(f"{node.agency} ready on port {node.port}", flush=True)
@@ -182,6 +182,14 @@ def cmd_node_run(args: argparse.Namespace) -> int:
 
     asyncio.run(run())
     return 0
+
+
+def cmd_node_health(args: argparse.Namespace) -> int:
+    from node.client import health
+
+    status = asyncio.run(health(resolve_home(args.home)))
+    print(status)
+    return 0 if status == "SERVING" else 1
 
 
 def _add_node(sub: Any) -> None:
@@ -202,7 +210,22 @@ def _add_node(sub: Any) -> None:
 
     p = nsub.add_parser("run", help="run the node until SIGINT/SIGTERM")
     _home_argument(p)
+    p.add_argument(
+        "--drill",
+        action="store_true",
+        help="drill mode, for a drill cluster only: the administrator can advance the node's "
+        "clock, and the config's [drill] section routes peers through fault-injecting proxies",
+    )
     p.set_defaults(func=cmd_node_run)
+
+    p = nsub.add_parser(
+        "health",
+        help="exit 0 if the node answers its health check as SERVING",
+        description="Ask the node at HOME for its gRPC health status on its local socket (no "
+        "token needed); print it, exit 0 when SERVING, 1 otherwise (2: no node answers).",
+    )
+    _home_argument(p)
+    p.set_defaults(func=cmd_node_health)
 
 
 # ---- messages (over the local API) -------------------------------------------------------------
@@ -687,28 +710,6 @@ def _add_messages(sub: Any) -> None:
     p.set_defaults(func=cmd_receipts)
 
 
-# ---- demo --------------------------------------------------------------------------------------
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from node.demo import run_demo
-
-    return run_demo(directory=Path(args.dir) if args.dir else None, keep=args.keep)
-
-
-def _add_demo(sub: Any) -> None:
-    p = sub.add_parser(
-        "demo",
-        help="run a three-agency exchange on loopback and report on it",
-        description="Create a throwaway federation (NL-POL, DE-BKA, FR-PN), start three nodes, "
-        "exchange incident and liaison messages, show receipts and one refusal, stop the nodes. "
-        "Exits 0 only if every expectation held.",
-    )
-    p.add_argument("--dir", help="where to create it (default: a new temporary directory)")
-    p.add_argument("--keep", action="store_true", help="keep the temporary directory afterwards")
-    p.set_defaults(func=cmd_demo)
-
-
 # ---- parser ------------------------------------------------------------------------------------
 
 
@@ -719,14 +720,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from gateway import cli as gateway_cli
-    from node import cli_access
+    from node import cli_access, cli_drill
 
     for add in (
         _add_certs,
         _add_node,
         _add_messages,
-        _add_demo,
         *cli_access.GROUPS,
+        *cli_drill.GROUPS,
         gateway_cli.add_gateway,
     ):
         add(sub)

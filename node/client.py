@@ -1,4 +1,4 @@
-"""The one way tools (CLI, demo, the gateway) open a node's local API.
+"""The one way tools (CLI, cluster and drills, the gateway) open a node's local API.
 
 Everything that talks to a running node goes through `connect()`, so whatever the local API
 comes to require of its callers (per-user tokens in call metadata, for one) is added here once.
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from accord.v1 import local_pb2_grpc
 from node import config as config_mod
@@ -170,6 +170,23 @@ async def connect(
         )
     finally:
         await channel.close()
+
+
+async def health(home: Path, *, deadline: float = 2.0) -> str:
+    """The node's answer to a gRPC health check on its local socket (`SERVING`, `NOT_SERVING`,
+    ...): no token, as health checking needs none. NodeNotRunningError when nothing answers."""
+    sock = socket_path(home)
+    _probe(home, sock)
+    async with grpc.aio.insecure_channel(f"unix:{sock}") as channel:
+        try:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=deadline
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise NodeNotRunningError(
+                f"the node at {home} did not answer its health check: {exc.code().name}"
+            ) from exc
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 
 
 def _trailer(exc: grpc.aio.AioRpcError, name: str) -> str:

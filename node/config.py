@@ -71,6 +71,16 @@ class LoginSection:
 
 
 @dataclass(frozen=True, slots=True)
+class DrillSection:
+    """Only for a node started with `accord node run --drill` (a drill cluster): where to reach
+    each peer instead of its directory endpoint (a fault-injecting proxy in front of it). The
+    TLS name checked stays the peer's agency DNS name, so mTLS and the key proof still run end
+    to end through the proxy."""
+
+    endpoints: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     home: Path
     node: NodeSection
@@ -79,6 +89,7 @@ class Config:
     limits: LimitsSection = field(default_factory=LimitsSection)
     delivery: DeliverySection = field(default_factory=DeliverySection)
     store: StoreSection = field(default_factory=StoreSection)
+    drill: DrillSection | None = None  # present only in a drill cluster's homes
     login: LoginSection = field(default_factory=LoginSection)
 
     def path(self, value: str) -> Path:
@@ -110,7 +121,15 @@ _SECTIONS: dict[str, type[Any]] = {
 }
 
 
-def load(home: Path) -> Config:
+DRILL_ONLY = (
+    "drill: this section is only for nodes of a drill cluster (`accord cluster up`); "
+    "start the node with `accord node run --drill`, or remove the section"
+)
+
+
+def load(home: Path, *, drill: bool | None = None) -> Config:
+    """`drill`: True for a node started in drill mode, False for any other node (a `[drill]`
+    section is refused), None for a tool that only reads the config (CLI, cluster)."""
     path = home / CONFIG_FILE
     try:
         raw = tomllib.loads(path.read_text())
@@ -124,19 +143,43 @@ def load(home: Path) -> Config:
         raise ConfigError(f"{path}: not valid TOML: not UTF-8 ({exc.reason})") from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    return parse(raw, home=home)
+    return parse(raw, home=home, drill=drill)
 
 
-def parse(raw: dict[str, Any], *, home: Path) -> Config:
+def parse(raw: dict[str, Any], *, home: Path, drill: bool | None = None) -> Config:
     for name in raw:
-        if name not in _SECTIONS:
+        if name not in (*_SECTIONS, "drill"):
             raise ConfigError(f"{name}: unknown section (known: {', '.join(_SECTIONS)})")
     if "node" not in raw:
         raise ConfigError("node: section missing (needs agency and federation)")
+    if "drill" in raw and drill is False:
+        raise ConfigError(DRILL_ONLY)
     sections = {name: _section(name, cls, raw.get(name, {})) for name, cls in _SECTIONS.items()}
-    config = Config(home=home, **sections)
+    config = Config(home=home, **sections, drill=_drill(raw["drill"]) if "drill" in raw else None)
     _validate(config)
     return config
+
+
+def _drill(values: Any) -> DrillSection:
+    if not isinstance(values, dict):
+        raise ConfigError("drill: must be a table")
+    for key in values:
+        if key != "endpoints":
+            raise ConfigError(f"drill.{key}: unknown field (known: endpoints)")
+    endpoints = values.get("endpoints", {})
+    if not isinstance(endpoints, dict):
+        raise ConfigError('drill.endpoints: must be a table of AGENCY = "HOST:PORT"')
+    for agency, endpoint in endpoints.items():
+        if not AGENCY_CODE.match(agency):
+            raise ConfigError(f"drill.endpoints.{agency}: not an agency code like NL-POL")
+        if not isinstance(endpoint, str) or not _is_host_port(endpoint):
+            raise ConfigError(f"drill.endpoints.{agency}: expected HOST:PORT, got {endpoint!r}")
+    return DrillSection(endpoints=dict(endpoints))
+
+
+def _is_host_port(value: str) -> bool:
+    host, sep, port = value.rpartition(":")
+    return bool(sep and host and port.isdigit() and int(port) <= 65535)
 
 
 def _section(name: str, cls: type[Any], values: Any) -> Any:
@@ -174,8 +217,7 @@ def _validate(c: Config) -> None:
         raise ConfigError(
             f"node.federation: {c.node.federation!r} is not a DNS name like accord.test"
         )
-    host, sep, port = c.node.listen.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
+    if not _is_host_port(c.node.listen):
         raise ConfigError(f"node.listen: expected HOST:PORT, got {c.node.listen!r}")
     if len(str(c.socket)) > 100:
         raise ConfigError(f"node.local_socket: {c.socket} is longer than a unix socket path may be")

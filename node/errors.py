@@ -49,6 +49,12 @@ class InvalidRequest(AccordError):
     status = grpc.StatusCode.INVALID_ARGUMENT
 
 
+class FailedPrecondition(AccordError):
+    """The node is not in a state (or mode) where this can be done."""
+
+    status = grpc.StatusCode.FAILED_PRECONDITION
+
+
 class NotFound(AccordError):
     status = grpc.StatusCode.NOT_FOUND
 

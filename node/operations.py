@@ -5,9 +5,11 @@ The local API servicer is a thin shell over these; the gateway reaches them the 
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from accord.v1 import federation_pb2, federation_pb2_grpc, message_pb2
@@ -15,8 +17,15 @@ from certs.identity import agency_dns_name
 from node import access, onward
 from node.access import Role, User
 from node.envelope import ENVELOPE_PROOF, meta_of, parse_content, verify
-from node.errors import InvalidRequest, NotFound, PermissionDenied, Reason, Refused
-from node.store import Store, StoredMessage
+from node.errors import (
+    FailedPrecondition,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    Reason,
+    Refused,
+)
+from node.store import PeerQueue, Store, StoredMessage
 from node.store.access import AccessEntry, AccessStore, Approval
 from node.store.db import Delivery
 
@@ -344,6 +353,34 @@ class Operations:
         await self._guard(user, "read-access-log", lambda: access.check_audit(user))
         return await self.access.entries(limit=limit, message_id=message_id)
 
+    async def outbox(self, user: User) -> list[tuple[PeerQueue, bool]]:
+        """Per peer: what waits in the outbox, and whether a stream to it is open now. Counts
+        and times only, no traffic: any local user may see them."""
+        links = self._node.links
+        return [
+            (q, q.recipient in links and links[q.recipient].connected)
+            for q in await self._store.outbox()
+        ]
+
+    # ---- drills -----------------------------------------------------------------------------
+
+    async def advance_clock(self, user: User, *, seconds: float) -> tuple[datetime, timedelta]:
+        """Move a drill-mode node's clock forward (retention, sunsets and deadlines come
+        sooner); the node's time and offset after it. Refused on any other node."""
+        clock = self._node.drill_clock
+        if clock is None:
+            await self._log(user, "advance-clock", "refused", detail="not in drill mode")
+            raise FailedPrecondition(
+                "this node was not started in drill mode (`accord node run --drill`, as "
+                "`accord cluster up` does); its clock cannot be moved"
+            )
+        await self._guard(user, "advance-clock", lambda: access.check_move_clock(user))
+        if not math.isfinite(seconds) or seconds < 0:
+            raise InvalidRequest(f"seconds: must be a number >= 0, got {seconds}")
+        clock.advance(timedelta(seconds=seconds))
+        await self._log(user, "advance-clock", "granted", detail=f"+{seconds:g} s")
+        return clock.now(), clock.offset
+
     async def peer_policy(self, peer: str) -> federation_pb2.SignedPolicy:
         """Fetch a peer's published policy over mTLS and check its signature."""
         import grpc
@@ -354,7 +391,7 @@ class Operations:
             ("grpc.ssl_target_name_override", agency_dns_name(node.config.node.federation, peer))
         ]
         async with grpc.aio.secure_channel(
-            member.endpoint, node.credentials.channel(), options=options
+            node.endpoint_of(peer, member.endpoint), node.credentials.channel(), options=options
         ) as ch:
             try:
                 signed: federation_pb2.SignedPolicy = await federation_pb2_grpc.FederationStub(

@@ -1,4 +1,4 @@
-"""Sample messages for the demo, the benchmarks and the tests: one place, so all three exchange
+"""Sample messages for the benchmarks and the tests: one place, so both exchange
 the same realistic incident."""
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import sqlite3
 import stat
 import sys
@@ -77,7 +76,7 @@ def commands(parser: argparse.ArgumentParser, prefix: Sequence[str] = ()) -> Ite
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     # In-process: one child per command would cost seconds for what is the same code path.
     paths = list(commands(build_parser()))
-    assert ["send"] in paths and ["certs", "issue"] in paths and ["demo"] in paths
+    assert ["send"] in paths and ["certs", "issue"] in paths and ["drill", "run"] in paths
     for path in paths:
         with pytest.raises(SystemExit) as exit_:
             main([*path, "--help"])
@@ -352,16 +351,6 @@ async def test_show_needs_a_justification(running: Federation, tmp_short: Path) 
     assert run.code == 0, run
     run = await officer(fed, "NL-POL", "show", run.out.strip())
     assert_usage_error(run, "permission denied (JUSTIFICATION)", "justification")
-
-
-async def test_demo_runs_the_three_agency_exchange(tmp_short: Path) -> None:
-    run = await accord("demo", "--dir", tmp_short / "demo", timeout=90)
-    assert run.code == 0, run.out + run.err
-    assert "PASS: all" in run.out and "[FAIL]" not in run.out
-    assert "refused locally by FR-PN: PURPOSE_NOT_PERMITTED" in run.out
-    assert len(re.findall(r"^ +[A-Z]{2}-[A-Z]+ +ACCEPTED +receipt sha256", run.out, re.M)) == 4
-    for agency in ("nl-pol", "de-bka", "fr-pn"):
-        assert not (tmp_short / "demo" / agency / "node.sock").exists()
 
 
 async def test_receipts_signed_in_a_batch_check_alone_from_the_cli(running: Federation) -> None:

@@ -291,6 +291,46 @@ class WatchRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class OutboxRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class PeerOutbox(_message.Message):
+    __slots__ = ("peer", "queued", "oldest_queued_at", "last_receipt_at", "connected", "last_error")
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    OLDEST_QUEUED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_RECEIPT_AT_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    peer: str
+    queued: int
+    oldest_queued_at: _timestamp_pb2.Timestamp
+    last_receipt_at: _timestamp_pb2.Timestamp
+    connected: bool
+    last_error: str
+    def __init__(self, peer: _Optional[str] = ..., queued: _Optional[int] = ..., oldest_queued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_receipt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., connected: _Optional[bool] = ..., last_error: _Optional[str] = ...) -> None: ...
+
+class OutboxResponse(_message.Message):
+    __slots__ = ("peers",)
+    PEERS_FIELD_NUMBER: _ClassVar[int]
+    peers: _containers.RepeatedCompositeFieldContainer[PeerOutbox]
+    def __init__(self, peers: _Optional[_Iterable[_Union[PeerOutbox, _Mapping]]] = ...) -> None: ...
+
+class AdvanceClockRequest(_message.Message):
+    __slots__ = ("seconds",)
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    seconds: float
+    def __init__(self, seconds: _Optional[float] = ...) -> None: ...
+
+class ClockInfo(_message.Message):
+    __slots__ = ("now", "offset_seconds")
+    NOW_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    now: _timestamp_pb2.Timestamp
+    offset_seconds: float
+    def __init__(self, now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., offset_seconds: _Optional[float] = ...) -> None: ...
+
 class LoginRequest(_message.Message):
     __slots__ = ("name", "password")
     NAME_FIELD_NUMBER: _ClassVar[int]

@@ -110,6 +110,16 @@ class LocalApiStub:
                 request_serializer=accord_dot_v1_dot_local__pb2.AccessLogRequest.SerializeToString,
                 response_deserializer=accord_dot_v1_dot_local__pb2.AccessLogResponse.FromString,
                 _registered_method=True)
+        self.Outbox = channel.unary_unary(
+                '/accord.v1.LocalApi/Outbox',
+                request_serializer=accord_dot_v1_dot_local__pb2.OutboxRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.OutboxResponse.FromString,
+                _registered_method=True)
+        self.AdvanceClock = channel.unary_unary(
+                '/accord.v1.LocalApi/AdvanceClock',
+                request_serializer=accord_dot_v1_dot_local__pb2.AdvanceClockRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.ClockInfo.FromString,
+                _registered_method=True)
         self.Login = channel.unary_unary(
                 '/accord.v1.LocalApi/Login',
                 request_serializer=accord_dot_v1_dot_local__pb2.LoginRequest.SerializeToString,
@@ -232,6 +242,21 @@ class LocalApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Outbox(self, request, context):
+        """What waits in the outbox for each peer, and when each last receipted (any local user).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AdvanceClock(self, request, context):
+        """Drill mode only (`accord node run --drill`), administrator: move this node's clock forward
+        (seconds 0 reads it). Any other node refuses with FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Login(self, request, context):
         """People's logins (for the gateway). Login needs no token: it returns a short-lived session
         token that every other call accepts in place of the user's own token, until it is idle or
@@ -339,6 +364,16 @@ def add_LocalApiServicer_to_server(servicer, server):
                     servicer.AccessLog,
                     request_deserializer=accord_dot_v1_dot_local__pb2.AccessLogRequest.FromString,
                     response_serializer=accord_dot_v1_dot_local__pb2.AccessLogResponse.SerializeToString,
+            ),
+            'Outbox': grpc.unary_unary_rpc_method_handler(
+                    servicer.Outbox,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.OutboxRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.OutboxResponse.SerializeToString,
+            ),
+            'AdvanceClock': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdvanceClock,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.AdvanceClockRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.ClockInfo.SerializeToString,
             ),
             'Login': grpc.unary_unary_rpc_method_handler(
                     servicer.Login,
@@ -766,6 +801,60 @@ class LocalApi:
             '/accord.v1.LocalApi/AccessLog',
             accord_dot_v1_dot_local__pb2.AccessLogRequest.SerializeToString,
             accord_dot_v1_dot_local__pb2.AccessLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Outbox(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/Outbox',
+            accord_dot_v1_dot_local__pb2.OutboxRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.OutboxResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AdvanceClock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/AdvanceClock',
+            accord_dot_v1_dot_local__pb2.AdvanceClockRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.ClockInfo.FromString,
             options,
             channel_credentials,
             insecure,

@@ -98,8 +98,10 @@ class PeerLink:
         max_message_bytes: int,
         sign: Callable[[bytes], bytes],
         on_receipt: Callable[[ReceiptEvent], None] = lambda e: None,
+        endpoint_of: Callable[[str, str], str] = lambda agency, listed: listed,
     ) -> None:
         self.peer = peer
+        self._endpoint_of = endpoint_of  # (agency, directory endpoint) -> where to connect
         self._sign = sign  # this node's key, for envelopes a peer needs signed alone
         # What the peer's node said it checks in its last Hello (None: not connected yet).
         self.features: frozenset[str] | None = None
@@ -262,7 +264,7 @@ class PeerLink:
     async def _reachable(self) -> bool:
         try:
             member, _ = self._trust.member_peer(self.peer, self._clock.now())
-            host, _, port = member.endpoint.rpartition(":")
+            host, _, port = self._endpoint_of(self.peer, member.endpoint).rpartition(":")
             _, writer = await asyncio.wait_for(
                 asyncio.open_connection(host.strip("[]"), int(port)), PROBE_SECONDS
             )
@@ -315,7 +317,9 @@ class PeerLink:
         # Fails (ending the stream at once, busy or idle) if a frame's receipts cannot be stored.
         unrecorded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         async with grpc.aio.secure_channel(
-            member.endpoint, self._credentials.channel(), options=options
+            self._endpoint_of(self.peer, member.endpoint),
+            self._credentials.channel(),
+            options=options,
         ) as channel:
             stub = federation_pb2_grpc.FederationStub(channel)
             self.features = await self._check_server_key(stub, peer.public_key)

@@ -1,5 +1,5 @@
 """The node's SQLite store: migrations, named transactions, group commit, sealed bodies."""
 
-from node.store.db import Delivery, PendingEnvelope, Store, StoredMessage
+from node.store.db import Delivery, PeerQueue, PendingEnvelope, Store, StoredMessage
 
-__all__ = ["Delivery", "PendingEnvelope", "Store", "StoredMessage"]
+__all__ = ["Delivery", "PeerQueue", "PendingEnvelope", "Store", "StoredMessage"]

@@ -122,6 +122,17 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class PeerQueue:
+    """The outbox as seen from one peer: what waits for it, and when it last receipted."""
+
+    recipient: str
+    queued: int
+    oldest_queued_at: datetime | None
+    last_receipt_at: datetime | None
+    last_error: str
+
+
+@dataclass(frozen=True, slots=True)
 class PriorAnswer:
     """What this node already answered for a (sender, message id)."""
 
@@ -550,6 +561,20 @@ class Store:
             "SELECT DISTINCT recipient FROM deliveries WHERE state = 'queued'"
         )
         return [r[0] for r in await cursor.fetchall()]
+
+    async def outbox(self) -> list[PeerQueue]:
+        rows = await self._rconn.execute_fetchall(
+            "SELECT d.recipient, sum(d.state = 'queued'), "
+            "min(CASE WHEN d.state = 'queued' THEN m.received_at END), max(d.receipted_at), "
+            "max(CASE WHEN d.state = 'queued' THEN d.last_error ELSE '' END) "
+            "FROM deliveries d JOIN messages m "
+            "ON m.message_id = d.message_id AND m.direction = 'out' "
+            "GROUP BY d.recipient ORDER BY d.recipient"
+        )
+        return [
+            PeerQueue(recipient, int(queued or 0), _dt(oldest), _dt(last), error or "")
+            for recipient, queued, oldest, last, error in rows
+        ]
 
     async def get_message(
         self, message_id: str, *, sender: str | None = None, direction: str | None = None

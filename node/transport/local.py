@@ -336,6 +336,28 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
             ]
         )
 
+    @maps_errors
+    async def Outbox(
+        self, request: local_pb2.OutboxRequest, context: Ctx
+    ) -> local_pb2.OutboxResponse:
+        response = local_pb2.OutboxResponse()
+        for q, connected in await self._ops.outbox(current_user()):
+            peer = response.peers.add(
+                peer=q.recipient, queued=q.queued, connected=connected, last_error=q.last_error
+            )
+            if q.oldest_queued_at is not None:
+                peer.oldest_queued_at.CopyFrom(_ts(q.oldest_queued_at))
+            if q.last_receipt_at is not None:
+                peer.last_receipt_at.CopyFrom(_ts(q.last_receipt_at))
+        return response
+
+    @maps_errors
+    async def AdvanceClock(
+        self, request: local_pb2.AdvanceClockRequest, context: Ctx
+    ) -> local_pb2.ClockInfo:
+        now, offset = await self._ops.advance_clock(current_user(), seconds=request.seconds)
+        return local_pb2.ClockInfo(now=_ts(now), offset_seconds=offset.total_seconds())
+
     # ---- logins (the gateway) ---------------------------------------------------------------
 
     @maps_errors

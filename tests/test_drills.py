@@ -1,0 +1,454 @@
+"""Drills as a user runs them: `accord drill run|check`, `accord cluster ...`, the shipped
+drills, and the docker-compose file's commands."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+
+from node.cli import build_parser
+from node.drill import scenario
+from node.drill.cluster import create_cluster
+from node.drill.scenario import ScenarioError
+from tests.test_cli import accord, assert_usage_error, commands
+
+ROOT = Path(__file__).resolve().parent.parent
+DRILLS = sorted((ROOT / "drills").glob("*.toml"))
+# Over ~15 s on this 2-core machine under load, or close to it.
+SLOW = {"crash-and-partition", "revoked-agency", "purpose-and-expiry-refusals"}
+
+
+def report_of(out: Path) -> dict:  # type: ignore[type-arg]
+    doc: dict = json.loads((out / "report.json").read_text())  # type: ignore[type-arg]
+    return doc
+
+
+def test_the_shipped_drills_are_there() -> None:
+    names = {p.stem for p in DRILLS}
+    assert {"joint-task-force", "liaison-request-reply", "hot-pursuit", "crash-and-partition",
+            "revoked-agency", "purpose-and-expiry-refusals"} <= names  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if p.stem in SLOW else [])
+        for p in DRILLS
+    ],
+)
+@pytest.mark.timeout(240)
+async def test_every_shipped_drill_passes(path: Path, tmp_short: Path) -> None:
+    run = await accord("drill", "run", path, "--out", tmp_short / "out", timeout=220)
+    assert run.code == 0, run.out[-4000:] + run.err
+    report = report_of(tmp_short / "out")
+    assert report["passed"] is True and report["stopped"] is None
+    assert report["steps"]["run"] == report["steps"]["total"] == len(scenario.load(path).steps)
+    assert all(e["ok"] for e in report["expectations"]) and report["expectations"]
+    assert "PASS" in run.out and (tmp_short / "out" / "report.md").exists()
+    if path.stem == "crash-and-partition":
+        counts = report["counts"]
+        assert counts["kills"] >= 5 and counts["partitions"] >= 2, counts
+        assert len(report["streams"]) == 2
+        for stream in report["streams"].values():
+            # Counted at both ends: the sender's receipts and the receiver's inbox.
+            assert stream["sent"] >= 30
+            assert stream["lost"] == 0 and stream["duplicated"] == 0, stream
+            assert stream["accepted"] == stream["sent"] == stream["received"] == stream["unique"]
+        assert report["outbox_drains"], "drain times after the faults"
+        assert report["delivery_latency_ms"]["count"] >= 60
+
+
+WRONG = """
+[drill]
+name = "wrong expectation"
+agencies = ["NL-POL", "DE-BKA"]
+
+[[step]]
+do = "send"
+as = "NL-POL/officer"
+to = "DE-BKA"
+type = "request_info"
+purpose = "organised-crime"
+id = "q"
+body = { subject = "s", text = "t" }
+
+[[step]]
+do = "expect_receipt"
+message = "q"
+status = "REJECTED"
+reason = "PURPOSE_NOT_PERMITTED"
+within = 3
+"""
+
+
+async def test_a_wrong_expectation_fails_and_the_report_names_the_step(tmp_short: Path) -> None:
+    drill = tmp_short / "wrong.toml"
+    drill.write_text(WRONG)
+    run = await accord("drill", "run", drill, "--out", tmp_short / "out", timeout=60)
+    assert run.code == 1, run.out + run.err
+    report = report_of(tmp_short / "out")
+    assert report["passed"] is False
+    (failed,) = [e for e in report["expectations"] if not e["ok"]]
+    assert failed["step"] == 2 and failed["line"] == 15 and failed["do"] == "expect_receipt"
+    assert "ACCEPTED" in failed["detail"]
+    assert "| 2 (expect_receipt) | 15 | **FAIL**" in (tmp_short / "out" / "report.md").read_text()
+    assert "FAIL: wrong expectation" in run.out
+    assert set(report["logs"]) == {"NL-POL", "DE-BKA"}  # the nodes' logs on failure
+    assert "cluster files kept in" in run.out
+    kept = Path(run.out.split("cluster files kept in ")[1].split()[0])
+    assert (kept / "cluster.json").exists() and not (kept / "control.sock").exists()
+    shutil.rmtree(kept)
+
+
+CLOCK = """
+[drill]
+name = "sunset by the clock"
+agencies = ["NL-POL", "DE-BKA"]
+
+[[agreement]]
+id = "AGR-SHORT"
+purposes = ["missing-persons"]
+max_retention_days = 30
+valid_days = 2
+
+[[step]]
+do = "send"
+as = "NL-POL"
+to = "DE-BKA"
+type = "request_info"
+purpose = "missing-persons"
+id = "early"
+
+[[step]]
+do = "expect_receipt"
+message = "early"
+status = "ACCEPTED"
+
+[[step]]
+do = "partition"
+between = ["NL-POL", "DE-BKA"]
+
+[[step]]
+do = "send"
+as = "NL-POL"
+to = "DE-BKA"
+type = "request_info"
+purpose = "missing-persons"
+id = "in-flight"
+
+[[step]]
+do = "advance_clock"
+by = "3d"
+
+[[step]]
+do = "kill"
+agency = "DE-BKA"
+
+[[step]]
+do = "restart"
+agency = "DE-BKA"
+
+[[step]]
+do = "heal"
+
+[[step]]
+do = "expect_receipt"
+message = "in-flight"
+status = "REJECTED"
+reason = "AGREEMENT_EXPIRED"
+
+[[step]]
+do = "send"
+as = "DE-BKA"
+to = "NL-POL"
+type = "request_info"
+purpose = "missing-persons"
+expect = "refused"
+reason = "AGREEMENT_EXPIRED"
+"""
+
+
+async def test_the_drill_clock_brings_a_sunset_to_every_node(tmp_short: Path) -> None:
+    """Three days on the drill clock end a two-day agreement at both ends, on a node restarted
+    after the jump too (it gets the cluster's offset when it starts)."""
+    drill = tmp_short / "clock.toml"
+    drill.write_text(CLOCK)
+    run = await accord("drill", "run", drill, "--out", tmp_short / "out", timeout=60)
+    assert run.code == 0, run.out[-4000:] + run.err
+    report = report_of(tmp_short / "out")
+    assert report["passed"] and len(report["expectations"]) == 5
+
+
+async def test_a_step_that_cannot_be_carried_out_stops_the_drill(tmp_short: Path) -> None:
+    drill = tmp_short / "twice.toml"
+    drill.write_text(
+        '[drill]\nname = "twice"\nagencies = ["NL-POL", "DE-BKA", "FR-PN"]\n\n'
+        '[[step]]\ndo = "revoke"\nagency = "FR-PN"\n\n'
+        '[[step]]\ndo = "revoke"\nagency = "FR-PN"\n\n'
+        '[[step]]\ndo = "wait"\nseconds = 0\n'
+    )
+    run = await accord("drill", "run", drill, "--out", tmp_short / "out", timeout=60)
+    assert run.code == 1 and "Traceback" not in run.out + run.err, run.out + run.err
+    report = report_of(tmp_short / "out")
+    assert report["stopped"].startswith("step 2 (line 9): no unrevoked certificate matches FR-PN")
+    assert report["steps"] == {"total": 3, "run": 1}
+    assert "stopped early: step 2 (line 9)" in run.out
+    shutil.rmtree(run.out.split("cluster files kept in ")[1].split()[0])
+
+
+# ---- malformed drills: refused before any node starts ------------------------------------------
+
+BASE = """[drill]
+name = "x"
+agencies = ["NL-POL", "DE-BKA"]
+
+[[step]]
+do = "send"
+as = "NL-POL/officer"
+to = "DE-BKA"
+type = "request_info"
+purpose = "organised-crime"
+id = "q"
+
+[[step]]
+"""
+
+
+@pytest.mark.parametrize(
+    ("tail", "line", "fragment"),
+    [
+        ('do = "teleport"\n', 14, "step 2: unknown step 'teleport'"),
+        (
+            'do = "kill"\nagency = "XX-NOPE"\n',
+            15,
+            "step 2 (kill): agency: unknown agency 'XX-NOPE'",
+        ),
+        (
+            'do = "read"\nas = "DE-BKA/nobody"\nmessage = "q"\n',
+            15,
+            "unknown user 'nobody' on DE-BKA",
+        ),
+        (
+            'do = "kill"\nagency = "DE-BKA"\nsignal = 9\n',
+            16,
+            "step 2 (kill): unknown field 'signal'",
+        ),
+        (
+            'do = "send"\nas = "DE-BKA"\nto = "NL-POL"\ntype = "telepathy"\npurpose = "p"\n',
+            17,
+            "unknown message type 'telepathy'",
+        ),
+        (
+            'do = "expect_receipt"\nmessage = "nope"\nstatus = "ACCEPTED"\n',
+            15,
+            "no message 'nope' defined by an earlier step",
+        ),
+        (
+            'do = "send"\nas = "DE-BKA"\nto = "NL-POL"\ntype = "reply"\npurpose = "p"\n'
+            'body = { subjekt = "x" }\n',
+            19,
+            "not a valid LiaisonBody for REPLY",
+        ),
+        ('do = "approve"\nas = "NL-POL/officer"\nmessage = "q"\n', 15, "is not a supervisor"),
+    ],
+)
+def test_malformed_drills_name_file_and_line(
+    tmp_short: Path, tail: str, line: int, fragment: str
+) -> None:
+    drill = tmp_short / "bad.toml"
+    drill.write_text(BASE + tail)
+    with pytest.raises(ScenarioError) as info:
+        scenario.load(drill)
+    assert str(info.value).startswith(f"{drill}:{line}: "), str(info.value)
+    assert fragment in str(info.value)
+
+
+async def test_a_malformed_drill_is_refused_before_any_node_starts(tmp_short: Path) -> None:
+    drill = tmp_short / "bad.toml"
+    drill.write_text(BASE + 'do = "kill"\nagency = "XX-NOPE"\n')
+    before = set(Path("/tmp").glob("accord-drill-*"))
+    run = await accord("drill", "run", drill, "--out", tmp_short / "out")
+    assert_usage_error(run, f"{drill}:15:", "unknown agency 'XX-NOPE'")
+    assert set(Path("/tmp").glob("accord-drill-*")) == before, "no cluster was created"
+    assert run.out == "" and not (tmp_short / "out").exists()
+    run = await accord("drill", "check", drill)
+    assert_usage_error(run, f"{drill}:15:")
+
+
+async def test_drill_check_accepts_the_shipped_drills() -> None:
+    run = await accord("drill", "check", *DRILLS)
+    assert run.code == 0, run.err
+    assert run.out.count(": ok: ") == len(DRILLS)
+
+
+# ---- the cluster -------------------------------------------------------------------------------
+
+
+# A drill played on a running cluster: its agreement replaces the cluster's, its user is
+# created, and it kills, restarts and partitions through the cluster's control socket.
+ON_RUNNING = """
+[drill]
+name = "on a running cluster"
+agencies = ["NL-POL", "DE-BKA"]
+
+[[agreement]]
+id = "AGR-RUNNING"
+purposes = ["missing-persons"]
+max_retention_days = 30
+
+[[user]]
+agency = "DE-BKA"
+name = "analyst"
+role = "liaison_officer"
+
+[[step]]
+do = "kill"
+agency = "DE-BKA"
+
+[[step]]
+do = "send"
+as = "NL-POL"
+to = "DE-BKA"
+type = "alert"
+purpose = "missing-persons"
+id = "q"
+
+[[step]]
+do = "restart"
+agency = "DE-BKA"
+
+[[step]]
+do = "expect_inbox"
+as = "DE-BKA/analyst"
+has = ["q"]
+
+[[step]]
+do = "partition"
+between = ["NL-POL", "DE-BKA"]
+
+[[step]]
+do = "heal"
+
+[[step]]
+do = "send"
+as = "NL-POL"
+to = "DE-BKA"
+type = "alert"
+purpose = "organised-crime"
+expect = "refused"
+reason = "PURPOSE_NOT_PERMITTED"
+"""
+
+
+@pytest.mark.timeout(150)
+async def test_cluster_up_detached_status_and_down(tmp_short: Path) -> None:
+    root = tmp_short / "c"
+    run = await accord("cluster", "up", "--dir", root, "--agencies", "NL-POL,DE-BKA", "--detach",
+                       timeout=90)  # fmt: skip
+    assert run.code == 0, run.out + run.err
+    assert f"accord inbox --home {root / 'nl-pol'} --as officer" in run.out
+    assert str(root / "de-bka" / "tokens" / "supervisor") in run.out
+    try:
+        body = tmp_short / "b.json"
+        body.write_text('{"subject": "s", "text": "t"}')
+        sent = await accord("send", "--home", root / "nl-pol", "--as", "officer", "--to", "DE-BKA",
+                            "--type", "request_info", "--purpose", "organised-crime",
+                            "--body", body, "--retention-days", "30")  # fmt: skip
+        assert sent.code == 0, sent.err
+        status = await accord("cluster", "status", "--dir", root, "--json")
+        assert status.code == 0, status.err
+        doc = json.loads(status.out)
+        assert doc["up"] is True
+        assert {n["health"] for n in doc["nodes"].values()} == {"SERVING"}
+        assert doc["nodes"]["NL-POL"]["process"].startswith("running")
+        (peer,) = doc["nodes"]["NL-POL"]["peers"]
+        assert peer["peer"] == "DE-BKA" and peer["queued"] in (0, 1)
+        health = await accord("node", "health", "--home", root / "de-bka")
+        assert (health.code, health.out.strip()) == (0, "SERVING")
+        again = await accord("cluster", "up", "--dir", root, "--detach")
+        assert_usage_error(again, "already up")
+        drill = tmp_short / "on-running.toml"
+        drill.write_text(ON_RUNNING)
+        run = await accord("drill", "run", drill, "--cluster", root, "--out", tmp_short / "out",
+                           timeout=90)  # fmt: skip
+        assert run.code == 0, run.out[-4000:] + run.err
+        report = report_of(tmp_short / "out")
+        assert report["passed"] and report["counts"]["kills"] == 1
+        assert (root / "de-bka" / "tokens" / "analyst").exists()  # the drill's own user
+        status = await accord("cluster", "status", "--dir", root, "--json")
+        assert json.loads(status.out)["nodes"]["DE-BKA"]["kills"] == 1
+    finally:
+        down = await accord("cluster", "down", "--dir", root, timeout=60)
+    assert down.code == 0, down.err
+    status = await accord("cluster", "status", "--dir", root, "--json")
+    assert status.code == 1 and json.loads(status.out)["up"] is False
+    health = await accord("node", "health", "--home", root / "de-bka")
+    assert_usage_error(health, "no node running")
+
+
+def test_cluster_agreements_come_from_a_file_in_the_cli_format(tmp_short: Path) -> None:
+    from certs.ca import FederationAuthority
+    from node.drill.cluster import ClusterError, load_agreements
+
+    doc = [
+        {
+            "id": "AGR-F",
+            "parties": ["NL-POL", "DE-BKA"],
+            "purposes": ["missing-persons"],
+            "message_types": ["ALERT"],
+            "max_retention_days": 10,
+            "valid_from": "2026-01-01T00:00:00+00:00",
+            "valid_until": "2036-01-01T00:00:00+00:00",
+        }
+    ]
+    path = tmp_short / "a.json"
+    path.write_text(json.dumps(doc))
+    agreements = load_agreements(path, ["NL-POL", "DE-BKA"])
+    create_cluster(tmp_short / "c", agencies=["NL-POL", "DE-BKA"], agreements=agreements)
+    published = FederationAuthority(tmp_short / "c" / "federation").directory().agreements
+    assert [(a.id, a.purposes) for a in published] == [("AGR-F", ("missing-persons",))]
+    with pytest.raises(ClusterError, match="AGR-F names DE-BKA, not among"):
+        load_agreements(path, ["NL-POL", "FR-PN"])
+    path.write_text("[]")
+    with pytest.raises(ClusterError, match="non-empty JSON list"):
+        load_agreements(path, ["NL-POL", "DE-BKA"])
+
+
+def test_a_compose_cluster_names_nodes_by_service(tmp_short: Path) -> None:
+    spec = create_cluster(tmp_short / "c", agencies=["NL-POL", "DE-BKA"], compose=True)
+    assert [a.endpoint for a in spec.agencies] == ["nl-pol:7443", "de-bka:7443"]
+    assert spec.proxies == {}
+    config = (tmp_short / "c" / "nl-pol" / "config.toml").read_text()
+    assert 'listen = "0.0.0.0:7443"' in config and "[drill" not in config
+
+
+# ---- docker-compose ----------------------------------------------------------------------------
+
+
+def test_every_command_the_compose_services_run_exists_in_the_cli() -> None:
+    """Each service's command (and healthcheck) is an `accord` command the parser knows, with
+    options it accepts."""
+    import yaml  # type: ignore[import-untyped, unused-ignore]
+
+    doc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    parser = build_parser()
+    known = {tuple(p) for p in commands(parser)}
+    seen = 0
+    for name, service in doc["services"].items():
+        runs = [service["command"]]
+        if "healthcheck" in service:
+            test = service["healthcheck"]["test"]
+            assert test[0] == "CMD", name
+            runs.append(test[1:])
+        for run in runs:
+            argv = shlex.split(run) if isinstance(run, str) else list(run)
+            assert argv[0] == "accord", (name, argv)
+            words = [w for w in argv[1:] if not w.startswith("-")]
+            assert any(tuple(words[:n]) in known for n in (1, 2, 3)), (name, argv)
+            parser.parse_args(argv[1:])  # exits (fails the test) on an unknown option
+            seen += 1
+    assert seen >= 9  # init, four nodes and their four healthchecks
