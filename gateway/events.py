@@ -2,8 +2,9 @@
 
 The stream is answered only once the node has accepted the Watch call (so a bad session is a
 401, not an empty stream). The node checks the token again before each message, so a stream
-whose session expired or was revoked ends (`event: end`) instead of delivering. Keep-alive
-comments are not calls to the node: an open inbox does not keep a session from going idle.
+whose session expired or was revoked ends with `event: end` instead of delivering; a stream
+whose node went away just closes, and the browser reconnects. Keep-alive comments are not
+calls to the node: an open inbox does not keep a session from going idle.
 """
 
 from __future__ import annotations
@@ -61,8 +62,9 @@ async def _events(call: Any, stack: contextlib.AsyncExitStack) -> AsyncIterator[
         try:
             async for item in call:
                 await queue.put(item)
-        except grpc.aio.AioRpcError:
-            pass
+        except grpc.aio.AioRpcError as exc:
+            await queue.put(exc)
+            return
         await queue.put(None)
 
     # Reading in a task of its own: a read cancelled by a keep-alive timeout would cancel the
@@ -76,8 +78,11 @@ async def _events(call: Any, stack: contextlib.AsyncExitStack) -> AsyncIterator[
             except TimeoutError:
                 yield ": keep-alive\n\n"
                 continue
+            if isinstance(item, grpc.aio.AioRpcError):
+                if item.code() == grpc.StatusCode.UNAUTHENTICATED:
+                    yield _END  # the session is over: the page says so and stops listening
+                return  # the node went away: the browser reconnects (and gets 503 meanwhile)
             if item is None:
-                yield _END
                 return
             summary = convert.summary(item)
             yield f"event: message\nid: {item.message_id}\ndata: {_json(summary)}\n\n"

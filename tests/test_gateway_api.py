@@ -19,6 +19,7 @@ from google.protobuf import json_format
 
 from gateway.server import Tls, bind
 from node import samples
+from node.app import Node
 from tests.gateway_harness import PASSWORD, client, federation, gateway, login, person
 from tests.harness import Federation, wait_for
 
@@ -153,6 +154,16 @@ async def test_people_log_in_read_with_justification_and_systems_send(
     )
     for secret in (samples.ROBBERY, JUSTIFICATION, PASSWORD):
         assert secret not in served
+
+
+async def watchers(node: Node, count: int) -> None:
+    """Wait until the node has `count` live feeds registered (a feed's response headers can
+    arrive just before its watch is)."""
+
+    async def counted() -> bool:
+        return len(node._watchers) == count
+
+    await wait_for(counted)
 
 
 def csrf_h(token: str) -> dict[str, str]:
@@ -386,10 +397,7 @@ async def test_live_events_over_http(fed3: Federation) -> None:
             lines = feed.aiter_lines()
             assert await anext(lines) == "retry: 3000"
 
-            async def watching() -> bool:
-                return bool(de._watchers)
-
-            await wait_for(watching)
+            await watchers(de, 1)
             sent = await system.post("/api/v1/messages", json=incident_json(), headers=bearer(anna))
             message_id = sent.json()["message_id"]
             event: dict[str, str] = {}
@@ -406,6 +414,30 @@ async def test_live_events_over_http(fed3: Federation) -> None:
         assert event["id"] == message_id and data["message_id"] == message_id
         assert data["sender"] == NL and data["purpose"] == "serious-crime-investigation"
         assert "content" not in data
+
+        # A feed whose session ends says so (once something arrives), then closes.
+        await watchers(de, 0)  # the first feed's is gone: the next one is the feed's own
+        async with browser.stream("GET", "/api/v1/events") as feed:
+            await watchers(de, 1)
+            csrf = (await browser.get("/api/v1/me")).json()["csrf_token"]
+            session = browser.cookies["accord_session"]
+            assert (await browser.post("/api/v1/logout", headers=csrf_h(csrf))).status_code == 204
+            await system.post("/api/v1/messages", json=incident_json(), headers=bearer(anna))
+            async with asyncio.timeout(15):
+                rest = [line async for line in feed.aiter_lines()]
+        assert "event: end" in rest and "event: message" not in rest
+        async with client(de_url, cookies={"accord_session": session}) as ended:
+            assert (await ended.get("/api/v1/events")).status_code == 401
+
+        # A feed whose node goes away closes without `end`: the browser reconnects.
+        await login(browser, "bert")
+        await watchers(de, 0)
+        async with browser.stream("GET", "/api/v1/events") as feed:
+            await watchers(de, 1)
+            await fed3.stop(DE)
+            async with asyncio.timeout(15):
+                rest = [line async for line in feed.aiter_lines()]
+        assert "event: end" not in rest
 
 
 async def test_security_headers_openapi_and_docs(fed3: Federation) -> None:

@@ -56,6 +56,10 @@ pytestmark = [
 ]
 
 
+# Assertions wait as long as actions do: the machine may be busy with other tests.
+expect.set_options(timeout=WAIT_MS)
+
+
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as p:

@@ -262,6 +262,11 @@ async def test_a_watch_stream_ends_with_its_session(fed3: Federation) -> None:
             await asyncio.wait_for(feed.read(), 10)
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
+    async def unwatched() -> bool:
+        return not de._watchers
+
+    await wait_for(unwatched)  # the ended stream no longer collects messages
+
 
 async def test_inbox_filters(fed3: Federation) -> None:
     nl, de, fr = await fed3.start_all()

@@ -74,6 +74,10 @@ function liveInbox() {
   const status = document.getElementById("live-status");
   const body = document.querySelector("#messages tbody");
   if (!status || status.dataset.live !== "on" || !body || !window.EventSource) return;
+  listen(status, body);
+}
+
+function listen(status, body) {
   const events = new EventSource("/events");
   events.addEventListener("open", () => {
     status.textContent = "Updates live as messages arrive.";
@@ -92,7 +96,10 @@ function liveInbox() {
     status.textContent = "Your session has ended: log in again to see new messages.";
   });
   events.addEventListener("error", () => {
-    if (events.readyState !== EventSource.CLOSED) status.textContent = "Reconnecting…";
+    status.dataset.connected = "no";
+    status.textContent = "Reconnecting…";
+    // An answer other than a stream (the node is restarting: 503) stops EventSource for good.
+    if (events.readyState === EventSource.CLOSED) setTimeout(() => listen(status, body), 5000);
   });
 }
 

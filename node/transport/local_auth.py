@@ -72,14 +72,21 @@ class LocalAuthInterceptor(grpc.aio.ServerInterceptor):
 
     async def _each_item(self, items: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
         token = _bearer(context)
-        async for item in items:
-            if await self._still_valid(token) is None:
-                await context.abort(
-                    grpc.StatusCode.UNAUTHENTICATED,
-                    "the session expired or was revoked, or the user was disabled",
-                )
-                return
-            yield item
+        try:
+            async for item in items:
+                if await self._still_valid(token) is None:
+                    await context.abort(
+                        grpc.StatusCode.UNAUTHENTICATED,
+                        "the session expired or was revoked, or the user was disabled",
+                    )
+                    return
+                yield item
+        finally:
+            # Close the servicer's stream now (Watch stops listening), not whenever the
+            # abandoned generator is collected.
+            close = getattr(items, "aclose", None)
+            if close is not None:
+                await close()
 
     async def intercept_service(
         self,
