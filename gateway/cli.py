@@ -104,7 +104,9 @@ def add_gateway(sub: Any) -> None:
     )
     _home_argument(p)
     p.add_argument(
-        "--listen", default="127.0.0.1:8443", help="HOST:PORT (default 127.0.0.1:8443; 0: any)"
+        "--listen",
+        default="127.0.0.1:8443",
+        help="HOST:PORT (default 127.0.0.1:8443; port 0 picks a free one)",
     )
     p.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
     p.add_argument("--tls-key", metavar="FILE", help="and this key (PEM)")
