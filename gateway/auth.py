@@ -28,7 +28,8 @@ from pathlib import Path
 
 from starlette.requests import Request
 
-from gateway.errors import ApiError, forbidden, unauthenticated
+from gateway.errors import forbidden, unauthenticated
+from node.errors import ConfigError
 
 SESSION_COOKIE = "accord_session"
 CSRF_HEADER = "x-csrf-token"
@@ -45,12 +46,10 @@ def load_key(home: Path) -> bytes:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         if path.stat().st_mode & 0o077:
-            raise ApiError(
-                500, "FAILED_PRECONDITION", f"{path} is readable by others: chmod 600 it"
-            ) from None
+            raise ConfigError(f"{path} is open to others: `chmod 600` it") from None
         key = path.read_bytes()
         if len(key) < 32:
-            raise ApiError(500, "FAILED_PRECONDITION", f"{path} is too short: remove it") from None
+            raise ConfigError(f"{path} is shorter than 32 bytes: remove it") from None
         return key
     key = secrets.token_bytes(32)
     with os.fdopen(fd, "wb") as f:

@@ -451,6 +451,7 @@ async def test_security_headers_openapi_and_docs(fed3: Federation) -> None:
             assert answer.headers["x-content-type-options"] == "nosniff"
             assert answer.headers["referrer-policy"] == "same-origin"
             assert answer.headers["cache-control"] == "no-store", path
+        assert (nl.config.home / "gateway.key").stat().st_mode & 0o777 == 0o600
         static = await c.get("/static/console.js")
         assert static.status_code == 200 and "cache-control" not in static.headers
         spec = (await c.get("/openapi.json")).json()

@@ -106,6 +106,15 @@ async def test_gateway_run_refuses_bad_arguments(
     assert len(err.strip().splitlines()) == 1
 
 
+async def test_the_gateway_key_is_private(fed3: Federation) -> None:
+    home = fed3.homes[NL]
+    key = home / "gateway.key"
+    key.write_bytes(b"k" * 32)
+    key.chmod(0o644)
+    code, _, err = await accord("gateway", "run", "--home", str(home), "--listen", "127.0.0.1:0")
+    assert code == 2 and err.strip() == f"accord: error: {key} is open to others: `chmod 600` it"
+
+
 async def test_gateway_run_needs_a_node_home_and_a_free_port(
     fed3: Federation, tmp_short: Path
 ) -> None:
