@@ -191,6 +191,14 @@ async def test_errors_carry_the_node_reason_codes(fed3: Federation) -> None:
             "/api/v1/messages", json=incident_json(type="TELEPATHY"), headers=bearer(anna)
         )
         assert bad_type.status_code == 400 and "type" in error_of(bad_type)["message"]
+        naive = await c.post(
+            "/api/v1/messages",
+            json=incident_json(retention_days=None, retention_until="2026-12-01T00:00:00"),
+            headers=bearer(anna),
+        )
+        assert naive.status_code == 400 and "UTC offset" in error_of(naive)["message"]
+        sideways = await c.get("/api/v1/messages?direction=sideways", headers=bearer(anna))
+        assert sideways.status_code == 400 and "direction" in error_of(sideways)["message"]
         unknown = await c.post(
             "/api/v1/messages/0190f3a0-0000-7000-8000-000000000000/read",
             json={"justification": JUSTIFICATION},

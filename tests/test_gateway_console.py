@@ -83,6 +83,8 @@ async def test_console_pages_and_forms(tmp_short: Path) -> None:
                 "place": "Venlo",
                 "narrative": samples.ROBBERY,
             }
+            nonsense = await anna.post("/compose", data={**form, "type": "TELEPATHY"})
+            assert nonsense.status_code == 400 and "type must be one of" in nonsense.text
             refused = await anna.post("/compose", data=form)
             assert refused.status_code == 422
             assert "RETENTION_EXCEEDS_AGREEMENT" in refused.text
