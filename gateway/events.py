@@ -2,9 +2,10 @@
 
 The stream is answered only once the node has accepted the Watch call (so a bad session is a
 401, not an empty stream). The node checks the token again before each message, so a stream
-whose session expired or was revoked ends with `event: end` instead of delivering; a stream
-whose node went away just closes, and the browser reconnects. Keep-alive comments are not
-calls to the node: an open inbox does not keep a session from going idle.
+whose session expired or was revoked (or whose account changed) ends with `event: end`
+instead of delivering; a stream whose node went away just closes, and the browser reconnects.
+Keep-alive comments are not calls to the node: an open inbox does not keep a session from
+going idle.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 KEEPALIVE_SECONDS = 15.0
 _END = "event: end\ndata: {}\n\n"
+# The node ends a feed with these when its session is over or the account changed.
+_OVER = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
 
 
 def _json(value: Any) -> str:
@@ -79,7 +82,7 @@ async def _events(call: Any, stack: contextlib.AsyncExitStack) -> AsyncIterator[
                 yield ": keep-alive\n\n"
                 continue
             if isinstance(item, grpc.aio.AioRpcError):
-                if item.code() == grpc.StatusCode.UNAUTHENTICATED:
+                if item.code() in _OVER:
                     yield _END  # the session is over: the page says so and stops listening
                 return  # the node went away: the browser reconnects (and gets 503 meanwhile)
             if item is None:

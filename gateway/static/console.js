@@ -90,16 +90,22 @@ function listen(status, body) {
     document.getElementById("empty")?.remove();
     status.textContent = `New ${words(m.type)} from ${m.sender} (${m.purpose}).`;
   });
-  events.addEventListener("end", () => {
+  const ended = () => {
     events.close();
     status.dataset.connected = "no";
-    status.textContent = "Your session has ended: log in again to see new messages.";
-  });
-  events.addEventListener("error", () => {
+    status.textContent = "Live updates have stopped: your session has ended or your account " +
+      "changed. Reload the page or log in again.";
+  };
+  events.addEventListener("end", ended);
+  events.addEventListener("error", async () => {
     status.dataset.connected = "no";
     status.textContent = "Reconnecting…";
-    // An answer other than a stream (the node is restarting: 503) stops EventSource for good.
-    if (events.readyState === EventSource.CLOSED) setTimeout(() => listen(status, body), 5000);
+    // An answer other than a stream (503 while the node restarts, 401 once the session is
+    // over) stops EventSource for good: try again only while the session still holds.
+    if (events.readyState !== EventSource.CLOSED) return;
+    const me = await fetch("/api/v1/me", { credentials: "same-origin" }).catch(() => null);
+    if (me && me.status === 401) ended();
+    else setTimeout(() => listen(status, body), 5000);
   });
 }
 
