@@ -89,7 +89,8 @@ class Person:
     async def log_in(self, name: str) -> None:
         """With the keyboard only: the form must work without a mouse."""
         await self.page.goto("/login")
-        await self.page.keyboard.type(name)  # the name field has focus on arrival
+        await expect(self.page.get_by_label("User name")).to_be_focused()  # on arrival
+        await self.page.keyboard.type(name)
         await self.page.keyboard.press("Tab")
         await self.page.keyboard.type(PASSWORD)
         await self.page.keyboard.press("Enter")
