@@ -1,4 +1,4 @@
-# One image for the node, the CLI (and the gateway once it exists): docker-compose.yml runs the
+# One image for the node, the CLI and the gateway: docker-compose.yml runs the
 # same four-agency cluster as `accord cluster up`, one container per node.
 FROM python:3.12-slim
 

@@ -40,6 +40,7 @@ from node.errors import (
     Unauthenticated,
 )
 from node.ids import uuid7
+from node.logins import Logins
 from node.onward import GRANT_DAYS
 from node.operations import Operations
 from node.policy import Policy
@@ -47,6 +48,7 @@ from node.signer import BatchSigner
 from node.store import PendingEnvelope, Store, StoredMessage
 from node.store.access import AccessStore
 from node.store.keys import KeyRing
+from node.store.logins import LoginStore
 from node.transport.auth import FederationAuthInterceptor
 from node.transport.federation import FederationServicer
 from node.transport.local import LocalApiServicer
@@ -181,6 +183,12 @@ class Node:
         self._record_trust()
         self.access_store = AccessStore(self.store)
         self.operations = Operations(self, self.access_store)
+        self.logins = Logins(
+            store=LoginStore(self.store),
+            access=self.access_store,
+            clock=self.clock,
+            settings=self.config.login,
+        )
         await self._bootstrap_admin()
         limits = self.config.limits
         budget = RefusalBudget(
@@ -235,7 +243,9 @@ class Node:
         if sock.exists():
             sock.unlink()
         self._local = grpc.aio.server(
-            interceptors=[LocalAuthInterceptor(self.access_store.user_by_token)]
+            interceptors=[
+                LocalAuthInterceptor(self.logins.authenticate, still_valid=self.logins.still_valid)
+            ]
         )
         local_pb2_grpc.add_LocalApiServicer_to_server(LocalApiServicer(self), self._local)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._local)

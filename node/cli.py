@@ -741,9 +741,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from gateway import cli as gateway_cli
     from node import cli_access, cli_drill
 
-    for add in (_add_certs, _add_node, _add_messages, *cli_access.GROUPS, *cli_drill.GROUPS):
+    for add in (
+        _add_certs,
+        _add_node,
+        _add_messages,
+        *cli_access.GROUPS,
+        *cli_drill.GROUPS,
+        gateway_cli.add_gateway,
+    ):
         add(sub)
     return parser
 

@@ -1,4 +1,4 @@
-"""The one way tools (CLI, cluster and drills, later the gateway) open a node's local API.
+"""The one way tools (CLI, cluster and drills, the gateway) open a node's local API.
 
 Everything that talks to a running node goes through `connect()`, so whatever the local API
 comes to require of its callers (per-user tokens in call metadata, for one) is added here once.
@@ -149,20 +149,28 @@ class _BearerStream(grpc.aio.UnaryStreamClientInterceptor):
 
 @contextlib.asynccontextmanager
 async def connect(
-    home: Path, *, user: str | None = None, anonymous: bool = False
+    home: Path,
+    *,
+    user: str | None = None,
+    token: str | None = None,
+    anonymous: bool = False,
 ) -> AsyncIterator[Connection]:
     """Open the local API of the node at `home`; NodeNotRunningError when none answers.
 
     Per-user authentication belongs here (a client interceptor adding the caller's token to
-    every call's metadata), so that no caller can forget it. `anonymous`: no token, for the
-    one call that needs none (Enrol, by which a new user gets theirs).
+    every call's metadata), so that no caller can forget it. `token` is the caller's token
+    given directly (the gateway passes each person's session token); `anonymous` sends none,
+    for the calls that need none (Enrol, by which a new user gets a token; Login).
     """
     sock = socket_path(home)
     _probe(home, sock)
-    interceptors: list[Any] = []
-    if not anonymous:
+    if anonymous:
+        token = ""
+    elif token is None:
         token = token_for(home, user)
-        interceptors = [_BearerUnary(token), _BearerStream(token)]
+    interceptors: list[grpc.aio.ClientInterceptor] = (
+        [_BearerUnary(token), _BearerStream(token)] if token else []
+    )
     channel = grpc.aio.insecure_channel(f"unix:{sock}", interceptors=interceptors)
     try:
         yield Connection(

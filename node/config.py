@@ -17,6 +17,7 @@ from node.errors import ConfigError
 
 CONFIG_FILE = "config.toml"
 _MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+_MAX_LOGIN_SECONDS = 30 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,16 @@ class StoreSection:
 
 
 @dataclass(frozen=True, slots=True)
+class LoginSection:
+    """People's logins (the gateway): lockout after failed passwords, session lifetimes."""
+
+    max_failures: int = 5  # failed logins in a row that lock the account
+    lockout_seconds: float = 900.0  # how long it stays locked
+    session_idle_seconds: float = 1800.0  # a session unused this long expires
+    session_max_seconds: float = 43200.0  # and any session after this long
+
+
+@dataclass(frozen=True, slots=True)
 class DrillSection:
     """Only for a node started with `accord node run --drill` (a drill cluster): where to reach
     each peer instead of its directory endpoint (a fault-injecting proxy in front of it). The
@@ -88,6 +99,7 @@ class Config:
     delivery: DeliverySection = field(default_factory=DeliverySection)
     store: StoreSection = field(default_factory=StoreSection)
     drill: DrillSection | None = None  # present only in a drill cluster's homes
+    login: LoginSection = field(default_factory=LoginSection)
 
     def path(self, value: str) -> Path:
         """A configured path, relative to the node's home unless absolute."""
@@ -114,6 +126,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "limits": LimitsSection,
     "delivery": DeliverySection,
     "store": StoreSection,
+    "login": LoginSection,
 }
 
 
@@ -231,6 +244,10 @@ def _validate(c: Config) -> None:
         "delivery.backoff_max_seconds": c.delivery.backoff_max_seconds,
         "delivery.window": c.delivery.window,
         "delivery.batch_max": c.delivery.batch_max,
+        "login.max_failures": c.login.max_failures,
+        "login.lockout_seconds": c.login.lockout_seconds,
+        "login.session_idle_seconds": c.login.session_idle_seconds,
+        "login.session_max_seconds": c.login.session_max_seconds,
     }
     for name, value in positive.items():
         if not value > 0:  # written so that nan is refused too
@@ -248,6 +265,11 @@ def _validate(c: Config) -> None:
             f"limits.max_envelopes_per_frame: at least {FRAME_ENVELOPES} (what nodes send in "
             f"one frame), got {c.limits.max_envelopes_per_frame}"
         )
+    for name in ("lockout_seconds", "session_idle_seconds", "session_max_seconds"):
+        if getattr(c.login, name) > _MAX_LOGIN_SECONDS:  # also refuses inf
+            raise ConfigError(f"login.{name}: at most {_MAX_LOGIN_SECONDS:.0f} (30 days)")
+    if c.login.session_max_seconds < c.login.session_idle_seconds:
+        raise ConfigError("login.session_max_seconds: must be >= login.session_idle_seconds")
     if c.delivery.backoff_max_seconds < c.delivery.backoff_initial_seconds:
         raise ConfigError(
             "delivery.backoff_max_seconds: must be >= delivery.backoff_initial_seconds"
@@ -307,4 +329,12 @@ batch_max = 512
 
 [store]
 synchronous = "FULL"
+
+[login]
+# People logging in to the gateway: failed passwords in a row before the account locks, for
+# how long, and how long a session lasts unused and at most.
+max_failures = 5
+lockout_seconds = 900.0
+session_idle_seconds = 1800.0
+session_max_seconds = 43200.0
 """

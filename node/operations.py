@@ -125,10 +125,19 @@ class Operations:
 
     # ---- messages ---------------------------------------------------------------------------
 
-    async def inbox(self, user: User, *, limit: int, before: str) -> list[StoredMessage]:
+    async def inbox(
+        self, user: User, *, limit: int, before: str, direction: str = "in", **filters: str
+    ) -> list[StoredMessage]:
+        """Message metadata, newest first: received (`direction` "in"), sent ("out") or both
+        ("all"), narrowed by `filters` (type, purpose, peer, correlation_id, message_id)."""
         await self._guard(user, "list", lambda: access.check_list(user))
+        if direction not in ("in", "out", "all"):
+            raise InvalidRequest(f"direction must be in, out or all, not {direction!r}")
         messages: list[StoredMessage] = await self._store.list_messages(
-            direction="in", limit=limit, before=before
+            direction=None if direction == "all" else direction,
+            limit=limit,
+            before=before,
+            **filters,
         )
         return [m for m in messages if access.sees_metadata(user, purpose=m.purpose)]
 

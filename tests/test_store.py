@@ -189,8 +189,9 @@ async def test_migrations_are_recorded_and_applied_once(tmp_short: Path) -> None
     keys = KeyRing(os.urandom(32))
     store = await Store.open(db, keys=keys)
     first = applied(db)
+    # Every file, in order of its number. Numbers are handed out in ranges to work done in
+    # parallel, so they may leave gaps.
     assert [(v, n) for v, n, _ in first] == migration_files()
-    assert [v for v, _, _ in first] == list(range(1, len(first) + 1)), "numbering has a gap"
     content = b"kept across re-opening"
     message = inbound(store, "0190a0a0-0000-7000-8000-000000000001", content)
     await store.store_inbound(message)

@@ -254,12 +254,24 @@ class SendResponse(_message.Message):
     def __init__(self, message_id: _Optional[str] = ..., recipients: _Optional[_Iterable[str]] = ..., pending_approval: _Optional[bool] = ...) -> None: ...
 
 class InboxRequest(_message.Message):
-    __slots__ = ("limit", "before_message_id")
+    __slots__ = ("limit", "before_message_id", "type", "purpose", "peer", "correlation_id", "direction", "message_id")
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     BEFORE_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     limit: int
     before_message_id: str
-    def __init__(self, limit: _Optional[int] = ..., before_message_id: _Optional[str] = ...) -> None: ...
+    type: _message_pb2.MessageType
+    purpose: str
+    peer: str
+    correlation_id: str
+    direction: str
+    message_id: str
+    def __init__(self, limit: _Optional[int] = ..., before_message_id: _Optional[str] = ..., type: _Optional[_Union[_message_pb2.MessageType, str]] = ..., purpose: _Optional[str] = ..., peer: _Optional[str] = ..., correlation_id: _Optional[str] = ..., direction: _Optional[str] = ..., message_id: _Optional[str] = ...) -> None: ...
 
 class MessageSummary(_message.Message):
     __slots__ = ("message_id", "sender", "type", "purpose", "created_at", "received_at", "retain_until", "correlation_id", "tlp", "direction")
@@ -384,3 +396,65 @@ class ClockInfo(_message.Message):
     now: _timestamp_pb2.Timestamp
     offset_seconds: float
     def __init__(self, now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., offset_seconds: _Optional[float] = ...) -> None: ...
+
+class LoginRequest(_message.Message):
+    __slots__ = ("name", "password")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    password: str
+    def __init__(self, name: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
+
+class LoginResponse(_message.Message):
+    __slots__ = ("session_token", "user", "expires_at", "idle_seconds")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    IDLE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    user: UserInfo
+    expires_at: _timestamp_pb2.Timestamp
+    idle_seconds: int
+    def __init__(self, session_token: _Optional[str] = ..., user: _Optional[_Union[UserInfo, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idle_seconds: _Optional[int] = ...) -> None: ...
+
+class LogoutRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class LogoutResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SetPasswordRequest(_message.Message):
+    __slots__ = ("old_password", "new_password")
+    OLD_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    NEW_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    old_password: str
+    new_password: str
+    def __init__(self, old_password: _Optional[str] = ..., new_password: _Optional[str] = ...) -> None: ...
+
+class SetPasswordResponse(_message.Message):
+    __slots__ = ("sessions_revoked",)
+    SESSIONS_REVOKED_FIELD_NUMBER: _ClassVar[int]
+    sessions_revoked: int
+    def __init__(self, sessions_revoked: _Optional[int] = ...) -> None: ...
+
+class MembersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Member(_message.Message):
+    __slots__ = ("agency", "name")
+    AGENCY_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    agency: str
+    name: str
+    def __init__(self, agency: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class MembersResponse(_message.Message):
+    __slots__ = ("members", "directory_serial")
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    DIRECTORY_SERIAL_FIELD_NUMBER: _ClassVar[int]
+    members: _containers.RepeatedCompositeFieldContainer[Member]
+    directory_serial: int
+    def __init__(self, members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., directory_serial: _Optional[int] = ...) -> None: ...

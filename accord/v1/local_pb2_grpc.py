@@ -140,6 +140,26 @@ class LocalApiStub:
                 request_serializer=accord_dot_v1_dot_local__pb2.DecideUserRequest.SerializeToString,
                 response_deserializer=accord_dot_v1_dot_local__pb2.DecideUserResponse.FromString,
                 _registered_method=True)
+        self.Login = channel.unary_unary(
+                '/accord.v1.LocalApi/Login',
+                request_serializer=accord_dot_v1_dot_local__pb2.LoginRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.LoginResponse.FromString,
+                _registered_method=True)
+        self.Logout = channel.unary_unary(
+                '/accord.v1.LocalApi/Logout',
+                request_serializer=accord_dot_v1_dot_local__pb2.LogoutRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.LogoutResponse.FromString,
+                _registered_method=True)
+        self.SetPassword = channel.unary_unary(
+                '/accord.v1.LocalApi/SetPassword',
+                request_serializer=accord_dot_v1_dot_local__pb2.SetPasswordRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.SetPasswordResponse.FromString,
+                _registered_method=True)
+        self.Members = channel.unary_unary(
+                '/accord.v1.LocalApi/Members',
+                request_serializer=accord_dot_v1_dot_local__pb2.MembersRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.MembersResponse.FromString,
+                _registered_method=True)
 
 
 class LocalApiServicer:
@@ -285,6 +305,36 @@ class LocalApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Login(self, request, context):
+        """People's logins (for the gateway). Login needs no token: it returns a short-lived session
+        token that every other call accepts in place of the user's own token, until it is idle or
+        old enough to expire, or Logout (called with it) revokes it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Logout(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPassword(self, request, context):
+        """The caller sets or changes their own password. With a session token the old password is
+        required too; with the user's own token it is not.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Members(self, request, context):
+        """The federation's members, from the signed directory (for choosing recipients).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LocalApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -392,6 +442,26 @@ def add_LocalApiServicer_to_server(servicer, server):
                     servicer.DecideUser,
                     request_deserializer=accord_dot_v1_dot_local__pb2.DecideUserRequest.FromString,
                     response_serializer=accord_dot_v1_dot_local__pb2.DecideUserResponse.SerializeToString,
+            ),
+            'Login': grpc.unary_unary_rpc_method_handler(
+                    servicer.Login,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.LoginRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.LoginResponse.SerializeToString,
+            ),
+            'Logout': grpc.unary_unary_rpc_method_handler(
+                    servicer.Logout,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.LogoutRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.LogoutResponse.SerializeToString,
+            ),
+            'SetPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPassword,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.SetPasswordRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.SetPasswordResponse.SerializeToString,
+            ),
+            'Members': grpc.unary_unary_rpc_method_handler(
+                    servicer.Members,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.MembersRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.MembersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -961,6 +1031,114 @@ class LocalApi:
             '/accord.v1.LocalApi/DecideUser',
             accord_dot_v1_dot_local__pb2.DecideUserRequest.SerializeToString,
             accord_dot_v1_dot_local__pb2.DecideUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Login(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/Login',
+            accord_dot_v1_dot_local__pb2.LoginRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.LoginResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Logout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/Logout',
+            accord_dot_v1_dot_local__pb2.LogoutRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.LogoutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/SetPassword',
+            accord_dot_v1_dot_local__pb2.SetPasswordRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.SetPasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Members(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/Members',
+            accord_dot_v1_dot_local__pb2.MembersRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.MembersResponse.FromString,
             options,
             channel_credentials,
             insecure,

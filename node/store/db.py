@@ -753,8 +753,19 @@ class Store:
         return frozenset(str(row[0]) for row in rows)
 
     async def list_messages(
-        self, *, direction: str | None = "in", limit: int = 100, before: str = ""
+        self,
+        *,
+        direction: str | None = "in",
+        limit: int = 100,
+        before: str = "",
+        type: str = "",
+        purpose: str = "",
+        peer: str = "",
+        correlation_id: str = "",
+        message_id: str = "",
     ) -> list[StoredMessage]:
+        """Newest first; every filter left empty matches anything. `peer` is the sender of a
+        received message, a recipient of a sent one (queued, delivered or held for approval)."""
         sql = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE 1=1"  # noqa: S608 (constant column list)
         params: list[Any] = []
         if direction:
@@ -763,6 +774,24 @@ class Store:
         if before:
             sql += " AND message_id < ?"
             params.append(before)
+        for column, value in (
+            ("type", type),
+            ("purpose", purpose),
+            ("correlation_id", correlation_id),
+            ("message_id", message_id),
+        ):
+            if value:
+                sql += f" AND {column} = ?"
+                params.append(value)
+        if peer:
+            sql += (
+                " AND ((direction = 'in' AND sender = ?) OR (direction = 'out' AND ("
+                "EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.message_id "
+                "AND d.recipient = ?) OR EXISTS (SELECT 1 FROM approvals a WHERE "
+                "a.message_id = messages.message_id "
+                "AND instr(',' || a.recipients || ',', ',' || ? || ',') > 0))))"
+            )
+            params += [peer, peer, peer]
         sql += " ORDER BY message_id DESC LIMIT ?"
         params.append(limit)
         cursor = await self._rconn.execute(sql, params)

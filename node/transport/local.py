@@ -21,7 +21,7 @@ from node.errors import AccordError, InvalidRequest, PermissionDenied, Refused
 from node.operations import ForwardTerms
 from node.store import StoredMessage
 from node.store.access import Approval, UserRecord
-from node.transport.local_auth import current_user
+from node.transport.local_auth import current_token, current_user
 
 if TYPE_CHECKING:
     from node.app import Node
@@ -77,6 +77,14 @@ def summary(m: StoredMessage) -> local_pb2.MessageSummary:
     if m.retain_until is not None:
         s.retain_until.CopyFrom(_ts(m.retain_until))
     return s
+
+
+def _type_filter(value: int) -> str:
+    if not value:
+        return ""
+    if value not in message_pb2.MessageType.values():
+        raise InvalidRequest(f"type {value} is not a message type")
+    return str(message_pb2.MessageType.Name(value)).removeprefix("MESSAGE_TYPE_")
 
 
 def user_info(u: User, record: UserRecord | None = None) -> local_pb2.UserInfo:
@@ -145,7 +153,15 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
     async def Inbox(self, request: local_pb2.InboxRequest, context: Ctx) -> local_pb2.InboxResponse:
         limit = min(request.limit or 100, 1000)
         messages = await self._ops.inbox(
-            current_user(), limit=limit, before=request.before_message_id
+            current_user(),
+            limit=limit,
+            before=request.before_message_id,
+            direction=request.direction or "in",
+            type=_type_filter(request.type),
+            purpose=request.purpose,
+            peer=request.peer,
+            correlation_id=request.correlation_id,
+            message_id=request.message_id,
         )
         return local_pb2.InboxResponse(messages=[summary(m) for m in messages])
 
@@ -405,3 +421,46 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
     ) -> local_pb2.ClockInfo:
         now, offset = await self._ops.advance_clock(current_user(), seconds=request.seconds)
         return local_pb2.ClockInfo(now=_ts(now), offset_seconds=offset.total_seconds())
+
+    # ---- logins (the gateway) ---------------------------------------------------------------
+
+    @maps_errors
+    async def Login(self, request: local_pb2.LoginRequest, context: Ctx) -> local_pb2.LoginResponse:
+        session = await self._node.logins.login(name=request.name, password=request.password)
+        response = local_pb2.LoginResponse(
+            session_token=session.token,
+            user=user_info(session.user),
+            idle_seconds=int(session.idle_seconds),
+        )
+        response.expires_at.CopyFrom(_ts(session.expires_at))
+        return response
+
+    @maps_errors
+    async def Logout(
+        self, request: local_pb2.LogoutRequest, context: Ctx
+    ) -> local_pb2.LogoutResponse:
+        await self._node.logins.logout(current_user(), token=current_token())
+        return local_pb2.LogoutResponse()
+
+    @maps_errors
+    async def SetPassword(
+        self, request: local_pb2.SetPasswordRequest, context: Ctx
+    ) -> local_pb2.SetPasswordResponse:
+        revoked = await self._node.logins.set_password(
+            current_user(),
+            token=current_token(),
+            old=request.old_password,
+            new=request.new_password,
+        )
+        return local_pb2.SetPasswordResponse(sessions_revoked=revoked)
+
+    @maps_errors
+    async def Members(
+        self, request: local_pb2.MembersRequest, context: Ctx
+    ) -> local_pb2.MembersResponse:
+        directory = self._node.trust.directory
+        assert directory is not None
+        return local_pb2.MembersResponse(
+            members=[local_pb2.Member(agency=m.agency, name=m.name) for m in directory.members],
+            directory_serial=directory.serial,
+        )

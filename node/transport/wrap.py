@@ -12,21 +12,23 @@ from typing import Any, cast
 import grpc
 
 Check = Callable[[Any], Awaitable[bool]]  # (context) -> proceed? (it aborts the call itself)
-RequestFilter = Callable[[AsyncIterator[Any], Any], AsyncIterator[Any]]
+# (stream, context) -> the stream, e.g. checking the caller again before each item
+StreamFilter = Callable[[AsyncIterator[Any], Any], AsyncIterator[Any]]
 
 
-def _passthrough(requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
-    return requests
+def _passthrough(items: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
+    return items
 
 
 def guarded(
     handler: grpc.RpcMethodHandler[Any, Any],
     check: Check,
     *,
-    requests: RequestFilter = _passthrough,
+    requests: StreamFilter = _passthrough,
+    responses: StreamFilter = _passthrough,
 ) -> grpc.RpcMethodHandler[Any, Any]:
-    """`handler` behind `check`; streamed requests also pass through `requests` (e.g. to check
-    the caller again on every frame)."""
+    """`handler` behind `check`; streamed requests also pass through `requests`, streamed
+    responses through `responses` (e.g. to check the caller again on every item)."""
     kw: dict[str, Any] = {
         "request_deserializer": handler.request_deserializer,
         "response_serializer": handler.response_serializer,
@@ -42,7 +44,8 @@ def guarded(
             # a refusal, which grpcio's client would report as INTERNAL ("Internal error from
             # Core") in place of the reason, if its write lost that race.
             await context.send_initial_metadata(())
-            async for response in ss(requests(request_iterator, context), context):
+            stream = ss(requests(request_iterator, context), context)
+            async for response in responses(stream, context):
                 yield response
 
         return grpc.stream_stream_rpc_method_handler(stream_stream, **kw)
@@ -51,7 +54,10 @@ def guarded(
 
         async def unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
             if await check(context):
-                async for response in us(request, context):
+                # Headers now say "admitted", so a caller can wait for that before relying on
+                # the stream (the gateway answers a live feed only once its node accepted it).
+                await context.send_initial_metadata(())
+                async for response in responses(us(request, context), context):
                     yield response
 
         return grpc.unary_stream_rpc_method_handler(unary_stream, **kw)

@@ -1,0 +1,104 @@
+"""The gateway's settings and the state its routes share (no message content, no sessions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+
+from accord.v1 import local_pb2
+from gateway import convert
+from gateway.auth import (
+    CSRF_FIELD,
+    SESSION_COOKIE,
+    Caller,
+    RateLimiter,
+    caller_of,
+    check_csrf,
+    check_origin,
+    csrf_token,
+    load_key,
+)
+from gateway.errors import ApiError, unauthenticated
+from gateway.node import NodeApi
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    home: Path
+    tls: bool = False  # served over TLS: cookies are Secure, HSTS is sent
+    login_attempts_per_minute: int = 10  # per client address
+
+
+class Gateway:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.node = NodeApi(settings.home)
+        self.key = load_key(settings.home)
+        self.logins = RateLimiter(limit=settings.login_attempts_per_minute)
+        self.agency = ""  # the node's, learnt from its policy on first use
+
+    def csrf(self, caller: Caller) -> str | None:
+        return csrf_token(self.key, caller.token) if caller.session else None
+
+    async def login(self, request: Request, *, name: str, password: str) -> Any:
+        """Check the rate limit for the client's address, then ask the node; the answer has
+        the session token to put in the cookie."""
+        check_origin(request)
+        address = request.client.host if request.client else "unknown"
+        wait = self.logins.retry_after(address)
+        if wait:
+            raise ApiError(
+                429,
+                "RESOURCE_EXHAUSTED",
+                f"too many login attempts from this address; try again in {wait:.0f} s",
+            )
+        return await self.node.call(
+            "", "Login", local_pb2.LoginRequest(name=name, password=password)
+        )
+
+    def set_session(self, response: Any, token: str) -> None:
+        response.set_cookie(
+            SESSION_COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            secure=self.settings.tls,
+            path="/",
+        )
+
+    def clear_session(self, response: Any) -> None:
+        response.delete_cookie(
+            SESSION_COOKIE, httponly=True, samesite="strict", secure=self.settings.tls, path="/"
+        )
+
+    async def me(self, caller: Caller) -> dict[str, Any]:
+        return convert.user(await self.node.call(caller.token, "WhoAmI", local_pb2.WhoAmIRequest()))
+
+
+def gateway(request: Request) -> Gateway:
+    gw: Gateway = request.app.state.gateway
+    return gw
+
+
+async def caller(request: Request) -> Caller:
+    """The authenticated caller's credential (the node judges it on the call)."""
+    found = caller_of(request)
+    if found is None:
+        raise unauthenticated()
+    return found
+
+
+async def acting_caller(request: Request) -> Caller:
+    """The caller of a state-changing request, with its origin and CSRF token checked."""
+    found = await caller(request)
+    submitted = None
+    if request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        field = (await request.form()).get(CSRF_FIELD)
+        submitted = field if isinstance(field, str) else None
+    check_csrf(request, gateway(request).key, found, submitted)
+    return found
