@@ -5,6 +5,7 @@ The local API servicer is a thin shell over these; the gateway reaches them the 
 
 from __future__ import annotations
 
+import base64
 import math
 import secrets
 from collections.abc import Callable, Sequence
@@ -69,6 +70,12 @@ def _role(role: str) -> Role:
         return Role(role)
     except ValueError as exc:
         raise InvalidRequest(f"role must be one of {', '.join(r.value for r in Role)}") from exc
+
+
+def enrolment_code() -> str:
+    """128 random bits in base32 (A-Z, 2-7): typed or pasted by a person, and never starting
+    with '-', which a command line would take for an option (`users enrol --code CODE`)."""
+    return base64.b32encode(secrets.token_bytes(16)).decode().rstrip("=")
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,7 +468,7 @@ class Operations:
         now = self._node.clock.now()
         bootstrap = role_ == Role.ADMINISTRATOR and len(await self._active_admins()) == 1
         pending = role_ in access.PRIVILEGED and not bootstrap
-        code = secrets.token_urlsafe(16)
+        code = enrolment_code()
         expires = now + ENROLMENT_CODE_TTL
         await self.access.add_enrolling_user(
             name=name,
@@ -555,7 +562,7 @@ class Operations:
 
         action = "approve-user" if approve else "reject-user"
         await self._guard(user, action, second_person, detail=name)
-        second = secrets.token_urlsafe(16) if approve and record.user.pending else None
+        second = enrolment_code() if approve and record.user.pending else None
         expires = self._node.clock.now() + ENROLMENT_CODE_TTL
         await self.access.decide_role(name=name, approve=approve, second=second, expires_at=expires)
         self._node.end_watches(name)

@@ -6,6 +6,7 @@ Everything goes through the local API, as the CLI and the gateway do.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -154,3 +155,13 @@ async def test_the_last_administrator_stays_and_users_can_be_enabled(fed3: Feder
     assert on.state == "active"
     me = await call(de, "admin", "WhoAmI", local_pb2.WhoAmIRequest())
     assert me.name == "admin"
+
+
+def test_enrolment_codes_are_safe_to_type_on_a_command_line() -> None:
+    """A code is passed as `users enrol NAME --code CODE`: one that starts with '-' (as a
+    URL-safe token can, one time in 32) is taken by argparse for an option."""
+    from node.operations import enrolment_code
+
+    codes = {enrolment_code() for _ in range(500)}
+    assert len(codes) == 500
+    assert all(re.fullmatch(r"[A-Z2-7]{26}", c) for c in codes)
