@@ -17,6 +17,7 @@ from typing import Any
 
 from node.cli import UsageError, _csv, _table
 from node.drill.cluster import (
+    COMPOSE_GATEWAY_HOST_PORT,
     CONTROL_SOCKET,
     DEFAULT_AGENCIES,
     PID_FILE,
@@ -25,6 +26,7 @@ from node.drill.cluster import (
     ClusterSpec,
     RemoteCluster,
     Supervisor,
+    UserSpec,
     create_cluster,
     gateway_health,
     gateway_url,
@@ -74,7 +76,7 @@ def describe(root: Path, spec: ClusterSpec) -> str:
                 [u.agency, u.name, u.role, str(password) if password.exists() else "-",
                  str(token_path(root, spec, u))]
             )  # fmt: skip
-    officer = password_path(root, spec, next(u for u in spec.users if u.agency == first.code))
+    officer = password_path(root, spec, UserSpec(first.code, "officer", "liaison_officer"))
     lines = [
         f"cluster {spec.federation} in {root}",
         "",
@@ -100,11 +102,10 @@ def describe(root: Path, spec: ClusterSpec) -> str:
 
 
 def _gateway(spec: ClusterSpec, code: str) -> str:
-    """A gateway's URL: on loopback, or (compose) its service on the compose network."""
-    agency = spec.agency(code)
+    """A gateway's URL on this machine (compose: where docker-compose.yml publishes it)."""
     if spec.compose:
-        return f"http://{agency.home}-gateway:{agency.gateway}"
-    return gateway_url(agency)
+        return f"http://127.0.0.1:{COMPOSE_GATEWAY_HOST_PORT + spec.codes.index(code)}"
+    return gateway_url(spec.agency(code))
 
 
 # ---- cluster init ------------------------------------------------------------------------------

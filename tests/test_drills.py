@@ -18,8 +18,10 @@ import httpx
 import pytest
 
 from node.cli import build_parser
+from node.cli_drill import describe
 from node.drill import scenario
 from node.drill.cluster import (
+    COMPOSE_GATEWAY_HOST_PORT,
     COMPOSE_GATEWAY_PORT,
     ClusterError,
     RemoteCluster,
@@ -567,6 +569,9 @@ def test_a_compose_cluster_names_nodes_by_service(tmp_short: Path) -> None:
     spec = create_cluster(tmp_short / "c", agencies=["NL-POL", "DE-BKA"], compose=True)
     assert [a.endpoint for a in spec.agencies] == ["nl-pol:7443", "de-bka:7443"]
     assert {a.gateway for a in spec.agencies} == {COMPOSE_GATEWAY_PORT}  # docker-compose.yml's
+    # The table init prints gives the URLs docker-compose.yml publishes them on.
+    table = describe(tmp_short / "c", spec)
+    assert f"DE-BKA  de-bka:7443  http://127.0.0.1:{COMPOSE_GATEWAY_HOST_PORT + 1} " in table
     assert spec.proxies == {}
     config = (tmp_short / "c" / "nl-pol" / "config.toml").read_text()
     assert 'listen = "0.0.0.0:7443"' in config and "[drill" not in config
@@ -604,7 +609,7 @@ def test_each_compose_node_has_a_gateway_on_its_home() -> None:
     services = compose()["services"]
     nodes = {n: s for n, s in services.items() if s["command"][1:3] == ["node", "run"]}
     assert set(nodes) == {"nl-pol", "de-bka", "fr-pn", "be-fpp"}
-    published = set()
+    published = []
     for name, node in nodes.items():
         gateway = services[f"{name}-gateway"]
         argv = gateway["command"]
@@ -620,7 +625,11 @@ def test_each_compose_node_has_a_gateway_on_its_home() -> None:
         (port,) = gateway["ports"]
         host, host_port, container_port = port.split(":")
         assert (host, container_port) == ("127.0.0.1", str(COMPOSE_GATEWAY_PORT))
-        published.add(host_port)
+        published.append(host_port)
         assert gateway["healthcheck"]["test"] == services["nl-pol-gateway"]["healthcheck"]["test"]
-    assert len(published) == len(nodes)
+    # In the order of init's --agencies, from where `cluster init --compose` says they are.
+    init = services["init"]["command"]
+    agencies = init[init.index("--agencies") + 1].lower().split(",")
+    assert published == [str(COMPOSE_GATEWAY_HOST_PORT + i) for i in range(len(agencies))]
+    assert agencies == list(nodes)
     gateway_healthcheck(0)  # the form the cluster test runs

@@ -68,7 +68,9 @@ CONTROL_SOCKET = "control.sock"
 PID_FILE = "supervisor.pid"
 PASSWORDS_DIR = "passwords"
 COMPOSE_PORT = 7443
-COMPOSE_GATEWAY_PORT = 8443  # in the gateway's own container; docker-compose.yml publishes it
+COMPOSE_GATEWAY_PORT = 8443  # in the gateway's own container
+# docker-compose.yml publishes the gateways on the host's loopback from here, in agency order.
+COMPOSE_GATEWAY_HOST_PORT = 8441
 # Nodes of a cluster look for a new directory or CRL every half second and back off at most one
 # second from an unreachable peer, so that drills measure the system, not its default timers.
 TUNED = {"reload_seconds": "0.5", "backoff_max_seconds": "1.0"}
