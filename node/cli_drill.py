@@ -17,6 +17,7 @@ from typing import Any
 
 from node.cli import UsageError, _csv, _table
 from node.drill.cluster import (
+    COMPOSE_GATEWAY_HOST_PORT,
     CONTROL_SOCKET,
     DEFAULT_AGENCIES,
     PID_FILE,
@@ -25,11 +26,15 @@ from node.drill.cluster import (
     ClusterSpec,
     RemoteCluster,
     Supervisor,
+    UserSpec,
     create_cluster,
+    gateway_health,
+    gateway_url,
     load_agreements,
     load_spec,
     node_health,
     outbox,
+    password_path,
     tail,
     token_path,
 )
@@ -55,30 +60,38 @@ def _create(args: argparse.Namespace, root: Path) -> ClusterSpec:
 
 
 def describe(root: Path, spec: ClusterSpec) -> str:
-    """The table `cluster up` and `cluster init` print: where each node is and how to use it."""
+    """The table `cluster up` and `cluster init` print: where each node and gateway is, each
+    user's password and token files, and how to use them."""
     rows = [
-        [a.code, a.endpoint, str(root / a.home / "node.sock"), str(root / a.home)]
+        [a.code, a.endpoint, _gateway(spec, a.code), str(root / a.home / "node.sock"),
+         str(root / a.home)]
         for a in spec.agencies
-    ]
+    ]  # fmt: skip
     first = spec.agencies[0]
-    users = [
-        [u.agency, u.name, u.role, str(token_path(root, spec, u))]
-        for u in spec.users
-        if token_path(root, spec, u).exists()
-    ]
+    users = []
+    for u in spec.users:
+        if token_path(root, spec, u).exists():
+            password = password_path(root, spec, u)
+            users.append(
+                [u.agency, u.name, u.role, str(password) if password.exists() else "-",
+                 str(token_path(root, spec, u))]
+            )  # fmt: skip
+    officer = password_path(root, spec, UserSpec(first.code, "officer", "liaison_officer"))
     lines = [
         f"cluster {spec.federation} in {root}",
         "",
-        _table(["AGENCY", "ENDPOINT", "LOCAL SOCKET", "HOME (--home)"], rows),
+        _table(["AGENCY", "ENDPOINT", "GATEWAY", "LOCAL SOCKET", "HOME (--home)"], rows),
         "",
         "use the CLI against a node with --home and act as one of its users with --as, e.g.",
         f"  accord inbox --home {root / first.home} --as officer",
         f"  export ACCORD_HOME={root / first.home} ACCORD_USER=officer   # then: accord inbox",
+        "or log in to a node's gateway (web console, HTTP/JSON API) with a user's password, e.g.",
+        f"  {_gateway(spec, first.code)}/ as {officer.name}, password: cat {officer}",
         "",
-        _table(["AGENCY", "USER", "ROLE", "TOKEN"], users),
+        _table(["AGENCY", "USER", "ROLE", "PASSWORD", "TOKEN"], users),
         "",
         f"federation authority (CA, CRL, directory, agreements): {root / 'federation'}",
-        f"node logs: {root / 'logs'}",
+        f"logs (nodes, gateways): {root / 'logs'}",
     ]
     if not spec.compose:
         lines.append(
@@ -88,13 +101,20 @@ def describe(root: Path, spec: ClusterSpec) -> str:
     return "\n".join(lines)
 
 
+def _gateway(spec: ClusterSpec, code: str) -> str:
+    """A gateway's URL on this machine (compose: where docker-compose.yml publishes it)."""
+    if spec.compose:
+        return f"http://127.0.0.1:{COMPOSE_GATEWAY_HOST_PORT + spec.codes.index(code)}"
+    return gateway_url(spec.agency(code))
+
+
 # ---- cluster init ------------------------------------------------------------------------------
 
 
 async def _init_users(root: Path, spec: ClusterSpec) -> None:
     """Start the nodes long enough to create the users through their local API. Compose
     nodes all listen on the same port of their own container, so one at a time there."""
-    supervisor = Supervisor(root, spec)
+    supervisor = Supervisor(root, spec, gateways=True)  # so that the users get passwords
     try:
         if spec.compose:
             for code in supervisor.nodes:
@@ -123,7 +143,7 @@ def cmd_cluster_init(args: argparse.Namespace) -> int:
 
 
 async def _serve(root: Path, spec: ClusterSpec, *, announce: bool) -> int:
-    supervisor = Supervisor(root, spec)
+    supervisor = Supervisor(root, spec, gateways=True)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, supervisor.stopping.set)
@@ -131,7 +151,7 @@ async def _serve(root: Path, spec: ClusterSpec, *, announce: bool) -> int:
         await supervisor.up()
         if announce:
             print(describe(root, spec))
-            print("\nrunning; Ctrl-C stops every node", flush=True)
+            print("\nrunning; Ctrl-C stops every node and gateway", flush=True)
         else:
             print(f"cluster up at {datetime.now(UTC).isoformat()}", flush=True)
         await supervisor.stopping.wait()
@@ -223,10 +243,13 @@ def cmd_cluster_down(args: argparse.Namespace) -> int:
 
 
 async def _status(root: Path, spec: ClusterSpec) -> dict[str, Any]:
+    remote = RemoteCluster(root, spec)
     try:
-        processes = await RemoteCluster(root, spec).processes()
+        processes = await remote.processes()
+        gateways = await remote.gateways()
     except ClusterError:
         processes = {a.code: (False, "cluster down", 0) for a in spec.agencies}
+        gateways = {}
     nodes = {}
     for a in spec.agencies:
         home = root / a.home
@@ -245,12 +268,19 @@ async def _status(root: Path, spec: ClusterSpec) -> dict[str, Any]:
                     }
                 )
         _, process, killed = processes[a.code]
+        _, gateway = gateways.get(a.code, (False, "not run by this cluster"))
         nodes[a.code] = {
             "process": process,
             "kills": killed,
             "health": state,
             "endpoint": a.endpoint,
             "peers": peers,
+            "gateway": {
+                "url": gateway_url(a),
+                "process": gateway,
+                "health": await gateway_health(a.gateway),
+                "supervised": a.code in gateways,  # run by this cluster's supervisor
+            },
         }
     return {"cluster": str(root), "up": _alive(root) is not None, "nodes": nodes}
 
@@ -265,7 +295,11 @@ def cmd_cluster_status(args: argparse.Namespace) -> int:
     root = _root(args.dir)
     spec = load_spec(root)
     status = asyncio.run(_status(root, spec))
-    serving = all(n["health"] == "SERVING" for n in status["nodes"].values())
+    serving = all(
+        n["health"] == "SERVING"
+        and (n["gateway"]["health"] == "SERVING" or not n["gateway"]["supervised"])
+        for n in status["nodes"].values()
+    )
     if args.json:
         print(json.dumps(status, indent=2))
         return 0 if serving else 1
@@ -286,6 +320,12 @@ def cmd_cluster_status(args: argparse.Namespace) -> int:
                 ]
             )
     print(_table(["AGENCY", "PROCESS", "HEALTH", "PEER", "QUEUED", "STREAM", "LAST RECEIPT"], rows))
+    print()
+    gateways = [
+        [code, n["gateway"]["url"], n["gateway"]["process"], n["gateway"]["health"]]
+        for code, n in status["nodes"].items()
+    ]
+    print(_table(["AGENCY", "GATEWAY", "PROCESS", "HEALTH"], gateways))
     return 0 if serving else 1
 
 
@@ -314,8 +354,8 @@ def add_cluster(sub: Any) -> None:
         "init",
         help="create a cluster's federation, node homes and users in a directory",
         description="Create a federation (CA, CRL, signed directory with agreements), one node "
-        "home per agency and the users of each node (tokens in HOME/tokens). Does nothing if "
-        "DIR already holds a cluster.",
+        "home per agency and the users of each node (tokens in HOME/tokens, console passwords "
+        "in DIR/passwords). Does nothing if DIR already holds a cluster.",
     )
     p.add_argument("--dir", required=True, help="cluster directory (new or empty)")
     _cluster_arguments(p)
@@ -329,9 +369,10 @@ def add_cluster(sub: Any) -> None:
     p = csub.add_parser(
         "up",
         help="create (unless DIR holds one) and run a cluster until Ctrl-C, or --detach",
-        description="Run one node per agency on loopback, fault-injecting proxies between them "
-        "and a control socket for drills; print where everything is. Stays in the foreground "
-        "until Ctrl-C unless --detach.",
+        description="Run one node per agency on loopback, a gateway (web console, HTTP/JSON "
+        "API) beside each, fault-injecting proxies between the nodes and a control socket for "
+        "drills; print where everything is, with each user's password and token files. Stays "
+        "in the foreground until Ctrl-C unless --detach.",
     )
     p.add_argument("--dir", help="cluster directory (default: a new one under /tmp)")
     _cluster_arguments(p)
@@ -345,10 +386,11 @@ def add_cluster(sub: Any) -> None:
 
     p = csub.add_parser(
         "status",
-        help="each node's process, health, and outbox per peer",
+        help="each node's process, health, and outbox per peer; each gateway's",
         description="Per node: process state, gRPC health on its local socket; per peer: "
-        "envelopes waiting for a receipt, whether a stream is open, the last receipt. Exits 1 "
-        "unless every node is SERVING.",
+        "envelopes waiting for a receipt, whether a stream is open, the last receipt. Per "
+        "gateway: URL, process state, health (its /healthz: SERVING, NODE DOWN, DOWN). Exits 1 "
+        "unless every node and every gateway the cluster runs is SERVING.",
     )
     p.add_argument("--dir", required=True, help="cluster directory")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

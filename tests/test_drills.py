@@ -3,17 +3,34 @@ drills, and the docker-compose file's commands."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import shlex
 import shutil
+import signal
+import socket
+import sys
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from node.cli import build_parser
+from node.cli_drill import describe
 from node.drill import scenario
-from node.drill.cluster import create_cluster
+from node.drill.cluster import (
+    COMPOSE_GATEWAY_HOST_PORT,
+    COMPOSE_GATEWAY_PORT,
+    ClusterError,
+    RemoteCluster,
+    Supervisor,
+    create_cluster,
+    load_spec,
+)
 from node.drill.scenario import ScenarioError
+from tests.harness import wait_for
 from tests.test_cli import accord, assert_usage_error, commands
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,6 +118,8 @@ async def test_a_wrong_expectation_fails_and_the_report_names_the_step(tmp_short
     assert "cluster files kept in" in run.out
     kept = Path(run.out.split("cluster files kept in ")[1].split()[0])
     assert (kept / "cluster.json").exists() and not (kept / "control.sock").exists()
+    # Drills go without gateways (docs/drills.md): no console passwords, no gateway started.
+    assert not (kept / "passwords").exists() and not list((kept / "logs").glob("*-gateway.log"))
     shutil.rmtree(kept)
 
 
@@ -349,14 +368,60 @@ reason = "PURPOSE_NOT_PERMITTED"
 """
 
 
+def compose() -> dict[str, Any]:
+    import yaml  # type: ignore[import-untyped, unused-ignore]
+
+    doc: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return doc
+
+
+def gateway_healthcheck(port: int) -> list[str]:
+    """The compose gateways' health check, run by this machine's Python against `port`."""
+    test = compose()["services"]["nl-pol-gateway"]["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"], test
+    url = f"http://127.0.0.1:{COMPOSE_GATEWAY_PORT}/healthz"
+    assert url in test[3], test
+    return [sys.executable, "-c", test[3].replace(url, f"http://127.0.0.1:{port}/healthz")]
+
+
+async def exit_status(argv: list[str]) -> int:
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    return await asyncio.wait_for(proc.wait(), 30)
+
+
+async def cluster_status(root: Path) -> tuple[int, dict[str, Any]]:
+    run = await accord("cluster", "status", "--dir", root, "--json")
+    assert run.err == "", run.err
+    doc: dict[str, Any] = json.loads(run.out)
+    return run.code, doc
+
+
+def pid_of(process: str) -> int:
+    assert process.startswith("running (pid "), process
+    return int(process.removeprefix("running (pid ").rstrip(")"))
+
+
+async def log_in(url: str, name: str, password: str) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as web:
+        return await web.post("/api/v1/login", json={"name": name, "password": password})
+
+
 @pytest.mark.timeout(150)
 async def test_cluster_up_detached_status_and_down(tmp_short: Path) -> None:
     root = tmp_short / "c"
     run = await accord("cluster", "up", "--dir", root, "--agencies", "NL-POL,DE-BKA", "--detach",
                        timeout=90)  # fmt: skip
     assert run.code == 0, run.out + run.err
+    nl, de = load_spec(root).agencies
     assert f"accord inbox --home {root / 'nl-pol'} --as officer" in run.out
     assert str(root / "de-bka" / "tokens" / "supervisor") in run.out
+    # The gateways' URLs, and each user's password file (0600) beside their token.
+    password = root / "passwords" / "de-bka" / "officer"
+    assert f"http://127.0.0.1:{nl.gateway}" in run.out and str(password) in run.out
+    assert f"http://127.0.0.1:{de.gateway}" in run.out
+    assert password.stat().st_mode & 0o777 == 0o600
     try:
         body = tmp_short / "b.json"
         body.write_text('{"subject": "s", "text": "t"}')
@@ -365,18 +430,51 @@ async def test_cluster_up_detached_status_and_down(tmp_short: Path) -> None:
                             "--body", body, "--retention-days", "30", "--tlp", "GREEN",
                             "--handling", "H0")  # fmt: skip
         assert sent.code == 0, sent.err
-        status = await accord("cluster", "status", "--dir", root, "--json")
-        assert status.code == 0, status.err
-        doc = json.loads(status.out)
+        message_id = sent.out.strip()
+
+        # DE-BKA's officer logs in to DE-BKA's gateway with the generated password.
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{de.gateway}", timeout=30) as web:
+            wrong = await web.post("/api/v1/login", json={"name": "officer", "password": "x" * 24})
+            assert wrong.status_code == 401, wrong.text
+            login = await web.post(
+                "/api/v1/login", json={"name": "officer", "password": password.read_text()}
+            )
+            assert login.status_code == 200, login.text
+            me = await web.get("/api/v1/me")
+            assert (me.status_code, me.json()["user"]["name"]) == (200, "officer")
+
+            async def arrived() -> bool:
+                answer = await web.get("/api/v1/messages")
+                assert answer.status_code == 200, answer.text
+                return message_id in [m["message_id"] for m in answer.json()["messages"]]
+
+            await wait_for(arrived, timeout=15)
+            inbox = await web.get("/inbox")
+            assert inbox.status_code == 200
+            assert ">officer</a>" in inbox.text and f'data-message-id="{message_id}"' in inbox.text
+
+        code, doc = await cluster_status(root)
+        assert code == 0, doc
         assert doc["up"] is True
         assert {n["health"] for n in doc["nodes"].values()} == {"SERVING"}
         assert doc["nodes"]["NL-POL"]["process"].startswith("running")
         (peer,) = doc["nodes"]["NL-POL"]["peers"]
         assert peer["peer"] == "DE-BKA" and peer["queued"] in (0, 1)
+        for agency in (nl, de):
+            gateway = doc["nodes"][agency.code]["gateway"]
+            assert gateway["url"] == f"http://127.0.0.1:{agency.gateway}"
+            assert gateway["health"] == "SERVING" and gateway["supervised"] is True
+        nodes = doc["nodes"].values()
+        pids = [pid_of(p) for n in nodes for p in (n["process"], n["gateway"]["process"])]
+        table = await accord("cluster", "status", "--dir", root)
+        assert table.code == 0 and f"http://127.0.0.1:{de.gateway}  running (pid" in table.out
+        # The compose file's gateway health check passes against a gateway whose node serves.
+        assert await exit_status(gateway_healthcheck(de.gateway)) == 0
         health = await accord("node", "health", "--home", root / "de-bka")
         assert (health.code, health.out.strip()) == (0, "SERVING")
         again = await accord("cluster", "up", "--dir", root, "--detach")
         assert_usage_error(again, "already up")
+
         drill = tmp_short / "on-running.toml"
         drill.write_text(ON_RUNNING)
         run = await accord("drill", "run", drill, "--cluster", root, "--out", tmp_short / "out",
@@ -384,16 +482,59 @@ async def test_cluster_up_detached_status_and_down(tmp_short: Path) -> None:
         assert run.code == 0, run.out[-4000:] + run.err
         report = report_of(tmp_short / "out")
         assert report["passed"] and report["counts"]["kills"] == 1
-        assert (root / "de-bka" / "tokens" / "analyst").exists()  # the drill's own user
-        status = await accord("cluster", "status", "--dir", root, "--json")
-        assert json.loads(status.out)["nodes"]["DE-BKA"]["kills"] == 1
+        assert (root / "de-bka" / "tokens" / "analyst").exists()  # the drill's own user ...
+        analyst = root / "passwords" / "de-bka" / "analyst"  # ... with a console password
+        answer = await log_in(f"http://127.0.0.1:{de.gateway}", "analyst", analyst.read_text())
+        assert answer.status_code == 200, answer.text
+        code, doc = await cluster_status(root)
+        assert doc["nodes"]["DE-BKA"]["kills"] == 1
+
+        # A node down: its gateway says so (503), and fails the compose health check. A gateway
+        # killed: the cluster shows it. Either makes `cluster status` exit 1.
+        await RemoteCluster(root, load_spec(root)).kill("DE-BKA")
+        os.kill(pid_of(doc["nodes"]["NL-POL"]["gateway"]["process"]), signal.SIGKILL)
+
+        async def noticed() -> dict[str, Any] | None:
+            code, doc = await cluster_status(root)
+            killed = doc["nodes"]["NL-POL"]["gateway"]["process"] == "killed (SIGKILL)"
+            return doc if code == 1 and killed else None
+
+        doc = await wait_for(noticed, timeout=20)
+        assert doc["nodes"]["NL-POL"]["gateway"]["health"] == "DOWN"
+        assert doc["nodes"]["DE-BKA"]["gateway"]["health"] == "NODE DOWN"
+        assert doc["nodes"]["DE-BKA"]["gateway"]["process"].startswith("running")
+        assert await exit_status(gateway_healthcheck(de.gateway)) == 1
     finally:
         down = await accord("cluster", "down", "--dir", root, timeout=60)
     assert down.code == 0, down.err
-    status = await accord("cluster", "status", "--dir", root, "--json")
-    assert status.code == 1 and json.loads(status.out)["up"] is False
+    code, doc = await cluster_status(root)
+    assert code == 1 and doc["up"] is False
+    assert {n["gateway"]["health"] for n in doc["nodes"].values()} == {"DOWN"}
+    for pid in pids:  # no node or gateway process left
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert await exit_status(gateway_healthcheck(de.gateway)) == 1
     health = await accord("node", "health", "--home", root / "de-bka")
     assert_usage_error(health, "no node running")
+
+
+async def test_a_gateway_that_cannot_start_stops_the_cluster_with_its_log(tmp_short: Path) -> None:
+    spec = create_cluster(tmp_short / "c", agencies=["NL-POL", "DE-BKA"], users=[])
+    supervisor = Supervisor(tmp_short / "c", spec, gateways=True)
+    taken = socket.socket()
+    try:
+        taken.bind(("127.0.0.1", spec.agency("DE-BKA").gateway))
+        taken.listen()
+        with pytest.raises(ClusterError) as info:
+            await supervisor.up()
+    finally:
+        stopped = await supervisor.down()
+        taken.close()
+    assert str(info.value).startswith("the gateway of DE-BKA exited with status 2 while starting")
+    assert "cannot listen: Address already in use" in str(info.value)  # its log's tail
+    assert stopped["NL-POL gateway"] == 0 and stopped["NL-POL"] == stopped["DE-BKA"] == 0
+    children = [*supervisor.nodes.values(), *supervisor.gateways.values()]
+    assert all(c.process is not None and not c.running for c in children)
 
 
 def test_cluster_agreements_come_from_a_file_in_the_cli_format(tmp_short: Path) -> None:
@@ -427,6 +568,10 @@ def test_cluster_agreements_come_from_a_file_in_the_cli_format(tmp_short: Path) 
 def test_a_compose_cluster_names_nodes_by_service(tmp_short: Path) -> None:
     spec = create_cluster(tmp_short / "c", agencies=["NL-POL", "DE-BKA"], compose=True)
     assert [a.endpoint for a in spec.agencies] == ["nl-pol:7443", "de-bka:7443"]
+    assert {a.gateway for a in spec.agencies} == {COMPOSE_GATEWAY_PORT}  # docker-compose.yml's
+    # The table init prints gives the URLs docker-compose.yml publishes them on.
+    table = describe(tmp_short / "c", spec)
+    assert f"DE-BKA  de-bka:7443  http://127.0.0.1:{COMPOSE_GATEWAY_HOST_PORT + 1} " in table
     assert spec.proxies == {}
     config = (tmp_short / "c" / "nl-pol" / "config.toml").read_text()
     assert 'listen = "0.0.0.0:7443"' in config and "[drill" not in config
@@ -436,20 +581,20 @@ def test_a_compose_cluster_names_nodes_by_service(tmp_short: Path) -> None:
 
 
 def test_every_command_the_compose_services_run_exists_in_the_cli() -> None:
-    """Each service's command (and healthcheck) is an `accord` command the parser knows, with
-    options it accepts."""
-    import yaml  # type: ignore[import-untyped, unused-ignore]
-
-    doc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    """Each service's command (and a node's healthcheck) is an `accord` command the parser
+    knows, with options it accepts. (A gateway's healthcheck is Python: the next test.)"""
     parser = build_parser()
     known = {tuple(p) for p in commands(parser)}
     seen = 0
-    for name, service in doc["services"].items():
+    for name, service in compose()["services"].items():
         runs = [service["command"]]
         if "healthcheck" in service:
             test = service["healthcheck"]["test"]
             assert test[0] == "CMD", name
-            runs.append(test[1:])
+            if test[1] == "python":
+                assert name.endswith("-gateway"), name
+            else:
+                runs.append(test[1:])
         for run in runs:
             argv = shlex.split(run) if isinstance(run, str) else list(run)
             assert argv[0] == "accord", (name, argv)
@@ -457,4 +602,37 @@ def test_every_command_the_compose_services_run_exists_in_the_cli() -> None:
             assert any(tuple(words[:n]) in known for n in (1, 2, 3)), (name, argv)
             parser.parse_args(argv[1:])  # exits (fails the test) on an unknown option
             seen += 1
-    assert seen >= 9  # init, four nodes and their four healthchecks
+    assert seen >= 13  # init, four nodes and their four healthchecks, four gateways
+
+
+def test_each_compose_node_has_a_gateway_on_its_home() -> None:
+    """Beside each node service, a gateway on the same home and volume, started once the node
+    is healthy, listening where the cluster's description says, published on loopback, with a
+    health check that asks its /healthz (run for real in the cluster test above)."""
+    services = compose()["services"]
+    nodes = {n: s for n, s in services.items() if s["command"][1:3] == ["node", "run"]}
+    assert set(nodes) == {"nl-pol", "de-bka", "fr-pn", "be-fpp"}
+    published = []
+    for name, node in nodes.items():
+        gateway = services[f"{name}-gateway"]
+        argv = gateway["command"]
+        assert argv[:3] == ["accord", "gateway", "run"], argv
+        options = dict(zip(argv[3::2], argv[4::2], strict=True))
+        assert options == {
+            "--home": f"/cluster/{name}",
+            "--listen": f"0.0.0.0:{COMPOSE_GATEWAY_PORT}",
+        }
+        assert node["command"][-2:] == ["--home", options["--home"]]
+        assert gateway["volumes"] == node["volumes"] == ["cluster:/cluster"]
+        assert gateway["depends_on"] == {name: {"condition": "service_healthy"}}
+        (port,) = gateway["ports"]
+        host, host_port, container_port = port.split(":")
+        assert (host, container_port) == ("127.0.0.1", str(COMPOSE_GATEWAY_PORT))
+        published.append(host_port)
+        assert gateway["healthcheck"]["test"] == services["nl-pol-gateway"]["healthcheck"]["test"]
+    # In the order of init's --agencies, from where `cluster init --compose` says they are.
+    init = services["init"]["command"]
+    agencies = init[init.index("--agencies") + 1].lower().split(",")
+    assert published == [str(COMPOSE_GATEWAY_HOST_PORT + i) for i in range(len(agencies))]
+    assert agencies == list(nodes)
+    gateway_healthcheck(0)  # the form the cluster test runs

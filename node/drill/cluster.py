@@ -2,16 +2,19 @@
 
 `create_cluster` lays out the files (federation authority, node homes, `cluster.json`);
 `Supervisor` runs the nodes as `accord node run` processes, the fault-injecting proxies between
-every ordered pair of them, and a control socket through which `accord drill run --cluster`
-and `accord cluster status|down` reach a cluster that runs in another process. Users are
-created on the running nodes through their local API, in `create_user` only.
+every ordered pair of them, a gateway per node (`accord gateway run`, for `cluster up`, not for
+drills), and a control socket through which `accord drill run --cluster` and `accord cluster
+status|down` reach a cluster that runs in another process. Users are created on the running
+nodes through their local API, in `create_user` only; `set_password` gives one a generated
+console password, as the user.
 
 Cluster directory:
 
     cluster.json     agencies, ports, proxies, users (what `cluster status` and drills read)
     federation/      the federation authority (CA, CRL, signed directory with agreements)
     nl-pol/ ...      one node home per agency (tokens/ holds each user's token)
-    logs/CODE.log    each node's output, appended across restarts
+    passwords/nl-pol/USER  each user's console password (0600), for the gateways
+    logs/CODE.log    each node's output, appended across restarts (CODE-gateway.log: its gateway)
     clock.json       how far the drill clock was advanced (re-applied to restarted nodes)
     control.sock     the supervisor's control socket, while the cluster is up
     supervisor.pid   its process id, while the cluster is up
@@ -25,11 +28,12 @@ import json
 import os
 import random
 import re
+import secrets
 import signal
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -62,12 +66,17 @@ CLUSTER_FILE = "cluster.json"
 CLOCK_FILE = "clock.json"
 CONTROL_SOCKET = "control.sock"
 PID_FILE = "supervisor.pid"
+PASSWORDS_DIR = "passwords"
 COMPOSE_PORT = 7443
+COMPOSE_GATEWAY_PORT = 8443  # in the gateway's own container
+# docker-compose.yml publishes the gateways on the host's loopback from here, in agency order.
+COMPOSE_GATEWAY_HOST_PORT = 8441
 # Nodes of a cluster look for a new directory or CRL every half second and back off at most one
 # second from an unreachable peer, so that drills measure the system, not its default timers.
 TUNED = {"reload_seconds": "0.5", "backoff_max_seconds": "1.0"}
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
+HEALTH_TIMEOUT = 2.0
 POLL = 0.05
 
 
@@ -102,6 +111,7 @@ class AgencySpec:
     home: str  # relative to the cluster directory
     port: int  # where the node listens
     endpoint: str  # what the directory lists
+    gateway: int  # where its gateway listens (loopback; compose: in the gateway's container)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,11 +263,13 @@ def create_cluster(
     now = datetime.now(UTC)
     authority = FederationAuthority.init(root / "federation", federation=federation, now=now)
     pairs = [] if compose else [(a, b) for a in codes for b in codes if a != b]
-    # One draw for nodes and proxies: two draws could hand out the same port twice.
-    drawn = pick_ports(len(codes) + len(pairs)) if not compose else []
-    ports = [COMPOSE_PORT] * len(codes) if compose else drawn[: len(codes)]
+    # One draw for nodes, gateways and proxies: two draws could hand out the same port twice.
+    n = len(codes)
+    drawn = pick_ports(2 * n + len(pairs)) if not compose else []
+    ports = [COMPOSE_PORT] * n if compose else drawn[:n]
+    gateways = [COMPOSE_GATEWAY_PORT] * n if compose else drawn[n : 2 * n]
     specs = []
-    for code, port in zip(codes, ports, strict=True):
+    for code, port, gateway in zip(codes, ports, gateways, strict=True):
         home = code.lower()
         host = home if compose else "127.0.0.1"
         endpoint = f"{host}:{port}"
@@ -272,8 +284,8 @@ def create_cluster(
             directory=authority.directory_path,
             crl=authority.crl_path,
         )
-        specs.append(AgencySpec(code, home, port, endpoint))
-    proxies = {pair(a, b): p for (a, b), p in zip(pairs, drawn[len(codes) :], strict=True)}
+        specs.append(AgencySpec(code, home, port, endpoint, gateway))
+    proxies = {pair(a, b): p for (a, b), p in zip(pairs, drawn[2 * n :], strict=True)}
     for spec in specs:
         path = root / spec.home / config_mod.CONFIG_FILE
         text = _tune(path.read_text(), TUNED)
@@ -359,6 +371,24 @@ def token_path(root: Path, spec: ClusterSpec, user: UserSpec) -> Path:
     return root / spec.agency(user.agency).home / "tokens" / user.name
 
 
+def password_path(root: Path, spec: ClusterSpec, user: UserSpec) -> Path:
+    """Outside the node's home: the node keeps only the password's hash, and nothing else of
+    the cluster's reads this file."""
+    return root / PASSWORDS_DIR / spec.agency(user.agency).home / user.name
+
+
+async def set_password(home: Path, name: str, path: Path) -> None:
+    """Give the user at `home` a generated console password, as the user (with their own
+    token, as `accord password set` does: nobody else may set it), and write it to `path`
+    (0600) once the node holds it."""
+    password = secrets.token_hex(12)  # 96 bits; never starts with "-", which argparse takes
+    async with connect(home, user=name) as me:
+        await me.api.SetPassword(local_pb2.SetPasswordRequest(new_password=password))
+    for folder in (path.parent.parent, path.parent):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    write_private(path, password.encode())
+
+
 # ---- the clock ---------------------------------------------------------------------------------
 
 
@@ -392,6 +422,8 @@ async def advance_node_clock(home: Path, seconds: float) -> float:
 
 @dataclass(slots=True)
 class NodeProcess:
+    """A node's process, or its gateway's."""
+
     agency: AgencySpec
     home: Path
     log: Path
@@ -422,13 +454,22 @@ def tail(path: Path, lines: int = 20) -> str:
 
 
 class Supervisor:
-    """Runs a cluster's nodes and proxies in this process's event loop."""
+    """Runs a cluster's nodes and proxies in this process's event loop.
 
-    def __init__(self, root: Path, spec: ClusterSpec) -> None:
+    `gateways`: also a gateway per node, and console passwords for the users it creates
+    (`cluster up`, `cluster init`; drills go without, to stay fast).
+    """
+
+    def __init__(self, root: Path, spec: ClusterSpec, *, gateways: bool = False) -> None:
         self.root = root
         self.spec = spec
         self.nodes = {
             a.code: NodeProcess(a, root / a.home, root / "logs" / f"{a.home}.log")
+            for a in spec.agencies
+        }
+        self.with_gateways = gateways
+        self.gateways = {
+            a.code: NodeProcess(a, root / a.home, root / "logs" / f"{a.home}-gateway.log")
             for a in spec.agencies
         }
         self.proxies: dict[str, FaultProxy] = {}
@@ -451,8 +492,21 @@ class Supervisor:
         args = ["node", "run", "--home", str(n.home)]
         if not self.spec.compose:
             args.append("--drill")
-        n.starts += 1
         started = time.monotonic()
+        await self._spawn(n, args)
+
+        async def serving() -> bool:
+            return await node_health(n.home) == "SERVING"
+
+        await self._wait_ready(n, agency, serving)
+        offset = clock_offset(self.root)
+        if offset > 0 and not self.spec.compose:
+            await advance_node_clock(n.home, offset)  # a fresh process starts on system time
+        return time.monotonic() - started
+
+    async def _spawn(self, n: NodeProcess, args: Sequence[str]) -> None:
+        """`accord ARGS` as a child process, its output appended to its log."""
+        n.starts += 1
         with n.log.open("ab") as log:
             log.write(f"--- start {n.starts} at {datetime.now(UTC).isoformat()}\n".encode())
             log.flush()
@@ -460,26 +514,22 @@ class Supervisor:
                 sys.executable, "-m", "node.cli", *args,
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT,
             )  # fmt: skip
-        await self._wait_ready(n)
-        offset = clock_offset(self.root)
-        if offset > 0 and not self.spec.compose:
-            await advance_node_clock(n.home, offset)  # a fresh process starts on system time
-        return time.monotonic() - started
 
-    async def _wait_ready(self, n: NodeProcess) -> None:
+    async def _wait_ready(
+        self, n: NodeProcess, what: str, ready: Callable[[], Awaitable[bool]]
+    ) -> None:
         assert n.process is not None
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             if n.process.returncode is not None:
                 raise ClusterError(
-                    f"{n.agency.code} exited with status {n.process.returncode} while "
+                    f"{what} exited with status {n.process.returncode} while "
                     f"starting:\n{tail(n.log)}"
                 )
-            with contextlib.suppress(NodeNotRunningError, ConfigError):
-                if await health(n.home) == "SERVING":
-                    return
+            if await ready():
+                return
             await asyncio.sleep(POLL)
-        raise ClusterError(f"{n.agency.code} not ready after {READY_TIMEOUT:.0f} s:\n{tail(n.log)}")
+        raise ClusterError(f"{what} not ready after {READY_TIMEOUT:.0f} s:\n{tail(n.log)}")
 
     async def kill(self, agency: str) -> None:
         """SIGKILL: no shutdown, no flush; what the node acknowledged must survive it."""
@@ -493,17 +543,7 @@ class Supervisor:
 
     async def stop(self, agency: str) -> int:
         """SIGTERM, then SIGKILL after STOP_TIMEOUT; the exit status."""
-        n = self.node(agency)
-        if not n.running:
-            return n.process.returncode if n.process and n.process.returncode is not None else 0
-        assert n.process is not None
-        n.process.send_signal(signal.SIGTERM)
-        try:
-            return await asyncio.wait_for(n.process.wait(), STOP_TIMEOUT)
-        except TimeoutError:
-            n.process.kill()
-            await n.process.wait()
-            raise ClusterError(f"{agency} did not stop within {STOP_TIMEOUT:.0f} s") from None
+        return await _terminate(self.node(agency), agency)
 
     async def restart(self, agency: str) -> float:
         if self.node(agency).running:
@@ -514,14 +554,58 @@ class Supervisor:
         await asyncio.gather(*(self.start(code) for code in self.nodes))
 
     async def create_users(self, users: Sequence[UserSpec] = ()) -> list[UserSpec]:
-        """Create the users (default: the cluster's) whose token is not there yet; the ones
-        created."""
+        """Create the users (default: the cluster's) whose token is not there yet, and, in a
+        cluster with gateways, give each without one a console password; the users created."""
+        wanted = users or self.spec.users
         created = []
-        for user in users or self.spec.users:
+        for user in wanted:
             if not token_path(self.root, self.spec, user).exists():
                 await create_user(self.node(user.agency).home, user)
                 created.append(user)
+        if self.with_gateways:
+            # All at once: each node hashes (argon2id, ~0.1 s each) two at a time.
+            paths = [(u, password_path(self.root, self.spec, u)) for u in wanted]
+            await _settle(
+                *(
+                    set_password(self.node(u.agency).home, u.name, path)
+                    for u, path in paths
+                    if not path.exists()
+                )
+            )
         return created
+
+    # ---- gateways ---------------------------------------------------------------------------
+
+    def gateway(self, agency: str) -> NodeProcess:
+        self.node(agency)  # an agency of the cluster
+        return self.gateways[agency]
+
+    async def start_gateway(self, agency: str) -> None:
+        """Start the agency's gateway on its loopback port; wait until it answers that its
+        node serves."""
+        g = self.gateway(agency)
+        what = f"the gateway of {agency}"
+        if g.running:
+            raise ClusterError(f"{what} is already running")
+        listen = f"127.0.0.1:{g.agency.gateway}"
+        await self._spawn(g, ["gateway", "run", "--home", str(g.home), "--listen", listen])
+
+        async def serving() -> bool:
+            return await gateway_health(g.agency.gateway) == "SERVING"
+
+        await self._wait_ready(g, what, serving)
+
+    async def stop_gateway(self, agency: str) -> int:
+        return await _terminate(self.gateway(agency), f"the gateway of {agency}")
+
+    async def start_gateways(self) -> None:
+        await _settle(*(self.start_gateway(code) for code in self.gateways))
+
+    def gateway_states(self) -> dict[str, tuple[bool, str]]:
+        """Per agency: running, the gateway process's state; empty without gateways."""
+        if not self.with_gateways:
+            return {}
+        return {code: (g.running, g.state()) for code, g in self.gateways.items()}
 
     # ---- faults -----------------------------------------------------------------------------
 
@@ -553,25 +637,29 @@ class Supervisor:
     # ---- life cycle -------------------------------------------------------------------------
 
     async def up(self) -> None:
-        """Proxies, nodes, users, control socket."""
+        """Proxies, nodes, users (and gateways), control socket."""
         await self.start_proxies()
         await self.start_all()
-        await self.create_users()
+        if self.with_gateways:
+            # A gateway takes a second or two to import; meanwhile the nodes hash passwords.
+            await _settle(self.create_users(), self.start_gateways())
+        else:
+            await self.create_users()
         await self.serve_control()
 
     async def down(self) -> dict[str, int]:
-        """Stop every node (SIGTERM) and proxy; each node's exit status."""
+        """Stop every gateway, node (SIGTERM) and proxy; each one's exit status, by agency
+        ("NL-POL") and gateway ("NL-POL gateway")."""
         if self._control is not None:
             self._control.close()
-        codes = dict(
-            zip(
-                self.nodes,
-                await asyncio.gather(
-                    *(self.stop(code) for code in self.nodes), return_exceptions=True
-                ),
-                strict=True,
-            )
+        started = [code for code, g in self.gateways.items() if g.process is not None]
+        results = await asyncio.gather(
+            *(self.stop_gateway(code) for code in started),
+            *(self.stop(code) for code in self.nodes),
+            return_exceptions=True,
         )
+        names = [f"{code} gateway" for code in started] + list(self.nodes)
+        codes = dict(zip(names, results, strict=True))
         for proxy in self.proxies.values():
             await proxy.close()
         for name in (CONTROL_SOCKET, PID_FILE):
@@ -618,6 +706,8 @@ class Supervisor:
             return await self.fault(request["from"], request["to"], mode, delay=request["delay"])
         if op == "processes":
             return await self.processes()
+        if op == "gateways":
+            return self.gateway_states()
         if op == "faults":
             return self.faults()
         if op == "create_users":
@@ -698,6 +788,10 @@ class RemoteCluster:
         names = set(await self.call("create_users", users=[asdict(u) for u in users]))
         return [u for u in users if u.name in names]
 
+    async def gateways(self) -> dict[str, tuple[bool, str]]:
+        raw = await self.call("gateways")
+        return {k: (bool(v[0]), str(v[1])) for k, v in raw.items()}
+
     async def down(self) -> None:
         await self.call("down")
 
@@ -713,6 +807,56 @@ async def outbox(home: Path) -> Any:
     """The node's outbox per peer (`Outbox` on its local API, as its administrator)."""
     async with connect(home, user="admin") as admin:
         return await admin.api.Outbox(local_pb2.OutboxRequest())
+
+
+async def _settle(*aws: Awaitable[Any]) -> None:
+    """Await all, then raise the first failure: unlike a plain gather, nothing is still
+    starting a process when the caller goes on to stop the cluster."""
+    for result in await asyncio.gather(*aws, return_exceptions=True):
+        if isinstance(result, BaseException):
+            raise result
+
+
+async def _terminate(n: NodeProcess, what: str) -> int:
+    """SIGTERM, then SIGKILL after STOP_TIMEOUT; the exit status."""
+    if not n.running:
+        return n.process.returncode if n.process and n.process.returncode is not None else 0
+    assert n.process is not None
+    n.process.send_signal(signal.SIGTERM)
+    try:
+        return await asyncio.wait_for(n.process.wait(), STOP_TIMEOUT)
+    except TimeoutError:
+        n.process.kill()
+        await n.process.wait()
+        raise ClusterError(f"{what} did not stop within {STOP_TIMEOUT:.0f} s") from None
+
+
+def gateway_url(agency: AgencySpec) -> str:
+    return f"http://127.0.0.1:{agency.gateway}"
+
+
+async def gateway_health(port: int) -> str:
+    """What a cluster gateway's `/healthz` says: SERVING (its node answers), NODE DOWN (503),
+    DOWN (nothing answers), or the HTTP status."""
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                writer.write(
+                    f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                    "Connection: close\r\n\r\n".encode()
+                )
+                answer = await reader.read()  # a few bytes; the gateway closes after them
+            finally:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+    except (OSError, TimeoutError):
+        return "DOWN"
+    status = answer.split(b"\r\n", 1)[0].split()
+    if len(status) < 2:
+        return "DOWN"
+    return {b"200": "SERVING", b"503": "NODE DOWN"}.get(status[1], f"HTTP {status[1].decode()}")
 
 
 async def node_health(home: Path) -> str:

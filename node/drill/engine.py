@@ -46,12 +46,10 @@ from node.drill.cluster import (
     clock_offset,
     cluster_now,
     create_cluster,
-    create_user,
     default_users,
     outbox,
     set_clock_offset,
     tail,
-    token_path,
 )
 from node.drill.proxy import Mode
 from node.envelope import parse_receipt, public_key_of, verify_envelope, verify_receipt
@@ -1043,16 +1041,19 @@ async def serves_serial(root: Path, spec: ClusterSpec, agencies: list[str], seri
     return True
 
 
-async def prepare_running(root: Path, spec: ClusterSpec, scenario: sc.Scenario) -> None:
-    """Bring a running cluster to what the scenario assumes: its users and agreements."""
+async def prepare_running(
+    root: Path, spec: ClusterSpec, scenario: sc.Scenario, control: Control
+) -> None:
+    """Bring a running cluster to what the scenario assumes: its users (created by the
+    cluster's supervisor, which also gives them console passwords for its gateways) and
+    agreements."""
     strangers = sorted(set(scenario.agencies) - set(spec.codes))
     if strangers:
         raise ClusterError(
             f"the cluster at {root} has no {', '.join(strangers)} (it has {', '.join(spec.codes)})"
         )
-    for user in scenario.users:
-        if not token_path(root, spec, user).exists():
-            await create_user(root / spec.agency(user.agency).home, user)
+    if scenario.users:
+        await control.create_users(scenario.users)
     agreements = scenario.agreements_at(cluster_now(root))
     if agreements is None:
         return
@@ -1107,7 +1108,7 @@ async def run_drill(
         else:
             say(f"using the cluster running at {root}")
             await control.processes()  # fails clearly if it is not up
-            await prepare_running(root, spec, scenario)
+            await prepare_running(root, spec, scenario, control)
         engine = Engine(scenario, root=root, spec=spec, control=control, report=report, say=say)
         await engine.run()
     except ClusterError as exc:
