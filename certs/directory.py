@@ -29,6 +29,22 @@ TLP_ORDER = ("CLEAR", "GREEN", "AMBER", "AMBER_STRICT", "RED")
 HANDLING_CODES = ("H0", "H1", "H2", "H3")
 
 
+def tlp_name(text: str) -> str | None:
+    """A TLP level as typed (`AMBER+STRICT`, `amber_strict`, `TLP:AMBER+STRICT`, ...) as its
+    name in TLP_ORDER, or None if it is no level."""
+    name = text.strip().upper().removeprefix("TLP:").removeprefix("TLP_")
+    name = name.replace("+", "_").replace("-", "_")
+    return name if name in TLP_ORDER else None
+
+
+def tlp_label(name: str) -> str:
+    """The TLP 2.0 spelling of a level, as every output shows it (AMBER+STRICT)."""
+    return name.replace("_", "+")
+
+
+TLP_LABELS = tuple(tlp_label(t) for t in TLP_ORDER)
+
+
 @dataclass(frozen=True, slots=True)
 class Member:
     agency: str
@@ -173,7 +189,7 @@ def agreement_to_dict(a: Agreement) -> dict[str, Any]:
         "valid_from": a.valid_from.isoformat(),
         "valid_until": a.valid_until.isoformat(),
         "review_date": a.review_date.isoformat() if a.review_date else None,
-        "max_tlp": a.max_tlp,
+        "max_tlp": tlp_label(a.max_tlp),
         "handling_codes": list(a.handling_codes),
         "onward_transfer": a.onward_transfer,
         "approval_required": list(a.approval_required),
@@ -187,9 +203,9 @@ def agreement_from_dict(d: Any, where: str) -> Agreement:
     days = d.get("max_retention_days")
     if not isinstance(days, int) or days < 1:
         raise PkiError(f"{where}.max_retention_days must be a positive integer")
-    max_tlp = str(d.get("max_tlp", "RED"))
-    if max_tlp not in TLP_ORDER:
-        raise PkiError(f"{where}.max_tlp must be one of {', '.join(TLP_ORDER)}")
+    max_tlp = tlp_name(str(d.get("max_tlp", "RED")))
+    if max_tlp is None:
+        raise PkiError(f"{where}.max_tlp must be one of {', '.join(TLP_LABELS)}")
     onward = str(d.get("onward_transfer", "WITH_ORIGINATOR_CONSENT"))
     if onward not in ONWARD_RULES:
         raise PkiError(f"{where}.onward_transfer must be one of {', '.join(ONWARD_RULES)}")

@@ -19,7 +19,7 @@ from grpc_reflection.v1alpha import reflection
 
 from accord.v1 import federation_pb2, local_pb2, local_pb2_grpc, message_pb2
 from certs.ca import load_key, write_private
-from certs.directory import agreement_to_dict
+from certs.directory import TLP_LABELS, agreement_to_dict
 from node.access import Role
 from node.clock import Clock, SystemClock
 from node.config import Config
@@ -272,7 +272,7 @@ class Node:
             },
             "handling": {
                 "codes": ["H0", "H1", "H2", "H3"],
-                "tlp": ["CLEAR", "GREEN", "AMBER", "AMBER_STRICT", "RED"],
+                "tlp": list(TLP_LABELS),
                 "rule": "TLP and handling codes at most the agreement's; onward transfer per the "
                 "message's rule and the originator's grant",
             },

@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 import grpc
 
 from certs.ca import FederationAuthority, load_cert
+from certs.directory import TLP_LABELS, tlp_label, tlp_name
 from certs.errors import PkiError
 from certs.identity import check_agency_code
 from node import config as config_mod
@@ -30,6 +31,10 @@ from node.client import connect, local_error, resolve_home
 from node.errors import AccordError
 
 Handler = Callable[[argparse.Namespace], int]
+
+MAX_CERT_DAYS = 3650  # a node certificate lives at most ten years
+MAX_CRL_HOURS = 8760.0  # a CRL promises at most a year ahead
+MAX_RETENTION_DAYS = 36500
 
 
 class Parser(argparse.ArgumentParser):
@@ -61,15 +66,31 @@ def cmd_certs_init(args: argparse.Namespace) -> int:
 
 def cmd_certs_issue(args: argparse.Namespace) -> int:
     fa = FederationAuthority(Path(args.dir))
+    check_agency_code(args.agency)
+    now = _now()
+    previous = fa.unrevoked(args.agency, now)
+    if previous and not args.replace:
+        serials = ", ".join(f"{s:x}" for s in previous)
+        raise UsageError(
+            f"{args.agency} already has a certificate (serial {serials}); pass --replace to "
+            "issue a new key and certificate in its place"
+        )
     issued = fa.issue(
         agency=args.agency,
         endpoint=args.endpoint,
         name=args.name or "",
         days=args.days,
-        now=_now(),
+        now=now,
         out=Path(args.out) if args.out else None,
     )
     print(f"issued {issued.agency} certificate serial {issued.serial:x} into {issued.directory}")
+    for serial in previous:
+        # Not revoked automatically: the operator decides whether the old key was compromised.
+        print(
+            f"the previous certificate (serial {serial:x}) is no longer listed in the directory, "
+            "so peers stop accepting it once they load this directory; it is not revoked: "
+            f"`accord certs revoke --dir {args.dir} --serial {serial:x}` puts it on the CRL"
+        )
     return 0
 
 
@@ -111,8 +132,20 @@ def _add_certs(sub: Any) -> None:
     p.add_argument("--dir", required=True, help="federation authority directory")
     p.add_argument("--agency", required=True, help="agency code, e.g. NL-POL")
     p.add_argument("--endpoint", required=True, help="HOST:PORT the node listens on")
-    p.add_argument("--name", help="agency display name")
-    p.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
+    p.add_argument("--name", help="agency display name (default: the one listed, else CODE)")
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="issue even though the agency has a certificate: the directory then lists only the "
+        "new one (the old one is not revoked; `certs revoke --serial` does that)",
+    )
+    p.add_argument(
+        "--days",
+        type=whole(1, MAX_CERT_DAYS),
+        default=365,
+        metavar="N",
+        help=f"validity in days, 1 to {MAX_CERT_DAYS} (default 365)",
+    )
     p.add_argument(
         "--out", help="where to write node.key, node.pem, ca.pem (default DIR/issued/CODE)"
     )
@@ -127,7 +160,14 @@ def _add_certs(sub: Any) -> None:
 
     p = csub.add_parser("crl", help="republish the CRL with a fresh nextUpdate")
     p.add_argument("--dir", required=True, help="federation authority directory")
-    p.add_argument("--hours", type=float, default=168.0, help="hours to nextUpdate (default 168)")
+    p.add_argument(
+        "--hours",
+        type=number(0, MAX_CRL_HOURS),
+        default=168.0,
+        metavar="H",
+        help=f"hours until nextUpdate, more than 0 and at most {MAX_CRL_HOURS:g} (default 168); "
+        "nodes refuse every peer once it passes",
+    )
     p.set_defaults(func=cmd_certs_crl)
 
     p = csub.add_parser("set-endpoint", help="change a member's endpoint in the directory")
@@ -232,11 +272,38 @@ def _choice(value: str, choices: Sequence[str], *, what: str, prefix: str = "") 
     return name
 
 
-def _positive(text: str) -> int:
-    """argparse type: a whole number >= 1."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
-    return int(text)
+def whole(low: int, high: int) -> Callable[[str], int]:
+    """argparse type: a whole number from `low` to `high`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range ({low} to {high})")
+        return value
+
+    parse.bounds = (low, high)  # type: ignore[attr-defined]  # for the tests that walk options
+    return parse
+
+
+def number(above: float, high: float) -> Callable[[str], float]:
+    """argparse type: a number greater than `above`, at most `high` (nan and inf refused)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not above < value <= high:  # written so that nan is refused too
+            raise argparse.ArgumentTypeError(
+                f"{text.strip()} is out of range (more than {above:g}, at most {high:g})"
+            )
+        return value
+
+    parse.bounds = (above, high)  # type: ignore[attr-defined]
+    return parse
 
 
 def _names(enum: Any, prefix: str) -> list[str]:
@@ -287,11 +354,11 @@ def build_content(args: argparse.Namespace) -> Any:
     type_name = _choice(args.type, MESSAGE_TYPES, what="--type", prefix="MESSAGE_TYPE_")
     fields: dict[str, Any] = {}
     if args.retention_days is not None:
-        if args.retention_days < 1:
-            raise UsageError("--retention-days: must be at least 1")
         fields["retention"] = pb.Retention(days=args.retention_days)
     if args.tlp:
-        tlp = _choice(args.tlp, _names(pb.Tlp, "TLP_"), what="--tlp", prefix="TLP_")
+        tlp = tlp_name(args.tlp)
+        if tlp is None:
+            raise UsageError(f"--tlp {args.tlp!r} is not one of: {', '.join(TLP_LABELS)}")
         fields["tlp"] = f"TLP_{tlp}"
     codes = _names(pb.HandlingCode, "HANDLING_CODE_")
     fields["handling_codes"] = [
@@ -370,7 +437,7 @@ def _summary_dict(s: Any) -> dict[str, Any]:
         "type": _enum(pb.MessageType, s.type, "MESSAGE_TYPE_"),
         "purpose": s.purpose,
         "correlation_id": s.correlation_id,
-        "tlp": _enum(pb.Tlp, s.tlp, "TLP_"),
+        "tlp": tlp_label(_enum(pb.Tlp, s.tlp, "TLP_")),
         "direction": s.direction,
         "created_at": _iso(s.created_at),
         "received_at": _iso(s.received_at),
@@ -637,7 +704,10 @@ def _add_messages(sub: Any) -> None:
         "ERASURE_REQUEST, RECTIFICATION, TRANSFER_AUTHORISATION_*), LiaisonBody otherwise",
     )
     p.add_argument(
-        "--retention-days", type=int, metavar="N", help="keep at most N days after receipt"
+        "--retention-days",
+        type=whole(1, MAX_RETENTION_DAYS),
+        metavar="N",
+        help=f"keep at most N days after receipt, 1 to {MAX_RETENTION_DAYS}",
     )
     p.add_argument("--tlp", metavar="LEVEL", help="CLEAR, GREEN, AMBER, AMBER+STRICT or RED")
     p.add_argument(
@@ -657,7 +727,11 @@ def _add_messages(sub: Any) -> None:
     p = sub.add_parser("inbox", help="list messages received by the local node")
     _local_arguments(p)
     p.add_argument(
-        "--limit", type=_positive, default=100, help="at most N messages (default 100, max 1000)"
+        "--limit",
+        type=whole(1, 1000),
+        default=100,
+        metavar="N",
+        help="at most N messages, 1 to 1000 (default 100)",
     )
     p.add_argument("--before", metavar="ID", help="page: messages older than this id")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

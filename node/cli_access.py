@@ -16,7 +16,7 @@ from accord.v1 import local_pb2
 from accord.v1 import message_pb2 as pb
 from certs.ca import FederationAuthority
 from certs.directory import agreement_from_dict, agreement_to_dict
-from node.cli import UsageError, _csv, _local_arguments, _table
+from node.cli import UsageError, _csv, _local_arguments, _table, whole
 from node.client import connect, resolve_home
 
 
@@ -367,7 +367,13 @@ def add_policy(sub: Any) -> None:
     p.set_defaults(func=cmd_policy_show)
     p = sub.add_parser("access-log", help="who consulted, forwarded or approved what (auditor)")
     p.add_argument("--message", help="only entries for this message id")
-    p.add_argument("--limit", type=int, default=200)
+    p.add_argument(
+        "--limit",
+        type=whole(1, 5000),
+        default=200,
+        metavar="N",
+        help="the N latest entries, 1 to 5000 (default 200)",
+    )
     _local_arguments(p)
     p.set_defaults(func=cmd_access_log)
     ag = sub.add_parser("agreements", help="cooperation agreements in the federation directory")

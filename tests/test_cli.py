@@ -220,7 +220,7 @@ async def test_bad_send_arguments_name_the_problem(tmp_short: Path) -> None:
     assert_usage_error(runs[5], "--type 'gossip' is not one of: REQUEST_INFO, REPLY")
     assert_usage_error(runs[6], "--tlp 'purple' is not one of: CLEAR, GREEN, AMBER")
     assert_usage_error(runs[7], "--handling code 'H9' is not one of: H0, H1, H2, H3")
-    assert_usage_error(runs[8], "--retention-days: must be at least 1")
+    assert_usage_error(runs[8], "argument --retention-days: 0 is out of range (1 to 36500)")
     assert_usage_error(
         runs[9], "send: the following arguments are required: --type, --purpose, --body",
         "see `accord send --help`",
