@@ -242,13 +242,26 @@ def cmd_access_log(args: argparse.Namespace) -> int:
 
 def cmd_agreements_set(args: argparse.Namespace) -> int:
     fa = FederationAuthority(Path(args.dir))
+    path = Path(args.file)
     try:
-        raw = json.loads(Path(args.file).read_text())
+        raw = json.loads(path.read_bytes().decode())
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{args.file}: not UTF-8 text") from exc
     except json.JSONDecodeError as exc:
         raise UsageError(f"{args.file}: not valid JSON: {exc}") from exc
     if not isinstance(raw, list):
         raise UsageError(f"{args.file}: expected a JSON list of agreements")
-    agreements = tuple(agreement_from_dict(a, f"{args.file}[{i}]") for i, a in enumerate(raw))
+    current = fa.directory()
+    # Everything is checked before anything is published: one bad agreement publishes none.
+    agreements = tuple(
+        agreement_from_dict(
+            a,
+            f"{args.file}[{i}]",
+            purposes=current.purpose_codes(),
+            members=frozenset(m.agency for m in current.members),
+        )
+        for i, a in enumerate(raw)
+    )
     d = fa.set_agreements(agreements, now=datetime.now(UTC))
     print(f"directory serial {d.serial} published with {len(agreements)} agreement(s)")
     for a in agreements:
