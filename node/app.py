@@ -3,30 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import gc
 import json
 import logging
 import os
-import secrets
+import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from accord.v1 import federation_pb2, local_pb2, local_pb2_grpc, message_pb2
-from certs.ca import load_key, write_private
+from certs.ca import load_key
 from certs.directory import TLP_LABELS, agreement_to_dict
-from node.access import Role
+from certs.errors import PkiError
 from node.clock import Clock, SystemClock
 from node.config import Config
 from node.delivery.link import Credentials, PeerLink, ReceiptEvent
 from node.delivery.receiver import Receiver
 from node.envelope import digest, meta_of, set_time, sign
-from node.errors import AccordError, Reason, Refused
+from node.errors import AccordError, ConfigError, Reason, Refused
 from node.ids import uuid7
 from node.operations import Operations
 from node.policy import Policy
@@ -50,6 +54,70 @@ SWITCH_INTERVAL = 0.0005
 # collected after 10 000 net allocations instead of 700: most of a message's objects are freed
 # by reference counting long before that.
 GC_THRESHOLDS = (10_000, 20, 20)
+
+
+LOCK_FILE = "node.lock"
+
+
+def lock_home(home: Path) -> int:
+    """Take the lock on HOME that says a node runs there (a second node on the same home would
+    share its database and take over its socket), and write this process's id into it. The
+    kernel releases the lock when the process ends, however it ends."""
+    path = home / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise ConfigError(
+            f"another node is running on {home} (pid {holder} holds {path}); stop it first"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def check_can_listen(listen: str) -> None:
+    """Fail with a clear error before grpcio tries (and logs its own lines) when the address is
+    taken or not on this host. grpcio still reports what this misses (a race), as ConfigError."""
+    host, _, port = listen.rpartition(":")
+    if int(port) == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(
+            host.strip("[]"), int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise ConfigError(f"node.listen: cannot resolve {host!r}: {exc.strerror}") from exc
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as grpcio binds
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                raise ConfigError(
+                    f"node.listen: cannot listen on {listen}: {exc.strerror}"
+                ) from exc
+
+
+# Files in HOME that hold secrets or messages: made 0600 at every start, whatever they were
+# left as (a restore from backup, an operator's copy).
+def tighten_secrets(config: Config) -> None:
+    paths = [config.path(config.tls.key), config.master_key, config.database]
+    paths += [config.database.with_name(config.database.name + s) for s in ("-wal", "-shm")]
+    tokens = config.home / "tokens"
+    if tokens.is_dir():
+        os.chmod(tokens, 0o700)
+        paths += [p for p in tokens.iterdir() if p.is_file()]
+    for path in paths:
+        try:
+            mode = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            os.chmod(path, 0o600)
+            log.warning("%s was readable by others (mode %o); made it 0600", path, mode)
 
 
 def tune_collector() -> None:
@@ -95,9 +163,20 @@ class Node:
             crl_path=config.path(config.federation.crl),
             directory_path=config.path(config.federation.directory),
         )
-        self.key: ec.EllipticCurvePrivateKey = load_key(config.path(config.tls.key))
+        try:
+            self.key: ec.EllipticCurvePrivateKey = load_key(config.path(config.tls.key))
+        except (ValueError, PkiError) as exc:
+            raise ConfigError(
+                f"tls.key: {config.path(config.tls.key)} is not a PEM EC private key"
+            ) from exc
         self.signer = BatchSigner(self.key)  # the envelopes of sends that start together
         self.cert_pem = config.path(config.tls.certificate).read_bytes()
+        try:
+            x509.load_pem_x509_certificate(self.cert_pem)
+        except ValueError as exc:
+            raise ConfigError(
+                f"tls.certificate: {config.path(config.tls.certificate)} is not a PEM certificate"
+            ) from exc
         self.credentials = Credentials(
             key_pem=config.path(config.tls.key).read_bytes(),
             cert_pem=self.cert_pem,
@@ -113,16 +192,29 @@ class Node:
         self._receipt_listeners: list[Callable[[ReceiptEvent], None]] = []
         self.health = health.aio.HealthServicer()
         self._policy: Policy | None = None
+        self._lock: int | None = None  # descriptor holding the lock on HOME
 
     # ---- life cycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Start serving. On any failure, whatever was started is stopped again (store threads,
+        servers, the lock on HOME) before the error is raised: a node that did not start
+        leaves nothing running to keep its process alive."""
+        try:
+            await self._start()
+        except BaseException:
+            await self._abort()
+            raise
+
+    async def _start(self) -> None:
         # Signature checks and SQLite run in worker threads; a worker that is done waits for
         # the GIL up to the switch interval (5 ms by default) before the loop sees its result,
         # and several such hops lie on each message's path. 0.5 ms keeps that off the latency.
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
         home = self.config.home
         os.chmod(home, 0o700)
+        self._lock = lock_home(home)
+        tighten_secrets(self.config)
         self.trust.load_initial()
         keys = KeyRing.load_or_create(self.config.master_key)
         self.store = await Store.open(
@@ -130,10 +222,10 @@ class Node:
             keys=keys,
             synchronous=self.config.store.synchronous,
             batch_max=self.config.delivery.batch_max,
+            create=False,
         )
         self.access_store = AccessStore(self.store)
         self.operations = Operations(self, self.access_store)
-        await self._bootstrap_admin()
         self.receiver = Receiver(
             agency=self.agency,
             key=self.key,
@@ -166,14 +258,22 @@ class Node:
             root_certificates=self.credentials.ca_pem,
             require_client_auth=True,
         )
-        self.port = self._server.add_secure_port(self.config.node.listen, server_creds)
+        listen = self.config.node.listen
+        check_can_listen(listen)
+        try:
+            self.port = self._server.add_secure_port(listen, server_creds)
+        except RuntimeError as exc:  # grpcio's "Failed to bind to address ..."
+            raise ConfigError(
+                f"node.listen: cannot listen on {listen}: the address is in use or not "
+                "available on this host"
+            ) from exc
         if self.port == 0:
-            raise OSError(f"cannot listen on {self.config.node.listen}")
+            raise ConfigError(f"node.listen: cannot listen on {listen}")
         await self._server.start()
 
         sock = self.config.socket
         if sock.exists():
-            sock.unlink()
+            sock.unlink()  # left by a node that died: the lock on HOME says none runs now
         self._local = grpc.aio.server(
             interceptors=[LocalAuthInterceptor(self.access_store.user_by_token)]
         )
@@ -196,24 +296,64 @@ class Node:
             self.link(recipient)
         self._reload_task = asyncio.create_task(self._reload_loop(), name="federation-reload")
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
-        host = self.config.node.listen.rpartition(":")[0]
+        host = listen.rpartition(":")[0]
         log.info("%s listening on %s:%d, local API on %s", self.agency, host, self.port, sock)
 
+    async def _abort(self) -> None:
+        """Undo a start that failed part-way; each step on its own, so one failure does not
+        leave the rest running."""
+        for server in (self._local, self._server):
+            if server is not None:
+                with contextlib.suppress(Exception):
+                    await server.stop(0)
+        if self._reload_task is not None:
+            self._reload_task.cancel()
+        for link in self.links.values():
+            with contextlib.suppress(Exception):
+                await link.close()
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                await self.store.close()
+        if self._local is not None:
+            with contextlib.suppress(OSError):
+                self.config.socket.unlink()
+        self._unlock()
+
     async def stop(self, *, grace: float = 2.0) -> None:
-        """Stop accepting, let in-flight streams finish for `grace` seconds, close the store."""
-        await self.health.enter_graceful_shutdown()
+        """Stop accepting, let in-flight streams finish for `grace` seconds, close the store.
+
+        Each step runs even if an earlier one fails (a link task that died, a server that
+        will not stop): the store must be closed, or its threads keep the process alive."""
+        errors: list[BaseException] = []
+
+        async def step(action: Awaitable[object]) -> None:
+            try:
+                await action
+            except Exception as exc:
+                log.error("while stopping: %s: %s", type(exc).__name__, exc)
+                errors.append(exc)
+
+        await step(self.health.enter_graceful_shutdown())
         if self._reload_task:
             self._reload_task.cancel()
         for link in self.links.values():
-            await link.close()
+            await step(link.close())
         if self._local:
-            await self._local.stop(grace)
+            await step(self._local.stop(grace))
         if self._server:
-            await asyncio.gather(self._server.stop(grace), self._federation.drain())
+            await step(asyncio.gather(self._server.stop(grace), self._federation.drain()))
         if self.store:
-            await self.store.close()
+            await step(self.store.close())
         if self.config.socket.exists():
             self.config.socket.unlink()
+        self._unlock()
+        if errors:
+            raise errors[0]
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor releases the lock
+            self._lock = None
 
     async def _reload_loop(self) -> None:
         while True:
@@ -227,18 +367,6 @@ class Node:
             for link in self.links.values():
                 link.notify()
         return changed
-
-    async def _bootstrap_admin(self) -> None:
-        """A fresh node gets one administrator, whose token is left in HOME/tokens/admin."""
-        if await self.access_store.users():
-            return
-        tokens = self.config.home / "tokens"
-        tokens.mkdir(mode=0o700, exist_ok=True)
-        token = secrets.token_urlsafe(32)
-        await self.access_store.add_user(
-            name="admin", role=Role.ADMINISTRATOR, token=token, purposes=(), now=self.clock.now()
-        )
-        write_private(tokens / "admin", token.encode())
 
     def _member_key(self, agency: str) -> ec.EllipticCurvePublicKey | None:
         try:

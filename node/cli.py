@@ -31,6 +31,7 @@ from node.client import connect, local_error, resolve_home
 from node.errors import AccordError
 
 Handler = Callable[[argparse.Namespace], int]
+log = logging.getLogger("accord")
 
 MAX_CERT_DAYS = 3650  # a node certificate lives at most ten years
 MAX_CRL_HOURS = 8760.0  # a CRL promises at most a year ahead
@@ -48,6 +49,10 @@ class Parser(argparse.ArgumentParser):
 
 class UsageError(AccordError):
     """A command line that names something impossible (bad type, bad file, ...)."""
+
+
+class StartupError(AccordError):
+    """`accord node run` could not start the node; nothing of it is left running."""
 
 
 def _now() -> datetime:
@@ -185,32 +190,55 @@ def cmd_node_init(args: argparse.Namespace) -> int:
     from node.home import init_home
 
     fed = Path(args.federation)
-    federation = args.federation_name
-    if federation is None:
-        # Only the published files (ca.pem, directory.json), never the authority's private key:
-        # an agency receives those, not the federation's state directory.
-        federation = load_directory(fed / "directory.json", load_cert(fed / "ca.pem")).federation
+    agency = check_agency_code(args.agency)
+    # Only the published files (ca.pem, directory.json), never the authority's private key:
+    # an agency receives those, not the federation's state directory.
+    directory = load_directory(fed / "directory.json", load_cert(fed / "ca.pem"))
+    listen = args.listen
+    if listen is None:
+        member = directory.member(agency)
+        if member is None:
+            raise UsageError(
+                f"{agency} is not in the federation directory, so there is no endpoint to "
+                "listen on: pass --listen HOST:PORT (or issue its certificate first)"
+            )
+        listen = member.endpoint
     path = init_home(
         Path(args.home),
-        agency=check_agency_code(args.agency),
-        federation=federation,
-        listen=args.listen,
-        issued=Path(args.certs) if args.certs else fed / "issued" / args.agency,
+        agency=agency,
+        federation=args.federation_name or directory.federation,
+        listen=listen,
+        issued=Path(args.certs) if args.certs else fed / "issued" / agency,
         directory=fed / "directory.json",
         crl=fed / "crl.pem",
     )
-    print(f"node home ready: {path}")
+    print(f"node home ready: {path.parent} (listens on {listen}; token of the administrator in "
+          f"{path.parent / 'tokens' / 'admin'})")  # fmt: skip
     return 0
+
+
+# How long `node run` lets in-flight streams finish on SIGTERM, and how much longer it waits for
+# the rest of the stop before it exits anyway.
+STOP_GRACE = 5.0
+STOP_MARGIN = 10.0
 
 
 def cmd_node_run(args: argparse.Namespace) -> int:
     from node.app import Node, tune_collector
 
     config = config_mod.load(resolve_home(args.home))
+    stopped_in_time = True
 
     async def run() -> None:
-        node = Node(config)
-        await node.start()
+        nonlocal stopped_in_time
+        try:
+            node = Node(config)
+            await node.start()
+        except (AccordError, PkiError):
+            raise
+        except Exception as exc:
+            log.debug("start-up failed", exc_info=True)
+            raise StartupError(f"{config.node.agency} did not start: {describe(exc)}") from exc
         tune_collector()
         print(f"{node.agency} ready on port {node.port}", flush=True)
         stop = asyncio.Event()
@@ -218,10 +246,47 @@ def cmd_node_run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-        await node.stop(grace=5.0)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            # A second signal while stopping: the operator wants it gone now.
+            loop.add_signal_handler(sig, os._exit, 128 + sig)
+        try:
+            await asyncio.wait_for(node.stop(grace=STOP_GRACE), STOP_GRACE + STOP_MARGIN)
+        except TimeoutError:
+            stopped_in_time = False
+            log.error("stop did not finish within %.0f s; exiting anyway", STOP_GRACE + STOP_MARGIN)
 
-    asyncio.run(run())
-    return 0
+    try:
+        asyncio.run(run())
+    finally:
+        _exit_if_stuck()
+    return 0 if stopped_in_time else 1
+
+
+def describe(exc: BaseException) -> str:
+    """One line for an unforeseen start-up failure (a corrupt database, a bad certificate)."""
+    import sqlite3
+
+    if isinstance(exc, sqlite3.DatabaseError):
+        return f"database: {exc}; restore accord.db from backup"
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror}"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"
+
+
+def _exit_if_stuck() -> None:
+    """A thread left behind by a failed start or stop (a database connection) would keep the
+    process alive after main returns: nothing may keep `accord node run` from exiting."""
+    import threading
+
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join(timeout=2.0)
+            if thread.is_alive():
+                log.error("thread %s still running after the node stopped; exiting", thread.name)
+                logging.shutdown()
+                sys.stderr.flush()
+                os._exit(1)
 
 
 def _add_node(sub: Any) -> None:
@@ -234,7 +299,12 @@ def _add_node(sub: Any) -> None:
         "--federation", required=True, help="directory with the federation's published files"
     )
     p.add_argument("--federation-name", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--listen", default="127.0.0.1:7443", help="HOST:PORT for federation traffic")
+    p.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="where to listen for federation traffic (default: the endpoint the directory "
+        "lists for the agency)",
+    )
     p.add_argument(
         "--certs", help="directory with node.key, node.pem, ca.pem (default FED/issued/CODE)"
     )

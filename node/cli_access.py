@@ -38,18 +38,25 @@ def _user_row(u: Any) -> list[str]:
 
 
 def cmd_users_add(args: argparse.Namespace) -> int:
+    tokens = resolve_home(args.home) / "tokens"
+    if args.save and (tokens / args.name).exists():
+        raise UsageError(f"{tokens / args.name} exists; a token file is never overwritten")
     response = _call(
         args,
         "AddUser",
         local_pb2.AddUserRequest(name=args.name, role=args.role, clearances=_csv(args.clearance)),
     )
     if args.save:
-        home = resolve_home(args.home)
-        tokens = home / "tokens"
-        tokens.mkdir(mode=0o700, exist_ok=True)
-        fd = os.open(tokens / args.name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(response.token)
+        try:
+            tokens.mkdir(mode=0o700, exist_ok=True)
+            fd = os.open(tokens / args.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(response.token)
+        except OSError as exc:
+            # The user exists now: the token is shown rather than lost.
+            print(f"user {args.name} ({args.role}) created; token (shown once):")
+            print(response.token)
+            raise UsageError(f"could not save the token to {tokens / args.name}: {exc}") from exc
         print(f"user {args.name} ({args.role}) created; token saved to {tokens / args.name}")
     else:
         print(f"user {args.name} ({args.role}) created; token (shown once):")

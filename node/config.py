@@ -161,11 +161,8 @@ def _validate(c: Config) -> None:
         raise ConfigError(
             f"node.federation: {c.node.federation!r} is not a DNS name like accord.test"
         )
-    host, sep, port = c.node.listen.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ConfigError(f"node.listen: expected HOST:PORT, got {c.node.listen!r}")
-    if len(str(c.socket)) > 100:
-        raise ConfigError(f"node.local_socket: {c.socket} is longer than a unix socket path may be")
+    check_listen(c.node.listen, "node.listen")
+    check_socket(c.socket, "node.local_socket")
     positive = {
         "federation.reload_seconds": c.federation.reload_seconds,
         "limits.max_message_bytes": c.limits.max_message_bytes,
@@ -198,6 +195,19 @@ def _validate(c: Config) -> None:
         p = c.path(getattr(c.tls, name))
         if not p.is_file():
             raise ConfigError(f"tls.{name}: {p} does not exist")
+
+
+def check_listen(value: str, what: str) -> str:
+    """A HOST:PORT to listen on (port 0: any free port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"{what}: expected HOST:PORT, got {value!r}")
+    return value
+
+
+def check_socket(path: Path, what: str) -> None:
+    if len(str(path)) > 100:
+        raise ConfigError(f"{what}: {path} is longer than a unix socket path may be")
 
 
 def render(*, agency: str, federation: str, listen: str, directory: str, crl: str) -> str:

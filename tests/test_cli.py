@@ -167,7 +167,7 @@ async def test_node_init_creates_a_home_and_refuses_to_overwrite(tmp_short: Path
     assert (home / "config.toml").read_text() == config
     assert_usage_error(
         await accord("node", "init", "--home", tmp_short / "de", "--agency", "DE-BKA",
-                     "--federation", fed),
+                     "--federation", fed, "--listen", "127.0.0.1:7444"),
         "not found (run `accord certs issue`)",
     )  # fmt: skip
 

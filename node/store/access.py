@@ -79,17 +79,9 @@ class AccessStore:
     async def add_user(
         self, *, name: str, role: Role, token: str, purposes: Sequence[str], now: datetime
     ) -> None:
-        statements: list[tuple[str, Sequence[object]]] = [
-            (
-                "INSERT INTO users (name, role, token_sha256, created_at) VALUES (?, ?, ?, ?)",
-                (name, role.value, token_digest(token), _ts(now)),
-            )
-        ]
-        statements += [
-            ("INSERT OR IGNORE INTO clearances (user_name, purpose) VALUES (?, ?)", (name, p))
-            for p in purposes
-        ]
-        await self._store.writer.submit(statements)
+        await self._store.writer.submit(
+            add_user_txn(name=name, role=role, token=token, purposes=purposes, now=now)
+        )
 
     async def set_clearances(self, *, name: str, purposes: Sequence[str]) -> None:
         statements: list[tuple[str, Sequence[object]]] = [
@@ -247,6 +239,23 @@ class AccessStore:
             params.append(message_id)
         cursor = await self._r.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))
         return [AccessEntry(*row) for row in await cursor.fetchall()]
+
+
+def add_user_txn(
+    *, name: str, role: Role, token: str, purposes: Sequence[str], now: datetime
+) -> list[tuple[str, Sequence[object]]]:
+    """The statements that create a user (also run by `accord node init`, without a writer)."""
+    statements: list[tuple[str, Sequence[object]]] = [
+        (
+            "INSERT INTO users (name, role, token_sha256, created_at) VALUES (?, ?, ?, ?)",
+            (name, role.value, token_digest(token), _ts(now)),
+        )
+    ]
+    statements += [
+        ("INSERT OR IGNORE INTO clearances (user_name, purpose) VALUES (?, ?)", (name, p))
+        for p in purposes
+    ]
+    return statements
 
 
 def _approval(row: Sequence[object]) -> Approval:

@@ -7,6 +7,7 @@ run beside the writer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import sqlite3
@@ -15,12 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
 
 from node.envelope import MessageMeta
-from node.errors import Reason, Refused
+from node.errors import ConfigError, Reason, Refused
 from node.store.keys import KeyRing, Sealed, aad_for
 from node.store.writer import GroupCommitWriter, Statement
 
@@ -221,47 +222,70 @@ class Store:
 
     @classmethod
     async def open(
-        cls, path: Path, *, keys: KeyRing, synchronous: str = "FULL", batch_max: int = 512
+        cls,
+        path: Path,
+        *,
+        keys: KeyRing,
+        synchronous: str = "FULL",
+        batch_max: int = 512,
+        create: bool = True,
     ) -> Store:
-        _create_private(path)
+        """Open (with `create`, create) the database and bring its schema up to date.
+
+        Without `create` (a node's home, made by `accord node init`), a missing, empty or
+        schema-less database is refused with DatabaseMissing rather than started afresh."""
+        if create:
+            _create_private(path)
+        else:
+            _check_initialised(path)
         # Used from the loop's thread and the connection's, never both at once (writer.py).
         wconn = await aiosqlite.connect(path, isolation_level=None, check_same_thread=False)
-        mode = await wconn.execute_fetchall("PRAGMA journal_mode=WAL")
-        if [tuple(row) for row in mode] != [("wal",)]:  # the writer's design needs WAL
-            await wconn.close()
-            raise sqlite3.OperationalError(f"{path}: cannot use WAL mode ({list(mode)})")
-        await wconn.execute(f"PRAGMA synchronous={synchronous}")
-        # Checkpoints run between transactions on the connection's thread (writer.py), not
-        # inside a COMMIT, which may run on the event loop's thread.
-        await wconn.execute("PRAGMA wal_autocheckpoint=0")
-        await wconn.execute("PRAGMA secure_delete=ON")
-        await wconn.execute("PRAGMA foreign_keys=ON")
-        await _migrate(wconn)
-        # Inline transactions never wait for a lock on the loop's thread: the writer runs a
-        # locked one again on the connection's thread, with a timeout (writer.py).
-        await wconn.execute("PRAGMA busy_timeout=0")
-        # A WAL that grew in a burst is cut back to this when it starts over.
-        await wconn.execute("PRAGMA journal_size_limit=67108864")
-        for suffix in ("-wal", "-shm"):
-            side = path.with_name(path.name + suffix)
-            if side.exists():
-                os.chmod(side, 0o600)
-        rconn = await aiosqlite.connect(path, isolation_level=None)
-        await rconn.execute("PRAGMA query_only=ON")
-        # AUTOINCREMENT's high-water mark covers deleted rows too, so no seq is ever reused.
-        rows = list(
-            await wconn.execute_fetchall(
-                "SELECT max(coalesce((SELECT max(seq) FROM deliveries), 0), "
-                "coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'deliveries'), 0))"
+        rconn: aiosqlite.Connection | None = None
+        try:
+            mode = await wconn.execute_fetchall("PRAGMA journal_mode=WAL")
+            if [tuple(row) for row in mode] != [("wal",)]:  # the writer's design needs WAL
+                raise sqlite3.OperationalError(f"{path}: cannot use WAL mode ({list(mode)})")
+            await wconn.execute(f"PRAGMA synchronous={synchronous}")
+            # Checkpoints run between transactions on the connection's thread (writer.py), not
+            # inside a COMMIT, which may run on the event loop's thread.
+            await wconn.execute("PRAGMA wal_autocheckpoint=0")
+            await wconn.execute("PRAGMA secure_delete=ON")
+            await wconn.execute("PRAGMA foreign_keys=ON")
+            await _migrate(wconn, create=create)
+            # Inline transactions never wait for a lock on the loop's thread: the writer runs a
+            # locked one again on the connection's thread, with a timeout (writer.py).
+            await wconn.execute("PRAGMA busy_timeout=0")
+            # A WAL that grew in a burst is cut back to this when it starts over.
+            await wconn.execute("PRAGMA journal_size_limit=67108864")
+            for suffix in ("-wal", "-shm"):
+                side = path.with_name(path.name + suffix)
+                if side.exists():
+                    os.chmod(side, 0o600)
+            rconn = await aiosqlite.connect(path, isolation_level=None)
+            await rconn.execute("PRAGMA query_only=ON")
+            # AUTOINCREMENT's high-water mark covers deleted rows too, so no seq is ever reused.
+            rows = list(
+                await wconn.execute_fetchall(
+                    "SELECT max(coalesce((SELECT max(seq) FROM deliveries), 0), "
+                    "coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'deliveries'), 0))"
+                )
             )
-        )
+            # SQLite names the WAL index after the database file a symlink points to.
+            wal_index = Path(await asyncio.to_thread(os.path.realpath, path) + "-shm")
+        except BaseException:
+            # A corrupt file fails here ("file is not a database"): the connections' threads
+            # must not outlive the failure and keep the process alive.
+            for conn in (rconn, wconn):
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+            raise
         store = cls(
             writer_conn=wconn,
             reader_conn=rconn,
             keys=keys,
             batch_max=batch_max,
-            # SQLite names the WAL index after the database file a symlink points to.
-            wal_index=Path(await asyncio.to_thread(os.path.realpath, path) + "-shm"),
+            wal_index=wal_index,
         )
         store._last_seq = int(rows[0][0])
         store.writer.start()
@@ -606,25 +630,73 @@ def _create_private(path: Path) -> None:
         os.close(fd)
 
 
-async def _migrate(conn: aiosqlite.Connection) -> None:
-    """Apply numbered migrations (NNN_name.sql) not yet applied, each in its own transaction."""
-    await conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations "
-        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-    )
-    cursor = await conn.execute("SELECT version FROM schema_migrations")
-    applied = {r[0] for r in await cursor.fetchall()}
+class DatabaseMissing(ConfigError):
+    """A node home whose database is gone or empty: starting would begin a fresh node over lost
+    messages, so the node refuses instead."""
+
+
+def _check_initialised(path: Path) -> None:
+    hint = "restore it from backup (a node never starts afresh over a lost database)"
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise DatabaseMissing(f"home initialised but database missing: {path}; {hint}") from None
+    if size == 0:
+        raise DatabaseMissing(f"home initialised but database empty: {path} is 0 bytes; {hint}")
+
+
+def create_database(path: Path, statements: Sequence[Statement] = ()) -> None:
+    """A new database with the whole schema and `statements` run in one transaction after it
+    (`accord node init`: the bootstrap administrator); synchronous, no writer."""
+    if path.exists():
+        raise ConfigError(f"{path} exists; refusing to overwrite it")
+    _create_private(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        _migrate_sync(conn, create=True)
+        conn.execute("BEGIN IMMEDIATE")
+        for sql, params in statements:
+            conn.execute(sql, params)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def _scripts() -> list[tuple[int, str, str]]:
     folder = resources.files("node.store") / "migrations"
-    scripts = sorted(
-        (int(m.group(1)), m.group(2), entry)
+    return sorted(
+        (int(m.group(1)), m.group(2), entry.read_text())
         for entry in folder.iterdir()
         if (m := _MIGRATION.match(entry.name))
     )
-    for version, name, entry in scripts:
+
+
+def _migrate_sync(conn: sqlite3.Connection, *, create: bool) -> None:
+    """Apply numbered migrations (NNN_name.sql) not yet applied, each in its own transaction.
+
+    Without `create`, a database with no schema at all is refused: its home was initialised,
+    so the schema was made there, and a file without it is not this node's database."""
+    known = conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    ).fetchone()[0]
+    if not known and not create:
+        raise DatabaseMissing(
+            "home initialised but its database has no schema: restore accord.db from backup"
+        )
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    applied = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+    for version, name, sql in _scripts():
         if version in applied:
             continue
-        sql = entry.read_text()
-        await conn.executescript(
+        conn.executescript(
             f"BEGIN IMMEDIATE;\n{sql}\n"
             f"INSERT INTO schema_migrations VALUES ({version}, '{name}', datetime('now'));\nCOMMIT;"
         )
+
+
+async def _migrate(conn: aiosqlite.Connection, *, create: bool) -> None:
+    await cast(Any, conn)._execute(_migrate_sync, cast(Any, conn)._conn, create=create)
