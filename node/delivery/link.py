@@ -116,6 +116,9 @@ class PeerLink:
         self._on_receipt = on_receipt
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.restarts = 0  # link tasks that died and were started again
+        self.failures = 0  # sessions that failed with something other than the peer's answer
         self.connected = False
         self._woken_by_probe = False
         self._last_unreachable = False
@@ -134,7 +137,26 @@ class PeerLink:
 
     def start(self) -> None:
         self._wake.set()  # look for queued work left from before a restart
+        self._closing = False
         self._task = asyncio.create_task(self._run(), name=f"link-{self.peer}")
+        self._task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """A link task ends only when closed; one that died otherwise is logged and restarted,
+        so that a peer's queue is never left unsent until the next restart."""
+        if self._closing or task.cancelled():
+            return
+        error = task.exception()
+        log.error("link to %s died (%s: %s); restarting it", self.peer, type(error).__name__, error)
+        if isinstance(error, (KeyboardInterrupt, SystemExit)):
+            return
+        self.restarts += 1
+        # Not at once: whatever killed it may still be there.
+        asyncio.get_running_loop().call_later(self._cfg.backoff_initial_seconds, self._restart)
+
+    def _restart(self) -> None:
+        if not self._closing:
+            self.start()
 
     def notify(self) -> None:
         """Something was queued (or may now be sendable) that was not handed over: read the
@@ -184,23 +206,37 @@ class PeerLink:
         return batch
 
     async def close(self) -> None:
+        self._closing = True
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._task
+            except asyncio.CancelledError:
+                pass
+            except Exception as exc:  # it died before: already logged; closing goes on
+                log.debug("link to %s had ended with %s", self.peer, exc)
             self._task = None
 
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
-            if not await self._store.queued_for(self.peer, limit=1):
-                self._wake.clear()
-                continue
             try:
+                if not await self._store.queued_for(self.peer, limit=1):
+                    self._wake.clear()
+                    continue
                 await self._connect_with_backoff()
-            except Exception:
-                # Whatever went wrong, this peer's queue must not be abandoned until a restart.
-                log.exception("link to %s failed; retrying", self.peer)
+            except Exception as exc:
+                # Whatever went wrong (a stored message that does not open, the database), this
+                # peer's queue must not be abandoned until a restart: said once, tried again.
+                log.error(
+                    "link to %s failed (%s: %s); retrying in %.1f s",
+                    self.peer,
+                    type(exc).__name__,
+                    exc,
+                    self._cfg.backoff_max_seconds,
+                )
+                log.debug("link to %s failed", self.peer, exc_info=True)
+                self.failures += 1
                 await asyncio.sleep(self._cfg.backoff_max_seconds)
             # A session that ended (the peer went away after taking some envelopes) may leave
             # work queued that no send or directory change will announce: look again.
