@@ -10,8 +10,12 @@ in the same order, and the peer's deduplication makes that exactly-once in its s
 While a stream is up, envelopes committed by `Node.send` are handed to the link with their seq
 (`offer`) instead of being read back from the outbox: the read was a thread round trip on every
 batch, and with eight peers, eight of them in a row on one reader thread. The outbox stays the
-source of truth: each stream starts by reading it, and anything the hand-off may have missed
-(another writer, a hand-off out of order, too many waiting) sends the link back to reading it.
+source of truth: each stream starts by reading it (on a connection no other query shares, so
+the read sees every commit made before it), and anything the hand-off may have missed (another
+writer, a hand-off out of order, too many waiting) sends the link back to reading it. As a
+safety net, an open stream compares, every OUTBOX_CHECK_SECONDS, what is still queued at or
+below the last seq it sent with what it sent; anything else was skipped, and the stream starts
+again from the outbox.
 """
 
 from __future__ import annotations
@@ -54,6 +58,9 @@ PROBE_SECONDS = 0.25
 PROBE_RETRY_SECONDS = 0.5
 THREAD_BATCH = 16  # frames with at least this many receipts verify them in a worker thread
 HANDOFF_MAX = 1024  # envelopes handed over and not yet sent; beyond that, read the outbox
+# How often an open stream compares what it sent with the outbox (one small query): the longest
+# a queued envelope the hand-off skipped can wait while the link is up.
+OUTBOX_CHECK_SECONDS = 5.0
 
 
 class LinkDown(Exception):
@@ -118,6 +125,8 @@ class PeerLink:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.restarts = 0  # link tasks that died and were started again
+        self.skipped = 0  # queued envelopes a stream skipped, found by check_loop
+        self.check_seconds = OUTBOX_CHECK_SECONDS
         self.failures = 0  # sessions that failed with something other than the peer's answer
         self.connected = False
         self._woken_by_probe = False
@@ -362,8 +371,12 @@ class PeerLink:
             # per-message cost on both sides (docs/benchmarks.md).
             call = stub.ExchangeBatches(metadata=((FEATURES_KEY, ",".join(FEATURES)),))
 
+            cursor = 0  # the highest seq sent on this stream
+            unsettled: set[int] = set()  # seqs sent on this stream whose receipt is not stored
+            writing: set[int] = set()  # seqs of the batch being written
+
             async def write_loop() -> None:
-                cursor = 0
+                nonlocal cursor
                 while True:
                     self._wake.clear()
                     space = max(1, self._cfg.window - len(in_flight))
@@ -371,6 +384,7 @@ class PeerLink:
                     if not batch:
                         await self._wake.wait()
                         continue
+                    writing.update(e.seq for e in batch)
                     try:
                         # Trust can change while the stream is open (a CRL revoking the peer,
                         # a stale CRL, a new directory): checked again before every batch.
@@ -385,6 +399,7 @@ class PeerLink:
                             await call.write(frame)
                             frame, size = federation_pb2.EnvelopeBatch(), 0
                         in_flight.append(env)
+                        unsettled.add(env.seq)
                         if alone and env.proof:
                             frame.envelopes.add(
                                 content=env.content, signature=self._sign(env.content)
@@ -397,6 +412,7 @@ class PeerLink:
                         self.sent += 1
                         cursor = env.seq
                     await call.write(frame)
+                    writing.clear()
 
             async def read_loop() -> None:
                 while True:
@@ -478,6 +494,8 @@ class PeerLink:
                             )
                         return
                     self.receipted += len(taken)
+                    for head, _, _ in taken:
+                        unsettled.discard(head.seq)
                     for head, info, _ in taken:
                         self._on_receipt(
                             ReceiptEvent(
@@ -487,15 +505,51 @@ class PeerLink:
 
                 committed.add_done_callback(recorded)
 
+            async def check_loop() -> None:
+                """The safety net under the hand-off. A queued envelope the stream does not
+                know of (neither sent on it, nor waiting in the hand-off, nor being written)
+                was skipped if its seq is at or below the last one sent; above it, once the
+                hand-off claims to hold everything queued, if it is still unknown at the next
+                check (a commit's hand-off follows it within milliseconds, not seconds).
+                Then the stream starts again, from the outbox."""
+                suspects: set[int] = set()
+                epoch = -1
+                limit = self._cfg.window + HANDOFF_MAX + 64
+                while True:
+                    await asyncio.sleep(self.check_seconds)
+                    # Taken before the read: a receipt stored after this moment is still in
+                    # `known`; one stored before it is no longer queued in what the read sees.
+                    up_to, complete, now_epoch = cursor, self._handed_complete, self._handoff_epoch
+                    known = unsettled | writing | {e.seq for e in self._handed}
+                    queued = await self._store.queued_seqs(self.peer, limit=limit)
+                    unknown = [seq for seq in queued if seq not in known]
+                    skipped = [seq for seq in unknown if seq <= up_to]
+                    above = {seq for seq in unknown if seq > up_to} if complete else set()
+                    if now_epoch == epoch:
+                        skipped += sorted(above & suspects)
+                    suspects, epoch = above, now_epoch
+                    if skipped:
+                        self.skipped += len(skipped)
+                        log.warning(
+                            "link to %s: %d queued envelope(s) were skipped by the stream "
+                            "(seq %d to %d); starting again from the outbox",
+                            self.peer,
+                            len(skipped),
+                            min(skipped),
+                            max(skipped),
+                        )
+                        raise LinkDown("skipped queued envelopes", progress=True)
+
             # This stream starts from the outbox; hand-offs count from here on.
             self._forget_handoff()
             self._highest_seq = 0
             self.connected = True
             writer = asyncio.create_task(write_loop())
             reader = asyncio.create_task(read_loop())
+            checker = asyncio.create_task(check_loop())
             try:
                 done, _ = await asyncio.wait(
-                    {writer, reader, unrecorded}, return_when=asyncio.FIRST_EXCEPTION
+                    {writer, reader, checker, unrecorded}, return_when=asyncio.FIRST_EXCEPTION
                 )
                 for task in done:
                     task.result()
@@ -509,9 +563,9 @@ class PeerLink:
             finally:
                 self.connected = False
                 self._forget_handoff()
-                for task in (writer, reader):
+                for task in (writer, reader, checker):
                     task.cancel()
-                await asyncio.gather(writer, reader, return_exceptions=True)
+                await asyncio.gather(writer, reader, checker, return_exceptions=True)
                 call.cancel()
                 if not unrecorded.done():
                     unrecorded.cancel()

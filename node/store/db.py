@@ -206,6 +206,7 @@ class Store:
         *,
         writer_conn: aiosqlite.Connection,
         reader_conn: aiosqlite.Connection,
+        outbox_conn: aiosqlite.Connection,
         keys: KeyRing,
         batch_max: int,
         wal_index: Path | None = None,
@@ -213,6 +214,12 @@ class Store:
         self._wconn = writer_conn
         self._rconn = reader_conn
         self.reader = reader_conn  # for the other store classes sharing this database
+        # The links' outbox reads have a connection of their own, used only for reads that run
+        # to the end in one call (execute_fetchall). On the shared reader, a read issued
+        # between another query's execute and its last fetch ran inside that query's read
+        # transaction, saw its older snapshot and missed rows already committed; the link took
+        # the short read for the whole queue and skipped them (issue 11, item 11).
+        self._outbox = outbox_conn
         self.keys = keys
         self.writer = GroupCommitWriter(writer_conn, batch_max=batch_max, wal_index=wal_index)
         # Delivery seqs are given out here, when a unit is queued, not by SQLite at insert:
@@ -241,6 +248,7 @@ class Store:
         # Used from the loop's thread and the connection's, never both at once (writer.py).
         wconn = await aiosqlite.connect(path, isolation_level=None, check_same_thread=False)
         rconn: aiosqlite.Connection | None = None
+        outbox: aiosqlite.Connection | None = None
         try:
             mode = await wconn.execute_fetchall("PRAGMA journal_mode=WAL")
             if [tuple(row) for row in mode] != [("wal",)]:  # the writer's design needs WAL
@@ -263,6 +271,8 @@ class Store:
                     os.chmod(side, 0o600)
             rconn = await aiosqlite.connect(path, isolation_level=None)
             await rconn.execute("PRAGMA query_only=ON")
+            outbox = await aiosqlite.connect(path, isolation_level=None)
+            await outbox.execute("PRAGMA query_only=ON")
             # AUTOINCREMENT's high-water mark covers deleted rows too, so no seq is ever reused.
             rows = list(
                 await wconn.execute_fetchall(
@@ -275,14 +285,16 @@ class Store:
         except BaseException:
             # A corrupt file fails here ("file is not a database"): the connections' threads
             # must not outlive the failure and keep the process alive.
-            for conn in (rconn, wconn):
+            for conn in (outbox, rconn, wconn):
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await conn.close()
             raise
+        assert rconn is not None and outbox is not None
         store = cls(
             writer_conn=wconn,
             reader_conn=rconn,
+            outbox_conn=outbox,
             keys=keys,
             batch_max=batch_max,
             wal_index=wal_index,
@@ -292,9 +304,12 @@ class Store:
         return store
 
     async def close(self) -> None:
-        await self.writer.close()
-        await self._rconn.close()
-        await self._wconn.close()
+        try:
+            await self.writer.close()
+        finally:
+            for conn in (self._outbox, self._rconn, self._wconn):
+                with contextlib.suppress(Exception):
+                    await conn.close()
 
     # ---- sealing ----------------------------------------------------------------------------
 
@@ -553,8 +568,9 @@ class Store:
     async def queued_for(
         self, recipient: str, *, after_seq: int = 0, limit: int = 512
     ) -> list[PendingEnvelope]:
-        # execute_fetchall: one thread round trip instead of two (execute, then fetchall).
-        rows = await self._rconn.execute_fetchall(
+        """Up to `limit` envelopes queued for `recipient` after `after_seq`, in seq order: every
+        one committed before the call, on the outbox's own connection (see __init__)."""
+        rows = await self._outbox.execute_fetchall(
             "SELECT d.seq, d.message_id, m.ciphertext, m.wrapped_key, m.signature, "
             "m.content_sha256, m.sender, m.signature_proof FROM deliveries d JOIN messages m "
             "ON m.message_id = d.message_id AND m.direction = 'out' "
@@ -568,6 +584,15 @@ class Store:
                 PendingEnvelope(seq, message_id, recipient, content, signature, sha, proof or b"")
             )
         return out
+
+    async def queued_seqs(self, recipient: str, *, limit: int) -> list[int]:
+        """The lowest `limit` seqs still queued for `recipient` (a link's check on itself)."""
+        rows = await self._outbox.execute_fetchall(
+            "SELECT seq FROM deliveries WHERE recipient = ? AND state = 'queued' "
+            "ORDER BY seq LIMIT ?",
+            (recipient, limit),
+        )
+        return [int(r[0]) for r in rows]
 
     async def recipients_with_queued(self) -> list[str]:
         cursor = await self._rconn.execute(
