@@ -11,7 +11,7 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +38,7 @@ from node.signer import BatchSigner
 from node.store import PendingEnvelope, Store, StoredMessage
 from node.store.access import AccessStore
 from node.store.keys import KeyRing
+from node.store.writer import Statement
 from node.transport.auth import FederationAuthInterceptor
 from node.transport.federation import FederationServicer
 from node.transport.local import LocalApiServicer
@@ -142,6 +143,10 @@ def untune_collector() -> None:
 
 
 _thresholds_before: list[tuple[int, int, int]] = []  # what tune_collector replaced, if it did
+
+
+# What Node.send commits with a message: (message id, recipients, held for approval) -> rows.
+Record = Callable[[str, tuple[str, ...], bool], Sequence[Statement]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,11 +449,19 @@ class Node:
         for listener in self._receipt_listeners:
             listener(event)
 
-    async def send(self, draft: message_pb2.MessageContent, *, author: str = "") -> Sent:
+    async def send(
+        self,
+        draft: message_pb2.MessageContent,
+        *,
+        author: str = "",
+        record: Record | None = None,
+    ) -> Sent:
         """Check, sign, seal and queue a message; returns once it is in the durable outbox.
 
         A message the agreement marks as consequential is stored but held out of the outbox
-        until a supervisor other than `author` approves it.
+        until a supervisor other than `author` approves it. `record(message_id, recipients,
+        held)` gives statements (the access log entry of the send) that commit in the same
+        unit as the message: both are stored, or neither.
         """
         assert self.store is not None
         content = message_pb2.MessageContent()
@@ -495,9 +508,11 @@ class Node:
             signature_proof=proof,
             sealed=self.store.seal(sender=self.agency, message_id=meta.message_id, content=data),
         )
-        if decision.needs_approval:
+        held = decision.needs_approval
+        also = record(meta.message_id, meta.recipients, held) if record is not None else ()
+        if held:
             await self.access_store.hold_for_approval(
-                stored, recipients=meta.recipients, author=author, now=now
+                stored, recipients=meta.recipients, author=author, now=now, also=also
             )
             return Sent(meta.message_id, meta.recipients, data, pending_approval=True)
 
@@ -510,7 +525,12 @@ class Node:
                     link.notify()  # the id may have been queued before: let the outbox say
 
         await self.store.queue_outbound(
-            stored, meta.recipients, content=data, fresh_id=fresh_id, on_commit=hand_over
+            stored,
+            meta.recipients,
+            content=data,
+            fresh_id=fresh_id,
+            on_commit=hand_over,
+            also=also,
         )
         return Sent(meta.message_id, meta.recipients, data)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import sqlite3
 
 import grpc
 
@@ -65,6 +66,14 @@ class PermissionDenied(AccordError):
 
 class Unauthenticated(AccordError):
     status = grpc.StatusCode.UNAUTHENTICATED
+
+
+class StorageFull(AccordError, sqlite3.OperationalError):
+    """The disk under HOME is full: the unit of work was not committed, nothing of it stored.
+
+    Also an sqlite3.OperationalError, which it replaces where the writer reports a commit."""
+
+    status = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 class Refused(AccordError):

@@ -17,11 +17,11 @@ from node.access import Role, User
 from node.envelope import ENVELOPE_PROOF, meta_of, parse_content, verify
 from node.errors import InvalidRequest, NotFound, PermissionDenied, Reason, Refused
 from node.store import Store, StoredMessage
-from node.store.access import AccessEntry, AccessStore, Approval
+from node.store.access import AccessEntry, AccessStore, Approval, log_txn
 from node.store.db import Delivery
 
 if TYPE_CHECKING:
-    from node.app import Node, Sent
+    from node.app import Node, Record, Sent
 
 USER_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
 
@@ -111,19 +111,32 @@ class Operations:
             purpose=draft.purpose,
         )
         try:
-            sent = await self._node.send(draft, author=user.name)
+            return await self._node.send(
+                draft, author=user.name, record=self._recorded(user, "send", draft.purpose)
+            )
         except Refused as exc:
             await self._log(user, "send", "refused", purpose=draft.purpose, detail=str(exc))
             raise
-        await self._log(
-            user,
-            "send",
-            "held" if sent.pending_approval else "queued",
-            message_id=sent.message_id,
-            purpose=draft.purpose,
-            recipient=",".join(sent.recipients),
-        )
-        return sent
+
+    def _recorded(self, user: User, action: str, purpose: str, **fields: str) -> Record:
+        """The access log row of a send or forward, committed with the message itself: a send
+        answered with an error must not be delivered anyway, nor one delivered go unlogged."""
+
+        def rows(
+            message_id: str, recipients: tuple[str, ...], held: bool
+        ) -> list[tuple[str, Sequence[object]]]:
+            return [
+                log_txn(
+                    at=self._node.clock.now(),
+                    user=user.name,
+                    action=action,
+                    outcome="held" if held else "queued",
+                    purpose=purpose,
+                    **{"message_id": message_id, "recipient": ",".join(recipients), **fields},
+                )
+            ]
+
+        return rows
 
     # ---- four eyes --------------------------------------------------------------------------
 
@@ -269,9 +282,10 @@ class Operations:
             )
             await self._log(user, "transfer", "refused", detail=detail, **fields)
             raise InvalidRequest(detail)
-        sent = await self._node.send(outer, author=user.name)
-        await self._log(user, "transfer", "queued", **fields)
-        return sent
+        # Logged against the original message (what was disclosed), with the forward.
+        return await self._node.send(
+            outer, author=user.name, record=self._recorded(user, "transfer", **fields)
+        )
 
     # ---- users ------------------------------------------------------------------------------
 

@@ -101,9 +101,16 @@ class AccessStore:
     # ---- approvals --------------------------------------------------------------------------
 
     async def hold_for_approval(
-        self, message: StoredMessage, *, recipients: Sequence[str], author: str, now: datetime
+        self,
+        message: StoredMessage,
+        *,
+        recipients: Sequence[str],
+        author: str,
+        now: datetime,
+        also: Sequence[tuple[str, Sequence[object]]] = (),
     ) -> None:
-        """Store an outbound message without outbox rows, pending a second person's approval."""
+        """Store an outbound message without outbox rows, pending a second person's approval
+        (with `also`, its access log entry, in the same commit)."""
         await self._store.writer.submit(
             [
                 self._store._insert_message_txn(message),
@@ -112,6 +119,7 @@ class AccessStore:
                     "VALUES (?, ?, ?, ?)",
                     (message.message_id, author, ",".join(recipients), _ts(now)),
                 ),
+                *also,
             ]
         )
 
@@ -210,20 +218,16 @@ class AccessStore:
     ) -> None:
         await self._store.writer.submit(
             [
-                (
-                    "INSERT INTO access_log (at, user_name, action, message_id, purpose, "
-                    "justification, recipient, outcome, detail) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (
-                        _ts(at),
-                        user,
-                        action,
-                        message_id,
-                        purpose,
-                        justification,
-                        recipient,
-                        outcome,
-                        detail[:500],
-                    ),
+                log_txn(
+                    at=at,
+                    user=user,
+                    action=action,
+                    outcome=outcome,
+                    message_id=message_id,
+                    purpose=purpose,
+                    justification=justification,
+                    recipient=recipient,
+                    detail=detail,
                 )
             ]
         )
@@ -239,6 +243,36 @@ class AccessStore:
             params.append(message_id)
         cursor = await self._r.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))
         return [AccessEntry(*row) for row in await cursor.fetchall()]
+
+
+def log_txn(
+    *,
+    at: datetime,
+    user: str,
+    action: str,
+    outcome: str,
+    message_id: str = "",
+    purpose: str = "",
+    justification: str = "",
+    recipient: str = "",
+    detail: str = "",
+) -> tuple[str, Sequence[object]]:
+    """The access log row of one action, to commit in the same unit as the action itself."""
+    return (
+        "INSERT INTO access_log (at, user_name, action, message_id, purpose, "
+        "justification, recipient, outcome, detail) VALUES (?,?,?,?,?,?,?,?,?)",
+        (
+            _ts(at),
+            user,
+            action,
+            message_id,
+            purpose,
+            justification,
+            recipient,
+            outcome,
+            detail[:500],
+        ),
+    )
 
 
 def add_user_txn(

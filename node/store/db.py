@@ -389,8 +389,10 @@ class Store:
         content: bytes,
         fresh_id: bool = False,
         on_commit: Callable[[list[PendingEnvelope]], None] = lambda queued: None,
+        also: Sequence[Statement] = (),
     ) -> None:
-        """Store an outgoing message and queue it for each recipient, in one commit.
+        """Store an outgoing message and queue it for each recipient, in one commit (with
+        `also`: the access log entry that records the send, so that neither exists alone).
 
         `on_commit` gets the envelopes as queued (with their seqs) the moment the unit commits,
         in commit order with every other unit, and even if the caller stops waiting: the links
@@ -414,7 +416,7 @@ class Store:
                     f"message {m.message_id} was already sent with other content; use a new id",
                 )
         queue, seqs = self.deliveries_txn(m.message_id, recipients)
-        committed = self.writer.enqueue([self._insert_message_txn(m), *queue])
+        committed = self.writer.enqueue([self._insert_message_txn(m), *queue, *also])
         queued = [
             PendingEnvelope(
                 seq,

@@ -44,6 +44,8 @@ from typing import Any, cast
 
 import aiosqlite
 
+from node.errors import StorageFull
+
 log = logging.getLogger(__name__)
 
 Statement = tuple[str, Sequence[Any]]
@@ -367,6 +369,12 @@ class GroupCommitWriter:
     def _fail(batch: list[_Unit], exc: Exception) -> None:
         """Callers see the error; nothing of these units is acknowledged (rolled back)."""
         log.error("commit of %d unit(s) failed: %s", len(batch), exc)
+        error: Exception = exc
+        if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_FULL:
+            error = StorageFull(
+                f"disk full: the node could not store this ({exc}); nothing of it was kept. "
+                "Free space on the disk that holds the node's home and try again"
+            )
         for unit in batch:
             if not unit.done.done():
-                unit.done.set_exception(exc)
+                unit.done.set_exception(error)
