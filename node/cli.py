@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import json
 import logging
 import os
@@ -57,6 +58,19 @@ class StartupError(AccordError):
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _time_arg(text: str, what: str) -> datetime:
+    """An RFC 3339 time with its UTC offset (2026-12-01T18:00:00+01:00, or ...Z)."""
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"{what}: {text!r} is not an RFC 3339 time like 2026-12-01T18:00:00+01:00"
+        ) from None
+    if when.tzinfo is None:
+        raise UsageError(f"{what}: {text!r} needs a UTC offset (Z or +01:00)")
+    return when
 
 
 # ---- certs -------------------------------------------------------------------------------------
@@ -448,6 +462,14 @@ def build_content(args: argparse.Namespace) -> Any:
         kind, body = "liaison", pb.LiaisonBody()
     _read_body(args.body, body, type_name=type_name)
     fields[kind] = body
+    if args.reply_by:
+        from google.protobuf.timestamp_pb2 import Timestamp
+
+        due = _time_arg(args.reply_by, "--reply-by")
+        if due <= _now():
+            raise UsageError(f"--reply-by: {args.reply_by} is in the past")
+        fields["reply_deadline"] = Timestamp()
+        fields["reply_deadline"].FromDatetime(due.astimezone(UTC))
     return pb.MessageContent(
         recipients=recipients,
         type=f"MESSAGE_TYPE_{type_name}",
@@ -501,31 +523,45 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def _summary_dict(s: Any) -> dict[str, Any]:
     from accord.v1 import message_pb2 as pb
 
-    return {
+    doc = {
         "message_id": s.message_id,
         "sender": s.sender,
         "type": _enum(pb.MessageType, s.type, "MESSAGE_TYPE_"),
         "purpose": s.purpose,
         "correlation_id": s.correlation_id,
         "tlp": tlp_label(_enum(pb.Tlp, s.tlp, "TLP_")),
+        "urgency": _enum(pb.Urgency, s.urgency, "URGENCY_"),
         "direction": s.direction,
         "created_at": _iso(s.created_at),
         "received_at": _iso(s.received_at),
+        "reply_deadline": _iso(s.reply_deadline),
         "retain_until": _iso(s.retain_until),
     }
+    if s.direction == "in":
+        doc["status"] = s.status
+    return doc
+
+
+def _thread(m: dict[str, Any]) -> str:
+    """A message's thread for a table: '-' when it starts one itself."""
+    return "-" if m["correlation_id"] in ("", m["message_id"]) else str(m["correlation_id"])
+
+
+def _listing(args: argparse.Namespace, method: str, request: Any) -> Any:
+    home = resolve_home(args.home)
+
+    async def call() -> Any:
+        async with connect(home, user=args.as_user) as node:
+            return await getattr(node.api, method)(request)
+
+    return asyncio.run(call())
 
 
 def cmd_inbox(args: argparse.Namespace) -> int:
     from accord.v1 import local_pb2
 
-    home = resolve_home(args.home)
-
-    async def inbox() -> Any:
-        async with connect(home, user=args.as_user) as node:
-            request = local_pb2.InboxRequest(limit=args.limit, before_message_id=args.before or "")
-            return await node.api.Inbox(request)
-
-    messages = [_summary_dict(s) for s in asyncio.run(inbox()).messages]
+    request = local_pb2.InboxRequest(limit=args.limit, before_message_id=args.before or "")
+    messages = [_summary_dict(s) for s in _listing(args, "Inbox", request).messages]
     if args.json:
         print(json.dumps(messages, indent=2))
         return 0
@@ -538,12 +574,61 @@ def cmd_inbox(args: argparse.Namespace) -> int:
             m["sender"],
             m["type"],
             m["purpose"],
+            m["urgency"],
             _short(m["received_at"]),
+            _short(m["reply_deadline"]),
+            m["status"].upper(),
+            _thread(m),
             _short(m["retain_until"]),
         ]
         for m in messages
     ]
-    print(_table(["ID", "SENDER", "TYPE", "PURPOSE", "RECEIVED", "RETAIN-UNTIL"], rows))
+    headers = ["ID", "SENDER", "TYPE", "PURPOSE", "URGENCY", "RECEIVED", "DEADLINE", "STATUS",
+               "THREAD", "RETAIN-UNTIL"]  # fmt: skip
+    print(_table(headers, rows))
+    return 0
+
+
+def cmd_sent(args: argparse.Namespace) -> int:
+    from accord.v1 import local_pb2
+
+    request = local_pb2.ListSentRequest(limit=args.limit, before_message_id=args.before or "")
+    messages = []
+    for item in _listing(args, "ListSent", request).messages:
+        doc = _summary_dict(item.summary)
+        doc["deliveries"] = [
+            {
+                "recipient": d.recipient,
+                "state": d.state.upper(),
+                "reason_code": d.receipt_content.reason_code,
+                "attempts": d.attempts,
+                "last_error": d.last_error,
+            }
+            for d in item.deliveries
+        ]
+        messages.append(doc)
+    if args.json:
+        print(json.dumps(messages, indent=2))
+        return 0
+    if not messages:
+        print("nothing sent")
+        return 0
+    rows = [
+        [
+            m["message_id"],
+            m["type"],
+            m["purpose"],
+            _short(m["created_at"]),
+            ", ".join(
+                f"{d['recipient']} {d['state']}" + (f" ({d['reason_code']})" if d["reason_code"]
+                                                    else "")
+                for d in m["deliveries"]
+            ) or "-",
+            _thread(m),
+        ]
+        for m in messages
+    ]  # fmt: skip
+    print(_table(["ID", "TYPE", "PURPOSE", "SENT", "DELIVERY", "THREAD"], rows))
     return 0
 
 
@@ -607,11 +692,32 @@ def _check_signed(
     return ok, check
 
 
-def cmd_show(args: argparse.Namespace) -> int:
-    import hashlib
-
+def _content_doc(content: Any) -> dict[str, Any]:
+    """A MessageContent as JSON (the protobuf mapping, field names as in message.proto), with
+    an embedded envelope (a forward's original, its originator's grant) opened: its originator
+    as an agency code, its message id and its content, instead of base64 bytes."""
     from google.protobuf import json_format  # type: ignore[import-untyped, unused-ignore]
 
+    from node.envelope import parse_content
+
+    doc: dict[str, Any] = json_format.MessageToDict(content, preserving_proto_field_name=True)
+    for name in ("forwarded", "transfer_authorisation"):
+        if not content.HasField(name):
+            continue
+        envelope = getattr(content, name)
+        inner = parse_content(envelope.content)
+        doc[name] = {
+            "originator": inner.sender,
+            "message_id": inner.message_id,
+            "content_sha256": hashlib.sha256(envelope.content).hexdigest(),
+            "signature": base64.b64encode(envelope.signature).decode(),
+            "signature_proof": base64.b64encode(envelope.proof).decode(),
+            "content": _content_doc(inner),
+        }
+    return doc
+
+
+def cmd_show(args: argparse.Namespace) -> int:
     from accord.v1 import local_pb2
 
     home = resolve_home(args.home)
@@ -631,6 +737,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         home, response.summary.sender, response.envelope
     )  # fmt: skip
     sha256 = hashlib.sha256(data).hexdigest() if not erased else None
+    content = None if erased else _content_doc(response.content)
     if args.json:
         doc = {
             **summary,
@@ -643,24 +750,23 @@ def cmd_show(args: argparse.Namespace) -> int:
             ),
             "signature_valid": ok,
             "signature_check": check,
-            "content": None
-            if erased
-            else json_format.MessageToDict(response.content, preserving_proto_field_name=True),
+            "content": content,
         }
         print(json.dumps(doc, indent=2))
         return 0
-    from node.envelope import content_to_json
-
     pairs = [
         ("message", summary["message_id"]),
         ("from", summary["sender"]),
         ("to", ", ".join(response.content.recipients) or "-"),
         ("type", summary["type"]),
         ("purpose", summary["purpose"]),
+        ("tlp", summary["tlp"]),
+        ("urgency", summary["urgency"]),
         ("correlation", summary["correlation_id"] or "-"),
         ("direction", summary["direction"]),
         ("created", _short(summary["created_at"])),
         ("received", _short(summary["received_at"])),
+        ("reply by", _short(summary["reply_deadline"])),
         ("retain until", _short(summary["retain_until"])),
         ("content sha256", sha256 or "-"),
         (
@@ -668,10 +774,17 @@ def cmd_show(args: argparse.Namespace) -> int:
             f"ECDSA P-256/SHA-256, {len(signature)} bytes, {check}" if not erased else "-",
         ),
     ]
+    if content is not None and "forwarded" in content:
+        original = content["forwarded"]
+        pairs.append(
+            ("forward of", f"message {original['message_id']} by {original['originator']}")
+        )
+    if summary.get("status"):
+        pairs.insert(5, ("status", summary["status"]))
     for key, value in pairs:
         print(f"{key + ':':<16}{value}")
     print()
-    print("(content erased)" if erased else content_to_json(response.content))
+    print("(content erased)" if content is None else json.dumps(content, indent=2))
     return 1 if ok is False else 0
 
 
@@ -790,6 +903,12 @@ def _add_messages(sub: Any) -> None:
     )
     p.add_argument("--urgent", action="store_true", help="mark urgent (answer within 8 hours)")
     p.add_argument("--reply-to", metavar="ID", help="the message this one answers")
+    p.add_argument(
+        "--reply-by",
+        metavar="TIME",
+        help="reply deadline, RFC 3339 with offset (default for requests: 8 hours if --urgent, "
+        "else 7 days, as Directive (EU) 2023/977 sets)",
+    )
     p.add_argument("--correlation", metavar="ID", help="thread id (default: --reply-to's id)")
     p.add_argument("--legal-basis", metavar="TEXT", help="legal basis of the exchange")
     p.set_defaults(func=cmd_send)
@@ -806,6 +925,21 @@ def _add_messages(sub: Any) -> None:
     p.add_argument("--before", metavar="ID", help="page: messages older than this id")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_inbox)
+
+    p = sub.add_parser(
+        "sent", help="list messages sent from the local node, with each recipient's state"
+    )
+    _local_arguments(p)
+    p.add_argument(
+        "--limit",
+        type=whole(1, 1000),
+        default=100,
+        metavar="N",
+        help="at most N messages, 1 to 1000 (default 100)",
+    )
+    p.add_argument("--before", metavar="ID", help="page: messages older than this id")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_sent)
 
     p = sub.add_parser(
         "show",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import sys
@@ -37,6 +38,19 @@ def _user_row(u: Any) -> list[str]:
     return [u.name, u.role, ",".join(u.clearances) or "-", "disabled" if u.disabled else "active"]
 
 
+def _print_users(args: argparse.Namespace, users: Any) -> int:
+    if getattr(args, "json", False):
+        docs = [
+            {"name": u.name, "role": u.role, "clearances": list(u.clearances),
+             "disabled": u.disabled}
+            for u in users
+        ]  # fmt: skip
+        print(json.dumps(docs, indent=2))
+        return 0
+    print(_table(["user", "role", "cleared for", "state"], [_user_row(u) for u in users]))
+    return 0
+
+
 def cmd_users_add(args: argparse.Namespace) -> int:
     tokens = resolve_home(args.home) / "tokens"
     if args.save and (tokens / args.name).exists():
@@ -65,9 +79,7 @@ def cmd_users_add(args: argparse.Namespace) -> int:
 
 
 def cmd_users_list(args: argparse.Namespace) -> int:
-    users = _call(args, "ListUsers", local_pb2.ListUsersRequest()).users
-    print(_table(["user", "role", "cleared for", "state"], [_user_row(u) for u in users]))
-    return 0
+    return _print_users(args, _call(args, "ListUsers", local_pb2.ListUsersRequest()).users)
 
 
 def cmd_users_clearances(args: argparse.Namespace) -> int:
@@ -87,9 +99,7 @@ def cmd_users_disable(args: argparse.Namespace) -> int:
 
 
 def cmd_whoami(args: argparse.Namespace) -> int:
-    u = _call(args, "WhoAmI", local_pb2.WhoAmIRequest())
-    print(_table(["user", "role", "cleared for", "state"], [_user_row(u)]))
-    return 0
+    return _print_users(args, [_call(args, "WhoAmI", local_pb2.WhoAmIRequest())])
 
 
 # ---- approvals ---------------------------------------------------------------------------------
@@ -97,17 +107,35 @@ def cmd_whoami(args: argparse.Namespace) -> int:
 
 def cmd_approvals_list(args: argparse.Namespace) -> int:
     approvals = _call(args, "ListApprovals", local_pb2.ListApprovalsRequest(state=args.state))
+    docs = [
+        {
+            "message_id": a.message_id,
+            "type": pb.MessageType.Name(a.type).removeprefix("MESSAGE_TYPE_") if a.type else None,
+            "purpose": a.purpose or None,
+            "author": a.author,
+            "recipients": list(a.recipients),
+            "state": a.state,
+            "requested_at": a.requested_at,
+            "decided_by": a.decided_by or None,
+            "decided_at": a.decided_at or None,
+            "note": a.note,
+        }
+        for a in approvals.approvals
+    ]
+    if args.json:
+        print(json.dumps(docs, indent=2))
+        return 0
     rows = [
         [
-            a.message_id,
-            pb.MessageType.Name(a.type).removeprefix("MESSAGE_TYPE_") if a.type else "-",
-            a.purpose or "-",
-            a.author,
-            ",".join(a.recipients),
-            a.state,
-            a.decided_by or "-",
+            d["message_id"],
+            d["type"] or "-",
+            d["purpose"] or "-",
+            d["author"],
+            ",".join(d["recipients"]),
+            d["state"],
+            d["decided_by"] or "-",
         ]
-        for a in approvals.approvals
+        for d in docs
     ]
     print(_table(["message", "type", "purpose", "author", "to", "state", "decided by"], rows))
     return 0
@@ -194,21 +222,23 @@ def cmd_transfer_grant(args: argparse.Namespace) -> int:
 # ---- policy, access log, agreements ------------------------------------------------------------
 
 
-def cmd_policy_show(args: argparse.Namespace) -> int:
-    signed = _call(args, "GetPolicy", local_pb2.PolicyRequest(peer=args.peer or ""))
-    doc = json.loads(signed.policy_json)
-    if args.json:
-        print(json.dumps(doc, indent=2))
-        return 0
-    print(
-        f"policy of {doc['agency']} (directory serial {doc['directory_serial']}), signed by "
-        f"the node's key; signature verified"
-        if args.peer
-        else f"policy of {doc['agency']}"
-    )
+def agreement_state(a: dict[str, Any], now: datetime) -> str:
+    """Whether a published agreement is in force now, from its valid_from and valid_until."""
+    if now < datetime.fromisoformat(a["valid_from"]):
+        return "not yet in force"
+    if now >= datetime.fromisoformat(a["valid_until"]):
+        return "EXPIRED"
+    review = a.get("review_date")
+    if review and date.fromisoformat(review) <= now.date():
+        return "in force, review due"
+    return "in force"
+
+
+def _agreement_rows(agreements: list[dict[str, Any]], now: datetime) -> str:
     rows = [
         [
             a["id"],
+            agreement_state(a, now),
             ",".join(a["parties"]),
             ",".join(a["purposes"]),
             str(a["max_retention_days"]),
@@ -216,13 +246,47 @@ def cmd_policy_show(args: argparse.Namespace) -> int:
             a["onward_transfer"],
             a["valid_until"][:10],
         ]
-        for a in doc["agreements"]
+        for a in agreements
     ]
-    print(
-        _table(["agreement", "parties", "purposes", "max days", "max TLP", "onward", "until"], rows)
-    )
+    headers = ["agreement", "state", "parties", "purposes", "max days", "max TLP", "onward",
+               "until"]  # fmt: skip
+    return _table(headers, rows)
+
+
+def cmd_policy_show(args: argparse.Namespace) -> int:
+    from node.cli import _check_signature
+
+    signed = _call(args, "GetPolicy", local_pb2.PolicyRequest(peer=args.peer or ""))
+    doc = json.loads(signed.policy_json)
+    now = datetime.now(UTC)
+    home = resolve_home(args.home)
+    ok, check = _check_signature(home, signed.agency, signed.policy_json, signed.signature)
+    if args.json:
+        # The signed bytes exactly as signed, with the signature: a third party checks them
+        # with the agency's certificate (openssl dgst -sha256 -verify).
+        print(
+            json.dumps(
+                {
+                    "agency": signed.agency,
+                    "policy_json": signed.policy_json.decode(),
+                    "signature": base64.b64encode(signed.signature).decode(),
+                    "certificate_pem": signed.certificate_pem,
+                    "signature_valid": ok,
+                    "signature_check": check,
+                    "policy": doc,
+                    "agreement_states": {
+                        a["id"]: agreement_state(a, now) for a in doc["agreements"]
+                    },
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print(f"policy of {doc['agency']} (directory serial {doc['directory_serial']}); "
+          f"signature {check}")  # fmt: skip
+    print(_agreement_rows(doc["agreements"], now))
     print(f"retention: {doc['retention']['rule']}")
-    return 0
+    return 1 if ok is False else 0
 
 
 def cmd_access_log(args: argparse.Namespace) -> int:
@@ -231,6 +295,11 @@ def cmd_access_log(args: argparse.Namespace) -> int:
         "AccessLog",
         local_pb2.AccessLogRequest(limit=args.limit, message_id=args.message or ""),
     ).entries
+    if args.json:
+        fields = ("at", "user", "action", "outcome", "message_id", "purpose", "justification",
+                  "recipient", "detail")  # fmt: skip
+        print(json.dumps([{f: getattr(e, f) for f in fields} for e in entries], indent=2))
+        return 0
     rows = [
         [
             e.at[:19],
@@ -279,11 +348,21 @@ def cmd_agreements_set(args: argparse.Namespace) -> int:
 
 def cmd_agreements_show(args: argparse.Namespace) -> int:
     d = FederationAuthority(Path(args.dir)).directory()
-    print(json.dumps([agreement_to_dict(a) for a in d.agreements], indent=2))
+    now = datetime.now(UTC)
+    agreements = [agreement_to_dict(a) for a in d.agreements]
+    if args.json:
+        print(json.dumps([{**a, "state": agreement_state(a, now)} for a in agreements], indent=2))
+        return 0
+    print(f"directory serial {d.serial}: {len(agreements)} agreement(s)")
+    print(_agreement_rows(agreements, now))
     return 0
 
 
 # ---- registration ------------------------------------------------------------------------------
+
+
+def _json_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def add_users(sub: Any) -> None:
@@ -309,6 +388,7 @@ def add_users(sub: Any) -> None:
     p.set_defaults(func=cmd_users_add)
     p = usub.add_parser("list", help="list users")
     _local_arguments(p)
+    _json_argument(p)
     p.set_defaults(func=cmd_users_list)
     p = usub.add_parser("clearances", help="replace a user's purpose clearances")
     p.add_argument("name")
@@ -321,6 +401,7 @@ def add_users(sub: Any) -> None:
     p.set_defaults(func=cmd_users_disable)
     p = sub.add_parser("whoami", help="the local user the CLI acts as")
     _local_arguments(p)
+    _json_argument(p)
     p.set_defaults(func=cmd_whoami)
 
 
@@ -328,8 +409,14 @@ def add_approvals(sub: Any) -> None:
     ap = sub.add_parser("approvals", help="four-eyes approval of consequential messages")
     asub = ap.add_subparsers(dest="approvals_command", required=True, metavar="SUBCOMMAND")
     p = asub.add_parser("list", help="messages waiting for (or given) a decision")
-    p.add_argument("--state", default="pending", choices=["pending", "approved", "rejected", "all"])
+    p.add_argument(
+        "--state",
+        default="pending",
+        choices=["pending", "approved", "rejected", "all"],
+        help="which decisions to list (default pending)",
+    )
     _local_arguments(p)
+    _json_argument(p)
     p.set_defaults(func=cmd_approvals_list)
     p = asub.add_parser("approve", help="approve a held message (a supervisor, not its author)")
     p.add_argument("id", help="message id")
@@ -382,7 +469,11 @@ def add_policy(sub: Any) -> None:
     psub = pol.add_subparsers(dest="policy_command", required=True, metavar="SUBCOMMAND")
     p = psub.add_parser("show", help="this node's policy, or a peer's (--peer), signature checked")
     p.add_argument("--peer", help="agency code of a peer")
-    p.add_argument("--json", action="store_true", help="the signed JSON document")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="the signed policy document as signed, with its signature and certificate",
+    )
     _local_arguments(p)
     p.set_defaults(func=cmd_policy_show)
     p = sub.add_parser("access-log", help="who consulted, forwarded or approved what (auditor)")
@@ -395,6 +486,7 @@ def add_policy(sub: Any) -> None:
         help="the N latest entries, 1 to 5000 (default 200)",
     )
     _local_arguments(p)
+    _json_argument(p)
     p.set_defaults(func=cmd_access_log)
     ag = sub.add_parser("agreements", help="cooperation agreements in the federation directory")
     gsub = ag.add_subparsers(dest="agreements_command", required=True, metavar="SUBCOMMAND")
@@ -402,8 +494,11 @@ def add_policy(sub: Any) -> None:
     p.add_argument("--dir", required=True, help="federation authority directory")
     p.add_argument("--file", required=True, help="JSON list of agreements (see docs/policy.md)")
     p.set_defaults(func=cmd_agreements_set)
-    p = gsub.add_parser("show", help="print the agreements in force in the directory")
+    p = gsub.add_parser(
+        "show", help="list the directory's agreements and whether each is in force now"
+    )
     p.add_argument("--dir", required=True, help="federation authority directory")
+    _json_argument(p)
     p.set_defaults(func=cmd_agreements_show)
 
 

@@ -56,6 +56,7 @@ _TYPE_NAMES = {v: n.removeprefix("MESSAGE_TYPE_") for n, v in pb.MessageType.ite
 _HANDLING_NAMES = {v: n.removeprefix("HANDLING_CODE_") for n, v in pb.HandlingCode.items()}
 _TLP_NAMES = {v: n.removeprefix("TLP_") for n, v in pb.Tlp.items()}
 _ONWARD_NAMES = {v: n.removeprefix("ONWARD_TRANSFER_") for n, v in pb.OnwardTransfer.items()}
+_URGENCY_NAMES = {v: n.removeprefix("URGENCY_") for n, v in pb.Urgency.items() if v}
 _canonical_uuid = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 ).fullmatch
@@ -89,6 +90,8 @@ class MessageMeta:
     third_agency: str = ""
     transfer_purpose: str = ""
     granted: bool = False
+    urgency: str = ""  # NORMAL, URGENT or "" (unspecified)
+    reply_deadline: datetime | None = None
     # The populated incident fields, computed only if a minimisation rule asks for them.
     fields_of: Callable[[], frozenset[str]] = field(default=frozenset, repr=False, compare=False)
 
@@ -408,6 +411,10 @@ def meta_of(msg: pb.MessageContent) -> MessageMeta:
         third_agency=msg.control.third_agency if body_kind == "control" else "",
         transfer_purpose=msg.control.transfer_purpose if body_kind == "control" else "",
         granted=msg.control.granted if body_kind == "control" else False,
+        urgency=_URGENCY_NAMES.get(msg.urgency, ""),
+        reply_deadline=_time_field("reply_deadline", msg.reply_deadline)
+        if msg.HasField("reply_deadline")
+        else None,
     )
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from accord.v1 import federation_pb2, federation_pb2_grpc, message_pb2
 from certs.identity import agency_dns_name
-from node import access, onward
+from node import access, inbox, onward
 from node.access import Role, User
 from node.envelope import ENVELOPE_PROOF, meta_of, parse_content, verify
 from node.errors import InvalidRequest, NotFound, PermissionDenied, Reason, Refused
@@ -24,6 +25,13 @@ if TYPE_CHECKING:
     from node.app import Node, Record, Sent
 
 USER_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    message: StoredMessage
+    status: str  # node/inbox.py
+    deadline: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +67,31 @@ class Operations:
 
     # ---- messages ---------------------------------------------------------------------------
 
-    async def inbox(self, user: User, *, limit: int, before: str) -> list[StoredMessage]:
+    async def inbox(self, user: User, *, limit: int, before: str) -> list[InboxItem]:
         await self._guard(user, "list", lambda: access.check_list(user))
         messages: list[StoredMessage] = await self._store.list_messages(
             direction="in", limit=limit, before=before
         )
-        return [m for m in messages if access.sees_metadata(user, purpose=m.purpose)]
+        shown = [m for m in messages if access.sees_metadata(user, purpose=m.purpose)]
+        replies = await self._store.replies_to([m.message_id for m in shown])
+        now = self._node.clock.now()
+        return [
+            InboxItem(m, inbox.status(m, replies.get(m.message_id, ()), now), inbox.deadline(m))
+            for m in shown
+        ]
+
+    async def sent(
+        self, user: User, *, limit: int, before: str
+    ) -> list[tuple[StoredMessage, list[Delivery]]]:
+        """Messages this node sent, newest first, with their deliveries: metadata, so the
+        listing rule applies (role, then clearance for each message's purpose)."""
+        await self._guard(user, "list-sent", lambda: access.check_list(user))
+        messages: list[StoredMessage] = await self._store.list_messages(
+            direction="out", limit=limit, before=before
+        )
+        shown = [m for m in messages if access.sees_metadata(user, purpose=m.purpose)]
+        deliveries = await self._store.deliveries_of([m.message_id for m in shown])
+        return [(m, deliveries.get(m.message_id, [])) for m in shown]
 
     async def receipts(
         self, user: User, *, message_id: str

@@ -267,9 +267,10 @@ async def test_send_inbox_show_receipts_and_reply(running: Federation, tmp_short
     inbox = await officer(fed, "DE-BKA", "inbox")
     assert inbox.code == 0, inbox
     header, *rows = inbox.out.splitlines()
-    assert header.split() == ["ID", "SENDER", "TYPE", "PURPOSE", "RECEIVED", "RETAIN-UNTIL"]
-    assert [r.split()[:4] for r in rows] == [
-        [message_id, "NL-POL", "REQUEST_INFO", "missing-persons"]
+    assert header.split() == ["ID", "SENDER", "TYPE", "PURPOSE", "URGENCY", "RECEIVED",
+                              "DEADLINE", "STATUS", "THREAD", "RETAIN-UNTIL"]  # fmt: skip
+    assert [r.split()[:5] for r in rows] == [
+        [message_id, "NL-POL", "REQUEST_INFO", "missing-persons", "URGENT"]
     ]
 
     shown = await officer(fed, "DE-BKA", "show", message_id, "--json", JUSTIFICATION)

@@ -158,7 +158,7 @@ async def test_users_read_approve_forward_policy_via_cli(fed3: Federation, tmp_p
     code, out, err = await accord("agreements", "set", "--dir", fed_dir, "--file", str(agreements))
     assert code == 0, err
     assert "1 agreement(s)" in out
-    code, out, _ = await accord("agreements", "show", "--dir", fed_dir)
+    code, out, _ = await accord("agreements", "show", "--dir", fed_dir, "--json")
     assert json.loads(out)[0]["id"] == "AGR-NEW"
     agreements.write_text('[{"id": "AGR-BAD", "parties": ["NL-POL"]}]')
     code, _, err = await accord("agreements", "set", "--dir", fed_dir, "--file", str(agreements))

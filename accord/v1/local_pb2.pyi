@@ -196,7 +196,7 @@ class InboxRequest(_message.Message):
     def __init__(self, limit: _Optional[int] = ..., before_message_id: _Optional[str] = ...) -> None: ...
 
 class MessageSummary(_message.Message):
-    __slots__ = ("message_id", "sender", "type", "purpose", "created_at", "received_at", "retain_until", "correlation_id", "tlp", "direction")
+    __slots__ = ("message_id", "sender", "type", "purpose", "created_at", "received_at", "retain_until", "correlation_id", "tlp", "direction", "urgency", "reply_deadline", "status")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -207,6 +207,9 @@ class MessageSummary(_message.Message):
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
     TLP_FIELD_NUMBER: _ClassVar[int]
     DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    URGENCY_FIELD_NUMBER: _ClassVar[int]
+    REPLY_DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     sender: str
     type: _message_pb2.MessageType
@@ -217,7 +220,10 @@ class MessageSummary(_message.Message):
     correlation_id: str
     tlp: _message_pb2.Tlp
     direction: str
-    def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., type: _Optional[_Union[_message_pb2.MessageType, str]] = ..., purpose: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., retain_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., correlation_id: _Optional[str] = ..., tlp: _Optional[_Union[_message_pb2.Tlp, str]] = ..., direction: _Optional[str] = ...) -> None: ...
+    urgency: _message_pb2.Urgency
+    reply_deadline: _timestamp_pb2.Timestamp
+    status: str
+    def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., type: _Optional[_Union[_message_pb2.MessageType, str]] = ..., purpose: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., retain_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., correlation_id: _Optional[str] = ..., tlp: _Optional[_Union[_message_pb2.Tlp, str]] = ..., direction: _Optional[str] = ..., urgency: _Optional[_Union[_message_pb2.Urgency, str]] = ..., reply_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ...) -> None: ...
 
 class InboxResponse(_message.Message):
     __slots__ = ("messages",)
@@ -278,3 +284,25 @@ class ReceiptsResponse(_message.Message):
 class WatchRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class ListSentRequest(_message.Message):
+    __slots__ = ("limit", "before_message_id")
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    before_message_id: str
+    def __init__(self, limit: _Optional[int] = ..., before_message_id: _Optional[str] = ...) -> None: ...
+
+class SentMessage(_message.Message):
+    __slots__ = ("summary", "deliveries")
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    summary: MessageSummary
+    deliveries: _containers.RepeatedCompositeFieldContainer[DeliveryStatus]
+    def __init__(self, summary: _Optional[_Union[MessageSummary, _Mapping]] = ..., deliveries: _Optional[_Iterable[_Union[DeliveryStatus, _Mapping]]] = ...) -> None: ...
+
+class ListSentResponse(_message.Message):
+    __slots__ = ("messages",)
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[SentMessage]
+    def __init__(self, messages: _Optional[_Iterable[_Union[SentMessage, _Mapping]]] = ...) -> None: ...

@@ -110,6 +110,11 @@ class LocalApiStub:
                 request_serializer=accord_dot_v1_dot_local__pb2.AccessLogRequest.SerializeToString,
                 response_deserializer=accord_dot_v1_dot_local__pb2.AccessLogResponse.FromString,
                 _registered_method=True)
+        self.ListSent = channel.unary_unary(
+                '/accord.v1.LocalApi/ListSent',
+                request_serializer=accord_dot_v1_dot_local__pb2.ListSentRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.ListSentResponse.FromString,
+                _registered_method=True)
 
 
 class LocalApiServicer:
@@ -212,6 +217,13 @@ class LocalApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSent(self, request, context):
+        """Messages this node sent, newest first, each with every recipient's delivery state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LocalApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -289,6 +301,11 @@ def add_LocalApiServicer_to_server(servicer, server):
                     servicer.AccessLog,
                     request_deserializer=accord_dot_v1_dot_local__pb2.AccessLogRequest.FromString,
                     response_serializer=accord_dot_v1_dot_local__pb2.AccessLogResponse.SerializeToString,
+            ),
+            'ListSent': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSent,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.ListSentRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.ListSentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -696,6 +713,33 @@ class LocalApi:
             '/accord.v1.LocalApi/AccessLog',
             accord_dot_v1_dot_local__pb2.AccessLogRequest.SerializeToString,
             accord_dot_v1_dot_local__pb2.AccessLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/ListSent',
+            accord_dot_v1_dot_local__pb2.ListSentRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.ListSentResponse.FromString,
             options,
             channel_credentials,
             insecure,

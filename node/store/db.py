@@ -53,6 +53,8 @@ class StoredMessage:
     granted: bool = False
     receipt_proof: bytes | None = None  # audit path when the receipt was signed in a batch
     signature_proof: bytes | None = None  # audit path when the envelope was signed in a batch
+    urgency: str = ""
+    reply_deadline: datetime | None = None
 
     @classmethod
     def of(
@@ -94,6 +96,8 @@ class StoredMessage:
             control_target=meta.control_target,
             third_agency=meta.third_agency,
             granted=meta.granted,
+            urgency=meta.urgency,
+            reply_deadline=meta.reply_deadline,
         )
 
 
@@ -165,7 +169,7 @@ _MESSAGE_COLUMNS = (
     "message_id, sender, direction, type, purpose, agreement_id, correlation_id, in_reply_to, "
     "tlp, created_at, received_at, retain_until, content_sha256, signature, ciphertext, "
     "wrapped_key, receipt, receipt_signature, erased_at, control_target, third_agency, granted, "
-    "receipt_proof, signature_proof"
+    "receipt_proof, signature_proof, urgency, reply_deadline"
 )
 
 
@@ -197,6 +201,8 @@ def _message_from_row(row: Sequence[Any]) -> StoredMessage:
         granted=bool(row[21]),
         receipt_proof=row[22],
         signature_proof=row[23],
+        urgency=row[24],
+        reply_deadline=_dt(row[25]),
     )
 
 
@@ -328,7 +334,7 @@ class Store:
         assert m.sealed is not None
         return (
             f"INSERT OR IGNORE INTO messages ({_MESSAGE_COLUMNS}) "  # noqa: S608 (constant column list)
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 m.message_id,
                 m.sender,
@@ -354,6 +360,8 @@ class Store:
                 int(m.granted),
                 m.receipt_proof,
                 m.signature_proof,
+                m.urgency,
+                _ts(m.reply_deadline),
             ),
         )
 
@@ -632,6 +640,37 @@ class Store:
         params.append(limit)
         cursor = await self._rconn.execute(sql, params)
         return [_message_from_row(r) for r in await cursor.fetchall()]
+
+    async def replies_to(self, message_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The types of the messages this node sent in reply to each of `message_ids`."""
+        out: dict[str, list[str]] = {}
+        for at in range(0, len(message_ids), 400):
+            chunk = list(message_ids[at : at + 400])
+            marks = ",".join("?" * len(chunk))
+            rows = await self._rconn.execute_fetchall(
+                "SELECT in_reply_to, type FROM messages WHERE direction = 'out' "  # noqa: S608
+                f"AND in_reply_to IN ({marks})",
+                chunk,
+            )
+            for replied, kind in rows:
+                out.setdefault(replied, []).append(kind)
+        return out
+
+    async def deliveries_of(self, message_ids: Sequence[str]) -> dict[str, list[Delivery]]:
+        """The deliveries of several sent messages, by message id."""
+        out: dict[str, list[Delivery]] = {}
+        for at in range(0, len(message_ids), 400):
+            chunk = list(message_ids[at : at + 400])
+            marks = ",".join("?" * len(chunk))
+            rows = await self._rconn.execute_fetchall(
+                "SELECT seq, message_id, recipient, state, attempts, last_error, receipt, "  # noqa: S608
+                "receipt_signature, reason_code, receipt_proof FROM deliveries "
+                f"WHERE message_id IN ({marks}) ORDER BY recipient",
+                chunk,
+            )
+            for row in rows:
+                out.setdefault(row[1], []).append(Delivery(*row))
+        return out
 
     async def deliveries(self, message_id: str) -> list[Delivery]:
         cursor = await self._rconn.execute(
