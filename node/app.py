@@ -11,8 +11,10 @@ import logging
 import os
 import socket
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
@@ -46,6 +48,10 @@ from node.transport.local_auth import LocalAuthInterceptor
 from node.trust import Trust
 
 log = logging.getLogger(__name__)
+
+# A stale CRL is logged at start and then this often while it lasts; one about to expire once.
+CRL_WARN_SECONDS = 60.0
+CRL_EXPIRING = timedelta(days=1)
 
 SWITCH_INTERVAL = 0.0005
 # Cyclic garbage collection: a collection of the oldest generation scanned every object the
@@ -198,6 +204,9 @@ class Node:
         self.health = health.aio.HealthServicer()
         self._policy: Policy | None = None
         self._lock: int | None = None  # descriptor holding the lock on HOME
+        self._crl_state = ""
+        self.serving = "NOT_SERVING"  # what the health service answers, for `accord status`
+        self._crl_warned: float | None = None  # when the stale CRL was last logged
 
     # ---- life cycle -------------------------------------------------------------------------
 
@@ -221,6 +230,7 @@ class Node:
         self._lock = lock_home(home)
         tighten_secrets(self.config)
         self.trust.load_initial()
+        self.check_crl()
         keys = KeyRing.load_or_create(self.config.master_key)
         self.store = await Store.open(
             self.config.database,
@@ -301,6 +311,7 @@ class Node:
             self.link(recipient)
         self._reload_task = asyncio.create_task(self._reload_loop(), name="federation-reload")
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        self.serving = "SERVING"
         host = listen.rpartition(":")[0]
         log.info("%s listening on %s:%d, local API on %s", self.agency, host, self.port, sock)
 
@@ -338,6 +349,7 @@ class Node:
                 log.error("while stopping: %s: %s", type(exc).__name__, exc)
                 errors.append(exc)
 
+        self.serving = "NOT_SERVING"
         await step(self.health.enter_graceful_shutdown())
         if self._reload_task:
             self._reload_task.cancel()
@@ -364,6 +376,38 @@ class Node:
         while True:
             await asyncio.sleep(self.config.federation.reload_seconds)
             self.reload()
+            self.check_crl()
+
+    def check_crl(self) -> str:
+        """Say, in the log, when the CRL is stale (at start, then once a minute while it lasts:
+        the node refuses every peer meanwhile) or about to be, and when a fresh one ends it.
+        Returns the CRL's state: "fresh", "expiring" (within a day) or "stale"."""
+        next_update = self.trust.crl_next_update
+        now = self.clock.now()
+        if next_update is None or now > next_update:
+            state = "stale"
+        elif next_update - now < CRL_EXPIRING:
+            state = "expiring"
+        else:
+            state = "fresh"
+        monotonic = time.monotonic()
+        if state == "stale":
+            if self._crl_warned is None or monotonic - self._crl_warned >= CRL_WARN_SECONDS:
+                self._crl_warned = monotonic
+                log.warning(
+                    "crl stale: the federation CRL expired at %s; refusing every peer until a "
+                    "fresh one is published (accord certs crl) at %s",
+                    next_update.isoformat() if next_update else "?",
+                    self.config.path(self.config.federation.crl),
+                )
+        elif self._crl_state == "stale":
+            log.info("crl fresh again: next update %s", next_update)
+        if state == "expiring" and self._crl_state != "expiring":
+            log.warning("crl expiring: the federation CRL expires at %s", next_update)
+        if state != "stale":
+            self._crl_warned = None
+        self._crl_state = state
+        return state
 
     def reload(self) -> bool:
         """Pick up a newer directory or CRL now (also done every reload_seconds)."""

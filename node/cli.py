@@ -965,6 +965,75 @@ def _add_messages(sub: Any) -> None:
     p.set_defaults(func=cmd_receipts)
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from accord.v1 import local_pb2
+
+    r = _listing(args, "Status", local_pb2.StatusRequest())
+    doc = {
+        "agency": r.agency,
+        "health": r.health,
+        "crl_state": r.crl_state,
+        "crl_next_update": _iso(r.crl_next_update),
+        "directory_serial": r.directory_serial,
+        "directory_issued_at": _iso(r.directory_issued_at),
+        "peers": [
+            {
+                "agency": p.agency,
+                "link": p.link,
+                "last_error": p.last_error,
+                "queued": p.queued,
+                "oldest_queued_at": _iso(p.oldest_queued_at),
+                "sent": p.sent,
+                "receipted": p.receipted,
+            }
+            for p in r.peers
+        ],
+    }
+    # Non-zero while the CRL is stale: every peer is refused, which a monitor should see.
+    code = 1 if r.crl_state == "stale" else 0
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return code
+    crl = {
+        "fresh": "fresh",
+        "expiring": "EXPIRING within a day",
+        "stale": "STALE: every peer is refused until a fresh CRL is published (accord certs crl)",
+    }.get(r.crl_state, r.crl_state)
+    print(f"{r.agency}: {r.health}")
+    print(f"CRL: {crl}; next update {_short(doc['crl_next_update'])}")
+    print(f"directory: serial {r.directory_serial}, issued {_short(doc['directory_issued_at'])}")
+    rows = [
+        [
+            p["agency"],
+            p["link"],
+            str(p["queued"]),
+            _short(p["oldest_queued_at"]),
+            str(p["sent"]),
+            str(p["receipted"]),
+            (p["last_error"] or "-")[:80],
+        ]
+        for p in doc["peers"]
+    ]
+    if rows:
+        headers = ["PEER", "LINK", "QUEUED", "OLDEST QUEUED", "SENT", "RECEIPTED", "LAST ERROR"]
+        print(_table(headers, rows))
+    else:
+        print("no peers: nothing sent or queued since the node started")
+    return code
+
+
+def _add_status(sub: Any) -> None:
+    p = sub.add_parser(
+        "status",
+        help="the node's state: health, CRL, directory, outbox and link per peer",
+        description="The node's state for its operator. Exits 1 while the federation CRL is "
+        "stale (the node refuses every peer until a fresh one is published).",
+    )
+    _local_arguments(p)
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(func=cmd_status)
+
+
 # ---- demo --------------------------------------------------------------------------------------
 
 
@@ -998,7 +1067,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from node import cli_access
 
-    for add in (_add_certs, _add_node, _add_messages, _add_demo, *cli_access.GROUPS):
+    for add in (_add_certs, _add_node, _add_messages, _add_status, _add_demo, *cli_access.GROUPS):
         add(sub)
     return parser
 

@@ -154,6 +154,11 @@ class Trust:
         self._peers.clear()
         self._members.clear()
 
+    @property
+    def crl_next_update(self) -> datetime | None:
+        """When the loaded CRL stops vouching for anything (None: none loaded)."""
+        return self._crl_next_update
+
     # ---- checks -----------------------------------------------------------------------------
 
     def check_crl_fresh(self, now: datetime) -> None:

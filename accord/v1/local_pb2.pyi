@@ -306,3 +306,45 @@ class ListSentResponse(_message.Message):
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     messages: _containers.RepeatedCompositeFieldContainer[SentMessage]
     def __init__(self, messages: _Optional[_Iterable[_Union[SentMessage, _Mapping]]] = ...) -> None: ...
+
+class StatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class PeerStatus(_message.Message):
+    __slots__ = ("agency", "link", "last_error", "queued", "oldest_queued_at", "sent", "receipted")
+    AGENCY_FIELD_NUMBER: _ClassVar[int]
+    LINK_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    OLDEST_QUEUED_AT_FIELD_NUMBER: _ClassVar[int]
+    SENT_FIELD_NUMBER: _ClassVar[int]
+    RECEIPTED_FIELD_NUMBER: _ClassVar[int]
+    agency: str
+    link: str
+    last_error: str
+    queued: int
+    oldest_queued_at: _timestamp_pb2.Timestamp
+    sent: int
+    receipted: int
+    def __init__(self, agency: _Optional[str] = ..., link: _Optional[str] = ..., last_error: _Optional[str] = ..., queued: _Optional[int] = ..., oldest_queued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sent: _Optional[int] = ..., receipted: _Optional[int] = ...) -> None: ...
+
+class StatusResponse(_message.Message):
+    __slots__ = ("agency", "health", "crl_state", "crl_next_update", "directory_serial", "directory_issued_at", "peers", "now")
+    AGENCY_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
+    CRL_STATE_FIELD_NUMBER: _ClassVar[int]
+    CRL_NEXT_UPDATE_FIELD_NUMBER: _ClassVar[int]
+    DIRECTORY_SERIAL_FIELD_NUMBER: _ClassVar[int]
+    DIRECTORY_ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
+    PEERS_FIELD_NUMBER: _ClassVar[int]
+    NOW_FIELD_NUMBER: _ClassVar[int]
+    agency: str
+    health: str
+    crl_state: str
+    crl_next_update: _timestamp_pb2.Timestamp
+    directory_serial: int
+    directory_issued_at: _timestamp_pb2.Timestamp
+    peers: _containers.RepeatedCompositeFieldContainer[PeerStatus]
+    now: _timestamp_pb2.Timestamp
+    def __init__(self, agency: _Optional[str] = ..., health: _Optional[str] = ..., crl_state: _Optional[str] = ..., crl_next_update: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., directory_serial: _Optional[int] = ..., directory_issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., peers: _Optional[_Iterable[_Union[PeerStatus, _Mapping]]] = ..., now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

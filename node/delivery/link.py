@@ -129,6 +129,10 @@ class PeerLink:
         self.check_seconds = OUTBOX_CHECK_SECONDS
         self.failures = 0  # sessions that failed with something other than the peer's answer
         self.connected = False
+        # For `accord status`: idle (nothing queued), connecting, connected, retrying (the
+        # peer is down or refused us: last_error says why) or failing (this node's own fault).
+        self.state = "idle"
+        self.last_error = ""
         self._woken_by_probe = False
         self._last_unreachable = False
         # Whether a failed connection may count as "the port was closed" for the probe; lost
@@ -232,9 +236,11 @@ class PeerLink:
             try:
                 if not await self._store.queued_for(self.peer, limit=1):
                     self._wake.clear()
+                    self.state = "idle"
                     continue
                 await self._connect_with_backoff()
             except Exception as exc:
+                self.state, self.last_error = "failing", f"{type(exc).__name__}: {exc}"
                 # Whatever went wrong (a stored message that does not open, the database), this
                 # peer's queue must not be abandoned until a restart: said once, tried again.
                 log.error(
@@ -265,8 +271,10 @@ class PeerLink:
         async for attempt in retrying:
             with attempt:
                 try:
+                    self.state = "connecting"
                     await self._session()
                 except LinkDown as exc:
+                    self.state, self.last_error = "retrying", str(exc)
                     log.info("link to %s down: %s", self.peer, exc)
                     self._last_unreachable = exc.unreachable
                     await self._store.record_attempt(recipient=self.peer, error=str(exc))
@@ -544,6 +552,7 @@ class PeerLink:
             self._forget_handoff()
             self._highest_seq = 0
             self.connected = True
+            self.state = "connected"
             writer = asyncio.create_task(write_loop())
             reader = asyncio.create_task(read_loop())
             checker = asyncio.create_task(check_loop())

@@ -641,6 +641,15 @@ class Store:
         cursor = await self._rconn.execute(sql, params)
         return [_message_from_row(r) for r in await cursor.fetchall()]
 
+    async def outbox_depths(self) -> dict[str, tuple[int, datetime]]:
+        """Per recipient: envelopes queued, and when the oldest of them was sent."""
+        rows = await self._rconn.execute_fetchall(
+            "SELECT d.recipient, count(*), min(m.received_at) FROM deliveries d JOIN messages m "
+            "ON m.message_id = d.message_id AND m.direction = 'out' WHERE d.state = 'queued' "
+            "GROUP BY d.recipient"
+        )
+        return {r: (int(n), datetime.fromisoformat(oldest)) for r, n, oldest in rows}
+
     async def replies_to(self, message_ids: Sequence[str]) -> dict[str, list[str]]:
         """The types of the messages this node sent in reply to each of `message_ids`."""
         out: dict[str, list[str]] = {}

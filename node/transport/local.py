@@ -160,6 +160,38 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
         )
 
     @maps_errors
+    async def Status(
+        self, request: local_pb2.StatusRequest, context: Ctx
+    ) -> local_pb2.StatusResponse:
+        node = self._node
+        depths = await self._store.outbox_depths()
+        directory = node.trust.directory
+        response = local_pb2.StatusResponse(
+            agency=node.agency,
+            health=node.serving,
+            crl_state=node.check_crl(),
+            directory_serial=directory.serial if directory else 0,
+        )
+        response.now.CopyFrom(_ts(node.clock.now()))
+        response.crl_next_update.CopyFrom(_ts(node.trust.crl_next_update))
+        if directory is not None:
+            response.directory_issued_at.CopyFrom(_ts(directory.issued_at))
+        for agency in sorted(set(depths) | set(node.links)):
+            link = node.links.get(agency)
+            queued, oldest = depths.get(agency, (0, None))
+            peer = response.peers.add(
+                agency=agency,
+                link=link.state if link is not None else "idle",
+                last_error=link.last_error if link is not None else "",
+                queued=queued,
+                sent=link.sent if link is not None else 0,
+                receipted=link.receipted if link is not None else 0,
+            )
+            if oldest is not None:
+                peer.oldest_queued_at.CopyFrom(_ts(oldest))
+        return response
+
+    @maps_errors
     async def ListSent(
         self, request: local_pb2.ListSentRequest, context: Ctx
     ) -> local_pb2.ListSentResponse:
