@@ -34,6 +34,8 @@ from node.delivery.receiver import Receiver
 from node.envelope import digest, meta_of, set_time, sign
 from node.errors import AccordError, ConfigError, Reason, Refused
 from node.ids import uuid7
+from node.logs import event
+from node.metrics import Metrics
 from node.operations import Operations
 from node.policy import Policy
 from node.signer import BatchSigner
@@ -202,6 +204,8 @@ class Node:
         self._watchers: set[asyncio.Queue[StoredMessage]] = set()
         self._receipt_listeners: list[Callable[[ReceiptEvent], None]] = []
         self.health = health.aio.HealthServicer()
+        self.metrics = Metrics()
+        self.metrics_port = 0  # where /metrics is served (0: not served)
         self._policy: Policy | None = None
         self._lock: int | None = None  # descriptor holding the lock on HOME
         self._crl_state = ""
@@ -239,6 +243,8 @@ class Node:
             batch_max=self.config.delivery.batch_max,
             create=False,
         )
+        self.store.writer.observe = self.metrics.observe_commit
+        self.metrics.watch(self)
         self.access_store = AccessStore(self.store)
         self.operations = Operations(self, self.access_store)
         self.receiver = Receiver(
@@ -249,11 +255,16 @@ class Node:
             policy=self.policy,
             max_message_bytes=self.config.limits.max_message_bytes,
             on_stored=self._announce,
+            on_refused=self._refused,
             member_key=self._member_key,
         )
         grpc_limit = 4 * self.config.limits.max_message_bytes + (1 << 20)
         self._server = grpc.aio.server(
-            interceptors=[FederationAuthInterceptor(trust=self.trust, clock=self.clock)],
+            interceptors=[
+                FederationAuthInterceptor(
+                    trust=self.trust, clock=self.clock, on_refused=self._caller_refused
+                )
+            ],
             options=[
                 ("grpc.max_receive_message_length", grpc_limit),
                 ("grpc.max_send_message_length", grpc_limit),
@@ -310,10 +321,19 @@ class Node:
         for recipient in await self.store.recipients_with_queued():
             self.link(recipient)
         self._reload_task = asyncio.create_task(self._reload_loop(), name="federation-reload")
+        if self.config.metrics.address:
+            self.metrics_port = self.metrics.serve(self.config.metrics.address)
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         self.serving = "SERVING"
-        host = listen.rpartition(":")[0]
-        log.info("%s listening on %s:%d, local API on %s", self.agency, host, self.port, sock)
+        event(
+            "node.started",
+            agency=self.agency,
+            listen=f"{listen.rpartition(':')[0]}:{self.port}",
+            local_api=str(sock),
+            metrics=f"{self.config.metrics.address.rpartition(':')[0]}:{self.metrics_port}"
+            if self.metrics_port
+            else None,
+        )
 
     async def _abort(self) -> None:
         """Undo a start that failed part-way; each step on its own, so one failure does not
@@ -324,6 +344,7 @@ class Node:
                     await server.stop(0)
         if self._reload_task is not None:
             self._reload_task.cancel()
+        self.metrics.stop()
         for link in self.links.values():
             with contextlib.suppress(Exception):
                 await link.close()
@@ -350,6 +371,8 @@ class Node:
                 errors.append(exc)
 
         self.serving = "NOT_SERVING"
+        event("node.stopping", agency=self.agency)
+        self.metrics.stop()
         await step(self.health.enter_graceful_shutdown())
         if self._reload_task:
             self._reload_task.cancel()
@@ -489,11 +512,53 @@ class Node:
     def on_receipt(self, listener: Callable[[ReceiptEvent], None]) -> None:
         self._receipt_listeners.append(listener)
 
-    def _receipted(self, event: ReceiptEvent) -> None:
+    def _receipted(self, receipt: ReceiptEvent) -> None:
+        status = "accepted" if receipt.accepted else "rejected"
+        self.metrics.receipts.labels(receipt.recipient, status).inc()
+        latency = None
+        if receipt.queued_at is not None:
+            latency = max(0.0, (self.clock.now() - receipt.queued_at).total_seconds())
+            self.metrics.latency.labels(receipt.recipient).observe(latency)
+        if not receipt.accepted:
+            self.metrics.refusals.labels("remote", receipt.reason_code).inc()
+        event(
+            "receipt.stored",
+            message_id=receipt.message_id,
+            peer=receipt.recipient,
+            status=status,
+            reason=receipt.reason_code,
+            latency_ms=None if latency is None else round(latency * 1000, 1),
+        )
         for listener in self._receipt_listeners:
-            listener(event)
+            listener(receipt)
 
     async def send(
+        self,
+        draft: message_pb2.MessageContent,
+        *,
+        author: str = "",
+        record: Record | None = None,
+    ) -> Sent:
+        """`_send`, counted and logged: one event per send, queued, held or refused."""
+        known = draft.type in message_pb2.MessageType.values()
+        type_name = message_pb2.MessageType.Name(draft.type) if known else str(draft.type)
+        type_name = type_name.removeprefix("MESSAGE_TYPE_")
+        try:
+            sent = await self._send(draft, author=author, record=record)
+        except Refused as exc:
+            self.metrics.sent.labels(type_name, "refused").inc()
+            self.metrics.refusals.labels("outbound", exc.reason.value).inc()
+            event(
+                "message.refused", message_id=draft.message_id, peer=list(draft.recipients),
+                type=type_name, reason=exc.reason.value,
+            )  # fmt: skip
+            raise
+        status = "held" if sent.pending_approval else "queued"
+        self.metrics.sent.labels(type_name, status).inc()
+        event(f"message.{status}", message_id=sent.message_id, peer=sent.recipients, type=type_name)
+        return sent
+
+    async def _send(
         self,
         draft: message_pb2.MessageContent,
         *,
@@ -594,7 +659,22 @@ class Node:
     def unwatch(self, queue: asyncio.Queue[StoredMessage]) -> None:
         self._watchers.discard(queue)
 
+    def _refused(self, sender: str, message_id: str, reason: str) -> None:
+        """An envelope from a peer this node refused (its REJECTED receipt is committed)."""
+        self.metrics.received.labels("", "rejected").inc()
+        self.metrics.refusals.labels("inbound", reason).inc()
+        event("message.rejected", message_id=message_id, peer=sender, reason=reason)
+
+    def _caller_refused(self, why: str) -> None:
+        """A federation call refused before any envelope was read (authentication)."""
+        self.metrics.refusals.labels("inbound", "UNAUTHENTICATED").inc()
+
     def _announce(self, message: StoredMessage) -> None:
+        self.metrics.received.labels(message.type, "accepted").inc()
+        event(
+            "message.received", message_id=message.message_id, peer=message.sender,
+            type=message.type,
+        )  # fmt: skip
         for queue in list(self._watchers):
             if queue.full():
                 self._watchers.discard(queue)  # a watcher that stopped reading is dropped

@@ -28,6 +28,7 @@ from certs.directory import TLP_LABELS, tlp_label, tlp_name
 from certs.errors import PkiError
 from certs.identity import check_agency_code
 from node import config as config_mod
+from node import logs
 from node.client import connect, local_error, resolve_home
 from node.errors import AccordError
 
@@ -240,21 +241,27 @@ STOP_MARGIN = 10.0
 def cmd_node_run(args: argparse.Namespace) -> int:
     from node.app import Node, tune_collector
 
+    logs.configure(level=args.log_level, fmt=args.log_format)
     config = config_mod.load(resolve_home(args.home))
     stopped_in_time = True
 
     async def run() -> None:
         nonlocal stopped_in_time
         try:
-            node = Node(config)
-            await node.start()
+            with logs.held():
+                node = Node(config)
+                await node.start()
         except (AccordError, PkiError):
             raise
         except Exception as exc:
             log.debug("start-up failed", exc_info=True)
             raise StartupError(f"{config.node.agency} did not start: {describe(exc)}") from exc
         tune_collector()
-        print(f"{node.agency} ready on port {node.port}", flush=True)
+        metrics = ""
+        if node.metrics_port:
+            host = config.metrics.address.rpartition(":")[0]
+            metrics = f"; metrics at http://{host}:{node.metrics_port}/metrics"
+        print(f"{node.agency} ready on port {node.port}{metrics}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -326,6 +333,19 @@ def _add_node(sub: Any) -> None:
 
     p = nsub.add_parser("run", help="run the node until SIGINT/SIGTERM")
     _home_argument(p)
+    p.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        default="text",
+        help="text (default) or json: one JSON object per line, for log shippers",
+    )
+    p.add_argument(
+        "--log-level",
+        choices=logs.LEVELS,
+        default="info",
+        help="info (default): one line per event (message queued, received, refused, "
+        "receipt stored, link up or down), never content",
+    )
     p.set_defaults(func=cmd_node_run)
 
 

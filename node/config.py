@@ -60,6 +60,12 @@ class StoreSection:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSection:
+    address: str = ""  # HOST:PORT for Prometheus; empty: no metrics served
+    allow_remote: bool = False  # a non-loopback listen address needs this
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     home: Path
     node: NodeSection
@@ -68,6 +74,7 @@ class Config:
     limits: LimitsSection = field(default_factory=LimitsSection)
     delivery: DeliverySection = field(default_factory=DeliverySection)
     store: StoreSection = field(default_factory=StoreSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)
 
     def path(self, value: str) -> Path:
         """A configured path, relative to the node's home unless absolute."""
@@ -94,6 +101,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "limits": LimitsSection,
     "delivery": DeliverySection,
     "store": StoreSection,
+    "metrics": MetricsSection,
 }
 
 
@@ -141,8 +149,8 @@ def _section(name: str, cls: type[Any], values: Any) -> Any:
         expected = f.type if isinstance(f.type, str) else f.type.__name__
         if expected == "float" and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        python_type = {"str": str, "int": int, "float": float}[expected]
-        if isinstance(value, bool) or not isinstance(value, python_type):
+        python_type = {"str": str, "int": int, "float": float, "bool": bool}[expected]
+        if isinstance(value, bool) != (python_type is bool) or not isinstance(value, python_type):
             raise ConfigError(f"{name}.{key}: expected {expected}, got {value!r}")
         kwargs[key] = value
     try:
@@ -191,6 +199,11 @@ def _validate(c: Config) -> None:
             f"store.synchronous: must be FULL or EXTRA (receipts promise durability), "
             f"got {c.store.synchronous!r}"
         )
+    if c.metrics.address:
+        from node.metrics import check_listen as check_metrics_listen
+
+        check_listen(c.metrics.address, "metrics.address")
+        check_metrics_listen(c.metrics.address, allow_remote=c.metrics.allow_remote)
     for name in ("key", "certificate", "ca"):
         p = c.path(getattr(c.tls, name))
         if not p.is_file():
@@ -243,4 +256,10 @@ batch_max = 512
 
 [store]
 synchronous = "FULL"
+
+[metrics]
+# Prometheus metrics at http://HOST:PORT/metrics, e.g. "127.0.0.1:9464"; empty: not served.
+# A non-loopback address also needs allow_remote = true.
+address = ""
+allow_remote = false
 """

@@ -27,6 +27,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import grpc
@@ -48,6 +49,7 @@ from node.envelope import (
     verify,
 )
 from node.errors import AccordError
+from node.logs import event
 from node.store import PendingEnvelope, Store
 from node.trust import Trust
 
@@ -76,6 +78,7 @@ class ReceiptEvent:
     recipient: str
     accepted: bool
     reason_code: str
+    queued_at: datetime | None = None  # when the send was accepted into the outbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +278,7 @@ class PeerLink:
                     await self._session()
                 except LinkDown as exc:
                     self.state, self.last_error = "retrying", str(exc)
-                    log.info("link to %s down: %s", self.peer, exc)
+                    event("link.down", peer=self.peer, reason=str(exc))
                     self._last_unreachable = exc.unreachable
                     await self._store.record_attempt(recipient=self.peer, error=str(exc))
                     if exc.progress:
@@ -507,7 +510,11 @@ class PeerLink:
                     for head, info, _ in taken:
                         self._on_receipt(
                             ReceiptEvent(
-                                head.message_id, self.peer, info.accepted, info.reason_code
+                                head.message_id,
+                                self.peer,
+                                info.accepted,
+                                info.reason_code,
+                                head.queued_at,
                             )
                         )
 
@@ -553,6 +560,7 @@ class PeerLink:
             self._highest_seq = 0
             self.connected = True
             self.state = "connected"
+            event("link.up", peer=self.peer, features=sorted(self.features))
             writer = asyncio.create_task(write_loop())
             reader = asyncio.create_task(read_loop())
             checker = asyncio.create_task(check_loop())

@@ -110,6 +110,7 @@ class PendingEnvelope:
     signature: bytes
     content_sha256: bytes
     proof: bytes = b""  # the signature's audit path (Envelope.proof); empty: signed alone
+    queued_at: datetime | None = None  # when the send was accepted (delivery latency)
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,6 +435,7 @@ class Store:
                 m.signature,
                 m.content_sha256,
                 m.signature_proof or b"",
+                m.received_at,
             )
             for seq, r in zip(seqs, recipients, strict=True)
         ]
@@ -582,16 +584,19 @@ class Store:
         one committed before the call, on the outbox's own connection (see __init__)."""
         rows = await self._outbox.execute_fetchall(
             "SELECT d.seq, d.message_id, m.ciphertext, m.wrapped_key, m.signature, "
-            "m.content_sha256, m.sender, m.signature_proof FROM deliveries d JOIN messages m "
+            "m.content_sha256, m.sender, m.signature_proof, m.received_at "
+            "FROM deliveries d JOIN messages m "
             "ON m.message_id = d.message_id AND m.direction = 'out' "
             "WHERE d.recipient = ? AND d.state = 'queued' AND d.seq > ? ORDER BY d.seq LIMIT ?",
             (recipient, after_seq, limit),
         )
         out = []
-        for seq, message_id, ciphertext, wrapped, signature, sha, sender, proof in rows:
+        for seq, message_id, ciphertext, wrapped, signature, sha, sender, proof, at in rows:
             content = self.keys.open(Sealed(ciphertext, wrapped), aad_for(sender, message_id))
             out.append(
-                PendingEnvelope(seq, message_id, recipient, content, signature, sha, proof or b"")
+                PendingEnvelope(
+                    seq, message_id, recipient, content, signature, sha, proof or b"", _dt(at)
+                )
             )
         return out
 

@@ -209,6 +209,8 @@ class GroupCommitWriter:
         self.busy_timeout_ms = BUSY_TIMEOUT_MS
         self.checkpoint_frames = CHECKPOINT_FRAMES
         self.checkpoint_commits = CHECKPOINT_COMMITS
+        # Told each committed group's size and seconds (the node's metrics); None: nobody.
+        self.observe: Callable[[int, float], None] | None = None
         self.thread_commits = 0  # transactions run on the connection's thread
         self.slow_commits = 0  # inline COMMITs that took longer than slow_commit
         self.locked = 0  # inline transactions that found the database locked
@@ -303,6 +305,7 @@ class GroupCommitWriter:
             if unit.run is not None:
                 calls.append((unit, unit.run))
         runs = [run for _, run in calls]
+        started = time.perf_counter()
         try:
             results = await self._transaction(grouped, runs)
         except _ONE_UNITS_FAULT as exc:
@@ -328,6 +331,8 @@ class GroupCommitWriter:
         self.commits += 1
         self.units += len(batch)
         self._commits_since_checkpoint += 1
+        if self.observe is not None:
+            self.observe(len(batch), time.perf_counter() - started)
         result_of = {id(unit): result for (unit, _), result in zip(calls, results, strict=True)}
         for unit in batch:
             if not unit.done.done():
