@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -144,13 +145,15 @@ def _add_certs(sub: Any) -> None:
     certs = sub.add_parser("certs", help="federation PKI: CA, certificates, CRL, directory")
     csub = certs.add_subparsers(dest="certs_command", required=True, metavar="SUBCOMMAND")
     p = csub.add_parser("init-federation", help="create a federation CA, CRL and directory")
-    p.add_argument("--dir", required=True, help="federation authority directory to create")
+    p.add_argument(
+        "--dir", required=True, type=path_arg, help="federation authority directory to create"
+    )
     p.add_argument("--federation", default="accord.test", help="federation DNS name")
     p.set_defaults(func=cmd_certs_init)
 
     p = csub.add_parser("issue", help="issue a node key and certificate and list it")
-    p.add_argument("--dir", required=True, help="federation authority directory")
-    p.add_argument("--agency", required=True, help="agency code, e.g. NL-POL")
+    p.add_argument("--dir", required=True, type=path_arg, help="federation authority directory")
+    p.add_argument("--agency", required=True, type=agency_code, help="agency code, e.g. NL-POL")
     p.add_argument("--endpoint", required=True, help="HOST:PORT the node listens on")
     p.add_argument("--name", help="agency display name (default: the one listed, else CODE)")
     p.add_argument(
@@ -167,19 +170,21 @@ def _add_certs(sub: Any) -> None:
         help=f"validity in days, 1 to {MAX_CERT_DAYS} (default 365)",
     )
     p.add_argument(
-        "--out", help="where to write node.key, node.pem, ca.pem (default DIR/issued/CODE)"
+        "--out",
+        type=path_arg,
+        help="where to write node.key, node.pem, ca.pem (default DIR/issued/CODE)",
     )
     p.set_defaults(func=cmd_certs_issue)
 
     p = csub.add_parser("revoke", help="revoke a certificate and republish CRL and directory")
-    p.add_argument("--dir", required=True, help="federation authority directory")
+    p.add_argument("--dir", required=True, type=path_arg, help="federation authority directory")
     group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--agency", help="revoke every certificate of this agency")
+    group.add_argument("--agency", type=agency_code, help="revoke every certificate of this agency")
     group.add_argument("--serial", help="revoke one certificate by serial (hex)")
     p.set_defaults(func=cmd_certs_revoke)
 
     p = csub.add_parser("crl", help="republish the CRL with a fresh nextUpdate")
-    p.add_argument("--dir", required=True, help="federation authority directory")
+    p.add_argument("--dir", required=True, type=path_arg, help="federation authority directory")
     p.add_argument(
         "--hours",
         type=number(0, MAX_CRL_HOURS),
@@ -191,8 +196,8 @@ def _add_certs(sub: Any) -> None:
     p.set_defaults(func=cmd_certs_crl)
 
     p = csub.add_parser("set-endpoint", help="change a member's endpoint in the directory")
-    p.add_argument("--dir", required=True, help="federation authority directory")
-    p.add_argument("--agency", required=True, help="agency code of the member")
+    p.add_argument("--dir", required=True, type=path_arg, help="federation authority directory")
+    p.add_argument("--agency", required=True, type=agency_code, help="agency code of the member")
     p.add_argument("--endpoint", required=True, help="HOST:PORT")
     p.set_defaults(func=cmd_certs_endpoint)
 
@@ -239,11 +244,14 @@ STOP_MARGIN = 10.0
 
 
 def cmd_node_run(args: argparse.Namespace) -> int:
+    import threading
+
     from node.app import Node, tune_collector
 
     logs.configure(level=args.log_level, fmt=args.log_format)
     config = config_mod.load(resolve_home(args.home))
     stopped_in_time = True
+    before = set(threading.enumerate())
 
     async def run() -> None:
         nonlocal stopped_in_time
@@ -279,7 +287,7 @@ def cmd_node_run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(run())
     finally:
-        _exit_if_stuck()
+        _exit_if_stuck(before)
     return 0 if stopped_in_time else 1
 
 
@@ -295,13 +303,14 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-def _exit_if_stuck() -> None:
-    """A thread left behind by a failed start or stop (a database connection) would keep the
-    process alive after main returns: nothing may keep `accord node run` from exiting."""
+def _exit_if_stuck(before: set[Any]) -> None:
+    """A thread the node left behind after a failed start or stop (a database connection)
+    would keep the process alive after main returns: nothing may keep `accord node run` from
+    exiting. (Threads that were there `before` are not the node's.)"""
     import threading
 
     for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
+        if thread not in before and not thread.daemon:
             thread.join(timeout=2.0)
             if thread.is_alive():
                 log.error("thread %s still running after the node stopped; exiting", thread.name)
@@ -314,10 +323,13 @@ def _add_node(sub: Any) -> None:
     node = sub.add_parser("node", help="create and run a node")
     nsub = node.add_subparsers(dest="node_command", required=True, metavar="SUBCOMMAND")
     p = nsub.add_parser("init", help="create a node home from issued certificates")
-    p.add_argument("--home", required=True, help="node home directory to create")
-    p.add_argument("--agency", required=True, help="this node's agency code")
+    p.add_argument("--home", required=True, type=path_arg, help="node home directory to create")
+    p.add_argument("--agency", required=True, type=agency_code, help="this node's agency code")
     p.add_argument(
-        "--federation", required=True, help="directory with the federation's published files"
+        "--federation",
+        required=True,
+        type=path_arg,
+        help="directory with the federation's published files",
     )
     p.add_argument("--federation-name", default=None, help=argparse.SUPPRESS)
     p.add_argument(
@@ -327,7 +339,9 @@ def _add_node(sub: Any) -> None:
         "lists for the agency)",
     )
     p.add_argument(
-        "--certs", help="directory with node.key, node.pem, ca.pem (default FED/issued/CODE)"
+        "--certs",
+        type=path_arg,
+        help="directory with node.key, node.pem, ca.pem (default FED/issued/CODE)",
     )
     p.set_defaults(func=cmd_node_init)
 
@@ -353,7 +367,7 @@ def _add_node(sub: Any) -> None:
 
 
 def _home_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--home", help="node home directory (default $ACCORD_HOME)")
+    p.add_argument("--home", type=path_arg, help="node home directory (default $ACCORD_HOME)")
 
 
 def _local_arguments(p: argparse.ArgumentParser) -> None:
@@ -390,6 +404,33 @@ def whole(low: int, high: int) -> Callable[[str], int]:
 
     parse.bounds = (low, high)  # type: ignore[attr-defined]  # for the tests that walk options
     return parse
+
+
+_MESSAGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def message_id(text: str) -> str:
+    """argparse type: a message id (a UUID, as the node gives them out)."""
+    if not _MESSAGE_ID.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a message id (a UUID like 0190a0a0-0000-7000-8000-000000000001)"
+        )
+    return text.strip()
+
+
+def path_arg(text: str) -> str:
+    """argparse type: a path, never empty (an empty one would mean the current directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; name a file or directory")
+    return text
+
+
+def agency_code(text: str) -> str:
+    """argparse type: an agency code such as NL-POL."""
+    try:
+        return check_agency_code(text.strip())
+    except PkiError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def number(above: float, high: float) -> Callable[[str], float]:
@@ -901,6 +942,7 @@ def _add_messages(sub: Any) -> None:
     p.add_argument(
         "--body",
         required=True,
+        type=path_arg,
         metavar="FILE.json",
         help="typed body in protobuf JSON ('-' for stdin): IncidentBody for INCIDENT_PUBLISH and "
         "INCIDENT_UPDATE, ControlBody for control types (INCIDENT_RETRACT, HANDLING_UPDATE, "
@@ -922,14 +964,19 @@ def _add_messages(sub: Any) -> None:
         help="onward transfer: FORBIDDEN, WITH_ORIGINATOR_CONSENT, ALLOWED",
     )
     p.add_argument("--urgent", action="store_true", help="mark urgent (answer within 8 hours)")
-    p.add_argument("--reply-to", metavar="ID", help="the message this one answers")
+    p.add_argument("--reply-to", metavar="ID", type=message_id, help="the message this one answers")
     p.add_argument(
         "--reply-by",
         metavar="TIME",
         help="reply deadline, RFC 3339 with offset (default for requests: 8 hours if --urgent, "
         "else 7 days, as Directive (EU) 2023/977 sets)",
     )
-    p.add_argument("--correlation", metavar="ID", help="thread id (default: --reply-to's id)")
+    p.add_argument(
+        "--correlation",
+        metavar="ID",
+        type=message_id,
+        help="thread id (default: --reply-to's id)",
+    )
     p.add_argument("--legal-basis", metavar="TEXT", help="legal basis of the exchange")
     p.set_defaults(func=cmd_send)
 
@@ -942,7 +989,9 @@ def _add_messages(sub: Any) -> None:
         metavar="N",
         help="at most N messages, 1 to 1000 (default 100)",
     )
-    p.add_argument("--before", metavar="ID", help="page: messages older than this id")
+    p.add_argument(
+        "--before", metavar="ID", type=message_id, help="page: messages older than this id"
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_inbox)
 
@@ -957,7 +1006,9 @@ def _add_messages(sub: Any) -> None:
         metavar="N",
         help="at most N messages, 1 to 1000 (default 100)",
     )
-    p.add_argument("--before", metavar="ID", help="page: messages older than this id")
+    p.add_argument(
+        "--before", metavar="ID", type=message_id, help="page: messages older than this id"
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_sent)
 
@@ -968,8 +1019,12 @@ def _add_messages(sub: Any) -> None:
         "verify against the sender's certificate in the federation directory.",
     )
     _local_arguments(p)
-    p.add_argument("id", metavar="ID", help="message id")
-    p.add_argument("--sender", help="sender agency, when ids could repeat across senders")
+    p.add_argument("id", metavar="ID", type=message_id, help="message id")
+    p.add_argument(
+        "--sender",
+        type=agency_code,
+        help="sender agency, when ids could repeat across senders",
+    )
     p.add_argument(
         "--justification",
         metavar="TEXT",
@@ -980,7 +1035,7 @@ def _add_messages(sub: Any) -> None:
 
     p = sub.add_parser("receipts", help="delivery state and signed receipts of a sent message")
     _local_arguments(p)
-    p.add_argument("id", metavar="ID", help="id of a message sent from this node")
+    p.add_argument("id", metavar="ID", type=message_id, help="id of a message sent from this node")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=cmd_receipts)
 
@@ -1071,7 +1126,9 @@ def _add_demo(sub: Any) -> None:
         "exchange incident and liaison messages, show receipts and one refusal, stop the nodes. "
         "Exits 0 only if every expectation held.",
     )
-    p.add_argument("--dir", help="where to create it (default: a new temporary directory)")
+    p.add_argument(
+        "--dir", type=path_arg, help="where to create it (default: a new temporary directory)"
+    )
     p.add_argument("--keep", action="store_true", help="keep the temporary directory afterwards")
     p.set_defaults(func=cmd_demo)
 

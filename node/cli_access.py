@@ -17,7 +17,16 @@ from accord.v1 import local_pb2
 from accord.v1 import message_pb2 as pb
 from certs.ca import FederationAuthority
 from certs.directory import agreement_from_dict, agreement_to_dict
-from node.cli import UsageError, _csv, _local_arguments, _table, whole
+from node.cli import (
+    UsageError,
+    _csv,
+    _local_arguments,
+    _table,
+    agency_code,
+    message_id,
+    path_arg,
+    whole,
+)
 from node.client import connect, resolve_home
 
 
@@ -376,6 +385,7 @@ def add_users(sub: Any) -> None:
         "--role",
         required=True,
         choices=["liaison_officer", "supervisor", "auditor", "administrator"],
+        help="what the user may do (docs/policy.md)",
     )
     p.add_argument(
         "--clearance",
@@ -391,12 +401,18 @@ def add_users(sub: Any) -> None:
     _json_argument(p)
     p.set_defaults(func=cmd_users_list)
     p = usub.add_parser("clearances", help="replace a user's purpose clearances")
-    p.add_argument("name")
-    p.add_argument("--clearance", action="append", metavar="PURPOSE[,PURPOSE]", default=[])
+    p.add_argument("name", help="the user")
+    p.add_argument(
+        "--clearance",
+        action="append",
+        metavar="PURPOSE[,PURPOSE]",
+        default=[],
+        help="the purposes the user is cleared for from now on (none given: none); repeatable",
+    )
     _local_arguments(p)
     p.set_defaults(func=cmd_users_clearances)
     p = usub.add_parser("disable", help="disable a user (their token stops working)")
-    p.add_argument("name")
+    p.add_argument("name", help="the user")
     _local_arguments(p)
     p.set_defaults(func=cmd_users_disable)
     p = sub.add_parser("whoami", help="the local user the CLI acts as")
@@ -419,12 +435,12 @@ def add_approvals(sub: Any) -> None:
     _json_argument(p)
     p.set_defaults(func=cmd_approvals_list)
     p = asub.add_parser("approve", help="approve a held message (a supervisor, not its author)")
-    p.add_argument("id", help="message id")
+    p.add_argument("id", type=message_id, help="message id")
     p.add_argument("--note", help="why")
     _local_arguments(p)
     p.set_defaults(func=cmd_approve)
     p = asub.add_parser("reject", help="reject a held message; it is never sent")
-    p.add_argument("id", help="message id")
+    p.add_argument("id", type=message_id, help="message id")
     p.add_argument("--note", help="why (required)")
     _local_arguments(p)
     p.set_defaults(func=cmd_reject)
@@ -432,31 +448,33 @@ def add_approvals(sub: Any) -> None:
 
 def add_transfer(sub: Any) -> None:
     p = sub.add_parser("forward", help="forward a received message to a third agency")
-    p.add_argument("id", help="id of the received message")
-    p.add_argument("--to", required=True, help="third agency code")
+    p.add_argument("id", type=message_id, help="id of the received message")
+    p.add_argument("--to", required=True, type=agency_code, help="third agency code")
     p.add_argument("--justification", required=True, help="why it must go there (logged)")
     p.add_argument("--purpose", help="purpose of the transfer (default: the original's)")
-    p.add_argument("--sender", help="originator, if the id is ambiguous")
+    p.add_argument("--sender", type=agency_code, help="originator, if the id is ambiguous")
     _local_arguments(p)
     p.set_defaults(func=cmd_forward)
     tr = sub.add_parser("transfer", help="ask for or give consent to onward transfer")
     tsub = tr.add_subparsers(dest="transfer_command", required=True, metavar="SUBCOMMAND")
     p = tsub.add_parser("request", help="ask the originator for consent to forward a message")
-    p.add_argument("id", help="id of the message to forward")
-    p.add_argument("--to", required=True, help="the originator (who decides)")
-    p.add_argument("--third", required=True, help="the third agency it would go to")
+    p.add_argument("id", type=message_id, help="id of the message to forward")
+    p.add_argument("--to", required=True, type=agency_code, help="the originator (who decides)")
+    p.add_argument(
+        "--third", required=True, type=agency_code, help="the third agency it would go to"
+    )
     p.add_argument("--purpose", required=True, help="purpose code of this request message")
     p.add_argument("--transfer-purpose", help="purpose of the transfer, if not the original's")
     p.add_argument("--reason", required=True, help="grounds for the transfer")
     _local_arguments(p)
     p.set_defaults(func=cmd_transfer_request)
     p = tsub.add_parser("grant", help="grant (or --deny) onward transfer of your message")
-    p.add_argument("id", help="id of your original message")
-    p.add_argument("--to", required=True, help="the agency that asked")
-    p.add_argument("--third", required=True, help="the third agency")
+    p.add_argument("id", type=message_id, help="id of your original message")
+    p.add_argument("--to", required=True, type=agency_code, help="the agency that asked")
+    p.add_argument("--third", required=True, type=agency_code, help="the third agency")
     p.add_argument("--purpose", required=True, help="purpose code of this grant message")
     p.add_argument("--transfer-purpose", help="purpose the transfer is granted for")
-    p.add_argument("--in-reply-to", help="id of the request being answered")
+    p.add_argument("--in-reply-to", type=message_id, help="id of the request being answered")
     p.add_argument("--conditions", help="conditions attached to the grant")
     p.add_argument("--reason", help="grounds (required in practice for a refusal)")
     p.add_argument("--deny", action="store_true", help="refuse instead of grant")
@@ -468,7 +486,7 @@ def add_policy(sub: Any) -> None:
     pol = sub.add_parser("policy", help="published policy: agreements, purposes, retention")
     psub = pol.add_subparsers(dest="policy_command", required=True, metavar="SUBCOMMAND")
     p = psub.add_parser("show", help="this node's policy, or a peer's (--peer), signature checked")
-    p.add_argument("--peer", help="agency code of a peer")
+    p.add_argument("--peer", type=agency_code, help="agency code of a peer")
     p.add_argument(
         "--json",
         action="store_true",
@@ -477,7 +495,7 @@ def add_policy(sub: Any) -> None:
     _local_arguments(p)
     p.set_defaults(func=cmd_policy_show)
     p = sub.add_parser("access-log", help="who consulted, forwarded or approved what (auditor)")
-    p.add_argument("--message", help="only entries for this message id")
+    p.add_argument("--message", type=message_id, help="only entries for this message id")
     p.add_argument(
         "--limit",
         type=whole(1, 5000),
@@ -491,13 +509,18 @@ def add_policy(sub: Any) -> None:
     ag = sub.add_parser("agreements", help="cooperation agreements in the federation directory")
     gsub = ag.add_subparsers(dest="agreements_command", required=True, metavar="SUBCOMMAND")
     p = gsub.add_parser("set", help="publish agreements from a JSON file (signed, new serial)")
-    p.add_argument("--dir", required=True, help="federation authority directory")
-    p.add_argument("--file", required=True, help="JSON list of agreements (see docs/policy.md)")
+    p.add_argument("--dir", required=True, type=path_arg, help="federation authority directory")
+    p.add_argument(
+        "--file",
+        required=True,
+        type=path_arg,
+        help="JSON list of agreements (see docs/policy.md)",
+    )
     p.set_defaults(func=cmd_agreements_set)
     p = gsub.add_parser(
         "show", help="list the directory's agreements and whether each is in force now"
     )
-    p.add_argument("--dir", required=True, help="federation authority directory")
+    p.add_argument("--dir", required=True, type=path_arg, help="federation authority directory")
     _json_argument(p)
     p.set_defaults(func=cmd_agreements_show)
 

@@ -60,16 +60,32 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str)
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is when a record comes (a test may swap it)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def configure(*, level: str = "info", fmt: str = "text") -> None:
-    """Set up the root logger for a process that runs a node (or the CLI)."""
-    handler = logging.StreamHandler(sys.stderr)
+    """Set up the root logger for a process that runs a node: one handler on stderr (replacing
+    one an earlier call installed; other handlers are left alone)."""
+    handler = _Stderr()
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     for old in list(root.handlers):
-        root.removeHandler(old)
+        if isinstance(old, _Stderr) or (
+            isinstance(old, logging.StreamHandler) and old.stream in (sys.stderr, sys.stdout)
+        ):
+            root.removeHandler(old)  # basicConfig's, or ours from before
     root.addHandler(handler)
     root.setLevel(level.upper())
 

@@ -180,7 +180,9 @@ async def test_no_running_node_is_a_clear_error(tmp_short: Path) -> None:
     run = await accord("inbox", "--home", home)
     assert_usage_error(run, f"no node running at {home} (socket {sock} missing)", hint)
     # $ACCORD_HOME stands in for --home.
-    run = await accord("receipts", "0190", env={"ACCORD_HOME": str(home)})
+    run = await accord(
+        "receipts", "0190a0a0-0000-7000-8000-000000000001", env={"ACCORD_HOME": str(home)}
+    )
     assert_usage_error(run, f"no node running at {home}", hint)
     assert_usage_error(await accord("inbox"), "pass --home DIR or set ACCORD_HOME")
 
