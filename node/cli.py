@@ -382,6 +382,26 @@ def _local_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def json_argument(p: argparse.ArgumentParser, what: str = "print JSON instead of a table") -> None:
+    p.add_argument("--json", action="store_true", help=what)
+
+
+def _paged_listing(p: argparse.ArgumentParser) -> None:
+    """A listing of messages over the local API: newest first, a page at a time."""
+    _local_arguments(p)
+    p.add_argument(
+        "--limit",
+        type=whole(1, 1000),
+        default=100,
+        metavar="N",
+        help="at most N messages, 1 to 1000 (default 100)",
+    )
+    p.add_argument(
+        "--before", metavar="ID", type=message_id, help="page: messages older than this id"
+    )
+    json_argument(p)
+
+
 def _choice(value: str, choices: Sequence[str], *, what: str, prefix: str = "") -> str:
     """Match a user-typed enum name: case-insensitive, '-'/'+' as '_', optional proto prefix."""
     name = value.strip().upper().replace("-", "_").replace("+", "_").removeprefix(prefix)
@@ -618,19 +638,37 @@ def _listing(args: argparse.Namespace, method: str, request: Any) -> Any:
     return asyncio.run(call())
 
 
+def _print_listing(
+    args: argparse.Namespace,
+    docs: list[dict[str, Any]],
+    *,
+    empty: str,
+    headers: Sequence[str],
+    row: Callable[[dict[str, Any]], list[str]],
+) -> int:
+    """A listing as JSON (--json), or as a table, or a line saying there is nothing."""
+    if args.json:
+        print(json.dumps(docs, indent=2))
+    elif not docs:
+        print(empty)
+    else:
+        print(_table(headers, [row(d) for d in docs]))
+    return 0
+
+
 def cmd_inbox(args: argparse.Namespace) -> int:
     from accord.v1 import local_pb2
 
     request = local_pb2.InboxRequest(limit=args.limit, before_message_id=args.before or "")
     messages = [_summary_dict(s) for s in _listing(args, "Inbox", request).messages]
-    if args.json:
-        print(json.dumps(messages, indent=2))
-        return 0
-    if not messages:
-        print("inbox is empty")
-        return 0
-    rows = [
-        [
+    headers = ["ID", "SENDER", "TYPE", "PURPOSE", "URGENCY", "RECEIVED", "DEADLINE", "STATUS",
+               "THREAD", "RETAIN-UNTIL"]  # fmt: skip
+    return _print_listing(
+        args,
+        messages,
+        empty="inbox is empty",
+        headers=headers,
+        row=lambda m: [
             m["message_id"],
             m["sender"],
             m["type"],
@@ -641,13 +679,13 @@ def cmd_inbox(args: argparse.Namespace) -> int:
             m["status"].upper(),
             _thread(m),
             _short(m["retain_until"]),
-        ]
-        for m in messages
-    ]
-    headers = ["ID", "SENDER", "TYPE", "PURPOSE", "URGENCY", "RECEIVED", "DEADLINE", "STATUS",
-               "THREAD", "RETAIN-UNTIL"]  # fmt: skip
-    print(_table(headers, rows))
-    return 0
+        ],
+    )
+
+
+def _delivery_text(d: dict[str, Any]) -> str:
+    reason = f" ({d['reason_code']})" if d["reason_code"] else ""
+    return f"{d['recipient']} {d['state']}{reason}"
 
 
 def cmd_sent(args: argparse.Namespace) -> int:
@@ -668,29 +706,20 @@ def cmd_sent(args: argparse.Namespace) -> int:
             for d in item.deliveries
         ]
         messages.append(doc)
-    if args.json:
-        print(json.dumps(messages, indent=2))
-        return 0
-    if not messages:
-        print("nothing sent")
-        return 0
-    rows = [
-        [
+    return _print_listing(
+        args,
+        messages,
+        empty="nothing sent",
+        headers=["ID", "TYPE", "PURPOSE", "SENT", "DELIVERY", "THREAD"],
+        row=lambda m: [
             m["message_id"],
             m["type"],
             m["purpose"],
             _short(m["created_at"]),
-            ", ".join(
-                f"{d['recipient']} {d['state']}" + (f" ({d['reason_code']})" if d["reason_code"]
-                                                    else "")
-                for d in m["deliveries"]
-            ) or "-",
+            ", ".join(_delivery_text(d) for d in m["deliveries"]) or "-",
             _thread(m),
-        ]
-        for m in messages
-    ]  # fmt: skip
-    print(_table(["ID", "TYPE", "PURPOSE", "SENT", "DELIVERY", "THREAD"], rows))
-    return 0
+        ],
+    )
 
 
 def _short(iso: str | None) -> str:
@@ -981,35 +1010,13 @@ def _add_messages(sub: Any) -> None:
     p.set_defaults(func=cmd_send)
 
     p = sub.add_parser("inbox", help="list messages received by the local node")
-    _local_arguments(p)
-    p.add_argument(
-        "--limit",
-        type=whole(1, 1000),
-        default=100,
-        metavar="N",
-        help="at most N messages, 1 to 1000 (default 100)",
-    )
-    p.add_argument(
-        "--before", metavar="ID", type=message_id, help="page: messages older than this id"
-    )
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _paged_listing(p)
     p.set_defaults(func=cmd_inbox)
 
     p = sub.add_parser(
         "sent", help="list messages sent from the local node, with each recipient's state"
     )
-    _local_arguments(p)
-    p.add_argument(
-        "--limit",
-        type=whole(1, 1000),
-        default=100,
-        metavar="N",
-        help="at most N messages, 1 to 1000 (default 100)",
-    )
-    p.add_argument(
-        "--before", metavar="ID", type=message_id, help="page: messages older than this id"
-    )
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _paged_listing(p)
     p.set_defaults(func=cmd_sent)
 
     p = sub.add_parser(
@@ -1030,13 +1037,13 @@ def _add_messages(sub: Any) -> None:
         metavar="TEXT",
         help="why you read it; the node requires one to show content and logs it",
     )
-    p.add_argument("--json", action="store_true", help="print one JSON document")
+    json_argument(p, "print one JSON document")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("receipts", help="delivery state and signed receipts of a sent message")
     _local_arguments(p)
     p.add_argument("id", metavar="ID", type=message_id, help="id of a message sent from this node")
-    p.add_argument("--json", action="store_true", help="print one JSON document")
+    json_argument(p, "print one JSON document")
     p.set_defaults(func=cmd_receipts)
 
 
@@ -1105,7 +1112,7 @@ def _add_status(sub: Any) -> None:
         "stale (the node refuses every peer until a fresh one is published).",
     )
     _local_arguments(p)
-    p.add_argument("--json", action="store_true", help="print one JSON document")
+    json_argument(p, "print one JSON document")
     p.set_defaults(func=cmd_status)
 
 

@@ -23,6 +23,7 @@ from node.cli import (
     _local_arguments,
     _table,
     agency_code,
+    json_argument,
     message_id,
     path_arg,
     whole,
@@ -370,10 +371,6 @@ def cmd_agreements_show(args: argparse.Namespace) -> int:
 # ---- registration ------------------------------------------------------------------------------
 
 
-def _json_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-
 def add_users(sub: Any) -> None:
     users = sub.add_parser(
         "users", help="local users, roles and purpose clearances (administrator)"
@@ -398,7 +395,7 @@ def add_users(sub: Any) -> None:
     p.set_defaults(func=cmd_users_add)
     p = usub.add_parser("list", help="list users")
     _local_arguments(p)
-    _json_argument(p)
+    json_argument(p)
     p.set_defaults(func=cmd_users_list)
     p = usub.add_parser("clearances", help="replace a user's purpose clearances")
     p.add_argument("name", help="the user")
@@ -417,7 +414,7 @@ def add_users(sub: Any) -> None:
     p.set_defaults(func=cmd_users_disable)
     p = sub.add_parser("whoami", help="the local user the CLI acts as")
     _local_arguments(p)
-    _json_argument(p)
+    json_argument(p)
     p.set_defaults(func=cmd_whoami)
 
 
@@ -432,7 +429,7 @@ def add_approvals(sub: Any) -> None:
         help="which decisions to list (default pending)",
     )
     _local_arguments(p)
-    _json_argument(p)
+    json_argument(p)
     p.set_defaults(func=cmd_approvals_list)
     p = asub.add_parser("approve", help="approve a held message (a supervisor, not its author)")
     p.add_argument("id", type=message_id, help="message id")
@@ -504,7 +501,7 @@ def add_policy(sub: Any) -> None:
         help="the N latest entries, 1 to 5000 (default 200)",
     )
     _local_arguments(p)
-    _json_argument(p)
+    json_argument(p)
     p.set_defaults(func=cmd_access_log)
     ag = sub.add_parser("agreements", help="cooperation agreements in the federation directory")
     gsub = ag.add_subparsers(dest="agreements_command", required=True, metavar="SUBCOMMAND")
@@ -521,7 +518,7 @@ def add_policy(sub: Any) -> None:
         "show", help="list the directory's agreements and whether each is in force now"
     )
     p.add_argument("--dir", required=True, type=path_arg, help="federation authority directory")
-    _json_argument(p)
+    json_argument(p)
     p.set_defaults(func=cmd_agreements_show)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,31 +17,21 @@ from cryptography import x509
 from certs.ca import FederationAuthority
 from certs.identity import fingerprint
 from node.cli import build_parser, main
+from tests.test_cli import Run, assert_usage_error
 
 
-@dataclass(frozen=True)
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-def run(argv: Sequence[str], capsys: pytest.CaptureFixture[str]) -> Result:
+def run(argv: Sequence[str], capsys: pytest.CaptureFixture[str]) -> Run:
     try:
         code = main(list(argv))
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else 1
     out, err = capsys.readouterr()
-    return Result(code, out, err)
+    return Run(code, out, err)
 
 
-def assert_one_line_error(result: Result, *fragments: str) -> None:
-    assert result.code == 2, result
-    assert "Traceback" not in result.err, result.err
-    lines = result.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("accord: error: "), result.err
-    for fragment in fragments:
-        assert fragment in lines[0], result.err
+def assert_one_line_error(result: Run, *fragments: str) -> None:
+    """Exit 2, one `accord: error:` line naming the problem, no traceback."""
+    assert_usage_error(result, *fragments)
 
 
 def subcommands(

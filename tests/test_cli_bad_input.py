@@ -19,8 +19,8 @@ import pytest
 
 from node.cli import build_parser
 from tests.harness import ALL_PURPOSES, Federation, add_user, liaison
-from tests.test_cli import accord, assert_usage_error
-from tests.test_cli_args import Result, assert_one_line_error, run, subcommands
+from tests.test_cli import Run, accord, assert_usage_error
+from tests.test_cli_args import assert_one_line_error, run, subcommands
 
 MESSAGE = "0190a0a0-0000-7000-8000-000000000001"
 NL, DE, FR = "NL-POL", "DE-BKA", "FR-PN"
@@ -213,7 +213,7 @@ def test_unknown_options_and_values_where_none_belong(
 # ---- against running nodes --------------------------------------------------------------------
 
 
-async def in_thread(argv: list[str], capsys: pytest.CaptureFixture[str]) -> Result:
+async def in_thread(argv: list[str], capsys: pytest.CaptureFixture[str]) -> Run:
     return await asyncio.to_thread(run, argv, capsys)
 
 

@@ -204,32 +204,11 @@ class AccessStore:
     # ---- access log -------------------------------------------------------------------------
 
     async def log(
-        self,
-        *,
-        at: datetime,
-        user: str,
-        action: str,
-        outcome: str,
-        message_id: str = "",
-        purpose: str = "",
-        justification: str = "",
-        recipient: str = "",
-        detail: str = "",
+        self, *, at: datetime, user: str, action: str, outcome: str, **fields: str
     ) -> None:
+        """Write one access log entry now (`fields`: as `log_txn` takes them)."""
         await self._store.writer.submit(
-            [
-                log_txn(
-                    at=at,
-                    user=user,
-                    action=action,
-                    outcome=outcome,
-                    message_id=message_id,
-                    purpose=purpose,
-                    justification=justification,
-                    recipient=recipient,
-                    detail=detail,
-                )
-            ]
+            [log_txn(at=at, user=user, action=action, outcome=outcome, **fields)]
         )
 
     async def entries(self, *, limit: int = 200, message_id: str = "") -> list[AccessEntry]:

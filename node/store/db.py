@@ -658,33 +658,34 @@ class Store:
     async def replies_to(self, message_ids: Sequence[str]) -> dict[str, list[str]]:
         """The types of the messages this node sent in reply to each of `message_ids`."""
         out: dict[str, list[str]] = {}
-        for at in range(0, len(message_ids), 400):
-            chunk = list(message_ids[at : at + 400])
-            marks = ",".join("?" * len(chunk))
-            rows = await self._rconn.execute_fetchall(
-                "SELECT in_reply_to, type FROM messages WHERE direction = 'out' "  # noqa: S608
-                f"AND in_reply_to IN ({marks})",
-                chunk,
-            )
-            for replied, kind in rows:
-                out.setdefault(replied, []).append(kind)
+        sql = "SELECT in_reply_to, type FROM messages WHERE direction = 'out' AND in_reply_to IN"
+        for replied, kind in await self._for_ids(sql, message_ids):
+            out.setdefault(replied, []).append(kind)
         return out
 
     async def deliveries_of(self, message_ids: Sequence[str]) -> dict[str, list[Delivery]]:
         """The deliveries of several sent messages, by message id."""
         out: dict[str, list[Delivery]] = {}
-        for at in range(0, len(message_ids), 400):
-            chunk = list(message_ids[at : at + 400])
-            marks = ",".join("?" * len(chunk))
-            rows = await self._rconn.execute_fetchall(
-                "SELECT seq, message_id, recipient, state, attempts, last_error, receipt, "  # noqa: S608
-                "receipt_signature, reason_code, receipt_proof FROM deliveries "
-                f"WHERE message_id IN ({marks}) ORDER BY recipient",
-                chunk,
-            )
-            for row in rows:
-                out.setdefault(row[1], []).append(Delivery(*row))
+        sql = (
+            "SELECT seq, message_id, recipient, state, attempts, last_error, receipt, "
+            "receipt_signature, reason_code, receipt_proof FROM deliveries WHERE message_id IN"
+        )
+        for row in await self._for_ids(sql, message_ids, order="recipient"):
+            out.setdefault(row[1], []).append(Delivery(*row))
         return out
+
+    async def _for_ids(
+        self, sql: str, ids: Sequence[str], *, order: str = ""
+    ) -> list[tuple[Any, ...]]:
+        """`sql` ending in `IN`, run for `ids` a chunk at a time (SQLite limits parameters)."""
+        rows: list[tuple[Any, ...]] = []
+        for at in range(0, len(ids), 400):
+            chunk = list(ids[at : at + 400])
+            marks = ",".join("?" * len(chunk))
+            tail = f" ORDER BY {order}" if order else ""
+            found = await self._rconn.execute_fetchall(f"{sql} ({marks}){tail}", chunk)
+            rows += [tuple(r) for r in found]
+        return rows
 
     async def deliveries(self, message_id: str) -> list[Delivery]:
         cursor = await self._rconn.execute(
