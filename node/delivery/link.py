@@ -13,9 +13,9 @@ batch, and with eight peers, eight of them in a row on one reader thread. The ou
 source of truth: each stream starts by reading it (on a connection no other query shares, so
 the read sees every commit made before it), and anything the hand-off may have missed (another
 writer, a hand-off out of order, too many waiting) sends the link back to reading it. As a
-safety net, an open stream compares, every OUTBOX_CHECK_SECONDS, what is still queued at or
-below the last seq it sent with what it sent; anything else was skipped, and the stream starts
-again from the outbox.
+safety net, an open stream compares, every OUTBOX_CHECK_SECONDS, what is still queued with what
+it sent, holds or is writing (`check_loop`); anything it skipped makes it start again from the
+outbox.
 """
 
 from __future__ import annotations
