@@ -131,7 +131,9 @@ class Child:
     def node(cls, home: Path, *, log: Path, profile: Path | None = None) -> Child:
         """A node run the way an operator runs it: `accord node run --home HOME`; with
         `profile`, under cProfile, which writes there when the node stops."""
-        argv = [sys.executable, "-m", "node.cli", "node", "run", "--home", str(home)]
+        # Warnings only: the figures measure delivery, not one event line per message.
+        argv = [sys.executable, "-m", "node.cli", "node", "run", "--home", str(home),
+                "--log-level", "warning"]  # fmt: skip
         if profile is not None:
             argv[1:1] = ["-m", "cProfile", "-o", str(profile)]
         return cls(argv, expected=1, log=log)

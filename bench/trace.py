@@ -73,7 +73,7 @@ async def main_async(rate: float, seconds: float) -> None:
     cluster = Cluster(root, ["NL-POL", "DE-BKA"])
     out = root / "receiver-marks.json"
     argv = [sys.executable, "-m", "bench.trace_receiver", "node", "run", "--home",
-            str(cluster.homes["DE-BKA"])]  # fmt: skip
+            str(cluster.homes["DE-BKA"]), "--log-level", "warning"]  # fmt: skip
     os.environ["ACCORD_TRACE_OUT"] = str(out)
     receiver = Child(argv, expected=1, log=root / "receiver.log")
     try:

@@ -228,6 +228,9 @@ class FederationAuthority:
         """
         check_agency_code(agency)
         host = host_of(endpoint)
+        if not name and publish:
+            listed = self.directory().member(agency)
+            name = listed.name if listed is not None else ""  # a re-issue keeps the name
         key = ec.generate_private_key(ec.SECP256R1())
         serial = x509.random_serial_number()
         sans: list[x509.GeneralName] = [
@@ -314,6 +317,16 @@ class FederationAuthority:
             ca_path=target / "ca.pem",
             serial=serial,
         )
+
+    def unrevoked(self, agency: str, now: datetime) -> list[int]:
+        """Serials of the agency's certificates issued here, neither revoked nor expired."""
+        return [
+            int(e["serial"])
+            for e in self._state["issued"]
+            if e["agency"] == agency
+            and e["revoked_at"] is None
+            and datetime.fromisoformat(e["not_after"]) > now
+        ]
 
     # ---- revocation -------------------------------------------------------------------------
 

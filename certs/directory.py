@@ -22,6 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from accord.v1 import message_pb2 as pb
 from certs.errors import PkiError
 from certs.identity import check_agency_code, fingerprint
 
@@ -29,6 +30,22 @@ FORMAT = "accord-directory/1"
 ONWARD_RULES = ("FORBIDDEN", "WITH_ORIGINATOR_CONSENT", "ALLOWED")
 TLP_ORDER = ("CLEAR", "GREEN", "AMBER", "AMBER_STRICT", "RED")
 HANDLING_CODES = ("H0", "H1", "H2", "H3")
+
+
+def tlp_name(text: str) -> str | None:
+    """A TLP level as typed (`AMBER+STRICT`, `amber_strict`, `TLP:AMBER+STRICT`, ...) as its
+    name in TLP_ORDER, or None if it is no level."""
+    name = text.strip().upper().removeprefix("TLP:").removeprefix("TLP_")
+    name = name.replace("+", "_").replace("-", "_")
+    return name if name in TLP_ORDER else None
+
+
+def tlp_label(name: str) -> str:
+    """The TLP 2.0 spelling of a level, as every output shows it (AMBER+STRICT)."""
+    return name.replace("_", "+")
+
+
+TLP_LABELS = tuple(tlp_label(t) for t in TLP_ORDER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +166,9 @@ class Directory:
             )
             for p in _list(doc, "purposes")
         ]
+        vocabulary = frozenset(p.code for p in purposes)
         agreements = [
-            agreement_from_dict(a, f"directory.agreements[{i}]")
+            agreement_from_dict(a, f"directory.agreements[{i}]", purposes=vocabulary)
             for i, a in enumerate(_list(doc, "agreements"))
         ]
         serial = doc.get("serial")
@@ -182,7 +200,7 @@ def agreement_to_dict(a: Agreement) -> dict[str, Any]:
         "valid_from": a.valid_from.isoformat(),
         "valid_until": a.valid_until.isoformat(),
         "review_date": a.review_date.isoformat() if a.review_date else None,
-        "max_tlp": a.max_tlp,
+        "max_tlp": tlp_label(a.max_tlp),
         "handling_codes": list(a.handling_codes),
         "onward_transfer": a.onward_transfer,
         "approval_required": list(a.approval_required),
@@ -190,51 +208,153 @@ def agreement_to_dict(a: Agreement) -> dict[str, Any]:
     }
 
 
-def agreement_from_dict(d: Any, where: str) -> Agreement:
+# What an agreement may say; any other key is refused (a typo such as `aproval_required` would
+# otherwise drop a safeguard without a word).
+AGREEMENT_KEYS = (
+    "id",
+    "title",
+    "parties",
+    "purposes",
+    "message_types",
+    "max_retention_days",
+    "valid_from",
+    "valid_until",
+    "review_date",
+    "max_tlp",
+    "handling_codes",
+    "onward_transfer",
+    "approval_required",
+    "allowed_fields",
+)
+MAX_RETENTION_DAYS = 36500
+MESSAGE_TYPES = tuple(
+    v.name.removeprefix("MESSAGE_TYPE_") for v in pb.MessageType.DESCRIPTOR.values if v.number
+)
+# What `allowed_fields` may name: incident body fields, and entities by kind (entities.person).
+INCIDENT_FIELDS = tuple(
+    [f.name for f in pb.IncidentBody.DESCRIPTOR.fields]
+    + [f"entities.{f.name}" for f in pb.Entity.DESCRIPTOR.oneofs_by_name["detail"].fields]
+)
+
+
+def agreement_from_dict(
+    d: Any,
+    where: str,
+    *,
+    purposes: frozenset[str] | None = None,
+    members: frozenset[str] | None = None,
+) -> Agreement:
+    """Parse one agreement strictly: every key known, every value one the federation knows.
+
+    `purposes`: the federation's purpose vocabulary (every purpose named must be in it);
+    `members`: agencies the parties must be among (given when an agreement is published; a
+    node loading a directory does not check it, since revoking a member drops it from the
+    directory while agreements naming it stay).
+    """
     if not isinstance(d, dict):
         raise PkiError(f"{where}: must be an object")
+    agreement_id = d.get("id")
+    if isinstance(agreement_id, str) and agreement_id:
+        where = f"{where} (agreement {agreement_id})"
+    unknown = sorted(str(k) for k in d if k not in AGREEMENT_KEYS)
+    if unknown:
+        raise PkiError(
+            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(AGREEMENT_KEYS)}"
+        )
     days = d.get("max_retention_days")
-    if not isinstance(days, int) or days < 1:
-        raise PkiError(f"{where}.max_retention_days must be a positive integer")
-    max_tlp = str(d.get("max_tlp", "RED"))
-    if max_tlp not in TLP_ORDER:
-        raise PkiError(f"{where}.max_tlp must be one of {', '.join(TLP_ORDER)}")
-    onward = str(d.get("onward_transfer", "WITH_ORIGINATOR_CONSENT"))
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_RETENTION_DAYS:
+        raise PkiError(
+            f"{where}.max_retention_days must be a whole number from 1 to {MAX_RETENTION_DAYS}"
+        )
+    max_tlp_text = d.get("max_tlp", "RED")
+    max_tlp = tlp_name(max_tlp_text) if isinstance(max_tlp_text, str) else None
+    if max_tlp is None:
+        raise PkiError(f"{where}.max_tlp must be one of {', '.join(TLP_LABELS)}")
+    onward = d.get("onward_transfer", "WITH_ORIGINATOR_CONSENT")
     if onward not in ONWARD_RULES:
         raise PkiError(f"{where}.onward_transfer must be one of {', '.join(ONWARD_RULES)}")
     handling = tuple(_strs(d, "handling_codes", where, default=list(HANDLING_CODES)))
-    for h in handling:
-        if h not in HANDLING_CODES:
-            raise PkiError(f"{where}.handling_codes: unknown code {h!r}")
-    review = d.get("review_date")
-    allowed = d.get("allowed_fields") or {}
+    _known(handling, HANDLING_CODES, f"{where}.handling_codes", "handling code")
+    parties = tuple(_strs(d, "parties", where))
+    for p in parties:
+        try:
+            check_agency_code(p)
+        except PkiError as exc:
+            raise PkiError(f"{where}.parties: {exc}") from None
+    if len(set(parties)) < 2:
+        raise PkiError(f"{where}.parties must name at least two different agencies")
+    if members is not None:
+        _known(parties, tuple(sorted(members)), f"{where}.parties", "federation member")
+    agreed = tuple(_strs(d, "purposes", where))
+    if not agreed:
+        raise PkiError(f"{where}.purposes must name at least one purpose")
+    if purposes is not None:
+        _known(agreed, tuple(sorted(purposes)), f"{where}.purposes", "purpose")
+    types = tuple(_strs(d, "message_types", where))
+    if not types:
+        raise PkiError(f"{where}.message_types must name at least one message type")
+    _known(types, MESSAGE_TYPES, f"{where}.message_types", "message type")
+    approvals = tuple(_strs(d, "approval_required", where, default=[]))
+    for rule in approvals:
+        _known(
+            tuple(rule.split(">", 1)),
+            MESSAGE_TYPES,
+            f"{where}.approval_required {rule!r}",
+            "message type (TYPE or TYPE>REPLIED_TYPE)",
+        )
+    allowed = d.get("allowed_fields", {})
+    if allowed is None:
+        allowed = {}
     if not isinstance(allowed, dict):
         raise PkiError(f"{where}.allowed_fields must map purpose codes to field lists")
-    parties = tuple(check_agency_code(p) for p in _strs(d, "parties", where))
-    if len(parties) < 2:
-        raise PkiError(f"{where}.parties must name at least two agencies")
+    _known(tuple(allowed), agreed, f"{where}.allowed_fields", "purpose of this agreement")
+    allowed_fields = {
+        str(k): tuple(_strs(allowed, str(k), f"{where}.allowed_fields")) for k in allowed
+    }
+    for purpose, names in allowed_fields.items():
+        _known(names, INCIDENT_FIELDS, f"{where}.allowed_fields.{purpose}", "incident field")
     valid_from = _time(d, "valid_from", where)
     valid_until = _time(d, "valid_until", where)
     if valid_until <= valid_from:
         raise PkiError(f"{where}.valid_until must be after valid_from")
+    title = d.get("title", "")
+    if not isinstance(title, str):
+        raise PkiError(f"{where}.title must be a string")
     return Agreement(
         id=_str(d, "id", where),
-        title=str(d.get("title", "")),
+        title=title,
         parties=parties,
-        purposes=tuple(_strs(d, "purposes", where)),
-        message_types=tuple(_strs(d, "message_types", where)),
+        purposes=agreed,
+        message_types=types,
         max_retention_days=days,
         valid_from=valid_from,
         valid_until=valid_until,
-        review_date=date.fromisoformat(review) if isinstance(review, str) else None,
+        review_date=_date(d.get("review_date"), f"{where}.review_date"),
         max_tlp=max_tlp,
         handling_codes=handling,
         onward_transfer=onward,
-        approval_required=tuple(_strs(d, "approval_required", where, default=[])),
-        allowed_fields={
-            str(k): tuple(_strs(allowed, str(k), f"{where}.allowed_fields")) for k in allowed
-        },
+        approval_required=approvals,
+        allowed_fields=allowed_fields,
     )
+
+
+def _known(values: tuple[str, ...], known: tuple[str, ...], where: str, what: str) -> None:
+    unknown = [v for v in values if v not in known]
+    if unknown:
+        listed = ", ".join(known) if len(known) <= 40 else f"{len(known)} known values"
+        raise PkiError(f"{where}: unknown {what} {', '.join(map(repr, unknown))} (known: {listed})")
+
+
+def _date(value: Any, where: str) -> date | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise PkiError(f"{where} must be a date YYYY-MM-DD or null")
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise PkiError(f"{where}: {value!r} is not a date YYYY-MM-DD ({exc})") from None
 
 
 def sign_directory(directory: Directory, key: ec.EllipticCurvePrivateKey) -> tuple[bytes, bytes]:

@@ -13,8 +13,10 @@ from typing import Any
 
 from accord.v1 import local_pb2
 from node import config as config_mod
-from node.cli import UsageError, _home_argument, _local_arguments
+from node.cli import UsageError, _home_argument, _local_arguments, whole
 from node.client import connect, resolve_home
+
+MAX_LOGIN_RATE = 10_000
 
 
 def _listen(text: str) -> tuple[str, int]:
@@ -43,8 +45,6 @@ def cmd_gateway_run(args: argparse.Namespace) -> int:
     for path in (tls.certificate, tls.key) if tls else ():
         if not path.is_file():
             raise UsageError(f"{path}: no such file")
-    if args.login_rate < 1:
-        raise UsageError("--login-rate: at least 1")
     settings = Settings(home=home, tls=tls is not None, login_attempts_per_minute=args.login_rate)
     # One line per request (route template, status, time: nothing personal), as operators expect.
     logging.getLogger("accord.gateway").setLevel(logging.INFO)
@@ -72,17 +72,23 @@ def cmd_gateway_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_password_set(args: argparse.Namespace) -> int:
+def _new_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = getpass.getpass("new password: ")
-        if getpass.getpass("again: ") != password:
-            raise UsageError("the two passwords differ")
+        return sys.stdin.readline().rstrip("\n")
+    password = getpass.getpass("new password: ")
+    if getpass.getpass("again: ") != password:
+        raise UsageError("the two passwords differ")
+    return password
+
+
+def cmd_password_set(args: argparse.Namespace) -> int:
     home = resolve_home(args.home)
 
     async def run() -> Any:
+        # Asked for only once the node and the user's token are found: a wrong --home or --as
+        # is said at once, not after the password was typed twice.
         async with connect(home, user=args.as_user) as node:
+            password = await asyncio.to_thread(_new_password, args)
             request = local_pb2.SetPasswordRequest(new_password=password)
             return await node.api.SetPassword(request)
 
@@ -115,10 +121,10 @@ def add_gateway(sub: Any) -> None:
     )
     p.add_argument(
         "--login-rate",
-        type=int,
+        type=whole(1, MAX_LOGIN_RATE),
         default=10,
         metavar="N",
-        help="login attempts per minute per client address (default 10)",
+        help=f"login attempts per minute per client address, 1 to {MAX_LOGIN_RATE} (default 10)",
     )
     p.set_defaults(func=cmd_gateway_run)
 

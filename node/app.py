@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import gc
 import json
 import logging
 import os
-import secrets
+import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import grpc
 from cryptography import x509
@@ -21,9 +24,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from accord.v1 import federation_pb2, local_pb2, local_pb2_grpc, message_pb2
-from certs.ca import load_key, write_private
-from certs.directory import agreement_to_dict
-from node.access import Role
+from certs.ca import load_key
+from certs.directory import TLP_LABELS, agreement_to_dict
+from certs.errors import PkiError
 from node.clock import Clock, OffsetClock, SystemClock
 from node.config import DRILL_ONLY, Config
 from node.delivery.budget import RefusalBudget
@@ -41,6 +44,8 @@ from node.errors import (
 )
 from node.ids import uuid7
 from node.logins import Logins
+from node.logs import event
+from node.metrics import Metrics
 from node.onward import GRANT_DAYS
 from node.operations import Operations
 from node.policy import Policy
@@ -49,6 +54,7 @@ from node.store import PendingEnvelope, Store, StoredMessage
 from node.store.access import AccessStore
 from node.store.keys import KeyRing
 from node.store.logins import LoginStore
+from node.store.writer import Statement
 from node.transport.auth import FederationAuthInterceptor
 from node.transport.federation import FederationServicer
 from node.transport.local import LocalApiServicer
@@ -56,6 +62,10 @@ from node.transport.local_auth import LocalAuthInterceptor
 from node.trust import NotCurrent, Trust
 
 log = logging.getLogger(__name__)
+
+# A stale CRL is logged at start and then this often while it lasts; one about to expire once.
+CRL_WARN_SECONDS = 60.0
+CRL_EXPIRING = timedelta(days=1)
 
 SWITCH_INTERVAL = 0.0005
 _TRUST_MARKS = ("crl_number", "directory_serial")
@@ -69,6 +79,70 @@ SWEEP_ROWS = 1000
 # collected after 10 000 net allocations instead of 700: most of a message's objects are freed
 # by reference counting long before that.
 GC_THRESHOLDS = (10_000, 20, 20)
+
+
+LOCK_FILE = "node.lock"
+
+
+def lock_home(home: Path) -> int:
+    """Take the lock on HOME that says a node runs there (a second node on the same home would
+    share its database and take over its socket), and write this process's id into it. The
+    kernel releases the lock when the process ends, however it ends."""
+    path = home / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise ConfigError(
+            f"another node is running on {home} (pid {holder} holds {path}); stop it first"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def check_can_listen(listen: str) -> None:
+    """Fail with a clear error before grpcio tries (and logs its own lines) when the address is
+    taken or not on this host. grpcio still reports what this misses (a race), as ConfigError."""
+    host, _, port = listen.rpartition(":")
+    if int(port) == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(
+            host.strip("[]"), int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise ConfigError(f"node.listen: cannot resolve {host!r}: {exc.strerror}") from exc
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as grpcio binds
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                raise ConfigError(
+                    f"node.listen: cannot listen on {listen}: {exc.strerror}"
+                ) from exc
+
+
+# Files in HOME that hold secrets or messages: made 0600 at every start, whatever they were
+# left as (a restore from backup, an operator's copy).
+def tighten_secrets(config: Config) -> None:
+    paths = [config.path(config.tls.key), config.master_key, config.database]
+    paths += [config.database.with_name(config.database.name + s) for s in ("-wal", "-shm")]
+    tokens = config.home / "tokens"
+    if tokens.is_dir():
+        os.chmod(tokens, 0o700)
+        paths += [p for p in tokens.iterdir() if p.is_file()]
+    for path in paths:
+        try:
+            mode = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            os.chmod(path, 0o600)
+            log.warning("%s was readable by others (mode %o); made it 0600", path, mode)
 
 
 def tune_collector() -> None:
@@ -93,6 +167,10 @@ def untune_collector() -> None:
 
 
 _thresholds_before: list[tuple[int, int, int]] = []  # what tune_collector replaced, if it did
+
+
+# What Node.send commits with a message: (message id, recipients, held for approval) -> rows.
+Record = Callable[[str, tuple[str, ...], bool], Sequence[Statement]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +200,20 @@ class Node:
             crl_path=config.path(config.federation.crl),
             directory_path=config.path(config.federation.directory),
         )
-        self.key: ec.EllipticCurvePrivateKey = load_key(config.path(config.tls.key))
+        try:
+            self.key: ec.EllipticCurvePrivateKey = load_key(config.path(config.tls.key))
+        except (ValueError, PkiError) as exc:
+            raise ConfigError(
+                f"tls.key: {config.path(config.tls.key)} is not a PEM EC private key"
+            ) from exc
         self.signer = BatchSigner(self.key)  # the envelopes of sends that start together
         self.cert_pem = config.path(config.tls.certificate).read_bytes()
+        try:
+            self._certificate = x509.load_pem_x509_certificate(self.cert_pem)
+        except ValueError as exc:
+            raise ConfigError(
+                f"tls.certificate: {config.path(config.tls.certificate)} is not a PEM certificate"
+            ) from exc
         self.credentials = Credentials(
             key_pem=config.path(config.tls.key).read_bytes(),
             cert_pem=self.cert_pem,
@@ -141,23 +230,42 @@ class Node:
         self._watchers: dict[asyncio.Queue[StoredMessage | None], str] = {}
         self._receipt_listeners: list[Callable[[ReceiptEvent], None]] = []
         self.health = health.aio.HealthServicer()
+        self.metrics = Metrics()
+        self.metrics_port = 0  # where /metrics is served (0: not served)
         self._policy: Policy | None = None
         self._own_problem: str | None = None  # why this node's own certificate fails, if it does
         self._trust_recorded = False  # the CRL number and directory serial are in the database
         self._own_logged_at = 0.0
         self._background: set[asyncio.Task[None]] = set()
+        self._lock: int | None = None  # descriptor holding the lock on HOME
+        self._crl_state = ""
+        self.serving = "NOT_SERVING"  # what the health service answers, for `accord status`
+        self._crl_warned: float | None = None  # when the stale CRL was last logged
 
     # ---- life cycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Start serving. On any failure, whatever was started is stopped again (store threads,
+        servers, the lock on HOME) before the error is raised: a node that did not start
+        leaves nothing running to keep its process alive."""
+        try:
+            await self._start()
+        except BaseException:
+            await self._abort()
+            raise
+
+    async def _start(self) -> None:
         # Signature checks and SQLite run in worker threads; a worker that is done waits for
         # the GIL up to the switch interval (5 ms by default) before the loop sees its result,
         # and several such hops lie on each message's path. 0.5 ms keeps that off the latency.
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
         home = self.config.home
         os.chmod(home, 0o700)
+        self._lock = lock_home(home)
+        tighten_secrets(self.config)
         self.trust.load_initial()
         self._check_own_certificate()
+        self.check_crl()
         key_path = self.config.master_key
         created = not key_path.exists()
         # A new key is written only once the database is known to hold nothing sealed.
@@ -167,20 +275,20 @@ class Node:
             keys=keys,
             synchronous=self.config.store.synchronous,
             batch_max=self.config.delivery.batch_max,
+            create=False,
         )
-        try:
-            await self.store.check_master_key(created=created)
-            if created:
-                keys.save(key_path)
-            seen = await self.store.high_waters(*_TRUST_MARKS)
-            self.trust.check_not_older(
-                crl_number=seen.get("crl_number", 0),
-                directory_serial=seen.get("directory_serial", 0),
-            )
-        except BaseException:
-            await self.store.close()
-            raise
+        # A failure from here on closes the store (`start` undoes what `_start` began).
+        await self.store.check_master_key(created=created)
+        if created:
+            keys.save(key_path)
+        seen = await self.store.high_waters(*_TRUST_MARKS)
+        self.trust.check_not_older(
+            crl_number=seen.get("crl_number", 0),
+            directory_serial=seen.get("directory_serial", 0),
+        )
         self._record_trust()
+        self.store.writer.observe = self.metrics.observe_commit
+        self.metrics.watch(self)
         self.access_store = AccessStore(self.store)
         self.operations = Operations(self, self.access_store)
         self.logins = Logins(
@@ -189,7 +297,6 @@ class Node:
             clock=self.clock,
             settings=self.config.login,
         )
-        await self._bootstrap_admin()
         limits = self.config.limits
         budget = RefusalBudget(
             rate=limits.refusals_per_second,
@@ -205,13 +312,18 @@ class Node:
             policy=self.policy,
             max_message_bytes=limits.max_message_bytes,
             on_stored=self._announce,
+            on_refused=self._refused,
             member_key=self._member_key,
             budget=budget,
             clock_skew=timedelta(seconds=limits.max_clock_skew_seconds),
         )
         grpc_limit = self.frame_limit
         self._server = grpc.aio.server(
-            interceptors=[FederationAuthInterceptor(trust=self.trust, clock=self.clock)],
+            interceptors=[
+                FederationAuthInterceptor(
+                    trust=self.trust, clock=self.clock, on_refused=self._caller_refused
+                )
+            ],
             options=[
                 ("grpc.max_receive_message_length", grpc_limit),
                 ("grpc.max_send_message_length", grpc_limit),
@@ -234,14 +346,22 @@ class Node:
             root_certificates=self.credentials.ca_pem,
             require_client_auth=True,
         )
-        self.port = self._server.add_secure_port(self.config.node.listen, server_creds)
+        listen = self.config.node.listen
+        check_can_listen(listen)
+        try:
+            self.port = self._server.add_secure_port(listen, server_creds)
+        except RuntimeError as exc:  # grpcio's "Failed to bind to address ..."
+            raise ConfigError(
+                f"node.listen: cannot listen on {listen}: the address is in use or not "
+                "available on this host"
+            ) from exc
         if self.port == 0:
-            raise OSError(f"cannot listen on {self.config.node.listen}")
+            raise ConfigError(f"node.listen: cannot listen on {listen}")
         await self._server.start()
 
         sock = self.config.socket
         if sock.exists():
-            sock.unlink()
+            sock.unlink()  # left by a node that died: the lock on HOME says none runs now
         self._local = grpc.aio.server(
             interceptors=[
                 LocalAuthInterceptor(self.logins.authenticate, still_valid=self.logins.still_valid)
@@ -266,32 +386,119 @@ class Node:
             self.link(recipient)
         self._reload_task = asyncio.create_task(self._reload_loop(), name="federation-reload")
         self._sweep_task = asyncio.create_task(self._sweep_loop(), name="rejections-sweep")
+        if self.config.metrics.address:
+            self.metrics_port = self.metrics.serve(self.config.metrics.address)
         if self._own_problem is None:
             await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
-        host = self.config.node.listen.rpartition(":")[0]
-        log.info("%s listening on %s:%d, local API on %s", self.agency, host, self.port, sock)
+            self.serving = "SERVING"
+        event(
+            "node.started",
+            agency=self.agency,
+            listen=f"{listen.rpartition(':')[0]}:{self.port}",
+            local_api=str(sock),
+            metrics=f"{self.config.metrics.address.rpartition(':')[0]}:{self.metrics_port}"
+            if self.metrics_port
+            else None,
+        )
+
+    async def _abort(self) -> None:
+        """Undo a start that failed part-way; each step on its own, so one failure does not
+        leave the rest running."""
+        for server in (self._local, self._server):
+            if server is not None:
+                with contextlib.suppress(Exception):
+                    await server.stop(0)
+        for task in (self._reload_task, self._sweep_task):
+            if task is not None:
+                task.cancel()
+        self.metrics.stop()
+        for link in self.links.values():
+            with contextlib.suppress(Exception):
+                await link.close()
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                await self.store.close()
+        if self._local is not None:
+            with contextlib.suppress(OSError):
+                self.config.socket.unlink()
+        self._unlock()
 
     async def stop(self, *, grace: float = 2.0) -> None:
-        """Stop accepting, let in-flight streams finish for `grace` seconds, close the store."""
-        await self.health.enter_graceful_shutdown()
+        """Stop accepting, let in-flight streams finish for `grace` seconds, close the store.
+
+        Each step runs even if an earlier one fails (a link task that died, a server that
+        will not stop): the store must be closed, or its threads keep the process alive."""
+        errors: list[BaseException] = []
+
+        async def step(action: Awaitable[object]) -> None:
+            try:
+                await action
+            except Exception as exc:
+                log.error("while stopping: %s: %s", type(exc).__name__, exc)
+                errors.append(exc)
+
+        self.serving = "NOT_SERVING"
+        event("node.stopping", agency=self.agency)
+        self.metrics.stop()
+        await step(self.health.enter_graceful_shutdown())
         for task in (self._reload_task, self._sweep_task):
             if task:
                 task.cancel()
         for link in self.links.values():
-            await link.close()
+            await step(link.close())
         if self._local:
-            await self._local.stop(grace)
+            await step(self._local.stop(grace))
         if self._server:
-            await asyncio.gather(self._server.stop(grace), self._federation.drain())
+            await step(asyncio.gather(self._server.stop(grace), self._federation.drain()))
         if self.store:
-            await self.store.close()
+            await step(self.store.close())
         if self.config.socket.exists():
             self.config.socket.unlink()
+        self._unlock()
+        if errors:
+            raise errors[0]
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor releases the lock
+            self._lock = None
 
     async def _reload_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.federation.reload_seconds)
             self.reload()
+            self.check_crl()
+
+    def check_crl(self) -> str:
+        """Say, in the log, when the CRL is stale (at start, then once a minute while it lasts:
+        the node refuses every peer meanwhile) or about to be, and when a fresh one ends it.
+        Returns the CRL's state: "fresh", "expiring" (within a day) or "stale"."""
+        next_update = self.trust.crl_next_update
+        now = self.clock.now()
+        if next_update is None or now > next_update:
+            state = "stale"
+        elif next_update - now < CRL_EXPIRING:
+            state = "expiring"
+        else:
+            state = "fresh"
+        monotonic = time.monotonic()
+        if state == "stale":
+            if self._crl_warned is None or monotonic - self._crl_warned >= CRL_WARN_SECONDS:
+                self._crl_warned = monotonic
+                log.warning(
+                    "crl stale: the federation CRL expired at %s; refusing every peer until a "
+                    "fresh one is published (accord certs crl) at %s",
+                    next_update.isoformat() if next_update else "?",
+                    self.config.path(self.config.federation.crl),
+                )
+        elif self._crl_state == "stale":
+            log.info("crl fresh again: next update %s", next_update)
+        if state == "expiring" and self._crl_state != "expiring":
+            log.warning("crl expiring: the federation CRL expires at %s", next_update)
+        if state != "stale":
+            self._crl_warned = None
+        self._crl_state = state
+        return state
 
     async def _sweep_loop(self) -> None:
         while True:
@@ -332,11 +539,7 @@ class Node:
         """At start: this node's certificate, checked like a peer's, or ConfigError."""
         path = self.config.path(self.config.tls.certificate)
         try:
-            cert = x509.load_pem_x509_certificate(self.cert_pem)
-        except ValueError as exc:
-            raise ConfigError(f"tls.certificate: {path} is not a PEM certificate") from exc
-        try:
-            self.trust.set_own(cert, self.key, agency=self.agency)
+            self.trust.set_own(self._certificate, self.key, agency=self.agency)
             self.trust.check_own(self.clock.now())
         except Unauthenticated as exc:
             raise ConfigError(
@@ -369,9 +572,11 @@ class Node:
                 problem,
             )
             status = health_pb2.HealthCheckResponse.NOT_SERVING
+            self.serving = "NOT_SERVING"
         else:
             log.warning("serving again: this node's own certificate is valid")
             status = health_pb2.HealthCheckResponse.SERVING
+            self.serving = "SERVING"
             for link in self.links.values():
                 link.notify()
         task = loop.create_task(self.health.set("", status))
@@ -397,18 +602,6 @@ class Node:
                 )
 
         recorded.add_done_callback(done)
-
-    async def _bootstrap_admin(self) -> None:
-        """A fresh node gets one administrator, whose token is left in HOME/tokens/admin."""
-        if await self.access_store.users():
-            return
-        tokens = self.config.home / "tokens"
-        tokens.mkdir(mode=0o700, exist_ok=True)
-        token = secrets.token_urlsafe(32)
-        await self.access_store.add_user(
-            name="admin", role=Role.ADMINISTRATOR, token=token, purposes=(), now=self.clock.now()
-        )
-        write_private(tokens / "admin", token.encode())
 
     def endpoint_of(self, agency: str, listed: str) -> str:
         """Where to reach `agency`'s node: its directory endpoint, unless a drill routes it
@@ -449,7 +642,7 @@ class Node:
             "directory_valid_until": directory.valid_until.isoformat(),
             "handling": {
                 "codes": ["H0", "H1", "H2", "H3"],
-                "tlp": ["CLEAR", "GREEN", "AMBER", "AMBER_STRICT", "RED"],
+                "tlp": list(TLP_LABELS),
                 "required": "every message but a control message states its TLP, at least one "
                 "handling code and a retention (else MARKINGS_MISSING)",
                 "rule": "TLP and handling codes at most the agreement's",
@@ -515,19 +708,69 @@ class Node:
     def on_receipt(self, listener: Callable[[ReceiptEvent], None]) -> None:
         self._receipt_listeners.append(listener)
 
-    def _receipted(self, event: ReceiptEvent) -> None:
+    def _receipted(self, receipt: ReceiptEvent) -> None:
+        status = "accepted" if receipt.accepted else "rejected"
+        self.metrics.receipts.labels(receipt.recipient, status).inc()
+        latency = None
+        if receipt.queued_at is not None:
+            latency = max(0.0, (self.clock.now() - receipt.queued_at).total_seconds())
+            self.metrics.latency.labels(receipt.recipient).observe(latency)
+        if not receipt.accepted:
+            self.metrics.refusals.labels("remote", receipt.reason_code).inc()
+        event(
+            "receipt.stored",
+            message_id=receipt.message_id,
+            peer=receipt.recipient,
+            status=status,
+            reason=receipt.reason_code,
+            latency_ms=None if latency is None else round(latency * 1000, 1),
+        )
         for listener in self._receipt_listeners:
-            listener(event)
+            listener(receipt)
 
     async def send(
-        self, draft: message_pb2.MessageContent, *, author: str = "", forward: bool = False
+        self,
+        draft: message_pb2.MessageContent,
+        *,
+        author: str = "",
+        forward: bool = False,
+        record: Record | None = None,
+    ) -> Sent:
+        """`_send`, counted and logged: one event per send, queued, held or refused."""
+        known = draft.type in message_pb2.MessageType.values()
+        type_name = message_pb2.MessageType.Name(draft.type) if known else str(draft.type)
+        type_name = type_name.removeprefix("MESSAGE_TYPE_")
+        try:
+            sent = await self._send(draft, author=author, forward=forward, record=record)
+        except Refused as exc:
+            self.metrics.sent.labels(type_name, "refused").inc()
+            self.metrics.refusals.labels("outbound", exc.reason.value).inc()
+            event(
+                "message.refused", message_id=draft.message_id, peer=list(draft.recipients),
+                type=type_name, reason=exc.reason.value,
+            )  # fmt: skip
+            raise
+        status = "held" if sent.pending_approval else "queued"
+        self.metrics.sent.labels(type_name, status).inc()
+        event(f"message.{status}", message_id=sent.message_id, peer=sent.recipients, type=type_name)
+        return sent
+
+    async def _send(
+        self,
+        draft: message_pb2.MessageContent,
+        *,
+        author: str = "",
+        forward: bool = False,
+        record: Record | None = None,
     ) -> Sent:
         """Check, sign, seal and queue a message; returns once it is in the durable outbox.
 
         A message the agreement marks as consequential is stored but held out of the outbox
         until a supervisor other than `author` approves it. Only `Operations.forward` makes a
         forward (`forward=True`): it checks the right to read the original, the originator's
-        grant and its terms.
+        grant and its terms. `record(message_id, recipients, held)` gives statements (the
+        access log entry of the send) that commit in the same unit as the message: both are
+        stored, or neither.
         """
         assert self.store is not None
         if not forward and (
@@ -605,9 +848,11 @@ class Node:
             signature_proof=proof,
             sealed=self.store.seal_message(meta, data),
         )
-        if decision.needs_approval:
+        held = decision.needs_approval
+        also = record(meta.message_id, meta.recipients, held) if record is not None else ()
+        if held:
             await self.access_store.hold_for_approval(
-                stored, recipients=meta.recipients, author=author, now=now
+                stored, recipients=meta.recipients, author=author, now=now, also=also
             )
             return Sent(meta.message_id, meta.recipients, data, pending_approval=True)
 
@@ -620,7 +865,12 @@ class Node:
                     link.notify()  # the id may have been queued before: let the outbox say
 
         await self.store.queue_outbound(
-            stored, meta.recipients, content=data, fresh_id=fresh_id, on_commit=hand_over
+            stored,
+            meta.recipients,
+            content=data,
+            fresh_id=fresh_id,
+            on_commit=hand_over,
+            also=also,
         )
         return Sent(meta.message_id, meta.recipients, data)
 
@@ -650,7 +900,22 @@ class Node:
                     queue.get_nowait()  # room for the end marker; the stream ends anyway
                 queue.put_nowait(None)
 
+    def _refused(self, sender: str, message_id: str, reason: str) -> None:
+        """An envelope from a peer this node refused (its REJECTED receipt is committed)."""
+        self.metrics.received.labels("", "rejected").inc()
+        self.metrics.refusals.labels("inbound", reason).inc()
+        event("message.rejected", message_id=message_id, peer=sender, reason=reason)
+
+    def _caller_refused(self, why: str) -> None:
+        """A federation call refused before any envelope was read (authentication)."""
+        self.metrics.refusals.labels("inbound", "UNAUTHENTICATED").inc()
+
     def _announce(self, message: StoredMessage) -> None:
+        self.metrics.received.labels(message.type, "accepted").inc()
+        event(
+            "message.received", message_id=message.message_id, peer=message.sender,
+            type=message.type,
+        )  # fmt: skip
         for queue in list(self._watchers):
             if queue.full():
                 self._watchers.pop(queue, None)  # a watcher that stopped reading is dropped

@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -23,14 +25,22 @@ from typing import Any, NoReturn
 import grpc
 
 from certs.ca import FederationAuthority, load_cert
+from certs.directory import TLP_LABELS, tlp_label, tlp_name
 from certs.errors import PkiError
 from certs.identity import check_agency_code
 from node import config as config_mod
+from node import logs
 from node.client import connect, local_error, resolve_home
 from node.errors import AccordError
 from node.text import printable
 
 Handler = Callable[[argparse.Namespace], int]
+log = logging.getLogger("accord")
+
+MAX_CERT_DAYS = 3650  # a node certificate lives at most ten years
+MAX_CRL_HOURS = 8760.0  # a CRL promises at most a year ahead
+MAX_DIRECTORY_DAYS = 365  # and the directory as far
+MAX_RETENTION_DAYS = 36500
 
 
 class Parser(argparse.ArgumentParser):
@@ -46,8 +56,25 @@ class UsageError(AccordError):
     """A command line that names something impossible (bad type, bad file, ...)."""
 
 
+class StartupError(AccordError):
+    """`accord node run` could not start the node; nothing of it is left running."""
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _time_arg(text: str, what: str) -> datetime:
+    """An RFC 3339 time with its UTC offset (2026-12-01T18:00:00+01:00, or ...Z)."""
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"{what}: {text!r} is not an RFC 3339 time like 2026-12-01T18:00:00+01:00"
+        ) from None
+    if when.tzinfo is None:
+        raise UsageError(f"{what}: {text!r} needs a UTC offset (Z or +01:00)")
+    return when
 
 
 # ---- certs -------------------------------------------------------------------------------------
@@ -62,15 +89,31 @@ def cmd_certs_init(args: argparse.Namespace) -> int:
 
 def cmd_certs_issue(args: argparse.Namespace) -> int:
     fa = FederationAuthority(Path(args.dir))
+    check_agency_code(args.agency)
+    now = _now()
+    previous = fa.unrevoked(args.agency, now)
+    if previous and not args.replace:
+        serials = ", ".join(f"{s:x}" for s in previous)
+        raise UsageError(
+            f"{args.agency} already has a certificate (serial {serials}); pass --replace to "
+            "issue a new key and certificate in its place"
+        )
     issued = fa.issue(
         agency=args.agency,
         endpoint=args.endpoint,
         name=args.name or "",
         days=args.days,
-        now=_now(),
+        now=now,
         out=Path(args.out) if args.out else None,
     )
     print(f"issued {issued.agency} certificate serial {issued.serial:x} into {issued.directory}")
+    for serial in previous:
+        # Not revoked automatically: the operator decides whether the old key was compromised.
+        print(
+            f"the previous certificate (serial {serial:x}) is no longer listed in the directory, "
+            "so peers stop accepting it once they load this directory; it is not revoked: "
+            f"`accord certs revoke --dir {args.dir} --serial {serial:x}` puts it on the CRL"
+        )
     return 0
 
 
@@ -111,48 +154,73 @@ def _add_certs(sub: Any) -> None:
     certs = sub.add_parser("certs", help="federation PKI: CA, certificates, CRL, directory")
     csub = certs.add_subparsers(dest="certs_command", required=True, metavar="SUBCOMMAND")
     p = csub.add_parser("init-federation", help="create a federation CA, CRL and directory")
-    p.add_argument("--dir", required=True, help="federation authority directory to create")
+    p.add_argument(
+        "--dir", required=True, type=path_arg, help="federation authority directory to create"
+    )
     p.add_argument("--federation", default="accord.test", help="federation DNS name")
     p.set_defaults(func=cmd_certs_init)
 
     p = csub.add_parser("issue", help="issue a node key and certificate and list it")
-    p.add_argument("--dir", required=True, help="federation authority directory")
-    p.add_argument("--agency", required=True, help="agency code, e.g. NL-POL")
+    p.add_argument("--dir", required=True, type=path_arg, help="federation authority directory")
+    p.add_argument("--agency", required=True, type=agency_code, help="agency code, e.g. NL-POL")
     p.add_argument("--endpoint", required=True, help="HOST:PORT the node listens on")
-    p.add_argument("--name", help="agency display name")
-    p.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
+    p.add_argument("--name", help="agency display name (default: the one listed, else CODE)")
     p.add_argument(
-        "--out", help="where to write node.key, node.pem, ca.pem (default DIR/issued/CODE)"
+        "--replace",
+        action="store_true",
+        help="issue even though the agency has a certificate: the directory then lists only the "
+        "new one (the old one is not revoked; `certs revoke --serial` does that)",
+    )
+    p.add_argument(
+        "--days",
+        type=whole(1, MAX_CERT_DAYS),
+        default=365,
+        metavar="N",
+        help=f"validity in days, 1 to {MAX_CERT_DAYS} (default 365)",
+    )
+    p.add_argument(
+        "--out",
+        type=path_arg,
+        help="where to write node.key, node.pem, ca.pem (default DIR/issued/CODE)",
     )
     p.set_defaults(func=cmd_certs_issue)
 
     p = csub.add_parser("revoke", help="revoke a certificate and republish CRL and directory")
-    p.add_argument("--dir", required=True, help="federation authority directory")
+    p.add_argument("--dir", required=True, type=path_arg, help="federation authority directory")
     group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--agency", help="revoke every certificate of this agency")
+    group.add_argument("--agency", type=agency_code, help="revoke every certificate of this agency")
     group.add_argument("--serial", help="revoke one certificate by serial (hex)")
     p.set_defaults(func=cmd_certs_revoke)
 
     p = csub.add_parser("crl", help="republish the CRL with a fresh nextUpdate")
-    p.add_argument("--dir", required=True, help="federation authority directory")
-    p.add_argument("--hours", type=float, default=168.0, help="hours to nextUpdate (default 168)")
+    p.add_argument("--dir", required=True, type=path_arg, help="federation authority directory")
+    p.add_argument(
+        "--hours",
+        type=number(0, MAX_CRL_HOURS),
+        default=168.0,
+        metavar="H",
+        help=f"hours until nextUpdate, more than 0 and at most {MAX_CRL_HOURS:g} (default 168); "
+        "nodes refuse every peer once it passes",
+    )
     p.set_defaults(func=cmd_certs_crl)
 
     p = csub.add_parser(
         "directory",
         help="sign the directory again with a fresh validity (nodes refuse it once it lapses)",
     )
-    p.add_argument("--dir", required=True, help="federation authority directory")
+    p.add_argument("--dir", required=True, type=path_arg, help="federation authority directory")
     p.add_argument(
         "--days",
-        type=_positive,
-        help="days it stays valid; later publications keep this (default: as before, at first 30)",
+        type=whole(1, MAX_DIRECTORY_DAYS),
+        metavar="N",
+        help=f"days it stays valid, 1 to {MAX_DIRECTORY_DAYS}; later publications keep this "
+        "(default: as before, at first 30)",
     )
     p.set_defaults(func=cmd_certs_directory)
 
     p = csub.add_parser("set-endpoint", help="change a member's endpoint in the directory")
-    p.add_argument("--dir", required=True, help="federation authority directory")
-    p.add_argument("--agency", required=True, help="agency code of the member")
+    p.add_argument("--dir", required=True, type=path_arg, help="federation authority directory")
+    p.add_argument("--agency", required=True, type=agency_code, help="agency code of the member")
     p.add_argument("--endpoint", required=True, help="HOST:PORT")
     p.set_defaults(func=cmd_certs_endpoint)
 
@@ -165,43 +233,113 @@ def cmd_node_init(args: argparse.Namespace) -> int:
     from node.home import init_home
 
     fed = Path(args.federation)
-    federation = args.federation_name
-    if federation is None:
-        # Only the published files (ca.pem, directory.json), never the authority's private key:
-        # an agency receives those, not the federation's state directory.
-        federation = load_directory(fed / "directory.json", load_cert(fed / "ca.pem")).federation
+    agency = check_agency_code(args.agency)
+    # Only the published files (ca.pem, directory.json), never the authority's private key:
+    # an agency receives those, not the federation's state directory.
+    directory = load_directory(fed / "directory.json", load_cert(fed / "ca.pem"))
+    listen = args.listen
+    if listen is None:
+        member = directory.member(agency)
+        if member is None:
+            raise UsageError(
+                f"{agency} is not in the federation directory, so there is no endpoint to "
+                "listen on: pass --listen HOST:PORT (or issue its certificate first)"
+            )
+        listen = member.endpoint
     path = init_home(
         Path(args.home),
-        agency=check_agency_code(args.agency),
-        federation=federation,
-        listen=args.listen,
-        issued=Path(args.certs) if args.certs else fed / "issued" / args.agency,
+        agency=agency,
+        federation=args.federation_name or directory.federation,
+        listen=listen,
+        issued=Path(args.certs) if args.certs else fed / "issued" / agency,
         directory=fed / "directory.json",
         crl=fed / "crl.pem",
     )
-    print(f"node home ready: {path}")
+    print(f"node home ready: {path.parent} (listens on {listen}; token of the administrator in "
+          f"{path.parent / 'tokens' / 'admin'})")  # fmt: skip
     return 0
 
 
+# How long `node run` lets in-flight streams finish on SIGTERM, and how much longer it waits for
+# the rest of the stop before it exits anyway.
+STOP_GRACE = 5.0
+STOP_MARGIN = 10.0
+
+
 def cmd_node_run(args: argparse.Namespace) -> int:
+    import threading
+
     from node.app import Node, tune_collector
 
+    logs.configure(level=args.log_level, fmt=args.log_format)
     config = config_mod.load(resolve_home(args.home), drill=args.drill)
+    stopped_in_time = True
+    before = set(threading.enumerate())
 
     async def run() -> None:
-        node = Node(config, drill=args.drill)
-        await node.start()
+        nonlocal stopped_in_time
+        try:
+            with logs.held():
+                node = Node(config, drill=args.drill)
+                await node.start()
+        except (AccordError, PkiError):
+            raise
+        except Exception as exc:
+            log.debug("start-up failed", exc_info=True)
+            raise StartupError(f"{config.node.agency} did not start: {describe(exc)}") from exc
         tune_collector()
-        print(f"{node.agency} ready on port {node.port}", flush=True)
+        metrics = ""
+        if node.metrics_port:
+            host = config.metrics.address.rpartition(":")[0]
+            metrics = f"; metrics at http://{host}:{node.metrics_port}/metrics"
+        print(f"{node.agency} ready on port {node.port}{metrics}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-        await node.stop(grace=5.0)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            # A second signal while stopping: the operator wants it gone now.
+            loop.add_signal_handler(sig, os._exit, 128 + sig)
+        try:
+            await asyncio.wait_for(node.stop(grace=STOP_GRACE), STOP_GRACE + STOP_MARGIN)
+        except TimeoutError:
+            stopped_in_time = False
+            log.error("stop did not finish within %.0f s; exiting anyway", STOP_GRACE + STOP_MARGIN)
 
-    asyncio.run(run())
-    return 0
+    try:
+        asyncio.run(run())
+    finally:
+        _exit_if_stuck(before)
+    return 0 if stopped_in_time else 1
+
+
+def describe(exc: BaseException) -> str:
+    """One line for an unforeseen start-up failure (a corrupt database, a bad certificate)."""
+    import sqlite3
+
+    if isinstance(exc, sqlite3.DatabaseError):
+        return f"database: {exc}; restore accord.db from backup"
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror}"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"
+
+
+def _exit_if_stuck(before: set[Any]) -> None:
+    """A thread the node left behind after a failed start or stop (a database connection)
+    would keep the process alive after main returns: nothing may keep `accord node run` from
+    exiting. (Threads that were there `before` are not the node's.)"""
+    import threading
+
+    for thread in threading.enumerate():
+        if thread not in before and not thread.daemon:
+            thread.join(timeout=2.0)
+            if thread.is_alive():
+                log.error("thread %s still running after the node stopped; exiting", thread.name)
+                logging.shutdown()
+                sys.stderr.flush()
+                os._exit(1)
 
 
 def cmd_node_health(args: argparse.Namespace) -> int:
@@ -216,15 +354,25 @@ def _add_node(sub: Any) -> None:
     node = sub.add_parser("node", help="create and run a node")
     nsub = node.add_subparsers(dest="node_command", required=True, metavar="SUBCOMMAND")
     p = nsub.add_parser("init", help="create a node home from issued certificates")
-    p.add_argument("--home", required=True, help="node home directory to create")
-    p.add_argument("--agency", required=True, help="this node's agency code")
+    p.add_argument("--home", required=True, type=path_arg, help="node home directory to create")
+    p.add_argument("--agency", required=True, type=agency_code, help="this node's agency code")
     p.add_argument(
-        "--federation", required=True, help="directory with the federation's published files"
+        "--federation",
+        required=True,
+        type=path_arg,
+        help="directory with the federation's published files",
     )
     p.add_argument("--federation-name", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--listen", default="127.0.0.1:7443", help="HOST:PORT for federation traffic")
     p.add_argument(
-        "--certs", help="directory with node.key, node.pem, ca.pem (default FED/issued/CODE)"
+        "--listen",
+        metavar="HOST:PORT",
+        help="where to listen for federation traffic (default: the endpoint the directory "
+        "lists for the agency)",
+    )
+    p.add_argument(
+        "--certs",
+        type=path_arg,
+        help="directory with node.key, node.pem, ca.pem (default FED/issued/CODE)",
     )
     p.set_defaults(func=cmd_node_init)
 
@@ -235,6 +383,19 @@ def _add_node(sub: Any) -> None:
         action="store_true",
         help="drill mode, for a drill cluster only: the administrator can advance the node's "
         "clock, and the config's [drill] section routes peers through fault-injecting proxies",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        default="text",
+        help="text (default) or json: one JSON object per line, for log shippers",
+    )
+    p.add_argument(
+        "--log-level",
+        choices=logs.LEVELS,
+        default="info",
+        help="info (default): one line per event (message queued, received, refused, "
+        "receipt stored, link up or down), never content",
     )
     p.set_defaults(func=cmd_node_run)
 
@@ -252,7 +413,7 @@ def _add_node(sub: Any) -> None:
 
 
 def _home_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--home", help="node home directory (default $ACCORD_HOME)")
+    p.add_argument("--home", type=path_arg, help="node home directory (default $ACCORD_HOME)")
 
 
 def _local_arguments(p: argparse.ArgumentParser) -> None:
@@ -267,6 +428,26 @@ def _local_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def json_argument(p: argparse.ArgumentParser, what: str = "print JSON instead of a table") -> None:
+    p.add_argument("--json", action="store_true", help=what)
+
+
+def _paged_listing(p: argparse.ArgumentParser) -> None:
+    """A listing of messages over the local API: newest first, a page at a time."""
+    _local_arguments(p)
+    p.add_argument(
+        "--limit",
+        type=whole(1, 1000),
+        default=100,
+        metavar="N",
+        help="at most N messages, 1 to 1000 (default 100)",
+    )
+    p.add_argument(
+        "--before", metavar="ID", type=message_id, help="page: messages older than this id"
+    )
+    json_argument(p)
+
+
 def _choice(value: str, choices: Sequence[str], *, what: str, prefix: str = "") -> str:
     """Match a user-typed enum name: case-insensitive, '-'/'+' as '_', optional proto prefix."""
     name = value.strip().upper().replace("-", "_").replace("+", "_").removeprefix(prefix)
@@ -275,11 +456,65 @@ def _choice(value: str, choices: Sequence[str], *, what: str, prefix: str = "") 
     return name
 
 
-def _positive(text: str) -> int:
-    """argparse type: a whole number >= 1."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
-    return int(text)
+def whole(low: int, high: int) -> Callable[[str], int]:
+    """argparse type: a whole number from `low` to `high`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range ({low} to {high})")
+        return value
+
+    parse.bounds = (low, high)  # type: ignore[attr-defined]  # for the tests that walk options
+    return parse
+
+
+_MESSAGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def message_id(text: str) -> str:
+    """argparse type: a message id (a UUID, as the node gives them out)."""
+    if not _MESSAGE_ID.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a message id (a UUID like 0190a0a0-0000-7000-8000-000000000001)"
+        )
+    return text.strip()
+
+
+def path_arg(text: str) -> str:
+    """argparse type: a path, never empty (an empty one would mean the current directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; name a file or directory")
+    return text
+
+
+def agency_code(text: str) -> str:
+    """argparse type: an agency code such as NL-POL."""
+    try:
+        return check_agency_code(text.strip())
+    except PkiError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def number(above: float, high: float) -> Callable[[str], float]:
+    """argparse type: a number greater than `above`, at most `high` (nan and inf refused)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not above < value <= high:  # written so that nan is refused too
+            raise argparse.ArgumentTypeError(
+                f"{text.strip()} is out of range (more than {above:g}, at most {high:g})"
+            )
+        return value
+
+    parse.bounds = (above, high)  # type: ignore[attr-defined]
+    return parse
 
 
 def _names(enum: Any, prefix: str) -> list[str]:
@@ -330,11 +565,11 @@ def build_content(args: argparse.Namespace) -> Any:
     type_name = _choice(args.type, MESSAGE_TYPES, what="--type", prefix="MESSAGE_TYPE_")
     fields: dict[str, Any] = {}
     if args.retention_days is not None:
-        if args.retention_days < 1:
-            raise UsageError("--retention-days: must be at least 1")
         fields["retention"] = pb.Retention(days=args.retention_days)
     if args.tlp:
-        tlp = _choice(args.tlp, _names(pb.Tlp, "TLP_"), what="--tlp", prefix="TLP_")
+        tlp = tlp_name(args.tlp)
+        if tlp is None:
+            raise UsageError(f"--tlp {args.tlp!r} is not one of: {', '.join(TLP_LABELS)}")
         fields["tlp"] = f"TLP_{tlp}"
     codes = _names(pb.HandlingCode, "HANDLING_CODE_")
     fields["handling_codes"] = [
@@ -354,6 +589,14 @@ def build_content(args: argparse.Namespace) -> Any:
         kind, body = "liaison", pb.LiaisonBody()
     _read_body(args.body, body, type_name=type_name)
     fields[kind] = body
+    if args.reply_by:
+        from google.protobuf.timestamp_pb2 import Timestamp
+
+        due = _time_arg(args.reply_by, "--reply-by")
+        if due <= _now():
+            raise UsageError(f"--reply-by: {args.reply_by} is in the past")
+        fields["reply_deadline"] = Timestamp()
+        fields["reply_deadline"].FromDatetime(due.astimezone(UTC))
     return pb.MessageContent(
         recipients=recipients,
         type=f"MESSAGE_TYPE_{type_name}",
@@ -407,50 +650,122 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def _summary_dict(s: Any) -> dict[str, Any]:
     from accord.v1 import message_pb2 as pb
 
-    return {
+    doc = {
         "message_id": s.message_id,
         "sender": s.sender,
         "type": _enum(pb.MessageType, s.type, "MESSAGE_TYPE_"),
         "purpose": s.purpose,
         "correlation_id": s.correlation_id,
-        "tlp": _enum(pb.Tlp, s.tlp, "TLP_"),
+        "tlp": tlp_label(_enum(pb.Tlp, s.tlp, "TLP_")),
+        "urgency": _enum(pb.Urgency, s.urgency, "URGENCY_"),
         "direction": s.direction,
         "created_at": _iso(s.created_at),
         "received_at": _iso(s.received_at),
+        "reply_deadline": _iso(s.reply_deadline),
         "retain_until": _iso(s.retain_until),
     }
+    if s.direction == "in":
+        doc["status"] = s.status
+    return doc
+
+
+def _thread(m: dict[str, Any]) -> str:
+    """A message's thread for a table: '-' when it starts one itself."""
+    return "-" if m["correlation_id"] in ("", m["message_id"]) else str(m["correlation_id"])
+
+
+def _listing(args: argparse.Namespace, method: str, request: Any) -> Any:
+    home = resolve_home(args.home)
+
+    async def call() -> Any:
+        async with connect(home, user=args.as_user) as node:
+            return await getattr(node.api, method)(request)
+
+    return asyncio.run(call())
+
+
+def _print_listing(
+    args: argparse.Namespace,
+    docs: list[dict[str, Any]],
+    *,
+    empty: str,
+    headers: Sequence[str],
+    row: Callable[[dict[str, Any]], list[str]],
+) -> int:
+    """A listing as JSON (--json), or as a table, or a line saying there is nothing."""
+    if args.json:
+        print(json.dumps(docs, indent=2))
+    elif not docs:
+        print(empty)
+    else:
+        print(_table(headers, [row(d) for d in docs]))
+    return 0
 
 
 def cmd_inbox(args: argparse.Namespace) -> int:
     from accord.v1 import local_pb2
 
-    home = resolve_home(args.home)
-
-    async def inbox() -> Any:
-        async with connect(home, user=args.as_user) as node:
-            request = local_pb2.InboxRequest(limit=args.limit, before_message_id=args.before or "")
-            return await node.api.Inbox(request)
-
-    messages = [_summary_dict(s) for s in asyncio.run(inbox()).messages]
-    if args.json:
-        print(json.dumps(messages, indent=2))
-        return 0
-    if not messages:
-        print("inbox is empty")
-        return 0
-    rows = [
-        [
+    request = local_pb2.InboxRequest(limit=args.limit, before_message_id=args.before or "")
+    messages = [_summary_dict(s) for s in _listing(args, "Inbox", request).messages]
+    headers = ["ID", "SENDER", "TYPE", "PURPOSE", "URGENCY", "RECEIVED", "DEADLINE", "STATUS",
+               "THREAD", "RETAIN-UNTIL"]  # fmt: skip
+    return _print_listing(
+        args,
+        messages,
+        empty="inbox is empty",
+        headers=headers,
+        row=lambda m: [
             m["message_id"],
             m["sender"],
             m["type"],
             m["purpose"],
+            m["urgency"],
             _short(m["received_at"]),
+            _short(m["reply_deadline"]),
+            m["status"].upper(),
+            _thread(m),
             _short(m["retain_until"]),
+        ],
+    )
+
+
+def _delivery_text(d: dict[str, Any]) -> str:
+    reason = f" ({d['reason_code']})" if d["reason_code"] else ""
+    return f"{d['recipient']} {d['state']}{reason}"
+
+
+def cmd_sent(args: argparse.Namespace) -> int:
+    from accord.v1 import local_pb2
+
+    request = local_pb2.ListSentRequest(limit=args.limit, before_message_id=args.before or "")
+    messages = []
+    for item in _listing(args, "ListSent", request).messages:
+        doc = _summary_dict(item.summary)
+        doc["deliveries"] = [
+            {
+                "recipient": d.recipient,
+                "state": d.state.upper(),
+                "reason_code": d.receipt_content.reason_code,
+                "attempts": d.attempts,
+                "last_error": d.last_error,
+            }
+            for d in item.deliveries
         ]
-        for m in messages
-    ]
-    print(_table(["ID", "SENDER", "TYPE", "PURPOSE", "RECEIVED", "RETAIN-UNTIL"], rows))
-    return 0
+        messages.append(doc)
+    return _print_listing(
+        args,
+        messages,
+        empty="nothing sent",
+        headers=["ID", "TYPE", "PURPOSE", "SENT", "DELIVERY", "THREAD"],
+        row=lambda m: [
+            m["message_id"],
+            m["type"],
+            m["purpose"],
+            _short(m["created_at"]),
+            ", ".join(_delivery_text(d) for d in m["deliveries"]) or "-",
+            _thread(m),
+        ],
+    )
 
 
 def _short(iso: str | None) -> str:
@@ -513,11 +828,32 @@ def _check_signed(
     return ok, check
 
 
-def cmd_show(args: argparse.Namespace) -> int:
-    import hashlib
-
+def _content_doc(content: Any) -> dict[str, Any]:
+    """A MessageContent as JSON (the protobuf mapping, field names as in message.proto), with
+    an embedded envelope (a forward's original, its originator's grant) opened: its originator
+    as an agency code, its message id and its content, instead of base64 bytes."""
     from google.protobuf import json_format  # type: ignore[import-untyped, unused-ignore]
 
+    from node.envelope import parse_content
+
+    doc: dict[str, Any] = json_format.MessageToDict(content, preserving_proto_field_name=True)
+    for name in ("forwarded", "transfer_authorisation"):
+        if not content.HasField(name):
+            continue
+        envelope = getattr(content, name)
+        inner = parse_content(envelope.content)
+        doc[name] = {
+            "originator": inner.sender,
+            "message_id": inner.message_id,
+            "content_sha256": hashlib.sha256(envelope.content).hexdigest(),
+            "signature": base64.b64encode(envelope.signature).decode(),
+            "signature_proof": base64.b64encode(envelope.proof).decode(),
+            "content": _content_doc(inner),
+        }
+    return doc
+
+
+def cmd_show(args: argparse.Namespace) -> int:
     from accord.v1 import local_pb2
 
     home = resolve_home(args.home)
@@ -537,6 +873,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         home, response.summary.sender, response.envelope
     )  # fmt: skip
     sha256 = hashlib.sha256(data).hexdigest() if not erased else None
+    content = None if erased else _content_doc(response.content)
     if args.json:
         doc = {
             **summary,
@@ -549,24 +886,23 @@ def cmd_show(args: argparse.Namespace) -> int:
             ),
             "signature_valid": ok,
             "signature_check": check,
-            "content": None
-            if erased
-            else json_format.MessageToDict(response.content, preserving_proto_field_name=True),
+            "content": content,
         }
         print(json.dumps(doc, indent=2))
         return 0
-    from node.envelope import content_to_json
-
     pairs = [
         ("message", summary["message_id"]),
         ("from", summary["sender"]),
         ("to", ", ".join(response.content.recipients) or "-"),
         ("type", summary["type"]),
         ("purpose", summary["purpose"]),
+        ("tlp", summary["tlp"]),
+        ("urgency", summary["urgency"]),
         ("correlation", summary["correlation_id"] or "-"),
         ("direction", summary["direction"]),
         ("created", _short(summary["created_at"])),
         ("received", _short(summary["received_at"])),
+        ("reply by", _short(summary["reply_deadline"])),
         ("retain until", _short(summary["retain_until"])),
         ("content sha256", sha256 or "-"),
         (
@@ -574,10 +910,17 @@ def cmd_show(args: argparse.Namespace) -> int:
             f"ECDSA P-256/SHA-256, {len(signature)} bytes, {check}" if not erased else "-",
         ),
     ]
+    if content is not None and "forwarded" in content:
+        original = content["forwarded"]
+        pairs.append(
+            ("forward of", f"message {original['message_id']} by {original['originator']}")
+        )
+    if summary.get("status"):
+        pairs.insert(5, ("status", summary["status"]))
     for key, value in pairs:
         print(f"{key + ':':<16}{value}")
     print()
-    print("(content erased)" if erased else content_to_json(response.content))
+    print("(content erased)" if content is None else json.dumps(content, indent=2))
     return 1 if ok is False else 0
 
 
@@ -676,13 +1019,17 @@ def _add_messages(sub: Any) -> None:
     p.add_argument(
         "--body",
         required=True,
+        type=path_arg,
         metavar="FILE.json",
         help="typed body in protobuf JSON ('-' for stdin): IncidentBody for INCIDENT_PUBLISH and "
         "INCIDENT_UPDATE, ControlBody for control types (INCIDENT_RETRACT, HANDLING_UPDATE, "
         "ERASURE_REQUEST, RECTIFICATION, TRANSFER_AUTHORISATION_*), LiaisonBody otherwise",
     )
     p.add_argument(
-        "--retention-days", type=int, metavar="N", help="keep at most N days after receipt"
+        "--retention-days",
+        type=whole(1, MAX_RETENTION_DAYS),
+        metavar="N",
+        help=f"keep at most N days after receipt, 1 to {MAX_RETENTION_DAYS}",
     )
     p.add_argument("--tlp", metavar="LEVEL", help="CLEAR, GREEN, AMBER, AMBER+STRICT or RED")
     p.add_argument(
@@ -694,19 +1041,31 @@ def _add_messages(sub: Any) -> None:
         help="onward transfer: FORBIDDEN, WITH_ORIGINATOR_CONSENT, ALLOWED",
     )
     p.add_argument("--urgent", action="store_true", help="mark urgent (answer within 8 hours)")
-    p.add_argument("--reply-to", metavar="ID", help="the message this one answers")
-    p.add_argument("--correlation", metavar="ID", help="thread id (default: --reply-to's id)")
+    p.add_argument("--reply-to", metavar="ID", type=message_id, help="the message this one answers")
+    p.add_argument(
+        "--reply-by",
+        metavar="TIME",
+        help="reply deadline, RFC 3339 with offset (default for requests: 8 hours if --urgent, "
+        "else 7 days, as Directive (EU) 2023/977 sets)",
+    )
+    p.add_argument(
+        "--correlation",
+        metavar="ID",
+        type=message_id,
+        help="thread id (default: --reply-to's id)",
+    )
     p.add_argument("--legal-basis", metavar="TEXT", help="legal basis of the exchange")
     p.set_defaults(func=cmd_send)
 
     p = sub.add_parser("inbox", help="list messages received by the local node")
-    _local_arguments(p)
-    p.add_argument(
-        "--limit", type=_positive, default=100, help="at most N messages (default 100, max 1000)"
-    )
-    p.add_argument("--before", metavar="ID", help="page: messages older than this id")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _paged_listing(p)
     p.set_defaults(func=cmd_inbox)
+
+    p = sub.add_parser(
+        "sent", help="list messages sent from the local node, with each recipient's state"
+    )
+    _paged_listing(p)
+    p.set_defaults(func=cmd_sent)
 
     p = sub.add_parser(
         "show",
@@ -715,21 +1074,94 @@ def _add_messages(sub: Any) -> None:
         "verify against the sender's certificate in the federation directory.",
     )
     _local_arguments(p)
-    p.add_argument("id", metavar="ID", help="message id")
-    p.add_argument("--sender", help="sender agency, when ids could repeat across senders")
+    p.add_argument("id", metavar="ID", type=message_id, help="message id")
+    p.add_argument(
+        "--sender",
+        type=agency_code,
+        help="sender agency, when ids could repeat across senders",
+    )
     p.add_argument(
         "--justification",
         metavar="TEXT",
         help="why you read it; the node requires one to show content and logs it",
     )
-    p.add_argument("--json", action="store_true", help="print one JSON document")
+    json_argument(p, "print one JSON document")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("receipts", help="delivery state and signed receipts of a sent message")
     _local_arguments(p)
-    p.add_argument("id", metavar="ID", help="id of a message sent from this node")
-    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument("id", metavar="ID", type=message_id, help="id of a message sent from this node")
+    json_argument(p, "print one JSON document")
     p.set_defaults(func=cmd_receipts)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from accord.v1 import local_pb2
+
+    r = _listing(args, "Status", local_pb2.StatusRequest())
+    doc = {
+        "agency": r.agency,
+        "health": r.health,
+        "crl_state": r.crl_state,
+        "crl_next_update": _iso(r.crl_next_update),
+        "directory_serial": r.directory_serial,
+        "directory_issued_at": _iso(r.directory_issued_at),
+        "peers": [
+            {
+                "agency": p.agency,
+                "link": p.link,
+                "last_error": p.last_error,
+                "queued": p.queued,
+                "oldest_queued_at": _iso(p.oldest_queued_at),
+                "sent": p.sent,
+                "receipted": p.receipted,
+            }
+            for p in r.peers
+        ],
+    }
+    # Non-zero while the CRL is stale: every peer is refused, which a monitor should see.
+    code = 1 if r.crl_state == "stale" else 0
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return code
+    crl = {
+        "fresh": "fresh",
+        "expiring": "EXPIRING within a day",
+        "stale": "STALE: every peer is refused until a fresh CRL is published (accord certs crl)",
+    }.get(r.crl_state, r.crl_state)
+    print(f"{r.agency}: {r.health}")
+    print(f"CRL: {crl}; next update {_short(doc['crl_next_update'])}")
+    print(f"directory: serial {r.directory_serial}, issued {_short(doc['directory_issued_at'])}")
+    rows = [
+        [
+            p["agency"],
+            p["link"],
+            str(p["queued"]),
+            _short(p["oldest_queued_at"]),
+            str(p["sent"]),
+            str(p["receipted"]),
+            (p["last_error"] or "-")[:80],
+        ]
+        for p in doc["peers"]
+    ]
+    if rows:
+        headers = ["PEER", "LINK", "QUEUED", "OLDEST QUEUED", "SENT", "RECEIPTED", "LAST ERROR"]
+        print(_table(headers, rows))
+    else:
+        print("no peers: nothing sent or queued since the node started")
+    return code
+
+
+def _add_status(sub: Any) -> None:
+    p = sub.add_parser(
+        "status",
+        help="the node's state: health, CRL, directory, outbox and link per peer",
+        description="The node's state for its operator. Exits 1 while the federation CRL is "
+        "stale (the node refuses every peer until a fresh one is published).",
+    )
+    _local_arguments(p)
+    json_argument(p, "print one JSON document")
+    p.set_defaults(func=cmd_status)
 
 
 # ---- parser ------------------------------------------------------------------------------------
@@ -748,6 +1180,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_certs,
         _add_node,
         _add_messages,
+        _add_status,
         *cli_access.GROUPS,
         *cli_drill.GROUPS,
         gateway_cli.add_gateway,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import sys
@@ -17,14 +18,19 @@ from accord.v1 import message_pb2 as pb
 from certs.ca import FederationAuthority
 from certs.directory import agreement_from_dict, agreement_to_dict
 from node.cli import (
+    MAX_RETENTION_DAYS,
     UsageError,
     _choice,
     _csv,
     _home_argument,
     _local_arguments,
     _names,
-    _positive,
     _table,
+    agency_code,
+    json_argument,
+    message_id,
+    path_arg,
+    whole,
 )
 from node.client import connect, resolve_home
 from node.onward import GRANT_DAYS
@@ -53,14 +59,24 @@ def _user_row(u: Any) -> list[str]:
     return [u.name, u.role, ",".join(u.clearances) or "-", state]
 
 
-def _print_users(users: Any) -> None:
-    print(_table(_USER_HEADERS, _rows([_user_row(u) for u in users])))
-
-
 def _rows(rows: list[list[str]]) -> list[list[str]]:
     """Table cells with control characters escaped: text the node stored (notes, details,
     peers' reasons) must never start a line of its own in the output."""
     return [[printable(cell) for cell in row] for row in rows]
+
+
+def _print_users(users: Any, *, as_json: bool = False) -> int:
+    if as_json:
+        docs = [
+            {"name": u.name, "role": u.role, "clearances": list(u.clearances),
+             "disabled": u.disabled, "state": u.state or None,
+             "requested_role": u.requested_role or None, "requested_by": u.requested_by or None}
+            for u in users
+        ]  # fmt: skip
+        print(json.dumps(docs, indent=2))
+        return 0
+    print(_table(_USER_HEADERS, _rows([_user_row(u) for u in users])))
+    return 0
 
 
 def cmd_users_add(args: argparse.Namespace) -> int:
@@ -88,15 +104,26 @@ def cmd_users_add(args: argparse.Namespace) -> int:
 
 def cmd_users_enrol(args: argparse.Namespace) -> int:
     code = "+".join(c.strip() for c in args.code)
+    tokens = resolve_home(args.home) / "tokens"
+    # Checked before the code is spent: a token file is never overwritten.
+    if args.save and (tokens / args.name).exists():
+        raise UsageError(f"{tokens / args.name} exists; a token file is never overwritten")
     response = _call(
         args, "Enrol", local_pb2.EnrolRequest(name=args.name, code=code), anonymous=True
     )
     if args.save:
-        tokens = resolve_home(args.home) / "tokens"
-        tokens.mkdir(mode=0o700, exist_ok=True)
-        fd = os.open(tokens / args.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(response.token)
+        try:
+            tokens.mkdir(mode=0o700, exist_ok=True)
+            fd = os.open(tokens / args.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(response.token)
+        except OSError as exc:
+            # The code is spent now: the token is shown rather than lost.
+            print(response.token)
+            raise UsageError(
+                f"{args.name} enrolled, but could not save the token to {tokens / args.name}: "
+                f"{exc}; the token is on stdout, shown only this once"
+            ) from exc
         print(f"{args.name} enrolled; token saved to {tokens / args.name}")
     else:
         print(f"{args.name} enrolled; token (shown once):", file=sys.stderr)
@@ -105,8 +132,8 @@ def cmd_users_enrol(args: argparse.Namespace) -> int:
 
 
 def cmd_users_list(args: argparse.Namespace) -> int:
-    _print_users(_call(args, "ListUsers", local_pb2.ListUsersRequest()).users)
-    return 0
+    users = _call(args, "ListUsers", local_pb2.ListUsersRequest()).users
+    return _print_users(users, as_json=args.json)
 
 
 def cmd_users_clearances(args: argparse.Namespace) -> int:
@@ -162,8 +189,8 @@ def cmd_users_enable(args: argparse.Namespace) -> int:
 
 
 def cmd_whoami(args: argparse.Namespace) -> int:
-    _print_users([_call(args, "WhoAmI", local_pb2.WhoAmIRequest())])
-    return 0
+    me = _call(args, "WhoAmI", local_pb2.WhoAmIRequest())
+    return _print_users([me], as_json=args.json)
 
 
 # ---- approvals ---------------------------------------------------------------------------------
@@ -171,17 +198,35 @@ def cmd_whoami(args: argparse.Namespace) -> int:
 
 def cmd_approvals_list(args: argparse.Namespace) -> int:
     approvals = _call(args, "ListApprovals", local_pb2.ListApprovalsRequest(state=args.state))
+    docs = [
+        {
+            "message_id": a.message_id,
+            "type": pb.MessageType.Name(a.type).removeprefix("MESSAGE_TYPE_") if a.type else None,
+            "purpose": a.purpose or None,
+            "author": a.author,
+            "recipients": list(a.recipients),
+            "state": a.state,
+            "requested_at": a.requested_at,
+            "decided_by": a.decided_by or None,
+            "decided_at": a.decided_at or None,
+            "note": a.note,
+        }
+        for a in approvals.approvals
+    ]
+    if args.json:
+        print(json.dumps(docs, indent=2))
+        return 0
     rows = [
         [
-            a.message_id,
-            pb.MessageType.Name(a.type).removeprefix("MESSAGE_TYPE_") if a.type else "-",
-            a.purpose or "-",
-            a.author,
-            ",".join(a.recipients),
-            a.state,
-            a.decided_by or "-",
+            d["message_id"],
+            d["type"] or "-",
+            d["purpose"] or "-",
+            d["author"],
+            ",".join(d["recipients"]),
+            d["state"],
+            d["decided_by"] or "-",
         ]
-        for a in approvals.approvals
+        for d in docs
     ]
     print(
         _table(["message", "type", "purpose", "author", "to", "state", "decided by"], _rows(rows))
@@ -282,21 +327,23 @@ def cmd_transfer_grant(args: argparse.Namespace) -> int:
 # ---- policy, access log, agreements ------------------------------------------------------------
 
 
-def cmd_policy_show(args: argparse.Namespace) -> int:
-    signed = _call(args, "GetPolicy", local_pb2.PolicyRequest(peer=args.peer or ""))
-    doc = json.loads(signed.policy_json)
-    if args.json:
-        print(json.dumps(doc, indent=2))
-        return 0
-    print(
-        f"policy of {doc['agency']} (directory serial {doc['directory_serial']}), signed by "
-        f"the node's key; signature verified"
-        if args.peer
-        else f"policy of {doc['agency']}"
-    )
+def agreement_state(a: dict[str, Any], now: datetime) -> str:
+    """Whether a published agreement is in force now, from its valid_from and valid_until."""
+    if now < datetime.fromisoformat(a["valid_from"]):
+        return "not yet in force"
+    if now >= datetime.fromisoformat(a["valid_until"]):
+        return "EXPIRED"
+    review = a.get("review_date")
+    if review and date.fromisoformat(review) <= now.date():
+        return "in force, review due"
+    return "in force"
+
+
+def _agreement_rows(agreements: list[dict[str, Any]], now: datetime) -> str:
     rows = [
         [
             a["id"],
+            agreement_state(a, now),
             ",".join(a["parties"]),
             ",".join(a["purposes"]),
             str(a["max_retention_days"]),
@@ -304,13 +351,47 @@ def cmd_policy_show(args: argparse.Namespace) -> int:
             a["onward_transfer"],
             a["valid_until"][:10],
         ]
-        for a in doc["agreements"]
+        for a in agreements
     ]
-    print(
-        _table(["agreement", "parties", "purposes", "max days", "max TLP", "onward", "until"], rows)
-    )
+    headers = ["agreement", "state", "parties", "purposes", "max days", "max TLP", "onward",
+               "until"]  # fmt: skip
+    return _table(headers, rows)
+
+
+def cmd_policy_show(args: argparse.Namespace) -> int:
+    from node.cli import _check_signature
+
+    signed = _call(args, "GetPolicy", local_pb2.PolicyRequest(peer=args.peer or ""))
+    doc = json.loads(signed.policy_json)
+    now = datetime.now(UTC)
+    home = resolve_home(args.home)
+    ok, check = _check_signature(home, signed.agency, signed.policy_json, signed.signature)
+    if args.json:
+        # The signed bytes exactly as signed, with the signature: a third party checks them
+        # with the agency's certificate (openssl dgst -sha256 -verify).
+        print(
+            json.dumps(
+                {
+                    "agency": signed.agency,
+                    "policy_json": signed.policy_json.decode(),
+                    "signature": base64.b64encode(signed.signature).decode(),
+                    "certificate_pem": signed.certificate_pem,
+                    "signature_valid": ok,
+                    "signature_check": check,
+                    "policy": doc,
+                    "agreement_states": {
+                        a["id"]: agreement_state(a, now) for a in doc["agreements"]
+                    },
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print(f"policy of {doc['agency']} (directory serial {doc['directory_serial']}); "
+          f"signature {check}")  # fmt: skip
+    print(_agreement_rows(doc["agreements"], now))
     print(f"retention: {doc['retention']['rule']}")
-    return 0
+    return 1 if ok is False else 0
 
 
 def cmd_access_log(args: argparse.Namespace) -> int:
@@ -319,6 +400,11 @@ def cmd_access_log(args: argparse.Namespace) -> int:
         "AccessLog",
         local_pb2.AccessLogRequest(limit=args.limit, message_id=args.message or ""),
     ).entries
+    if args.json:
+        fields = ("at", "user", "action", "outcome", "message_id", "purpose", "justification",
+                  "recipient", "detail")  # fmt: skip
+        print(json.dumps([{f: getattr(e, f) for f in fields} for e in entries], indent=2))
+        return 0
     rows = [
         [
             e.at[:19],
@@ -338,13 +424,26 @@ def cmd_access_log(args: argparse.Namespace) -> int:
 
 def cmd_agreements_set(args: argparse.Namespace) -> int:
     fa = FederationAuthority(Path(args.dir))
+    path = Path(args.file)
     try:
-        raw = json.loads(Path(args.file).read_text())
+        raw = json.loads(path.read_bytes().decode())
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{args.file}: not UTF-8 text") from exc
     except json.JSONDecodeError as exc:
         raise UsageError(f"{args.file}: not valid JSON: {exc}") from exc
     if not isinstance(raw, list):
         raise UsageError(f"{args.file}: expected a JSON list of agreements")
-    agreements = tuple(agreement_from_dict(a, f"{args.file}[{i}]") for i, a in enumerate(raw))
+    current = fa.directory()
+    # Everything is checked before anything is published: one bad agreement publishes none.
+    agreements = tuple(
+        agreement_from_dict(
+            a,
+            f"{args.file}[{i}]",
+            purposes=current.purpose_codes(),
+            members=frozenset(m.agency for m in current.members),
+        )
+        for i, a in enumerate(raw)
+    )
     d = fa.set_agreements(agreements, now=datetime.now(UTC))
     print(f"directory serial {d.serial} published with {len(agreements)} agreement(s)")
     for a in agreements:
@@ -355,7 +454,13 @@ def cmd_agreements_set(args: argparse.Namespace) -> int:
 
 def cmd_agreements_show(args: argparse.Namespace) -> int:
     d = FederationAuthority(Path(args.dir)).directory()
-    print(json.dumps([agreement_to_dict(a) for a in d.agreements], indent=2))
+    now = datetime.now(UTC)
+    agreements = [agreement_to_dict(a) for a in d.agreements]
+    if args.json:
+        print(json.dumps([{**a, "state": agreement_state(a, now)} for a in agreements], indent=2))
+        return 0
+    print(f"directory serial {d.serial}: {len(agreements)} agreement(s)")
+    print(_agreement_rows(agreements, now))
     return 0
 
 
@@ -405,10 +510,17 @@ def add_users(sub: Any) -> None:
     p.set_defaults(func=cmd_users_role)
     p = usub.add_parser("list", help="list users")
     _local_arguments(p)
+    json_argument(p)
     p.set_defaults(func=cmd_users_list)
     p = usub.add_parser("clearances", help="replace a user's purpose clearances")
-    p.add_argument("name")
-    p.add_argument("--clearance", action="append", metavar="PURPOSE[,PURPOSE]", default=[])
+    p.add_argument("name", help="the user")
+    p.add_argument(
+        "--clearance",
+        action="append",
+        metavar="PURPOSE[,PURPOSE]",
+        default=[],
+        help="the purposes the user is cleared for from now on (none given: none); repeatable",
+    )
     _local_arguments(p)
     p.set_defaults(func=cmd_users_clearances)
     for command, what, func in (
@@ -419,11 +531,12 @@ def add_users(sub: Any) -> None:
         ("enable", "enable a disabled user again (their token works again)", cmd_users_enable),
     ):  # fmt: skip
         p = usub.add_parser(command, help=what)
-        p.add_argument("name")
+        p.add_argument("name", help="the user")
         _local_arguments(p)
         p.set_defaults(func=func)
     p = sub.add_parser("whoami", help="the local user the CLI acts as")
     _local_arguments(p)
+    json_argument(p)
     p.set_defaults(func=cmd_whoami)
 
 
@@ -431,16 +544,22 @@ def add_approvals(sub: Any) -> None:
     ap = sub.add_parser("approvals", help="four-eyes approval of consequential messages")
     asub = ap.add_subparsers(dest="approvals_command", required=True, metavar="SUBCOMMAND")
     p = asub.add_parser("list", help="messages waiting for (or given) a decision")
-    p.add_argument("--state", default="pending", choices=["pending", "approved", "rejected", "all"])
+    p.add_argument(
+        "--state",
+        default="pending",
+        choices=["pending", "approved", "rejected", "all"],
+        help="which decisions to list (default pending)",
+    )
     _local_arguments(p)
+    json_argument(p)
     p.set_defaults(func=cmd_approvals_list)
     p = asub.add_parser("approve", help="approve a held message (a supervisor, not its author)")
-    p.add_argument("id", help="message id")
+    p.add_argument("id", type=message_id, help="message id")
     p.add_argument("--note", help="why")
     _local_arguments(p)
     p.set_defaults(func=cmd_approve)
     p = asub.add_parser("reject", help="reject a held message; it is never sent")
-    p.add_argument("id", help="message id")
+    p.add_argument("id", type=message_id, help="message id")
     p.add_argument("--note", help="why (required)")
     _local_arguments(p)
     p.set_defaults(func=cmd_reject)
@@ -448,11 +567,11 @@ def add_approvals(sub: Any) -> None:
 
 def add_transfer(sub: Any) -> None:
     p = sub.add_parser("forward", help="forward a received message to a third agency")
-    p.add_argument("id", help="id of the received message")
-    p.add_argument("--to", required=True, help="third agency code")
+    p.add_argument("id", type=message_id, help="id of the received message")
+    p.add_argument("--to", required=True, type=agency_code, help="third agency code")
     p.add_argument("--justification", required=True, help="why it must go there (logged)")
     p.add_argument("--purpose", help="purpose of the transfer (default: the original's)")
-    p.add_argument("--sender", help="originator, if the id is ambiguous")
+    p.add_argument("--sender", type=agency_code, help="originator, if the id is ambiguous")
     p.add_argument(
         "--onward",
         metavar="RULE",
@@ -465,37 +584,40 @@ def add_transfer(sub: Any) -> None:
     p.add_argument("--handling", action="append", metavar="CODES", help="handling codes to add")
     p.add_argument(
         "--retention-days",
-        type=_positive,
+        type=whole(1, MAX_RETENTION_DAYS),
         metavar="N",
-        help="a shorter retention (never longer than the original's)",
+        help=f"a shorter retention (never longer than the original's), 1 to {MAX_RETENTION_DAYS}",
     )
     _local_arguments(p)
     p.set_defaults(func=cmd_forward)
     tr = sub.add_parser("transfer", help="ask for or give consent to onward transfer")
     tsub = tr.add_subparsers(dest="transfer_command", required=True, metavar="SUBCOMMAND")
     p = tsub.add_parser("request", help="ask the originator for consent to forward a message")
-    p.add_argument("id", help="id of the message to forward")
-    p.add_argument("--to", required=True, help="the originator (who decides)")
-    p.add_argument("--third", required=True, help="the third agency it would go to")
+    p.add_argument("id", type=message_id, help="id of the message to forward")
+    p.add_argument("--to", required=True, type=agency_code, help="the originator (who decides)")
+    p.add_argument(
+        "--third", required=True, type=agency_code, help="the third agency it would go to"
+    )
     p.add_argument("--purpose", required=True, help="purpose code of this request message")
     p.add_argument("--transfer-purpose", help="purpose of the transfer, if not the original's")
     p.add_argument("--reason", required=True, help="grounds for the transfer")
     _local_arguments(p)
     p.set_defaults(func=cmd_transfer_request)
     p = tsub.add_parser("grant", help="grant (or --deny) onward transfer of your message")
-    p.add_argument("id", help="id of your original message")
-    p.add_argument("--to", required=True, help="the agency that asked")
-    p.add_argument("--third", required=True, help="the third agency")
+    p.add_argument("id", type=message_id, help="id of your original message")
+    p.add_argument("--to", required=True, type=agency_code, help="the agency that asked")
+    p.add_argument("--third", required=True, type=agency_code, help="the third agency")
     p.add_argument("--purpose", required=True, help="purpose code of this grant message")
     p.add_argument("--transfer-purpose", help="purpose the transfer is granted for")
-    p.add_argument("--in-reply-to", help="id of the request being answered")
+    p.add_argument("--in-reply-to", type=message_id, help="id of the request being answered")
     p.add_argument("--conditions", help="conditions attached to the grant")
     p.add_argument("--reason", help="grounds (required in practice for a refusal)")
     p.add_argument(
         "--valid-days",
-        type=_positive,
+        type=whole(1, MAX_RETENTION_DAYS),
         metavar="N",
-        help=f"consent lasts N days (default {GRANT_DAYS}); a later grant replaces it",
+        help=f"consent lasts N days, 1 to {MAX_RETENTION_DAYS} (default {GRANT_DAYS}); a later "
+        "grant replaces it",
     )
     p.add_argument(
         "--deny", action="store_true", help="refuse instead of grant (withdraws an earlier grant)"
@@ -508,23 +630,42 @@ def add_policy(sub: Any) -> None:
     pol = sub.add_parser("policy", help="published policy: agreements, purposes, retention")
     psub = pol.add_subparsers(dest="policy_command", required=True, metavar="SUBCOMMAND")
     p = psub.add_parser("show", help="this node's policy, or a peer's (--peer), signature checked")
-    p.add_argument("--peer", help="agency code of a peer")
-    p.add_argument("--json", action="store_true", help="the signed JSON document")
+    p.add_argument("--peer", type=agency_code, help="agency code of a peer")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="the signed policy document as signed, with its signature and certificate",
+    )
     _local_arguments(p)
     p.set_defaults(func=cmd_policy_show)
     p = sub.add_parser("access-log", help="who consulted, forwarded or approved what (auditor)")
-    p.add_argument("--message", help="only entries for this message id")
-    p.add_argument("--limit", type=int, default=200)
+    p.add_argument("--message", type=message_id, help="only entries for this message id")
+    p.add_argument(
+        "--limit",
+        type=whole(1, 5000),
+        default=200,
+        metavar="N",
+        help="the N latest entries, 1 to 5000 (default 200)",
+    )
     _local_arguments(p)
+    json_argument(p)
     p.set_defaults(func=cmd_access_log)
     ag = sub.add_parser("agreements", help="cooperation agreements in the federation directory")
     gsub = ag.add_subparsers(dest="agreements_command", required=True, metavar="SUBCOMMAND")
     p = gsub.add_parser("set", help="publish agreements from a JSON file (signed, new serial)")
-    p.add_argument("--dir", required=True, help="federation authority directory")
-    p.add_argument("--file", required=True, help="JSON list of agreements (see docs/policy.md)")
+    p.add_argument("--dir", required=True, type=path_arg, help="federation authority directory")
+    p.add_argument(
+        "--file",
+        required=True,
+        type=path_arg,
+        help="JSON list of agreements (see docs/policy.md)",
+    )
     p.set_defaults(func=cmd_agreements_set)
-    p = gsub.add_parser("show", help="print the agreements in force in the directory")
-    p.add_argument("--dir", required=True, help="federation authority directory")
+    p = gsub.add_parser(
+        "show", help="list the directory's agreements and whether each is in force now"
+    )
+    p.add_argument("--dir", required=True, type=path_arg, help="federation authority directory")
+    json_argument(p)
     p.set_defaults(func=cmd_agreements_show)
 
 

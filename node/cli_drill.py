@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from node.cli import UsageError, _csv, _table
+from node.cli import UsageError, _csv, _table, path_arg
 from node.drill.cluster import (
     COMPOSE_GATEWAY_HOST_PORT,
     CONTROL_SOCKET,
@@ -357,7 +357,7 @@ def add_cluster(sub: Any) -> None:
         "home per agency and the users of each node (tokens in HOME/tokens, console passwords "
         "in DIR/passwords). Does nothing if DIR already holds a cluster.",
     )
-    p.add_argument("--dir", required=True, help="cluster directory (new or empty)")
+    p.add_argument("--dir", required=True, type=path_arg, help="cluster directory (new or empty)")
     _cluster_arguments(p)
     p.add_argument(
         "--compose",
@@ -374,14 +374,14 @@ def add_cluster(sub: Any) -> None:
         "drills; print where everything is, with each user's password and token files. Stays "
         "in the foreground until Ctrl-C unless --detach.",
     )
-    p.add_argument("--dir", help="cluster directory (default: a new one under /tmp)")
+    p.add_argument("--dir", type=path_arg, help="cluster directory (default: a new one under /tmp)")
     _cluster_arguments(p)
     p.add_argument("--detach", action="store_true", help="run in the background and return")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # --detach's child
     p.set_defaults(func=cmd_cluster_up)
 
     p = csub.add_parser("down", help="stop a cluster started with `cluster up --detach`")
-    p.add_argument("--dir", required=True, help="cluster directory")
+    p.add_argument("--dir", required=True, type=path_arg, help="cluster directory")
     p.set_defaults(func=cmd_cluster_down)
 
     p = csub.add_parser(
@@ -392,7 +392,7 @@ def add_cluster(sub: Any) -> None:
         "gateway: URL, process state, health (its /healthz: SERVING, NODE DOWN, DOWN). Exits 1 "
         "unless every node and every gateway the cluster runs is SERVING.",
     )
-    p.add_argument("--dir", required=True, help="cluster directory")
+    p.add_argument("--dir", required=True, type=path_arg, help="cluster directory")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_cluster_status)
 

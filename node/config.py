@@ -90,6 +90,12 @@ class DrillSection:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSection:
+    address: str = ""  # HOST:PORT for Prometheus; empty: no metrics served
+    allow_remote: bool = False  # a non-loopback listen address needs this
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     home: Path
     node: NodeSection
@@ -100,6 +106,7 @@ class Config:
     store: StoreSection = field(default_factory=StoreSection)
     drill: DrillSection | None = None  # present only in a drill cluster's homes
     login: LoginSection = field(default_factory=LoginSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)
 
     def path(self, value: str) -> Path:
         """A configured path, relative to the node's home unless absolute."""
@@ -127,6 +134,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "delivery": DeliverySection,
     "store": StoreSection,
     "login": LoginSection,
+    "metrics": MetricsSection,
 }
 
 
@@ -206,8 +214,8 @@ def _section(name: str, cls: type[Any], values: Any) -> Any:
         expected = f.type if isinstance(f.type, str) else f.type.__name__
         if expected == "float" and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        python_type = {"str": str, "int": int, "float": float}[expected]
-        if isinstance(value, bool) or not isinstance(value, python_type):
+        python_type = {"str": str, "int": int, "float": float, "bool": bool}[expected]
+        if isinstance(value, bool) != (python_type is bool) or not isinstance(value, python_type):
             raise ConfigError(f"{name}.{key}: expected {expected}, got {value!r}")
         kwargs[key] = value
     try:
@@ -226,10 +234,8 @@ def _validate(c: Config) -> None:
         raise ConfigError(
             f"node.federation: {c.node.federation!r} is not a DNS name like accord.test"
         )
-    if not _is_host_port(c.node.listen):
-        raise ConfigError(f"node.listen: expected HOST:PORT, got {c.node.listen!r}")
-    if len(str(c.socket)) > 100:
-        raise ConfigError(f"node.local_socket: {c.socket} is longer than a unix socket path may be")
+    check_listen(c.node.listen, "node.listen")
+    check_socket(c.socket, "node.local_socket")
     positive = {
         "federation.reload_seconds": c.federation.reload_seconds,
         "limits.max_message_bytes": c.limits.max_message_bytes,
@@ -280,10 +286,27 @@ def _validate(c: Config) -> None:
             f"store.synchronous: must be FULL or EXTRA (receipts promise durability), "
             f"got {c.store.synchronous!r}"
         )
+    if c.metrics.address:
+        from node.metrics import check_listen as check_metrics_listen
+
+        check_listen(c.metrics.address, "metrics.address")
+        check_metrics_listen(c.metrics.address, allow_remote=c.metrics.allow_remote)
     for name in ("key", "certificate", "ca"):
         p = c.path(getattr(c.tls, name))
         if not p.is_file():
             raise ConfigError(f"tls.{name}: {p} does not exist")
+
+
+def check_listen(value: str, what: str) -> str:
+    """A HOST:PORT to listen on (port 0: any free port)."""
+    if not _is_host_port(value):
+        raise ConfigError(f"{what}: expected HOST:PORT, got {value!r}")
+    return value
+
+
+def check_socket(path: Path, what: str) -> None:
+    if len(str(path)) > 100:
+        raise ConfigError(f"{what}: {path} is longer than a unix socket path may be")
 
 
 def render(*, agency: str, federation: str, listen: str, directory: str, crl: str) -> str:
@@ -337,4 +360,10 @@ max_failures = 5
 lockout_seconds = 900.0
 session_idle_seconds = 1800.0
 session_max_seconds = 43200.0
+
+[metrics]
+# Prometheus metrics at http://HOST:PORT/metrics, e.g. "127.0.0.1:9464"; empty: not served.
+# A non-loopback address also needs allow_remote = true.
+address = ""
+allow_remote = false
 """

@@ -56,6 +56,7 @@ _TYPE_NAMES = {v: n.removeprefix("MESSAGE_TYPE_") for n, v in pb.MessageType.ite
 _HANDLING_NAMES = {v: n.removeprefix("HANDLING_CODE_") for n, v in pb.HandlingCode.items()}
 _TLP_NAMES = {v: n.removeprefix("TLP_") for n, v in pb.Tlp.items()}
 _ONWARD_NAMES = {v: n.removeprefix("ONWARD_TRANSFER_") for n, v in pb.OnwardTransfer.items()}
+_URGENCY_NAMES = {v: n.removeprefix("URGENCY_") for n, v in pb.Urgency.items() if v}
 _canonical_uuid7 = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 ).fullmatch
@@ -92,6 +93,8 @@ class MessageMeta:
     granted: bool = False
     handling_conditions: str = ""
     grant_valid_until: datetime | None = None
+    urgency: str = ""  # NORMAL, URGENT or "" (unspecified)
+    reply_deadline: datetime | None = None
     # The populated incident fields, computed only if a minimisation rule asks for them.
     fields_of: Callable[[], frozenset[str]] = field(default=frozenset, repr=False, compare=False)
 
@@ -450,6 +453,10 @@ def meta_of(msg: pb.MessageContent) -> MessageMeta:
         handling_conditions=msg.handling_conditions,
         grant_valid_until=_time_field("valid_until", msg.control.valid_until)
         if body_kind == "control" and msg.control.HasField("valid_until")
+        else None,
+        urgency=_URGENCY_NAMES.get(msg.urgency, ""),
+        reply_deadline=_time_field("reply_deadline", msg.reply_deadline)
+        if msg.HasField("reply_deadline")
         else None,
     )
 

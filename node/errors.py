@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import sqlite3
 
 import grpc
 
@@ -92,6 +93,14 @@ class Unreadable(AccordError):
     another master key): never shown."""
 
     status = grpc.StatusCode.DATA_LOSS
+
+
+class StorageFull(AccordError, sqlite3.OperationalError):
+    """The disk under HOME is full: the unit of work was not committed, nothing of it stored.
+
+    Also an sqlite3.OperationalError, which it replaces where the writer reports a commit."""
+
+    status = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 class Refused(AccordError):

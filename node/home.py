@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
+import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from certs.ca import load_cert, load_key
+from certs.ca import load_cert, load_key, write_private
 from certs.errors import PkiError
 from certs.identity import agency_of
 from node import config as config_mod
+from node.access import Role
 from node.errors import ConfigError
+from node.store.access import add_user_txn
+from node.store.db import create_database
+from node.store.keys import KeyRing
+
+ISSUED_FILES = ("node.key", "node.pem", "ca.pem")
+ADMIN = "admin"
 
 
 def init_home(
@@ -25,34 +35,63 @@ def init_home(
     directory: Path,
     crl: Path,
 ) -> Path:
-    """Lay out a node home from the key and certificates the federation issued to it.
+    """Lay out a node home from the key and certificates the federation issued to it: config,
+    master key, the database with its schema and the bootstrap administrator, whose token is
+    left in HOME/tokens/admin.
 
-    The directory and CRL stay where the federation publishes them (the node reads, never
-    writes, them); everything the node writes lives under `home`, 0700, secrets 0600.
+    All or nothing: the home is built in a temporary sibling directory and renamed into place,
+    so a failure leaves no half-made home behind to block the retry. The directory and CRL stay
+    where the federation publishes them (the node reads, never writes, them); everything the
+    node writes lives under `home`, 0700, secrets 0600.
     """
-    if (home / config_mod.CONFIG_FILE).exists():
-        raise ConfigError(f"{home} already holds a node; refusing to overwrite it")
-    for name in ("node.key", "node.pem", "ca.pem"):
+    if home.exists():
+        if (home / config_mod.CONFIG_FILE).exists():
+            raise ConfigError(f"{home} already holds a node; refusing to overwrite it")
+        if not home.is_dir() or any(home.iterdir()):
+            raise ConfigError(f"{home} exists and is not an empty directory; choose another --home")
+    config_mod.check_listen(listen, "--listen")
+    config_mod.check_socket(home.resolve() / "node.sock", "--home")
+    for name in ISSUED_FILES:
         if not (issued / name).is_file():
             raise ConfigError(f"--certs: {issued / name} not found (run `accord certs issue`)")
     _check_issued(issued, agency=agency, federation=federation)
-    home.mkdir(parents=True, exist_ok=True)
-    os.chmod(home, 0o700)
-    for name in ("node.key", "node.pem", "ca.pem"):
-        shutil.copyfile(issued / name, home / name)
-        os.chmod(home / name, 0o600)
-    text = config_mod.render(
-        agency=agency,
-        federation=federation,
-        listen=listen,
-        directory=str(directory.resolve()),
-        crl=str(crl.resolve()),
-    )
-    path = home / config_mod.CONFIG_FILE
-    path.write_text(text)
-    os.chmod(path, 0o600)
-    config_mod.load(home)  # what init wrote must load
-    return path
+    home.parent.mkdir(parents=True, exist_ok=True)
+    existed = home.exists()
+    build = Path(tempfile.mkdtemp(prefix=f".{home.name}.init-", dir=home.parent))
+    try:
+        os.chmod(build, 0o700)
+        for name in ISSUED_FILES:
+            shutil.copyfile(issued / name, build / name)
+            os.chmod(build / name, 0o600)
+        text = config_mod.render(
+            agency=agency,
+            federation=federation,
+            listen=listen,
+            directory=str(directory.resolve()),
+            crl=str(crl.resolve()),
+        )
+        write_private(build / config_mod.CONFIG_FILE, text.encode())
+        KeyRing.generate().save(build / "master.key")
+        token = secrets.token_urlsafe(32)
+        admin = add_user_txn(
+            name=ADMIN, role=Role.ADMINISTRATOR, token=token, purposes=(), now=datetime.now(UTC)
+        )
+        create_database(build / "accord.db", admin)
+        (build / "tokens").mkdir(mode=0o700)
+        write_private(build / "tokens" / ADMIN, token.encode())
+        # rename(2) replaces an empty directory in one step; anything else in it, and it fails.
+        os.rename(build, home)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    try:
+        config_mod.load(home)  # what init wrote must load
+    except BaseException:
+        shutil.rmtree(home, ignore_errors=True)
+        if existed:
+            home.mkdir(mode=0o700)
+        raise
+    return home / config_mod.CONFIG_FILE
 
 
 def _check_issued(issued: Path, *, agency: str, federation: str) -> None:

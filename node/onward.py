@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from certs.directory import ONWARD_RULES, TLP_ORDER
+from certs.directory import ONWARD_RULES, TLP_ORDER, tlp_label
 from node.envelope import MessageMeta, meta_of, parse_content, verify_envelope
 from node.errors import Reason, Refused
 
@@ -51,7 +51,10 @@ def check_markings_kept(
     MARKINGS_LOOSENED otherwise."""
     loosened: list[str] = []
     if tlp_rank(forward.tlp) < tlp_rank(original.tlp):
-        loosened.append(f"TLP:{forward.tlp} is lower than the original's TLP:{original.tlp}")
+        loosened.append(
+            f"TLP:{tlp_label(forward.tlp)} is lower than the original's "
+            f"TLP:{tlp_label(original.tlp)}"
+        )
     dropped = sorted(set(original.handling_codes) - set(forward.handling_codes))
     if dropped:
         loosened.append(f"handling code(s) {', '.join(dropped)} of the original are dropped")

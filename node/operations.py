@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from accord.v1 import federation_pb2, federation_pb2_grpc, message_pb2
 from certs.identity import agency_dns_name
-from node import access, onward
+from node import access, inbox, onward
 from node.access import Role, User
 from node.envelope import ENVELOPE_PROOF, meta_of, parse_content, set_time, verify
 from node.errors import (
@@ -29,13 +29,13 @@ from node.errors import (
 )
 from node.ids import uuid7
 from node.store import PeerQueue, Store, StoredMessage
-from node.store.access import AccessEntry, AccessStore, Approval, UserRecord
+from node.store.access import AccessEntry, AccessStore, Approval, UserRecord, log_txn
 from node.store.db import Delivery
 from node.store.keys import SealError
 from node.text import check_text
 
 if TYPE_CHECKING:
-    from node.app import Node, Sent
+    from node.app import Node, Record, Sent
 
 USER_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
 
@@ -76,6 +76,13 @@ def enrolment_code() -> str:
     """128 random bits in base32 (A-Z, 2-7): typed or pasted by a person, and never starting
     with '-', which a command line would take for an option (`users enrol --code CODE`)."""
     return base64.b32encode(secrets.token_bytes(16)).decode().rstrip("=")
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    message: StoredMessage
+    status: str  # node/inbox.py
+    deadline: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +141,7 @@ class Operations:
 
     async def inbox(
         self, user: User, *, limit: int, before: str, direction: str = "in", **filters: str
-    ) -> list[StoredMessage]:
+    ) -> list[InboxItem]:
         """Message metadata, newest first: received (`direction` "in"), sent ("out") or both
         ("all"), narrowed by `filters` (type, purpose, peer, correlation_id, message_id)."""
         await self._guard(user, "list", lambda: access.check_list(user))
@@ -146,7 +153,30 @@ class Operations:
             before=before,
             **filters,
         )
-        return [m for m in messages if access.sees_metadata(user, purpose=m.purpose)]
+        shown = [m for m in messages if access.sees_metadata(user, purpose=m.purpose)]
+        # Status and deadline are a received message's (node/inbox.py); a sent one has none.
+        received = [m for m in shown if m.direction == "in"]
+        replies = await self._store.replies_to([m.message_id for m in received])
+        now = self._node.clock.now()
+        return [
+            InboxItem(m, inbox.status(m, replies.get(m.message_id, ()), now), inbox.deadline(m))
+            if m.direction == "in"
+            else InboxItem(m, "", None)
+            for m in shown
+        ]
+
+    async def sent(
+        self, user: User, *, limit: int, before: str
+    ) -> list[tuple[StoredMessage, list[Delivery]]]:
+        """Messages this node sent, newest first, with their deliveries: metadata, so the
+        listing rule applies (role, then clearance for each message's purpose)."""
+        await self._guard(user, "list-sent", lambda: access.check_list(user))
+        messages: list[StoredMessage] = await self._store.list_messages(
+            direction="out", limit=limit, before=before
+        )
+        shown = [m for m in messages if access.sees_metadata(user, purpose=m.purpose)]
+        deliveries = await self._store.deliveries_of([m.message_id for m in shown])
+        return [(m, deliveries.get(m.message_id, [])) for m in shown]
 
     async def receipts(
         self, user: User, *, message_id: str
@@ -233,19 +263,32 @@ class Operations:
             purpose=draft.purpose,
         )
         try:
-            sent = await self._node.send(draft, author=user.name)
+            return await self._node.send(
+                draft, author=user.name, record=self._recorded(user, "send", draft.purpose)
+            )
         except (Refused, InvalidRequest) as exc:
             await self._log(user, "send", "refused", purpose=draft.purpose, detail=str(exc))
             raise
-        await self._log(
-            user,
-            "send",
-            "held" if sent.pending_approval else "queued",
-            message_id=sent.message_id,
-            purpose=draft.purpose,
-            recipient=",".join(sent.recipients),
-        )
-        return sent
+
+    def _recorded(self, user: User, action: str, purpose: str, **fields: str) -> Record:
+        """The access log row of a send or forward, committed with the message itself: a send
+        answered with an error must not be delivered anyway, nor one delivered go unlogged."""
+
+        def rows(
+            message_id: str, recipients: tuple[str, ...], held: bool
+        ) -> list[tuple[str, Sequence[object]]]:
+            return [
+                log_txn(
+                    at=self._node.clock.now(),
+                    user=user.name,
+                    action=action,
+                    outcome="held" if held else "queued",
+                    purpose=purpose,
+                    **{"message_id": message_id, "recipient": ",".join(recipients), **fields},
+                )
+            ]
+
+        return rows
 
     # ---- four eyes --------------------------------------------------------------------------
 
@@ -445,9 +488,13 @@ class Operations:
             )
             await self._log(user, "transfer", "refused", detail=detail, **fields)
             raise InvalidRequest(detail)
-        sent = await self._node.send(outer, author=user.name, forward=True)
-        await self._log(user, "transfer", "queued", **fields)
-        return sent
+        # Logged against the original message (what was disclosed), with the forward.
+        return await self._node.send(
+            outer,
+            author=user.name,
+            forward=True,
+            record=self._recorded(user, "transfer", **fields),
+        )
 
     # ---- users ------------------------------------------------------------------------------
 

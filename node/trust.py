@@ -216,6 +216,11 @@ class Trust:
         self._peers.clear()
         self._members.clear()
 
+    @property
+    def crl_next_update(self) -> datetime | None:
+        """When the loaded CRL stops vouching for anything (None: none loaded)."""
+        return self._crl_next_update
+
     # ---- checks -----------------------------------------------------------------------------
 
     def check_current(self, now: datetime) -> None:

@@ -166,7 +166,7 @@ async def test_node_init_creates_a_home_and_refuses_to_overwrite(tmp_short: Path
     assert (home / "config.toml").read_text() == config
     assert_usage_error(
         await accord("node", "init", "--home", tmp_short / "de", "--agency", "DE-BKA",
-                     "--federation", fed),
+                     "--federation", fed, "--listen", "127.0.0.1:7444"),
         "not found (run `accord certs issue`)",
     )  # fmt: skip
 
@@ -179,7 +179,9 @@ async def test_no_running_node_is_a_clear_error(tmp_short: Path) -> None:
     run = await accord("inbox", "--home", home)
     assert_usage_error(run, f"no node running at {home} (socket {sock} missing)", hint)
     # $ACCORD_HOME stands in for --home.
-    run = await accord("receipts", "0190", env={"ACCORD_HOME": str(home)})
+    run = await accord(
+        "receipts", "0190a0a0-0000-7000-8000-000000000001", env={"ACCORD_HOME": str(home)}
+    )
     assert_usage_error(run, f"no node running at {home}", hint)
     assert_usage_error(await accord("inbox"), "pass --home DIR or set ACCORD_HOME")
 
@@ -219,7 +221,7 @@ async def test_bad_send_arguments_name_the_problem(tmp_short: Path) -> None:
     assert_usage_error(runs[5], "--type 'gossip' is not one of: REQUEST_INFO, REPLY")
     assert_usage_error(runs[6], "--tlp 'purple' is not one of: CLEAR, GREEN, AMBER")
     assert_usage_error(runs[7], "--handling code 'H9' is not one of: H0, H1, H2, H3")
-    assert_usage_error(runs[8], "--retention-days: must be at least 1")
+    assert_usage_error(runs[8], "argument --retention-days: 0 is out of range (1 to 36500)")
     assert_usage_error(
         runs[9], "send: the following arguments are required: --type, --purpose, --body",
         "see `accord send --help`",
@@ -270,9 +272,10 @@ async def test_send_inbox_show_receipts_and_reply(running: Federation, tmp_short
     inbox = await officer(fed, "DE-BKA", "inbox")
     assert inbox.code == 0, inbox
     header, *rows = inbox.out.splitlines()
-    assert header.split() == ["ID", "SENDER", "TYPE", "PURPOSE", "RECEIVED", "RETAIN-UNTIL"]
-    assert [r.split()[:4] for r in rows] == [
-        [message_id, "NL-POL", "REQUEST_INFO", "missing-persons"]
+    assert header.split() == ["ID", "SENDER", "TYPE", "PURPOSE", "URGENCY", "RECEIVED",
+                              "DEADLINE", "STATUS", "THREAD", "RETAIN-UNTIL"]  # fmt: skip
+    assert [r.split()[:5] for r in rows] == [
+        [message_id, "NL-POL", "REQUEST_INFO", "missing-persons", "URGENT"]
     ]
 
     shown = await officer(fed, "DE-BKA", "show", message_id, "--json", JUSTIFICATION)

@@ -160,9 +160,9 @@ async def test_users_read_approve_forward_policy_via_cli(fed3: Federation, tmp_p
     code, out, err = await accord("agreements", "set", "--dir", fed_dir, "--file", str(agreements))
     assert code == 0, err
     assert "1 agreement(s)" in out
-    code, out, _ = await accord("agreements", "show", "--dir", fed_dir)
+    code, out, _ = await accord("agreements", "show", "--dir", fed_dir, "--json")
     assert json.loads(out)[0]["id"] == "AGR-NEW"
     agreements.write_text('[{"id": "AGR-BAD", "parties": ["NL-POL"]}]')
     code, _, err = await accord("agreements", "set", "--dir", fed_dir, "--file", str(agreements))
     assert code == 2
-    assert "max_retention_days must be a positive integer" in err
+    assert "max_retention_days must be a whole number from 1 to 36500" in err

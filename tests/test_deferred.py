@@ -9,11 +9,8 @@ decided afresh under a newer one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
 import logging
-import subprocess
-from collections.abc import Iterator
+import shutil
 from pathlib import Path
 
 import pytest
@@ -23,6 +20,7 @@ from node import config as config_mod
 from node.access import Role, User
 from node.app import Node
 from node.envelope import parse_receipt, sign
+from tests.disk import fill, small_disk
 from tests.harness import (
     ALL_PURPOSES,
     Federation,
@@ -142,45 +140,17 @@ async def test_a_deferred_delivery_stays_queued_and_goes_again(tmp_short: Path) 
         await fed.stop_all()
 
 
-@contextlib.contextmanager
-def small_filesystem(path: Path, *, size: str) -> Iterator[Path]:
-    """A tmpfs of `size` mounted at `path` for the test (as root), unmounted afterwards."""
-    path.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip()}): needs root")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def fill(path: Path) -> Path:
-    """Fill the filesystem holding `path` until it has no space left."""
-    filler = path / "filler"
-    chunk = b"\0" * 65536
-    with filler.open("wb", buffering=0) as f:
-        try:
-            while True:
-                f.write(chunk)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-    return filler
-
-
 async def test_a_receiver_with_a_full_disk_defers_and_resumes_when_space_returns(
     tmp_short: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Issue 11, item 16: DE's home is on a small filesystem that fills up. NL's message is
     answered DEFERRED (STORAGE_UNAVAILABLE), stays queued at NL, DE logs it once (no
     traceback), and it is delivered within seconds of space coming back."""
-    with small_filesystem(tmp_short / DE.lower(), size="16m") as disk:
+    with small_disk("16m") as disk:
         fed = Federation(tmp_short, [NL, DE])
+        home = disk / "de"
+        shutil.move(fed.homes[DE], home)  # the receiver's home on the small disk
+        fed.homes[DE] = home
         try:
             nl, de = await fed.start_all()
             assert nl.store is not None and de.store is not None

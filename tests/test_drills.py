@@ -29,6 +29,7 @@ from node.drill.cluster import (
     create_cluster,
     load_spec,
 )
+from node.drill.engine import fresh_cluster, run_drill
 from node.drill.scenario import ScenarioError
 from tests.harness import wait_for
 from tests.test_cli import accord, assert_usage_error, commands
@@ -636,3 +637,45 @@ def test_each_compose_node_has_a_gateway_on_its_home() -> None:
     assert published == [str(COMPOSE_GATEWAY_HOST_PORT + i) for i in range(len(agencies))]
     assert agencies == list(nodes)
     gateway_healthcheck(0)  # the form the cluster test runs
+
+
+SLOW_TO_NOTICE = """
+[drill]
+name = "revoked, slow to notice"
+agencies = ["NL-POL", "DE-BKA", "BE-FPP"]
+
+[[step]]
+do = "revoke"
+agency = "BE-FPP"
+within = 15
+
+[[step]]
+do = "send"
+as = "BE-FPP/officer"
+to = "NL-POL"
+type = "spontaneous_provision"
+purpose = "counter-terrorism"
+body = { subject = "s", text = "t" }
+expect = "refused"
+reason = "OWN_CERTIFICATE_INVALID"
+"""
+
+
+async def test_a_revoke_step_waits_for_the_revoked_node_itself(tmp_short: Path) -> None:
+    """The revoked node finds its own certificate revoked on its own next reload, which may
+    come after the others' (then, in revoked-agency.toml, BE-FPP's send right after the step
+    is queued, not refused). Here BE-FPP reloads every 3 s, the others every 0.5 s: its send
+    after the step is refused all the same."""
+    path = tmp_short / "revoked.toml"
+    path.write_text(SLOW_TO_NOTICE)
+    drill = scenario.load(path)
+    root, spec = fresh_cluster(drill)
+    try:
+        config = root / spec.agency("BE-FPP").home / "config.toml"
+        config.write_text(
+            config.read_text().replace("reload_seconds = 0.5", "reload_seconds = 3.0")
+        )
+        report = await run_drill(drill, root=root, spec=spec, fresh=True, say=lambda _: None)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    assert report.passed, report.summary()

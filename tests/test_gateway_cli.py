@@ -93,7 +93,7 @@ async def test_password_set_then_the_gateway_serves_a_login(fed3: Federation) ->
         (["--node-tls", "--tls-cert", "c", "--tls-key", "k"], "not both"),
         (["--tls-cert", "nope.pem", "--tls-key", "nope.key"], "nope.pem: no such file"),
         (["--listen", "nonsense"], "--listen: expected HOST:PORT"),
-        (["--login-rate", "0"], "--login-rate: at least 1"),
+        (["--login-rate", "0"], "argument --login-rate: 0 is out of range (1 to 10000)"),
     ],
 )
 async def test_gateway_run_refuses_bad_arguments(

@@ -16,9 +16,10 @@ import pytest
 
 from accord.v1 import local_pb2
 from accord.v1 import message_pb2 as pb
+from node import onward
 from node.app import Node, Sent
 from node.client import connect
-from node.envelope import parse_receipt
+from node.envelope import meta_of, parse_receipt
 from node.errors import Reason, Refused
 from tests.harness import (
     Federation,
@@ -319,3 +320,15 @@ async def test_a_forward_may_set_stricter_terms_never_looser(fed3: Federation) -
     content = fr.store.open_content(row)
     assert content is not None
     assert pb.MessageContent.FromString(content).onward_transfer == pb.ONWARD_TRANSFER_FORBIDDEN
+
+
+def test_a_loosened_tlp_is_named_in_the_one_spelling_outputs_use() -> None:
+    """TLP 2.0's AMBER+STRICT, as every listing and refusal prints it (issue 11, item 7)."""
+    original = complete(incident(to=[DE]), sender=NL)
+    original.tlp = pb.TLP_AMBER_STRICT
+    forward = complete(incident(to=[FR]), sender=DE)
+    forward.tlp = pb.TLP_GREEN
+    with pytest.raises(Refused, match="TLP:GREEN is lower than the original's TLP:AMBER\\+STRICT"):
+        onward.check_markings_kept(
+            meta_of(forward), meta_of(original), purposes=[original.purpose], now=datetime.now(UTC)
+        )

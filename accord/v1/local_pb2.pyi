@@ -274,7 +274,7 @@ class InboxRequest(_message.Message):
     def __init__(self, limit: _Optional[int] = ..., before_message_id: _Optional[str] = ..., type: _Optional[_Union[_message_pb2.MessageType, str]] = ..., purpose: _Optional[str] = ..., peer: _Optional[str] = ..., correlation_id: _Optional[str] = ..., direction: _Optional[str] = ..., message_id: _Optional[str] = ...) -> None: ...
 
 class MessageSummary(_message.Message):
-    __slots__ = ("message_id", "sender", "type", "purpose", "created_at", "received_at", "retain_until", "correlation_id", "tlp", "direction")
+    __slots__ = ("message_id", "sender", "type", "purpose", "created_at", "received_at", "retain_until", "correlation_id", "tlp", "direction", "urgency", "reply_deadline", "status")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -285,6 +285,9 @@ class MessageSummary(_message.Message):
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
     TLP_FIELD_NUMBER: _ClassVar[int]
     DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    URGENCY_FIELD_NUMBER: _ClassVar[int]
+    REPLY_DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     sender: str
     type: _message_pb2.MessageType
@@ -295,7 +298,10 @@ class MessageSummary(_message.Message):
     correlation_id: str
     tlp: _message_pb2.Tlp
     direction: str
-    def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., type: _Optional[_Union[_message_pb2.MessageType, str]] = ..., purpose: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., retain_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., correlation_id: _Optional[str] = ..., tlp: _Optional[_Union[_message_pb2.Tlp, str]] = ..., direction: _Optional[str] = ...) -> None: ...
+    urgency: _message_pb2.Urgency
+    reply_deadline: _timestamp_pb2.Timestamp
+    status: str
+    def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., type: _Optional[_Union[_message_pb2.MessageType, str]] = ..., purpose: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., retain_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., correlation_id: _Optional[str] = ..., tlp: _Optional[_Union[_message_pb2.Tlp, str]] = ..., direction: _Optional[str] = ..., urgency: _Optional[_Union[_message_pb2.Urgency, str]] = ..., reply_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ...) -> None: ...
 
 class InboxResponse(_message.Message):
     __slots__ = ("messages",)
@@ -458,3 +464,67 @@ class MembersResponse(_message.Message):
     members: _containers.RepeatedCompositeFieldContainer[Member]
     directory_serial: int
     def __init__(self, members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., directory_serial: _Optional[int] = ...) -> None: ...
+
+class ListSentRequest(_message.Message):
+    __slots__ = ("limit", "before_message_id")
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    before_message_id: str
+    def __init__(self, limit: _Optional[int] = ..., before_message_id: _Optional[str] = ...) -> None: ...
+
+class SentMessage(_message.Message):
+    __slots__ = ("summary", "deliveries")
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    summary: MessageSummary
+    deliveries: _containers.RepeatedCompositeFieldContainer[DeliveryStatus]
+    def __init__(self, summary: _Optional[_Union[MessageSummary, _Mapping]] = ..., deliveries: _Optional[_Iterable[_Union[DeliveryStatus, _Mapping]]] = ...) -> None: ...
+
+class ListSentResponse(_message.Message):
+    __slots__ = ("messages",)
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[SentMessage]
+    def __init__(self, messages: _Optional[_Iterable[_Union[SentMessage, _Mapping]]] = ...) -> None: ...
+
+class StatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class PeerStatus(_message.Message):
+    __slots__ = ("agency", "link", "last_error", "queued", "oldest_queued_at", "sent", "receipted")
+    AGENCY_FIELD_NUMBER: _ClassVar[int]
+    LINK_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    OLDEST_QUEUED_AT_FIELD_NUMBER: _ClassVar[int]
+    SENT_FIELD_NUMBER: _ClassVar[int]
+    RECEIPTED_FIELD_NUMBER: _ClassVar[int]
+    agency: str
+    link: str
+    last_error: str
+    queued: int
+    oldest_queued_at: _timestamp_pb2.Timestamp
+    sent: int
+    receipted: int
+    def __init__(self, agency: _Optional[str] = ..., link: _Optional[str] = ..., last_error: _Optional[str] = ..., queued: _Optional[int] = ..., oldest_queued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sent: _Optional[int] = ..., receipted: _Optional[int] = ...) -> None: ...
+
+class StatusResponse(_message.Message):
+    __slots__ = ("agency", "health", "crl_state", "crl_next_update", "directory_serial", "directory_issued_at", "peers", "now")
+    AGENCY_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
+    CRL_STATE_FIELD_NUMBER: _ClassVar[int]
+    CRL_NEXT_UPDATE_FIELD_NUMBER: _ClassVar[int]
+    DIRECTORY_SERIAL_FIELD_NUMBER: _ClassVar[int]
+    DIRECTORY_ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
+    PEERS_FIELD_NUMBER: _ClassVar[int]
+    NOW_FIELD_NUMBER: _ClassVar[int]
+    agency: str
+    health: str
+    crl_state: str
+    crl_next_update: _timestamp_pb2.Timestamp
+    directory_serial: int
+    directory_issued_at: _timestamp_pb2.Timestamp
+    peers: _containers.RepeatedCompositeFieldContainer[PeerStatus]
+    now: _timestamp_pb2.Timestamp
+    def __init__(self, agency: _Optional[str] = ..., health: _Optional[str] = ..., crl_state: _Optional[str] = ..., crl_next_update: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., directory_serial: _Optional[int] = ..., directory_issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., peers: _Optional[_Iterable[_Union[PeerStatus, _Mapping]]] = ..., now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -160,6 +160,16 @@ class LocalApiStub:
                 request_serializer=accord_dot_v1_dot_local__pb2.MembersRequest.SerializeToString,
                 response_deserializer=accord_dot_v1_dot_local__pb2.MembersResponse.FromString,
                 _registered_method=True)
+        self.ListSent = channel.unary_unary(
+                '/accord.v1.LocalApi/ListSent',
+                request_serializer=accord_dot_v1_dot_local__pb2.ListSentRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.ListSentResponse.FromString,
+                _registered_method=True)
+        self.Status = channel.unary_unary(
+                '/accord.v1.LocalApi/Status',
+                request_serializer=accord_dot_v1_dot_local__pb2.StatusRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.StatusResponse.FromString,
+                _registered_method=True)
 
 
 class LocalApiServicer:
@@ -335,6 +345,20 @@ class LocalApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSent(self, request, context):
+        """Messages this node sent, newest first, each with every recipient's delivery state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Status(self, request, context):
+        """The node's state for its operator (any local user): CRL, directory, outbox and links.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LocalApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -462,6 +486,16 @@ def add_LocalApiServicer_to_server(servicer, server):
                     servicer.Members,
                     request_deserializer=accord_dot_v1_dot_local__pb2.MembersRequest.FromString,
                     response_serializer=accord_dot_v1_dot_local__pb2.MembersResponse.SerializeToString,
+            ),
+            'ListSent': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSent,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.ListSentRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.ListSentResponse.SerializeToString,
+            ),
+            'Status': grpc.unary_unary_rpc_method_handler(
+                    servicer.Status,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.StatusRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.StatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1139,6 +1173,60 @@ class LocalApi:
             '/accord.v1.LocalApi/Members',
             accord_dot_v1_dot_local__pb2.MembersRequest.SerializeToString,
             accord_dot_v1_dot_local__pb2.MembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/ListSent',
+            accord_dot_v1_dot_local__pb2.ListSentRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.ListSentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Status(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/Status',
+            accord_dot_v1_dot_local__pb2.StatusRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.StatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

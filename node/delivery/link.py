@@ -10,8 +10,12 @@ in the same order, and the peer's deduplication makes that exactly-once in its s
 While a stream is up, envelopes committed by `Node.send` are handed to the link with their seq
 (`offer`) instead of being read back from the outbox: the read was a thread round trip on every
 batch, and with eight peers, eight of them in a row on one reader thread. The outbox stays the
-source of truth: each stream starts by reading it, and anything the hand-off may have missed
-(another writer, a hand-off out of order, too many waiting) sends the link back to reading it.
+source of truth: each stream starts by reading it (on a connection no other query shares, so
+the read sees every commit made before it), and anything the hand-off may have missed (another
+writer, a hand-off out of order, too many waiting) sends the link back to reading it. As a
+safety net, an open stream compares, every OUTBOX_CHECK_SECONDS, what is still queued with what
+it sent, holds or is writing (`check_loop`); anything it skipped makes it start again from the
+outbox.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import grpc
@@ -45,6 +50,7 @@ from node.envelope import (
     verify,
 )
 from node.errors import AccordError
+from node.logs import event
 from node.store import PendingEnvelope, Store
 from node.trust import Trust
 
@@ -55,6 +61,9 @@ PROBE_SECONDS = 0.25
 PROBE_RETRY_SECONDS = 0.5
 THREAD_BATCH = 16  # frames with at least this many receipts verify them in a worker thread
 HANDOFF_MAX = 1024  # envelopes handed over and not yet sent; beyond that, read the outbox
+# How often an open stream compares what it sent with the outbox (one small query): the longest
+# a queued envelope the hand-off skipped can wait while the link is up.
+OUTBOX_CHECK_SECONDS = 5.0
 
 
 # A peer that deferred an envelope (a DEFERRED receipt: it stored nothing and decided nothing) is
@@ -84,6 +93,7 @@ class ReceiptEvent:
     recipient: str
     accepted: bool
     reason_code: str
+    queued_at: datetime | None = None  # when the send was accepted into the outbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +143,16 @@ class PeerLink:
         self._on_receipt = on_receipt
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.restarts = 0  # link tasks that died and were started again
+        self.skipped = 0  # queued envelopes a stream skipped, found by check_loop
+        self.check_seconds = OUTBOX_CHECK_SECONDS
+        self.failures = 0  # sessions that failed with something other than the peer's answer
         self.connected = False
+        # For `accord status`: idle (nothing queued), connecting, connected, retrying (the
+        # peer is down or refused us: last_error says why) or failing (this node's own fault).
+        self.state = "idle"
+        self.last_error = ""
         self._woken_by_probe = False
         self._last_unreachable = False
         # Whether a failed connection may count as "the port was closed" for the probe; lost
@@ -152,7 +171,26 @@ class PeerLink:
 
     def start(self) -> None:
         self._wake.set()  # look for queued work left from before a restart
+        self._closing = False
         self._task = asyncio.create_task(self._run(), name=f"link-{self.peer}")
+        self._task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """A link task ends only when closed; one that died otherwise is logged and restarted,
+        so that a peer's queue is never left unsent until the next restart."""
+        if self._closing or task.cancelled():
+            return
+        error = task.exception()
+        log.error("link to %s died (%s: %s); restarting it", self.peer, type(error).__name__, error)
+        if isinstance(error, (KeyboardInterrupt, SystemExit)):
+            return
+        self.restarts += 1
+        # Not at once: whatever killed it may still be there.
+        asyncio.get_running_loop().call_later(self._cfg.backoff_initial_seconds, self._restart)
+
+    def _restart(self) -> None:
+        if not self._closing:
+            self.start()
 
     def notify(self) -> None:
         """Something was queued (or may now be sendable) that was not handed over: read the
@@ -202,23 +240,39 @@ class PeerLink:
         return batch
 
     async def close(self) -> None:
+        self._closing = True
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._task
+            except asyncio.CancelledError:
+                pass
+            except Exception as exc:  # it died before: already logged; closing goes on
+                log.debug("link to %s had ended with %s", self.peer, exc)
             self._task = None
 
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
-            if not await self._store.queued_for(self.peer, limit=1):
-                self._wake.clear()
-                continue
             try:
+                if not await self._store.queued_for(self.peer, limit=1):
+                    self._wake.clear()
+                    self.state = "idle"
+                    continue
                 await self._connect_with_backoff()
-            except Exception:
-                # Whatever went wrong, this peer's queue must not be abandoned until a restart.
-                log.exception("link to %s failed; retrying", self.peer)
+            except Exception as exc:
+                self.state, self.last_error = "failing", f"{type(exc).__name__}: {exc}"
+                # Whatever went wrong (a stored message that does not open, the database), this
+                # peer's queue must not be abandoned until a restart: said once, tried again.
+                log.error(
+                    "link to %s failed (%s: %s); retrying in %.1f s",
+                    self.peer,
+                    type(exc).__name__,
+                    exc,
+                    self._cfg.backoff_max_seconds,
+                )
+                log.debug("link to %s failed", self.peer, exc_info=True)
+                self.failures += 1
                 await asyncio.sleep(self._cfg.backoff_max_seconds)
             # A session that ended (the peer went away after taking some envelopes) may leave
             # work queued that no send or directory change will announce: look again.
@@ -238,9 +292,11 @@ class PeerLink:
         async for attempt in retrying:
             with attempt:
                 try:
+                    self.state = "connecting"
                     await self._session()
                 except LinkDown as exc:
-                    log.info("link to %s down: %s", self.peer, exc)
+                    self.state, self.last_error = "retrying", str(exc)
+                    event("link.down", peer=self.peer, reason=str(exc))
                     self._last_unreachable = exc.unreachable
                     await self._store.record_attempt(recipient=self.peer, error=str(exc))
                     if exc.deferred:
@@ -357,8 +413,12 @@ class PeerLink:
             # per-message cost on both sides (docs/benchmarks.md).
             call = stub.ExchangeBatches(metadata=((FEATURES_KEY, ",".join(FEATURES)),))
 
+            cursor = 0  # the highest seq sent on this stream
+            unsettled: set[int] = set()  # seqs sent on this stream whose receipt is not stored
+            writing: set[int] = set()  # seqs of the batch being written
+
             async def write_loop() -> None:
-                cursor = 0
+                nonlocal cursor
                 while True:
                     self._wake.clear()
                     space = max(1, self._cfg.window - len(in_flight))
@@ -366,6 +426,7 @@ class PeerLink:
                     if not batch:
                         await self._wake.wait()
                         continue
+                    writing.update(e.seq for e in batch)
                     try:
                         # Trust can change while the stream is open (a CRL revoking the peer,
                         # a stale CRL, a new directory): checked again before every batch.
@@ -383,6 +444,7 @@ class PeerLink:
                             await call.write(frame)
                             frame, size = federation_pb2.EnvelopeBatch(), 0
                         in_flight.append(env)
+                        unsettled.add(env.seq)
                         if alone and env.proof:
                             frame.envelopes.add(
                                 content=env.content, signature=self._sign(env.content)
@@ -395,6 +457,7 @@ class PeerLink:
                         self.sent += 1
                         cursor = env.seq
                     await call.write(frame)
+                    writing.clear()
 
             async def read_loop() -> None:
                 while True:
@@ -489,24 +552,68 @@ class PeerLink:
                             )
                         return
                     self.receipted += len(taken)
+                    for head, _, _ in taken:
+                        unsettled.discard(head.seq)
                     for head, info, _ in taken:
                         self._on_receipt(
                             ReceiptEvent(
-                                head.message_id, self.peer, info.accepted, info.reason_code
+                                head.message_id,
+                                self.peer,
+                                info.accepted,
+                                info.reason_code,
+                                head.queued_at,
                             )
                         )
 
                 committed.add_done_callback(recorded)
 
+            async def check_loop() -> None:
+                """The safety net under the hand-off. A queued envelope the stream does not
+                know of (neither sent on it, nor waiting in the hand-off, nor being written)
+                was skipped if its seq is at or below the last one sent; above it, once the
+                hand-off claims to hold everything queued, if it is still unknown at the next
+                check (a commit's hand-off follows it within milliseconds, not seconds).
+                Then the stream starts again, from the outbox."""
+                suspects: set[int] = set()
+                epoch = -1
+                limit = self._cfg.window + HANDOFF_MAX + 64
+                while True:
+                    await asyncio.sleep(self.check_seconds)
+                    # Taken before the read: a receipt stored after this moment is still in
+                    # `known`; one stored before it is no longer queued in what the read sees.
+                    up_to, complete, now_epoch = cursor, self._handed_complete, self._handoff_epoch
+                    known = unsettled | writing | {e.seq for e in self._handed}
+                    queued = await self._store.queued_seqs(self.peer, limit=limit)
+                    unknown = [seq for seq in queued if seq not in known]
+                    skipped = [seq for seq in unknown if seq <= up_to]
+                    above = {seq for seq in unknown if seq > up_to} if complete else set()
+                    if now_epoch == epoch:
+                        skipped += sorted(above & suspects)
+                    suspects, epoch = above, now_epoch
+                    if skipped:
+                        self.skipped += len(skipped)
+                        log.warning(
+                            "link to %s: %d queued envelope(s) were skipped by the stream "
+                            "(seq %d to %d); starting again from the outbox",
+                            self.peer,
+                            len(skipped),
+                            min(skipped),
+                            max(skipped),
+                        )
+                        raise LinkDown("skipped queued envelopes", progress=True)
+
             # This stream starts from the outbox; hand-offs count from here on.
             self._forget_handoff()
             self._highest_seq = 0
             self.connected = True
+            self.state = "connected"
+            event("link.up", peer=self.peer, features=sorted(self.features))
             writer = asyncio.create_task(write_loop())
             reader = asyncio.create_task(read_loop())
+            checker = asyncio.create_task(check_loop())
             try:
                 done, _ = await asyncio.wait(
-                    {writer, reader, unrecorded}, return_when=asyncio.FIRST_EXCEPTION
+                    {writer, reader, checker, unrecorded}, return_when=asyncio.FIRST_EXCEPTION
                 )
                 for task in done:
                     task.result()
@@ -520,9 +627,9 @@ class PeerLink:
             finally:
                 self.connected = False
                 self._forget_handoff()
-                for task in (writer, reader):
+                for task in (writer, reader, checker):
                     task.cancel()
-                await asyncio.gather(writer, reader, return_exceptions=True)
+                await asyncio.gather(writer, reader, checker, return_exceptions=True)
                 call.cancel()
                 if not unrecorded.done():
                     unrecorded.cancel()

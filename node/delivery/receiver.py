@@ -210,7 +210,8 @@ class Receiver:
                     # Reported only now: a copy of an envelope answered before may fail a
                     # check today (an agreement since expired), yet it is answered with its
                     # first receipt, not refused.
-                    log.info("refused %s from %s: %s", draft.mid or "?", peer.agency, draft.reason)
+                    # The node logs it as an event (on_refused); here only for debugging.
+                    log.debug("refused %s from %s: %s", draft.mid or "?", peer.agency, draft.reason)
                     self._on_refused(peer.agency, draft.mid, draft.reason)
 
         committed.add_done_callback(announce)

@@ -47,6 +47,7 @@ from node.drill.cluster import (
     cluster_now,
     create_cluster,
     default_users,
+    node_health,
     outbox,
     set_clock_offset,
     tail,
@@ -826,6 +827,17 @@ class Engine:
             f"      {agency}'s certificate revoked; CRL and directory serial {serial} published"
         )
         await self.directory_loaded(step, serial, f"{agency} revoked", skip=agency)
+        # The revoked node finds its own certificate revoked on its own next reload, which may
+        # come after the others': until then it still sends (a later step may expect it not to).
+        process = (await self.control.processes()).get(agency)
+        if process is not None and process[0]:  # running
+
+            async def stopped() -> bool | None:
+                return await node_health(self.home(agency)) == "NOT_SERVING" or None
+
+            await self.until(
+                f"{agency}'s own node to stop serving", stopped, within=self.within(step)
+            )
 
     async def do_publish(self, step: sc.Step) -> None:
         authority = self.authority()

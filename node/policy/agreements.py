@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from certs.directory import ONWARD_RULES, TLP_ORDER, Agreement, Directory
+from certs.directory import ONWARD_RULES, TLP_ORDER, Agreement, Directory, tlp_label
 from node.envelope import MessageMeta
 from node.errors import Reason, Refused
 
@@ -152,7 +152,8 @@ class Policy:
         if meta.tlp != "UNSPECIFIED" and TLP_ORDER.index(meta.tlp) > TLP_ORDER.index(a.max_tlp):
             raise Refused(
                 Reason.TLP_EXCEEDS_AGREEMENT,
-                f"TLP:{meta.tlp} is above agreement {a.id}'s maximum TLP:{a.max_tlp}",
+                f"TLP:{tlp_label(meta.tlp)} is above agreement {a.id}'s maximum "
+                f"TLP:{tlp_label(a.max_tlp)}",
             )
         extra = [h for h in meta.handling_codes if h not in a.handling_codes]
         if extra:

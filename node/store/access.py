@@ -125,7 +125,9 @@ class AccessStore:
         self, *, name: str, role: Role, token: str, purposes: Sequence[str], now: datetime
     ) -> None:
         """A user with a token (the bootstrap administrator)."""
-        await self._store.writer.submit(self._new_user_txn(name, role, token, purposes, now))
+        await self._store.writer.submit(
+            add_user_txn(name=name, role=role, token=token, purposes=purposes, now=now)
+        )
 
     async def add_enrolling_user(
         self,
@@ -142,7 +144,9 @@ class AccessStore:
         a second administrator (the user has no access until then, and the code needs a
         second part from the approver)."""
         placeholder = secrets.token_urlsafe(32)  # its digest opens nothing: nobody holds it
-        statements = self._new_user_txn(name, role, placeholder, purposes, now)
+        statements = add_user_txn(
+            name=name, role=role, token=placeholder, purposes=purposes, now=now
+        )
         pending = requested_by is not None
         statements.append(
             (
@@ -155,22 +159,6 @@ class AccessStore:
             statements.append(("UPDATE users SET pending = 1 WHERE name = ?", (name,)))
             statements.append(self._request_txn(name, role, requested_by or "", now))
         await self._store.writer.submit(statements)
-
-    @staticmethod
-    def _new_user_txn(
-        name: str, role: Role, token: str, purposes: Sequence[str], now: datetime
-    ) -> list[tuple[str, Sequence[object]]]:
-        statements: list[tuple[str, Sequence[object]]] = [
-            (
-                "INSERT INTO users (name, role, token_sha256, created_at) VALUES (?, ?, ?, ?)",
-                (name, role.value, token_digest(token), _ts(now)),
-            )
-        ]
-        statements += [
-            ("INSERT OR IGNORE INTO clearances (user_name, purpose) VALUES (?, ?)", (name, p))
-            for p in purposes
-        ]
-        return statements
 
     @staticmethod
     def _request_txn(name: str, role: Role, by: str, now: datetime) -> tuple[str, Sequence[object]]:
@@ -300,9 +288,16 @@ class AccessStore:
     # ---- approvals --------------------------------------------------------------------------
 
     async def hold_for_approval(
-        self, message: StoredMessage, *, recipients: Sequence[str], author: str, now: datetime
+        self,
+        message: StoredMessage,
+        *,
+        recipients: Sequence[str],
+        author: str,
+        now: datetime,
+        also: Sequence[tuple[str, Sequence[object]]] = (),
     ) -> None:
-        """Store an outbound message without outbox rows, pending a second person's approval."""
+        """Store an outbound message without outbox rows, pending a second person's approval
+        (with `also`, its access log entry, in the same commit)."""
         await self._store.writer.submit(
             [
                 self._store._insert_message_txn(message),
@@ -311,6 +306,7 @@ class AccessStore:
                     "VALUES (?, ?, ?, ?)",
                     (message.message_id, author, ",".join(recipients), _ts(now)),
                 ),
+                *also,
             ]
         )
 
@@ -395,36 +391,11 @@ class AccessStore:
     # ---- access log -------------------------------------------------------------------------
 
     async def log(
-        self,
-        *,
-        at: datetime,
-        user: str,
-        action: str,
-        outcome: str,
-        message_id: str = "",
-        purpose: str = "",
-        justification: str = "",
-        recipient: str = "",
-        detail: str = "",
+        self, *, at: datetime, user: str, action: str, outcome: str, **fields: str
     ) -> None:
+        """Write one access log entry now (`fields`: as `log_txn` takes them)."""
         await self._store.writer.submit(
-            [
-                (
-                    "INSERT INTO access_log (at, user_name, action, message_id, purpose, "
-                    "justification, recipient, outcome, detail) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (
-                        _ts(at),
-                        user,
-                        action,
-                        message_id,
-                        purpose,
-                        justification,
-                        recipient,
-                        outcome,
-                        detail[:500],
-                    ),
-                )
-            ]
+            [log_txn(at=at, user=user, action=action, outcome=outcome, **fields)]
         )
 
     async def entries(self, *, limit: int = 200, message_id: str = "") -> list[AccessEntry]:
@@ -438,6 +409,53 @@ class AccessStore:
             params.append(message_id)
         cursor = await self._r.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))
         return [AccessEntry(*row) for row in await cursor.fetchall()]
+
+
+def log_txn(
+    *,
+    at: datetime,
+    user: str,
+    action: str,
+    outcome: str,
+    message_id: str = "",
+    purpose: str = "",
+    justification: str = "",
+    recipient: str = "",
+    detail: str = "",
+) -> tuple[str, Sequence[object]]:
+    """The access log row of one action, to commit in the same unit as the action itself."""
+    return (
+        "INSERT INTO access_log (at, user_name, action, message_id, purpose, "
+        "justification, recipient, outcome, detail) VALUES (?,?,?,?,?,?,?,?,?)",
+        (
+            _ts(at),
+            user,
+            action,
+            message_id,
+            purpose,
+            justification,
+            recipient,
+            outcome,
+            detail[:500],
+        ),
+    )
+
+
+def add_user_txn(
+    *, name: str, role: Role, token: str, purposes: Sequence[str], now: datetime
+) -> list[tuple[str, Sequence[object]]]:
+    """The statements that create a user (also run by `accord node init`, without a writer)."""
+    statements: list[tuple[str, Sequence[object]]] = [
+        (
+            "INSERT INTO users (name, role, token_sha256, created_at) VALUES (?, ?, ?, ?)",
+            (name, role.value, token_digest(token), _ts(now)),
+        )
+    ]
+    statements += [
+        ("INSERT OR IGNORE INTO clearances (user_name, purpose) VALUES (?, ?)", (name, p))
+        for p in purposes
+    ]
+    return statements
 
 
 def _approval(row: Sequence[object]) -> Approval:

@@ -7,6 +7,7 @@ run beside the writer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import sqlite3
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
 
@@ -54,6 +55,8 @@ class StoredMessage:
     signature_proof: bytes | None = None  # audit path when the envelope was signed in a batch
     handling_codes: tuple[str, ...] = ()
     seal: int = SEAL_VERSION  # how `sealed` binds the row (keys.aad_for)
+    urgency: str = ""
+    reply_deadline: datetime | None = None
 
     @classmethod
     def of(
@@ -96,6 +99,8 @@ class StoredMessage:
             third_agency=meta.third_agency,
             granted=meta.granted,
             handling_codes=meta.handling_codes,
+            urgency=meta.urgency,
+            reply_deadline=meta.reply_deadline,
         )
 
 
@@ -108,6 +113,7 @@ class PendingEnvelope:
     signature: bytes
     content_sha256: bytes
     proof: bytes = b""  # the signature's audit path (Envelope.proof); empty: signed alone
+    queued_at: datetime | None = None  # when the send was accepted (delivery latency)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +184,7 @@ _MESSAGE_COLUMNS = (
     "message_id, sender, direction, type, purpose, agreement_id, correlation_id, in_reply_to, "
     "tlp, created_at, received_at, retain_until, content_sha256, signature, ciphertext, "
     "wrapped_key, receipt, receipt_signature, erased_at, control_target, third_agency, granted, "
-    "receipt_proof, signature_proof, handling_codes, seal"
+    "receipt_proof, signature_proof, handling_codes, seal, urgency, reply_deadline"
 )
 
 
@@ -212,6 +218,8 @@ def _message_from_row(row: Sequence[Any]) -> StoredMessage:
         signature_proof=row[23],
         handling_codes=tuple(row[24].split(",")) if row[24] else (),
         seal=int(row[25]),
+        urgency=row[26],
+        reply_deadline=_dt(row[27]),
     )
 
 
@@ -221,6 +229,7 @@ class Store:
         *,
         writer_conn: aiosqlite.Connection,
         reader_conn: aiosqlite.Connection,
+        outbox_conn: aiosqlite.Connection,
         keys: KeyRing,
         batch_max: int,
         wal_index: Path | None = None,
@@ -228,6 +237,12 @@ class Store:
         self._wconn = writer_conn
         self._rconn = reader_conn
         self.reader = reader_conn  # for the other store classes sharing this database
+        # The links' outbox reads have a connection of their own, used only for reads that run
+        # to the end in one call (execute_fetchall). On the shared reader, a read issued
+        # between another query's execute and its last fetch ran inside that query's read
+        # transaction, saw its older snapshot and missed rows already committed; the link took
+        # the short read for the whole queue and skipped them (issue 11, item 11).
+        self._outbox = outbox_conn
         self.keys = keys
         self.writer = GroupCommitWriter(writer_conn, batch_max=batch_max, wal_index=wal_index)
         # Delivery seqs are given out here, when a unit is queued, not by SQLite at insert:
@@ -237,56 +252,87 @@ class Store:
 
     @classmethod
     async def open(
-        cls, path: Path, *, keys: KeyRing, synchronous: str = "FULL", batch_max: int = 512
+        cls,
+        path: Path,
+        *,
+        keys: KeyRing,
+        synchronous: str = "FULL",
+        batch_max: int = 512,
+        create: bool = True,
     ) -> Store:
-        _create_private(path)
+        """Open (with `create`, create) the database and bring its schema up to date.
+
+        Without `create` (a node's home, made by `accord node init`), a missing, empty or
+        schema-less database is refused with DatabaseMissing rather than started afresh."""
+        if create:
+            _create_private(path)
+        else:
+            _check_initialised(path)
         # Used from the loop's thread and the connection's, never both at once (writer.py).
         wconn = await aiosqlite.connect(path, isolation_level=None, check_same_thread=False)
-        mode = await wconn.execute_fetchall("PRAGMA journal_mode=WAL")
-        if [tuple(row) for row in mode] != [("wal",)]:  # the writer's design needs WAL
-            await wconn.close()
-            raise sqlite3.OperationalError(f"{path}: cannot use WAL mode ({list(mode)})")
-        await wconn.execute(f"PRAGMA synchronous={synchronous}")
-        # Checkpoints run between transactions on the connection's thread (writer.py), not
-        # inside a COMMIT, which may run on the event loop's thread.
-        await wconn.execute("PRAGMA wal_autocheckpoint=0")
-        await wconn.execute("PRAGMA secure_delete=ON")
-        await wconn.execute("PRAGMA foreign_keys=ON")
-        await _migrate(wconn)
-        # Inline transactions never wait for a lock on the loop's thread: the writer runs a
-        # locked one again on the connection's thread, with a timeout (writer.py).
-        await wconn.execute("PRAGMA busy_timeout=0")
-        # A WAL that grew in a burst is cut back to this when it starts over.
-        await wconn.execute("PRAGMA journal_size_limit=67108864")
-        for suffix in ("-wal", "-shm"):
-            side = path.with_name(path.name + suffix)
-            if side.exists():
-                os.chmod(side, 0o600)
-        rconn = await aiosqlite.connect(path, isolation_level=None)
-        await rconn.execute("PRAGMA query_only=ON")
-        # AUTOINCREMENT's high-water mark covers deleted rows too, so no seq is ever reused.
-        rows = list(
-            await wconn.execute_fetchall(
-                "SELECT max(coalesce((SELECT max(seq) FROM deliveries), 0), "
-                "coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'deliveries'), 0))"
+        rconn: aiosqlite.Connection | None = None
+        outbox: aiosqlite.Connection | None = None
+        try:
+            mode = await wconn.execute_fetchall("PRAGMA journal_mode=WAL")
+            if [tuple(row) for row in mode] != [("wal",)]:  # the writer's design needs WAL
+                raise sqlite3.OperationalError(f"{path}: cannot use WAL mode ({list(mode)})")
+            await wconn.execute(f"PRAGMA synchronous={synchronous}")
+            # Checkpoints run between transactions on the connection's thread (writer.py), not
+            # inside a COMMIT, which may run on the event loop's thread.
+            await wconn.execute("PRAGMA wal_autocheckpoint=0")
+            await wconn.execute("PRAGMA secure_delete=ON")
+            await wconn.execute("PRAGMA foreign_keys=ON")
+            await _migrate(wconn, create=create)
+            # Inline transactions never wait for a lock on the loop's thread: the writer runs a
+            # locked one again on the connection's thread, with a timeout (writer.py).
+            await wconn.execute("PRAGMA busy_timeout=0")
+            # A WAL that grew in a burst is cut back to this when it starts over.
+            await wconn.execute("PRAGMA journal_size_limit=67108864")
+            for suffix in ("-wal", "-shm"):
+                side = path.with_name(path.name + suffix)
+                if side.exists():
+                    os.chmod(side, 0o600)
+            rconn = await aiosqlite.connect(path, isolation_level=None)
+            await rconn.execute("PRAGMA query_only=ON")
+            outbox = await aiosqlite.connect(path, isolation_level=None)
+            await outbox.execute("PRAGMA query_only=ON")
+            # AUTOINCREMENT's high-water mark covers deleted rows too, so no seq is ever reused.
+            rows = list(
+                await wconn.execute_fetchall(
+                    "SELECT max(coalesce((SELECT max(seq) FROM deliveries), 0), "
+                    "coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'deliveries'), 0))"
+                )
             )
-        )
+            # SQLite names the WAL index after the database file a symlink points to.
+            wal_index = Path(await asyncio.to_thread(os.path.realpath, path) + "-shm")
+        except BaseException:
+            # A corrupt file fails here ("file is not a database"): the connections' threads
+            # must not outlive the failure and keep the process alive.
+            for conn in (outbox, rconn, wconn):
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+            raise
+        assert rconn is not None and outbox is not None
         store = cls(
             writer_conn=wconn,
             reader_conn=rconn,
+            outbox_conn=outbox,
             keys=keys,
             batch_max=batch_max,
-            # SQLite names the WAL index after the database file a symlink points to.
-            wal_index=Path(await asyncio.to_thread(os.path.realpath, path) + "-shm"),
+            wal_index=wal_index,
         )
         store._last_seq = int(rows[0][0])
         store.writer.start()
         return store
 
     async def close(self) -> None:
-        await self.writer.close()
-        await self._rconn.close()
-        await self._wconn.close()
+        try:
+            await self.writer.close()
+        finally:
+            for conn in (self._outbox, self._rconn, self._wconn):
+                with contextlib.suppress(Exception):
+                    await conn.close()
 
     # ---- sealing ----------------------------------------------------------------------------
 
@@ -338,7 +384,7 @@ class Store:
         assert m.sealed is not None
         return (
             f"INSERT OR IGNORE INTO messages ({_MESSAGE_COLUMNS}) "  # noqa: S608 (constant column list)
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 m.message_id,
                 m.sender,
@@ -366,6 +412,8 @@ class Store:
                 m.signature_proof,
                 ",".join(m.handling_codes),
                 m.seal,
+                m.urgency,
+                _ts(m.reply_deadline),
             ),
         )
 
@@ -401,8 +449,10 @@ class Store:
         content: bytes,
         fresh_id: bool = False,
         on_commit: Callable[[list[PendingEnvelope]], None] = lambda queued: None,
+        also: Sequence[Statement] = (),
     ) -> None:
-        """Store an outgoing message and queue it for each recipient, in one commit.
+        """Store an outgoing message and queue it for each recipient, in one commit (with
+        `also`: the access log entry that records the send, so that neither exists alone).
 
         `on_commit` gets the envelopes as queued (with their seqs) the moment the unit commits,
         in commit order with every other unit, and even if the caller stops waiting: the links
@@ -426,7 +476,7 @@ class Store:
                     f"message {m.message_id} was already sent with other content; use a new id",
                 )
         queue, seqs = self.deliveries_txn(m.message_id, recipients)
-        committed = self.writer.enqueue([self._insert_message_txn(m), *queue])
+        committed = self.writer.enqueue([self._insert_message_txn(m), *queue, *also])
         queued = [
             PendingEnvelope(
                 seq,
@@ -436,6 +486,7 @@ class Store:
                 m.signature,
                 m.content_sha256,
                 m.signature_proof or b"",
+                m.received_at,
             )
             for seq, r in zip(seqs, recipients, strict=True)
         ]
@@ -597,11 +648,12 @@ class Store:
     async def queued_for(
         self, recipient: str, *, after_seq: int = 0, limit: int = 512
     ) -> list[PendingEnvelope]:
-        # execute_fetchall: one thread round trip instead of two (execute, then fetchall).
-        rows = await self._rconn.execute_fetchall(
+        """Up to `limit` envelopes queued for `recipient` after `after_seq`, in seq order: every
+        one committed before the call, on the outbox's own connection (see __init__)."""
+        rows = await self._outbox.execute_fetchall(
             "SELECT d.seq, d.message_id, m.ciphertext, m.wrapped_key, m.signature, "
             "m.content_sha256, m.sender, m.signature_proof, m.purpose, m.tlp, m.handling_codes, "
-            "m.seal FROM deliveries d JOIN messages m "
+            "m.seal, m.received_at FROM deliveries d JOIN messages m "
             "ON m.message_id = d.message_id AND m.direction = 'out' "
             "WHERE d.recipient = ? AND d.state = 'queued' AND d.seq > ? ORDER BY d.seq LIMIT ?",
             (recipient, after_seq, limit),
@@ -609,7 +661,7 @@ class Store:
         out = []
         for (
             seq, message_id, ciphertext, wrapped, signature, sha, sender, proof, purpose, tlp,
-            handling, seal,
+            handling, seal, at,
         ) in rows:  # fmt: skip
             aad = aad_for(
                 sender,
@@ -621,9 +673,20 @@ class Store:
             )
             content = self.keys.open(Sealed(ciphertext, wrapped), aad)
             out.append(
-                PendingEnvelope(seq, message_id, recipient, content, signature, sha, proof or b"")
+                PendingEnvelope(
+                    seq, message_id, recipient, content, signature, sha, proof or b"", _dt(at)
+                )
             )
         return out
+
+    async def queued_seqs(self, recipient: str, *, limit: int) -> list[int]:
+        """The lowest `limit` seqs still queued for `recipient` (a link's check on itself)."""
+        rows = await self._outbox.execute_fetchall(
+            "SELECT seq FROM deliveries WHERE recipient = ? AND state = 'queued' "
+            "ORDER BY seq LIMIT ?",
+            (recipient, limit),
+        )
+        return [int(r[0]) for r in rows]
 
     async def check_master_key(self, *, created: bool) -> None:
         """ConfigError unless this store's key is the one its messages were sealed with;
@@ -797,6 +860,38 @@ class Store:
         cursor = await self._rconn.execute(sql, params)
         return [_message_from_row(r) for r in await cursor.fetchall()]
 
+    async def replies_to(self, message_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The types of the messages this node sent in reply to each of `message_ids`."""
+        out: dict[str, list[str]] = {}
+        sql = "SELECT in_reply_to, type FROM messages WHERE direction = 'out' AND in_reply_to IN"
+        for replied, kind in await self._for_ids(sql, message_ids):
+            out.setdefault(replied, []).append(kind)
+        return out
+
+    async def deliveries_of(self, message_ids: Sequence[str]) -> dict[str, list[Delivery]]:
+        """The deliveries of several sent messages, by message id."""
+        out: dict[str, list[Delivery]] = {}
+        sql = (
+            "SELECT seq, message_id, recipient, state, attempts, last_error, receipt, "
+            "receipt_signature, reason_code, receipt_proof FROM deliveries WHERE message_id IN"
+        )
+        for row in await self._for_ids(sql, message_ids, order="recipient"):
+            out.setdefault(row[1], []).append(Delivery(*row))
+        return out
+
+    async def _for_ids(
+        self, sql: str, ids: Sequence[str], *, order: str = ""
+    ) -> list[tuple[Any, ...]]:
+        """`sql` ending in `IN`, run for `ids` a chunk at a time (SQLite limits parameters)."""
+        rows: list[tuple[Any, ...]] = []
+        for at in range(0, len(ids), 400):
+            chunk = list(ids[at : at + 400])
+            marks = ",".join("?" * len(chunk))
+            tail = f" ORDER BY {order}" if order else ""
+            found = await self._rconn.execute_fetchall(f"{sql} ({marks}){tail}", chunk)
+            rows += [tuple(r) for r in found]
+        return rows
+
     async def deliveries(self, message_id: str) -> list[Delivery]:
         cursor = await self._rconn.execute(
             "SELECT seq, message_id, recipient, state, attempts, last_error, receipt, "
@@ -821,25 +916,73 @@ def _create_private(path: Path) -> None:
         os.close(fd)
 
 
-async def _migrate(conn: aiosqlite.Connection) -> None:
-    """Apply numbered migrations (NNN_name.sql) not yet applied, each in its own transaction."""
-    await conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations "
-        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-    )
-    cursor = await conn.execute("SELECT version FROM schema_migrations")
-    applied = {r[0] for r in await cursor.fetchall()}
+class DatabaseMissing(ConfigError):
+    """A node home whose database is gone or empty: starting would begin a fresh node over lost
+    messages, so the node refuses instead."""
+
+
+def _check_initialised(path: Path) -> None:
+    hint = "restore it from backup (a node never starts afresh over a lost database)"
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise DatabaseMissing(f"home initialised but database missing: {path}; {hint}") from None
+    if size == 0:
+        raise DatabaseMissing(f"home initialised but database empty: {path} is 0 bytes; {hint}")
+
+
+def create_database(path: Path, statements: Sequence[Statement] = ()) -> None:
+    """A new database with the whole schema and `statements` run in one transaction after it
+    (`accord node init`: the bootstrap administrator); synchronous, no writer."""
+    if path.exists():
+        raise ConfigError(f"{path} exists; refusing to overwrite it")
+    _create_private(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        _migrate_sync(conn, create=True)
+        conn.execute("BEGIN IMMEDIATE")
+        for sql, params in statements:
+            conn.execute(sql, params)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def _scripts() -> list[tuple[int, str, str]]:
     folder = resources.files("node.store") / "migrations"
-    scripts = sorted(
-        (int(m.group(1)), m.group(2), entry)
+    return sorted(
+        (int(m.group(1)), m.group(2), entry.read_text())
         for entry in folder.iterdir()
         if (m := _MIGRATION.match(entry.name))
     )
-    for version, name, entry in scripts:
+
+
+def _migrate_sync(conn: sqlite3.Connection, *, create: bool) -> None:
+    """Apply numbered migrations (NNN_name.sql) not yet applied, each in its own transaction.
+
+    Without `create`, a database with no schema at all is refused: its home was initialised,
+    so the schema was made there, and a file without it is not this node's database."""
+    known = conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    ).fetchone()[0]
+    if not known and not create:
+        raise DatabaseMissing(
+            "home initialised but its database has no schema: restore accord.db from backup"
+        )
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    applied = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+    for version, name, sql in _scripts():
         if version in applied:
             continue
-        sql = entry.read_text()
-        await conn.executescript(
+        conn.executescript(
             f"BEGIN IMMEDIATE;\n{sql}\n"
             f"INSERT INTO schema_migrations VALUES ({version}, '{name}', datetime('now'));\nCOMMIT;"
         )
+
+
+async def _migrate(conn: aiosqlite.Connection, *, create: bool) -> None:
+    await cast(Any, conn)._execute(_migrate_sync, cast(Any, conn)._conn, create=create)

@@ -44,6 +44,8 @@ from typing import Any, cast
 
 import aiosqlite
 
+from node.errors import StorageFull
+
 log = logging.getLogger(__name__)
 
 Statement = tuple[str, Sequence[Any]]
@@ -207,6 +209,8 @@ class GroupCommitWriter:
         self.busy_timeout_ms = BUSY_TIMEOUT_MS
         self.checkpoint_frames = CHECKPOINT_FRAMES
         self.checkpoint_commits = CHECKPOINT_COMMITS
+        # Told each committed group's size and seconds (the node's metrics); None: nobody.
+        self.observe: Callable[[int, float], None] | None = None
         self.thread_commits = 0  # transactions run on the connection's thread
         self.slow_commits = 0  # inline COMMITs that took longer than slow_commit
         self.locked = 0  # inline transactions that found the database locked
@@ -301,6 +305,7 @@ class GroupCommitWriter:
             if unit.run is not None:
                 calls.append((unit, unit.run))
         runs = [run for _, run in calls]
+        started = time.perf_counter()
         try:
             results = await self._transaction(grouped, runs)
         except _ONE_UNITS_FAULT as exc:
@@ -326,6 +331,8 @@ class GroupCommitWriter:
         self.commits += 1
         self.units += len(batch)
         self._commits_since_checkpoint += 1
+        if self.observe is not None:
+            self.observe(len(batch), time.perf_counter() - started)
         result_of = {id(unit): result for (unit, _), result in zip(calls, results, strict=True)}
         for unit in batch:
             if not unit.done.done():
@@ -367,6 +374,12 @@ class GroupCommitWriter:
     def _fail(batch: list[_Unit], exc: Exception) -> None:
         """Callers see the error; nothing of these units is acknowledged (rolled back)."""
         log.error("commit of %d unit(s) failed: %s", len(batch), exc)
+        error: Exception = exc
+        if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_FULL:
+            error = StorageFull(
+                f"disk full: the node could not store this ({exc}); nothing of it was kept. "
+                "Free space on the disk that holds the node's home and try again"
+            )
         for unit in batch:
             if not unit.done.done():
-                unit.done.set_exception(exc)
+                unit.done.set_exception(error)

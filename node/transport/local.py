@@ -19,7 +19,7 @@ from node.access import User
 from node.envelope import parse_content
 from node.errors import AccordError, InvalidRequest, PermissionDenied, Refused
 from node.operations import ForwardTerms
-from node.store import StoredMessage
+from node.store import Delivery, StoredMessage
 from node.store.access import Approval, UserRecord
 from node.transport.local_auth import current_token, current_user
 
@@ -62,7 +62,9 @@ def _ts(when: datetime | None) -> Timestamp:
     return ts
 
 
-def summary(m: StoredMessage) -> local_pb2.MessageSummary:
+def summary(
+    m: StoredMessage, *, status: str = "", deadline: datetime | None = None
+) -> local_pb2.MessageSummary:
     s = local_pb2.MessageSummary(
         message_id=m.message_id,
         sender=m.sender,
@@ -71,11 +73,16 @@ def summary(m: StoredMessage) -> local_pb2.MessageSummary:
         correlation_id=m.correlation_id,
         tlp=f"TLP_{m.tlp}",
         direction=m.direction,
+        urgency=f"URGENCY_{m.urgency or 'UNSPECIFIED'}",
+        status=status,
     )
     s.created_at.CopyFrom(_ts(m.created_at))
     s.received_at.CopyFrom(_ts(m.received_at))
     if m.retain_until is not None:
         s.retain_until.CopyFrom(_ts(m.retain_until))
+    due = deadline if deadline is not None else m.reply_deadline
+    if due is not None:
+        s.reply_deadline.CopyFrom(_ts(due))
     return s
 
 
@@ -85,6 +92,23 @@ def _type_filter(value: int) -> str:
     if value not in message_pb2.MessageType.values():
         raise InvalidRequest(f"type {value} is not a message type")
     return str(message_pb2.MessageType.Name(value)).removeprefix("MESSAGE_TYPE_")
+
+
+def delivery_status(d: Delivery, *, with_receipt: bool = True) -> local_pb2.DeliveryStatus:
+    status = local_pb2.DeliveryStatus(
+        recipient=d.recipient, state=d.state, attempts=d.attempts, last_error=d.last_error
+    )
+    if d.receipt is not None:
+        if with_receipt:
+            status.receipt.CopyFrom(
+                message_pb2.Receipt(
+                    content=d.receipt,
+                    signature=d.receipt_signature or b"",
+                    proof=d.receipt_proof or b"",
+                )
+            )
+        status.receipt_content.ParseFromString(d.receipt)
+    return status
 
 
 def user_info(u: User, record: UserRecord | None = None) -> local_pb2.UserInfo:
@@ -152,7 +176,7 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
     @maps_errors
     async def Inbox(self, request: local_pb2.InboxRequest, context: Ctx) -> local_pb2.InboxResponse:
         limit = min(request.limit or 100, 1000)
-        messages = await self._ops.inbox(
+        items = await self._ops.inbox(
             current_user(),
             limit=limit,
             before=request.before_message_id,
@@ -163,7 +187,62 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
             correlation_id=request.correlation_id,
             message_id=request.message_id,
         )
-        return local_pb2.InboxResponse(messages=[summary(m) for m in messages])
+        return local_pb2.InboxResponse(
+            messages=[summary(i.message, status=i.status, deadline=i.deadline) for i in items]
+        )
+
+    @maps_errors
+    async def Status(
+        self, request: local_pb2.StatusRequest, context: Ctx
+    ) -> local_pb2.StatusResponse:
+        node = self._node
+        depths = {
+            q.recipient: (q.queued, q.oldest_queued_at)
+            for q in await self._store.outbox()
+            if q.queued
+        }
+        directory = node.trust.directory
+        response = local_pb2.StatusResponse(
+            agency=node.agency,
+            health=node.serving,
+            crl_state=node.check_crl(),
+            directory_serial=directory.serial if directory else 0,
+        )
+        response.now.CopyFrom(_ts(node.clock.now()))
+        response.crl_next_update.CopyFrom(_ts(node.trust.crl_next_update))
+        if directory is not None:
+            response.directory_issued_at.CopyFrom(_ts(directory.issued_at))
+        for agency in sorted(set(depths) | set(node.links)):
+            link = node.links.get(agency)
+            queued, oldest = depths.get(agency, (0, None))
+            peer = response.peers.add(
+                agency=agency,
+                link=link.state if link is not None else "idle",
+                last_error=link.last_error if link is not None else "",
+                queued=queued,
+                sent=link.sent if link is not None else 0,
+                receipted=link.receipted if link is not None else 0,
+            )
+            if oldest is not None:
+                peer.oldest_queued_at.CopyFrom(_ts(oldest))
+        return response
+
+    @maps_errors
+    async def ListSent(
+        self, request: local_pb2.ListSentRequest, context: Ctx
+    ) -> local_pb2.ListSentResponse:
+        limit = min(request.limit or 100, 1000)
+        sent = await self._ops.sent(current_user(), limit=limit, before=request.before_message_id)
+        response = local_pb2.ListSentResponse()
+        for m, deliveries in sent:
+            item = response.messages.add(summary=summary(m))
+            item.deliveries.extend(delivery_status(d, with_receipt=False) for d in deliveries)
+            if not deliveries:  # held for approval: no outbox rows yet
+                pending = await self._ops.access.approval(m.message_id)
+                if pending is not None:
+                    for r in pending.recipients:
+                        item.deliveries.add(recipient=r, state=f"approval-{pending.state}")
+        return response
 
     @maps_errors
     async def Get(self, request: local_pb2.GetRequest, context: Ctx) -> local_pb2.GetResponse:
@@ -194,19 +273,7 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
         _, deliveries = await self._ops.receipts(current_user(), message_id=request.message_id)
         pending = await self._ops.access.approval(request.message_id)
         response = local_pb2.ReceiptsResponse(message_id=request.message_id)
-        for d in deliveries:
-            status = response.deliveries.add(
-                recipient=d.recipient, state=d.state, attempts=d.attempts, last_error=d.last_error
-            )
-            if d.receipt is not None:
-                status.receipt.CopyFrom(
-                    message_pb2.Receipt(
-                        content=d.receipt,
-                        signature=d.receipt_signature or b"",
-                        proof=d.receipt_proof or b"",
-                    )
-                )
-                status.receipt_content.ParseFromString(d.receipt)
+        response.deliveries.extend(delivery_status(d) for d in deliveries)
         if not deliveries and pending is not None:
             for r in pending.recipients:
                 response.deliveries.add(recipient=r, state=f"approval-{pending.state}")
