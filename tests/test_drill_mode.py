@@ -5,6 +5,8 @@ fault-injecting proxy that drill-mode links are routed through."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from dataclasses import replace
 from pathlib import Path
 
@@ -215,6 +217,32 @@ async def test_proxy_modes_pass_delay_blackhole_drop_reset() -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
         with pytest.raises(ConnectionResetError):
             await asyncio.wait_for(reader.read(10), 5)
+        writer.close()
+    finally:
+        await proxy.close()
+        server.close()
+
+
+async def test_proxy_passes_on_a_reset_from_either_side() -> None:
+    """A node killed with SIGKILL resets its connections; through the proxy its peer must see
+    that at once, as it would on a real network, not only when its keepalive gives up
+    (20 s + 10 s), which stalled the crash drill's outbox for half a minute."""
+    accepted: asyncio.Queue[asyncio.StreamWriter] = asyncio.Queue()
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accepted.put(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    proxy = FaultProxy("A>B", ("127.0.0.1", server.sockets[0].getsockname()[1]))
+    await proxy.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        upstream = await asyncio.wait_for(accepted.get(), 5)
+        sock = upstream.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        upstream.transport.abort()  # B dies: RST towards the proxy
+        with pytest.raises((ConnectionResetError, asyncio.IncompleteReadError)):
+            await asyncio.wait_for(reader.readexactly(1), 5)
         writer.close()
     finally:
         await proxy.close()

@@ -124,8 +124,8 @@ class FaultProxy:
                 conn.end(reset=self._resetting())
                 return
             conn.tasks = [
-                asyncio.create_task(self._pump(reader, up_writer)),
-                asyncio.create_task(self._pump(up_reader, writer)),
+                asyncio.create_task(self._pump(reader, up_writer, conn)),
+                asyncio.create_task(self._pump(up_reader, writer, conn)),
             ]
             await asyncio.gather(*conn.tasks, return_exceptions=True)
         finally:
@@ -135,25 +135,33 @@ class FaultProxy:
     def _resetting(self) -> bool:
         return self.mode == Mode.RESET
 
-    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, conn: _Connection
+    ) -> None:
         """Copy one direction; chunks keep their order and each is held back by the delay
-        in force when it arrived."""
+        in force when it arrived. An end (FIN) is passed on as an end of this direction only;
+        a failure of either side (a reset: a node killed with SIGKILL) resets the whole
+        connection, as a real network would, so the other side learns at once instead of
+        waiting for its keepalive."""
         loop = asyncio.get_running_loop()
         pending: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
 
         async def writer() -> None:
-            while True:
-                due, data = await pending.get()
-                if not data:
-                    break
-                if (wait := due - loop.time()) > 0:
-                    await asyncio.sleep(wait)
-                await self._flowing.wait()
-                dst.write(data)
-                await dst.drain()
-                self.bytes += len(data)
-            if dst.can_write_eof():
-                dst.write_eof()
+            try:
+                while True:
+                    due, data = await pending.get()
+                    if not data:
+                        break
+                    if (wait := due - loop.time()) > 0:
+                        await asyncio.sleep(wait)
+                    await self._flowing.wait()
+                    dst.write(data)
+                    await dst.drain()
+                    self.bytes += len(data)
+                if dst.can_write_eof():
+                    dst.write_eof()
+            except OSError:
+                conn.end(reset=True)
 
         out = asyncio.create_task(writer())
         try:
@@ -165,7 +173,7 @@ class FaultProxy:
                     break
             await out
         except (OSError, asyncio.IncompleteReadError):
-            pass
+            conn.end(reset=True)
         finally:
             out.cancel()
             with contextlib.suppress(asyncio.CancelledError, OSError):
