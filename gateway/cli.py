@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import ipaddress
 import logging
 import signal
 import sys
@@ -26,6 +27,15 @@ def _listen(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _proxy(text: str) -> str:
+    try:
+        return str(ipaddress.ip_network(text.strip()))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an IP address or network (10.0.0.5, 10.0.0.0/24)"
+        ) from None
+
+
 def cmd_gateway_run(args: argparse.Namespace) -> int:
     from gateway.server import Tls, bind, server
     from gateway.state import Settings
@@ -45,7 +55,13 @@ def cmd_gateway_run(args: argparse.Namespace) -> int:
     for path in (tls.certificate, tls.key) if tls else ():
         if not path.is_file():
             raise UsageError(f"{path}: no such file")
-    settings = Settings(home=home, tls=tls is not None, login_attempts_per_minute=args.login_rate)
+    settings = Settings(
+        home=home,
+        tls=tls is not None,
+        login_attempts_per_minute=args.login_rate,
+        login_attempts_per_name=args.login_rate_per_name,
+        trusted_proxies=tuple(args.trusted_proxy),
+    )
     # One line per request (route template, status, time: nothing personal), as operators expect.
     logging.getLogger("accord.gateway").setLevel(logging.INFO)
 
@@ -125,6 +141,23 @@ def add_gateway(sub: Any) -> None:
         default=10,
         metavar="N",
         help=f"login attempts per minute per client address, 1 to {MAX_LOGIN_RATE} (default 10)",
+    )
+    p.add_argument(
+        "--login-rate-per-name",
+        type=whole(1, MAX_LOGIN_RATE),
+        default=5,
+        metavar="N",
+        help="of those, attempts per minute for one user name from one address, "
+        f"1 to {MAX_LOGIN_RATE} (default 5)",
+    )
+    p.add_argument(
+        "--trusted-proxy",
+        type=_proxy,
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="a reverse proxy (IP address or network, repeatable) whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed; without one the client is the connection's peer",
     )
     p.set_defaults(func=cmd_gateway_run)
 

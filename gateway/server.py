@@ -75,6 +75,10 @@ def server(settings: Settings, *, tls: Tls | None) -> Server:
         ws="none",
         lifespan="off",
         timeout_graceful_shutdown=GRACE_SECONDS,
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: every client of a gateway
+        # on loopback could name its own address, and the login limit counts by it.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies),
         ssl_certfile=str(tls.certificate) if tls else None,
         ssl_keyfile=str(tls.key) if tls else None,
     )

@@ -40,9 +40,19 @@ def federation(
 
 @contextlib.asynccontextmanager
 async def gateway(
-    node: Node, *, tls: Tls | None = None, login_rate: int = 100
+    node: Node,
+    *,
+    tls: Tls | None = None,
+    login_rate: int = 100,
+    login_rate_per_name: int = 100,
+    trusted_proxies: tuple[str, ...] = (),
 ) -> AsyncIterator[str]:
-    settings = Settings(home=node.config.home, login_attempts_per_minute=login_rate)
+    settings = Settings(
+        home=node.config.home,
+        login_attempts_per_minute=login_rate,
+        login_attempts_per_name=login_rate_per_name,
+        trusted_proxies=trusted_proxies,
+    )
     async with running(settings, tls=tls) as url:
         yield url
 

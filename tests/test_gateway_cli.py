@@ -94,6 +94,8 @@ async def test_password_set_then_the_gateway_serves_a_login(fed3: Federation) ->
         (["--tls-cert", "nope.pem", "--tls-key", "nope.key"], "nope.pem: no such file"),
         (["--listen", "nonsense"], "--listen: expected HOST:PORT"),
         (["--login-rate", "0"], "argument --login-rate: 0 is out of range (1 to 10000)"),
+        (["--trusted-proxy", "proxy.example"], "'proxy.example' is not an IP address or network"),
+        (["--trusted-proxy", "10.0.0.1/8"], "argument --trusted-proxy: '10.0.0.1/8' is not"),
     ],
 )
 async def test_gateway_run_refuses_bad_arguments(
