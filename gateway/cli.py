@@ -18,6 +18,7 @@ from node.cli import UsageError, _home_argument, _local_arguments, whole
 from node.client import connect, resolve_home
 
 MAX_LOGIN_RATE = 10_000
+MAX_FEEDS = 10_000
 
 
 def _listen(text: str) -> tuple[str, int]:
@@ -61,6 +62,7 @@ def cmd_gateway_run(args: argparse.Namespace) -> int:
         login_attempts_per_minute=args.login_rate,
         login_attempts_per_name=args.login_rate_per_name,
         trusted_proxies=tuple(args.trusted_proxy),
+        max_feeds=args.max_feeds,
     )
     # One line per request (route template, status, time: nothing personal), as operators expect.
     logging.getLogger("accord.gateway").setLevel(logging.INFO)
@@ -158,6 +160,14 @@ def add_gateway(sub: Any) -> None:
         metavar="ADDR",
         help="a reverse proxy (IP address or network, repeatable) whose X-Forwarded-For and "
         "X-Forwarded-Proto are believed; without one the client is the connection's peer",
+    )
+    p.add_argument(
+        "--max-feeds",
+        type=whole(1, MAX_FEEDS),
+        default=200,
+        metavar="N",
+        help=f"live feeds (the inbox's server-sent events) open at once, 1 to {MAX_FEEDS} "
+        "(default 200; each holds two file descriptors)",
     )
     p.set_defaults(func=cmd_gateway_run)
 

@@ -22,6 +22,7 @@ from gateway.auth import (
     load_key,
 )
 from gateway.errors import unauthenticated
+from gateway.events import Feeds
 from gateway.node import NodeApi
 
 
@@ -34,6 +35,7 @@ class Settings:
     # Proxies whose X-Forwarded-For / -Proto are believed (addresses or networks); none: the
     # client is the TCP peer, whatever a request's headers say.
     trusted_proxies: tuple[str, ...] = ()
+    max_feeds: int = 200  # live feeds (server-sent events) open at once, all callers together
 
 
 class Gateway:
@@ -45,6 +47,7 @@ class Gateway:
             per_address=settings.login_attempts_per_minute,
             per_name=settings.login_attempts_per_name,
         )
+        self.feeds = Feeds(total=settings.max_feeds)
         self.agency = ""  # the node's, learnt from its policy on first use
 
     def csrf(self, caller: Caller) -> str | None:

@@ -46,12 +46,14 @@ async def gateway(
     login_rate: int = 100,
     login_rate_per_name: int = 100,
     trusted_proxies: tuple[str, ...] = (),
+    max_feeds: int = 200,
 ) -> AsyncIterator[str]:
     settings = Settings(
         home=node.config.home,
         login_attempts_per_minute=login_rate,
         login_attempts_per_name=login_rate_per_name,
         trusted_proxies=trusted_proxies,
+        max_feeds=max_feeds,
     )
     async with running(settings, tls=tls) as url:
         yield url

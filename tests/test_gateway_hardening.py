@@ -4,11 +4,13 @@ attacks as found; these cover the rest of each fix.)"""
 
 from __future__ import annotations
 
+import contextlib
+
 import httpx
 
 from gateway.auth import client_key
-from tests.gateway_harness import client, gateway
-from tests.harness import Federation
+from tests.gateway_harness import client, gateway, login, person
+from tests.harness import Federation, wait_for
 
 WRONG = "not the password at all"
 
@@ -53,3 +55,54 @@ def test_the_login_limit_counts_an_ipv6_client_by_its_64() -> None:
     assert client_key("2001:db8:1:2::1") != client_key("2001:db8:1:3::1")
     assert client_key("::ffff:198.51.100.7") == client_key("198.51.100.7") == "198.51.100.7"
     assert client_key("unknown") == "unknown"
+
+
+def feed_client(url: str, session: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=url,
+        timeout=10,
+        limits=httpx.Limits(max_connections=None),
+        cookies={"accord_session": session},
+    )
+
+
+async def test_live_feeds_are_bounded_per_session_and_in_all_and_a_closed_one_frees_its_place(
+    fed2: Federation,
+) -> None:
+    _, de = await fed2.start_all()
+    await person(de, "anna", "liaison_officer")
+    await person(de, "bert", "liaison_officer")
+    async with gateway(de, max_feeds=6) as url, client(url) as a, client(url) as b:
+        await login(a, "anna")
+        await login(b, "bert")
+        async with (
+            feed_client(url, a.cookies["accord_session"]) as anna,
+            feed_client(url, b.cookies["accord_session"]) as bert,
+            feed_client(url, "forged") as forger,
+            contextlib.AsyncExitStack() as feeds,
+        ):
+            # Feeds the node refuses hold no place.
+            for _ in range(7):
+                async with forger.stream("GET", "/api/v1/events") as refused:
+                    assert refused.status_code == 401
+            first = await feeds.enter_async_context(anna.stream("GET", "/events"))
+            for _ in range(4):
+                opened = await feeds.enter_async_context(anna.stream("GET", "/events"))
+                assert opened.status_code == 200
+            sixth = await anna.get("/api/v1/events")
+            assert (
+                sixth.status_code == 429 and sixth.json()["error"]["code"] == "RESOURCE_EXHAUSTED"
+            )
+            assert "this session already has 5 live feeds open" in sixth.text
+            opened = await feeds.enter_async_context(bert.stream("GET", "/events"))
+            assert opened.status_code == 200
+            full = await bert.get("/api/v1/events")
+            assert full.status_code == 429 and "the gateway has 6 live feeds open" in full.text
+
+            await first.aclose()  # anna closes a tab: once the gateway notices, bert may
+
+            async def bert_opens() -> bool:
+                response = await feeds.enter_async_context(bert.stream("GET", "/events"))
+                return response.status_code == 200
+
+            await wait_for(bert_opens)

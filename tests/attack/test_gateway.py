@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from tests.gateway_harness import client, gateway
+import contextlib
+
+import httpx
+
+from tests.gateway_harness import client, gateway, login, person
 from tests.harness import Federation
 
 WRONG = "not the password at all"
@@ -28,3 +32,31 @@ async def test_the_login_rate_limit_is_not_dodged_with_x_forwarded_for(fed2: Fed
             for i in range(6)
         ]
     assert 429 in codes, f"6 attempts against a limit of 3, none refused: {codes}"
+
+
+async def test_one_session_cannot_hold_any_number_of_live_feeds(fed2: Federation) -> None:
+    """Any logged-in person, of any role, opens live feeds (GET /events) without limit: each is
+    a Watch on the node and two file descriptors in the gateway, so one officer can use up the
+    gateway's descriptors for everyone. Secure: one session gets a handful of feeds; the 60th
+    is refused (429)."""
+    _, de = await fed2.start_all()
+    await person(de, "anna", "liaison_officer")
+    async with gateway(de) as url, client(url) as c:
+        await login(c, "anna")
+        cookie = c.cookies.get("accord_session")
+        statuses: list[int] = []
+        async with (
+            contextlib.AsyncExitStack() as stack,
+            httpx.AsyncClient(
+                base_url=url,
+                timeout=10,
+                limits=httpx.Limits(max_connections=None),
+                cookies={"accord_session": cookie or ""},
+            ) as feeds,
+        ):
+            for _ in range(60):
+                response = await stack.enter_async_context(feeds.stream("GET", "/events"))
+                statuses.append(response.status_code)
+                if response.status_code != 200:
+                    break
+    assert statuses[-1] in (429, 503), f"one session held {statuses.count(200)} live feeds at once"
