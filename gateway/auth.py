@@ -23,6 +23,7 @@ import hmac
 import ipaddress
 import math
 import os
+import re
 import secrets
 import time
 from collections import OrderedDict, deque
@@ -81,6 +82,52 @@ def caller_of(request: Request) -> Caller | None:
         return Caller(token.strip(), session=False)
     cookie = request.cookies.get(SESSION_COOKIE, "")
     return Caller(cookie, session=True) if cookie else None
+
+
+def host_name(header: str) -> str | None:
+    """The name in a Host header (or a --server-name): lower case, without port or final dot;
+    None if it is not one."""
+    value = header.strip().lower()
+    if value.startswith("["):
+        name, bracket, rest = value[1:].partition("]")
+        if not bracket:
+            return None
+    else:
+        name, colon, port = value.partition(":")
+        rest = colon + port
+    if rest and not (rest.startswith(":") and rest[1:].isdigit()):
+        return None
+    name = name.rstrip(".")
+    return name if _NAME.fullmatch(name) or ip_literal(name) else None
+
+
+_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
+
+
+def ip_literal(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def known_host(header: str, local_address: str | None, names: frozenset[str]) -> bool:
+    """Whether a request's Host names this gateway: a configured name, the address the
+    connection came in on, or `localhost` on a loopback one. A page served from any other
+    name (DNS rebinding: attacker.example resolving to this gateway) is not ours, even
+    though its Origin matches its Host."""
+    name = host_name(header)
+    if name is None:
+        return False
+    if name in names:
+        return True
+    local = ip_literal(local_address or "")
+    if local is None:
+        return False
+    return ip_literal(name) == local or (name == "localhost" and local.is_loopback)
 
 
 def own_origin(request: Request) -> str:

@@ -37,7 +37,20 @@ def _proxy(text: str) -> str:
         ) from None
 
 
+def _server_name(text: str) -> str:
+    from gateway.auth import host_name
+
+    name = host_name(text)
+    if name is None or name != text.strip().lower().strip("[]").rstrip("."):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a host name or address without a port "
+            "(gateway.example.org, 10.0.0.5, [::1])"
+        )
+    return name
+
+
 def cmd_gateway_run(args: argparse.Namespace) -> int:
+    from gateway.auth import ip_literal
     from gateway.server import Tls, bind, server
     from gateway.state import Settings
 
@@ -63,6 +76,8 @@ def cmd_gateway_run(args: argparse.Namespace) -> int:
         login_attempts_per_name=args.login_rate_per_name,
         trusted_proxies=tuple(args.trusted_proxy),
         max_feeds=args.max_feeds,
+        # A name to listen on is one to answer (an address is: requests come in on it).
+        server_names=(*args.server_name, *([] if ip_literal(host) else [host])),
     )
     # One line per request (route template, status, time: nothing personal), as operators expect.
     logging.getLogger("accord.gateway").setLevel(logging.INFO)
@@ -151,6 +166,15 @@ def add_gateway(sub: Any) -> None:
         metavar="N",
         help="of those, attempts per minute for one user name from one address, "
         f"1 to {MAX_LOGIN_RATE} (default 5)",
+    )
+    p.add_argument(
+        "--server-name",
+        type=_server_name,
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name browsers reach the gateway by (repeatable); requests for any other "
+        "name than these, the address they came in on and localhost on loopback get 400",
     )
     p.add_argument(
         "--trusted-proxy",

@@ -35,6 +35,9 @@ class Settings:
     # Proxies whose X-Forwarded-For / -Proto are believed (addresses or networks); none: the
     # client is the TCP peer, whatever a request's headers say.
     trusted_proxies: tuple[str, ...] = ()
+    # Host names the gateway answers besides the address a request came in on (and localhost
+    # on loopback): its public name, a reverse proxy's.
+    server_names: tuple[str, ...] = ()
     max_feeds: int = 200  # live feeds (server-sent events) open at once, all callers together
 
 

@@ -47,6 +47,7 @@ async def gateway(
     login_rate_per_name: int = 100,
     trusted_proxies: tuple[str, ...] = (),
     max_feeds: int = 200,
+    server_names: tuple[str, ...] = (),
 ) -> AsyncIterator[str]:
     settings = Settings(
         home=node.config.home,
@@ -54,6 +55,7 @@ async def gateway(
         login_attempts_per_name=login_rate_per_name,
         trusted_proxies=trusted_proxies,
         max_feeds=max_feeds,
+        server_names=server_names,
     )
     async with running(settings, tls=tls) as url:
         yield url

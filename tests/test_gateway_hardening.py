@@ -4,13 +4,17 @@ attacks as found; these cover the rest of each fix.)"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 import httpx
+import pytest
 
-from gateway.auth import client_key
+from gateway.auth import client_key, host_name, known_host
 from tests.gateway_harness import client, gateway, login, person
 from tests.harness import Federation, wait_for
+
+NAMES = frozenset({"gateway.example"})
 
 WRONG = "not the password at all"
 
@@ -106,3 +110,56 @@ async def test_live_feeds_are_bounded_per_session_and_in_all_and_a_closed_one_fr
                 return response.status_code == 200
 
             await wait_for(bert_opens)
+
+
+@pytest.mark.parametrize(
+    ("host", "local", "known"),
+    [
+        ("gateway.example", "10.0.0.5", True),
+        ("Gateway.Example.:8443", "10.0.0.5", True),
+        ("10.0.0.5:8443", "10.0.0.5", True),
+        ("localhost:8443", "127.0.0.1", True),
+        ("[::1]:8443", "::1", True),
+        ("127.0.0.1", "::ffff:127.0.0.1", True),
+        ("localhost", "10.0.0.5", False),  # not on a loopback address
+        ("10.0.0.6", "10.0.0.5", False),
+        ("attacker.example:8443", "127.0.0.1", False),
+        ("gateway.example.attacker.example", "10.0.0.5", False),
+        ("gateway.example:x", "10.0.0.5", False),
+        ("gateway.example@attacker.example", "10.0.0.5", False),
+        ("[::1", "::1", False),
+        ("", "127.0.0.1", False),
+    ],
+)
+def test_which_host_names_the_gateway_answers(host: str, local: str, known: bool) -> None:
+    assert known_host(host, local, NAMES) is known
+
+
+def test_host_names_are_compared_without_port_case_or_final_dot() -> None:
+    assert host_name("GW.example.:443") == host_name("gw.example") == "gw.example"
+    assert host_name("[2001:DB8::1]:8443") == "2001:db8::1"
+    assert host_name("gw.example:") is None and host_name("gw example") is None
+
+
+async def test_a_request_for_an_unknown_host_is_refused_before_anything_else(
+    fed2: Federation,
+) -> None:
+    _, de = await fed2.start_all()
+    async with (
+        gateway(de, server_names=("gateway.example",)) as url,
+        client(url) as c,
+    ):
+        port = url.rsplit(":", 1)[1]
+        for good in (f"gateway.example:{port}", f"localhost:{port}", f"127.0.0.1:{port}"):
+            assert (await c.get("/healthz", headers={"Host": good})).status_code == 200, good
+        refused = await c.get("/inbox", headers={"Host": f"rebound.example:{port}"})
+        assert refused.status_code == 400
+        assert "does not serve the host name" in refused.json()["error"]["message"]
+        assert refused.headers["Content-Security-Policy"].startswith("default-src 'none'")
+        # HTTP/1.0 may leave Host out; such a request names no gateway either.
+        reader, writer = await asyncio.open_connection("127.0.0.1", int(port))
+        writer.write(b"GET /healthz HTTP/1.0\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 10)  # HTTP/1.0: until it closes
+        writer.close()
+        await writer.wait_closed()
+        assert answer.startswith(b"HTTP/1.1 400 ") and b"does not serve the host" in answer

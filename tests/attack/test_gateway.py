@@ -34,6 +34,24 @@ async def test_the_login_rate_limit_is_not_dodged_with_x_forwarded_for(fed2: Fed
     assert 429 in codes, f"6 attempts against a limit of 3, none refused: {codes}"
 
 
+async def test_a_request_for_another_host_name_is_refused(fed2: Federation) -> None:
+    """The gateway never checks the Host header, and its Origin check compares Origin with
+    `scheme://Host`. A page on a DNS-rebinding name (attacker.example resolving to 127.0.0.1)
+    is therefore same-origin with the gateway: its requests pass the Origin check and reach the
+    node (here a login attempt, answered 401 by the node). Secure: a Host that is not the
+    gateway's own is refused before anything else (400/421)."""
+    _, de = await fed2.start_all()
+    async with gateway(de) as url, client(url) as c:
+        answer = await c.post(
+            "/api/v1/login",
+            json={"name": "sam", "password": WRONG},
+            headers={"Host": "attacker.example:8443", "Origin": "http://attacker.example:8443"},
+        )
+    assert answer.status_code in (400, 403, 421), (
+        f"a request naming another host reached the node: {answer.status_code} {answer.text}"
+    )
+
+
 async def test_one_session_cannot_hold_any_number_of_live_feeds(fed2: Federation) -> None:
     """Any logged-in person, of any role, opens live feeds (GET /events) without limit: each is
     a Watch on the node and two file descriptors in the gateway, so one officer can use up the
