@@ -39,6 +39,10 @@ class Settings:
     # on loopback): its public name, a reverse proxy's.
     server_names: tuple[str, ...] = ()
     max_feeds: int = 200  # live feeds (server-sent events) open at once, all callers together
+    # A client has this long to send a request's head (from connecting, or from the previous
+    # answer), and the whole request: slow clients do not hold connections for ever.
+    request_head_seconds: float = 5.0
+    request_seconds: float = 60.0
 
 
 class Gateway:

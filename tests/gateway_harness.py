@@ -48,6 +48,7 @@ async def gateway(
     trusted_proxies: tuple[str, ...] = (),
     max_feeds: int = 200,
     server_names: tuple[str, ...] = (),
+    request_seconds: float = 60.0,
 ) -> AsyncIterator[str]:
     settings = Settings(
         home=node.config.home,
@@ -56,6 +57,7 @@ async def gateway(
         trusted_proxies=trusted_proxies,
         max_feeds=max_feeds,
         server_names=server_names,
+        request_seconds=request_seconds,
     )
     async with running(settings, tls=tls) as url:
         yield url

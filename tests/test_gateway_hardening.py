@@ -12,7 +12,7 @@ import pytest
 
 from gateway.auth import client_key, host_name, known_host
 from tests.gateway_harness import client, gateway, login, person
-from tests.harness import Federation, wait_for
+from tests.harness import Federation, add_user, wait_for
 
 NAMES = frozenset({"gateway.example"})
 
@@ -163,3 +163,96 @@ async def test_a_request_for_an_unknown_host_is_refused_before_anything_else(
         writer.close()
         await writer.wait_closed()
         assert answer.startswith(b"HTTP/1.1 400 ") and b"does not serve the host" in answer
+
+
+HEAD = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+
+
+async def slow_client(
+    port: int, start: bytes, drip: bytes, *, every: float = 0.5, answered: bool = False
+) -> float:
+    """Connect, send `start`, then `drip` `every` so often until the gateway hangs up; how
+    long after connecting (or after the answer to a first request, `answered`) it did."""
+    loop = asyncio.get_running_loop()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(start)
+    since = loop.time()
+    if answered:  # `start` is a whole request: the slow one is the next on the connection
+        await asyncio.wait_for(reader.readuntil(b'{"node":"serving"}'), 10)
+        since = loop.time()
+
+    async def dripping() -> None:
+        with contextlib.suppress(ConnectionError):
+            while True:
+                await asyncio.sleep(every)
+                writer.write(drip)
+                await writer.drain()
+
+    dripper = asyncio.create_task(dripping())
+    try:
+        while await asyncio.wait_for(reader.read(4096), 20):
+            pass  # until the gateway closes
+        return loop.time() - since
+    finally:
+        dripper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await dripper
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+async def test_a_client_slow_to_send_its_request_is_cut_off(fed2: Federation) -> None:
+    """Slowloris: connections that never finish a request head (silent, or a header line now
+    and then, also as the second request of a kept-alive connection) are closed after 5 s, one
+    that never finishes its body at the request deadline; others are served meanwhile."""
+    _, de = await fed2.start_all()
+    token = await add_user(de, "casesys", "liaison_officer")
+    async with gateway(de, request_seconds=8.0) as url, client(url) as c:
+        port = int(url.rsplit(":", 1)[1])
+        # A request that is in may take its time: a live feed outlives every deadline.
+        feed, feed_writer = await asyncio.open_connection("127.0.0.1", port)
+        feed_writer.write(
+            b"GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Authorization: Bearer " + token.encode() + b"\r\n\r\n"
+        )
+        await asyncio.wait_for(feed.readuntil(b"retry: 3000\n\n\r\n"), 10)  # chunk end
+        post = (
+            b"POST /api/v1/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+        )
+        slow = asyncio.gather(
+            slow_client(port, b"", b""),
+            slow_client(port, HEAD, b"X-A: b\r\n"),
+            # The deadline runs from the answer, not from the next byte after it.
+            slow_client(port, HEAD + b"\r\n" + HEAD, b"X-A: b\r\n", every=2, answered=True),
+            slow_client(port, post, b" "),
+        )
+        assert (await c.get("/healthz")).status_code == 200
+        silent, dribbled, kept_alive, body = await slow
+        with pytest.raises(TimeoutError):  # nothing to say, and not closed either
+            await asyncio.wait_for(feed.read(1), 0.5)
+        feed_writer.close()
+        await feed_writer.wait_closed()
+    for head in (silent, dribbled, kept_alive):
+        assert 4.5 <= head <= 6.5, (silent, dribbled, kept_alive)
+    assert 7.5 <= body <= 9.5, body
+
+
+async def test_past_its_connections_the_gateway_answers_503(fed2: Federation) -> None:
+    """--max-feeds plus 300 connections at once (feeds or not); beyond, 503 until some go."""
+    _, de = await fed2.start_all()
+    async with gateway(de, max_feeds=1) as url, client(url) as c:
+        port = int(url.rsplit(":", 1)[1])
+        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(300)]
+        try:
+
+            async def answered(status: int) -> bool:
+                return (await c.get("/healthz")).status_code == status
+
+            # Polled: the gateway counts a connection once its event loop has accepted it.
+            await wait_for(lambda: answered(503), timeout=4)  # before the head deadline (5 s)
+        finally:
+            for _, writer in held:
+                writer.close()
+        await wait_for(lambda: answered(200))
