@@ -49,6 +49,14 @@ def _server_name(text: str) -> str:
     return name
 
 
+def _loopback(host: str) -> bool:
+    """Only this machine can reach `host` (a name other than localhost might be anything)."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def cmd_gateway_run(args: argparse.Namespace) -> int:
     from gateway.auth import ip_literal
     from gateway.server import Tls, bind, server
@@ -69,6 +77,12 @@ def cmd_gateway_run(args: argparse.Namespace) -> int:
     for path in (tls.certificate, tls.key) if tls else ():
         if not path.is_file():
             raise UsageError(f"{path}: no such file")
+    if tls is None and not _loopback(host) and not args.insecure_http:
+        raise UsageError(
+            f"--listen {args.listen}: plain HTTP off this machine carries passwords and session "
+            "cookies in clear; serve HTTPS (--node-tls, or --tls-cert and --tls-key), or add "
+            "--insecure-http if a TLS proxy or a private network protects it"
+        )
     settings = Settings(
         home=home,
         tls=tls is not None,
@@ -151,6 +165,13 @@ def add_gateway(sub: Any) -> None:
     p.add_argument("--tls-key", metavar="FILE", help="and this key (PEM)")
     p.add_argument(
         "--node-tls", action="store_true", help="serve HTTPS with the node's own certificate"
+    )
+    p.add_argument(
+        "--insecure-http",
+        action="store_true",
+        help="allow plain HTTP on an address other than loopback (passwords and session "
+        "cookies then cross the network in clear: only behind a TLS proxy or on a private "
+        "network)",
     )
     p.add_argument(
         "--login-rate",

@@ -623,6 +623,7 @@ def test_each_compose_node_has_a_gateway_on_its_home() -> None:
         assert options.listen == f"0.0.0.0:{COMPOSE_GATEWAY_PORT}"
         # What a browser on this machine names the published port by.
         assert options.server_name == ["127.0.0.1", "localhost"]
+        assert options.insecure_http  # plain HTTP on the container's address, published on loopback
         assert node["command"][-2:] == ["--home", options.home]
         assert gateway["volumes"] == node["volumes"] == ["cluster:/cluster"]
         assert gateway["depends_on"] == {name: {"condition": "service_healthy"}}

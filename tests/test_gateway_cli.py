@@ -116,6 +116,11 @@ async def test_password_set_then_the_gateway_serves_a_login(fed3: Federation) ->
         (["--trusted-proxy", "10.0.0.1/8"], "argument --trusted-proxy: '10.0.0.1/8' is not"),
         (["--server-name", "gw.example:443"], "argument --server-name: 'gw.example:443' is not"),
         (["--server-name", "gw example"], "'gw example' is not a host name or address"),
+        (["--listen", "0.0.0.0:0"], "passwords and session cookies in clear; serve HTTPS"),
+        (["--listen", "[::]:0"], "--listen [::]:0: plain HTTP off this machine"),
+        (["--listen", "gw.example:0"], "or add --insecure-http"),
+        # Allowed with --insecure-http: then it fails only at listening on an address not ours.
+        (["--listen", "192.0.2.1:0", "--insecure-http"], "--listen 192.0.2.1:0: cannot listen"),
     ],
 )
 async def test_gateway_run_refuses_bad_arguments(
