@@ -126,6 +126,8 @@ class KnownHost:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            # One at most: h11 refuses a request with two (this check and the Origin check
+            # could read different ones).
             host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
             local = scope.get("server")
             if not known_host(host, local[0] if local else None, self._names):

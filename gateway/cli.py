@@ -49,14 +49,6 @@ def _server_name(text: str) -> str:
     return name
 
 
-def _loopback(host: str) -> bool:
-    """Only this machine can reach `host` (a name other than localhost might be anything)."""
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def cmd_gateway_run(args: argparse.Namespace) -> int:
     from gateway.auth import ip_literal
     from gateway.server import Tls, bind, server
@@ -77,7 +69,10 @@ def cmd_gateway_run(args: argparse.Namespace) -> int:
     for path in (tls.certificate, tls.key) if tls else ():
         if not path.is_file():
             raise UsageError(f"{path}: no such file")
-    if tls is None and not _loopback(host) and not args.insecure_http:
+    address = ip_literal(host)
+    # Only this machine reaches a loopback address (a name other than localhost might be any).
+    loopback = host == "localhost" or (address is not None and address.is_loopback)
+    if tls is None and not loopback and not args.insecure_http:
         raise UsageError(
             f"--listen {args.listen}: plain HTTP off this machine carries passwords and session "
             "cookies in clear; serve HTTPS (--node-tls, or --tls-cert and --tls-key), or add "
@@ -91,7 +86,7 @@ def cmd_gateway_run(args: argparse.Namespace) -> int:
         trusted_proxies=tuple(args.trusted_proxy),
         max_feeds=args.max_feeds,
         # A name to listen on is one to answer (an address is: requests come in on it).
-        server_names=(*args.server_name, *([] if ip_literal(host) else [host])),
+        server_names=(*args.server_name, *([] if address else [host])),
     )
     # One line per request (route template, status, time: nothing personal), as operators expect.
     logging.getLogger("accord.gateway").setLevel(logging.INFO)

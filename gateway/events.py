@@ -61,8 +61,8 @@ class Feeds:
             raise ApiError(
                 429,
                 "RESOURCE_EXHAUSTED",
-                f"this session already has {self._per_credential} live feeds open, the most it "
-                "may: close another console tab or window",
+                f"this session (or API token) already has {self._per_credential} live feeds "
+                "open, the most it may: close another console tab or window",
             )
         if sum(self._open.values()) >= self._total:
             raise ApiError(
