@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import api, console
+from gateway.auth import host_name, known_host
 from gateway.errors import ApiError
 from gateway.state import Gateway, Settings
 
@@ -116,6 +117,31 @@ class Headers:
             )
 
 
+class KnownHost:
+    """Answers only requests whose Host header names this gateway (`auth.known_host`)."""
+
+    def __init__(self, app: ASGIApp, *, names: frozenset[str]) -> None:
+        self._app = app
+        self._names = names
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            # One at most: h11 refuses a request with two (this check and the Origin check
+            # could read different ones).
+            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+            local = scope.get("server")
+            if not known_host(host, local[0] if local else None, self._names):
+                error = ApiError(
+                    400,
+                    "INVALID_ARGUMENT",
+                    "this gateway does not serve the host name this request was sent to: use "
+                    "its address, or a name its operator added with --server-name",
+                )
+                await JSONResponse(error.body(), status_code=400)(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
+
+
 def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/") or request.url.path == "/openapi.json"
 
@@ -173,5 +199,7 @@ def create_app(settings: Settings) -> FastAPI:
         body: dict[str, Any] = {"node": "serving" if up else "not serving"}
         return JSONResponse(body, status_code=200 if up else 503)
 
-    app.add_middleware(Headers, tls=settings.tls)
+    names = frozenset(n for n in map(host_name, settings.server_names) if n)
+    app.add_middleware(KnownHost, names=names)
+    app.add_middleware(Headers, tls=settings.tls)  # outermost: also on KnownHost's refusals
     return app

@@ -10,8 +10,9 @@ Decisions:
   derived from its session (HMAC-SHA256 with the gateway key, `HOME/gateway.key`, 0600), in
   the `X-CSRF-Token` header or a `csrf_token` form field, and an `Origin` (if the browser sent
   one) equal to the gateway's own. A token made for one session is worthless with another.
-- Login attempts are limited per client address (in memory, a sliding minute), before the node
-  counts failures per user and locks the account.
+- Login attempts are limited per client address and per (address, user name) (in memory, a
+  sliding minute), before the node counts failures per user and locks the account. The address
+  is the TCP peer's; a proxy's X-Forwarded-For counts only from an operator-named proxy.
 """
 
 from __future__ import annotations
@@ -19,16 +20,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
+import math
 import os
+import re
 import secrets
 import time
 from collections import OrderedDict, deque
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
 from starlette.requests import Request
 
-from gateway.errors import forbidden, unauthenticated
+from gateway.errors import ApiError, forbidden, unauthenticated
 from node.errors import ConfigError
 
 SESSION_COOKIE = "accord_session"
@@ -79,6 +84,52 @@ def caller_of(request: Request) -> Caller | None:
     return Caller(cookie, session=True) if cookie else None
 
 
+def host_name(header: str) -> str | None:
+    """The name in a Host header (or a --server-name): lower case, without port or final dot;
+    None if it is not one."""
+    value = header.strip().lower()
+    if value.startswith("["):
+        name, bracket, rest = value[1:].partition("]")
+        if not bracket:
+            return None
+    else:
+        name, colon, port = value.partition(":")
+        rest = colon + port
+    if rest and not (rest.startswith(":") and rest[1:].isdigit()):
+        return None
+    name = name.rstrip(".")
+    return name if _NAME.fullmatch(name) or ip_literal(name) else None
+
+
+_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
+
+
+def ip_literal(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def known_host(header: str, local_address: str | None, names: frozenset[str]) -> bool:
+    """Whether a request's Host names this gateway: a configured name, the address the
+    connection came in on, or `localhost` on a loopback one. A page served from any other
+    name (DNS rebinding: attacker.example resolving to this gateway) is not ours, even
+    though its Origin matches its Host."""
+    name = host_name(header)
+    if name is None:
+        return False
+    if name in names:
+        return True
+    local = ip_literal(local_address or "")
+    if local is None:
+        return False
+    return ip_literal(name) == local or (name == "localhost" and local.is_loopback)
+
+
 def own_origin(request: Request) -> str:
     return f"{request.url.scheme}://{request.headers.get('host', '')}"
 
@@ -107,24 +158,75 @@ def check_csrf(request: Request, key: bytes, caller: Caller, submitted: str | No
 
 
 class RateLimiter:
-    """At most `limit` events per `window` seconds per key (client address)."""
+    """At most `limit` events per `window` seconds per key."""
 
     def __init__(self, *, limit: int, window: float = 60.0, max_keys: int = 10_000) -> None:
         self._limit = limit
         self._window = window
         self._max_keys = max_keys
-        self._events: OrderedDict[str, deque[float]] = OrderedDict()
+        self._events: OrderedDict[Hashable, deque[float]] = OrderedDict()
 
-    def retry_after(self, key: str) -> float:
-        """0 if an event for `key` may happen now (and count it), else seconds to wait."""
-        now = time.monotonic()
-        events = self._events.pop(key, None) or deque()
+    def wait(self, key: Hashable, now: float) -> float:
+        """0 if an event for `key` may happen at `now`, else seconds to wait."""
+        events = self._events.get(key)
         while events and events[0] <= now - self._window:
             events.popleft()
+        if not events or len(events) < self._limit:
+            return 0.0
+        return events[0] + self._window - now
+
+    def count(self, key: Hashable, now: float) -> None:
+        events = self._events.pop(key, None) or deque()
+        events.append(now)
         self._events[key] = events  # most recent last, so the oldest key is dropped first
         if len(self._events) > self._max_keys:
             self._events.popitem(last=False)
-        if len(events) >= self._limit:
-            return events[0] + self._window - now
-        events.append(now)
-        return 0.0
+
+
+def client_key(address: str) -> str:
+    """What the login limit counts by: the address, or for IPv6 its /64 (one subscriber's
+    prefix holds 2**64 addresses, one for every guess)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+class LoginLimiter:
+    """Login attempts per client address, and per user name from that address.
+
+    The per-name limit is the lower: someone hammering one account from an address that others
+    share (an office, or everyone behind a reverse proxy not named with --trusted-proxy) is
+    refused on that name, and those refusals do not use up what the address's other people may
+    try. Someone trying many names from one address uses the address's allowance up: nothing at
+    the gateway tells such an attacker apart from many people logging in from there.
+    """
+
+    def __init__(self, *, per_address: int, per_name: int) -> None:
+        self._addresses = RateLimiter(limit=per_address)
+        self._names = RateLimiter(limit=per_name)
+
+    def check(self, address: str, name: str) -> None:
+        """Count an attempt by `name` from `address`, or raise 429 (and count nothing)."""
+        now = time.monotonic()
+        where = client_key(address)
+        # A digest: people type passwords into the name field, and names can be long.
+        pair = (where, hashlib.sha256(name.encode()).digest()[:16])
+        for limiter, key, what in (
+            (self._names, pair, "for this user name from this address"),
+            (self._addresses, where, "from this address"),
+        ):
+            wait = limiter.wait(key, now)
+            if wait:
+                raise ApiError(
+                    429,
+                    "RESOURCE_EXHAUSTED",
+                    f"too many login attempts {what}; try again in {math.ceil(wait)} s",
+                )
+        self._names.count(pair, now)
+        self._addresses.count(where, now)

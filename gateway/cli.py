@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import ipaddress
 import logging
 import signal
 import sys
@@ -17,6 +18,7 @@ from node.cli import UsageError, _home_argument, _local_arguments, whole
 from node.client import connect, resolve_home
 
 MAX_LOGIN_RATE = 10_000
+MAX_FEEDS = 10_000
 
 
 def _listen(text: str) -> tuple[str, int]:
@@ -26,7 +28,29 @@ def _listen(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _proxy(text: str) -> str:
+    try:
+        return str(ipaddress.ip_network(text.strip()))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an IP address or network (10.0.0.5, 10.0.0.0/24)"
+        ) from None
+
+
+def _server_name(text: str) -> str:
+    from gateway.auth import host_name
+
+    name = host_name(text)
+    if name is None or name != text.strip().lower().strip("[]").rstrip("."):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a host name or address without a port "
+            "(gateway.example.org, 10.0.0.5, [::1])"
+        )
+    return name
+
+
 def cmd_gateway_run(args: argparse.Namespace) -> int:
+    from gateway.auth import ip_literal
     from gateway.server import Tls, bind, server
     from gateway.state import Settings
 
@@ -45,7 +69,25 @@ def cmd_gateway_run(args: argparse.Namespace) -> int:
     for path in (tls.certificate, tls.key) if tls else ():
         if not path.is_file():
             raise UsageError(f"{path}: no such file")
-    settings = Settings(home=home, tls=tls is not None, login_attempts_per_minute=args.login_rate)
+    address = ip_literal(host)
+    # Only this machine reaches a loopback address (a name other than localhost might be any).
+    loopback = host == "localhost" or (address is not None and address.is_loopback)
+    if tls is None and not loopback and not args.insecure_http:
+        raise UsageError(
+            f"--listen {args.listen}: plain HTTP off this machine carries passwords and session "
+            "cookies in clear; serve HTTPS (--node-tls, or --tls-cert and --tls-key), or add "
+            "--insecure-http if a TLS proxy or a private network protects it"
+        )
+    settings = Settings(
+        home=home,
+        tls=tls is not None,
+        login_attempts_per_minute=args.login_rate,
+        login_attempts_per_name=args.login_rate_per_name,
+        trusted_proxies=tuple(args.trusted_proxy),
+        max_feeds=args.max_feeds,
+        # A name to listen on is one to answer (an address is: requests come in on it).
+        server_names=(*args.server_name, *([] if address else [host])),
+    )
     # One line per request (route template, status, time: nothing personal), as operators expect.
     logging.getLogger("accord.gateway").setLevel(logging.INFO)
 
@@ -120,11 +162,52 @@ def add_gateway(sub: Any) -> None:
         "--node-tls", action="store_true", help="serve HTTPS with the node's own certificate"
     )
     p.add_argument(
+        "--insecure-http",
+        action="store_true",
+        help="allow plain HTTP on an address other than loopback (passwords and session "
+        "cookies then cross the network in clear: only behind a TLS proxy or on a private "
+        "network)",
+    )
+    p.add_argument(
         "--login-rate",
         type=whole(1, MAX_LOGIN_RATE),
         default=10,
         metavar="N",
         help=f"login attempts per minute per client address, 1 to {MAX_LOGIN_RATE} (default 10)",
+    )
+    p.add_argument(
+        "--login-rate-per-name",
+        type=whole(1, MAX_LOGIN_RATE),
+        default=5,
+        metavar="N",
+        help="of those, attempts per minute for one user name from one address, "
+        f"1 to {MAX_LOGIN_RATE} (default 5)",
+    )
+    p.add_argument(
+        "--server-name",
+        type=_server_name,
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name browsers reach the gateway by (repeatable); requests for any other "
+        "name than these, the address they came in on and localhost on loopback get 400",
+    )
+    p.add_argument(
+        "--trusted-proxy",
+        type=_proxy,
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="a reverse proxy (IP address or network, repeatable) whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed; without one the client is the connection's peer",
+    )
+    p.add_argument(
+        "--max-feeds",
+        type=whole(1, MAX_FEEDS),
+        default=200,
+        metavar="N",
+        help=f"live feeds (the inbox's server-sent events) open at once, 1 to {MAX_FEEDS} "
+        "(default 200; each holds two file descriptors)",
     )
     p.set_defaults(func=cmd_gateway_run)
 

@@ -14,14 +14,15 @@ from gateway.auth import (
     CSRF_FIELD,
     SESSION_COOKIE,
     Caller,
-    RateLimiter,
+    LoginLimiter,
     caller_of,
     check_csrf,
     check_origin,
     csrf_token,
     load_key,
 )
-from gateway.errors import ApiError, unauthenticated
+from gateway.errors import unauthenticated
+from gateway.events import Feeds
 from gateway.node import NodeApi
 
 
@@ -30,6 +31,18 @@ class Settings:
     home: Path
     tls: bool = False  # served over TLS: cookies are Secure, HSTS is sent
     login_attempts_per_minute: int = 10  # per client address
+    login_attempts_per_name: int = 5  # per (client address, user name), within the above
+    # Proxies whose X-Forwarded-For / -Proto are believed (addresses or networks); none: the
+    # client is the TCP peer, whatever a request's headers say.
+    trusted_proxies: tuple[str, ...] = ()
+    # Host names the gateway answers besides the address a request came in on (and localhost
+    # on loopback): its public name, a reverse proxy's.
+    server_names: tuple[str, ...] = ()
+    max_feeds: int = 200  # live feeds (server-sent events) open at once, all callers together
+    # A client has this long to send a request's head (from connecting, or from the previous
+    # answer), and the whole request: slow clients do not hold connections for ever.
+    request_head_seconds: float = 5.0
+    request_seconds: float = 60.0
 
 
 class Gateway:
@@ -37,24 +50,21 @@ class Gateway:
         self.settings = settings
         self.node = NodeApi(settings.home)
         self.key = load_key(settings.home)
-        self.logins = RateLimiter(limit=settings.login_attempts_per_minute)
+        self.logins = LoginLimiter(
+            per_address=settings.login_attempts_per_minute,
+            per_name=settings.login_attempts_per_name,
+        )
+        self.feeds = Feeds(total=settings.max_feeds)
         self.agency = ""  # the node's, learnt from its policy on first use
 
     def csrf(self, caller: Caller) -> str | None:
         return csrf_token(self.key, caller.token) if caller.session else None
 
     async def login(self, request: Request, *, name: str, password: str) -> Any:
-        """Check the rate limit for the client's address, then ask the node; the answer has
-        the session token to put in the cookie."""
+        """Check the rate limits for the client's address and the name, then ask the node; the
+        answer has the session token to put in the cookie."""
         check_origin(request)
-        address = request.client.host if request.client else "unknown"
-        wait = self.logins.retry_after(address)
-        if wait:
-            raise ApiError(
-                429,
-                "RESOURCE_EXHAUSTED",
-                f"too many login attempts from this address; try again in {wait:.0f} s",
-            )
+        self.logins.check(request.client.host if request.client else "unknown", name)
         return await self.node.call(
             "", "Login", local_pb2.LoginRequest(name=name, password=password)
         )

@@ -40,9 +40,25 @@ def federation(
 
 @contextlib.asynccontextmanager
 async def gateway(
-    node: Node, *, tls: Tls | None = None, login_rate: int = 100
+    node: Node,
+    *,
+    tls: Tls | None = None,
+    login_rate: int = 100,
+    login_rate_per_name: int = 100,
+    trusted_proxies: tuple[str, ...] = (),
+    max_feeds: int = 200,
+    server_names: tuple[str, ...] = (),
+    request_seconds: float = 60.0,
 ) -> AsyncIterator[str]:
-    settings = Settings(home=node.config.home, login_attempts_per_minute=login_rate)
+    settings = Settings(
+        home=node.config.home,
+        login_attempts_per_minute=login_rate,
+        login_attempts_per_name=login_rate_per_name,
+        trusted_proxies=trusted_proxies,
+        max_feeds=max_feeds,
+        server_names=server_names,
+        request_seconds=request_seconds,
+    )
     async with running(settings, tls=tls) as url:
         yield url
 

@@ -59,6 +59,12 @@ async def test_password_set_then_the_gateway_serves_a_login(fed3: Federation) ->
         home,
         "--listen",
         "127.0.0.1:0",
+        "--server-name",
+        "gw.example",
+        "--trusted-proxy",
+        "127.0.0.1",
+        "--login-rate",
+        "1",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -71,6 +77,18 @@ async def test_password_set_then_the_gateway_serves_a_login(fed3: Federation) ->
             assert (await c.get("/healthz")).json() == {"node": "serving"}
             answer = await c.post("/api/v1/login", json={"name": "anna", "password": PASSWORD})
             assert answer.status_code == 200
+            assert (await c.get("/healthz", headers={"Host": "GW.example"})).status_code == 200
+            assert (await c.get("/healthz", headers={"Host": "gw2.example"})).status_code == 400
+            # Behind the trusted proxy, each client has its own allowance of one attempt.
+            tries = [
+                await c.post(
+                    "/api/v1/login",
+                    json={"name": "anna", "password": "wrong password!"},
+                    headers={"X-Forwarded-For": client},
+                )
+                for client in ("198.51.100.1", "198.51.100.1", "198.51.100.2")
+            ]
+            assert [t.status_code for t in tries] == [401, 429, 401]
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 15) == 0
         log = (await proc.stderr.read()).decode()
@@ -94,6 +112,15 @@ async def test_password_set_then_the_gateway_serves_a_login(fed3: Federation) ->
         (["--tls-cert", "nope.pem", "--tls-key", "nope.key"], "nope.pem: no such file"),
         (["--listen", "nonsense"], "--listen: expected HOST:PORT"),
         (["--login-rate", "0"], "argument --login-rate: 0 is out of range (1 to 10000)"),
+        (["--trusted-proxy", "proxy.example"], "'proxy.example' is not an IP address or network"),
+        (["--trusted-proxy", "10.0.0.1/8"], "argument --trusted-proxy: '10.0.0.1/8' is not"),
+        (["--server-name", "gw.example:443"], "argument --server-name: 'gw.example:443' is not"),
+        (["--server-name", "gw example"], "'gw example' is not a host name or address"),
+        (["--listen", "0.0.0.0:0"], "passwords and session cookies in clear; serve HTTPS"),
+        (["--listen", "[::]:0"], "--listen [::]:0: plain HTTP off this machine"),
+        (["--listen", "gw.example:0"], "or add --insecure-http"),
+        # Allowed with --insecure-http: then it fails only at listening on an address not ours.
+        (["--listen", "192.0.2.1:0", "--insecure-http"], "--listen 192.0.2.1:0: cannot listen"),
     ],
 )
 async def test_gateway_run_refuses_bad_arguments(
