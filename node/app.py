@@ -591,7 +591,7 @@ class Node:
             "crl_number": self.trust.crl_number,
             "directory_serial": self.trust.directory.serial,
         }
-        recorded = self.store.enqueue([self.store.high_water_txn(n, v) for n, v in marks.items()])
+        recorded = self.store.record_high_waters(marks)
         self._trust_recorded = True
 
         def done(unit: asyncio.Future[None]) -> None:
@@ -697,7 +697,6 @@ class Node:
                 credentials=self.credentials,
                 delivery=self.config.delivery,
                 max_message_bytes=self.config.limits.max_message_bytes,
-                sign=lambda data: sign(self.key, data),
                 on_receipt=self._receipted,
                 endpoint_of=self.endpoint_of,
             )
@@ -830,10 +829,9 @@ class Node:
                 f"message is {len(data)} bytes; "
                 f"the limit is {self.config.limits.max_message_bytes}",
             )
-        if decision.needs_approval or meta.type == "TRANSFER_AUTHORISATION_GRANT":
+        if decision.needs_approval:
             # Signed alone: a message a supervisor may still reject must not leave even its
-            # hash in the audit path of another envelope; a grant travels on inside forwards,
-            # to third agencies whose nodes may not check audit paths (docs/evidence.md).
+            # hash in the audit path of another envelope.
             signature, proof = sign(self.key, data), b""
         else:
             signature, proof = await self.signer.sign(data, recipients=meta.recipients)
@@ -873,12 +871,6 @@ class Node:
             also=also,
         )
         return Sent(meta.message_id, meta.recipients, data)
-
-    def peer_features(self, agency: str) -> frozenset[str] | None:
-        """What `agency`'s node said it checks when this node's link last opened a stream to
-        it (None: no stream yet)."""
-        link = self.links.get(agency)
-        return None if link is None else link.features
 
     # ---- watching ---------------------------------------------------------------------------
 

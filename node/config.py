@@ -45,7 +45,6 @@ class FederationSection:
 @dataclass(frozen=True, slots=True)
 class LimitsSection:
     max_message_bytes: int = 1024 * 1024
-    max_attachment_bytes: int = 50 * 1024 * 1024
     # What one peer may cost this node (docs/security.md). Published in GetPolicy.
     max_envelopes_per_frame: int = 1024
     max_streams_per_peer: int = 8
@@ -199,11 +198,22 @@ def _is_host_port(value: str) -> bool:
     return bool(sep and host and port.isdigit() and int(port) <= 65535)
 
 
+# Fields `accord node init` once wrote that the node no longer reads: named, with what to do,
+# rather than refused as unknown.
+_REMOVED = {
+    "limits.max_attachment_bytes": "no longer a setting: the node never enforced it "
+    "(attachments travel by reference; limits.max_message_bytes bounds a message); delete "
+    "the line",
+}
+
+
 def _section(name: str, cls: type[Any], values: Any) -> Any:
     if not isinstance(values, dict):
         raise ConfigError(f"{name}: must be a table")
     known = {f.name: f for f in fields(cls)}
     for key in values:
+        if f"{name}.{key}" in _REMOVED:
+            raise ConfigError(f"{name}.{key}: {_REMOVED[f'{name}.{key}']}")
         if key not in known:
             raise ConfigError(f"{name}.{key}: unknown field (known: {', '.join(known)})")
     kwargs: dict[str, Any] = {}
@@ -239,7 +249,6 @@ def _validate(c: Config) -> None:
     positive = {
         "federation.reload_seconds": c.federation.reload_seconds,
         "limits.max_message_bytes": c.limits.max_message_bytes,
-        "limits.max_attachment_bytes": c.limits.max_attachment_bytes,
         "limits.max_streams_per_peer": c.limits.max_streams_per_peer,
         "limits.refusals_per_second": c.limits.refusals_per_second,
         "limits.refusal_burst": c.limits.refusal_burst,
@@ -332,7 +341,6 @@ reload_seconds = 2.0
 
 [limits]
 max_message_bytes = 1048576
-max_attachment_bytes = 52428800
 # What one peer may cost this node: envelopes in one frame, streams open at once, and a budget
 # of refused envelopes (past it the peer is slowed, then cut off for the cool-down).
 max_envelopes_per_frame = 1024

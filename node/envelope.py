@@ -156,12 +156,18 @@ def verify(public_key: ec.EllipticCurvePublicKey, data: bytes, signature: bytes)
 # can never pass for an item signed alone, nor an envelope root for a receipt root.
 
 # What a node checks, named in its Hello answer and in the metadata of each stream it opens
-# (federation.proto): a peer that does not name a feature (an older node) is sent, and
-# answered, everything signed alone.
+# (federation.proto). Protocol v1 needs both: a link does not send to a server that does not
+# name them, and a server does not take a stream whose caller does not.
 ENVELOPE_PROOF = "envelope-proof/v1"  # checks envelopes' audit paths
 RECEIPT_PROOF = "receipt-proof/v1"  # checks receipts' audit paths
 FEATURES = (ENVELOPE_PROOF, RECEIPT_PROOF)
 FEATURES_KEY = "accord-features"  # stream metadata: what the caller checks, comma-separated
+
+
+def missing_features(named: frozenset[str]) -> str:
+    """The features protocol v1 needs that `named` lacks, comma-separated ("" if none)."""
+    return ", ".join(f for f in FEATURES if f not in named)
+
 
 # A node puts at most this many envelopes in one frame; no node's limit
 # (limits.max_envelopes_per_frame) is lower.

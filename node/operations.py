@@ -17,7 +17,7 @@ from accord.v1 import federation_pb2, federation_pb2_grpc, message_pb2
 from certs.identity import agency_dns_name
 from node import access, inbox, onward
 from node.access import Role, User
-from node.envelope import ENVELOPE_PROOF, meta_of, parse_content, set_time, verify
+from node.envelope import meta_of, parse_content, set_time, verify
 from node.errors import (
     FailedPrecondition,
     InvalidRequest,
@@ -476,18 +476,6 @@ class Operations:
                     content=grant_content, signature=row.signature, proof=row.signature_proof or b""
                 )
             )
-        embedded = [outer.forwarded, *([outer.transfer_authorisation] if grant is not None else [])]
-        known = self._node.peer_features(to)
-        if known is not None and ENVELOPE_PROOF not in known and any(e.proof for e in embedded):
-            # Only the originator could sign it again, alone; the third agency's node would
-            # refuse it as BAD_SIGNATURE, for good (docs/evidence.md, "Older nodes").
-            detail = (
-                f"{to}'s node does not check batch-signed envelopes yet, and the original (or "
-                "its grant) was signed with its batch: it can be forwarded once that node is "
-                "upgraded"
-            )
-            await self._log(user, "transfer", "refused", detail=detail, **fields)
-            raise InvalidRequest(detail)
         # Logged against the original message (what was disclosed), with the forward.
         return await self._node.send(
             outer,

@@ -201,16 +201,6 @@ class Trust:
         log.info("federation directory serial %d loaded", new.serial)
         return True
 
-    def install_directory(self, new: Directory) -> None:
-        """Accept an already verified directory (e.g. pushed by the authority), if newer."""
-        if self.directory is not None and new.serial <= self.directory.serial:
-            raise PkiError(
-                f"directory serial {new.serial} is not newer than {self.directory.serial}"
-            )
-        self.directory = new
-        self._forget_peers()
-        self.generation += 1
-
     def _forget_peers(self) -> None:
         """A new CRL or directory: every peer is checked from scratch on its next use."""
         self._peers.clear()

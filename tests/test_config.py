@@ -85,6 +85,7 @@ NAN = float("nan")
     [
         ("node.listn", "127.0.0.1:1", "unknown field"),
         ("limits.max_mesage_bytes", 10, "unknown field"),
+        ("limits.max_attachment_bytes", 52428800, "no longer a setting"),
         ("limits.max_message_bytes", "1MB", "expected int"),
         ("limits.max_message_bytes", 1.5, "expected int"),
         ("delivery.window", True, "expected int"),

@@ -8,16 +8,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
 
+import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from accord.v1 import federation_pb2
 from accord.v1 import message_pb2 as pb
-from node.access import Role, User
 from node.app import Node, Sent
-from node.delivery.link import PeerLink
 from node.envelope import (
     ENVELOPE_ROOT,
     RECEIPT_ROOT,
@@ -31,7 +29,6 @@ from node.envelope import (
     verify_envelope,
     verify_receipt,
 )
-from node.errors import InvalidRequest
 from node.signer import BatchSigner
 from tests.harness import (
     Federation,
@@ -223,47 +220,48 @@ async def test_a_forward_of_a_batch_signed_message_verifies_at_the_third_agency(
     assert info.reason_code == "BAD_SIGNATURE"
 
 
-# ---- peers that do not understand audit paths (older nodes) ---------------------------------
+# ---- protocol v1: both ends name what they check ---------------------------------------------
 
 
-async def test_a_peer_that_does_not_check_envelope_paths_gets_envelopes_signed_alone(
+async def test_a_link_sends_nothing_to_a_node_that_does_not_name_the_v1_features(
     fed3: Federation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A receiver whose Hello names no features (a node from before batch signing) would check
-    the signature over the content only, refuse a batch-signed envelope as BAD_SIGNATURE and
-    keep refusing its resends: the sender signs such envelopes again, alone, for it."""
-    monkeypatch.setattr("node.transport.federation.FEATURES", ())  # every receiver here
+    """A server whose Hello names no features does not speak protocol v1: the link sends it
+    nothing, says why, and tries again later (it may be upgraded)."""
+    monkeypatch.setattr("node.transport.federation.FEATURES", ())  # what every server names
     nl, de, _fr = await fed3.start_all()
     assert nl.store is not None and de.store is not None
-    sent = await asyncio.gather(*(nl.send(incident(to=[DE])) for _ in range(10)))
+    sent = await nl.send(incident(to=[DE]))
 
-    await wait_for(lambda: all_accepted(nl, sent), timeout=8)
-    nl_key = member_key(fed3, NL).public_key()
-    for s in sent:
-        mine = await nl.store.get_message(s.message_id, direction="out")
-        theirs = await de.store.get_message(s.message_id, sender=NL, direction="in")
-        assert mine is not None and theirs is not None
-        assert mine.signature_proof  # this node's record: the batch signature, unchanged
-        assert not theirs.signature_proof
-        assert verify(nl_key, s.content, theirs.signature)  # over the content, as old nodes check
+    async def refused() -> bool:
+        link = nl.links[DE]
+        return link.state == "retrying" and "does not name envelope-proof/v1" in link.last_error
+
+    await wait_for(refused, timeout=8)
+    assert "receipt-proof/v1" in nl.links[DE].last_error
+    assert "protocol v1" in nl.links[DE].last_error
+    assert await de.store.get_message(sent.message_id, direction="in") is None
+    assert [d.state for d in await nl.store.deliveries(sent.message_id)] == ["queued"]
 
 
-@pytest.mark.parametrize("features", [(), None], ids=["names-no-features", "no-features-metadata"])
-async def test_a_sender_that_does_not_check_receipt_paths_gets_receipts_signed_alone(
+@pytest.mark.parametrize(
+    "features",
+    [(), None, ("envelope-proof/v1",)],
+    ids=["names-no-features", "no-features-metadata", "lacks-receipt-proof"],
+)
+async def test_a_stream_whose_caller_does_not_name_the_v1_features_is_refused(
     fed3: Federation, features: tuple[str, ...] | None
 ) -> None:
     _nl, de, _fr = await fed3.start_all()
-    nl_key = member_key(fed3, NL)
-    batch = [complete(incident(to=[DE]), sender=NL).SerializeToString() for _ in range(12)]
-    frame = federation_pb2.EnvelopeBatch()
-    for content in batch:
-        frame.envelopes.add(content=content, signature=sign(nl_key, content))
+    assert de.store is not None
     async with RawExchange(fed3, as_agency=NL, to=de, batched=True, features=features) as raw:
-        receipts = await batch_receipts(raw, frame.SerializeToString(), expect=12)
-    de_key = de.key.public_key()
-    assert all(parse_receipt(r.content).accepted for r in receipts)
-    assert not any(r.proof for r in receipts)
-    assert all(verify(de_key, r.content, r.signature) for r in receipts)
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await batch_receipts(raw, signed_frame(fed3), expect=12)
+    assert failed.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    details = failed.value.details() or ""
+    assert "does not name" in details and "receipt-proof/v1" in details
+    assert "protocol v1" in details
+    assert await de.store.count("messages") == 0
 
 
 async def test_batch_signing_keeps_the_order_sends_were_made_in(fed3: Federation) -> None:
@@ -348,78 +346,3 @@ def signed_frame(fed: Federation, n: int = 12) -> bytes:
         content = complete(incident(to=[DE]), sender=NL).SerializeToString()
         frame.envelopes.add(content=content, signature=sign(key, content))
     return frame.SerializeToString()
-
-
-async def test_a_resend_from_an_older_sender_gets_receipts_it_can_check(fed3: Federation) -> None:
-    """A sender rolled back to a node from before batch receipts resends what it had not
-    recorded: the receipts given the first time, with their paths, are signed again, alone
-    (the same receipt content), or its link would refuse them and stall for good."""
-    _nl, de, _fr = await fed3.start_all()
-    frame = signed_frame(fed3)
-    async with RawExchange(fed3, as_agency=NL, to=de, batched=True) as new:
-        first = await batch_receipts(new, frame, expect=12)
-    assert all(r.proof for r in first)
-    async with RawExchange(fed3, as_agency=NL, to=de, batched=True, features=()) as old:
-        again = await batch_receipts(old, frame, expect=12)
-    de_key = de.key.public_key()
-    assert [r.content for r in again] == [r.content for r in first]
-    assert not any(r.proof for r in again)
-    assert all(verify(de_key, r.content, r.signature) for r in again)
-
-
-async def test_what_a_stream_is_answered_in_is_its_own_callers_choice(fed3: Federation) -> None:
-    """Another connection of the same agency naming other features does not change what an
-    open stream is answered in."""
-    _nl, de, _fr = await fed3.start_all()
-    async with RawExchange(fed3, as_agency=NL, to=de, batched=True, features=()) as old:
-        async with RawExchange(fed3, as_agency=NL, to=de, batched=True) as new:
-            fresh = await batch_receipts(new, signed_frame(fed3), expect=12)
-        receipts = await batch_receipts(old, signed_frame(fed3), expect=12)
-    assert any(r.proof for r in fresh)
-    assert not any(r.proof for r in receipts)
-
-
-async def test_a_batch_signed_original_is_not_forwarded_to_a_node_that_cannot_check_it(
-    fed3: Federation, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Only the originator could sign the original again, alone: forwarding it to a third
-    agency whose node said it does not check audit paths is refused here, with the reason,
-    instead of being refused there as BAD_SIGNATURE for good."""
-    check = PeerLink._check_server_key
-
-    async def fr_is_older(self: PeerLink, stub: Any, key: Any) -> frozenset[str]:
-        features = await check(self, stub, key)
-        return frozenset() if self.peer == FR else features
-
-    monkeypatch.setattr(PeerLink, "_check_server_key", fr_is_older)
-    fed3.authority.set_agreements(
-        (open_agreement(fed3.agencies, fed3.now, onward_transfer="ALLOWED"),), now=fed3.now
-    )
-    fed3.reload_all()
-    nl, de, _fr = await fed3.start_all()
-    assert de.store is not None
-    drafts = []
-    for _ in range(4):
-        draft = incident(to=[DE])
-        draft.onward_transfer = pb.ONWARD_TRANSFER_ALLOWED
-        drafts.append(draft)
-    sent = await asyncio.gather(*(nl.send(d) for d in drafts))
-    opener = await de.send(liaison(to=[FR], purpose=PURPOSE))  # DE's link to FR says Hello
-
-    async def ready() -> bool:
-        assert de.store is not None
-        held = await de.store.get_message(sent[0].message_id, sender=NL, direction="in")
-        return held is not None and await all_accepted(de, [opener])
-
-    await wait_for(ready, timeout=8)
-    assert de.peer_features(FR) == frozenset()
-    officer = User("dirk", Role.LIAISON_OFFICER, frozenset({PURPOSE}))
-    with pytest.raises(InvalidRequest, match="does not check batch-signed envelopes"):
-        await de.operations.forward(
-            officer,
-            message_id=sent[0].message_id,
-            sender=NL,
-            to=FR,
-            purpose="",
-            justification="suspect believed to have crossed into France",
-        )

@@ -196,7 +196,7 @@ async def test_migrations_are_recorded_and_applied_once(tmp_short: Path) -> None
         assert versions[0] == 1 and versions == sorted(set(versions)), "numbering is not ordered"
         content = b"kept across re-opening"
         message = inbound(store, "0190a0a0-0000-7000-8000-000000000001", content)
-        await store.store_inbound(message)
+        await store.writer.submit([store.inbound_txn(message)])
     finally:
         await store.close()
 
@@ -215,7 +215,7 @@ async def test_a_different_master_key_opens_nothing(tmp_short: Path) -> None:
     db = tmp_short / "accord.db"
     store = await Store.open(db, keys=KeyRing(os.urandom(32)))
     mid = "0190a0a0-0000-7000-8000-000000000002"
-    await store.store_inbound(inbound(store, mid, b"secret"))
+    await store.writer.submit([store.inbound_txn(inbound(store, mid, b"secret"))])
     await store.close()
     store = await Store.open(db, keys=KeyRing(os.urandom(32)))
     try:
@@ -257,9 +257,9 @@ async def test_a_bad_unit_in_a_group_commit_fails_alone(tmp_short: Path) -> None
                (999, "x", DE, "not-a-state"))  # fmt: skip
         # Queued in one step, so the writer takes them as one group.
         futures = [
-            store.enqueue([store.inbound_txn(first)]),
-            store.enqueue([bad]),
-            store.enqueue([store.inbound_txn(last)]),
+            store.writer.enqueue([store.inbound_txn(first)]),
+            store.writer.enqueue([bad]),
+            store.writer.enqueue([store.inbound_txn(last)]),
         ]
         results = await asyncio.gather(*futures, return_exceptions=True)
         assert results[0] is None and results[2] is None
@@ -319,7 +319,7 @@ async def test_a_locked_database_fails_a_group_once_not_unit_by_unit(
             messages = [
                 inbound(store, f"0190a0a0-0000-7000-8000-00000000009{i}", b"x") for i in range(3)
             ]
-            units = [store.enqueue([store.inbound_txn(m)]) for m in messages]
+            units = [store.writer.enqueue([store.inbound_txn(m)]) for m in messages]
             results = await asyncio.gather(*units, return_exceptions=True)
         finally:
             other.execute("ROLLBACK")
@@ -393,7 +393,7 @@ async def test_a_lock_held_elsewhere_is_waited_for_off_the_loop(tmp_short: Path)
             other.execute("BEGIN EXCLUSIVE")
             m = inbound(store, "0190a0a0-0000-7000-8000-000000000501", b"waited")
             start = loop.time()
-            unit = store.enqueue([store.inbound_txn(m)])
+            unit = store.writer.enqueue([store.inbound_txn(m)])
             while not store.writer.locked and loop.time() - start < 2:
                 await asyncio.sleep(0.01)
             # Seen at once, not after a busy wait on the loop (that would be the 5 s above).

@@ -39,12 +39,12 @@ from certs.identity import agency_dns_name
 from node.clock import Clock
 from node.config import DeliverySection
 from node.envelope import (
-    ENVELOPE_PROOF,
     FEATURES,
     FEATURES_KEY,
     FRAME_ENVELOPES,
     ReceiptInfo,
     hello_bytes,
+    missing_features,
     parse_receipt,
     receipt_signed_bytes,
     verify,
@@ -121,13 +121,11 @@ class PeerLink:
         credentials: Credentials,
         delivery: DeliverySection,
         max_message_bytes: int,
-        sign: Callable[[bytes], bytes],
         on_receipt: Callable[[ReceiptEvent], None] = lambda e: None,
         endpoint_of: Callable[[str, str], str] = lambda agency, listed: listed,
     ) -> None:
         self.peer = peer
         self._endpoint_of = endpoint_of  # (agency, directory endpoint) -> where to connect
-        self._sign = sign  # this node's key, for envelopes a peer needs signed alone
         # What the peer's node said it checks in its last Hello (None: not connected yet).
         self.features: frozenset[str] | None = None
         self.agency = agency
@@ -378,7 +376,14 @@ class PeerLink:
                 f"the server at {self.peer}'s endpoint did not prove it holds the key of the "
                 "certificate the directory lists for it; nothing was sent"
             )
-        return frozenset(hello.features)
+        features = frozenset(hello.features)
+        missing = missing_features(features)
+        if missing:
+            raise LinkDown(
+                f"{self.peer}'s node does not name {missing} in its Hello: it does not speak "
+                "protocol v1 (batch-signed envelopes and receipts); nothing was sent"
+            )
+        return features
 
     async def _session(self) -> None:
         try:
@@ -406,9 +411,6 @@ class PeerLink:
         ) as channel:
             stub = federation_pb2_grpc.FederationStub(channel)
             self.features = await self._check_server_key(stub, peer.public_key)
-            # An older peer checks an envelope's signature over its content only: one signed
-            # with its batch is signed again, alone, for it (what this node stored is unchanged).
-            alone = ENVELOPE_PROOF not in self.features
             # Several envelopes per frame: gRPC's cost is per frame, and it was the largest
             # per-message cost on both sides (docs/benchmarks.md).
             call = stub.ExchangeBatches(metadata=((FEATURES_KEY, ",".join(FEATURES)),))
@@ -445,14 +447,9 @@ class PeerLink:
                             frame, size = federation_pb2.EnvelopeBatch(), 0
                         in_flight.append(env)
                         unsettled.add(env.seq)
-                        if alone and env.proof:
-                            frame.envelopes.add(
-                                content=env.content, signature=self._sign(env.content)
-                            )
-                        else:
-                            frame.envelopes.add(
-                                content=env.content, signature=env.signature, proof=env.proof
-                            )
+                        frame.envelopes.add(
+                            content=env.content, signature=env.signature, proof=env.proof
+                        )
                         size += len(env.content) + len(env.signature) + len(env.proof)
                         self.sent += 1
                         cursor = env.seq

@@ -33,7 +33,6 @@ from node.envelope import (
     meta_of,
     parse_content,
     receipt_content,
-    sign,
     sign_receipts,
     verify,
 )
@@ -126,21 +125,8 @@ class Receiver:
         self._order: dict[str, asyncio.Lock] = {}
         self._storage_down = False  # said once per outage, not per batch
 
-    async def handle(
-        self, peer: Peer, envelopes: Sequence[Arrival], *, receipt_paths: bool = False
-    ) -> list[Answer]:
-        """Answer a batch of envelopes from one peer, in order, after they are durable."""
-        task = await self.admit(peer, envelopes, receipt_paths=receipt_paths)
-        return await task
-
-    async def admit(
-        self, peer: Peer, envelopes: Sequence[Arrival], *, receipt_paths: bool = False
-    ) -> asyncio.Task[list[Answer]]:
+    async def admit(self, peer: Peer, envelopes: Sequence[Arrival]) -> asyncio.Task[list[Answer]]:
         """The ordered part of answering a batch: verify, check, and queue it for commit.
-
-        `receipt_paths`: whether the stream's caller checks receipts' audit paths (it named
-        receipt-proof/v1 when it opened the stream). If not (an older node), every receipt it
-        is given is signed alone, the ones given before to an earlier copy included.
 
         Returns once the batch's unit is queued behind the peer's earlier batches; the task
         returned resolves to the answers after the commit. A stream calls this for one batch
@@ -173,7 +159,7 @@ class Receiver:
                     await asyncio.sleep(delay)
             # One signature for every receipt of the batch, refusals included (a Merkle root,
             # each receipt with its audit path): the receiver's signing cost is per batch.
-            self._sign(drafts, receipt_paths=receipt_paths, now=now)
+            self._sign(drafts, now=now)
             arrivals: list[tuple[str, Statement | None]] = []  # one per envelope, in order
             for d in drafts:
                 if d.reason is None:
@@ -216,17 +202,14 @@ class Receiver:
 
         committed.add_done_callback(announce)
         return asyncio.create_task(
-            self._finish(peer, committed, drafts, now, receipt_paths),
+            self._finish(peer, committed, drafts, now),
             name=f"answers-{peer.agency}",
         )
 
-    def _sign(self, drafts: Sequence[_Draft], *, receipt_paths: bool, now: datetime) -> None:
-        """Sign the drafts' receipts (one signature for all of them when the caller checks
-        audit paths) and complete each: its answer and, if accepted, the row to store."""
-        if receipt_paths:
-            signatures = sign_receipts(self._key, [d.receipt for d in drafts])
-        else:
-            signatures = [(sign(self._key, d.receipt), b"") for d in drafts]
+    def _sign(self, drafts: Sequence[_Draft], *, now: datetime) -> None:
+        """Sign the drafts' receipts (one signature for all of them) and complete each: its
+        answer and, if accepted, the row to store."""
+        signatures = sign_receipts(self._key, [d.receipt for d in drafts])
         for d, (receipt_signature, proof) in zip(drafts, signatures, strict=True):
             d.answer = Answer(
                 d.receipt,
@@ -258,17 +241,15 @@ class Receiver:
         committed: asyncio.Future[Any],
         drafts: list[_Draft],
         now: datetime,
-        receipt_paths: bool,
     ) -> list[Answer]:
         """The batch's answers, once it is committed: each envelope's own, or, for one
-        answered before, the receipt it got the first time (signed again, alone, for a caller
-        that does not check audit paths: the same receipt content, one it can check). If the
-        store could not take the batch, every envelope is answered DEFERRED
-        (STORAGE_UNAVAILABLE): nothing was stored, and the sender sends it again."""
+        answered before, the receipt it got the first time. If the store could not take the
+        batch, every envelope is answered DEFERRED (STORAGE_UNAVAILABLE): nothing was stored,
+        and the sender sends it again."""
         try:
             priors = await asyncio.shield(committed)  # cancelling this wait must not cancel it
         except sqlite3.Error as exc:
-            return self._unstored(peer, drafts, now, exc, receipt_paths=receipt_paths)
+            return self._unstored(peer, drafts, now, exc)
         if self._storage_down:
             self._storage_down = False
             log.warning("storage available again: envelopes are stored and answered")
@@ -282,16 +263,13 @@ class Receiver:
                 first = out[prior]
                 assert first is not None
             else:
-                signature, proof = prior.receipt_signature, prior.receipt_proof
-                if proof and not receipt_paths:
-                    signature, proof = sign(self._key, prior.receipt), b""
                 first = Answer(
                     prior.receipt,
-                    signature,
+                    prior.receipt_signature,
                     prior.content_sha256,
                     accepted=True,
                     reason="duplicate",
-                    proof=proof,
+                    proof=prior.receipt_proof,
                 )
             if first.content_sha256 == draft.sha:
                 out.append(replace(first, accepted=True, reason="duplicate"))
@@ -311,7 +289,7 @@ class Receiver:
             if self._budget is not None:
                 with contextlib.suppress(CooledDown):  # its next batch is refused
                     self._budget.charge(peer.agency, len(conflicts))
-            self._sign([c for _, c in conflicts], receipt_paths=receipt_paths, now=now)
+            self._sign([c for _, c in conflicts], now=now)
             for at, conflict in conflicts:
                 out[at] = conflict.signed()
                 self._on_refused(peer.agency, conflict.mid, Reason.ID_CONFLICT)
@@ -325,8 +303,6 @@ class Receiver:
         drafts: Sequence[_Draft],
         now: datetime,
         error: Exception,
-        *,
-        receipt_paths: bool,
     ) -> list[Answer]:
         """DEFERRED answers for a batch the store could not take."""
         if not self._storage_down:
@@ -345,7 +321,7 @@ class Receiver:
             )
             for d in drafts
         ]
-        self._sign(deferred, receipt_paths=receipt_paths, now=now)
+        self._sign(deferred, now=now)
         return [d.signed() for d in deferred]
 
     def _refusal_draft(

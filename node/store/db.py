@@ -498,9 +498,6 @@ class Store:
         committed.add_done_callback(committed_now)
         await asyncio.shield(committed)
 
-    async def store_inbound(self, m: StoredMessage) -> None:
-        await self.writer.submit([self.inbound_txn(m)])
-
     def inbound_txn(self, m: StoredMessage) -> Statement:
         return self._insert_message_txn(m)
 
@@ -593,11 +590,6 @@ class Store:
             return answers
 
         return self.writer.enqueue_call(run)
-
-    def enqueue(self, statements: Sequence[Statement]) -> asyncio.Future[None]:
-        """Queue statements built by the *_txn methods as one unit of a group commit, now;
-        the future resolves once they are committed."""
-        return self.writer.enqueue(statements)
 
     def record_receipts(
         self,
@@ -742,13 +734,18 @@ class Store:
         )
         return {str(name): int(value) for name, value in rows}
 
-    @staticmethod
-    def high_water_txn(name: str, value: int) -> Statement:
-        """Record `value` under `name` unless a higher one is recorded already."""
-        return (
-            "INSERT INTO node_state (name, value) VALUES (?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
-            (name, value),
+    def record_high_waters(self, marks: dict[str, int]) -> asyncio.Future[None]:
+        """Queue `marks` (name -> value) as one unit, each value kept unless a higher one is
+        recorded already; the future resolves once they are committed."""
+        return self.writer.enqueue(
+            [
+                (
+                    "INSERT INTO node_state (name, value) VALUES (?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
+                    (name, value),
+                )
+                for name, value in marks.items()
+            ]
         )
 
     async def sweep_rejections(self, *, before: datetime, limit: int) -> int:

@@ -13,7 +13,7 @@ from google.protobuf.message import DecodeError
 from accord.v1 import federation_pb2, message_pb2
 from node.delivery.budget import CooledDown, RefusalBudget
 from node.delivery.receiver import Answer, Arrival, Receiver
-from node.envelope import FEATURES, FEATURES_KEY, RECEIPT_PROOF, hello_bytes
+from node.envelope import FEATURES, FEATURES_KEY, hello_bytes, missing_features
 from node.transport.auth import current_peer
 from node.trust import Peer
 
@@ -23,7 +23,7 @@ SERVICE = "accord.v1.Federation"
 
 
 def features_of(context: Any) -> frozenset[str]:
-    """The features a caller named for this call (none: an older node)."""
+    """The features a caller named for this call."""
     for key, value in context.invocation_metadata() or ():
         if key == FEATURES_KEY and isinstance(value, str):
             return frozenset(f for f in value.split(",") if f)
@@ -186,6 +186,13 @@ class FederationServicer:
         peer = current_peer()
         if self._closing:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "node is shutting down")
+        missing = missing_features(features_of(context))
+        if missing:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"the stream's {FEATURES_KEY} metadata does not name {missing}: this node "
+                "speaks protocol v1 only (batch-signed envelopes and receipts)",
+            )
         if self._budget is not None:
             try:
                 self._budget.check(peer.agency)
@@ -209,9 +216,6 @@ class FederationServicer:
     async def _stream(
         self, request_iterator: AsyncIterator[bytes], context: Any, peer: Peer, *, batched: bool
     ) -> AsyncIterator[list[Answer]]:
-        # What the caller says, for this stream, it checks (docs/evidence.md, "Older nodes"):
-        # per stream, so another connection of the same agency cannot change it.
-        receipt_paths = RECEIPT_PROOF in features_of(context)
         frames: asyncio.Queue[Arrival | None] = asyncio.Queue(_BATCH_MAX * 2)
         answers: asyncio.Queue[asyncio.Task[Any] | None] = asyncio.Queue(_BATCHES_IN_FLIGHT)
 
@@ -258,9 +262,7 @@ class FederationServicer:
                             break
                         batch.append(nxt)
                     # One batch admitted at a time: what arrives meanwhile is the next batch.
-                    await answers.put(
-                        await self._receiver.admit(peer, batch, receipt_paths=receipt_paths)
-                    )
+                    await answers.put(await self._receiver.admit(peer, batch))
             finally:
                 await answers.put(None)
 
