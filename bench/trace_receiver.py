@@ -18,8 +18,8 @@ from typing import Any
 
 from accord.v1 import federation_pb2
 from node.delivery.receiver import Answer, Arrival, Receiver
-from node.envelope import message_id_hint, parse_receipt
 from node.trust import Peer
+from node.wire import message_id_hint, parse_receipt
 
 MARKS: dict[str, dict[str, float]] = {}
 

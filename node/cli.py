@@ -29,7 +29,7 @@ from certs.directory import TLP_LABELS, tlp_label, tlp_name
 from certs.errors import PkiError
 from certs.identity import check_agency_code
 from node import config as config_mod
-from node import logs
+from node import logs, signing
 from node.client import connect, local_error, resolve_home
 from node.errors import AccordError
 from node.text import printable
@@ -280,8 +280,7 @@ def cmd_node_run(args: argparse.Namespace) -> int:
         nonlocal stopped_in_time
         try:
             with logs.held():
-                node = Node(config, drill=args.drill)
-                await node.start()
+                node = await Node.open(config, drill=args.drill)
         except (AccordError, PkiError):
             raise
         except Exception as exc:
@@ -555,7 +554,7 @@ def _read_body(path: str, body: Any, *, type_name: str) -> None:
 def build_content(args: argparse.Namespace) -> Any:
     """The MessageContent `accord send` asks the node to send (the node signs and completes it)."""
     from accord.v1 import message_pb2 as pb
-    from node.envelope import CONTROL_TYPES, INCIDENT_TYPES, MESSAGE_TYPES
+    from node.wire import CONTROL_TYPES, INCIDENT_TYPES, MESSAGE_TYPES
 
     recipients = _csv(args.to)
     if not recipients:
@@ -782,7 +781,7 @@ def _check_signature(
     None when it could not be checked (e.g. the signer has left the directory).
     """
     from certs.directory import load_directory
-    from node.envelope import public_key_of, verify
+    from node.signing import public_key_of, verify_signed
 
     try:
         config = config_mod.load(home)
@@ -793,7 +792,7 @@ def _check_signature(
     if member is None:
         return None, f"not checked: {agency} is not in the current federation directory"
     fp = member.certificate_sha256[:16]
-    if verify(public_key_of(member.certificate()), data, signature):
+    if verify_signed(public_key_of(member.certificate()), data, signature):
         return True, f"verifies with {agency}'s certificate (sha256 {fp}...)"
     return False, f"DOES NOT VERIFY with {agency}'s certificate (sha256 {fp}...)"
 
@@ -801,24 +800,24 @@ def _check_signature(
 def _check_receipt(home: Path, agency: str, receipt: Any) -> tuple[bool | None, str]:
     """A receipt's signature, over its content or, signed in a batch, over the batch root its
     audit path leads to (see Receipt in message.proto)."""
-    from node.envelope import receipt_signed_bytes
+    from node.signing import RECEIPT
 
-    return _check_signed(home, agency, receipt, receipt_signed_bytes)
+    return _check_signed(home, agency, receipt, RECEIPT)
 
 
 def _check_envelope(home: Path, agency: str, envelope: Any) -> tuple[bool | None, str]:
     """An envelope's signature, over its content or, signed with the other sends of its
     batch, over the batch root its audit path leads to (see Envelope in message.proto)."""
-    from node.envelope import envelope_signed_bytes
+    from node.signing import ENVELOPE
 
-    return _check_signed(home, agency, envelope, envelope_signed_bytes)
+    return _check_signed(home, agency, envelope, ENVELOPE)
 
 
 def _check_signed(
-    home: Path, agency: str, item: Any, signed_bytes: Callable[[bytes, bytes], bytes | None]
+    home: Path, agency: str, item: Any, domain: signing.Domain
 ) -> tuple[bool | None, str]:
     """`item` (content, signature, proof) checked with `agency`'s certificate."""
-    signed = signed_bytes(item.content, item.proof)
+    signed = signing.signed_bytes(item.content, item.proof, domain)
     if signed is None:
         return False, "DOES NOT VERIFY: the audit path to the signed batch root is malformed"
     ok, check = _check_signature(home, agency, signed, item.signature)
@@ -834,14 +833,14 @@ def _content_doc(content: Any) -> dict[str, Any]:
     as an agency code, its message id and its content, instead of base64 bytes."""
     from google.protobuf import json_format  # type: ignore[import-untyped, unused-ignore]
 
-    from node.envelope import parse_content
+    from node.wire import content_message
 
     doc: dict[str, Any] = json_format.MessageToDict(content, preserving_proto_field_name=True)
     for name in ("forwarded", "transfer_authorisation"):
         if not content.HasField(name):
             continue
         envelope = getattr(content, name)
-        inner = parse_content(envelope.content)
+        inner = content_message(envelope.content)
         doc[name] = {
             "originator": inner.sender,
             "message_id": inner.message_id,

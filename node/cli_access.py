@@ -17,6 +17,7 @@ from accord.v1 import local_pb2
 from accord.v1 import message_pb2 as pb
 from certs.ca import FederationAuthority
 from certs.directory import agreement_from_dict, agreement_to_dict
+from node import signing
 from node.cli import (
     MAX_RETENTION_DAYS,
     UsageError,
@@ -33,7 +34,7 @@ from node.cli import (
     whole,
 )
 from node.client import connect, resolve_home
-from node.onward import GRANT_DAYS
+from node.policy.onward import GRANT_DAYS
 from node.text import printable
 
 
@@ -365,7 +366,9 @@ def cmd_policy_show(args: argparse.Namespace) -> int:
     doc = json.loads(signed.policy_json)
     now = datetime.now(UTC)
     home = resolve_home(args.home)
-    ok, check = _check_signature(home, signed.agency, signed.policy_json, signed.signature)
+    data = signing.signed_bytes(signed.policy_json, b"", signing.POLICY)
+    assert data is not None  # a policy has no audit path
+    ok, check = _check_signature(home, signed.agency, data, signed.signature)
     if args.json:
         # The signed bytes exactly as signed, with the signature: a third party checks them
         # with the agency's certificate (openssl dgst -sha256 -verify).

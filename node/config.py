@@ -12,10 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from certs.identity import AGENCY_CODE, FEDERATION_NAME
-from node.envelope import FRAME_ENVELOPES
 from node.errors import ConfigError
 
 CONFIG_FILE = "config.toml"
+# No node takes fewer envelopes in one frame (limits.max_envelopes_per_frame), so no node sends
+# more (delivery.frame_envelopes): a lower cap would cut its peers' streams for nothing.
+FRAME_ENVELOPES_FLOOR = 512
+# Every node takes frames of 4 * its max_message_bytes + 1 MiB (Node.frame_limit): no node's
+# frames are larger than this.
+FRAME_BYTES_MAX = 1 << 20
 _MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 _MAX_LOGIN_SECONDS = 30 * 86400.0
 
@@ -57,10 +62,22 @@ class LimitsSection:
 
 @dataclass(frozen=True, slots=True)
 class DeliverySection:
+    """Retries, and every batching size on a message's path. Under load the fixed cost of each
+    step (a gRPC frame, a signature, a verification, a commit) is paid once per batch, which
+    is what keeps the cost per message low."""
+
     backoff_initial_seconds: float = 0.1
     backoff_max_seconds: float = 30.0
     window: int = 512  # envelopes in flight per peer stream
-    batch_max: int = 512  # envelopes per group commit
+    frame_envelopes: int = FRAME_ENVELOPES_FLOOR  # envelopes per frame a link sends, at most
+    frame_bytes: int = FRAME_BYTES_MAX  # a frame is closed once it reaches about this size
+    sign_batch: int = 512  # sends signed with one signature, at most
+    # Envelopes the receiver admits as one batch: smaller than the sender's window, so that
+    # several batches are at different stages at once (signatures in a thread, checks on the
+    # loop, the commit) while a queue drains.
+    receive_batch: int = 128
+    batches_in_flight: int = 8  # admitted batches per stream whose receipts are not yet sent
+    batch_max: int = 512  # units of work (a send, a batch of envelopes, ...) per group commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +275,11 @@ def _validate(c: Config) -> None:
         "delivery.backoff_initial_seconds": c.delivery.backoff_initial_seconds,
         "delivery.backoff_max_seconds": c.delivery.backoff_max_seconds,
         "delivery.window": c.delivery.window,
+        "delivery.frame_envelopes": c.delivery.frame_envelopes,
+        "delivery.frame_bytes": c.delivery.frame_bytes,
+        "delivery.sign_batch": c.delivery.sign_batch,
+        "delivery.receive_batch": c.delivery.receive_batch,
+        "delivery.batches_in_flight": c.delivery.batches_in_flight,
         "delivery.batch_max": c.delivery.batch_max,
         "login.max_failures": c.login.max_failures,
         "login.lockout_seconds": c.login.lockout_seconds,
@@ -273,12 +295,20 @@ def _validate(c: Config) -> None:
             f"limits.max_message_bytes: at most {_MAX_MESSAGE_BYTES} (256 MiB), "
             f"got {c.limits.max_message_bytes}"
         )
-    # Every node puts up to FRAME_ENVELOPES envelopes in a frame: a lower cap would cut its
-    # peers' streams for doing nothing wrong.
-    if not c.limits.max_envelopes_per_frame >= FRAME_ENVELOPES:
+    if not c.limits.max_envelopes_per_frame >= FRAME_ENVELOPES_FLOOR:
         raise ConfigError(
-            f"limits.max_envelopes_per_frame: at least {FRAME_ENVELOPES} (what nodes send in "
-            f"one frame), got {c.limits.max_envelopes_per_frame}"
+            f"limits.max_envelopes_per_frame: at least {FRAME_ENVELOPES_FLOOR} (what nodes may "
+            f"send in one frame), got {c.limits.max_envelopes_per_frame}"
+        )
+    if c.delivery.frame_envelopes > FRAME_ENVELOPES_FLOOR:
+        raise ConfigError(
+            f"delivery.frame_envelopes: at most {FRAME_ENVELOPES_FLOOR} (what every node takes "
+            f"in one frame), got {c.delivery.frame_envelopes}"
+        )
+    if c.delivery.frame_bytes > FRAME_BYTES_MAX:
+        raise ConfigError(
+            f"delivery.frame_bytes: at most {FRAME_BYTES_MAX} (what every node takes in one "
+            f"frame), got {c.delivery.frame_bytes}"
         )
     for name in ("lockout_seconds", "session_idle_seconds", "session_max_seconds"):
         if getattr(c.login, name) > _MAX_LOGIN_SECONDS:  # also refuses inf
@@ -355,7 +385,15 @@ max_clock_skew_seconds = 300.0
 [delivery]
 backoff_initial_seconds = 0.1
 backoff_max_seconds = 30.0
+# Batching: envelopes in flight per peer stream; per frame sent, at most (and bytes); sends
+# signed together, at most; envelopes the receiver admits as one batch, and such batches per
+# stream awaiting their receipts; units of work per group commit.
 window = 512
+frame_envelopes = 512
+frame_bytes = 1048576
+sign_batch = 512
+receive_batch = 128
+batches_in_flight = 8
 batch_max = 512
 
 [store]

@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from certs.directory import Directory, Member, load_directory
 from certs.errors import PkiError
 from certs.identity import agency_of, fingerprint
-from node.envelope import public_key_of
 from node.errors import ConfigError, Reason, Unauthenticated
+from node.signing import public_key_of
 
 log = logging.getLogger(__name__)
 

@@ -20,13 +20,16 @@ from certs.ca import FederationAuthority, load_key
 from certs.directory import Agreement
 from certs.identity import agency_dns_name
 from node import config as config_mod
-from node import samples
-from node.access import Role, User
+from node import samples, wire
 from node.app import Node
 from node.clock import Clock, OffsetClock
-from node.envelope import FEATURES, FEATURES_KEY, MESSAGE_TYPES, sign
+from node.delivery.outbound import Sent
 from node.home import init_home
 from node.ids import uuid7
+from node.messages import MessageMeta
+from node.policy.access import Role, User
+from node.signing import ENVELOPE, sign
+from node.wire import FEATURES, FEATURES_KEY, MESSAGE_TYPES
 
 FEDERATION = "accord.test"
 incident = samples.incident  # the sample incident, as the tests import it from here
@@ -92,8 +95,7 @@ class Federation:
         home = self.homes[agency]
         cfg = config_mod.load(home)
         cfg = replace(cfg, node=replace(cfg.node, listen=f"127.0.0.1:{port}"))
-        node = Node(cfg, clock=self.clock)
-        await node.start()
+        node = await Node.open(cfg, clock=self.clock)
         self.nodes[agency] = node
         self.authority.set_endpoint(agency=agency, endpoint=f"127.0.0.1:{node.port}", now=self.now)
         self.reload_all()
@@ -120,6 +122,16 @@ class Federation:
                 errors.append(exc)
         if errors:
             raise errors[0]
+
+
+async def node_send(node: Node, content: pb.MessageContent) -> Sent:
+    """What a local user's send does, past the user's access checks: the node's one send."""
+    return await node.outbound.send(wire.draft(content))
+
+
+def meta_of(content: pb.MessageContent) -> MessageMeta:
+    """A content's meta, checked for structure, as the receiver sees it."""
+    return wire.decode(content.SerializeToString()).meta
 
 
 def liaison(
@@ -178,7 +190,9 @@ def complete(draft: pb.MessageContent, *, sender: str, message_id: str = "") -> 
 
 def envelope_frame(content: bytes, key: ec.EllipticCurvePrivateKey) -> bytes:
     """A serialised Envelope over `content`, signed with `key`."""
-    frame: bytes = pb.Envelope(content=content, signature=sign(key, content)).SerializeToString()
+    frame: bytes = pb.Envelope(
+        content=content, signature=sign(key, content, ENVELOPE)
+    ).SerializeToString()
     return frame
 
 
@@ -348,7 +362,6 @@ async def held(node: Node, message_id: str, *, sender: str, timeout: float = 10.
     """Wait until `node` holds the message `message_id` received from `sender`."""
 
     async def arrived() -> bool:
-        assert node.store is not None
         return await node.store.get_message(message_id, sender=sender, direction="in") is not None
 
     await wait_for(arrived, timeout=timeout)

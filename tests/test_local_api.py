@@ -70,7 +70,7 @@ async def test_a_disabled_users_open_watch_ends(fed3: Federation) -> None:
         await add_user(de, name, "liaison_officer", purposes=["missing-persons"])
 
     async def watching(n: int) -> bool:
-        return len(de._watchers) == n
+        return len(de.watchers) == n
 
     async with (
         connect(de.config.home, user="bert") as bert,

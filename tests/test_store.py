@@ -22,12 +22,12 @@ import pytest
 from accord.v1 import local_pb2
 from accord.v1 import message_pb2 as pb
 from node.client import connect
-from node.envelope import digest
+from node.signing import digest
 from node.store import Store, StoredMessage
 from node.store import writer as writer_module
 from node.store.access import AccessStore
 from node.store.keys import KeyRing, Sealed, SealError, aad_for
-from tests.harness import Federation, add_user, held, incident, wait_for
+from tests.harness import Federation, add_user, held, incident, node_send, wait_for
 
 NL, DE = "NL-POL", "DE-BKA"
 
@@ -47,10 +47,9 @@ def files_under(home: Path) -> list[Path]:
 
 async def send_and_wait(fed: Federation, narrative: str) -> str:
     nl = fed.nodes[NL]
-    sent = await nl.send(incident(to=[DE], narrative=narrative))
+    sent = await node_send(nl, incident(to=[DE], narrative=narrative))
 
     async def accepted() -> bool:
-        assert nl.store is not None
         return [d.state for d in await nl.store.deliveries(sent.message_id)] == ["accepted"]
 
     await wait_for(accepted, timeout=5)
@@ -62,7 +61,6 @@ async def test_bodies_are_encrypted_in_every_file_of_both_nodes(fed2: Federation
     marker = "Unmistakable-narrative-7f3a9c: the courier hid it in the spare tyre."
     message_id = await send_and_wait(fed2, marker)
     de = fed2.nodes[DE]
-    assert de.store is not None
     stored = await de.store.get_message(message_id, sender=NL)
     assert stored is not None
     content = de.store.open_content(stored)
@@ -89,7 +87,6 @@ async def test_each_message_has_its_own_data_key(fed2: Federation) -> None:
     same = "Identical narrative in both messages."
     ids = [await send_and_wait(fed2, same) for _ in range(2)]
     de = fed2.nodes[DE]
-    assert de.store is not None
     rows = await de.store.list_messages(direction="in")
     sealed = {m.message_id: m.sealed for m in rows}
     a, b = (sealed[i] for i in ids)
@@ -541,12 +538,11 @@ async def test_altered_markings_make_a_row_unreadable(fed3: Federation) -> None:
     a liaison officer read it: the row no longer opens (the markings are sealed with it), and
     a row sealed before markings were bound (seal 1) is checked against the TLP inside it."""
     nl, de, _ = await fed3.start_all()
-    assert de.store is not None
     await add_user(de, "otto", "liaison_officer")
     await add_user(de, "sven", "supervisor")
     red = incident(to=[DE])
     red.tlp = pb.TLP_RED
-    sent = [await nl.send(red) for _ in range(2)]
+    sent = [await node_send(nl, red) for _ in range(2)]
     for s in sent:
         await held(de, s.message_id, sender=NL)
 

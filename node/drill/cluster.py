@@ -49,9 +49,9 @@ from certs.identity import check_agency_code
 from node import config as config_mod
 from node.client import NodeNotRunningError, connect, health
 from node.drill.proxy import FaultProxy, Mode
-from node.envelope import MESSAGE_TYPES
 from node.errors import AccordError, ConfigError
 from node.home import init_home
+from node.wire import MESSAGE_TYPES
 
 FEDERATION = "drill.accord.test"
 DEFAULT_AGENCIES = ("NL-POL", "DE-BKA", "FR-PN", "BE-FPP")

@@ -13,7 +13,7 @@ from datetime import datetime
 
 import aiosqlite
 
-from node.access import Role, User
+from node.policy.access import Role, User
 from node.store.db import Store, StoredMessage, _ts, succeeded
 
 

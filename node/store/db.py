@@ -20,8 +20,8 @@ from typing import Any, cast
 
 import aiosqlite
 
-from node.envelope import MessageMeta
 from node.errors import ConfigError, Reason, Refused
+from node.messages import MessageMeta
 from node.store.keys import SEAL_VERSION, KeyRing, Sealed, SealError, aad_for
 from node.store.writer import GroupCommitWriter, Statement
 
@@ -325,6 +325,10 @@ class Store:
         store._last_seq = int(rows[0][0])
         store.writer.start()
         return store
+
+    def observe_commits(self, observer: Callable[[int, float], None]) -> None:
+        """Tell `observer` each committed group's size in units and its seconds (metrics)."""
+        self.writer.observe = observer
 
     async def close(self) -> None:
         try:
