@@ -18,7 +18,7 @@ from accord.v1 import message_pb2 as pb
 from certs.ca import FederationAuthority
 from certs.directory import agreement_from_dict, agreement_to_dict
 from node import signing
-from node.cli import (
+from node.cli_args import (
     MAX_RETENTION_DAYS,
     UsageError,
     _choice,
@@ -360,7 +360,7 @@ def _agreement_rows(agreements: list[dict[str, Any]], now: datetime) -> str:
 
 
 def cmd_policy_show(args: argparse.Namespace) -> int:
-    from node.cli import _check_signature
+    from node.cli_args import _check_signature
 
     signed = _call(args, "GetPolicy", local_pb2.PolicyRequest(peer=args.peer or ""))
     doc = json.loads(signed.policy_json)

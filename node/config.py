@@ -6,6 +6,7 @@ unknown fields are errors too, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -326,10 +327,8 @@ def _validate(c: Config) -> None:
             f"got {c.store.synchronous!r}"
         )
     if c.metrics.address:
-        from node.metrics import check_listen as check_metrics_listen
-
         check_listen(c.metrics.address, "metrics.address")
-        check_metrics_listen(c.metrics.address, allow_remote=c.metrics.allow_remote)
+        _check_metrics_address(c.metrics.address, allow_remote=c.metrics.allow_remote)
     for name in ("key", "certificate", "ca"):
         p = c.path(getattr(c.tls, name))
         if not p.is_file():
@@ -341,6 +340,23 @@ def check_listen(value: str, what: str) -> str:
     if not _is_host_port(value):
         raise ConfigError(f"{what}: expected HOST:PORT, got {value!r}")
     return value
+
+
+def _check_metrics_address(listen: str, *, allow_remote: bool) -> None:
+    """Metrics say what a node is doing, to anyone who can reach them: loopback only unless
+    the operator says otherwise."""
+    host = listen.rpartition(":")[0].strip("[]")
+    if allow_remote or host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ConfigError(
+            f"metrics.address: {listen} is not a loopback address; set metrics.allow_remote = "
+            "true to serve metrics beyond this host"
+        )
 
 
 def check_socket(path: Path, what: str) -> None:

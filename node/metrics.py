@@ -10,7 +10,6 @@ read-only connection of the scrape's own.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import sqlite3
 import threading
@@ -121,23 +120,6 @@ class Metrics:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-
-
-def check_listen(listen: str, *, allow_remote: bool) -> None:
-    """Metrics say what a node is doing, to anyone who can reach them: loopback only unless
-    the operator says otherwise."""
-    host = listen.rpartition(":")[0].strip("[]")
-    if allow_remote or host == "localhost":
-        return
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        raise ConfigError(
-            f"metrics.address: {listen} is not a loopback address; set metrics.allow_remote = "
-            "true to serve metrics beyond this host"
-        )
 
 
 class _StateCollector(Collector):

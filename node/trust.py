@@ -42,7 +42,7 @@ class Peer:
     fingerprint: str
     public_key: ec.EllipticCurvePublicKey
     # Read from the certificate once: each read of these builds new Python objects, and a
-    # link re-checks its peer before every batch it sends (docs/benchmarks.md, third session).
+    # link re-checks its peer before every batch it sends.
     serial: int = field(init=False)
     not_before: datetime = field(init=False)
     not_after: datetime = field(init=False)

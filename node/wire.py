@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 
 from accord.v1 import federation_pb2
@@ -266,13 +265,6 @@ def _meta_of(msg: pb.MessageContent) -> MessageMeta:
         if msg.HasField("reply_deadline")
         else None,
     )
-
-
-def content_from_json(text: str) -> pb.MessageContent:
-    """A MessageContent from its protobuf JSON mapping (what `accord send --body` reads)."""
-    msg = pb.MessageContent()
-    json_format.Parse(text, msg)
-    return msg
 
 
 def content_message(content: bytes) -> pb.MessageContent:

@@ -154,13 +154,9 @@ def inbound(store: Store, message_id: str, content: bytes) -> StoredMessage:
         retain_until=None,
         content_sha256=digest(content),
         signature=b"not checked by the store",
-        sealed=store.seal(
-            sender=NL,
-            message_id=message_id,
-            purpose="missing-persons",
-            tlp="GREEN",
-            handling_codes=(),
-            content=content,
+        sealed=store.keys.seal(
+            content,
+            aad_for(NL, message_id, purpose="missing-persons", tlp="GREEN", handling_codes=()),
         ),
     )
 
@@ -193,7 +189,7 @@ async def test_migrations_are_recorded_and_applied_once(tmp_short: Path) -> None
         assert versions[0] == 1 and versions == sorted(set(versions)), "numbering is not ordered"
         content = b"kept across re-opening"
         message = inbound(store, "0190a0a0-0000-7000-8000-000000000001", content)
-        await store.writer.submit([store.inbound_txn(message)])
+        await store.writer.submit([store.message_txn(message)])
     finally:
         await store.close()
 
@@ -212,7 +208,7 @@ async def test_a_different_master_key_opens_nothing(tmp_short: Path) -> None:
     db = tmp_short / "accord.db"
     store = await Store.open(db, keys=KeyRing(os.urandom(32)))
     mid = "0190a0a0-0000-7000-8000-000000000002"
-    await store.writer.submit([store.inbound_txn(inbound(store, mid, b"secret"))])
+    await store.writer.submit([store.message_txn(inbound(store, mid, b"secret"))])
     await store.close()
     store = await Store.open(db, keys=KeyRing(os.urandom(32)))
     try:
@@ -254,9 +250,9 @@ async def test_a_bad_unit_in_a_group_commit_fails_alone(tmp_short: Path) -> None
                (999, "x", DE, "not-a-state"))  # fmt: skip
         # Queued in one step, so the writer takes them as one group.
         futures = [
-            store.writer.enqueue([store.inbound_txn(first)]),
+            store.writer.enqueue([store.message_txn(first)]),
             store.writer.enqueue([bad]),
-            store.writer.enqueue([store.inbound_txn(last)]),
+            store.writer.enqueue([store.message_txn(last)]),
         ]
         results = await asyncio.gather(*futures, return_exceptions=True)
         assert results[0] is None and results[2] is None
@@ -316,7 +312,7 @@ async def test_a_locked_database_fails_a_group_once_not_unit_by_unit(
             messages = [
                 inbound(store, f"0190a0a0-0000-7000-8000-00000000009{i}", b"x") for i in range(3)
             ]
-            units = [store.writer.enqueue([store.inbound_txn(m)]) for m in messages]
+            units = [store.writer.enqueue([store.message_txn(m)]) for m in messages]
             results = await asyncio.gather(*units, return_exceptions=True)
         finally:
             other.execute("ROLLBACK")
@@ -364,7 +360,7 @@ async def test_commits_run_on_the_loop_thread_and_move_to_the_store_thread_after
         assert store.writer.slow_commits == 1
         for i in range(3):
             m = inbound(store, f"0190a0a0-0000-7000-8000-00000000010{i}", b"after")
-            await store.writer.submit([store.inbound_txn(m)])
+            await store.writer.submit([store.message_txn(m)])
             ran.append(await store.writer.enqueue_call(where))
         # Committed wherever they ran.
         assert await store.count("messages") == 3
@@ -390,7 +386,7 @@ async def test_a_lock_held_elsewhere_is_waited_for_off_the_loop(tmp_short: Path)
             other.execute("BEGIN EXCLUSIVE")
             m = inbound(store, "0190a0a0-0000-7000-8000-000000000501", b"waited")
             start = loop.time()
-            unit = store.writer.enqueue([store.inbound_txn(m)])
+            unit = store.writer.enqueue([store.message_txn(m)])
             while not store.writer.locked and loop.time() - start < 2:
                 await asyncio.sleep(0.01)
             # Seen at once, not after a busy wait on the loop (that would be the 5 s above).
@@ -418,7 +414,7 @@ async def test_a_full_disk_is_reported_as_such(tmp_short: Path) -> None:
         )
         m = inbound(store, "0190a0a0-0000-7000-8000-000000000502", os.urandom(200_000))
         with pytest.raises(sqlite3.OperationalError, match="full"):
-            await store.writer.submit([store.inbound_txn(m)])
+            await store.writer.submit([store.message_txn(m)])
         assert await store.count("messages") == 0
     finally:
         await store.close()
@@ -441,12 +437,12 @@ async def test_checkpoints_copy_the_wal_into_the_database_file_between_commits(
         store.writer.checkpoint_frames = 10**9
         for i in range(5):
             m = inbound(store, f"0190a0a0-0000-7000-8000-00000000020{i}", os.urandom(4096))
-            await store.writer.submit([store.inbound_txn(m)])
+            await store.writer.submit([store.message_txn(m)])
         before = db.stat().st_size
         assert store.writer.checkpoints == 0
         store.writer.checkpoint_frames = 1
         m = inbound(store, "0190a0a0-0000-7000-8000-000000000209", os.urandom(4096))
-        await store.writer.submit([store.inbound_txn(m)])
+        await store.writer.submit([store.message_txn(m)])
 
         async def checkpointed() -> bool:
             return store.writer.checkpoints == 1
@@ -471,7 +467,7 @@ async def test_a_few_large_batches_are_checkpointed_by_their_size(tmp_short: Pat
             for n in range(120):
                 mid = f"0190a0a0-0000-7000-8000-00000{commit:03d}{n:04d}"
                 m = inbound(store, mid, os.urandom(4000))
-                arrivals.append((m.message_id, store.inbound_txn(m)))
+                arrivals.append((m.message_id, store.message_txn(m)))
             await store.admit(NL, arrivals, directory_serial=1)
 
         async def checkpointed() -> bool:
@@ -494,7 +490,7 @@ async def test_without_a_readable_wal_index_checkpoints_follow_the_commits(
     try:
         for i in range(3):
             m = inbound(store, f"0190a0a0-0000-7000-8000-00000000060{i}", b"counted")
-            await store.writer.submit([store.inbound_txn(m)])
+            await store.writer.submit([store.message_txn(m)])
 
         async def checkpointed() -> bool:
             return store.writer.checkpoints == 1
@@ -512,7 +508,7 @@ async def test_the_wal_index_of_a_symlinked_database_is_found(tmp_short: Path) -
     store = await Store.open(tmp_short / "accord.db", keys=KeyRing(os.urandom(32)))
     try:
         m = inbound(store, "0190a0a0-0000-7000-8000-000000000701", b"linked")
-        await store.writer.submit([store.inbound_txn(m)])
+        await store.writer.submit([store.message_txn(m)])
         frames = store.writer._wal.frames()
         assert frames is not None and frames > 0
     finally:

@@ -120,7 +120,7 @@ class Receiver:
         Returns once the batch's unit is queued behind the peer's earlier batches; the task
         returned resolves to the answers after the commit. A stream calls this for one batch
         at a time, so envelopes that arrive meanwhile form the next, larger batch: under load
-        the fixed cost of a batch is paid once for many envelopes (docs/benchmarks.md).
+        the fixed cost of a batch is paid once for many envelopes.
 
         Whether an envelope was answered before is decided inside the commit's transaction
         (`Store.admit`): the writer puts copies racing on several streams in order, so each
@@ -152,7 +152,7 @@ class Receiver:
             arrivals: list[tuple[str, Statement | None]] = []  # one per envelope, in order
             for d in drafts:
                 if d.reason is None:
-                    arrivals.append((d.mid, self._store.inbound_txn(d.stored_message())))
+                    arrivals.append((d.mid, self._store.message_txn(d.stored_message())))
                 elif d.stored:
                     answer = d.signed()
                     row = self._store.rejection_txn(

@@ -10,10 +10,10 @@ that unit alone fails.
 
 Where a transaction runs: on the event loop's own thread. On the connection's thread every
 commit cost a hand-off each way, and binding each statement's parameters there fought the busy
-loop for the GIL (SQLite releases it only inside its own calls); docs/benchmarks.md, fourth
-session: 10-20 % less CPU per message, a third off the median latency at 800 msg/s. The loop
-now waits for the COMMIT's fsync, about 0.3 ms on the disks measured, and yields once after each
-commit. Two things must not hold the loop:
+loop for the GIL (SQLite releases it only inside its own calls): here, 10-20 % less CPU per
+message and a third off the median latency at 800 msg/s, measured. The loop now waits for the
+COMMIT's fsync, about 0.3 ms on the disks measured, and yields once after each commit. Two
+things must not hold the loop:
 
 - a slow disk: a COMMIT over `slow_commit` sends the next `thread_spell` transactions to the
   connection's thread, so it costs the loop one slow commit per spell, not every commit;
