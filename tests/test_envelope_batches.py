@@ -35,6 +35,7 @@ from tests.harness import (
     RawExchange,
     batch_receipts,
     complete,
+    configure,
     incident,
     liaison,
     member_key,
@@ -345,3 +346,15 @@ def signed_frame(fed: Federation, n: int = 12) -> bytes:
         content = complete(incident(to=[DE]), sender=NL).SerializeToString()
         frame.envelopes.add(content=content, signature=sign(key, content, ENVELOPE))
     return frame.SerializeToString()
+
+
+async def test_sends_signed_together_are_at_most_delivery_sign_batch(fed3: Federation) -> None:
+    configure(fed3.homes[NL], "delivery", sign_batch=2)
+    nl, _de, _fr = await fed3.start_all()
+    sent = await asyncio.gather(*(node_send(nl, incident(to=[DE])) for _ in range(6)))
+    signatures = set()
+    for s in sent:
+        stored = await nl.store.get_message(s.message_id, direction="out")
+        assert stored is not None and stored.signature_proof  # each signed with another
+        signatures.add(stored.signature)
+    assert len(signatures) == 3
