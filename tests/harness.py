@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 import tempfile
 from collections.abc import Sequence
@@ -61,17 +62,60 @@ def open_agreement(parties: Sequence[str], now: datetime, **changes: object) -> 
     return replace(agreement, **changes)  # type: ignore[arg-type]
 
 
+class Templates:
+    """Federations made once per test run, one per set of agencies, and copied for each test
+    that asks for the same set: the CA, the nodes' keys and certificates, their homes and
+    databases. A test changes only its own copy (revocations, agreements, endpoints), so
+    sharing the throwaway PKI costs a copy instead of keys, certificates and schemas each
+    time. The test run's conftest.py sets `TEMPLATES` (session scope)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._made: dict[tuple[str, ...], tuple[Path, datetime]] = {}
+
+    def copy(self, agencies: Sequence[str], into: Path) -> datetime:
+        """Copy the federation of `agencies` into `into` (which exists, empty); its `now`."""
+        key = tuple(agencies)
+        if key not in self._made:
+            made = self.root / f"t{len(self._made)}"
+            made.mkdir()
+            self._made[key] = (made, Federation(made, agencies, template=False).now)
+        made, now = self._made[key]
+        shutil.copytree(made, into, dirs_exist_ok=True)
+        for agency in agencies:  # the homes name the federation's files by absolute path
+            config = into / agency.lower() / config_mod.CONFIG_FILE
+            config.write_text(config.read_text().replace(str(made), str(into)))
+        return now
+
+
+TEMPLATES: Templates | None = None
+
+
 class Federation:
     """A federation authority plus node homes; nodes are started in this event loop."""
 
-    def __init__(self, root: Path, agencies: Sequence[str], *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        agencies: Sequence[str],
+        *,
+        clock: Clock | None = None,
+        template: bool = True,
+    ) -> None:
+        """`template`: copied from the run's `TEMPLATES` when there are any (False: made
+        here, keys and all)."""
         self.root = root
         self.clock = clock or OffsetClock()
-        self.now = datetime.now(UTC)
-        self.authority = FederationAuthority.init(root / "fed", federation=FEDERATION, now=self.now)
         self.agencies = list(agencies)
         self.homes: dict[str, Path] = {}
         self.nodes: dict[str, Node] = {}
+        if template and TEMPLATES is not None:
+            self.now = TEMPLATES.copy(agencies, root)
+            self.authority = FederationAuthority(root / "fed")
+            self.homes = {agency: root / agency.lower() for agency in agencies}
+            return
+        self.now = datetime.now(UTC)
+        self.authority = FederationAuthority.init(root / "fed", federation=FEDERATION, now=self.now)
         for agency in agencies:
             self.add_member(agency)
         self.authority.set_agreements((open_agreement(agencies, self.now),), now=self.now)
