@@ -212,6 +212,25 @@ async def wait_for(predicate_coro, *, timeout: float = 10.0, interval: float = 0
         await asyncio.sleep(interval)
 
 
+async def until_delivered(
+    node: Node, *messages: Sent | str, state: str = "accepted", timeout: float = 10.0
+) -> None:
+    """Wait until `node` has stored a receipt from every recipient of each of `messages` (sent
+    messages or their ids): each delivery in `state` ("accepted", "rejected", or "settled":
+    either). AssertionError after `timeout` seconds."""
+    ids = [m if isinstance(m, str) else m.message_id for m in messages]
+    wanted = ("accepted", "rejected") if state == "settled" else (state,)
+
+    async def delivered() -> bool:
+        for message_id in ids:
+            deliveries = await node.store.deliveries(message_id)
+            if not deliveries or any(d.state not in wanted for d in deliveries):
+                return False
+        return True
+
+    await wait_for(delivered, timeout=timeout)
+
+
 # ---- crafted traffic (added for test_rejections / test_delivery) ------------------------------
 
 

@@ -39,7 +39,7 @@ from node.errors import Reason, Refused, Unauthenticated
 from node.ids import uuid7
 from node.signing import ENVELOPE, sign
 from node.wire import FEATURES, FEATURES_KEY, parse_receipt
-from tests.harness import FEDERATION, Federation, incident, node_send, wait_for
+from tests.harness import FEDERATION, Federation, incident, node_send, until_delivered, wait_for
 
 RECEIVER = "DE-BKA"
 CALLER = "NL-POL"
@@ -341,11 +341,7 @@ async def test_stale_crl_fails_closed_both_ways(fed: Federation) -> None:
     fed.authority.publish_crl(now=datetime.now(UTC))
     fed.reload_all()
 
-    async def accepted() -> bool:
-        (d,) = await nl.store.deliveries(sent.message_id)
-        return d.state == "accepted"
-
-    await wait_for(accepted, timeout=4)
+    await until_delivered(nl, sent, timeout=4)
     assert await stored(de) == (1, 0)
 
 

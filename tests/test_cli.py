@@ -21,7 +21,15 @@ import pytest
 from cryptography import x509
 
 from node.cli import build_parser, main
-from tests.harness import ALL_PURPOSES, Federation, add_user, liaison, node_send, wait_for
+from tests.harness import (
+    ALL_PURPOSES,
+    Federation,
+    add_user,
+    liaison,
+    node_send,
+    until_delivered,
+    wait_for,
+)
 
 OFFICER = "officer"
 # In the federation's purpose vocabulary but not in the test agreement.
@@ -262,10 +270,7 @@ async def test_send_inbox_show_receipts_and_reply(running: Federation, tmp_short
 
     nl = fed.nodes["NL-POL"]
 
-    async def receipted() -> bool:
-        return all(d.state == "accepted" for d in await nl.store.deliveries(message_id))
-
-    await wait_for(receipted)
+    await until_delivered(nl, message_id)
 
     inbox = await officer(fed, "DE-BKA", "inbox")
     assert inbox.code == 0, inbox
@@ -363,13 +368,7 @@ async def test_receipts_signed_in_a_batch_check_alone_from_the_cli(running: Fede
     nl = running.nodes["NL-POL"]
     sent = await asyncio.gather(*(node_send(nl, liaison(to=["DE-BKA"])) for _ in range(40)))
 
-    async def receipted() -> bool:
-        for s in sent:
-            if [d.state for d in await nl.store.deliveries(s.message_id)] != ["accepted"]:
-                return False
-        return True
-
-    await wait_for(receipted, timeout=8)
+    await until_delivered(nl, *sent)
     batched = []
     for s in sent:
         (d,) = await nl.store.deliveries(s.message_id)

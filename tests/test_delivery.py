@@ -40,6 +40,7 @@ from tests.harness import (
     member_key,
     node_send,
     open_agreement,
+    until_delivered,
     wait_for,
 )
 
@@ -58,11 +59,6 @@ def received_from(node_home: Path, sender: str) -> list[str]:
     """Message ids a node holds from `sender`, in the order it stored them."""
     sql = "SELECT message_id FROM messages WHERE sender = ? ORDER BY id"
     return [str(r[0]) for r in db_rows(node_home, sql, sender)]
-
-
-async def deliveries_settled(node: Node, message_id: str, *, count: int = 1) -> bool:
-    ds = await node.store.deliveries(message_id)
-    return len(ds) == count and all(d.state != "queued" for d in ds)
 
 
 async def test_duplicate_resend_gets_the_same_receipt_and_stores_one_row(fed3: Federation) -> None:
@@ -156,7 +152,7 @@ async def test_receiver_down_message_waits_then_arrives(fed3: Federation) -> Non
     assert "UNAVAILABLE" in queued.last_error, queued.last_error
 
     de = await fed3.start(DE, port=port)
-    await wait_for(lambda: deliveries_settled(nl, sent.message_id), timeout=8)
+    await until_delivered(nl, sent.message_id, state="settled", timeout=8)
     (d,) = await nl.store.deliveries(sent.message_id)
     assert d.state == "accepted"
     stored = await de.store.get_message(sent.message_id, sender=NL)
@@ -176,7 +172,7 @@ async def test_fan_out_with_one_recipient_down(fed3: Federation) -> None:
 
     await wait_for(de_done_fr_waiting, timeout=5)
     await fed3.start(FR, port=fr_port)
-    await wait_for(lambda: deliveries_settled(nl, sent.message_id, count=2), timeout=8)
+    await until_delivered(nl, sent.message_id, state="settled", timeout=8)
     assert {d.state for d in await nl.store.deliveries(sent.message_id)} == {"accepted"}
 
 
@@ -185,9 +181,9 @@ async def test_order_per_pair_is_kept(fed3: Federation) -> None:
     sent = [
         (await node_send(nl, liaison(to=[DE], text=f"message {i}"))).message_id for i in range(200)
     ]
-    await wait_for(lambda: deliveries_settled(nl, sent[-1]), timeout=8)
+    await until_delivered(nl, sent[-1], state="settled", timeout=8)
     for message_id in sent:
-        assert await deliveries_settled(nl, message_id)
+        await until_delivered(nl, message_id, state="settled", timeout=0)  # already
     assert received_from(fed3.homes[DE], NL) == sent
 
 
@@ -202,7 +198,7 @@ async def test_order_is_kept_across_an_outage(fed3: Federation) -> None:
         (await node_send(nl, liaison(to=[DE], text=f"during {i}"))).message_id for i in range(30)
     ]
     await fed3.start(DE, port=port)
-    await wait_for(lambda: deliveries_settled(nl, during[-1]), timeout=8)
+    await until_delivered(nl, during[-1], state="settled", timeout=8)
     assert received_from(fed3.homes[DE], NL) == before + during
 
 
@@ -447,7 +443,7 @@ async def test_local_resend_under_a_used_id(fed3: Federation) -> None:
     with pytest.raises(Refused) as refused:
         await node_send(nl, changed)
     assert refused.value.reason == "ID_CONFLICT"
-    await wait_for(lambda: deliveries_settled(nl, first.message_id), timeout=5)
+    await until_delivered(nl, first.message_id, state="settled", timeout=5)
     stored = await de.store.get_message(first.message_id, sender=NL)
     assert stored is not None and de.store.open_content(stored) == first.content
     assert await de.store.count("messages") == 1
@@ -469,7 +465,7 @@ async def test_a_refusal_is_final_and_recorded_with_its_receipt(tmp_short: Path)
         fed.authority.set_agreements((wide,), now=fed.now)
         assert nl.reload()  # only the sender sees the wider agreement
         sent = await node_send(nl, incident(to=[DE], purpose="serious-crime-investigation"))
-        await wait_for(lambda: deliveries_settled(nl, sent.message_id), timeout=5)
+        await until_delivered(nl, sent.message_id, state="settled", timeout=5)
         (d,) = await nl.store.deliveries(sent.message_id)
         assert (d.state, d.reason_code, d.attempts) == ("rejected", "PURPOSE_NOT_PERMITTED", 0)
         assert d.receipt is not None and d.receipt_signature is not None
@@ -479,7 +475,9 @@ async def test_a_refusal_is_final_and_recorded_with_its_receipt(tmp_short: Path)
         )
         info = parse_receipt(d.receipt)
         assert not info.accepted and info.content_sha256 == digest(sent.content)
-        await asyncio.sleep(0.3)  # a retry would show as another envelope sent
+        # The behaviour under test is an absence: a retry (its backoff starts at 0.1 s) would
+        # show as another envelope sent.
+        await asyncio.sleep(0.3)
         assert nl.links[DE].sent == 1
         assert await de.store.count("messages") == 0
     finally:
@@ -506,7 +504,7 @@ async def test_concurrent_sends_arrive_in_seq_order_without_reading_the_outbox(
 
     await asyncio.gather(*(caller(n) for n in range(20)))
     outbox = outbox_order(fed3.homes[NL], DE)
-    await wait_for(lambda: deliveries_settled(nl, outbox[-1]), timeout=8)
+    await until_delivered(nl, outbox[-1], state="settled", timeout=8)
     assert received_from(fed3.homes[DE], NL) == outbox
     assert link.outbox_reads - reads_before <= 1  # one read may be under way as it connects
 
@@ -531,9 +529,9 @@ async def test_more_sends_than_the_hand_off_holds_still_arrive_in_order(
     await wait_for(lambda: _connected(nl.links.link(DE)), timeout=5)
     sent = await asyncio.gather(*(node_send(nl, liaison(to=[DE], text=f"m{i}")) for i in range(60)))
     outbox = outbox_order(fed3.homes[NL], DE)
-    await wait_for(lambda: deliveries_settled(nl, outbox[-1]), timeout=8)
+    await until_delivered(nl, outbox[-1], state="settled", timeout=8)
     for s in sent:
-        assert await deliveries_settled(nl, s.message_id)
+        await until_delivered(nl, s.message_id, state="settled", timeout=0)  # already
     assert received_from(fed3.homes[DE], NL) == outbox
     assert nl.links.link(DE).outbox_reads >= 2  # it did fall back to the outbox
 
@@ -558,8 +556,8 @@ async def test_a_hand_off_out_of_order_falls_back_to_the_outbox(fed3: Federation
     reads = link.outbox_reads
     for envelope in reversed(offered):  # second, then first: out of order
         link.offer(envelope)  # type: ignore[arg-type]
-    await wait_for(lambda: deliveries_settled(nl, second.message_id), timeout=8)
-    assert await deliveries_settled(nl, first.message_id)
+    await until_delivered(nl, second.message_id, state="settled", timeout=8)
+    await until_delivered(nl, first.message_id, state="settled", timeout=0)  # already
     assert received_from(fed3.homes[DE], NL)[-2:] == [first.message_id, second.message_id]
     assert link.outbox_reads > reads
 
@@ -569,11 +567,11 @@ async def test_delivery_seqs_continue_after_a_restart(fed3: Federation) -> None:
     ever used, so the outbox order stays the send order."""
     nl, _de, _fr = await fed3.start_all()
     before = await node_send(nl, liaison(to=[DE, FR], text="before"))
-    await wait_for(lambda: deliveries_settled(nl, before.message_id, count=2), timeout=8)
+    await until_delivered(nl, before.message_id, state="settled", timeout=8)
     await fed3.stop(NL)
     nl = await fed3.start(NL)
     after = await node_send(nl, liaison(to=[DE], text="after"))
-    await wait_for(lambda: deliveries_settled(nl, after.message_id), timeout=8)
+    await until_delivered(nl, after.message_id, state="settled", timeout=8)
     seqs = db_rows(fed3.homes[NL], "SELECT seq, message_id FROM deliveries ORDER BY seq")
     assert [str(m) for _, m in seqs] == [before.message_id] * 2 + [after.message_id]
     assert [s for s, _ in seqs] == [1, 2, 3]
@@ -588,7 +586,7 @@ async def test_a_receipt_that_cannot_be_stored_ends_the_stream_and_comes_again(
     the peer gives the copy."""
     nl, _de, _fr = await fed3.start_all()
     opener = await node_send(nl, liaison(to=[DE]))
-    await wait_for(lambda: deliveries_settled(nl, opener.message_id), timeout=5)
+    await until_delivered(nl, opener.message_id, state="settled", timeout=5)
     real = nl.store.record_receipts
     failed: list[bool] = []
 
@@ -602,63 +600,77 @@ async def test_a_receipt_that_cannot_be_stored_ends_the_stream_and_comes_again(
 
     monkeypatch.setattr(nl.store, "record_receipts", fail_once)
     lost = await node_send(nl, liaison(to=[DE], text="its first receipt is not stored"))
-    await wait_for(lambda: deliveries_settled(nl, lost.message_id), timeout=5)
+    await until_delivered(nl, lost.message_id, state="settled", timeout=5)
     (d,) = await nl.store.deliveries(lost.message_id)
     assert failed and d.state == "accepted" and d.attempts >= 1
     assert "could not record receipts" in d.last_error
 
 
-async def slow_receiver(
-    fed: Federation, monkeypatch: pytest.MonkeyPatch
-) -> tuple[Node, Peer, pb.MessageContent, list[Arrival]]:
-    """DE with every group commit 0.3 s late (a busy writer), NL as DE sees it, and one signed
-    envelope from NL, for driving DE's receiver by hand."""
+class HeldWriter:
+    """A node's writer made busy (its test hook): each group commit waits until `release`,
+    and `reached` says one is waiting."""
+
+    def __init__(self, node: Node) -> None:
+        self.reached = asyncio.Event()
+        self.release = asyncio.Event()
+        node.store.writer.faults.before_commit = self.wait
+
+    async def wait(self, units: int) -> None:
+        self.reached.set()
+        await self.release.wait()
+
+
+async def held_receiver(
+    fed: Federation,
+) -> tuple[Node, Peer, pb.MessageContent, list[Arrival], HeldWriter]:
+    """DE with its writer held (a busy writer), NL as DE sees it, and one signed envelope from
+    NL, for driving DE's receiver by hand."""
     _nl, de, _fr = await fed.start_all()
     _, peer = de.trust.member_peer(NL, de.clock.now())
     content = complete(liaison(to=[DE]), sender=NL)
     data = content.SerializeToString()
-    real_commit = de.store.writer._commit
-
-    async def slow_commit(batch: Any) -> None:
-        await asyncio.sleep(0.3)
-        await real_commit(batch)
-
-    monkeypatch.setattr(de.store.writer, "_commit", slow_commit)
-    return de, peer, content, [(data, sign(member_key(fed, NL), data, ENVELOPE), b"")]
+    held = HeldWriter(de)
+    return de, peer, content, [(data, sign(member_key(fed, NL), data, ENVELOPE), b"")], held
 
 
 async def test_a_resend_after_a_cancelled_answer_gets_the_stored_receipt(
-    fed3: Federation, monkeypatch: pytest.MonkeyPatch
+    fed3: Federation,
 ) -> None:
     """The sending link gives up on a stream while the receiver's commit is still queued (gRPC
     cancels the servicer). A resend on a new stream must get the receipt that is stored, and the
     stored message is announced once."""
-    de, peer, content, envelope = await slow_receiver(fed3, monkeypatch)
-    announced: list[str] = []
-    monkeypatch.setattr(de.receiver, "_on_stored", lambda m: announced.append(m.message_id))
+    de, peer, content, envelope, held = await held_receiver(fed3)
+    announced = de.watchers.watch("test")  # what the node announces as it stores it
     first = await de.receiver.admit(peer, envelope)
-    await asyncio.sleep(0.01)
+    await held.reached.wait()
     first.cancel()
     await asyncio.gather(first, return_exceptions=True)
+    held.release.set()
     (second,) = await (await de.receiver.admit(peer, envelope))
     stored = await de.store.get_message(content.message_id, sender=NL)
     assert stored is not None
     assert second.reason == "duplicate"
     assert (second.receipt, second.signature) == (stored.receipt, stored.receipt_signature)
-    assert announced == [content.message_id]
+    announced_ids = []
+    while not announced.empty():
+        message = announced.get_nowait()
+        assert message is not None
+        announced_ids.append(message.message_id)
+    assert announced_ids == [content.message_id]
 
 
 async def test_a_copy_whose_wait_is_cancelled_does_not_disturb_the_next_copy(
-    fed3: Federation, monkeypatch: pytest.MonkeyPatch
+    fed3: Federation,
 ) -> None:
     """Three streams carry the same envelope while the first copy's commit is slow; the second
     stream goes away while it waits. The third still gets the first copy's receipt."""
-    de, peer, _content, envelope = await slow_receiver(fed3, monkeypatch)
+    de, peer, _content, envelope, held = await held_receiver(fed3)
     first = await de.receiver.admit(peer, envelope)
     second = await de.receiver.admit(peer, envelope)  # queued behind the first copy's commit
-    await asyncio.sleep(0.01)
+    await held.reached.wait()
     second.cancel()
     await asyncio.gather(second, return_exceptions=True)
+    held.release.set()
     third = await de.receiver.admit(peer, envelope)
     (answer,) = await third
     (original,) = await first
@@ -666,33 +678,24 @@ async def test_a_copy_whose_wait_is_cancelled_does_not_disturb_the_next_copy(
     assert (answer.receipt, answer.signature) == (original.receipt, original.signature)
 
 
-async def test_a_send_whose_caller_gives_up_is_still_delivered(
-    fed3: Federation, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_send_whose_caller_gives_up_is_still_delivered(fed3: Federation) -> None:
     """The caller of send is cancelled after the message was queued for commit: the message
     commits anyway, so it must also reach the live stream (not wait for the next one)."""
     nl, _de, _fr = await fed3.start_all()
     opener = await node_send(nl, liaison(to=[DE], text="open the stream"))
-    await wait_for(lambda: deliveries_settled(nl, opener.message_id), timeout=5)
-    real_commit = nl.store.writer._commit
-    committing = asyncio.Event()
-
-    async def slow_commit(batch: Any) -> None:
-        committing.set()
-        await asyncio.sleep(0.2)
-        await real_commit(batch)
-
-    monkeypatch.setattr(nl.store.writer, "_commit", slow_commit)
+    await until_delivered(nl, opener.message_id, state="settled", timeout=5)
+    held = HeldWriter(nl)
     sending = asyncio.create_task(node_send(nl, liaison(to=[DE], text="its caller gives up")))
-    await asyncio.wait_for(committing.wait(), 5)  # its unit is queued; the commit is slow
+    await asyncio.wait_for(held.reached.wait(), 5)  # its unit is queued; the commit is held
     assert not sending.done()
     sending.cancel()
     await asyncio.gather(sending, return_exceptions=True)
+    held.release.set()
 
     async def committed() -> bool:
         return len(outbox_order(fed3.homes[NL], DE)) == 2
 
     await wait_for(committed, timeout=5)
     given_up = outbox_order(fed3.homes[NL], DE)[-1]
-    await wait_for(lambda: deliveries_settled(nl, given_up), timeout=5)
+    await until_delivered(nl, given_up, state="settled", timeout=5)
     assert received_from(fed3.homes[DE], NL)[-1] == given_up

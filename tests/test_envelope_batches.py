@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Sequence
 
 import grpc
 import pytest
@@ -16,7 +15,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from accord.v1 import federation_pb2
 from accord.v1 import message_pb2 as pb
 from node.app import Node
-from node.delivery.outbound import Sent
 from node.signing import (
     ENVELOPE,
     RECEIPT,
@@ -41,19 +39,13 @@ from tests.harness import (
     member_key,
     node_send,
     open_agreement,
+    until_delivered,
     wait_for,
 )
 
 NL, DE, FR = "NL-POL", "DE-BKA", "FR-PN"
 KEY = ec.generate_private_key(ec.SECP256R1())
 PURPOSE = "serious-crime-investigation"
-
-
-async def all_accepted(node: Node, sent: Sequence[Sent]) -> bool:
-    for s in sent:
-        if [d.state for d in await node.store.deliveries(s.message_id)] != ["accepted"]:
-            return False
-    return True
 
 
 def contents(n: int) -> list[bytes]:
@@ -141,7 +133,7 @@ async def test_concurrent_sends_arrive_batch_signed_and_stored_with_their_paths(
     nl, de, _fr = await fed3.start_all()
     sent = await asyncio.gather(*(node_send(nl, incident(to=[DE])) for _ in range(30)))
 
-    await wait_for(lambda: all_accepted(nl, sent), timeout=8)
+    await until_delivered(nl, *sent)
     nl_key = member_key(fed3, NL).public_key()
     out_signatures = set()
     for s in sent:
@@ -315,14 +307,21 @@ async def test_a_message_held_for_approval_is_signed_alone(fed3: Federation) -> 
         assert sent is not None and sent.signature_proof  # the other two, signed together
 
 
-async def test_a_copy_answered_before_is_not_reported_as_refused(
-    fed3: Federation, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def inbound_refusals(node: Node) -> dict[str, float]:
+    """What the node reported refusing from peers, by reason (its metrics)."""
+    return {
+        sample.labels["reason"]: sample.value
+        for metric in node.metrics.registry.collect()
+        if metric.name == "accord_refusals"
+        for sample in metric.samples
+        if sample.name == "accord_refusals_total" and sample.labels["direction"] == "inbound"
+    }
+
+
+async def test_a_copy_answered_before_is_not_reported_as_refused(fed3: Federation) -> None:
     """A resent copy whose signature is now mangled is answered with the receipt the first
     copy got; it must not also be reported (and audited) as a refusal."""
     _nl, de, _fr = await fed3.start_all()
-    refused: list[tuple[str, str, str]] = []
-    monkeypatch.setattr(de.receiver, "_on_refused", lambda *a: refused.append(a))
     content = complete(incident(to=[DE]), sender=NL).SerializeToString()
     frame = federation_pb2.EnvelopeBatch()
     frame.envelopes.add(content=content, signature=sign(member_key(fed3, NL), content, ENVELOPE))
@@ -331,14 +330,14 @@ async def test_a_copy_answered_before_is_not_reported_as_refused(
         receipts = await batch_receipts(raw, frame.SerializeToString(), expect=2)
         again = await batch_receipts(raw, frame.SerializeToString(), expect=2)
     assert [parse_receipt(r.content).accepted for r in receipts + again] == [True] * 4
-    assert refused == []
+    assert inbound_refusals(de) == {}
     bad = complete(incident(to=[DE]), sender=NL).SerializeToString()
     lone = federation_pb2.EnvelopeBatch()
     lone.envelopes.add(content=bad, signature=b"\x30\x00")
     async with RawExchange(fed3, as_agency=NL, to=de, batched=True) as raw:
         (receipt,) = await batch_receipts(raw, lone.SerializeToString(), expect=1)
     assert parse_receipt(receipt.content).reason_code == "BAD_SIGNATURE"
-    assert [r[2] for r in refused] == ["BAD_SIGNATURE"]  # a real refusal still is
+    assert inbound_refusals(de) == {"BAD_SIGNATURE": 1.0}  # a real refusal still is
 
 
 def signed_frame(fed: Federation, n: int = 12) -> bytes:

@@ -5,7 +5,7 @@ import asyncio
 from accord.v1 import message_pb2 as pb
 from node.signing import RECEIPT, digest, verify, verify_signed
 from node.wire import parse_receipt
-from tests.harness import Federation, incident, node_send, wait_for
+from tests.harness import Federation, incident, node_send, until_delivered, wait_for
 
 
 async def test_round_trip_three_nodes(fed3: Federation) -> None:
@@ -44,10 +44,7 @@ async def test_stop_ends_open_streams_without_waiting_out_the_grace_period(
     nl, de, _ = await fed3.start_all()
     sent = await node_send(nl, incident(to=["DE-BKA"]))
 
-    async def receipted() -> bool:
-        return [d.state for d in await nl.store.deliveries(sent.message_id)] == ["accepted"]
-
-    await wait_for(receipted)
+    await until_delivered(nl, sent)
     assert nl.links["DE-BKA"].connected  # the stream stays open after the work is done
     loop = asyncio.get_running_loop()
     started = loop.time()

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from node.delivery.link import PeerLink
 from node.store.keys import KeyRing
-from tests.harness import Federation, liaison, node_send, wait_for
+from tests.harness import Federation, configure, liaison, node_send, wait_for
 from tests.test_delivery import db_rows
 
 NL, DE = "NL-POL", "DE-BKA"
@@ -60,7 +60,7 @@ async def test_a_link_whose_outbox_will_not_open_says_so_and_recovers(
         )
         assert lines[0] == expected
         assert all("\n" not in line for line in lines)
-        assert link._task is not None and not link._task.done(), "the link task is alive"
+        assert link.running, "the link task is alive"
         nl.store.keys = right
         await wait_for(lambda: delivered(fed, NL, sent.message_id), timeout=10)
     finally:
@@ -71,22 +71,25 @@ class Crash(BaseException):
     """Something no `except Exception` catches: only the supervision of the task sees it."""
 
 
+def crash_once(crashes: list[str], peer: str) -> Callable[[], None]:
+    """A link's `before_connect` hook that kills its task the first time."""
+
+    def crash() -> None:
+        if not crashes:
+            crashes.append(peer)
+            raise Crash("boom")
+
+    return crash
+
+
 async def test_a_link_task_that_dies_is_logged_and_restarted(
-    tmp_short: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    tmp_short: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     fed = Federation(tmp_short, [NL, DE])
     try:
         nl = await fed.start(NL)
-        original = PeerLink._connect_with_backoff
         crashes: list[str] = []
-
-        async def crash_once(self: PeerLink) -> None:
-            if not crashes:
-                crashes.append(self.peer)
-                raise Crash("boom")
-            await original(self)
-
-        monkeypatch.setattr(PeerLink, "_connect_with_backoff", crash_once)
+        nl.links.link(DE).faults.before_connect = crash_once(crashes, DE)
         with caplog.at_level(logging.ERROR, logger="node.delivery.link"):
             sent = await node_send(nl, liaison(to=[DE]))
             await fed.start(DE)
@@ -99,25 +102,25 @@ async def test_a_link_task_that_dies_is_logged_and_restarted(
 
 async def test_stop_completes_when_a_link_task_died(tmp_short: Path) -> None:
     """A dead link task re-raised its error from `close`, `stop` never closed the store, and
-    the store's threads kept the process alive after SIGTERM."""
+    the store's threads kept the process alive after SIGTERM. (Stopped while the task lies
+    dead, before its restart.)"""
     fed = Federation(tmp_short, [NL, DE])
+    configure(fed.homes[NL], "delivery", backoff_initial_seconds=30.0)  # no restart meanwhile
     try:
         nl = await fed.start(NL)
+        link = nl.links.link(DE)
+        crashes: list[str] = []
+        link.faults.before_connect = crash_once(crashes, DE)
         await node_send(nl, liaison(to=[DE]))
-        link = nl.links[DE]
-        assert link._task is not None
-        link._closing = True  # as if it had died unseen: no restart
 
-        async def died() -> None:
-            raise RuntimeError("died unseen")
+        async def died() -> bool:
+            return bool(crashes) and not link.running
 
-        link._task.cancel()
-        link._task = asyncio.create_task(died())
-        await asyncio.sleep(0)
+        await wait_for(died)
         store = nl.store
-        assert store is not None
         await asyncio.wait_for(fed.stop(NL), timeout=10)
-        assert store.writer._task is None, "the store was closed"
+        with pytest.raises(RuntimeError, match="not running"):
+            store.writer.enqueue([])  # the store was closed
         assert not (fed.homes[NL] / "node.sock").exists()
     finally:
         await fed.stop_all()

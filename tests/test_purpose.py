@@ -32,6 +32,7 @@ from tests.harness import (
     member_key,
     node_send,
     open_agreement,
+    until_delivered,
     wait_for,
 )
 
@@ -119,11 +120,7 @@ async def test_directory_reload_takes_effect_without_restart(fed3: Federation) -
 
     await wait_for(loaded, timeout=nl.config.federation.reload_seconds * 3 + 2)
     sent = await node_send(nl, incident(to=[DE]))
-
-    async def accepted() -> bool:
-        return [d.state for d in await nl.store.deliveries(sent.message_id)] == ["accepted"]
-
-    await wait_for(accepted)
+    await until_delivered(nl, sent)
 
 
 async def test_older_unsigned_or_foreign_directory_is_refused(fed3: Federation) -> None:
@@ -334,10 +331,7 @@ async def test_consequential_reply_waits_for_a_second_supervisor(fed3: Federatio
     # be picked up (it reaches the outbox by the approval, not by a send).
     opener = await node_send(nl, liaison(to=[DE], purpose="serious-crime-investigation"))
 
-    async def opener_receipted() -> bool:
-        return [d.state for d in await nl.store.deliveries(opener.message_id)] == ["accepted"]
-
-    await wait_for(opener_receipted)
+    await until_delivered(nl, opener)
 
     async def hit_arrived() -> bool:
         return await nl.store.get_message(hit.message_id, direction="in") is not None
@@ -428,13 +422,10 @@ async def test_an_approval_is_sent_even_when_later_sends_overtake_its_audit_entr
         )
     opener = await node_send(nl, liaison(to=[DE], purpose=purpose))
 
-    async def settled(message_id: str) -> bool:
-        return [d.state for d in await nl.store.deliveries(message_id)] == ["accepted"]
-
     async def hit_arrived() -> bool:
         return await nl.store.get_message(hit.message_id, direction="in") is not None
 
-    await wait_for(lambda: settled(opener.message_id))  # the stream is up, the hand-off live
+    await until_delivered(nl, opener)  # the stream is up, the hand-off live
     await wait_for(hit_arrived)
     reply = liaison(to=[DE], type_=pb.MESSAGE_TYPE_REPLY, purpose=purpose)
     reply.in_reply_to = hit.message_id
@@ -443,13 +434,14 @@ async def test_an_approval_is_sent_even_when_later_sends_overtake_its_audit_entr
     assert held.pending_approval
 
     real_log = nl.access_store.log
+    logged = asyncio.Event()
 
-    async def slow_log(**fields: object) -> None:
+    async def late_log(**fields: object) -> None:
         if fields.get("action") == "approve":
-            await asyncio.sleep(0.5)  # a busy writer delays the audit entry
+            await logged.wait()  # a busy writer: the audit entry lands after a send meanwhile
         await real_log(**fields)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(nl.access_store, "log", slow_log)
+    monkeypatch.setattr(nl.access_store, "log", late_log)
 
     async def decide() -> None:
         async with connect(nl.config.home, user="sue") as c:
@@ -461,9 +453,10 @@ async def test_an_approval_is_sent_even_when_later_sends_overtake_its_audit_entr
     deciding = asyncio.create_task(decide())
     await wait_for(approval_committed)
     other = await node_send(nl, liaison(to=[DE], purpose=purpose, text="sent meanwhile"))
+    logged.set()
     await deciding
-    await wait_for(lambda: settled(other.message_id))
-    await wait_for(lambda: settled(held.message_id), timeout=5)
+    await until_delivered(nl, other)
+    await until_delivered(nl, held.message_id, timeout=5)
     assert await de.store.get_message(held.message_id, direction="in") is not None
 
 

@@ -30,6 +30,7 @@ from tests.harness import (
     incident,
     member_key,
     node_send,
+    until_delivered,
     wait_for,
 )
 
@@ -128,14 +129,7 @@ async def test_the_sender_stores_batch_receipts_that_verify_alone(fed3: Federati
     nl, de, _fr = await fed3.start_all()
     sent = await asyncio.gather(*(node_send(nl, incident(to=[DE])) for _ in range(60)))
 
-    async def all_receipted() -> bool:
-        for s in sent:
-            ds = await nl.store.deliveries(s.message_id)
-            if [d.state for d in ds] != ["accepted"]:
-                return False
-        return True
-
-    await wait_for(all_receipted, timeout=8)
+    await until_delivered(nl, *sent)
     de_key = de.signer.public_key
     proofs = 0
     for s in sent:

@@ -14,8 +14,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
+import aiosqlite
 import grpc
 import pytest
 
@@ -27,7 +27,8 @@ from node.store import Store, StoredMessage
 from node.store import writer as writer_module
 from node.store.access import AccessStore
 from node.store.keys import KeyRing, Sealed, SealError, aad_for
-from tests.harness import Federation, add_user, held, incident, node_send, wait_for
+from node.store.writer import GroupCommitWriter
+from tests.harness import Federation, add_user, held, incident, node_send, until_delivered, wait_for
 
 NL, DE = "NL-POL", "DE-BKA"
 
@@ -48,11 +49,7 @@ def files_under(home: Path) -> list[Path]:
 async def send_and_wait(fed: Federation, narrative: str) -> str:
     nl = fed.nodes[NL]
     sent = await node_send(nl, incident(to=[DE], narrative=narrative))
-
-    async def accepted() -> bool:
-        return [d.state for d in await nl.store.deliveries(sent.message_id)] == ["accepted"]
-
-    await wait_for(accepted, timeout=5)
+    await until_delivered(nl, sent)
     return sent.message_id
 
 
@@ -289,22 +286,18 @@ async def test_of_two_decisions_at_once_only_the_one_that_took_queues_the_messag
         await store.close()
 
 
-async def test_a_locked_database_fails_a_group_once_not_unit_by_unit(
-    tmp_short: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_locked_database_fails_a_group_once_not_unit_by_unit(tmp_short: Path) -> None:
     """When the database itself refuses (here: another process holds its write lock), every
     unit of the group gets the error after one attempt; retrying unit by unit would only repeat
     the busy wait for each."""
     db = tmp_short / "accord.db"
     store = await Store.open(db, keys=KeyRing(os.urandom(32)))
     attempts: list[int] = []
-    real_commit = store.writer._commit
 
-    async def counted(batch: Any) -> None:
-        attempts.append(len(batch))
-        await real_commit(batch)
+    async def counted(units: int) -> None:
+        attempts.append(units)
 
-    monkeypatch.setattr(store.writer, "_commit", counted)
+    store.writer.faults.before_commit = counted
     store.writer.busy_timeout_ms = 100
     with closing(sqlite3.connect(db, isolation_level=None)) as other:
         other.execute("BEGIN EXCLUSIVE")
@@ -327,7 +320,7 @@ async def test_a_locked_database_fails_a_group_once_not_unit_by_unit(
 
 
 async def test_commits_run_on_the_loop_thread_and_move_to_the_store_thread_after_a_slow_one(
-    tmp_short: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_short: Path,
 ) -> None:
     """A transaction runs on the event loop's thread; a COMMIT that takes longer than
     `slow_commit` (a slow disk, played here by the clock that times it) sends the next
@@ -343,8 +336,8 @@ async def test_commits_run_on_the_loop_thread_and_move_to_the_store_thread_after
             return self.now
 
     disk = Disk()
-    monkeypatch.setattr(writer_module, "_clock", disk)
     store = await Store.open(tmp_short / "accord.db", keys=KeyRing(os.urandom(32)))
+    store.writer.faults.clock = disk
     store.writer.thread_spell = 2
     loop_thread = threading.get_ident()
 
@@ -387,8 +380,11 @@ async def test_a_lock_held_elsewhere_is_waited_for_off_the_loop(tmp_short: Path)
             m = inbound(store, "0190a0a0-0000-7000-8000-000000000501", b"waited")
             start = loop.time()
             unit = store.writer.enqueue([store.message_txn(m)])
-            while not store.writer.locked and loop.time() - start < 2:
-                await asyncio.sleep(0.01)
+
+            async def found_locked() -> bool:
+                return store.writer.locked > 0
+
+            await wait_for(found_locked, timeout=2)
             # Seen at once, not after a busy wait on the loop (that would be the 5 s above).
             assert store.writer.locked == 1 and loop.time() - start < 2
             assert not unit.done()
@@ -484,20 +480,25 @@ async def test_without_a_readable_wal_index_checkpoints_follow_the_commits(
 ) -> None:
     """Where the WAL's length cannot be read (no -shm file where it was looked for), the writer
     checkpoints every `checkpoint_commits` commits instead."""
-    store = await Store.open(tmp_short / "accord.db", keys=KeyRing(os.urandom(32)))
-    store.writer._wal = writer_module._WalIndex(tmp_short / "not-there-shm")
-    store.writer.checkpoint_commits = 3
+    db = tmp_short / "plain.db"
+    conn = await aiosqlite.connect(db, isolation_level=None, check_same_thread=False)
+    await conn.execute("PRAGMA journal_mode=WAL")
+    await conn.execute("PRAGMA wal_autocheckpoint=0")
+    await conn.execute("CREATE TABLE t (x)")
+    writer = GroupCommitWriter(conn, wal_index=tmp_short / "not-there-shm")
+    writer.checkpoint_commits = 3
+    writer.start()
     try:
         for i in range(3):
-            m = inbound(store, f"0190a0a0-0000-7000-8000-00000000060{i}", b"counted")
-            await store.writer.submit([store.message_txn(m)])
+            await writer.submit([("INSERT INTO t VALUES (?)", (i,))])
 
         async def checkpointed() -> bool:
-            return store.writer.checkpoints == 1
+            return writer.checkpoints == 1
 
         await wait_for(checkpointed, timeout=5)
     finally:
-        await store.close()
+        await writer.close()
+        await conn.close()
 
 
 async def test_the_wal_index_of_a_symlinked_database_is_found(tmp_short: Path) -> None:

@@ -67,6 +67,15 @@ class LinkDown(Exception):
         self.deferred = deferred  # the peer answered an envelope DEFERRED: send it again soon
 
 
+@dataclass(slots=True)
+class Faults:
+    """A test hook the link consults, so tests can break it without patching it; a node never
+    sets it. `before_connect()` is called each time the link is about to connect; what it
+    raises, the link's task meets there."""
+
+    before_connect: Callable[[], None] | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class ReceiptEvent:
     message_id: str
@@ -130,6 +139,7 @@ class PeerLink:
         self._handoff_epoch = 0  # bumped whenever the hand-off may have missed something
         self._highest_seq = 0  # the highest seq offered or read on this stream
         self.outbox_reads = 0
+        self.faults = Faults()
 
     # ---- life cycle -------------------------------------------------------------------------
 
@@ -167,7 +177,7 @@ class PeerLink:
                 await self._task
             except asyncio.CancelledError:
                 pass
-            except Exception as exc:  # it died before: already logged; closing goes on
+            except BaseException as exc:  # it died before: already logged; closing goes on
                 log.debug("link to %s had ended with %s", self.peer, exc)
             self._task = None
 
@@ -232,6 +242,8 @@ class PeerLink:
                 if not await self._store.queued_for(self.peer, limit=1):
                     self.state = "idle"
                     continue
+                if self.faults.before_connect is not None:
+                    self.faults.before_connect()
                 await self._connect_with_backoff()
             except Exception as exc:
                 self.state, self.last_error = "failing", f"{type(exc).__name__}: {exc}"
