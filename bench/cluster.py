@@ -2,7 +2,7 @@
 
 Receivers run in their own processes, one per node (the machine has two cores; one process
 would put sender and receiver under one GIL); senders run in the bench process and are driven
-through `Node.send` directly. Everything listens on 127.0.0.1 only.
+through the node's one send (`Outbound.send`) directly. Everything listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from certs.directory import Agreement
 from node import config as config_mod
 from node import samples
 from node.app import Node, tune_collector
-from node.envelope import MESSAGE_TYPES
 from node.home import init_home
+from node.wire import MESSAGE_TYPES
 
 FEDERATION = "accord.bench"
 PURPOSE = "serious-crime-investigation"
@@ -78,8 +78,8 @@ class Cluster:
 
     async def start_in_process(self, agency: str) -> Node:
         cfg = config_mod.load(self.homes[agency])
-        node = Node(replace(cfg, node=replace(cfg.node, listen=f"127.0.0.1:{self.ports[agency]}")))
-        await node.start()
+        listen = f"127.0.0.1:{self.ports[agency]}"
+        node = await Node.open(replace(cfg, node=replace(cfg.node, listen=listen)))
         tune_collector()  # as `accord node run` does
         return node
 

@@ -8,9 +8,9 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-from accord.v1 import message_pb2 as pb
 from bench.cluster import Child, Cluster, incident
 from bench.stats import pace
+from node import wire
 from node.app import Node, untune_collector
 from node.delivery.link import ReceiptEvent
 
@@ -20,14 +20,14 @@ class Sender:
 
     def __init__(self, node: Node, *, to: Sequence[str]) -> None:
         self.node = node
-        self.draft: pb.MessageContent = incident(to=to)
+        self.draft = wire.draft(incident(to=to))
         self.fanout = len(to)
         self.accepted_at: dict[str, float] = {}
         self.receipts: dict[str, list[float]] = {}  # message id -> when each receipt was stored
         self.refused = 0
         self.done = 0  # messages with every recipient's receipt stored
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
-        node.on_receipt(self._on_receipt)
+        node.activity.on_receipt(self._on_receipt)
 
     def _on_receipt(self, event: ReceiptEvent) -> None:
         times = self.receipts.setdefault(event.message_id, [])
@@ -52,13 +52,13 @@ class Sender:
             self._waiters.remove(entry)
 
     async def send(self) -> str:
-        sent = await self.node.send(self.draft)
+        sent = await self.node.outbound.send(self.draft)
         self.accepted_at[sent.message_id] = time.perf_counter()
         return sent.message_id
 
     def retarget(self, to: Sequence[str]) -> None:
         """Send to other recipients from now on (after every earlier message is receipted)."""
-        self.draft = incident(to=to)
+        self.draft = wire.draft(incident(to=to))
         self.fanout = len(to)
 
     async def queue(self, *, count: int, seconds: float, concurrency: int = 128) -> int:

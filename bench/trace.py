@@ -19,13 +19,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import node.delivery.link as link_module
+import node.wire as wire_module
 from bench.cluster import Child, Cluster
 from bench.load import Sender, stopped
 from bench.stats import percentile
 from bench.trace_receiver import MARKS, mark
 from node.delivery.link import PeerLink
-from node.envelope import ReceiptInfo
+from node.messages import ReceiptInfo
 from node.store import PendingEnvelope, Store
 
 CHAIN = [
@@ -49,7 +49,7 @@ def install() -> None:
         mark("taken", [e.message_id for e in batch])
         return batch
 
-    parse = getattr(link_module, "parse_receipt")  # noqa: B009 (the name the link calls)
+    parse = wire_module.parse_receipt  # what the link calls, through the module
 
     def traced_parse(data: bytes) -> ReceiptInfo:
         info: ReceiptInfo = parse(data)
@@ -63,7 +63,7 @@ def install() -> None:
         return record(self, **kwargs)
 
     setattr(PeerLink, "_next_batch", traced_next_batch)  # noqa: B010 (tracing wrapper)
-    setattr(link_module, "parse_receipt", traced_parse)  # noqa: B010
+    setattr(wire_module, "parse_receipt", traced_parse)  # noqa: B010
     setattr(Store, "record_receipts", traced_record)  # noqa: B010
 
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from accord.v1 import federation_pb2
 from node.delivery.receiver import Answer, Arrival, Receiver
-from node.envelope import message_id_hint, parse_receipt
 from node.trust import Peer
+from node.wire import message_id_hint, parse_receipt
 
 MARKS: dict[str, dict[str, float]] = {}
 
@@ -35,11 +35,11 @@ def install() -> None:
     admit = Receiver.admit
 
     async def traced_admit(
-        self: Receiver, peer: Peer, envelopes: Sequence[Arrival], *, receipt_paths: bool = False
+        self: Receiver, peer: Peer, envelopes: Sequence[Arrival]
     ) -> asyncio.Task[list[Answer]]:
         ids = [message_id_hint(c) for c, _, _ in envelopes]
         mark("admit_start", ids)
-        task = await admit(self, peer, envelopes, receipt_paths=receipt_paths)
+        task = await admit(self, peer, envelopes)
         mark("admit_end", ids)
         task.add_done_callback(lambda _: mark("committed", ids))
         return task

@@ -8,8 +8,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from accord.v1 import message_pb2 as pb
 from bench.cluster import incident
-from node.envelope import digest, receipt_content, sign
 from node.ids import uuid7
+from node.signing import ENVELOPE, RECEIPT, digest, sign
+from node.wire import receipt_content
 
 
 def frame_sizes() -> tuple[int, int]:
@@ -21,10 +22,10 @@ def frame_sizes() -> tuple[int, int]:
     content.agreement_id = "AGR-BENCH"
     content.created_at.FromDatetime(datetime.now(UTC))
     data = content.SerializeToString()
-    envelope = pb.Envelope(content=data, signature=sign(key, data)).SerializeToString()
+    envelope = pb.Envelope(content=data, signature=sign(key, data, ENVELOPE)).SerializeToString()
     now = datetime.now(UTC)
     r = receipt_content(message_id=content.message_id, content_sha256=digest(data),
                         sender="NL-POL", receiver="DE-BKA", received_at=now,
                         retained_until=now)  # fmt: skip
-    receipt = pb.Receipt(content=r, signature=sign(key, r)).SerializeToString()
+    receipt = pb.Receipt(content=r, signature=sign(key, r, RECEIPT)).SerializeToString()
     return len(envelope), len(receipt)

@@ -14,7 +14,7 @@ from typing import Any
 
 from accord.v1 import local_pb2
 from node import config as config_mod
-from node.cli import UsageError, _home_argument, _local_arguments, whole
+from node.cli_args import UsageError, _home_argument, _local_arguments, whole
 from node.client import connect, resolve_home
 
 MAX_LOGIN_RATE = 10_000

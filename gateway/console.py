@@ -23,7 +23,7 @@ from gateway.auth import CSRF_FIELD, Caller, caller_of
 from gateway.errors import ApiError, bad_request
 from gateway.models import SendIn
 from gateway.state import Gateway, acting_caller, caller, gateway
-from node.envelope import MESSAGE_TYPES
+from node.wire import MESSAGE_TYPES
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(resources.files("gateway") / "templates"))

@@ -12,7 +12,7 @@ from google.protobuf import json_format
 from accord.v1 import message_pb2 as pb
 from gateway.errors import bad_request
 from gateway.models import SendIn
-from node.envelope import CONTROL_TYPES, INCIDENT_TYPES, set_time
+from node.wire import CONTROL_TYPES, INCIDENT_TYPES, set_time
 
 
 def when(ts: Any) -> datetime | None:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from accord.v1 import message_pb2 as pb
-from node.envelope import MESSAGE_TYPES
+from node.wire import MESSAGE_TYPES
 
 
 def _names(enum: Any, prefix: str) -> tuple[str, ...]:

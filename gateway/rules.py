@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from certs.directory import HANDLING_CODES, ONWARD_RULES, TLP_ORDER, Agreement, agreement_from_dict
-from node.envelope import CONTROL_TYPES, MESSAGE_TYPES
+from node.wire import CONTROL_TYPES, MESSAGE_TYPES
 
 OPERATIONAL = frozenset({"liaison_officer", "supervisor"})
 

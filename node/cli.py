@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -29,7 +28,24 @@ from certs.directory import TLP_LABELS, tlp_label, tlp_name
 from certs.errors import PkiError
 from certs.identity import check_agency_code
 from node import config as config_mod
-from node import logs
+from node import logs, signing
+from node.cli_args import (
+    MAX_RETENTION_DAYS,
+    UsageError,
+    _check_signature,
+    _choice,
+    _csv,
+    _home_argument,
+    _local_arguments,
+    _names,
+    _table,
+    agency_code,
+    json_argument,
+    message_id,
+    number,
+    path_arg,
+    whole,
+)
 from node.client import connect, local_error, resolve_home
 from node.errors import AccordError
 from node.text import printable
@@ -40,7 +56,6 @@ log = logging.getLogger("accord")
 MAX_CERT_DAYS = 3650  # a node certificate lives at most ten years
 MAX_CRL_HOURS = 8760.0  # a CRL promises at most a year ahead
 MAX_DIRECTORY_DAYS = 365  # and the directory as far
-MAX_RETENTION_DAYS = 36500
 
 
 class Parser(argparse.ArgumentParser):
@@ -50,10 +65,6 @@ class Parser(argparse.ArgumentParser):
         command = self.prog.removeprefix("accord").strip()
         where = f"{command}: " if command else ""
         self.exit(2, f"accord: error: {where}{message} (see `{self.prog} --help`)\n")
-
-
-class UsageError(AccordError):
-    """A command line that names something impossible (bad type, bad file, ...)."""
 
 
 class StartupError(AccordError):
@@ -280,8 +291,7 @@ def cmd_node_run(args: argparse.Namespace) -> int:
         nonlocal stopped_in_time
         try:
             with logs.held():
-                node = Node(config, drill=args.drill)
-                await node.start()
+                node = await Node.open(config, drill=args.drill)
         except (AccordError, PkiError):
             raise
         except Exception as exc:
@@ -412,26 +422,6 @@ def _add_node(sub: Any) -> None:
 # ---- messages (over the local API) -------------------------------------------------------------
 
 
-def _home_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--home", type=path_arg, help="node home directory (default $ACCORD_HOME)")
-
-
-def _local_arguments(p: argparse.ArgumentParser) -> None:
-    """What every command over the local API takes: which node, and as which local user."""
-    _home_argument(p)
-    p.add_argument(
-        "--as",
-        dest="as_user",
-        metavar="USER",
-        help="act as this local user (token from $ACCORD_TOKEN or HOME/tokens/USER; "
-        "default $ACCORD_USER, else admin)",
-    )
-
-
-def json_argument(p: argparse.ArgumentParser, what: str = "print JSON instead of a table") -> None:
-    p.add_argument("--json", action="store_true", help=what)
-
-
 def _paged_listing(p: argparse.ArgumentParser) -> None:
     """A listing of messages over the local API: newest first, a page at a time."""
     _local_arguments(p)
@@ -446,84 +436,6 @@ def _paged_listing(p: argparse.ArgumentParser) -> None:
         "--before", metavar="ID", type=message_id, help="page: messages older than this id"
     )
     json_argument(p)
-
-
-def _choice(value: str, choices: Sequence[str], *, what: str, prefix: str = "") -> str:
-    """Match a user-typed enum name: case-insensitive, '-'/'+' as '_', optional proto prefix."""
-    name = value.strip().upper().replace("-", "_").replace("+", "_").removeprefix(prefix)
-    if name not in choices:
-        raise UsageError(f"{what} {value!r} is not one of: {', '.join(choices)}")
-    return name
-
-
-def whole(low: int, high: int) -> Callable[[str], int]:
-    """argparse type: a whole number from `low` to `high`."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} is out of range ({low} to {high})")
-        return value
-
-    parse.bounds = (low, high)  # type: ignore[attr-defined]  # for the tests that walk options
-    return parse
-
-
-_MESSAGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def message_id(text: str) -> str:
-    """argparse type: a message id (a UUID, as the node gives them out)."""
-    if not _MESSAGE_ID.fullmatch(text.strip()):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a message id (a UUID like 0190a0a0-0000-7000-8000-000000000001)"
-        )
-    return text.strip()
-
-
-def path_arg(text: str) -> str:
-    """argparse type: a path, never empty (an empty one would mean the current directory)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("an empty path; name a file or directory")
-    return text
-
-
-def agency_code(text: str) -> str:
-    """argparse type: an agency code such as NL-POL."""
-    try:
-        return check_agency_code(text.strip())
-    except PkiError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def number(above: float, high: float) -> Callable[[str], float]:
-    """argparse type: a number greater than `above`, at most `high` (nan and inf refused)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not above < value <= high:  # written so that nan is refused too
-            raise argparse.ArgumentTypeError(
-                f"{text.strip()} is out of range (more than {above:g}, at most {high:g})"
-            )
-        return value
-
-    parse.bounds = (above, high)  # type: ignore[attr-defined]
-    return parse
-
-
-def _names(enum: Any, prefix: str) -> list[str]:
-    """A protobuf enum's value names without prefix, leaving out the zero UNSPECIFIED."""
-    return [str(v.name).removeprefix(prefix) for v in enum.DESCRIPTOR.values if v.number != 0]
-
-
-def _csv(values: Sequence[str] | None) -> list[str]:
-    return [v.strip() for value in values or () for v in value.split(",") if v.strip()]
 
 
 def _read_body(path: str, body: Any, *, type_name: str) -> None:
@@ -555,7 +467,7 @@ def _read_body(path: str, body: Any, *, type_name: str) -> None:
 def build_content(args: argparse.Namespace) -> Any:
     """The MessageContent `accord send` asks the node to send (the node signs and completes it)."""
     from accord.v1 import message_pb2 as pb
-    from node.envelope import CONTROL_TYPES, INCIDENT_TYPES, MESSAGE_TYPES
+    from node.wire import CONTROL_TYPES, INCIDENT_TYPES, MESSAGE_TYPES
 
     recipients = _csv(args.to)
     if not recipients:
@@ -638,13 +550,6 @@ def _iso(ts: Any) -> str | None:
 
 def _enum(enum: Any, value: int, prefix: str) -> str:
     return str(enum.Name(value)).removeprefix(prefix)
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-    lines = [headers, *rows]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
-                     for line in lines)  # fmt: skip
 
 
 def _summary_dict(s: Any) -> dict[str, Any]:
@@ -774,51 +679,27 @@ def _short(iso: str | None) -> str:
     return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def _check_signature(
-    home: Path, agency: str, data: bytes, signature: bytes
-) -> tuple[bool | None, str]:
-    """Check a signature with `agency`'s certificate from the signed federation directory.
-
-    None when it could not be checked (e.g. the signer has left the directory).
-    """
-    from certs.directory import load_directory
-    from node.envelope import public_key_of, verify
-
-    try:
-        config = config_mod.load(home)
-        ca = load_cert(config.path(config.tls.ca))
-        member = load_directory(config.path(config.federation.directory), ca).member(agency)
-    except (AccordError, PkiError) as exc:
-        return None, f"not checked: {exc}"
-    if member is None:
-        return None, f"not checked: {agency} is not in the current federation directory"
-    fp = member.certificate_sha256[:16]
-    if verify(public_key_of(member.certificate()), data, signature):
-        return True, f"verifies with {agency}'s certificate (sha256 {fp}...)"
-    return False, f"DOES NOT VERIFY with {agency}'s certificate (sha256 {fp}...)"
-
-
 def _check_receipt(home: Path, agency: str, receipt: Any) -> tuple[bool | None, str]:
     """A receipt's signature, over its content or, signed in a batch, over the batch root its
     audit path leads to (see Receipt in message.proto)."""
-    from node.envelope import receipt_signed_bytes
+    from node.signing import RECEIPT
 
-    return _check_signed(home, agency, receipt, receipt_signed_bytes)
+    return _check_signed(home, agency, receipt, RECEIPT)
 
 
 def _check_envelope(home: Path, agency: str, envelope: Any) -> tuple[bool | None, str]:
     """An envelope's signature, over its content or, signed with the other sends of its
     batch, over the batch root its audit path leads to (see Envelope in message.proto)."""
-    from node.envelope import envelope_signed_bytes
+    from node.signing import ENVELOPE
 
-    return _check_signed(home, agency, envelope, envelope_signed_bytes)
+    return _check_signed(home, agency, envelope, ENVELOPE)
 
 
 def _check_signed(
-    home: Path, agency: str, item: Any, signed_bytes: Callable[[bytes, bytes], bytes | None]
+    home: Path, agency: str, item: Any, domain: signing.Domain
 ) -> tuple[bool | None, str]:
     """`item` (content, signature, proof) checked with `agency`'s certificate."""
-    signed = signed_bytes(item.content, item.proof)
+    signed = signing.signed_bytes(item.content, item.proof, domain)
     if signed is None:
         return False, "DOES NOT VERIFY: the audit path to the signed batch root is malformed"
     ok, check = _check_signature(home, agency, signed, item.signature)
@@ -834,14 +715,14 @@ def _content_doc(content: Any) -> dict[str, Any]:
     as an agency code, its message id and its content, instead of base64 bytes."""
     from google.protobuf import json_format  # type: ignore[import-untyped, unused-ignore]
 
-    from node.envelope import parse_content
+    from node.wire import content_message
 
     doc: dict[str, Any] = json_format.MessageToDict(content, preserving_proto_field_name=True)
     for name in ("forwarded", "transfer_authorisation"):
         if not content.HasField(name):
             continue
         envelope = getattr(content, name)
-        inner = parse_content(envelope.content)
+        inner = content_message(envelope.content)
         doc[name] = {
             "originator": inner.sender,
             "message_id": inner.message_id,

@@ -17,7 +17,8 @@ from accord.v1 import local_pb2
 from accord.v1 import message_pb2 as pb
 from certs.ca import FederationAuthority
 from certs.directory import agreement_from_dict, agreement_to_dict
-from node.cli import (
+from node import signing
+from node.cli_args import (
     MAX_RETENTION_DAYS,
     UsageError,
     _choice,
@@ -33,7 +34,7 @@ from node.cli import (
     whole,
 )
 from node.client import connect, resolve_home
-from node.onward import GRANT_DAYS
+from node.policy.onward import GRANT_DAYS
 from node.text import printable
 
 
@@ -359,13 +360,15 @@ def _agreement_rows(agreements: list[dict[str, Any]], now: datetime) -> str:
 
 
 def cmd_policy_show(args: argparse.Namespace) -> int:
-    from node.cli import _check_signature
+    from node.cli_args import _check_signature
 
     signed = _call(args, "GetPolicy", local_pb2.PolicyRequest(peer=args.peer or ""))
     doc = json.loads(signed.policy_json)
     now = datetime.now(UTC)
     home = resolve_home(args.home)
-    ok, check = _check_signature(home, signed.agency, signed.policy_json, signed.signature)
+    data = signing.signed_bytes(signed.policy_json, b"", signing.POLICY)
+    assert data is not None  # a policy has no audit path
+    ok, check = _check_signature(home, signed.agency, data, signed.signature)
     if args.json:
         # The signed bytes exactly as signed, with the signature: a third party checks them
         # with the agency's certificate (openssl dgst -sha256 -verify).

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from node.cli import UsageError, _csv, _table, path_arg
+from node.cli_args import UsageError, _csv, _table, path_arg
 from node.drill.cluster import (
     COMPOSE_GATEWAY_HOST_PORT,
     CONTROL_SOCKET,

@@ -6,16 +6,22 @@ unknown fields are errors too, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from certs.identity import AGENCY_CODE, FEDERATION_NAME
-from node.envelope import FRAME_ENVELOPES
 from node.errors import ConfigError
 
 CONFIG_FILE = "config.toml"
+# No node takes fewer envelopes in one frame (limits.max_envelopes_per_frame), so no node sends
+# more (delivery.frame_envelopes): a lower cap would cut its peers' streams for nothing.
+FRAME_ENVELOPES_FLOOR = 512
+# Every node takes frames of 4 * its max_message_bytes + 1 MiB (Node.frame_limit): no node's
+# frames are larger than this.
+FRAME_BYTES_MAX = 1 << 20
 _MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 _MAX_LOGIN_SECONDS = 30 * 86400.0
 
@@ -45,7 +51,6 @@ class FederationSection:
 @dataclass(frozen=True, slots=True)
 class LimitsSection:
     max_message_bytes: int = 1024 * 1024
-    max_attachment_bytes: int = 50 * 1024 * 1024
     # What one peer may cost this node (docs/security.md). Published in GetPolicy.
     max_envelopes_per_frame: int = 1024
     max_streams_per_peer: int = 8
@@ -58,10 +63,22 @@ class LimitsSection:
 
 @dataclass(frozen=True, slots=True)
 class DeliverySection:
+    """Retries, and every batching size on a message's path. Under load the fixed cost of each
+    step (a gRPC frame, a signature, a verification, a commit) is paid once per batch, which
+    is what keeps the cost per message low."""
+
     backoff_initial_seconds: float = 0.1
     backoff_max_seconds: float = 30.0
     window: int = 512  # envelopes in flight per peer stream
-    batch_max: int = 512  # envelopes per group commit
+    frame_envelopes: int = FRAME_ENVELOPES_FLOOR  # envelopes per frame a link sends, at most
+    frame_bytes: int = FRAME_BYTES_MAX  # a frame is closed once it reaches about this size
+    sign_batch: int = 512  # sends signed with one signature, at most
+    # Envelopes the receiver admits as one batch: smaller than the sender's window, so that
+    # several batches are at different stages at once (signatures in a thread, checks on the
+    # loop, the commit) while a queue drains.
+    receive_batch: int = 128
+    batches_in_flight: int = 8  # admitted batches per stream whose receipts are not yet sent
+    batch_max: int = 512  # units of work (a send, a batch of envelopes, ...) per group commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,11 +216,22 @@ def _is_host_port(value: str) -> bool:
     return bool(sep and host and port.isdigit() and int(port) <= 65535)
 
 
+# Fields `accord node init` once wrote that the node no longer reads: named, with what to do,
+# rather than refused as unknown.
+_REMOVED = {
+    "limits.max_attachment_bytes": "no longer a setting: the node never enforced it "
+    "(attachments travel by reference; limits.max_message_bytes bounds a message); delete "
+    "the line",
+}
+
+
 def _section(name: str, cls: type[Any], values: Any) -> Any:
     if not isinstance(values, dict):
         raise ConfigError(f"{name}: must be a table")
     known = {f.name: f for f in fields(cls)}
     for key in values:
+        if f"{name}.{key}" in _REMOVED:
+            raise ConfigError(f"{name}.{key}: {_REMOVED[f'{name}.{key}']}")
         if key not in known:
             raise ConfigError(f"{name}.{key}: unknown field (known: {', '.join(known)})")
     kwargs: dict[str, Any] = {}
@@ -239,7 +267,6 @@ def _validate(c: Config) -> None:
     positive = {
         "federation.reload_seconds": c.federation.reload_seconds,
         "limits.max_message_bytes": c.limits.max_message_bytes,
-        "limits.max_attachment_bytes": c.limits.max_attachment_bytes,
         "limits.max_streams_per_peer": c.limits.max_streams_per_peer,
         "limits.refusals_per_second": c.limits.refusals_per_second,
         "limits.refusal_burst": c.limits.refusal_burst,
@@ -249,6 +276,11 @@ def _validate(c: Config) -> None:
         "delivery.backoff_initial_seconds": c.delivery.backoff_initial_seconds,
         "delivery.backoff_max_seconds": c.delivery.backoff_max_seconds,
         "delivery.window": c.delivery.window,
+        "delivery.frame_envelopes": c.delivery.frame_envelopes,
+        "delivery.frame_bytes": c.delivery.frame_bytes,
+        "delivery.sign_batch": c.delivery.sign_batch,
+        "delivery.receive_batch": c.delivery.receive_batch,
+        "delivery.batches_in_flight": c.delivery.batches_in_flight,
         "delivery.batch_max": c.delivery.batch_max,
         "login.max_failures": c.login.max_failures,
         "login.lockout_seconds": c.login.lockout_seconds,
@@ -264,12 +296,20 @@ def _validate(c: Config) -> None:
             f"limits.max_message_bytes: at most {_MAX_MESSAGE_BYTES} (256 MiB), "
             f"got {c.limits.max_message_bytes}"
         )
-    # Every node puts up to FRAME_ENVELOPES envelopes in a frame: a lower cap would cut its
-    # peers' streams for doing nothing wrong.
-    if not c.limits.max_envelopes_per_frame >= FRAME_ENVELOPES:
+    if not c.limits.max_envelopes_per_frame >= FRAME_ENVELOPES_FLOOR:
         raise ConfigError(
-            f"limits.max_envelopes_per_frame: at least {FRAME_ENVELOPES} (what nodes send in "
-            f"one frame), got {c.limits.max_envelopes_per_frame}"
+            f"limits.max_envelopes_per_frame: at least {FRAME_ENVELOPES_FLOOR} (what nodes may "
+            f"send in one frame), got {c.limits.max_envelopes_per_frame}"
+        )
+    if c.delivery.frame_envelopes > FRAME_ENVELOPES_FLOOR:
+        raise ConfigError(
+            f"delivery.frame_envelopes: at most {FRAME_ENVELOPES_FLOOR} (what every node takes "
+            f"in one frame), got {c.delivery.frame_envelopes}"
+        )
+    if c.delivery.frame_bytes > FRAME_BYTES_MAX:
+        raise ConfigError(
+            f"delivery.frame_bytes: at most {FRAME_BYTES_MAX} (what every node takes in one "
+            f"frame), got {c.delivery.frame_bytes}"
         )
     for name in ("lockout_seconds", "session_idle_seconds", "session_max_seconds"):
         if getattr(c.login, name) > _MAX_LOGIN_SECONDS:  # also refuses inf
@@ -287,10 +327,8 @@ def _validate(c: Config) -> None:
             f"got {c.store.synchronous!r}"
         )
     if c.metrics.address:
-        from node.metrics import check_listen as check_metrics_listen
-
         check_listen(c.metrics.address, "metrics.address")
-        check_metrics_listen(c.metrics.address, allow_remote=c.metrics.allow_remote)
+        _check_metrics_address(c.metrics.address, allow_remote=c.metrics.allow_remote)
     for name in ("key", "certificate", "ca"):
         p = c.path(getattr(c.tls, name))
         if not p.is_file():
@@ -302,6 +340,23 @@ def check_listen(value: str, what: str) -> str:
     if not _is_host_port(value):
         raise ConfigError(f"{what}: expected HOST:PORT, got {value!r}")
     return value
+
+
+def _check_metrics_address(listen: str, *, allow_remote: bool) -> None:
+    """Metrics say what a node is doing, to anyone who can reach them: loopback only unless
+    the operator says otherwise."""
+    host = listen.rpartition(":")[0].strip("[]")
+    if allow_remote or host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ConfigError(
+            f"metrics.address: {listen} is not a loopback address; set metrics.allow_remote = "
+            "true to serve metrics beyond this host"
+        )
 
 
 def check_socket(path: Path, what: str) -> None:
@@ -332,7 +387,6 @@ reload_seconds = 2.0
 
 [limits]
 max_message_bytes = 1048576
-max_attachment_bytes = 52428800
 # What one peer may cost this node: envelopes in one frame, streams open at once, and a budget
 # of refused envelopes (past it the peer is slowed, then cut off for the cool-down).
 max_envelopes_per_frame = 1024
@@ -347,7 +401,15 @@ max_clock_skew_seconds = 300.0
 [delivery]
 backoff_initial_seconds = 0.1
 backoff_max_seconds = 30.0
+# Batching: envelopes in flight per peer stream; per frame sent, at most (and bytes); sends
+# signed together, at most; envelopes the receiver admits as one batch, and such batches per
+# stream awaiting their receipts; units of work per group commit.
 window = 512
+frame_envelopes = 512
+frame_bytes = 1048576
+sign_batch = 512
+receive_batch = 128
+batches_in_flight = 8
 batch_max = 512
 
 [store]

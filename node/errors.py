@@ -112,7 +112,3 @@ class Refused(AccordError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
-
-
-def grpc_status(error: AccordError) -> grpc.StatusCode:
-    return error.status

@@ -1,7 +1,10 @@
-"""Creating a node's home directory (`accord node init`)."""
+"""A node's home directory: creating it (`accord node init`), and what a node running there
+does to it at start (the lock that says it runs there, secrets kept private)."""
 
 from __future__ import annotations
 
+import fcntl
+import logging
 import os
 import secrets
 import shutil
@@ -15,11 +18,13 @@ from certs.ca import load_cert, load_key, write_private
 from certs.errors import PkiError
 from certs.identity import agency_of
 from node import config as config_mod
-from node.access import Role
 from node.errors import ConfigError
+from node.policy.access import Role
 from node.store.access import add_user_txn
 from node.store.db import create_database
 from node.store.keys import KeyRing
+
+log = logging.getLogger(__name__)
 
 ISSUED_FILES = ("node.key", "node.pem", "ca.pem")
 ADMIN = "admin"
@@ -112,3 +117,44 @@ def _check_issued(issued: Path, *, agency: str, federation: str) -> None:
 
 
 _SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+LOCK_FILE = "node.lock"
+
+
+def lock_home(home: Path) -> int:
+    """Take the lock on HOME that says a node runs there (a second node on the same home would
+    share its database and take over its socket), and write this process's id into it. The
+    kernel releases the lock when the process ends, however it ends."""
+    path = home / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise ConfigError(
+            f"another node is running on {home} (pid {holder} holds {path}); stop it first"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+# Files in HOME that hold secrets or messages: made 0600 at every start, whatever they were
+# left as (a restore from backup, an operator's copy).
+def tighten_secrets(config: config_mod.Config) -> None:
+    paths = [config.path(config.tls.key), config.master_key, config.database]
+    paths += [config.database.with_name(config.database.name + s) for s in ("-wal", "-shm")]
+    tokens = config.home / "tokens"
+    if tokens.is_dir():
+        os.chmod(tokens, 0o700)
+        paths += [p for p in tokens.iterdir() if p.is_file()]
+    for path in paths:
+        try:
+            mode = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            os.chmod(path, 0o600)
+            log.warning("%s was readable by others (mode %o); made it 0600", path, mode)

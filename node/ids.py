@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 
 
 def uuid7(unix_ms: int | None = None) -> str:
@@ -17,10 +16,3 @@ def uuid7(unix_ms: int | None = None) -> str:
     value |= rand & ((1 << 62) - 1)
     h = f"{value:032x}"  # what str(uuid.UUID(int=value)) gives, without building the object
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def is_uuid(text: str) -> bool:
-    try:
-        return str(uuid.UUID(text)) == text
-    except ValueError:
-        return False

@@ -31,10 +31,10 @@ from datetime import datetime, timedelta
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from node.access import User
 from node.clock import Clock
 from node.config import LoginSection
 from node.errors import InvalidRequest, PermissionDenied, Unauthenticated
+from node.policy.access import User
 from node.store.access import AccessStore
 from node.store.logins import LoginStore, PasswordRow
 

@@ -14,7 +14,7 @@ so a proof costs O(log n) lookups, asked of a `NodeReader` in one call (a store 
 one query). A store read asynchronously does the same in three steps: `inclusion_plan` or
 `consistency_plan`, one query for `plan_ids`, `assemble`.
 
-Batch signatures (node/envelope.py) carry an item's audit path as 33-byte steps: a side byte
+Batch signatures (node/signing.py) carry an item's audit path as 33-byte steps: a side byte
 (0x00: the sibling is on the left, 0x01: on the right) and the sibling's hash. Building the
 levels pairwise with an unpaired last node moving up unchanged gives the same tree as the MTH
 split, so the steps are the RFC 9162 path with the sides written out (`batch`,

@@ -10,12 +10,12 @@ read-only connection of the scrape's own.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
@@ -25,7 +25,8 @@ from prometheus_client.registry import Collector
 from node.errors import ConfigError
 
 if TYPE_CHECKING:
-    from node.app import Node
+    from node.delivery.link import PeerLink
+    from node.trust import Trust
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +93,10 @@ class Metrics:
         self.commit_units.observe(units)
         self.commit_seconds.observe(seconds)
 
-    def watch(self, node: Node) -> None:
-        """Report the node's state at each scrape."""
-        self.registry.register(_StateCollector(node))
+    def watch(self, *, links: Mapping[str, PeerLink], trust: Trust, database: Path) -> None:
+        """Report the node's state at each scrape: its links, its trust, its outbox (read from
+        `database` with a connection of the scrape's own)."""
+        self.registry.register(_StateCollector(links, trust, database))
 
     def serve(self, listen: str) -> int:
         """Serve /metrics on HOST:PORT; the port bound (for port 0)."""
@@ -120,29 +122,13 @@ class Metrics:
             self._thread = None
 
 
-def check_listen(listen: str, *, allow_remote: bool) -> None:
-    """Metrics say what a node is doing, to anyone who can reach them: loopback only unless
-    the operator says otherwise."""
-    host = listen.rpartition(":")[0].strip("[]")
-    if allow_remote or host == "localhost":
-        return
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        raise ConfigError(
-            f"metrics.address: {listen} is not a loopback address; set metrics.allow_remote = "
-            "true to serve metrics beyond this host"
-        )
-
-
 class _StateCollector(Collector):
-    def __init__(self, node: Node) -> None:
-        self._node = node
+    def __init__(self, links: Mapping[str, PeerLink], trust: Trust, database: Path) -> None:
+        self._links = links
+        self._trust = trust
+        self._database = database
 
     def collect(self) -> Iterator[Metric]:
-        node = self._node
         now = datetime.now(UTC)
         depth = GaugeMetricFamily(
             "accord_outbox_depth", "Envelopes queued for a peer, not yet receipted", labels=["peer"]
@@ -162,11 +148,11 @@ class _StateCollector(Collector):
             "The link to a peer: 1 for its current state, 0 for the others",
             labels=["peer", "state"],
         )
-        for peer, link in list(node.links.items()):
+        for peer, link in list(self._links.items()):
             for name in LINK_STATES:
                 state.add_metric([peer, name], 1.0 if link.state == name else 0.0)
         yield state
-        next_update = node.trust.crl_next_update
+        next_update = self._trust.crl_next_update
         crl = GaugeMetricFamily(
             "accord_crl_next_update_timestamp_seconds",
             "When the federation CRL the node holds expires (it refuses every peer after it)",
@@ -178,13 +164,13 @@ class _StateCollector(Collector):
         )
         stale.add_metric([], 1.0 if next_update is None or now > next_update else 0.0)
         yield stale
-        directory = node.trust.directory
+        directory = self._trust.directory
         serial = GaugeMetricFamily("accord_directory_serial", "Serial of the loaded directory")
         serial.add_metric([], float(directory.serial) if directory else 0.0)
         yield serial
 
     def _outbox(self) -> dict[str, tuple[int, datetime]]:
-        uri = f"file:{self._node.config.database}?mode=ro"
+        uri = f"file:{self._database}?mode=ro"
         try:
             with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=2)) as conn:
                 rows = conn.execute(

@@ -8,16 +8,15 @@ from __future__ import annotations
 import base64
 import math
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from functools import partial
 
-from accord.v1 import federation_pb2, federation_pb2_grpc, message_pb2
-from certs.identity import agency_dns_name
-from node import access, inbox, onward
-from node.access import Role, User
-from node.envelope import ENVELOPE_PROOF, meta_of, parse_content, set_time, verify
+from node import inbox, signing, wire
+from node.clock import Clock, OffsetClock
+from node.delivery.links import Links
+from node.delivery.outbound import Outbound, Record, Sent
 from node.errors import (
     FailedPrecondition,
     InvalidRequest,
@@ -27,28 +26,22 @@ from node.errors import (
     Refused,
     Unreadable,
 )
+from node.health import Health
 from node.ids import uuid7
+from node.messages import Draft, ForwardTerms, PublishedPolicy, SignedEnvelope
+from node.policy import access, onward
+from node.policy.access import Role, User
 from node.store import PeerQueue, Store, StoredMessage
 from node.store.access import AccessEntry, AccessStore, Approval, UserRecord, log_txn
 from node.store.db import Delivery
 from node.store.keys import SealError
 from node.text import check_text
-
-if TYPE_CHECKING:
-    from node.app import Node, Record, Sent
+from node.transport.peer import CallFailed, Connector
+from node.trust import Trust
+from node.watch import Watchers
 
 USER_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
-
-
-@dataclass(frozen=True, slots=True)
-class ForwardTerms:
-    """Stricter terms a user sets for a forward (protobuf enum numbers; 0 or empty: keep the
-    held message's)."""
-
-    onward_transfer: int = 0
-    tlp: int = 0
-    handling_codes: tuple[int, ...] = ()  # added to the held message's
-    retention: message_pb2.Retention | None = None
+KEEP_TERMS = ForwardTerms()  # a forward under the held message's own terms
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +84,31 @@ class ReadResult:
     content: bytes | None  # None once erased
 
 
+@dataclass(frozen=True, slots=True)
+class PeerStatus:
+    agency: str
+    link: str  # idle, connecting, connected, retrying or failing
+    last_error: str
+    queued: int
+    oldest_queued_at: datetime | None
+    sent: int
+    receipted: int
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """What `accord status` shows: health, trust, and each peer's link and outbox."""
+
+    agency: str
+    health: str
+    crl_state: str
+    crl_next_update: datetime | None
+    directory_serial: int
+    directory_issued_at: datetime | None
+    now: datetime
+    peers: list[PeerStatus]
+
+
 _ALTERED = (
     "its stored markings (purpose, TLP, handling codes) are not the ones it was sealed with, "
     "or the master key is not this database's: it is not shown (restore the database or key "
@@ -101,27 +119,50 @@ _ALTERED = (
 def _markings(content: bytes) -> tuple[str, str]:
     """A stored content's purpose, and the strictest TLP it carries (in a forward: the
     forward's or the original's)."""
-    msg = parse_content(content)
-    meta = meta_of(msg)
+    message = wire.decode(content)
+    meta = message.meta
     tlp = meta.tlp
-    if msg.HasField("forwarded"):
-        tlp = max((tlp, meta_of(parse_content(msg.forwarded.content)).tlp), key=onward.tlp_rank)
+    if message.forwarded is not None:
+        original = wire.decode(message.forwarded.content).meta
+        tlp = max((tlp, original.tlp), key=onward.tlp_rank)
     return meta.purpose, tlp
 
 
 class Operations:
-    def __init__(self, node: Node, access_store: AccessStore) -> None:
-        self._node = node
-        self.access = access_store
-
-    @property
-    def _store(self) -> Store:
-        assert self._node.store is not None
-        return self._node.store
+    def __init__(
+        self,
+        *,
+        agency: str,
+        store: Store,
+        access: AccessStore,
+        outbound: Outbound,
+        links: Links,
+        trust: Trust,
+        clock: Clock,
+        watchers: Watchers,
+        health: Health,
+        connector: Connector,
+        published: Callable[[], PublishedPolicy],
+        drill_clock: OffsetClock | None,
+    ) -> None:
+        """`published`: this node's own signed policy; `drill_clock`: the clock a drill-mode
+        node lets an administrator move (None: not in drill mode)."""
+        self.agency = agency
+        self._store = store
+        self.access = access
+        self._outbound = outbound
+        self._links = links
+        self._trust = trust
+        self._clock = clock
+        self._watchers = watchers
+        self._health = health
+        self._connector = connector
+        self._published = published
+        self._drill_clock = drill_clock
 
     async def _log(self, user: User, action: str, outcome: str, **fields: str) -> None:
         await self.access.log(
-            at=self._node.clock.now(), user=user.name, action=action, outcome=outcome, **fields
+            at=self._clock.now(), user=user.name, action=action, outcome=outcome, **fields
         )
 
     async def _guard(
@@ -157,7 +198,7 @@ class Operations:
         # Status and deadline are a received message's (node/inbox.py); a sent one has none.
         received = [m for m in shown if m.direction == "in"]
         replies = await self._store.replies_to([m.message_id for m in received])
-        now = self._node.clock.now()
+        now = self._clock.now()
         return [
             InboxItem(m, inbox.status(m, replies.get(m.message_id, ()), now), inbox.deadline(m))
             if m.direction == "in"
@@ -236,7 +277,7 @@ class Operations:
     async def _known_purpose(self, user: User, action: str, purpose: str, **fields: str) -> None:
         """UNKNOWN_PURPOSE (logged) for a purpose outside the federation's vocabulary: said
         before any clearance check, which could only answer that nobody is cleared for it."""
-        directory = self._node.trust.directory
+        directory = self._trust.directory
         if directory is not None and purpose not in directory.purpose_codes():
             exc = Refused(
                 Reason.UNKNOWN_PURPOSE,
@@ -246,14 +287,8 @@ class Operations:
             await self._log(user, action, "refused", purpose=purpose, detail=str(exc), **fields)
             raise exc
 
-    async def send(self, user: User, draft: message_pb2.MessageContent) -> Sent:
-        for field, text in (
-            ("legal_basis", draft.legal_basis),
-            ("handling_conditions", draft.handling_conditions),
-            ("control.reason", draft.control.reason),
-            ("control.conditions", draft.control.conditions),
-            ("control.handling_conditions", draft.control.handling_conditions),
-        ):
+    async def send(self, user: User, draft: Draft) -> Sent:
+        for field, text in draft.texts:
             check_text(field, text)
         await self._known_purpose(user, "send", draft.purpose)
         await self._guard(
@@ -263,7 +298,7 @@ class Operations:
             purpose=draft.purpose,
         )
         try:
-            return await self._node.send(
+            return await self._outbound.send(
                 draft, author=user.name, record=self._recorded(user, "send", draft.purpose)
             )
         except (Refused, InvalidRequest) as exc:
@@ -279,7 +314,7 @@ class Operations:
         ) -> list[tuple[str, Sequence[object]]]:
             return [
                 log_txn(
-                    at=self._node.clock.now(),
+                    at=self._clock.now(),
                     user=user.name,
                     action=action,
                     outcome="held" if held else "queued",
@@ -303,6 +338,15 @@ class Operations:
                 shown.append((a, m))
         return shown
 
+    async def approval(self, message_id: str) -> Approval | None:
+        """The approval a sent message waits for or got (shown beside a listing the user was
+        allowed: ListSent, Receipts)."""
+        return await self.access.approval(message_id)
+
+    async def sent_message(self, message_id: str) -> StoredMessage | None:
+        """A sent message's row (shown beside a decision on it)."""
+        return await self._store.get_message(message_id, direction="out")
+
     async def decide(self, user: User, *, message_id: str, approve: bool, note: str) -> Approval:
         check_text("note", note)
         pending = await self.access.approval(message_id)
@@ -319,20 +363,16 @@ class Operations:
             purpose=held.purpose,
         )
 
-        def queued() -> None:
-            # Run as the approval commits, before anything committed after it is handed to a
-            # link: a link that already sent a later envelope would otherwise skip this one.
-            for recipient in pending.recipients:
-                self._node.link(recipient).notify()
-
         await self.access.decide(
             message_id=message_id,
             approver=user.name,
             approve=approve,
             note=note,
-            now=self._node.clock.now(),
+            now=self._clock.now(),
             recipients=pending.recipients,
-            on_commit=queued if approve else None,
+            # Run as the approval commits, before anything committed after it is handed to a
+            # link: a link that already sent a later envelope would otherwise skip this one.
+            on_commit=partial(self._links.notify, pending.recipients) if approve else None,
         )
         decided = await self.access.approval(message_id)
         assert decided is not None
@@ -363,7 +403,7 @@ class Operations:
         to: str,
         purpose: str,
         justification: str,
-        terms: ForwardTerms = ForwardTerms(),
+        terms: ForwardTerms = KEEP_TERMS,
     ) -> Sent:
         check_text("justification", justification)
         held_row: StoredMessage | None = await self._store.get_message(
@@ -374,18 +414,13 @@ class Operations:
         content = await self._open(user, "transfer", held_row, message_id=message_id)
         if content is None:
             raise InvalidRequest(f"message {message_id} was erased; nothing to forward")
-        held_pb = parse_content(content)
+        held = wire.decode(content)
         # Forwards never nest: what travels on is always the originator's own envelope, so only
         # the originator's grants and terms count, however many hops the message has taken.
-        if held_pb.HasField("forwarded"):
-            inner = held_pb.forwarded
-        else:
-            inner = message_pb2.Envelope(
-                content=content,
-                signature=held_row.signature,
-                proof=held_row.signature_proof or b"",
-            )
-        original = meta_of(parse_content(inner.content))
+        inner = held.forwarded or SignedEnvelope(
+            content, held_row.signature, held_row.signature_proof or b""
+        )
+        original = wire.decode(inner.content).meta
         purpose = purpose or held_row.purpose
         fields = {
             "message_id": message_id,
@@ -396,7 +431,7 @@ class Operations:
         await self._known_purpose(
             user, "transfer", purpose, message_id=message_id, justification=justification
         )
-        directory = self._node.trust.directory
+        directory = self._trust.directory
         if directory is None or directory.member(to) is None:
             exc = Refused(
                 Reason.WRONG_RECIPIENT,
@@ -406,7 +441,7 @@ class Operations:
             raise exc
         # Passing a message on discloses it: only someone who may read it may forward it, under
         # the strictest TLP of the stored row, the held content and the original.
-        tlp = max((held_row.tlp, meta_of(held_pb).tlp, original.tlp), key=onward.tlp_rank)
+        tlp = max((held_row.tlp, held.meta.tlp, original.tlp), key=onward.tlp_rank)
 
         def may_forward() -> None:
             access.check_read(user, purpose=held_row.purpose, tlp=tlp, justification=justification)
@@ -419,50 +454,28 @@ class Operations:
             body = self._store.open_content(row)
             if body is None:
                 continue
-            g = onward.Grant.of(meta_of(parse_content(body)))
+            g = onward.Grant.of(wire.decode(body).meta)
             grants.append(g)
             grant_rows[g.message_id] = row
-        outer = message_pb2.MessageContent()
-        outer.CopyFrom(held_pb)  # the held message's markings: never looser than the original's
-        for name in ("message_id", "sender", "created_at", "agreement_id", "in_reply_to"):
-            outer.ClearField(name)
-        outer.ClearField("transfer_authorisation")
-        del outer.recipients[:]
-        outer.recipients.append(to)
-        outer.purpose = purpose
-        outer.forwarded.CopyFrom(inner)
-        if terms.onward_transfer:
-            outer.onward_transfer = terms.onward_transfer  # type: ignore[assignment]
-        if terms.tlp:
-            outer.tlp = terms.tlp  # type: ignore[assignment]
-        for code in terms.handling_codes:
-            if code not in outer.handling_codes:
-                outer.handling_codes.append(code)  # type: ignore[arg-type]
-        if terms.retention is not None:
-            outer.retention.CopyFrom(terms.retention)
+        # The held message's markings, never looser than the original's, tightened by `terms`.
+        draft = wire.forward_draft(content, original=inner, to=to, purpose=purpose, terms=terms)
         try:
+            now = self._clock.now()
             grant = onward.check_forward(
-                original,
-                forwarder=self._node.agency,
-                to=to,
-                purpose=purpose,
-                grants=grants,
-                now=self._node.clock.now(),
+                original, forwarder=self.agency, to=to, purpose=purpose, grants=grants, now=now
             )
             # What the third agency will check, checked here first: the forward keeps the
             # terms of the message held and of the original.
-            draft = message_pb2.MessageContent()
-            draft.CopyFrom(outer)
-            draft.message_id, draft.sender = uuid7(), self._node.agency
-            set_time(draft.created_at, self._node.clock.now())
-            mine = meta_of(draft)
+            _, mine = wire.complete(
+                draft, message_id=uuid7(), sender=self.agency, now=now, grant_until=now
+            )
             purposes = [original.purpose, grant.transfer_purpose if grant is not None else ""]
-            for terms_of in (meta_of(held_pb), original):
+            for terms_of in (held.meta, original):
                 onward.check_markings_kept(
                     mine,
                     terms_of,
                     purposes=[p for p in (*purposes, terms_of.purpose) if p],
-                    now=self._node.clock.now(),
+                    now=now,
                 )
         except Refused as exc:
             await self._log(user, "transfer", "refused", detail=str(exc), **fields)
@@ -471,26 +484,12 @@ class Operations:
             row = grant_rows[grant.message_id]
             grant_content = self._store.open_content(row)
             assert grant_content is not None
-            outer.transfer_authorisation.CopyFrom(
-                message_pb2.Envelope(
-                    content=grant_content, signature=row.signature, proof=row.signature_proof or b""
-                )
+            draft = wire.authorised(
+                draft, SignedEnvelope(grant_content, row.signature, row.signature_proof or b"")
             )
-        embedded = [outer.forwarded, *([outer.transfer_authorisation] if grant is not None else [])]
-        known = self._node.peer_features(to)
-        if known is not None and ENVELOPE_PROOF not in known and any(e.proof for e in embedded):
-            # Only the originator could sign it again, alone; the third agency's node would
-            # refuse it as BAD_SIGNATURE, for good (docs/evidence.md, "Older nodes").
-            detail = (
-                f"{to}'s node does not check batch-signed envelopes yet, and the original (or "
-                "its grant) was signed with its batch: it can be forwarded once that node is "
-                "upgraded"
-            )
-            await self._log(user, "transfer", "refused", detail=detail, **fields)
-            raise InvalidRequest(detail)
         # Logged against the original message (what was disclosed), with the forward.
-        return await self._node.send(
-            outer,
+        return await self._outbound.send(
+            draft,
             author=user.name,
             forward=True,
             record=self._recorded(user, "transfer", **fields),
@@ -512,7 +511,7 @@ class Operations:
         self._check_purposes(clearances)
         if await self.access.user(name) is not None:
             raise InvalidRequest(f"user {name} exists")
-        now = self._node.clock.now()
+        now = self._clock.now()
         bootstrap = role_ == Role.ADMINISTRATOR and len(await self._active_admins()) == 1
         pending = role_ in access.PRIVILEGED and not bootstrap
         code = enrolment_code()
@@ -541,10 +540,10 @@ class Operations:
         check_text("code", code)
         token = secrets.token_urlsafe(32)
         why_not = await self.access.redeem(
-            name=name, parts=code.split("+"), token=token, now=self._node.clock.now()
+            name=name, parts=code.split("+"), token=token, now=self._clock.now()
         )
         await self.access.log(
-            at=self._node.clock.now(),
+            at=self._clock.now(),
             user=name,
             action="enrol",
             outcome="refused" if why_not else "granted",
@@ -565,7 +564,7 @@ class Operations:
         self._check_purposes(clearances)
         await self._record(name)
         await self.access.set_clearances(name=name, purposes=clearances)
-        self._node.end_watches(name)
+        self._watchers.end(name)
         await self._log(user, "set-clearances", "granted", detail=f"{name}: {','.join(clearances)}")
         return await self._record(name)
 
@@ -578,7 +577,7 @@ class Operations:
         if target.role == role_:
             return await self._record(name)
         await self._keep_an_administrator(user, target, "set-role")
-        now = self._node.clock.now()
+        now = self._clock.now()
         if role_ in access.PRIVILEGED:
             await self.access.request_role(name=name, role=role_, by=user.name, now=now)
             await self._log(
@@ -586,7 +585,7 @@ class Operations:
             )
         else:
             await self.access.set_role(name=name, role=role_)
-            self._node.end_watches(name)
+            self._watchers.end(name)
             await self._log(user, "set-role", "granted", detail=f"{name} as {role_}")
         return await self._record(name)
 
@@ -610,9 +609,9 @@ class Operations:
         action = "approve-user" if approve else "reject-user"
         await self._guard(user, action, second_person, detail=name)
         second = enrolment_code() if approve and record.user.pending else None
-        expires = self._node.clock.now() + ENROLMENT_CODE_TTL
+        expires = self._clock.now() + ENROLMENT_CODE_TTL
         await self.access.decide_role(name=name, approve=approve, second=second, expires_at=expires)
-        self._node.end_watches(name)
+        self._watchers.end(name)
         detail = f"{name} as {record.requested_role} (asked by {record.requested_by})"
         await self._log(user, action, "granted", detail=detail)
         after = await self.access.records(name)
@@ -622,8 +621,8 @@ class Operations:
         await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
         target = (await self._record(name)).user
         await self._keep_an_administrator(user, target, "disable-user")
-        await self.access.disable_user(name=name, now=self._node.clock.now())
-        self._node.end_watches(name)
+        await self.access.disable_user(name=name, now=self._clock.now())
+        self._watchers.end(name)
         await self._log(user, "disable-user", "granted", detail=name)
         return await self._record(name)
 
@@ -662,7 +661,7 @@ class Operations:
         await self._guard(user, action, not_the_last, detail=target.name)
 
     def _check_purposes(self, purposes: Sequence[str]) -> None:
-        directory = self._node.trust.directory
+        directory = self._trust.directory
         known = directory.purpose_codes() if directory else frozenset()
         unknown = [p for p in purposes if p not in known]
         if unknown:
@@ -679,18 +678,78 @@ class Operations:
     async def outbox(self, user: User) -> list[tuple[PeerQueue, bool]]:
         """Per peer: what waits in the outbox, and whether a stream to it is open now. Counts
         and times only, no traffic: any local user may see them."""
-        links = self._node.links
+        links = self._links
         return [
             (q, q.recipient in links and links[q.recipient].connected)
             for q in await self._store.outbox()
         ]
+
+    async def status(self) -> NodeStatus:
+        """Health, trust and each peer's link and outbox (no traffic: any local user)."""
+        depths = {q.recipient: q for q in await self._store.outbox() if q.queued}
+        directory = self._trust.directory
+        peers = []
+        for agency in sorted(set(depths) | set(self._links)):
+            link = self._links.get(agency)
+            queue = depths.get(agency)
+            peers.append(
+                PeerStatus(
+                    agency=agency,
+                    link=link.state if link is not None else "idle",
+                    last_error=link.last_error if link is not None else "",
+                    queued=queue.queued if queue is not None else 0,
+                    oldest_queued_at=queue.oldest_queued_at if queue is not None else None,
+                    sent=link.sent if link is not None else 0,
+                    receipted=link.receipted if link is not None else 0,
+                )
+            )
+        return NodeStatus(
+            agency=self.agency,
+            health=self._health.serving,
+            crl_state=self._health.check_crl(),
+            crl_next_update=self._trust.crl_next_update,
+            directory_serial=directory.serial if directory else 0,
+            directory_issued_at=directory.issued_at if directory else None,
+            now=self._clock.now(),
+            peers=peers,
+        )
+
+    def members(self) -> tuple[int, list[tuple[str, str]]]:
+        """The directory's serial, and its members as (agency, name)."""
+        directory = self._trust.directory
+        assert directory is not None
+        return directory.serial, [(m.agency, m.name) for m in directory.members]
+
+    async def watch(self, user: User) -> AsyncIterator[StoredMessage]:
+        """Messages as they arrive, those the user may see. Ends with PermissionDenied when
+        the user's account changes (disabled, role or clearances): what they may see is then
+        decided again when they watch again."""
+        if user.role == Role.ADMINISTRATOR:
+            raise PermissionDenied("ROLE", "administrators do not see traffic")
+        queue = self._watchers.watch(user.name)
+        try:
+            while True:
+                m = await queue.get()
+                # The user as they are now, for every item: an account disabled or changed
+                # while the stream is open sees nothing more on it.
+                now = await self.access.user(user.name)
+                if m is None or now is None or now.disabled or now.role != user.role:
+                    raise PermissionDenied(
+                        "ACCOUNT_CHANGED",
+                        f"{user.name}'s account changed (disabled, role or clearances): this "
+                        "watch has ended; watch again",
+                    )
+                if access.sees_metadata(now, purpose=m.purpose):
+                    yield m
+        finally:
+            self._watchers.unwatch(queue)
 
     # ---- drills -----------------------------------------------------------------------------
 
     async def advance_clock(self, user: User, *, seconds: float) -> tuple[datetime, timedelta]:
         """Move a drill-mode node's clock forward (retention, sunsets and deadlines come
         sooner); the node's time and offset after it. Refused on any other node."""
-        clock = self._node.drill_clock
+        clock = self._drill_clock
         if clock is None:
             await self._log(user, "advance-clock", "refused", detail="not in drill mode")
             raise FailedPrecondition(
@@ -704,26 +763,21 @@ class Operations:
         await self._log(user, "advance-clock", "granted", detail=f"+{seconds:g} s")
         return clock.now(), clock.offset
 
-    async def peer_policy(self, peer: str) -> federation_pb2.SignedPolicy:
-        """Fetch a peer's published policy over mTLS and check its signature."""
-        import grpc
+    # ---- published policies -----------------------------------------------------------------
 
-        node = self._node
-        member, identity = node.trust.member_peer(peer, node.clock.now())
-        options = [
-            ("grpc.ssl_target_name_override", agency_dns_name(node.config.node.federation, peer))
-        ]
-        async with grpc.aio.secure_channel(
-            node.endpoint_of(peer, member.endpoint), node.credentials.channel(), options=options
-        ) as ch:
-            try:
-                signed: federation_pb2.SignedPolicy = await federation_pb2_grpc.FederationStub(
-                    ch
-                ).GetPolicy(federation_pb2.GetPolicyRequest(), timeout=10)
-            except grpc.aio.AioRpcError as exc:
-                raise InvalidRequest(
-                    f"{peer} did not answer: {exc.code().name} {exc.details()}"
-                ) from exc
-        if not verify(identity.public_key, signed.policy_json, signed.signature):
+    async def policy(self, peer: str = "") -> PublishedPolicy:
+        """This node's published policy, or (`peer`) a peer's, fetched over mTLS and checked
+        against the key the directory lists for it."""
+        if not peer or peer == self.agency:
+            return self._published()
+        member, identity = self._trust.member_peer(peer, self._clock.now())
+        try:
+            async with self._connector.channel(peer, member.endpoint) as channel:
+                signed = await channel.policy()
+        except CallFailed as exc:
+            raise InvalidRequest(f"{peer} did not answer: {exc.code} {exc.details}") from exc
+        if not signing.verify(
+            identity.public_key, signed.policy_json, signed.signature, signing.POLICY
+        ):
             raise Refused(Reason.BAD_SIGNATURE, f"{peer}'s policy signature does not verify")
         return signed

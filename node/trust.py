@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from certs.directory import Directory, Member, load_directory
 from certs.errors import PkiError
 from certs.identity import agency_of, fingerprint
-from node.envelope import public_key_of
 from node.errors import ConfigError, Reason, Unauthenticated
+from node.signing import public_key_of
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class Peer:
     fingerprint: str
     public_key: ec.EllipticCurvePublicKey
     # Read from the certificate once: each read of these builds new Python objects, and a
-    # link re-checks its peer before every batch it sends (docs/benchmarks.md, third session).
+    # link re-checks its peer before every batch it sends.
     serial: int = field(init=False)
     not_before: datetime = field(init=False)
     not_after: datetime = field(init=False)
@@ -200,16 +200,6 @@ class Trust:
         self.generation += 1
         log.info("federation directory serial %d loaded", new.serial)
         return True
-
-    def install_directory(self, new: Directory) -> None:
-        """Accept an already verified directory (e.g. pushed by the authority), if newer."""
-        if self.directory is not None and new.serial <= self.directory.serial:
-            raise PkiError(
-                f"directory serial {new.serial} is not newer than {self.directory.serial}"
-            )
-        self.directory = new
-        self._forget_peers()
-        self.generation += 1
 
     def _forget_peers(self) -> None:
         """A new CRL or directory: every peer is checked from scratch on its next use."""

@@ -6,7 +6,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Federation, short_tmp
+from tests import harness
+from tests.harness import Federation, Templates, short_tmp
+
+
+@pytest.fixture(scope="session", autouse=True)
+def federation_templates() -> Iterator[Templates]:
+    """One throwaway PKI (CA, node keys and certificates, node homes) per set of agencies for
+    the whole run; each test's Federation works on a copy of its own."""
+    root = short_tmp()
+    harness.TEMPLATES = Templates(root)
+    try:
+        yield harness.TEMPLATES
+    finally:
+        harness.TEMPLATES = None
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 import tempfile
 from collections.abc import Sequence
@@ -20,13 +21,16 @@ from certs.ca import FederationAuthority, load_key
 from certs.directory import Agreement
 from certs.identity import agency_dns_name
 from node import config as config_mod
-from node import samples
-from node.access import Role, User
+from node import samples, wire
 from node.app import Node
 from node.clock import Clock, OffsetClock
-from node.envelope import FEATURES, FEATURES_KEY, MESSAGE_TYPES, sign
+from node.delivery.outbound import Sent
 from node.home import init_home
 from node.ids import uuid7
+from node.messages import MessageMeta
+from node.policy.access import Role, User
+from node.signing import ENVELOPE, sign
+from node.wire import FEATURES, FEATURES_KEY, MESSAGE_TYPES
 
 FEDERATION = "accord.test"
 incident = samples.incident  # the sample incident, as the tests import it from here
@@ -58,17 +62,60 @@ def open_agreement(parties: Sequence[str], now: datetime, **changes: object) -> 
     return replace(agreement, **changes)  # type: ignore[arg-type]
 
 
+class Templates:
+    """Federations made once per test run, one per set of agencies, and copied for each test
+    that asks for the same set: the CA, the nodes' keys and certificates, their homes and
+    databases. A test changes only its own copy (revocations, agreements, endpoints), so
+    sharing the throwaway PKI costs a copy instead of keys, certificates and schemas each
+    time. The test run's conftest.py sets `TEMPLATES` (session scope)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._made: dict[tuple[str, ...], tuple[Path, datetime]] = {}
+
+    def copy(self, agencies: Sequence[str], into: Path) -> datetime:
+        """Copy the federation of `agencies` into `into` (which exists, empty); its `now`."""
+        key = tuple(agencies)
+        if key not in self._made:
+            made = self.root / f"t{len(self._made)}"
+            made.mkdir()
+            self._made[key] = (made, Federation(made, agencies, template=False).now)
+        made, now = self._made[key]
+        shutil.copytree(made, into, dirs_exist_ok=True)
+        for agency in agencies:  # the homes name the federation's files by absolute path
+            config = into / agency.lower() / config_mod.CONFIG_FILE
+            config.write_text(config.read_text().replace(str(made), str(into)))
+        return now
+
+
+TEMPLATES: Templates | None = None
+
+
 class Federation:
     """A federation authority plus node homes; nodes are started in this event loop."""
 
-    def __init__(self, root: Path, agencies: Sequence[str], *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        agencies: Sequence[str],
+        *,
+        clock: Clock | None = None,
+        template: bool = True,
+    ) -> None:
+        """`template`: copied from the run's `TEMPLATES` when there are any (False: made
+        here, keys and all)."""
         self.root = root
         self.clock = clock or OffsetClock()
-        self.now = datetime.now(UTC)
-        self.authority = FederationAuthority.init(root / "fed", federation=FEDERATION, now=self.now)
         self.agencies = list(agencies)
         self.homes: dict[str, Path] = {}
         self.nodes: dict[str, Node] = {}
+        if template and TEMPLATES is not None:
+            self.now = TEMPLATES.copy(agencies, root)
+            self.authority = FederationAuthority(root / "fed")
+            self.homes = {agency: root / agency.lower() for agency in agencies}
+            return
+        self.now = datetime.now(UTC)
+        self.authority = FederationAuthority.init(root / "fed", federation=FEDERATION, now=self.now)
         for agency in agencies:
             self.add_member(agency)
         self.authority.set_agreements((open_agreement(agencies, self.now),), now=self.now)
@@ -92,8 +139,7 @@ class Federation:
         home = self.homes[agency]
         cfg = config_mod.load(home)
         cfg = replace(cfg, node=replace(cfg.node, listen=f"127.0.0.1:{port}"))
-        node = Node(cfg, clock=self.clock)
-        await node.start()
+        node = await Node.open(cfg, clock=self.clock)
         self.nodes[agency] = node
         self.authority.set_endpoint(agency=agency, endpoint=f"127.0.0.1:{node.port}", now=self.now)
         self.reload_all()
@@ -120,6 +166,16 @@ class Federation:
                 errors.append(exc)
         if errors:
             raise errors[0]
+
+
+async def node_send(node: Node, content: pb.MessageContent) -> Sent:
+    """What a local user's send does, past the user's access checks: the node's one send."""
+    return await node.outbound.send(wire.draft(content))
+
+
+def meta_of(content: pb.MessageContent) -> MessageMeta:
+    """A content's meta, checked for structure, as the receiver sees it."""
+    return wire.decode(content.SerializeToString()).meta
 
 
 def liaison(
@@ -156,6 +212,25 @@ async def wait_for(predicate_coro, *, timeout: float = 10.0, interval: float = 0
         await asyncio.sleep(interval)
 
 
+async def until_delivered(
+    node: Node, *messages: Sent | str, state: str = "accepted", timeout: float = 10.0
+) -> None:
+    """Wait until `node` has stored a receipt from every recipient of each of `messages` (sent
+    messages or their ids): each delivery in `state` ("accepted", "rejected", or "settled":
+    either). AssertionError after `timeout` seconds."""
+    ids = [m if isinstance(m, str) else m.message_id for m in messages]
+    wanted = ("accepted", "rejected") if state == "settled" else (state,)
+
+    async def delivered() -> bool:
+        for message_id in ids:
+            deliveries = await node.store.deliveries(message_id)
+            if not deliveries or any(d.state not in wanted for d in deliveries):
+                return False
+        return True
+
+    await wait_for(delivered, timeout=timeout)
+
+
 # ---- crafted traffic (added for test_rejections / test_delivery) ------------------------------
 
 
@@ -178,7 +253,9 @@ def complete(draft: pb.MessageContent, *, sender: str, message_id: str = "") -> 
 
 def envelope_frame(content: bytes, key: ec.EllipticCurvePrivateKey) -> bytes:
     """A serialised Envelope over `content`, signed with `key`."""
-    frame: bytes = pb.Envelope(content=content, signature=sign(key, content)).SerializeToString()
+    frame: bytes = pb.Envelope(
+        content=content, signature=sign(key, content, ENVELOPE)
+    ).SerializeToString()
     return frame
 
 
@@ -348,7 +425,6 @@ async def held(node: Node, message_id: str, *, sender: str, timeout: float = 10.
     """Wait until `node` holds the message `message_id` received from `sender`."""
 
     async def arrived() -> bool:
-        assert node.store is not None
         return await node.store.get_message(message_id, sender=sender, direction="in") is not None
 
     await wait_for(arrived, timeout=timeout)

@@ -35,10 +35,11 @@ from certs.ca import FederationAuthority, IssuedNode, load_key
 from certs.identity import agency_dns_name
 from node.app import Node
 from node.clock import OffsetClock
-from node.envelope import parse_receipt, sign
 from node.errors import Reason, Refused, Unauthenticated
 from node.ids import uuid7
-from tests.harness import FEDERATION, Federation, incident, wait_for
+from node.signing import ENVELOPE, sign
+from node.wire import FEATURES, FEATURES_KEY, parse_receipt
+from tests.harness import FEDERATION, Federation, incident, node_send, until_delivered, wait_for
 
 RECEIVER = "DE-BKA"
 CALLER = "NL-POL"
@@ -124,7 +125,7 @@ def envelope(caller: Caller, *, to: str = RECEIVER) -> pb.Envelope:
     content.created_at.FromDatetime(datetime.now(UTC))
     data = content.SerializeToString()
     key = load_key(caller.key_path) if caller.key_path else ec.generate_private_key(ec.SECP256R1())
-    return pb.Envelope(content=data, signature=sign(key, data))
+    return pb.Envelope(content=data, signature=sign(key, data, ENVELOPE))
 
 
 async def get_policy(node: Node, caller: Caller) -> federation_pb2.SignedPolicy:
@@ -138,7 +139,9 @@ async def get_policy(node: Node, caller: Caller) -> federation_pb2.SignedPolicy:
 
 async def exchange(node: Node, caller: Caller, *envelopes: pb.Envelope) -> list[pb.Receipt]:
     async with channel(node, caller) as ch:
-        call = federation_pb2_grpc.FederationStub(ch).Exchange(timeout=3)
+        call = federation_pb2_grpc.FederationStub(ch).Exchange(
+            timeout=3, metadata=((FEATURES_KEY, ",".join(FEATURES)),)
+        )
         # The node sends headers once it has admitted the caller, or ends the call. Writing
         # only after that keeps the refusal's own status: a write that races it makes grpcio
         # report INTERNAL instead.
@@ -151,7 +154,6 @@ async def exchange(node: Node, caller: Caller, *envelopes: pb.Envelope) -> list[
 
 
 async def stored(node: Node) -> tuple[int, int]:
-    assert node.store is not None
     return await node.store.count("messages"), await node.store.count("rejections")
 
 
@@ -310,7 +312,7 @@ async def test_stale_crl_fails_closed_both_ways(fed: Federation) -> None:
     nl = await fed.start(CALLER)
     await fed.start(RECEIVER)
     await fed.stop(RECEIVER)
-    sent = await nl.send(incident(to=[RECEIVER]))  # queued while the receiver is down
+    sent = await node_send(nl, incident(to=[RECEIVER]))  # queued while the receiver is down
     fed.authority.publish_crl(now=fed.now, next_update=timedelta(seconds=-60))
     fed.reload_all()
     de = await fed.start(RECEIVER)
@@ -322,12 +324,10 @@ async def test_stale_crl_fails_closed_both_ways(fed: Federation) -> None:
 
     # Outbound: a new send is refused at once; what was queued waits, the link does not connect.
     with pytest.raises(Refused) as refused:
-        await nl.send(incident(to=[RECEIVER]))
+        await node_send(nl, incident(to=[RECEIVER]))
     assert refused.value.reason == Reason.FEDERATION_STALE and "CRL expired" in str(refused.value)
-    assert nl.store is not None
 
     async def refused_attempt() -> bool:
-        assert nl.store is not None
         (delivery,) = await nl.store.deliveries(sent.message_id)
         return delivery.attempts >= 1
 
@@ -341,12 +341,7 @@ async def test_stale_crl_fails_closed_both_ways(fed: Federation) -> None:
     fed.authority.publish_crl(now=datetime.now(UTC))
     fed.reload_all()
 
-    async def accepted() -> bool:
-        assert nl.store is not None
-        (d,) = await nl.store.deliveries(sent.message_id)
-        return d.state == "accepted"
-
-    await wait_for(accepted, timeout=4)
+    await until_delivered(nl, sent, timeout=4)
     assert await stored(de) == (1, 0)
 
 
@@ -471,10 +466,9 @@ async def test_send_to_revoked_peer_is_refused(fed: Federation) -> None:
     fed.authority.revoke(agency=RECEIVER, now=fed.now)
     fed.reload_all()
     with pytest.raises(Refused) as refused:
-        await nl.send(incident(to=[RECEIVER]))
+        await node_send(nl, incident(to=[RECEIVER]))
     assert refused.value.reason == Reason.WRONG_RECIPIENT
     assert f"{RECEIVER} is not a federation member" in str(refused.value)
-    assert nl.store is not None
     assert await nl.store.count("deliveries") == 0
     assert await stored(de) == (0, 0)
 
@@ -488,11 +482,9 @@ async def test_revoked_peer_still_listed_gets_nothing(fed: Federation) -> None:
     fed.authority.revoke(agency=RECEIVER, now=fed.now)
     fed.authority.publish_directory(now=fed.now, members=listed)
     fed.reload_all()
-    sent = await nl.send(incident(to=[RECEIVER]))
-    assert nl.store is not None
+    sent = await node_send(nl, incident(to=[RECEIVER]))
 
     async def refused_attempt() -> bool:
-        assert nl.store is not None
         (delivery,) = await nl.store.deliveries(sent.message_id)
         return delivery.attempts >= 1
 
@@ -507,11 +499,9 @@ async def test_open_link_stops_when_peer_is_revoked(fed: Federation) -> None:
     # The link's stream was opened before the revocation; it must not carry anything after it.
     nl = await fed.start(CALLER)
     de = await fed.start(RECEIVER)
-    first = await nl.send(incident(to=[RECEIVER]))
-    assert nl.store is not None
+    first = await node_send(nl, incident(to=[RECEIVER]))
 
     async def first_accepted() -> bool:
-        assert nl.store is not None
         (d,) = await nl.store.deliveries(first.message_id)
         return d.state == "accepted"
 
@@ -520,10 +510,9 @@ async def test_open_link_stops_when_peer_is_revoked(fed: Federation) -> None:
     fed.authority.revoke(agency=RECEIVER, now=fed.now)
     fed.authority.publish_directory(now=fed.now, members=listed)
     fed.reload_all()
-    second = await nl.send(incident(to=[RECEIVER]))
+    second = await node_send(nl, incident(to=[RECEIVER]))
 
     async def refused_attempt() -> bool:
-        assert nl.store is not None
         (d,) = await nl.store.deliveries(second.message_id)
         return d.attempts >= 1
 
@@ -538,11 +527,9 @@ async def test_open_inbound_stream_stops_when_caller_is_revoked(fed: Federation)
     # NL-POL's stream into DE-BKA is open when NL-POL is revoked: DE-BKA stores nothing more.
     nl = await fed.start(CALLER)
     de = await fed.start(RECEIVER)
-    first = await nl.send(incident(to=[RECEIVER]))
-    assert nl.store is not None
+    first = await node_send(nl, incident(to=[RECEIVER]))
 
     async def first_accepted() -> bool:
-        assert nl.store is not None
         (d,) = await nl.store.deliveries(first.message_id)
         return d.state == "accepted"
 
@@ -551,10 +538,9 @@ async def test_open_inbound_stream_stops_when_caller_is_revoked(fed: Federation)
     fed.authority.revoke(agency=CALLER, now=fed.now)
     fed.authority.publish_directory(now=fed.now, members=listed)
     de.reload()  # only the receiver learns of it: the sender keeps sending
-    second = await nl.send(incident(to=[RECEIVER]))
+    second = await node_send(nl, incident(to=[RECEIVER]))
 
     async def refused_attempt() -> bool:
-        assert nl.store is not None
         (d,) = await nl.store.deliveries(second.message_id)
         return d.attempts >= 1
 
@@ -596,11 +582,9 @@ async def test_open_inbound_stream_stops_when_trust_changes(fed: Federation, cha
     # learns afterwards applies to every later frame on it, not only to new calls.
     nl = await fed.start(CALLER)
     de = await fed.start(RECEIVER)
-    first = await nl.send(incident(to=[RECEIVER]))
-    assert nl.store is not None
+    first = await node_send(nl, incident(to=[RECEIVER]))
 
     async def first_accepted() -> bool:
-        assert nl.store is not None
         (d,) = await nl.store.deliveries(first.message_id)
         return d.state == "accepted"
 
@@ -615,10 +599,9 @@ async def test_open_inbound_stream_stops_when_trust_changes(fed: Federation, cha
         )
         expected = "not the one the directory lists"
     de.reload()  # only the receiver learns of it: the sender keeps sending
-    second = await nl.send(incident(to=[RECEIVER]))
+    second = await node_send(nl, incident(to=[RECEIVER]))
 
     async def refused_attempt() -> bool:
-        assert nl.store is not None
         (d,) = await nl.store.deliveries(second.message_id)
         return d.attempts >= 1
 

@@ -7,7 +7,8 @@ import pytest
 
 from accord.v1 import federation_pb2
 from accord.v1 import message_pb2 as pb
-from node.envelope import digest, parse_receipt, sign
+from node.signing import ENVELOPE, digest, sign
+from node.wire import parse_receipt
 from tests.harness import (
     Federation,
     RawExchange,
@@ -22,17 +23,16 @@ NL, DE, FR = "NL-POL", "DE-BKA", "FR-PN"
 
 async def test_each_envelope_in_a_frame_gets_its_own_receipt_in_order(fed3: Federation) -> None:
     _nl, de, _fr = await fed3.start_all()
-    assert de.store is not None
     nl_key, fr_key = member_key(fed3, NL), member_key(fed3, FR)
     good = [complete(incident(to=[DE]), sender=NL).SerializeToString() for _ in range(3)]
     wrong_recipient = complete(incident(to=[FR]), sender=NL).SerializeToString()
     frame = federation_pb2.EnvelopeBatch()
-    frame.envelopes.add(content=good[0], signature=sign(nl_key, good[0]))
-    frame.envelopes.add(content=good[1], signature=sign(fr_key, good[1]))  # wrong key
-    frame.envelopes.add(content=wrong_recipient, signature=sign(nl_key, wrong_recipient))
+    frame.envelopes.add(content=good[0], signature=sign(nl_key, good[0], ENVELOPE))
+    frame.envelopes.add(content=good[1], signature=sign(fr_key, good[1], ENVELOPE))  # wrong key
+    frame.envelopes.add(content=wrong_recipient, signature=sign(nl_key, wrong_recipient, ENVELOPE))
     frame.envelopes.add(content=b"\xff\xff not a message", signature=b"x")
-    frame.envelopes.add(content=good[2], signature=sign(nl_key, good[2]))
-    frame.envelopes.add(content=good[0], signature=sign(nl_key, good[0]))  # a resend
+    frame.envelopes.add(content=good[2], signature=sign(nl_key, good[2], ENVELOPE))
+    frame.envelopes.add(content=good[0], signature=sign(nl_key, good[0], ENVELOPE))  # a resend
     async with RawExchange(fed3, as_agency=NL, to=de, batched=True) as raw:
         receipts = await batch_receipts(raw, frame.SerializeToString(), expect=6)
     infos = [parse_receipt(r.content) for r in receipts]
@@ -53,7 +53,9 @@ async def test_a_frame_that_is_not_a_batch_ends_only_its_stream(fed3: Federation
     assert "EnvelopeBatch" in (caught.value.details() or "")
     content = complete(incident(to=[DE]), sender=NL).SerializeToString()
     ok = federation_pb2.EnvelopeBatch(
-        envelopes=[pb.Envelope(content=content, signature=sign(member_key(fed3, NL), content))]
+        envelopes=[
+            pb.Envelope(content=content, signature=sign(member_key(fed3, NL), content, ENVELOPE))
+        ]
     )
     async with RawExchange(fed3, as_agency=NL, to=de, batched=True) as raw:
         (receipt,) = await batch_receipts(raw, ok.SerializeToString(), expect=1)

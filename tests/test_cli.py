@@ -21,7 +21,15 @@ import pytest
 from cryptography import x509
 
 from node.cli import build_parser, main
-from tests.harness import ALL_PURPOSES, Federation, add_user, liaison, wait_for
+from tests.harness import (
+    ALL_PURPOSES,
+    Federation,
+    add_user,
+    liaison,
+    node_send,
+    until_delivered,
+    wait_for,
+)
 
 OFFICER = "officer"
 # In the federation's purpose vocabulary but not in the test agreement.
@@ -261,13 +269,8 @@ async def test_send_inbox_show_receipts_and_reply(running: Federation, tmp_short
     assert len(message_id) == 36 and "queued for DE-BKA, FR-PN" in run.err
 
     nl = fed.nodes["NL-POL"]
-    assert nl.store is not None
 
-    async def receipted() -> bool:
-        assert nl.store is not None
-        return all(d.state == "accepted" for d in await nl.store.deliveries(message_id))
-
-    await wait_for(receipted)
+    await until_delivered(nl, message_id)
 
     inbox = await officer(fed, "DE-BKA", "inbox")
     assert inbox.code == 0, inbox
@@ -345,7 +348,6 @@ async def test_refusals_and_denials_print_their_code(running: Federation, tmp_sh
     assert_usage_error(no_reason, "not found: no message 01a20000-")
     assert_usage_error(admin, "permission denied (ROLE)")
     fr = fed.nodes["FR-PN"]
-    assert fr.store is not None
     assert await fr.store.count("deliveries") == 0
 
 
@@ -364,17 +366,9 @@ async def test_receipts_signed_in_a_batch_check_alone_from_the_cli(running: Fede
     """Receipts a peer signed a batch at a time: `accord receipts` checks each one on its own
     (its audit path up to the signed root) and says so."""
     nl = running.nodes["NL-POL"]
-    sent = await asyncio.gather(*(nl.send(liaison(to=["DE-BKA"])) for _ in range(40)))
+    sent = await asyncio.gather(*(node_send(nl, liaison(to=["DE-BKA"])) for _ in range(40)))
 
-    async def receipted() -> bool:
-        assert nl.store is not None
-        for s in sent:
-            if [d.state for d in await nl.store.deliveries(s.message_id)] != ["accepted"]:
-                return False
-        return True
-
-    await wait_for(receipted, timeout=8)
-    assert nl.store is not None
+    await until_delivered(nl, *sent)
     batched = []
     for s in sent:
         (d,) = await nl.store.deliveries(s.message_id)
@@ -407,10 +401,9 @@ async def test_show_checks_a_batch_signed_envelope_alone(running: Federation) ->
     envelope on its own (its audit path up to the signed root), and catches a path altered at
     rest."""
     nl, de = running.nodes["NL-POL"], running.nodes["DE-BKA"]
-    sent = await asyncio.gather(*(nl.send(liaison(to=["DE-BKA"])) for _ in range(8)))
+    sent = await asyncio.gather(*(node_send(nl, liaison(to=["DE-BKA"])) for _ in range(8)))
 
     async def arrived() -> bool:
-        assert de.store is not None
         return await de.store.count("messages") >= len(sent)
 
     await wait_for(arrived, timeout=8)

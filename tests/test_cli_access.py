@@ -100,7 +100,6 @@ async def test_users_read_approve_forward_policy_via_cli(fed3: Federation, tmp_p
     assert "olga" in out and "active" in out
 
     async def arrived() -> bool:
-        assert de.store is not None
         return await de.store.count("messages") == 1
 
     await wait_for(arrived)

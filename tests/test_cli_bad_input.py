@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from node.cli import build_parser
-from tests.harness import ALL_PURPOSES, Federation, add_user, liaison
+from tests.harness import ALL_PURPOSES, Federation, add_user, liaison, node_send
 from tests.test_cli import Run, accord, assert_usage_error
 from tests.test_cli_args import assert_one_line_error, run, subcommands
 
@@ -227,8 +227,7 @@ async def test_malformed_arguments_against_running_nodes(
         await add_user(node, "officer", "liaison_officer", [*ALL_PURPOSES, "cybercrime"])
         await add_user(node, "sam", "supervisor")
     nl = fed3.nodes[NL]
-    assert nl.store is not None
-    known = (await nl.send(liaison(to=[DE]))).message_id
+    known = (await node_send(nl, liaison(to=[DE]))).message_id
     home = str(fed3.homes[NL])
     body = tmp_short / "body.json"
     body.write_text('{"subject": "s", "text": "t"}')

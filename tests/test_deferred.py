@@ -17,20 +17,23 @@ import pytest
 
 from accord.v1 import message_pb2 as pb
 from node import config as config_mod
-from node.access import Role, User
 from node.app import Node
-from node.envelope import parse_receipt, sign
+from node.policy.access import Role, User
+from node.signing import ENVELOPE, sign
+from node.wire import parse_receipt
 from tests.disk import fill, small_disk
 from tests.harness import (
     ALL_PURPOSES,
     Federation,
     RawExchange,
     complete,
+    configure,
     envelope_frame,
     grant,
     held,
     incident,
     member_key,
+    node_send,
     open_agreement,
     wait_for,
 )
@@ -43,14 +46,14 @@ async def test_a_tampered_copy_claims_nothing(fed3: Federation) -> None:
     genuine envelope sent after it is accepted (not ID_CONFLICT), and the same bytes sent again
     with a good signature are accepted too (not the stored BAD_SIGNATURE)."""
     _nl, de, _fr = await fed3.start_all()
-    assert de.store is not None
     key = member_key(fed3, NL)
     genuine = complete(incident(to=[DE]), sender=NL)
     tampered = pb.MessageContent()
     tampered.CopyFrom(genuine)
     tampered.incident.narrative = "Forged by a relay."
     forged = pb.Envelope(
-        content=tampered.SerializeToString(), signature=sign(key, genuine.SerializeToString())
+        content=tampered.SerializeToString(),
+        signature=sign(key, genuine.SerializeToString(), ENVELOPE),
     )
     same_bytes_bad = pb.Envelope(content=genuine.SerializeToString(), signature=b"\x30\x00")
     async with RawExchange(fed3, as_agency=NL, to=de) as raw:
@@ -77,7 +80,6 @@ async def test_a_policy_refusal_is_decided_afresh_under_a_newer_directory(
         (open_agreement(fed3.agencies, fed3.now, purposes=("missing-persons",)),), now=fed3.now
     )
     _nl, de, _fr = await fed3.start_all()
-    assert de.store is not None
     frame = envelope_frame(
         complete(incident(to=[DE]), sender=NL).SerializeToString(), member_key(fed3, NL)
     )
@@ -99,20 +101,18 @@ async def test_a_deferred_delivery_stays_queued_and_goes_again(tmp_short: Path) 
     NL's message is answered DEFERRED (UNKNOWN_SENDER); DE keeps it queued, and it is accepted
     once FR reloads."""
     fed = Federation(tmp_short, [DE, FR])
+    configure(fed.homes[FR], "federation", reload_seconds=3600.0)  # FR reloads when told below
     try:
         de, fr = await fed.start_all()
-        assert fr._reload_task is not None
-        fr._reload_task.cancel()  # FR reloads only when told to below
         fed.add_member(NL)
         fed.authority.set_agreements((open_agreement((NL, DE, FR), fed.now),), now=fed.now)
-        nl = Node(config_mod.load(fed.homes[NL]), clock=fed.clock)
-        await nl.start()
+        nl = await Node.open(config_mod.load(fed.homes[NL]), clock=fed.clock)
         fed.nodes[NL] = nl
         fed.authority.set_endpoint(agency=NL, endpoint=f"127.0.0.1:{nl.port}", now=fed.now)
         nl.reload()
         de.reload()
-        original = await nl.send(incident(to=[DE]))
-        consent = await nl.send(grant(target=original.message_id, to=DE, third=FR))
+        original = await node_send(nl, incident(to=[DE]))
+        consent = await node_send(nl, grant(target=original.message_id, to=DE, third=FR))
         await held(de, consent.message_id, sender=NL)
         forwarded = await de.operations.forward(
             User("dora", Role.SUPERVISOR, frozenset(ALL_PURPOSES)),
@@ -122,10 +122,8 @@ async def test_a_deferred_delivery_stays_queued_and_goes_again(tmp_short: Path) 
             purpose="",
             justification="Suspect believed to have crossed into France",
         )
-        assert de.store is not None and fr.store is not None
 
         async def deferred() -> bool:
-            assert de.store is not None
             (d,) = await de.store.deliveries(forwarded.message_id)
             return d.state == "queued" and "UNKNOWN_SENDER" in d.last_error
 
@@ -153,13 +151,11 @@ async def test_a_receiver_with_a_full_disk_defers_and_resumes_when_space_returns
         fed.homes[DE] = home
         try:
             nl, de = await fed.start_all()
-            assert nl.store is not None and de.store is not None
             caplog.set_level(logging.INFO)
             filler = fill(disk)
-            sent = await nl.send(incident(to=[DE]))
+            sent = await node_send(nl, incident(to=[DE]))
 
             async def deferred_twice() -> bool:
-                assert nl.store is not None
                 (d,) = await nl.store.deliveries(sent.message_id)
                 return (
                     d.state == "queued"

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from node.access import Role, User
+from node import wire
+from node.policy.access import Role, User
 from tests.disk import fill, small_disk
 from tests.harness import Federation, add_user, liaison, wait_for
 from tests.test_cli import accord, assert_usage_error
@@ -78,7 +79,7 @@ async def test_a_send_whose_log_entry_cannot_be_written_is_not_sent(tmp_short: P
             )
         officer = User("officer", Role.LIAISON_OFFICER, frozenset({"missing-persons"}))
         with pytest.raises(sqlite3.IntegrityError, match="the access log refused the entry"):
-            await nl.operations.send(officer, liaison(to=[DE]))
+            await nl.operations.send(officer, wire.draft(liaison(to=[DE])))
         assert count(fed.homes[NL], "SELECT count(*) FROM messages") == 0
         assert count(fed.homes[NL], "SELECT count(*) FROM deliveries") == 0
         assert DE not in nl.links or nl.links[DE].sent == 0

@@ -19,7 +19,7 @@ from node.app import Node
 from node.client import connect, local_error
 from node.drill.proxy import FaultProxy, Mode
 from node.errors import ConfigError
-from tests.harness import Federation, add_user, liaison, wait_for
+from tests.harness import Federation, add_user, liaison, node_send, wait_for
 from tests.test_cli import accord, assert_usage_error
 
 DRILL_SECTION = '\n[drill.endpoints]\nDE-BKA = "127.0.0.1:1"\n'
@@ -41,8 +41,7 @@ async def advance(home: Path, seconds: float, *, user: str = "admin") -> local_p
 async def start_drill_node(fed: Federation, agency: str) -> Node:
     cfg = config_mod.load(fed.homes[agency], drill=True)
     cfg = replace(cfg, node=replace(cfg.node, listen="127.0.0.1:0"))
-    node = Node(cfg, drill=True)
-    await node.start()
+    node = await Node.open(cfg, drill=True)
     fed.nodes[agency] = node
     fed.authority.set_endpoint(agency=agency, endpoint=f"127.0.0.1:{node.port}", now=fed.now)
     fed.reload_all()
@@ -52,7 +51,9 @@ async def start_drill_node(fed: Federation, agency: str) -> Node:
 # ---- config ------------------------------------------------------------------------------------
 
 
-def test_a_drill_section_is_refused_unless_the_node_runs_in_drill_mode(fed3: Federation) -> None:
+async def test_a_drill_section_is_refused_unless_the_node_runs_in_drill_mode(
+    fed3: Federation,
+) -> None:
     home = fed3.homes["NL-POL"]
     with_drill_section(home)
     with pytest.raises(ConfigError, match=r"drill: .*accord node run --drill"):
@@ -62,7 +63,7 @@ def test_a_drill_section_is_refused_unless_the_node_runs_in_drill_mode(fed3: Fed
     assert config_mod.load(home, drill=True).drill == readers.drill
     # Node itself refuses too, whoever loaded the config.
     with pytest.raises(ConfigError, match="drill"):
-        Node(readers)
+        await Node.open(readers)
 
 
 @pytest.mark.parametrize(
@@ -133,13 +134,11 @@ async def test_a_drill_link_runs_mtls_end_to_end_through_the_proxy(fed3: Federat
             fed3.homes["NL-POL"], f'\n[drill.endpoints]\nDE-BKA = "127.0.0.1:{proxy.port}"\n'
         )
         nl = await start_drill_node(fed3, "NL-POL")
-        assert nl.store is not None and de.store is not None
 
         async def states(mid: str) -> list[str]:
-            assert nl.store is not None
             return [d.state for d in await nl.store.deliveries(mid)]
 
-        first = await nl.send(liaison(to=["DE-BKA"]))
+        first = await node_send(nl, liaison(to=["DE-BKA"]))
 
         async def accepted_first() -> bool:
             return await states(first.message_id) == ["accepted"]
@@ -148,7 +147,7 @@ async def test_a_drill_link_runs_mtls_end_to_end_through_the_proxy(fed3: Federat
         assert proxy.connections >= 1 and proxy.bytes > 0  # it went through the proxy
 
         proxy.set(Mode.DROP)
-        held = await nl.send(liaison(to=["DE-BKA"]))
+        held = await node_send(nl, liaison(to=["DE-BKA"]))
         await asyncio.sleep(1.0)  # a dropped way must keep it queued for this long
         assert await states(held.message_id) == ["queued"]
         async with connect(fed3.homes["NL-POL"], user="admin") as admin:

@@ -14,7 +14,7 @@ import pytest
 from accord.v1 import federation_pb2
 from accord.v1 import message_pb2 as pb
 from node.clock import OffsetClock
-from node.envelope import parse_receipt
+from node.wire import parse_receipt
 from tests.harness import (
     Federation,
     RawExchange,
@@ -25,6 +25,7 @@ from tests.harness import (
     held,
     incident,
     member_key,
+    node_send,
 )
 
 NL, DE, FR = "NL-POL", "DE-BKA", "FR-PN"
@@ -40,7 +41,6 @@ def junk_frame(count: int) -> bytes:
 
 async def test_refusals_share_a_signature_and_junk_is_not_kept(fed3: Federation) -> None:
     _nl, de, _fr = await fed3.start_all()
-    assert de.store is not None
     no_id = complete(incident(to=[DE]), sender=NL)
     no_id.message_id = ""
     signed_no_id = pb.Envelope.FromString(
@@ -61,7 +61,6 @@ async def test_refusals_share_a_signature_and_junk_is_not_kept(fed3: Federation)
 
 async def test_a_frame_over_the_envelope_limit_ends_only_its_stream(fed3: Federation) -> None:
     _nl, de, _fr = await fed3.start_all()
-    assert de.store is not None
     for count in (1025, 100_000):
         async with RawExchange(fed3, as_agency=NL, to=de, batched=True) as raw:
             with pytest.raises(grpc.aio.AioRpcError) as ended:
@@ -80,7 +79,7 @@ async def test_a_frame_over_the_envelope_limit_ends_only_its_stream(fed3: Federa
 async def test_streams_per_peer_are_capped_and_published(fed3: Federation) -> None:
     configure(fed3.homes[DE], "limits", max_streams_per_peer=2)
     _nl, de, _fr = await fed3.start_all()
-    limits = json.loads(de.signed_policy().policy_json)["limits"]
+    limits = json.loads(de.published_policy().policy_json)["limits"]
     assert limits == {
         "max_message_bytes": 1048576,
         "max_frame_bytes": 4 * 1048576 + (1 << 20),
@@ -129,7 +128,7 @@ async def test_a_peer_that_keeps_sending_refused_envelopes_is_slowed_then_cut_of
     """A budget of 100 refusals refilled at 10/s: the first 100 pass, the next 100 are slowed,
     and beyond that NL's stream ends and NL is refused for the cool-down. FR is not affected."""
     configure(fed3.homes[DE], "limits", refusal_burst=100, refusals_per_second=10.0)
-    nl, de, fr = await fed3.start_all()
+    _nl, de, fr = await fed3.start_all()
     loop = asyncio.get_running_loop()
     async with RawExchange(fed3, as_agency=NL, to=de, batched=True) as raw:
         started = loop.time()
@@ -142,19 +141,19 @@ async def test_a_peer_that_keeps_sending_refused_envelopes_is_slowed_then_cut_of
             await batch_receipts(raw, junk_frame(100), expect=100)
     assert cut.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     async with RawExchange(fed3, as_agency=NL, to=de, batched=True) as again:
+        # Refused as it opens: read, not write (a write racing the refusal is reported by
+        # grpcio as INTERNAL instead of the refusal's status).
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await batch_receipts(again, junk_frame(1), expect=1)
+            await again.read()
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "refused for" in (refused.value.details() or "")
-    sent = await fr.send(incident(to=[DE]))
+    sent = await node_send(fr, incident(to=[DE]))
     await held(de, sent.message_id, sender=FR)
-    assert nl.store is not None
 
 
 async def test_stored_refusals_expire(fed3: Federation) -> None:
     configure(fed3.homes[DE], "limits", rejection_retention_days=1)
     _nl, de, _fr = await fed3.start_all()
-    assert de.store is not None
     key = member_key(fed3, NL)
     async with RawExchange(fed3, as_agency=NL, to=de) as raw:
         for _ in range(3):

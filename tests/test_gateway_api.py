@@ -161,7 +161,7 @@ async def watchers(node: Node, count: int) -> None:
     arrive just before its watch is)."""
 
     async def counted() -> bool:
-        return len(node._watchers) == count
+        return len(node.watchers) == count
 
     await wait_for(counted)
 

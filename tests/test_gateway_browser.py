@@ -144,7 +144,7 @@ async def test_officers_supervisor_and_auditor_view_in_chromium(
             await expect(inbox.locator("#live-status")).to_have_attribute("data-connected", "yes")
 
             async def watching() -> bool:
-                return bool(de._watchers)
+                return bool(de.watchers)
 
             await wait_for(watching)
             await inbox.evaluate("window.stayedOpen = true")

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from node.delivery.link import PeerLink
 from node.store.keys import KeyRing
-from tests.harness import Federation, liaison, wait_for
+from tests.harness import Federation, configure, liaison, node_send, wait_for
 from tests.test_delivery import db_rows
 
 NL, DE = "NL-POL", "DE-BKA"
@@ -42,8 +42,7 @@ async def test_a_link_whose_outbox_will_not_open_says_so_and_recovers(
     fast_retries(fed, NL)
     try:
         nl = await fed.start(NL)
-        assert nl.store is not None
-        sent = await nl.send(liaison(to=[DE]))  # DE is down: it waits in the outbox
+        sent = await node_send(nl, liaison(to=[DE]))  # DE is down: it waits in the outbox
         right = nl.store.keys
         nl.store.keys = KeyRing(os.urandom(32))
         await fed.start(DE)
@@ -61,7 +60,7 @@ async def test_a_link_whose_outbox_will_not_open_says_so_and_recovers(
         )
         assert lines[0] == expected
         assert all("\n" not in line for line in lines)
-        assert link._task is not None and not link._task.done(), "the link task is alive"
+        assert link.running, "the link task is alive"
         nl.store.keys = right
         await wait_for(lambda: delivered(fed, NL, sent.message_id), timeout=10)
     finally:
@@ -72,24 +71,27 @@ class Crash(BaseException):
     """Something no `except Exception` catches: only the supervision of the task sees it."""
 
 
+def crash_once(crashes: list[str], peer: str) -> Callable[[], None]:
+    """A link's `before_connect` hook that kills its task the first time."""
+
+    def crash() -> None:
+        if not crashes:
+            crashes.append(peer)
+            raise Crash("boom")
+
+    return crash
+
+
 async def test_a_link_task_that_dies_is_logged_and_restarted(
-    tmp_short: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    tmp_short: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     fed = Federation(tmp_short, [NL, DE])
     try:
         nl = await fed.start(NL)
-        original = PeerLink._connect_with_backoff
         crashes: list[str] = []
-
-        async def crash_once(self: PeerLink) -> None:
-            if not crashes:
-                crashes.append(self.peer)
-                raise Crash("boom")
-            await original(self)
-
-        monkeypatch.setattr(PeerLink, "_connect_with_backoff", crash_once)
+        nl.links.link(DE).faults.before_connect = crash_once(crashes, DE)
         with caplog.at_level(logging.ERROR, logger="node.delivery.link"):
-            sent = await nl.send(liaison(to=[DE]))
+            sent = await node_send(nl, liaison(to=[DE]))
             await fed.start(DE)
             await wait_for(lambda: delivered(fed, NL, sent.message_id), timeout=10)
         assert crashes == [DE] and nl.links[DE].restarts == 1
@@ -100,25 +102,25 @@ async def test_a_link_task_that_dies_is_logged_and_restarted(
 
 async def test_stop_completes_when_a_link_task_died(tmp_short: Path) -> None:
     """A dead link task re-raised its error from `close`, `stop` never closed the store, and
-    the store's threads kept the process alive after SIGTERM."""
+    the store's threads kept the process alive after SIGTERM. (Stopped while the task lies
+    dead, before its restart.)"""
     fed = Federation(tmp_short, [NL, DE])
+    configure(fed.homes[NL], "delivery", backoff_initial_seconds=30.0)  # no restart meanwhile
     try:
         nl = await fed.start(NL)
-        await nl.send(liaison(to=[DE]))
-        link = nl.links[DE]
-        assert link._task is not None
-        link._closing = True  # as if it had died unseen: no restart
+        link = nl.links.link(DE)
+        crashes: list[str] = []
+        link.faults.before_connect = crash_once(crashes, DE)
+        await node_send(nl, liaison(to=[DE]))
 
-        async def died() -> None:
-            raise RuntimeError("died unseen")
+        async def died() -> bool:
+            return bool(crashes) and not link.running
 
-        link._task.cancel()
-        link._task = asyncio.create_task(died())
-        await asyncio.sleep(0)
+        await wait_for(died)
         store = nl.store
-        assert store is not None
         await asyncio.wait_for(fed.stop(NL), timeout=10)
-        assert store.writer._task is None, "the store was closed"
+        with pytest.raises(RuntimeError, match="not running"):
+            store.writer.enqueue([])  # the store was closed
         assert not (fed.homes[NL] / "node.sock").exists()
     finally:
         await fed.stop_all()
@@ -137,15 +139,14 @@ async def test_a_stream_start_sees_every_committed_row_while_another_read_holds_
     fed = Federation(tmp_short, [NL, DE])
     try:
         nl = await fed.start(NL)
-        assert nl.store is not None
-        first = [await nl.send(liaison(to=[DE], text=f"a{i}")) for i in range(3)]
+        first = [await node_send(nl, liaison(to=[DE], text=f"a{i}")) for i in range(3)]
         cursor = await nl.store.reader.execute("SELECT seq FROM deliveries ORDER BY seq")
         assert await cursor.fetchone() is not None  # the statement stays open: snapshot held
         link = nl.links[DE]
         link.check_seconds = 3600.0
-        later = [await nl.send(liaison(to=[DE], text=f"b{i}")) for i in range(20)]
+        later = [await node_send(nl, liaison(to=[DE], text=f"b{i}")) for i in range(20)]
         await fed.start(DE)  # the link connects and reads the outbox
-        after = [await nl.send(liaison(to=[DE], text=f"c{i}")) for i in range(3)]
+        after = [await node_send(nl, liaison(to=[DE], text=f"c{i}")) for i in range(3)]
         for sent in (*first, *later, *after):
             await wait_for(lambda s=sent: delivered(fed, NL, s.message_id), timeout=10)
         assert link.skipped == 0
@@ -165,7 +166,7 @@ async def test_what_a_stream_skipped_is_found_and_sent(
         nl = await fed.start(NL)
         store = nl.store
         assert store is not None
-        sent = [await nl.send(liaison(to=[DE], text=f"m{i}")) for i in range(10)]
+        sent = [await node_send(nl, liaison(to=[DE], text=f"m{i}")) for i in range(10)]
         real = store.queued_for
         short: list[int] = []
 
@@ -181,7 +182,7 @@ async def test_what_a_stream_skipped_is_found_and_sent(
         link.check_seconds = 0.2
         with caplog.at_level(logging.WARNING, logger="node.delivery.link"):
             await fed.start(DE)
-            more = [await nl.send(liaison(to=[DE], text=f"n{i}")) for i in range(3)]
+            more = [await node_send(nl, liaison(to=[DE], text=f"n{i}")) for i in range(3)]
             for s in (*sent, *more):
                 await wait_for(lambda s=s: delivered(fed, NL, s.message_id), timeout=10)
         (read,) = short

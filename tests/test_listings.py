@@ -15,8 +15,16 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from accord.v1 import message_pb2 as pb
-from node.access import Role, User
-from tests.harness import ALL_PURPOSES, Federation, add_user, liaison, open_agreement, wait_for
+from node.policy.access import Role, User
+from tests.harness import (
+    ALL_PURPOSES,
+    Federation,
+    add_user,
+    liaison,
+    node_send,
+    open_agreement,
+    wait_for,
+)
 from tests.test_cli import Run, accord
 from tests.test_delivery import db_rows
 
@@ -44,10 +52,10 @@ async def test_inbox_shows_urgency_deadline_status_and_thread_and_sent_shows_sta
     for node in await fed.start_all():
         await add_user(node, OFFICER, "liaison_officer")
     nl = fed.nodes[NL]
-    request = await nl.send(liaison(to=[DE, FR]))  # urgent: 8 hours
+    request = await node_send(nl, liaison(to=[DE, FR]))  # urgent: 8 hours
     normal = liaison(to=[DE])
     normal.urgency = pb.URGENCY_NORMAL
-    later = await nl.send(normal)  # 7 days
+    later = await node_send(nl, normal)  # 7 days
     for sent in (request, later):
         await wait_for(lambda s=sent: _async(accepted(fed, NL, s.message_id)))
 
@@ -119,7 +127,7 @@ async def test_show_names_a_forwards_originator_by_agency_code(fed3: Federation)
         await add_user(node, OFFICER, "liaison_officer")
     original = liaison(to=[DE])
     original.onward_transfer = pb.ONWARD_TRANSFER_ALLOWED
-    sent = await fed.nodes[NL].send(original)
+    sent = await node_send(fed.nodes[NL], original)
     await wait_for(lambda: _async(accepted(fed, NL, sent.message_id)))
     officer = User(OFFICER, Role.LIAISON_OFFICER, frozenset(ALL_PURPOSES))
     forward = await fed.nodes[DE].operations.forward(

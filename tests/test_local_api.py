@@ -20,7 +20,11 @@ async def test_watch_streams_new_messages_the_user_is_cleared_for(fed3: Federati
     await add_user(de, "bert", "liaison_officer", purposes=["missing-persons"])
     async with connect(de.config.home, user="bert") as c:
         feed = c.api.Watch(local_pb2.WatchRequest())
-        await asyncio.sleep(0.2)  # the watch is registered before anything arrives
+
+        async def watching() -> bool:
+            return len(de.watchers) == 1
+
+        await wait_for(watching)  # the watch is registered before anything arrives
         async with connect(nl.config.home, user="anna") as sender:
             await sender.api.Send(local_pb2.SendRequest(content=incident(to=[DE])))
             wanted = await sender.api.Send(
@@ -70,7 +74,7 @@ async def test_a_disabled_users_open_watch_ends(fed3: Federation) -> None:
         await add_user(de, name, "liaison_officer", purposes=["missing-persons"])
 
     async def watching(n: int) -> bool:
-        return len(de._watchers) == n
+        return len(de.watchers) == n
 
     async with (
         connect(de.config.home, user="bert") as bert,

@@ -251,7 +251,7 @@ async def test_a_watch_stream_ends_with_its_session(fed3: Federation) -> None:
         await feed.wait_for_connection()
 
         async def watching() -> bool:
-            return bool(de._watchers)
+            return bool(de.watchers)
 
         await wait_for(watching)
         first = await sender.api.Send(local_pb2.SendRequest(content=liaison(to=[DE])))
@@ -263,7 +263,7 @@ async def test_a_watch_stream_ends_with_its_session(fed3: Federation) -> None:
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
     async def unwatched() -> bool:
-        return not de._watchers
+        return not de.watchers
 
     await wait_for(unwatched)  # the ended stream no longer collects messages
 

@@ -1,6 +1,6 @@
 """node.merkle against an independent, naive transcription of RFC 6962 / RFC 9162's recursive
 definitions (below, slices and recursion only), against published test vectors, and against
-the batch-signature code in node.envelope."""
+the batch signatures of node.signing (and what main's own copy of the tree made before it went)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from node import envelope, merkle
+from node import merkle, signing
 
 # ---- the naive reference: RFC 9162 section 2.1, word for word ----
 
@@ -369,19 +369,33 @@ def test_steps_are_the_rfc_path_with_sides(n: int) -> None:
         assert merkle.root_from_steps(LEAVES[i], steps) == root
 
 
-def test_batch_proofs_are_those_envelope_signs() -> None:
-    """Byte for byte what node.envelope puts in a batch, so its copy can go."""
+# SHA-256 of root + every proof of a batch of DATA[:n], as node/envelope.py's own Merkle code
+# (replaced by node.merkle) made them: the batches a node signs are byte for byte what it
+# signed before.
+BEFORE = {
+    2: "40b9d9622a365b1c7cc85c9dffa304dbf38dfdb692868d1fa4e45edf6a392927",
+    3: "ab15e01efebf87cb49298ad5fd7570ac37076bd6d61817460cb1e96dc7ae3ab4",
+    5: "6ed5083066ab893fb874d6936addfcc188069337b0c56ca38dec3878c82e89b6",
+    8: "0a6ac8cc5d9c03a0ff863262c8f942bceb01ee6872f408d8c8cc33e20a69b243",
+    13: "cea4394af1cca6adc93e0ecca12874f9872f178e1a34256e600c2dc9706c5fb1",
+    33: "893b117858df05b5998cffd99ff025d43d40fcde9bedd99d478b29981335c8ca",
+}
+
+
+def test_batch_proofs_are_those_signing_puts_in_a_batch() -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    for n in (2, 3, 5, 8, 13, 33):
+    for n, before in BEFORE.items():
         contents = DATA[:n]
         root, proofs = merkle.batch(contents)
-        signed = envelope.sign_batch(key, contents, kind=envelope.ENVELOPE_ROOT)
-        assert [proof for _, proof in signed] == proofs
-        for c, proof in zip(contents, proofs, strict=True):
-            assert envelope.envelope_signed_bytes(c, proof) == envelope.ENVELOPE_ROOT + root
+        assert hashlib.sha256(root + b"".join(proofs)).hexdigest() == before
+        for domain in (signing.ENVELOPE, signing.RECEIPT):
+            signed = signing.sign_batch(key, contents, domain)
+            assert [proof for _, proof in signed] == proofs
+            for c, proof in zip(contents, proofs, strict=True):
+                assert signing.signed_bytes(c, proof, domain) == domain.root_prefix + root
 
 
-def test_malformed_steps_are_refused_as_envelope_refuses_them() -> None:
+def test_malformed_steps_are_refused_as_signing_refuses_them() -> None:
     _, proofs = merkle.batch(DATA[:5])
     good = proofs[2]
     bad = [
@@ -391,7 +405,7 @@ def test_malformed_steps_are_refused_as_envelope_refuses_them() -> None:
     ]
     for steps in bad:
         assert merkle.root_from_steps(LEAVES[2], steps) is None
-        assert envelope.envelope_signed_bytes(DATA[2], steps) is None
+        assert signing.signed_bytes(DATA[2], steps, signing.ENVELOPE) is None
     assert merkle.batch(DATA[:1]) == (LEAVES[0], [b""])
     with pytest.raises(ValueError):
         merkle.batch([])

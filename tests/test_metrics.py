@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from node import config as config_mod
 from node.errors import ConfigError, Refused
 from node.logs import EVENTS, JsonFormatter, event
-from tests.harness import Federation, liaison, wait_for
+from tests.harness import Federation, liaison, node_send, wait_for
 
 NL, DE = "NL-POL", "DE-BKA"
 SECRET = "CONTENT-THAT-MUST-NOT-BE-LOGGED"
@@ -57,9 +57,9 @@ async def test_the_metrics_endpoint_reports_a_delivered_message(
             nl = await fed.start(NL)
             assert nl.metrics_port > 0
             draft = liaison(to=[DE], text=SECRET)
-            sent = await nl.send(draft)
+            sent = await node_send(nl, draft)
             with pytest.raises(Refused):
-                await nl.send(liaison(to=[DE], purpose="cybercrime"))  # not in the agreement
+                await node_send(nl, liaison(to=[DE], purpose="cybercrime"))  # not in the agreement
             before = await scrape(nl.metrics_port)
             assert value(before, "accord_outbox_depth", peer=DE) == 1
             assert (value(before, "accord_outbox_oldest_seconds", peer=DE) or -1) >= 0

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from node import home as home_mod
-from node.access import Role, User
 from node.errors import ConfigError
+from node.policy.access import Role, User
 from tests.harness import Federation
 from tests.test_cli_args import assert_one_line_error, run
 

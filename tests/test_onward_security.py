@@ -16,11 +16,12 @@ import pytest
 
 from accord.v1 import local_pb2
 from accord.v1 import message_pb2 as pb
-from node import onward
-from node.app import Node, Sent
+from node.app import Node
 from node.client import connect
-from node.envelope import meta_of, parse_receipt
+from node.delivery.outbound import Sent
 from node.errors import Reason, Refused
+from node.policy import onward
+from node.wire import parse_receipt
 from tests.harness import (
     Federation,
     RawExchange,
@@ -31,6 +32,8 @@ from tests.harness import (
     held,
     incident,
     member_key,
+    meta_of,
+    node_send,
     open_agreement,
 )
 
@@ -53,15 +56,14 @@ def red_incident(*, to: str) -> pb.MessageContent:
 
 async def red_with_consent(nl: Node, de: Node, *, third: str) -> tuple[Sent, Sent]:
     """NL's TLP:RED incident to DE, and NL's grant letting DE pass it on to `third`, held."""
-    original = await nl.send(red_incident(to=de.agency))
-    consent = await nl.send(grant(target=original.message_id, to=de.agency, third=third))
+    original = await node_send(nl, red_incident(to=de.agency))
+    consent = await node_send(nl, grant(target=original.message_id, to=de.agency, third=third))
     await held(de, consent.message_id, sender=nl.agency)  # the original came first
     return original, consent
 
 
 async def envelope_of(node: Node, message_id: str, *, sender: str) -> pb.Envelope:
     """The envelope `node` holds for a received message, as it arrived."""
-    assert node.store is not None
     row = await node.store.get_message(message_id, sender=sender, direction="in")
     assert row is not None
     content = node.store.open_content(row)
@@ -90,7 +92,6 @@ async def test_a_forward_cannot_loosen_the_originators_markings(fed3: Federation
     nl, de, fr = await fed3.start_all()
     await add_user(de, "dora", "supervisor")
     await add_user(fr, "fleur", "liaison_officer")
-    assert fr.store is not None
     original, consent = await red_with_consent(nl, de, third=FR)
 
     forged = incident(to=[FR])
@@ -104,7 +105,6 @@ async def test_a_forward_cannot_loosen_the_originators_markings(fed3: Federation
             await c.api.Send(local_pb2.SendRequest(content=forged))
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "Forward" in (refused.value.details() or "")
-    assert de.store is not None
     (entry, *_) = await de.access_store.entries(limit=1)
     assert (entry.user, entry.action, entry.outcome) == ("dora", "send", "refused")
 
@@ -161,12 +161,11 @@ async def test_only_the_originators_consent_counts_over_two_hops(tmp_short: Path
         nl, de, fr, be = await fed.start_all()
         await add_user(de, "dora", "supervisor")
         await add_user(fr, "fred", "supervisor")
-        assert be.store is not None
         original, to_fr = await red_with_consent(nl, de, third=FR)
         forwarded = await forward_as(de, "dora", original.message_id, to=FR)
         await held(fr, forwarded.message_id, sender=DE)
         by_de = [
-            await de.send(grant(target=target, to=FR, third=BE))
+            await node_send(de, grant(target=target, to=FR, third=BE))
             for target in (forwarded.message_id, original.message_id)
         ]
         for g in by_de:
@@ -192,7 +191,7 @@ async def test_only_the_originators_consent_counts_over_two_hops(tmp_short: Path
             assert got == expected
         assert await be.store.count("messages") == 0
 
-        to_be = await nl.send(grant(target=original.message_id, to=FR, third=BE))
+        to_be = await node_send(nl, grant(target=original.message_id, to=FR, third=BE))
         await held(fr, to_be.message_id, sender=NL)
         onward = await forward_as(fr, "fred", forwarded.message_id, to=BE)
         await held(be, onward.message_id, sender=FR)
@@ -213,19 +212,18 @@ async def test_the_newest_grant_decides_and_expires(fed3: Federation) -> None:
     refuse the forward, as does an expired grant; the third agency refuses an expired one."""
     nl, de, fr = await fed3.start_all()
     await add_user(de, "dora", "supervisor")
-    assert fr.store is not None
-    original = await nl.send(incident(to=[DE]))
+    original = await node_send(nl, incident(to=[DE]))
     await held(de, original.message_id, sender=NL)
     with pytest.raises(Refused) as two:
         to_two = grant(target=original.message_id, to=DE, third=FR)
         to_two.recipients.append(FR)
-        await nl.send(to_two)
+        await node_send(nl, to_two)
     assert two.value.reason == Reason.MALFORMED
 
-    other = await nl.send(
-        grant(target=original.message_id, to=DE, third=FR, transfer_purpose="missing-persons")
+    other = await node_send(
+        nl, grant(target=original.message_id, to=DE, third=FR, transfer_purpose="missing-persons")
     )
-    matching = await nl.send(grant(target=original.message_id, to=DE, third=FR))
+    matching = await node_send(nl, grant(target=original.message_id, to=DE, third=FR))
     for g in (other, matching):
         await held(de, g.message_id, sender=NL)
     forwarded = await forward_as(de, "dora", original.message_id, to=FR)
@@ -237,7 +235,9 @@ async def test_the_newest_grant_decides_and_expires(fed3: Federation) -> None:
     attached = pb.MessageContent.FromString(content).transfer_authorisation.content
     assert pb.MessageContent.FromString(attached).message_id == matching.message_id
 
-    withdrawn = await nl.send(grant(target=original.message_id, to=DE, third=FR, granted=False))
+    withdrawn = await node_send(
+        nl, grant(target=original.message_id, to=DE, third=FR, granted=False)
+    )
     await held(de, withdrawn.message_id, sender=NL)
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await forward_as(de, "dora", original.message_id, to=FR)
@@ -246,7 +246,7 @@ async def test_the_newest_grant_decides_and_expires(fed3: Federation) -> None:
 
     lapsed_draft = grant(target=original.message_id, to=DE, third=FR)
     lapsed_draft.control.valid_until.FromDatetime(datetime.now(UTC) - timedelta(minutes=1))
-    lapsed = await nl.send(lapsed_draft)
+    lapsed = await node_send(nl, lapsed_draft)
     await held(de, lapsed.message_id, sender=NL)
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await forward_as(de, "dora", original.message_id, to=FR)
@@ -273,7 +273,7 @@ async def test_forwarding_needs_the_right_to_read(fed3: Federation) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as denied:
         await forward_as(de, "otto", original.message_id, to=FR)
     assert dict(denied.value.trailing_metadata() or ())["accord-denied"] == "TLP"
-    assert de.store is not None and await de.store.count("deliveries") == 0
+    assert await de.store.count("deliveries") == 0
     forwarded = await forward_as(de, "dora", original.message_id, to=FR)
     await held(fr, forwarded.message_id, sender=DE)
 
@@ -301,8 +301,8 @@ async def test_a_forward_may_set_stricter_terms_never_looser(fed3: Federation) -
     )
     nl, de, fr = await fed3.start_all()
     await add_user(de, "dora", "supervisor")
-    original = await nl.send(incident(to=[DE]))
-    consent = await nl.send(grant(target=original.message_id, to=DE, third=FR))
+    original = await node_send(nl, incident(to=[DE]))
+    consent = await node_send(nl, grant(target=original.message_id, to=DE, third=FR))
     await held(de, consent.message_id, sender=NL)
     base = ("forward", original.message_id, "--to", FR, "--justification", WHY)
     where = ("--home", de.config.home, "--as", "dora")
@@ -314,7 +314,6 @@ async def test_a_forward_may_set_stricter_terms_never_looser(fed3: Federation) -
     assert code == 0, err
     forwarded = out.strip()
     await held(fr, forwarded, sender=DE)
-    assert fr.store is not None
     row = await fr.store.get_message(forwarded, sender=DE)
     assert row is not None and row.tlp == "RED"
     content = fr.store.open_content(row)

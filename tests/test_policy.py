@@ -9,10 +9,10 @@ import pytest
 
 from accord.v1 import message_pb2 as pb
 from certs.directory import Directory, Purpose
-from node.envelope import MessageMeta, meta_of
 from node.errors import Reason, Refused
+from node.messages import MessageMeta
 from node.policy import Policy
-from tests.harness import ALL_PURPOSES, complete, incident, liaison, open_agreement
+from tests.harness import ALL_PURPOSES, complete, incident, liaison, meta_of, open_agreement
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 NL, DE, FR = "NL-POL", "DE-BKA", "FR-PN"

@@ -16,8 +16,9 @@ from accord.v1 import local_pb2
 from accord.v1 import message_pb2 as pb
 from certs.ca import FederationAuthority
 from node.client import connect
-from node.envelope import parse_receipt, public_key_of, verify, verify_envelope
 from node.errors import Refused
+from node.signing import ENVELOPE, public_key_of, verify, verify_signed
+from node.wire import parse_receipt
 from tests.harness import (
     ALL_PURPOSES,
     Federation,
@@ -29,7 +30,9 @@ from tests.harness import (
     incident,
     liaison,
     member_key,
+    node_send,
     open_agreement,
+    until_delivered,
     wait_for,
 )
 
@@ -69,7 +72,6 @@ async def test_each_policy_refusal_on_both_sides(fed3: Federation) -> None:
     """The sender refuses locally, and the receiver (if asked anyway) refuses with the same code
     in a signed REJECTED receipt; nothing is stored on either side."""
     nl, de, _ = await fed3.start_all()
-    assert nl.store is not None and de.store is not None
     nl_key = member_key(fed3, NL)
     for reason, changes, fields in CASES:
         resolved = dict(changes)
@@ -84,7 +86,7 @@ async def test_each_policy_refusal_on_both_sides(fed3: Federation) -> None:
         for key, value in fields.items():
             setattr(draft, key, value)
         with pytest.raises(Refused) as caught:
-            await nl.send(draft)
+            await node_send(nl, draft)
         assert caught.value.reason.value == reason, f"sender side of {reason}: {caught.value}"
 
         content = complete(draft, sender=NL).SerializeToString()
@@ -92,7 +94,7 @@ async def test_each_policy_refusal_on_both_sides(fed3: Federation) -> None:
             receipt = await raw.send(envelope_frame(content, nl_key))
         info = parse_receipt(receipt.content)
         assert not info.accepted and info.reason_code == reason, f"receiver side: {info}"
-        assert verify(
+        assert verify_signed(
             public_key_of(de.trust.member_peer(DE, de.clock.now())[0].certificate()),
             receipt.content,
             receipt.signature,
@@ -106,7 +108,7 @@ async def test_directory_reload_takes_effect_without_restart(fed3: Federation) -
     nl, de, _ = await fed3.start_all()
     set_agreement(fed3, purposes=("missing-persons",))
     with pytest.raises(Refused):
-        await nl.send(incident(to=[DE]))
+        await node_send(nl, incident(to=[DE]))
     # The authority publishes a wider agreement; the nodes notice on their own (polling).
     fed3.authority.set_agreements((open_agreement(fed3.agencies, fed3.now),), now=fed3.now)
     serial = fed3.authority.directory().serial
@@ -117,14 +119,8 @@ async def test_directory_reload_takes_effect_without_restart(fed3: Federation) -
         )
 
     await wait_for(loaded, timeout=nl.config.federation.reload_seconds * 3 + 2)
-    sent = await nl.send(incident(to=[DE]))
-    assert nl.store is not None
-
-    async def accepted() -> bool:
-        assert nl.store is not None
-        return [d.state for d in await nl.store.deliveries(sent.message_id)] == ["accepted"]
-
-    await wait_for(accepted)
+    sent = await node_send(nl, incident(to=[DE]))
+    await until_delivered(nl, sent)
 
 
 async def test_older_unsigned_or_foreign_directory_is_refused(fed3: Federation) -> None:
@@ -172,10 +168,8 @@ async def test_reading_needs_role_clearance_and_justification(fed3: Federation) 
         red = incident(to=[DE])
         red.tlp = pb.TLP_RED
         sent_red = await c.api.Send(local_pb2.SendRequest(content=red))
-    assert de.store is not None
 
     async def arrived() -> bool:
-        assert de.store is not None
         return await de.store.count("messages") == 2
 
     await wait_for(arrived)
@@ -235,7 +229,6 @@ async def test_onward_transfer_needs_the_originators_grant(fed3: Federation) -> 
         forbidden_draft = incident(to=[DE])
         forbidden_draft.onward_transfer = pb.ONWARD_TRANSFER_FORBIDDEN
         forbidden = await c.api.Send(local_pb2.SendRequest(content=forbidden_draft))
-    assert de.store is not None and fr.store is not None
 
     async def count(node_store: object, n: int) -> bool:
         return await node_store.count("messages") >= n  # type: ignore[attr-defined, no-any-return]
@@ -302,7 +295,7 @@ async def test_onward_transfer_needs_the_originators_grant(fed3: Federation) -> 
         )
     inner = got.content.forwarded
     nl_key = public_key_of(fr.trust.member_peer(NL, fr.clock.now())[0].certificate())
-    assert verify_envelope(nl_key, inner.content, inner.signature, inner.proof)  # NL signed it
+    assert verify(nl_key, inner.content, inner.signature, ENVELOPE, inner.proof)  # NL signed it
     assert pb.MessageContent.FromString(inner.content).message_id == original.message_id
     assert got.content.transfer_authorisation.content  # the grant travels with it
 
@@ -334,19 +327,13 @@ async def test_consequential_reply_waits_for_a_second_supervisor(fed3: Federatio
                 )
             )
         )
-    assert nl.store is not None and de.store is not None
     # NL's stream to DE is up and idle before the approval: the approved message must still
     # be picked up (it reaches the outbox by the approval, not by a send).
-    opener = await nl.send(liaison(to=[DE], purpose="serious-crime-investigation"))
+    opener = await node_send(nl, liaison(to=[DE], purpose="serious-crime-investigation"))
 
-    async def opener_receipted() -> bool:
-        assert nl.store is not None
-        return [d.state for d in await nl.store.deliveries(opener.message_id)] == ["accepted"]
-
-    await wait_for(opener_receipted)
+    await until_delivered(nl, opener)
 
     async def hit_arrived() -> bool:
-        assert nl.store is not None
         return await nl.store.get_message(hit.message_id, direction="in") is not None
 
     await wait_for(hit_arrived)
@@ -377,7 +364,6 @@ async def test_consequential_reply_waits_for_a_second_supervisor(fed3: Federatio
         assert decided.state == "approved" and decided.decided_by == "sue"
 
     async def delivered() -> bool:
-        assert de.store is not None
         return await de.store.get_message(held.message_id, direction="in") is not None
 
     await wait_for(delivered)
@@ -398,7 +384,7 @@ async def test_published_policy_is_signed_and_fetched_from_a_peer(fed3: Federati
     assert doc["agency"] == DE and doc["agreements"][0]["id"] == "AGR-TEST"
     assert set(doc["purposes"]) >= set(ALL_PURPOSES)
     de_key = public_key_of(nl.trust.member_peer(DE, nl.clock.now())[0].certificate())
-    assert verify(de_key, peer.policy_json, peer.signature)
+    assert verify_signed(de_key, peer.policy_json, peer.signature)
 
 
 async def test_receipts_are_shown_only_to_users_cleared_for_the_purpose(fed3: Federation) -> None:
@@ -424,7 +410,6 @@ async def test_an_approval_is_sent_even_when_later_sends_overtake_its_audit_entr
     approval commits, not after the audit entry)."""
     set_agreement(fed3, approval_required=("REPLY>HIT_NOTIFICATION",))
     nl, de, _ = await fed3.start_all()
-    assert nl.store is not None and de.store is not None
     await add_user(de, "dora", "liaison_officer")
     await add_user(nl, "sam", "supervisor")
     await add_user(nl, "sue", "supervisor")
@@ -435,17 +420,12 @@ async def test_an_approval_is_sent_even_when_later_sends_overtake_its_audit_entr
                 content=liaison(to=[NL], type_=pb.MESSAGE_TYPE_HIT_NOTIFICATION, purpose=purpose)
             )
         )
-    opener = await nl.send(liaison(to=[DE], purpose=purpose))
-
-    async def settled(message_id: str) -> bool:
-        assert nl.store is not None
-        return [d.state for d in await nl.store.deliveries(message_id)] == ["accepted"]
+    opener = await node_send(nl, liaison(to=[DE], purpose=purpose))
 
     async def hit_arrived() -> bool:
-        assert nl.store is not None
         return await nl.store.get_message(hit.message_id, direction="in") is not None
 
-    await wait_for(lambda: settled(opener.message_id))  # the stream is up, the hand-off live
+    await until_delivered(nl, opener)  # the stream is up, the hand-off live
     await wait_for(hit_arrived)
     reply = liaison(to=[DE], type_=pb.MESSAGE_TYPE_REPLY, purpose=purpose)
     reply.in_reply_to = hit.message_id
@@ -454,28 +434,29 @@ async def test_an_approval_is_sent_even_when_later_sends_overtake_its_audit_entr
     assert held.pending_approval
 
     real_log = nl.access_store.log
+    logged = asyncio.Event()
 
-    async def slow_log(**fields: object) -> None:
+    async def late_log(**fields: object) -> None:
         if fields.get("action") == "approve":
-            await asyncio.sleep(0.5)  # a busy writer delays the audit entry
+            await logged.wait()  # a busy writer: the audit entry lands after a send meanwhile
         await real_log(**fields)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(nl.access_store, "log", slow_log)
+    monkeypatch.setattr(nl.access_store, "log", late_log)
 
     async def decide() -> None:
         async with connect(nl.config.home, user="sue") as c:
             await c.api.Decide(local_pb2.DecideRequest(message_id=held.message_id, approve=True))
 
     async def approval_committed() -> bool:
-        assert nl.store is not None
         return bool(await nl.store.deliveries(held.message_id))
 
     deciding = asyncio.create_task(decide())
     await wait_for(approval_committed)
-    other = await nl.send(liaison(to=[DE], purpose=purpose, text="sent meanwhile"))
+    other = await node_send(nl, liaison(to=[DE], purpose=purpose, text="sent meanwhile"))
+    logged.set()
     await deciding
-    await wait_for(lambda: settled(other.message_id))
-    await wait_for(lambda: settled(held.message_id), timeout=5)
+    await until_delivered(nl, other)
+    await until_delivered(nl, held.message_id, timeout=5)
     assert await de.store.get_message(held.message_id, direction="in") is not None
 
 
@@ -488,7 +469,7 @@ async def test_reading_receipts_follows_the_listing_rule_and_refusals_are_logged
     await add_user(nl, "nina", "liaison_officer", purposes=("serious-crime-investigation",))
     await add_user(nl, "carl", "liaison_officer", purposes=("missing-persons",))
     await add_user(nl, "olga", "auditor")
-    sent = await nl.send(incident(to=[DE], purpose="serious-crime-investigation"))
+    sent = await node_send(nl, incident(to=[DE], purpose="serious-crime-investigation"))
 
     async def receipts(user: str) -> local_pb2.ReceiptsResponse:
         async with connect(nl.config.home, user=user) as c:
@@ -524,7 +505,7 @@ async def test_reason_codes_say_what_is_wrong(fed3: Federation, tmp_short: Path)
                 local_pb2.SendRequest(content=incident(to=[DE], purpose="pizza-delivery"))
             )
     assert dict(refused.value.trailing_metadata() or ())["accord-reason"] == "UNKNOWN_PURPOSE"
-    sent = await nl.send(incident(to=[DE]))
+    sent = await node_send(nl, incident(to=[DE]))
     await held(de, sent.message_id, sender=NL)
     async with connect(de.config.home, user="dirk") as c:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
@@ -550,14 +531,15 @@ async def test_a_reply_in_a_hits_thread_waits_however_it_names_the_hit(fed3: Fed
     only by its correlation id, or answers another message of the hit's thread, is held too."""
     set_agreement(fed3, approval_required=("REPLY>HIT_NOTIFICATION",))
     nl, de, _ = await fed3.start_all()
-    hit = await de.send(
+    hit = await node_send(
+        de,
         liaison(
             to=[NL], type_=pb.MESSAGE_TYPE_HIT_NOTIFICATION, purpose="serious-crime-investigation"
-        )
+        ),
     )
     follow_up = liaison(to=[NL], purpose="serious-crime-investigation", text="More on the hit")
     follow_up.correlation_id = hit.message_id
-    later = await de.send(follow_up)
+    later = await node_send(de, follow_up)
     await held(nl, later.message_id, sender=DE)
 
     def reply(**thread: str) -> pb.MessageContent:
@@ -573,8 +555,8 @@ async def test_a_reply_in_a_hits_thread_waits_however_it_names_the_hit(fed3: Fed
         {"in_reply_to": later.message_id, "correlation_id": hit.message_id},
         {"in_reply_to": later.message_id},
     ):
-        assert (await nl.send(reply(**named))).pending_approval, named
-    plain = await nl.send(reply())
+        assert (await node_send(nl, reply(**named))).pending_approval, named
+    plain = await node_send(nl, reply())
     assert not plain.pending_approval
 
 
@@ -586,10 +568,11 @@ async def test_approvals_follow_purpose_clearance(fed3: Federation) -> None:
     await add_user(nl, "sam", "supervisor")
     await add_user(nl, "mia", "supervisor", purposes=["missing-persons"])
     await add_user(nl, "ole", "liaison_officer", purposes=["missing-persons"])
-    hit = await de.send(
+    hit = await node_send(
+        de,
         liaison(
             to=[NL], type_=pb.MESSAGE_TYPE_HIT_NOTIFICATION, purpose="serious-crime-investigation"
-        )
+        ),
     )
     await held(nl, hit.message_id, sender=DE)
     reply = liaison(to=[DE], type_=pb.MESSAGE_TYPE_REPLY, purpose="serious-crime-investigation")
@@ -619,7 +602,7 @@ async def test_free_text_refuses_control_characters_and_output_escapes_them(
     nl, de, _ = await fed3.start_all()
     await add_user(de, "bert", "liaison_officer")
     await add_user(de, "olga", "auditor")
-    sent = await nl.send(incident(to=[DE]))
+    sent = await node_send(nl, incident(to=[DE]))
     await held(de, sent.message_id, sender=NL)
     forged = "case 2026/1\n2026-01-01T00:00:00  admin  consult  granted"
     async with connect(de.config.home, user="bert") as c:

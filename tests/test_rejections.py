@@ -17,9 +17,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from accord.v1 import message_pb2 as pb
 from certs.ca import load_cert
 from node.app import Node
-from node.envelope import ReceiptInfo, digest, parse_receipt, public_key_of, verify_receipt
 from node.errors import InvalidRequest, Reason, Refused
 from node.ids import uuid7
+from node.messages import ReceiptInfo
+from node.signing import RECEIPT, digest, public_key_of, verify
+from node.wire import parse_receipt
 from tests.harness import (
     Federation,
     RawExchange,
@@ -28,6 +30,7 @@ from tests.harness import (
     incident,
     liaison,
     member_key,
+    node_send,
 )
 
 NL, DE, FR = "NL-POL", "DE-BKA", "FR-PN"
@@ -38,7 +41,7 @@ def receipt_checker(fed: Federation, receiver: Node) -> Callable[[pb.Receipt], R
     key = public_key_of(load_cert(fed.homes[receiver.agency] / "node.pem"))
 
     def check(receipt: pb.Receipt) -> ReceiptInfo:
-        assert verify_receipt(key, receipt.content, receipt.signature, receipt.proof), (
+        assert verify(key, receipt.content, receipt.signature, RECEIPT, receipt.proof), (
             "receipt signature does not verify"
         )
         info = parse_receipt(receipt.content)
@@ -55,7 +58,6 @@ def signed(content: pb.MessageContent, key: ec.EllipticCurvePrivateKey) -> tuple
 
 async def test_each_refusal_has_its_reason_and_the_stream_survives(fed3: Federation) -> None:
     _nl, de, _fr = await fed3.start_all()
-    assert de.store is not None
     nl_key, fr_key = member_key(fed3, NL), member_key(fed3, FR)
     check = receipt_checker(fed3, de)
     limit = de.config.limits.max_message_bytes
@@ -162,7 +164,6 @@ async def test_each_refusal_has_its_reason_and_the_stream_survives(fed3: Federat
 
 async def test_refusal_is_repeated_identically_for_a_resend(fed3: Federation) -> None:
     _nl, de, _fr = await fed3.start_all()
-    assert de.store is not None
     check = receipt_checker(fed3, de)
     wrong = complete(incident(to=[FR]), sender=NL)
     frame = signed(wrong, member_key(fed3, NL))[1]
@@ -178,7 +179,6 @@ async def test_refusal_is_repeated_identically_for_a_resend(fed3: Federation) ->
 async def test_same_message_id_from_two_senders_is_two_messages(fed3: Federation) -> None:
     """Dedupe is by (sender, id): another agency reusing an id neither conflicts nor overwrites."""
     _nl, de, _fr = await fed3.start_all()
-    assert de.store is not None
     check = receipt_checker(fed3, de)
     shared_id = uuid7()
     from_nl = complete(incident(to=[DE]), sender=NL, message_id=shared_id)
@@ -196,7 +196,6 @@ async def test_same_message_id_from_two_senders_is_two_messages(fed3: Federation
 async def test_policy_refusal_arrives_as_a_receipt(fed3: Federation) -> None:
     """Smoke test: an agreement refusal travels the same way as an envelope refusal."""
     _nl, de, _fr = await fed3.start_all()
-    assert de.store is not None
     check = receipt_checker(fed3, de)
     unknown_purpose = complete(incident(to=[DE], purpose="curiosity"), sender=NL)
     too_long = complete(incident(to=[DE], retention_days=3650), sender=NL)
@@ -212,7 +211,6 @@ async def test_policy_refusal_arrives_as_a_receipt(fed3: Federation) -> None:
 async def test_out_of_range_fields_are_malformed_not_fatal(fed3: Federation) -> None:
     """Enum values and timestamps a protobuf parser accepts but the node cannot use."""
     _nl, de, _fr = await fed3.start_all()
-    assert de.store is not None
     check = receipt_checker(fed3, de)
     key = member_key(fed3, NL)
     tlp = complete(incident(to=[DE]), sender=NL)
@@ -241,7 +239,6 @@ async def test_out_of_range_fields_are_malformed_not_fatal(fed3: Federation) -> 
 async def test_a_frame_beyond_the_transport_limit_ends_only_its_stream(fed3: Federation) -> None:
     """Far past limits.max_message_bytes gRPC itself refuses the frame; the node carries on."""
     _nl, de, _fr = await fed3.start_all()
-    assert de.store is not None
     huge = b"\x0a" + b"\xff" * (4 * de.config.limits.max_message_bytes + (2 << 20))
     async with RawExchange(fed3, as_agency=NL, to=de) as stream:
         await stream.write(huge)
@@ -259,7 +256,6 @@ async def test_created_at_and_message_id_are_checked_on_both_sides(fed3: Federat
     """Item 16: created_at beyond the clock skew (5 minutes) is refused, and the message id
     must be a UUIDv7, by the receiver and, for what a caller hands it, by the sender."""
     nl, de, _fr = await fed3.start_all()
-    assert de.store is not None
     check = receipt_checker(fed3, de)
     key = member_key(fed3, NL)
     now = datetime.now(UTC)
@@ -287,12 +283,12 @@ async def test_created_at_and_message_id_are_checked_on_both_sides(fed3: Federat
     draft = incident(to=[DE])
     draft.created_at.FromDatetime(now + timedelta(hours=1))
     with pytest.raises(Refused) as refused:
-        await nl.send(draft)
+        await node_send(nl, draft)
     assert refused.value.reason == Reason.CREATED_AT_IN_FUTURE
     draft = incident(to=[DE])
     draft.message_id = str(uuid.uuid4())
     with pytest.raises(Refused, match="UUIDv7"):
-        await nl.send(draft)
+        await node_send(nl, draft)
 
 
 async def test_markings_and_a_body_are_required_and_a_reply_names_a_known_message(
@@ -302,7 +298,6 @@ async def test_markings_and_a_body_are_required_and_a_reply_names_a_known_messag
     the receiver (with its reason code) and by the sender, and a reply must answer a message
     the sending node holds."""
     nl, de, _fr = await fed3.start_all()
-    assert de.store is not None
     check = receipt_checker(fed3, de)
     key = member_key(fed3, NL)
 
@@ -328,11 +323,11 @@ async def test_markings_and_a_body_are_required_and_a_reply_names_a_known_messag
             assert (info.accepted, info.reason_code) == (False, reason), (field, info)
     for field, reason in cases:
         with pytest.raises(Refused) as refused:
-            await nl.send(without(field))
+            await node_send(nl, without(field))
         assert refused.value.reason == reason, field
     assert await de.store.count("messages") == 0
 
     reply = liaison(to=[DE], type_=pb.MESSAGE_TYPE_REPLY)
     reply.in_reply_to = "0000"
     with pytest.raises(InvalidRequest, match="holds no such message"):
-        await nl.send(reply)
+        await node_send(nl, reply)

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from node import app as app_mod
-from tests.harness import Federation, liaison, wait_for
+from tests.harness import Federation, liaison, node_send, wait_for
 from tests.test_cli import accord
 
 NL, DE = "NL-POL", "DE-BKA"
@@ -27,7 +26,7 @@ async def test_status_shows_crl_directory_outbox_and_links(tmp_short: Path) -> N
     try:
         nl = await fed.start(NL)
         for i in range(3):
-            await nl.send(liaison(to=[DE], text=f"m{i}"))
+            await node_send(nl, liaison(to=[DE], text=f"m{i}"))
         code, doc = await status(fed, NL)
         assert code == 0 and doc["health"] == "SERVING" and doc["crl_state"] == "fresh"
         assert doc["directory_serial"] == fed.authority.directory().serial
@@ -57,7 +56,7 @@ async def test_a_stale_crl_is_logged_at_start_and_while_it_lasts(
     fed = Federation(tmp_short, [NL, DE])
     fed.authority.publish_crl(now=fed.now, next_update=timedelta(seconds=-60))
     try:
-        with caplog.at_level(logging.WARNING, logger="node.app"):
+        with caplog.at_level(logging.WARNING, logger="node.health"):
             nl = await fed.start(NL)
         stale = [
             m for m in caplog.messages if m.startswith("crl stale: the federation CRL expired")
@@ -68,13 +67,13 @@ async def test_a_stale_crl_is_logged_at_start_and_while_it_lasts(
         text = await accord("status", "--home", fed.homes[NL])
         assert text.code == 1 and "CRL: STALE: every peer is refused" in text.out
 
-        monkeypatch.setattr(app_mod, "CRL_WARN_SECONDS", 0.0)
+        nl.health.crl_warn_seconds = 0.0
         caplog.clear()
-        with caplog.at_level(logging.INFO, logger="node.app"):
-            assert nl.check_crl() == "stale"  # the reload loop's check, while it lasts
+        with caplog.at_level(logging.INFO, logger="node.health"):
+            assert nl.health.check_crl() == "stale"  # the reload loop's check, while it lasts
             fed.authority.publish_crl(now=fed.now)
             nl.reload()
-            assert nl.check_crl() == "fresh"
+            assert nl.health.check_crl() == "fresh"
         assert [m.split(":")[0] for m in caplog.messages] == ["crl stale", "crl fresh again"]
         code, doc = await status(fed, NL)
         assert code == 0 and doc["crl_state"] == "fresh"
@@ -88,9 +87,9 @@ async def test_a_crl_about_to_expire_is_said_once(
     fed = Federation(tmp_short, [NL, DE])
     fed.authority.publish_crl(now=fed.now, next_update=timedelta(hours=2))
     try:
-        with caplog.at_level(logging.WARNING, logger="node.app"):
+        with caplog.at_level(logging.WARNING, logger="node.health"):
             nl = await fed.start(NL)
-            nl.check_crl()
+            nl.health.check_crl()
         assert [m.split(":")[0] for m in caplog.messages] == ["crl expiring"]
         _, doc = await status(fed, NL)
         assert doc["crl_state"] == "expiring"

@@ -14,20 +14,21 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
+import aiosqlite
 import grpc
 import pytest
 
 from accord.v1 import local_pb2
 from accord.v1 import message_pb2 as pb
 from node.client import connect
-from node.envelope import digest
+from node.signing import digest
 from node.store import Store, StoredMessage
 from node.store import writer as writer_module
 from node.store.access import AccessStore
 from node.store.keys import KeyRing, Sealed, SealError, aad_for
-from tests.harness import Federation, add_user, held, incident, wait_for
+from node.store.writer import GroupCommitWriter
+from tests.harness import Federation, add_user, held, incident, node_send, until_delivered, wait_for
 
 NL, DE = "NL-POL", "DE-BKA"
 
@@ -47,13 +48,8 @@ def files_under(home: Path) -> list[Path]:
 
 async def send_and_wait(fed: Federation, narrative: str) -> str:
     nl = fed.nodes[NL]
-    sent = await nl.send(incident(to=[DE], narrative=narrative))
-
-    async def accepted() -> bool:
-        assert nl.store is not None
-        return [d.state for d in await nl.store.deliveries(sent.message_id)] == ["accepted"]
-
-    await wait_for(accepted, timeout=5)
+    sent = await node_send(nl, incident(to=[DE], narrative=narrative))
+    await until_delivered(nl, sent)
     return sent.message_id
 
 
@@ -62,7 +58,6 @@ async def test_bodies_are_encrypted_in_every_file_of_both_nodes(fed2: Federation
     marker = "Unmistakable-narrative-7f3a9c: the courier hid it in the spare tyre."
     message_id = await send_and_wait(fed2, marker)
     de = fed2.nodes[DE]
-    assert de.store is not None
     stored = await de.store.get_message(message_id, sender=NL)
     assert stored is not None
     content = de.store.open_content(stored)
@@ -89,7 +84,6 @@ async def test_each_message_has_its_own_data_key(fed2: Federation) -> None:
     same = "Identical narrative in both messages."
     ids = [await send_and_wait(fed2, same) for _ in range(2)]
     de = fed2.nodes[DE]
-    assert de.store is not None
     rows = await de.store.list_messages(direction="in")
     sealed = {m.message_id: m.sealed for m in rows}
     a, b = (sealed[i] for i in ids)
@@ -157,13 +151,9 @@ def inbound(store: Store, message_id: str, content: bytes) -> StoredMessage:
         retain_until=None,
         content_sha256=digest(content),
         signature=b"not checked by the store",
-        sealed=store.seal(
-            sender=NL,
-            message_id=message_id,
-            purpose="missing-persons",
-            tlp="GREEN",
-            handling_codes=(),
-            content=content,
+        sealed=store.keys.seal(
+            content,
+            aad_for(NL, message_id, purpose="missing-persons", tlp="GREEN", handling_codes=()),
         ),
     )
 
@@ -196,7 +186,7 @@ async def test_migrations_are_recorded_and_applied_once(tmp_short: Path) -> None
         assert versions[0] == 1 and versions == sorted(set(versions)), "numbering is not ordered"
         content = b"kept across re-opening"
         message = inbound(store, "0190a0a0-0000-7000-8000-000000000001", content)
-        await store.store_inbound(message)
+        await store.writer.submit([store.message_txn(message)])
     finally:
         await store.close()
 
@@ -215,7 +205,7 @@ async def test_a_different_master_key_opens_nothing(tmp_short: Path) -> None:
     db = tmp_short / "accord.db"
     store = await Store.open(db, keys=KeyRing(os.urandom(32)))
     mid = "0190a0a0-0000-7000-8000-000000000002"
-    await store.store_inbound(inbound(store, mid, b"secret"))
+    await store.writer.submit([store.message_txn(inbound(store, mid, b"secret"))])
     await store.close()
     store = await Store.open(db, keys=KeyRing(os.urandom(32)))
     try:
@@ -257,9 +247,9 @@ async def test_a_bad_unit_in_a_group_commit_fails_alone(tmp_short: Path) -> None
                (999, "x", DE, "not-a-state"))  # fmt: skip
         # Queued in one step, so the writer takes them as one group.
         futures = [
-            store.enqueue([store.inbound_txn(first)]),
-            store.enqueue([bad]),
-            store.enqueue([store.inbound_txn(last)]),
+            store.writer.enqueue([store.message_txn(first)]),
+            store.writer.enqueue([bad]),
+            store.writer.enqueue([store.message_txn(last)]),
         ]
         results = await asyncio.gather(*futures, return_exceptions=True)
         assert results[0] is None and results[2] is None
@@ -296,22 +286,18 @@ async def test_of_two_decisions_at_once_only_the_one_that_took_queues_the_messag
         await store.close()
 
 
-async def test_a_locked_database_fails_a_group_once_not_unit_by_unit(
-    tmp_short: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_locked_database_fails_a_group_once_not_unit_by_unit(tmp_short: Path) -> None:
     """When the database itself refuses (here: another process holds its write lock), every
     unit of the group gets the error after one attempt; retrying unit by unit would only repeat
     the busy wait for each."""
     db = tmp_short / "accord.db"
     store = await Store.open(db, keys=KeyRing(os.urandom(32)))
     attempts: list[int] = []
-    real_commit = store.writer._commit
 
-    async def counted(batch: Any) -> None:
-        attempts.append(len(batch))
-        await real_commit(batch)
+    async def counted(units: int) -> None:
+        attempts.append(units)
 
-    monkeypatch.setattr(store.writer, "_commit", counted)
+    store.writer.faults.before_commit = counted
     store.writer.busy_timeout_ms = 100
     with closing(sqlite3.connect(db, isolation_level=None)) as other:
         other.execute("BEGIN EXCLUSIVE")
@@ -319,7 +305,7 @@ async def test_a_locked_database_fails_a_group_once_not_unit_by_unit(
             messages = [
                 inbound(store, f"0190a0a0-0000-7000-8000-00000000009{i}", b"x") for i in range(3)
             ]
-            units = [store.enqueue([store.inbound_txn(m)]) for m in messages]
+            units = [store.writer.enqueue([store.message_txn(m)]) for m in messages]
             results = await asyncio.gather(*units, return_exceptions=True)
         finally:
             other.execute("ROLLBACK")
@@ -334,7 +320,7 @@ async def test_a_locked_database_fails_a_group_once_not_unit_by_unit(
 
 
 async def test_commits_run_on_the_loop_thread_and_move_to_the_store_thread_after_a_slow_one(
-    tmp_short: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_short: Path,
 ) -> None:
     """A transaction runs on the event loop's thread; a COMMIT that takes longer than
     `slow_commit` (a slow disk, played here by the clock that times it) sends the next
@@ -350,8 +336,8 @@ async def test_commits_run_on_the_loop_thread_and_move_to_the_store_thread_after
             return self.now
 
     disk = Disk()
-    monkeypatch.setattr(writer_module, "_clock", disk)
     store = await Store.open(tmp_short / "accord.db", keys=KeyRing(os.urandom(32)))
+    store.writer.faults.clock = disk
     store.writer.thread_spell = 2
     loop_thread = threading.get_ident()
 
@@ -367,7 +353,7 @@ async def test_commits_run_on_the_loop_thread_and_move_to_the_store_thread_after
         assert store.writer.slow_commits == 1
         for i in range(3):
             m = inbound(store, f"0190a0a0-0000-7000-8000-00000000010{i}", b"after")
-            await store.writer.submit([store.inbound_txn(m)])
+            await store.writer.submit([store.message_txn(m)])
             ran.append(await store.writer.enqueue_call(where))
         # Committed wherever they ran.
         assert await store.count("messages") == 3
@@ -393,9 +379,12 @@ async def test_a_lock_held_elsewhere_is_waited_for_off_the_loop(tmp_short: Path)
             other.execute("BEGIN EXCLUSIVE")
             m = inbound(store, "0190a0a0-0000-7000-8000-000000000501", b"waited")
             start = loop.time()
-            unit = store.enqueue([store.inbound_txn(m)])
-            while not store.writer.locked and loop.time() - start < 2:
-                await asyncio.sleep(0.01)
+            unit = store.writer.enqueue([store.message_txn(m)])
+
+            async def found_locked() -> bool:
+                return store.writer.locked > 0
+
+            await wait_for(found_locked, timeout=2)
             # Seen at once, not after a busy wait on the loop (that would be the 5 s above).
             assert store.writer.locked == 1 and loop.time() - start < 2
             assert not unit.done()
@@ -421,7 +410,7 @@ async def test_a_full_disk_is_reported_as_such(tmp_short: Path) -> None:
         )
         m = inbound(store, "0190a0a0-0000-7000-8000-000000000502", os.urandom(200_000))
         with pytest.raises(sqlite3.OperationalError, match="full"):
-            await store.writer.submit([store.inbound_txn(m)])
+            await store.writer.submit([store.message_txn(m)])
         assert await store.count("messages") == 0
     finally:
         await store.close()
@@ -444,12 +433,12 @@ async def test_checkpoints_copy_the_wal_into_the_database_file_between_commits(
         store.writer.checkpoint_frames = 10**9
         for i in range(5):
             m = inbound(store, f"0190a0a0-0000-7000-8000-00000000020{i}", os.urandom(4096))
-            await store.writer.submit([store.inbound_txn(m)])
+            await store.writer.submit([store.message_txn(m)])
         before = db.stat().st_size
         assert store.writer.checkpoints == 0
         store.writer.checkpoint_frames = 1
         m = inbound(store, "0190a0a0-0000-7000-8000-000000000209", os.urandom(4096))
-        await store.writer.submit([store.inbound_txn(m)])
+        await store.writer.submit([store.message_txn(m)])
 
         async def checkpointed() -> bool:
             return store.writer.checkpoints == 1
@@ -474,7 +463,7 @@ async def test_a_few_large_batches_are_checkpointed_by_their_size(tmp_short: Pat
             for n in range(120):
                 mid = f"0190a0a0-0000-7000-8000-00000{commit:03d}{n:04d}"
                 m = inbound(store, mid, os.urandom(4000))
-                arrivals.append((m.message_id, store.inbound_txn(m)))
+                arrivals.append((m.message_id, store.message_txn(m)))
             await store.admit(NL, arrivals, directory_serial=1)
 
         async def checkpointed() -> bool:
@@ -491,20 +480,25 @@ async def test_without_a_readable_wal_index_checkpoints_follow_the_commits(
 ) -> None:
     """Where the WAL's length cannot be read (no -shm file where it was looked for), the writer
     checkpoints every `checkpoint_commits` commits instead."""
-    store = await Store.open(tmp_short / "accord.db", keys=KeyRing(os.urandom(32)))
-    store.writer._wal = writer_module._WalIndex(tmp_short / "not-there-shm")
-    store.writer.checkpoint_commits = 3
+    db = tmp_short / "plain.db"
+    conn = await aiosqlite.connect(db, isolation_level=None, check_same_thread=False)
+    await conn.execute("PRAGMA journal_mode=WAL")
+    await conn.execute("PRAGMA wal_autocheckpoint=0")
+    await conn.execute("CREATE TABLE t (x)")
+    writer = GroupCommitWriter(conn, wal_index=tmp_short / "not-there-shm")
+    writer.checkpoint_commits = 3
+    writer.start()
     try:
         for i in range(3):
-            m = inbound(store, f"0190a0a0-0000-7000-8000-00000000060{i}", b"counted")
-            await store.writer.submit([store.inbound_txn(m)])
+            await writer.submit([("INSERT INTO t VALUES (?)", (i,))])
 
         async def checkpointed() -> bool:
-            return store.writer.checkpoints == 1
+            return writer.checkpoints == 1
 
         await wait_for(checkpointed, timeout=5)
     finally:
-        await store.close()
+        await writer.close()
+        await conn.close()
 
 
 async def test_the_wal_index_of_a_symlinked_database_is_found(tmp_short: Path) -> None:
@@ -515,7 +509,7 @@ async def test_the_wal_index_of_a_symlinked_database_is_found(tmp_short: Path) -
     store = await Store.open(tmp_short / "accord.db", keys=KeyRing(os.urandom(32)))
     try:
         m = inbound(store, "0190a0a0-0000-7000-8000-000000000701", b"linked")
-        await store.writer.submit([store.inbound_txn(m)])
+        await store.writer.submit([store.message_txn(m)])
         frames = store.writer._wal.frames()
         assert frames is not None and frames > 0
     finally:
@@ -541,12 +535,11 @@ async def test_altered_markings_make_a_row_unreadable(fed3: Federation) -> None:
     a liaison officer read it: the row no longer opens (the markings are sealed with it), and
     a row sealed before markings were bound (seal 1) is checked against the TLP inside it."""
     nl, de, _ = await fed3.start_all()
-    assert de.store is not None
     await add_user(de, "otto", "liaison_officer")
     await add_user(de, "sven", "supervisor")
     red = incident(to=[DE])
     red.tlp = pb.TLP_RED
-    sent = [await nl.send(red) for _ in range(2)]
+    sent = [await node_send(nl, red) for _ in range(2)]
     for s in sent:
         await held(de, s.message_id, sender=NL)
 

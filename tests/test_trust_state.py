@@ -28,6 +28,7 @@ from tests.harness import (
     envelope_frame,
     incident,
     member_key,
+    node_send,
     wait_for,
 )
 from tests.harness import held as wait_held
@@ -89,7 +90,7 @@ async def test_a_lapsed_directory_fails_closed_until_it_is_signed_again(fed2: Fe
     clock.advance(timedelta(days=2))
 
     with pytest.raises(Refused) as refused:
-        await nl.send(incident(to=[DE]))
+        await node_send(nl, incident(to=[DE]))
     assert refused.value.reason == Reason.FEDERATION_STALE
     assert "directory" in str(refused.value) and "accord certs directory" in str(refused.value)
     content = complete(incident(to=[DE]), sender=NL).SerializeToString()
@@ -101,7 +102,7 @@ async def test_a_lapsed_directory_fails_closed_until_it_is_signed_again(fed2: Fe
 
     assert main(["certs", "directory", "--dir", str(fed2.authority.root), "--days", "30"]) == 0
     fed2.reload_all()
-    sent = await nl.send(incident(to=[DE]))
+    sent = await node_send(nl, incident(to=[DE]))
     await wait_held(de, sent.message_id, sender=NL)
 
 
@@ -182,7 +183,7 @@ async def test_a_running_node_whose_certificate_lapses_stops_serving_until_it_is
 
     await wait_for(not_serving)
     with pytest.raises(Refused) as refused:
-        await de.send(incident(to=[NL]))
+        await node_send(de, incident(to=[NL]))
     assert refused.value.reason == Reason.OWN_CERTIFICATE_INVALID
     content = complete(incident(to=[DE]), sender=NL).SerializeToString()
     async with RawExchange(fed2, as_agency=NL, to=de) as raw:
@@ -197,7 +198,7 @@ async def test_a_running_node_whose_certificate_lapses_stops_serving_until_it_is
         return await status() == int(health_pb2.HealthCheckResponse.SERVING)
 
     await wait_for(serving)
-    sent = await de.send(incident(to=[NL]))
+    sent = await node_send(de, incident(to=[NL]))
     await wait_held(nl, sent.message_id, sender=DE)
 
 
@@ -221,7 +222,7 @@ async def test_a_node_refuses_to_start_without_its_master_key(fed2: Federation) 
     another key refuses to start (and makes no new key); with the right key it serves them."""
     nl = await fed2.start(NL)
     de = await fed2.start(DE)
-    sent = await nl.send(incident(to=[DE]))
+    sent = await node_send(nl, incident(to=[DE]))
     await wait_held(de, sent.message_id, sender=NL)
     await fed2.stop(DE)
     key_path = fed2.homes[DE] / "master.key"
@@ -238,7 +239,6 @@ async def test_a_node_refuses_to_start_without_its_master_key(fed2: Federation) 
 
     key_path.write_bytes(original)
     de = await fed2.start(DE)
-    assert de.store is not None
     row = await de.store.get_message(sent.message_id, sender=NL)
     assert row is not None and de.store.open_content(row) == sent.content
 

@@ -16,7 +16,7 @@ from accord.v1 import local_pb2
 from node.app import Node
 from node.client import connect
 from node.clock import OffsetClock
-from tests.harness import Federation, held, incident
+from tests.harness import Federation, held, incident, node_send
 
 NL, DE = "NL-POL", "DE-BKA"
 WHY = "case 2026/0042: check the suspect"
@@ -111,7 +111,7 @@ async def test_privileged_roles_need_a_second_administrator(fed3: Federation) ->
         one = await call(de, None, "Enrol", local_pb2.EnrolRequest(name="sven", code=partial))
         assert denied(one) == "ENROLMENT"
     await enrol(de, "sven", f"{first}+{second}")
-    sent = await nl.send(incident(to=[DE]))
+    sent = await node_send(nl, incident(to=[DE]))
     await held(de, sent.message_id, sender=NL)
     read = await call(
         de, "sven", "Get", local_pb2.GetRequest(message_id=sent.message_id, justification=WHY)

@@ -1,12 +1,12 @@
 """The inbound side: check each envelope, store it durably, answer with a signed receipt.
 
-Order of checks (each refusal has its own reason code and never breaks the stream): size,
-signature by the authenticated peer's key, structure, sender and recipient, message type,
-agreement policy. Accepted envelopes, and final refusals of verified content, are committed
-(group commit) before their receipt leaves, and a resent envelope gets the receipt it got the
-first time. A refusal that is not a decision about verified content (a signature that does not
-verify, an unknown key, a store that cannot take it) is answered DEFERRED and not kept, so it
-claims nothing: the sender tries again.
+The receiver verifies each batch's signatures (the I/O-free checks need their result), runs the
+inbound checks of node/policy/inbound.py on each envelope (each refusal has its own reason code
+and never breaks the stream), then stores and signs. Accepted envelopes, and final refusals of
+verified content, are committed (group commit) before their receipt leaves, and a resent
+envelope gets the receipt it got the first time. A refusal that is not a decision about
+verified content (a signature that does not verify, an unknown key, a store that cannot take
+it) is answered DEFERRED and not kept, so it claims nothing: the sender tries again.
 """
 
 from __future__ import annotations
@@ -17,29 +17,16 @@ import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import ec
-
+from node import signing, wire
 from node.clock import Clock
 from node.delivery.budget import CooledDown, RefusalBudget
-from node.envelope import (
-    MessageMeta,
-    check_created_at,
-    digest,
-    envelope_signed_bytes,
-    message_id_hint,
-    meta_of,
-    parse_content,
-    receipt_content,
-    sign,
-    sign_receipts,
-    verify,
-)
 from node.errors import TRANSIENT, Reason, Refused
-from node.onward import check_forwarded, strictest
-from node.policy import Policy
+from node.messages import MessageMeta, SignedReceipt
+from node.policy.inbound import AllOf, Inbound, Verdict
+from node.signing import Signer
 from node.store import Store, StoredMessage
 from node.store.db import PriorAnswer
 from node.store.keys import Sealed
@@ -48,9 +35,7 @@ from node.trust import Peer
 
 log = logging.getLogger(__name__)
 
-# What a stream hands the receiver for each envelope: the content, the sender's signature (None:
-# the frame was not an Envelope at all) and its audit path (empty: signed alone).
-Arrival = tuple[bytes, bytes | None, bytes]
+Arrival = wire.Arrival
 
 # Batches with at least this many distinct signatures verify them in a worker thread (OpenSSL
 # releases the GIL); fewer inline, since a thread hop adds latency that only pays off under load.
@@ -65,6 +50,9 @@ class Answer:
     accepted: bool
     reason: str
     proof: bytes = b""  # audit path to the batch root the signature is over (message.proto)
+
+    def signed_receipt(self) -> SignedReceipt:
+        return SignedReceipt(self.receipt, self.signature, self.proof)
 
 
 @dataclass(slots=True)
@@ -101,51 +89,38 @@ class Receiver:
         self,
         *,
         agency: str,
-        key: ec.EllipticCurvePrivateKey,
+        signer: Signer,
         store: Store,
         clock: Clock,
-        policy: Callable[[], Policy],
+        checks: AllOf,
+        directory_serial: Callable[[], int],
         max_message_bytes: int,
         on_stored: Callable[[StoredMessage], None] = lambda m: None,
         on_refused: Callable[[str, str, str], None] = lambda sender, mid, reason: None,
-        member_key: Callable[[str], ec.EllipticCurvePublicKey | None] = lambda agency: None,
         budget: RefusalBudget | None = None,
-        clock_skew: timedelta = timedelta(minutes=5),
     ) -> None:
+        """`checks`: what each envelope must pass (node/policy/inbound.py); `directory_serial`:
+        the serial of the directory loaded now, which stored refusals are remembered under."""
         self.agency = agency
         self._budget = budget
-        self._skew = clock_skew
-        self._key = key
+        self._signer = signer
         self._store = store
         self._clock = clock
-        self._policy = policy
+        self._checks = checks
+        self._serial = directory_serial
         self._max = max_message_bytes
         self._on_stored = on_stored
         self._on_refused = on_refused
-        self._member_key = member_key
         self._order: dict[str, asyncio.Lock] = {}
         self._storage_down = False  # said once per outage, not per batch
 
-    async def handle(
-        self, peer: Peer, envelopes: Sequence[Arrival], *, receipt_paths: bool = False
-    ) -> list[Answer]:
-        """Answer a batch of envelopes from one peer, in order, after they are durable."""
-        task = await self.admit(peer, envelopes, receipt_paths=receipt_paths)
-        return await task
-
-    async def admit(
-        self, peer: Peer, envelopes: Sequence[Arrival], *, receipt_paths: bool = False
-    ) -> asyncio.Task[list[Answer]]:
+    async def admit(self, peer: Peer, envelopes: Sequence[Arrival]) -> asyncio.Task[list[Answer]]:
         """The ordered part of answering a batch: verify, check, and queue it for commit.
-
-        `receipt_paths`: whether the stream's caller checks receipts' audit paths (it named
-        receipt-proof/v1 when it opened the stream). If not (an older node), every receipt it
-        is given is signed alone, the ones given before to an earlier copy included.
 
         Returns once the batch's unit is queued behind the peer's earlier batches; the task
         returned resolves to the answers after the commit. A stream calls this for one batch
         at a time, so envelopes that arrive meanwhile form the next, larger batch: under load
-        the fixed cost of a batch is paid once for many envelopes (docs/benchmarks.md).
+        the fixed cost of a batch is paid once for many envelopes.
 
         Whether an envelope was answered before is decided inside the commit's transaction
         (`Store.admit`): the writer puts copies racing on several streams in order, so each
@@ -160,7 +135,7 @@ class Receiver:
                 self._budget.check(peer.agency)
             verified = await self._verify_all(peer, envelopes)
             now = self._clock.now()
-            serial = self._policy().directory.serial
+            serial = self._serial()
             drafts = [
                 self._answer(peer, content, signature, proof, ok, now)
                 for (content, signature, proof), ok in zip(envelopes, verified, strict=True)
@@ -173,11 +148,11 @@ class Receiver:
                     await asyncio.sleep(delay)
             # One signature for every receipt of the batch, refusals included (a Merkle root,
             # each receipt with its audit path): the receiver's signing cost is per batch.
-            self._sign(drafts, receipt_paths=receipt_paths, now=now)
+            self._sign(drafts, now=now)
             arrivals: list[tuple[str, Statement | None]] = []  # one per envelope, in order
             for d in drafts:
                 if d.reason is None:
-                    arrivals.append((d.mid, self._store.inbound_txn(d.stored_message())))
+                    arrivals.append((d.mid, self._store.message_txn(d.stored_message())))
                 elif d.stored:
                     answer = d.signed()
                     row = self._store.rejection_txn(
@@ -216,17 +191,14 @@ class Receiver:
 
         committed.add_done_callback(announce)
         return asyncio.create_task(
-            self._finish(peer, committed, drafts, now, receipt_paths),
+            self._finish(peer, committed, drafts, now),
             name=f"answers-{peer.agency}",
         )
 
-    def _sign(self, drafts: Sequence[_Draft], *, receipt_paths: bool, now: datetime) -> None:
-        """Sign the drafts' receipts (one signature for all of them when the caller checks
-        audit paths) and complete each: its answer and, if accepted, the row to store."""
-        if receipt_paths:
-            signatures = sign_receipts(self._key, [d.receipt for d in drafts])
-        else:
-            signatures = [(sign(self._key, d.receipt), b"") for d in drafts]
+    def _sign(self, drafts: Sequence[_Draft], *, now: datetime) -> None:
+        """Sign the drafts' receipts (one signature for all of them) and complete each: its
+        answer and, if accepted, the row to store."""
+        signatures = self._signer.sign_batch([d.receipt for d in drafts], signing.RECEIPT)
         for d, (receipt_signature, proof) in zip(drafts, signatures, strict=True):
             d.answer = Answer(
                 d.receipt,
@@ -258,17 +230,15 @@ class Receiver:
         committed: asyncio.Future[Any],
         drafts: list[_Draft],
         now: datetime,
-        receipt_paths: bool,
     ) -> list[Answer]:
         """The batch's answers, once it is committed: each envelope's own, or, for one
-        answered before, the receipt it got the first time (signed again, alone, for a caller
-        that does not check audit paths: the same receipt content, one it can check). If the
-        store could not take the batch, every envelope is answered DEFERRED
-        (STORAGE_UNAVAILABLE): nothing was stored, and the sender sends it again."""
+        answered before, the receipt it got the first time. If the store could not take the
+        batch, every envelope is answered DEFERRED (STORAGE_UNAVAILABLE): nothing was stored,
+        and the sender sends it again."""
         try:
             priors = await asyncio.shield(committed)  # cancelling this wait must not cancel it
         except sqlite3.Error as exc:
-            return self._unstored(peer, drafts, now, exc, receipt_paths=receipt_paths)
+            return self._unstored(peer, drafts, now, exc)
         if self._storage_down:
             self._storage_down = False
             log.warning("storage available again: envelopes are stored and answered")
@@ -282,16 +252,13 @@ class Receiver:
                 first = out[prior]
                 assert first is not None
             else:
-                signature, proof = prior.receipt_signature, prior.receipt_proof
-                if proof and not receipt_paths:
-                    signature, proof = sign(self._key, prior.receipt), b""
                 first = Answer(
                     prior.receipt,
-                    signature,
+                    prior.receipt_signature,
                     prior.content_sha256,
                     accepted=True,
                     reason="duplicate",
-                    proof=proof,
+                    proof=prior.receipt_proof,
                 )
             if first.content_sha256 == draft.sha:
                 out.append(replace(first, accepted=True, reason="duplicate"))
@@ -311,7 +278,7 @@ class Receiver:
             if self._budget is not None:
                 with contextlib.suppress(CooledDown):  # its next batch is refused
                     self._budget.charge(peer.agency, len(conflicts))
-            self._sign([c for _, c in conflicts], receipt_paths=receipt_paths, now=now)
+            self._sign([c for _, c in conflicts], now=now)
             for at, conflict in conflicts:
                 out[at] = conflict.signed()
                 self._on_refused(peer.agency, conflict.mid, Reason.ID_CONFLICT)
@@ -325,8 +292,6 @@ class Receiver:
         drafts: Sequence[_Draft],
         now: datetime,
         error: Exception,
-        *,
-        receipt_paths: bool,
     ) -> list[Answer]:
         """DEFERRED answers for a batch the store could not take."""
         if not self._storage_down:
@@ -345,14 +310,14 @@ class Receiver:
             )
             for d in drafts
         ]
-        self._sign(deferred, receipt_paths=receipt_paths, now=now)
+        self._sign(deferred, now=now)
         return [d.signed() for d in deferred]
 
     def _refusal_draft(
         self, peer: Peer, mid: str, sha: bytes, now: datetime, reason: Reason, detail: str
     ) -> _Draft:
         return _Draft(
-            receipt=receipt_content(
+            receipt=wire.receipt_content(
                 message_id=mid,
                 content_sha256=sha,
                 sender=peer.agency,
@@ -379,30 +344,31 @@ class Receiver:
         """An envelope's answer, its receipt not yet signed: accepted, with the row to store,
         or refused, stored only if the refusal is a final decision about verified content
         that names a valid message id."""
-        sha = digest(content)
+        sha = signing.digest(content)
         try:
-            meta, decision = self._checked(peer, content, signature, verified, now)
+            verdict = self._checked(peer, content, signature, verified, now)
         except Refused as refusal:
-            mid = message_id_hint(content) if len(content) <= self._max else ""
+            mid = wire.message_id_hint(content) if len(content) <= self._max else ""
             log.debug("refusing %s from %s: %s", mid or "?", peer.agency, refusal)
             draft = self._refusal_draft(peer, mid, sha, now, refusal.reason, refusal.detail)
             draft.stored = verified and bool(mid) and refusal.reason not in TRANSIENT
             return draft
         assert signature is not None
+        meta = verdict.meta
         return _Draft(
-            receipt=receipt_content(
+            receipt=wire.receipt_content(
                 message_id=meta.message_id,
                 content_sha256=sha,
                 sender=peer.agency,
                 receiver=self.agency,
                 received_at=now,
-                retained_until=decision,
+                retained_until=verdict.retain_until,
             ),
             sha=sha,
             mid=meta.message_id,
             stored=True,
             meta=meta,
-            retain_until=decision,
+            retain_until=verdict.retain_until,
             signature=signature,
             proof=proof,
             sealed=self._store.seal_message(meta, content),
@@ -410,11 +376,19 @@ class Receiver:
 
     def _checked(
         self, peer: Peer, content: bytes, signature: bytes | None, verified: bool, now: datetime
-    ) -> tuple[MessageMeta, datetime | None]:
-        """`_check`, with any unforeseen failure turned into a refusal: an exception here would
-        end the peer's stream, and its resend would end the next one, stalling the pair."""
+    ) -> Verdict:
+        """The checks, with any unforeseen failure turned into a refusal: an exception here
+        would end the peer's stream, and its resend would end the next one, stalling the
+        pair."""
+        inbound = Inbound(
+            peer=peer.agency,
+            content=content,
+            framed=signature is not None,
+            verified=verified,
+            now=now,
+        )
         try:
-            return self._check(peer, content, signature, verified, now)
+            return self._checks.check(inbound)
         except Refused:
             raise
         except Exception as exc:
@@ -432,7 +406,7 @@ class Receiver:
         signed: list[tuple[bytes, bytes] | None] = []
         for content, signature, proof in envelopes:
             over = (
-                envelope_signed_bytes(content, proof)
+                signing.signed_bytes(content, proof, signing.ENVELOPE)
                 if signature is not None and len(content) <= self._max
                 else None
             )
@@ -440,59 +414,13 @@ class Receiver:
         distinct = {pair for pair in signed if pair is not None}
 
         def verify_distinct() -> dict[tuple[bytes, bytes], bool]:
-            return {pair: verify(peer.public_key, *pair) for pair in distinct}
+            return {pair: signing.verify_signed(peer.public_key, *pair) for pair in distinct}
 
         if len(distinct) < THREAD_BATCH:
             checked = verify_distinct()
         else:
             checked = await asyncio.to_thread(verify_distinct)
         return [pair is not None and checked[pair] for pair in signed]
-
-    def _check(
-        self,
-        peer: Peer,
-        content: bytes,
-        signature: bytes | None,
-        verified: bool,
-        now: datetime,
-    ) -> tuple[MessageMeta, datetime | None]:
-        if signature is None:
-            raise Refused(Reason.MALFORMED, "frame is not an accord.v1.Envelope")
-        if len(content) > self._max:
-            raise Refused(
-                Reason.OVERSIZE, f"content is {len(content)} bytes; this node accepts {self._max}"
-            )
-        if not verified:
-            raise Refused(
-                Reason.BAD_SIGNATURE, f"signature does not verify with {peer.agency}'s key"
-            )
-        msg = parse_content(content)
-        meta = meta_of(msg)
-        check_created_at(meta, now=now, skew=self._skew)
-        decision = self._policy().check_inbound(meta, peer=peer.agency, now=now)
-        retain_until = decision.retain_until
-        if msg.HasField("forwarded"):
-            forwarded = msg.forwarded
-            auth = msg.transfer_authorisation if msg.HasField("transfer_authorisation") else None
-            sender_of_original = meta_of(parse_content(forwarded.content)).sender
-            original = check_forwarded(
-                outer=meta,
-                inner=(forwarded.content, forwarded.signature, forwarded.proof),
-                authorisation=(auth.content, auth.signature, auth.proof)
-                if auth is not None
-                else None,
-                receiver=self.agency,
-                originator_key=self._member_key(sender_of_original),
-                now=now,
-            )
-            # The row keeps the stricter of the forward's and the original's markings.
-            meta = strictest(meta, original)
-            theirs = original.retain_until(now)
-            if theirs is not None and (retain_until is None or theirs < retain_until):
-                retain_until = theirs
-        elif msg.HasField("transfer_authorisation"):
-            raise Refused(Reason.MALFORMED, "transfer_authorisation travels only with a forward")
-        return meta, retain_until
 
 
 def _same(prior: PriorAnswer | int, draft: _Draft, drafts: Sequence[_Draft]) -> bool:

@@ -34,7 +34,7 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -49,9 +49,9 @@ from certs.identity import check_agency_code
 from node import config as config_mod
 from node.client import NodeNotRunningError, connect, health
 from node.drill.proxy import FaultProxy, Mode
-from node.envelope import MESSAGE_TYPES
 from node.errors import AccordError, ConfigError
 from node.home import init_home
+from node.wire import MESSAGE_TYPES
 
 FEDERATION = "drill.accord.test"
 DEFAULT_AGENCIES = ("NL-POL", "DE-BKA", "FR-PN", "BE-FPP")
@@ -794,13 +794,6 @@ class RemoteCluster:
 
     async def down(self) -> None:
         await self.call("down")
-
-
-def with_users(spec: ClusterSpec, extra: Sequence[UserSpec]) -> ClusterSpec:
-    known = {(u.agency, u.name) for u in spec.users}
-    return replace(
-        spec, users=(*spec.users, *(u for u in extra if (u.agency, u.name) not in known))
-    )
 
 
 async def outbox(home: Path) -> Any:

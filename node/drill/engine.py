@@ -53,9 +53,10 @@ from node.drill.cluster import (
     tail,
 )
 from node.drill.proxy import Mode
-from node.envelope import parse_receipt, public_key_of, verify_envelope, verify_receipt
 from node.errors import AccordError
 from node.ids import uuid7
+from node.signing import ENVELOPE, RECEIPT, public_key_of, verify
+from node.wire import parse_receipt
 
 POLL = 0.05
 CALL_TIMEOUT = 10.0
@@ -371,8 +372,8 @@ class Engine:
 
     def _verifies_receipt(self, agency: str, receipt: Any) -> bool:
         cert = self.certificates.get(agency)
-        return cert is not None and verify_receipt(
-            public_key_of(cert), receipt.content, receipt.signature, receipt.proof
+        return cert is not None and verify(
+            public_key_of(cert), receipt.content, receipt.signature, RECEIPT, receipt.proof
         )
 
     # ---- running ----------------------------------------------------------------------------
@@ -633,8 +634,8 @@ class Engine:
             return
         cert = self.certificates.get(sent.agency)
         env = got.envelope
-        intact = cert is not None and verify_envelope(
-            public_key_of(cert), env.content, env.signature, env.proof
+        intact = cert is not None and verify(
+            public_key_of(cert), env.content, env.signature, ENVELOPE, env.proof
         )
         self.expect(intact, f"{what}: shown, with {sent.agency}'s signature intact")
         text = json_format.MessageToJson(got.content)

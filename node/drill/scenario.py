@@ -24,11 +24,11 @@ from certs.ca import DEFAULT_PURPOSES
 from certs.directory import Agreement, agreement_from_dict
 from certs.errors import PkiError
 from certs.identity import AGENCY_CODE
-from node.access import Role
 from node.drill.cluster import DEFAULT_AGENCIES, UserSpec, default_users
 from node.drill.proxy import Mode
-from node.envelope import CONTROL_TYPES, INCIDENT_TYPES, MESSAGE_TYPES
 from node.errors import AccordError, Reason
+from node.policy.access import Role
+from node.wire import CONTROL_TYPES, INCIDENT_TYPES, MESSAGE_TYPES
 
 DEFAULT_TIMEOUT = 15.0
 DEFAULT_USER = "officer"

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from certs.directory import ONWARD_RULES, TLP_ORDER, Agreement, Directory, tlp_label
-from node.envelope import MessageMeta
 from node.errors import Reason, Refused
+from node.messages import MessageMeta
 
 # Control messages that narrow or remove what a receiver holds. The provider's right to have
 # data erased, rectified, retracted or handled more strictly outlives the agreement it was sent

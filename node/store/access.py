@@ -13,8 +13,8 @@ from datetime import datetime
 
 import aiosqlite
 
-from node.access import Role, User
-from node.store.db import Store, StoredMessage, _ts, succeeded
+from node.policy.access import Role, User
+from node.store.db import Store, StoredMessage, succeeded, time_text
 
 
 def token_digest(token: str) -> bytes:
@@ -152,7 +152,7 @@ class AccessStore:
             (
                 "INSERT INTO enrolments (user_name, code_sha256, needs_second, expires_at) "
                 "VALUES (?, ?, ?, ?)",
-                (name, token_digest(code), int(pending), _ts(expires_at)),
+                (name, token_digest(code), int(pending), time_text(expires_at)),
             )
         )
         if pending:
@@ -165,7 +165,7 @@ class AccessStore:
         return (
             "INSERT OR REPLACE INTO role_requests (user_name, role, requested_by, requested_at) "
             "VALUES (?, ?, ?, ?)",
-            (name, role.value, by, _ts(now)),
+            (name, role.value, by, time_text(now)),
         )
 
     async def redeem(
@@ -175,7 +175,7 @@ class AccessStore:
         unused; the code is then spent. Checked and spent in one transaction, so a code
         works once. Returns why not, or None."""
         given = [token_digest(p) for p in parts]
-        when = _ts(now)
+        when = time_text(now)
 
         def run(conn: sqlite3.Connection) -> str | None:
             user = conn.execute(
@@ -234,7 +234,7 @@ class AccessStore:
                     (
                         "UPDATE enrolments SET second_sha256 = ?, expires_at = ? "
                         "WHERE user_name = ?",
-                        (token_digest(second), _ts(expires_at), name),
+                        (token_digest(second), time_text(expires_at), name),
                     )
                 )
         else:
@@ -277,7 +277,7 @@ class AccessStore:
 
     async def disable_user(self, *, name: str, now: datetime) -> None:
         await self._store.writer.submit(
-            [("UPDATE users SET disabled_at = ? WHERE name = ?", (_ts(now), name))]
+            [("UPDATE users SET disabled_at = ? WHERE name = ?", (time_text(now), name))]
         )
 
     async def enable_user(self, *, name: str) -> None:
@@ -300,11 +300,11 @@ class AccessStore:
         (with `also`, its access log entry, in the same commit)."""
         await self._store.writer.submit(
             [
-                self._store._insert_message_txn(message),
+                self._store.message_txn(message),
                 (
                     "INSERT INTO approvals (message_id, author, recipients, requested_at) "
                     "VALUES (?, ?, ?, ?)",
-                    (message.message_id, author, ",".join(recipients), _ts(now)),
+                    (message.message_id, author, ",".join(recipients), time_text(now)),
                 ),
                 *also,
             ]
@@ -346,7 +346,7 @@ class AccessStore:
 
         `on_commit` runs the moment the unit commits, in commit order with every other unit's
         continuation (so before anything committed later is handed to a link)."""
-        decided_at = _ts(now)
+        decided_at = time_text(now)
         statements: list[tuple[str, Sequence[object]]] = [
             (
                 "UPDATE approvals SET state = ?, decided_by = ?, decided_at = ?, note = ? "
@@ -428,7 +428,7 @@ def log_txn(
         "INSERT INTO access_log (at, user_name, action, message_id, purpose, "
         "justification, recipient, outcome, detail) VALUES (?,?,?,?,?,?,?,?,?)",
         (
-            _ts(at),
+            time_text(at),
             user,
             action,
             message_id,
@@ -448,7 +448,7 @@ def add_user_txn(
     statements: list[tuple[str, Sequence[object]]] = [
         (
             "INSERT INTO users (name, role, token_sha256, created_at) VALUES (?, ?, ?, ?)",
-            (name, role.value, token_digest(token), _ts(now)),
+            (name, role.value, token_digest(token), time_text(now)),
         )
     ]
     statements += [

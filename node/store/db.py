@@ -1,7 +1,6 @@
-"""All SQL lives here, as named transactions (`_..._txn` builds the statements of one unit).
-
-Writes go through the group-commit writer; reads use a second connection, which WAL mode lets
-run beside the writer.
+"""Messages, the outbox, receipts and the node's own marks (the package docstring lists the
+surface). Writes go through the group-commit writer, as named transactions; reads use a second
+connection, which WAL mode lets run beside the writer.
 """
 
 from __future__ import annotations
@@ -16,12 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import aiosqlite
 
-from node.envelope import MessageMeta
 from node.errors import ConfigError, Reason, Refused
+from node.messages import MessageMeta
 from node.store.keys import SEAL_VERSION, KeyRing, Sealed, SealError, aad_for
 from node.store.writer import GroupCommitWriter, Statement
 
@@ -159,7 +158,7 @@ def succeeded(unit: asyncio.Future[None]) -> bool:
 _TS_TEXT: dict[datetime, str] = {}
 
 
-def _ts(value: datetime | None) -> str | None:
+def time_text(value: datetime | None) -> str | None:
     """A time as ISO 8601 text. The text of a UTC time is remembered: the same instants recur
     (a batch's received_at and retain_until, a frame's receipt time) and `isoformat` showed in
     the profile on both sides. Other zones are formatted each time (equal instants in another
@@ -176,7 +175,7 @@ def _ts(value: datetime | None) -> str | None:
     return text
 
 
-def _dt(value: str | None) -> datetime | None:
+def text_time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
@@ -190,7 +189,7 @@ _MESSAGE_COLUMNS = (
 
 def _message_from_row(row: Sequence[Any]) -> StoredMessage:
     sealed = Sealed(row[14], row[15]) if row[14] is not None and row[15] is not None else None
-    created, received = _dt(row[9]), _dt(row[10])
+    created, received = text_time(row[9]), text_time(row[10])
     assert created is not None and received is not None
     return StoredMessage(
         message_id=row[0],
@@ -204,13 +203,13 @@ def _message_from_row(row: Sequence[Any]) -> StoredMessage:
         tlp=row[8],
         created_at=created,
         received_at=received,
-        retain_until=_dt(row[11]),
+        retain_until=text_time(row[11]),
         content_sha256=row[12],
         signature=row[13],
         sealed=sealed,
         receipt=row[16],
         receipt_signature=row[17],
-        erased_at=_dt(row[18]),
+        erased_at=text_time(row[18]),
         control_target=row[19],
         third_agency=row[20],
         granted=bool(row[21]),
@@ -219,7 +218,7 @@ def _message_from_row(row: Sequence[Any]) -> StoredMessage:
         handling_codes=tuple(row[24].split(",")) if row[24] else (),
         seal=int(row[25]),
         urgency=row[26],
-        reply_deadline=_dt(row[27]),
+        reply_deadline=text_time(row[27]),
     )
 
 
@@ -282,7 +281,7 @@ class Store:
             await wconn.execute("PRAGMA wal_autocheckpoint=0")
             await wconn.execute("PRAGMA secure_delete=ON")
             await wconn.execute("PRAGMA foreign_keys=ON")
-            await _migrate(wconn, create=create)
+            await asyncio.to_thread(_migrate_file, path, create=create, synchronous=synchronous)
             # Inline transactions never wait for a lock on the loop's thread: the writer runs a
             # locked one again on the connection's thread, with a timeout (writer.py).
             await wconn.execute("PRAGMA busy_timeout=0")
@@ -326,6 +325,10 @@ class Store:
         store.writer.start()
         return store
 
+    def observe_commits(self, observer: Callable[[int, float], None]) -> None:
+        """Tell `observer` each committed group's size in units and its seconds (metrics)."""
+        self.writer.observe = observer
+
     async def close(self) -> None:
         try:
             await self.writer.close()
@@ -336,31 +339,18 @@ class Store:
 
     # ---- sealing ----------------------------------------------------------------------------
 
-    def seal(
-        self,
-        *,
-        sender: str,
-        message_id: str,
-        purpose: str,
-        tlp: str,
-        handling_codes: Sequence[str],
-        content: bytes,
-    ) -> Sealed:
-        """Encrypt a message's content for its row: the row's purpose, TLP and handling codes
-        are bound in, so the row opens only with the markings it was stored with."""
-        aad = aad_for(sender, message_id, purpose=purpose, tlp=tlp, handling_codes=handling_codes)
-        return self.keys.seal(content, aad)
-
     def seal_message(self, meta: MessageMeta, content: bytes) -> Sealed:
-        """`seal` for a message about to be stored with `meta`'s markings."""
-        return self.seal(
-            sender=meta.sender,
-            message_id=meta.message_id,
+        """Encrypt a message's content for its row: the row's sender, id, purpose, TLP and
+        handling codes (`meta`'s) are bound in, so the row opens only with the markings it was
+        stored with."""
+        aad = aad_for(
+            meta.sender,
+            meta.message_id,
             purpose=meta.purpose,
             tlp=meta.tlp,
             handling_codes=meta.handling_codes,
-            content=content,
         )
+        return self.keys.seal(content, aad)
 
     def open_content(self, message: StoredMessage) -> bytes | None:
         """The content of a stored message (None once erased); SealError if the row does not
@@ -380,7 +370,9 @@ class Store:
     # ---- named transactions -----------------------------------------------------------------
 
     @staticmethod
-    def _insert_message_txn(m: StoredMessage) -> Statement:
+    def message_txn(m: StoredMessage) -> Statement:
+        """Store a message (sent, held for approval, or received): a copy of a row already
+        stored is ignored."""
         assert m.sealed is not None
         return (
             f"INSERT OR IGNORE INTO messages ({_MESSAGE_COLUMNS}) "  # noqa: S608 (constant column list)
@@ -395,9 +387,9 @@ class Store:
                 m.correlation_id,
                 m.in_reply_to,
                 m.tlp,
-                _ts(m.created_at),
-                _ts(m.received_at),
-                _ts(m.retain_until),
+                time_text(m.created_at),
+                time_text(m.received_at),
+                time_text(m.retain_until),
                 m.content_sha256,
                 m.signature,
                 m.sealed.ciphertext,
@@ -413,7 +405,7 @@ class Store:
                 ",".join(m.handling_codes),
                 m.seal,
                 m.urgency,
-                _ts(m.reply_deadline),
+                time_text(m.reply_deadline),
             ),
         )
 
@@ -476,7 +468,7 @@ class Store:
                     f"message {m.message_id} was already sent with other content; use a new id",
                 )
         queue, seqs = self.deliveries_txn(m.message_id, recipients)
-        committed = self.writer.enqueue([self._insert_message_txn(m), *queue, *also])
+        committed = self.writer.enqueue([self.message_txn(m), *queue, *also])
         queued = [
             PendingEnvelope(
                 seq,
@@ -497,12 +489,6 @@ class Store:
 
         committed.add_done_callback(committed_now)
         await asyncio.shield(committed)
-
-    async def store_inbound(self, m: StoredMessage) -> None:
-        await self.writer.submit([self.inbound_txn(m)])
-
-    def inbound_txn(self, m: StoredMessage) -> Statement:
-        return self._insert_message_txn(m)
 
     @staticmethod
     def rejection_txn(
@@ -529,7 +515,7 @@ class Store:
                 message_id,
                 content_sha256,
                 reason_code,
-                _ts(received_at),
+                time_text(received_at),
                 receipt,
                 receipt_signature,
                 receipt_proof,
@@ -594,11 +580,6 @@ class Store:
 
         return self.writer.enqueue_call(run)
 
-    def enqueue(self, statements: Sequence[Statement]) -> asyncio.Future[None]:
-        """Queue statements built by the *_txn methods as one unit of a group commit, now;
-        the future resolves once they are committed."""
-        return self.writer.enqueue(statements)
-
     def record_receipts(
         self,
         *,
@@ -609,7 +590,7 @@ class Store:
         """Queue several receipts from one peer as one unit: (message id, accepted, reason
         code, receipt, receipt signature, receipt proof) each. The future resolves when they
         are committed."""
-        when = _ts(at)
+        when = time_text(at)
         return self.writer.enqueue(
             [
                 (
@@ -674,7 +655,7 @@ class Store:
             content = self.keys.open(Sealed(ciphertext, wrapped), aad)
             out.append(
                 PendingEnvelope(
-                    seq, message_id, recipient, content, signature, sha, proof or b"", _dt(at)
+                    seq, message_id, recipient, content, signature, sha, proof or b"", text_time(at)
                 )
             )
         return out
@@ -742,13 +723,18 @@ class Store:
         )
         return {str(name): int(value) for name, value in rows}
 
-    @staticmethod
-    def high_water_txn(name: str, value: int) -> Statement:
-        """Record `value` under `name` unless a higher one is recorded already."""
-        return (
-            "INSERT INTO node_state (name, value) VALUES (?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
-            (name, value),
+    def record_high_waters(self, marks: dict[str, int]) -> asyncio.Future[None]:
+        """Queue `marks` (name -> value) as one unit, each value kept unless a higher one is
+        recorded already; the future resolves once they are committed."""
+        return self.writer.enqueue(
+            [
+                (
+                    "INSERT INTO node_state (name, value) VALUES (?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
+                    (name, value),
+                )
+                for name, value in marks.items()
+            ]
         )
 
     async def sweep_rejections(self, *, before: datetime, limit: int) -> int:
@@ -758,7 +744,7 @@ class Store:
                 conn.execute(
                     "DELETE FROM rejections WHERE id IN (SELECT id FROM rejections "
                     "WHERE received_at < ? ORDER BY received_at LIMIT ?)",
-                    (_ts(before), limit),
+                    (time_text(before), limit),
                 ).rowcount
             )
         )
@@ -780,7 +766,7 @@ class Store:
             "GROUP BY d.recipient ORDER BY d.recipient"
         )
         return [
-            PeerQueue(recipient, int(queued or 0), _dt(oldest), _dt(last), error or "")
+            PeerQueue(recipient, int(queued or 0), text_time(oldest), text_time(last), error or "")
             for recipient, queued, oldest, last, error in rows
         ]
 
@@ -984,5 +970,13 @@ def _migrate_sync(conn: sqlite3.Connection, *, create: bool) -> None:
         )
 
 
-async def _migrate(conn: aiosqlite.Connection, *, create: bool) -> None:
-    await cast(Any, conn)._execute(_migrate_sync, cast(Any, conn)._conn, create=create)
+def _migrate_file(path: Path, *, create: bool, synchronous: str) -> None:
+    """`_migrate_sync` on a connection of its own, with the writer's settings."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("PRAGMA secure_delete=ON")
+        conn.execute("PRAGMA foreign_keys=ON")
+        _migrate_sync(conn, create=create)
+    finally:
+        conn.close()

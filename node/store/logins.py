@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from node.store.db import Store, _dt, _ts
+from node.store.db import Store, text_time, time_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ class LoginStore:
         row = await cursor.fetchone()
         if row is None:
             return None
-        return PasswordRow(hash=row[0], failures=int(row[1]), locked_until=_dt(row[2]))
+        return PasswordRow(hash=row[0], failures=int(row[1]), locked_until=text_time(row[2]))
 
     async def set_password(
         self, *, name: str, hash: str, now: datetime, keep_session: bytes | None
@@ -51,12 +51,12 @@ class LoginStore:
                     "INSERT INTO passwords (user_name, hash, set_at) VALUES (?, ?, ?) "
                     "ON CONFLICT (user_name) DO UPDATE SET hash = excluded.hash, "
                     "set_at = excluded.set_at, failures = 0, locked_until = NULL",
-                    (name, hash, _ts(now)),
+                    (name, hash, time_text(now)),
                 ),
                 (
                     "UPDATE sessions SET revoked_at = ? WHERE user_name = ? "
                     "AND revoked_at IS NULL AND token_sha256 IS NOT ?",
-                    (_ts(now), name, keep_session),
+                    (time_text(now), name, keep_session),
                 ),
             ]
         )
@@ -79,7 +79,7 @@ class LoginStore:
                     "locked_until = CASE WHEN failures + 1 >= ? THEN ? ELSE locked_until END, "
                     "failures = CASE WHEN failures + 1 >= ? THEN 0 ELSE failures + 1 END "
                     "WHERE user_name = ?",
-                    (max_failures, _ts(lock_until), max_failures, name),
+                    (max_failures, time_text(lock_until), max_failures, name),
                 )
             ]
         )
@@ -102,11 +102,14 @@ class LoginStore:
     ) -> None:
         statements: list[tuple[str, Sequence[object]]] = [
             # Expired and revoked sessions are of no further use; dropped as new ones start.
-            ("DELETE FROM sessions WHERE expires_at < ? OR revoked_at IS NOT NULL", (_ts(now),)),
+            (
+                "DELETE FROM sessions WHERE expires_at < ? OR revoked_at IS NOT NULL",
+                (time_text(now),),
+            ),
             (
                 "INSERT INTO sessions (token_sha256, user_name, created_at, last_used_at, "
                 "expires_at) VALUES (?, ?, ?, ?, ?)",
-                (digest, name, _ts(now), _ts(now), _ts(expires_at)),
+                (digest, name, time_text(now), time_text(now), time_text(expires_at)),
             ),
         ]
         await self._store.writer.submit(statements)
@@ -122,13 +125,18 @@ class LoginStore:
         row = await cursor.fetchone()
         if row is None:
             return None
-        last, expires = _dt(row[1]), _dt(row[2])
+        last, expires = text_time(row[1]), text_time(row[2])
         assert last is not None and expires is not None
         return SessionRow(user_name=row[0], last_used_at=last, expires_at=expires)
 
     async def touch_session(self, *, digest: bytes, now: datetime) -> None:
         await self._store.writer.submit(
-            [("UPDATE sessions SET last_used_at = ? WHERE token_sha256 = ?", (_ts(now), digest))]
+            [
+                (
+                    "UPDATE sessions SET last_used_at = ? WHERE token_sha256 = ?",
+                    (time_text(now), digest),
+                )
+            ]
         )
 
     async def revoke_session(self, *, digest: bytes, now: datetime) -> None:
@@ -137,7 +145,7 @@ class LoginStore:
                 (
                     "UPDATE sessions SET revoked_at = ? WHERE token_sha256 = ? "
                     "AND revoked_at IS NULL",
-                    (_ts(now), digest),
+                    (time_text(now), digest),
                 )
             ]
         )

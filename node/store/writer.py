@@ -10,10 +10,10 @@ that unit alone fails.
 
 Where a transaction runs: on the event loop's own thread. On the connection's thread every
 commit cost a hand-off each way, and binding each statement's parameters there fought the busy
-loop for the GIL (SQLite releases it only inside its own calls); docs/benchmarks.md, fourth
-session: 10-20 % less CPU per message, a third off the median latency at 800 msg/s. The loop
-now waits for the COMMIT's fsync, about 0.3 ms on the disks measured, and yields once after each
-commit. Two things must not hold the loop:
+loop for the GIL (SQLite releases it only inside its own calls): here, 10-20 % less CPU per
+message and a third off the median latency at 800 msg/s, measured. The loop now waits for the
+COMMIT's fsync, about 0.3 ms on the disks measured, and yields once after each commit. Two
+things must not hold the loop:
 
 - a slow disk: a COMMIT over `slow_commit` sends the next `thread_spell` transactions to the
   connection's thread, so it costs the loop one slow commit per spell, not every commit;
@@ -37,7 +37,7 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -67,12 +67,22 @@ class _Unit:
     )
 
 
-# The clock that times a COMMIT (a test replaces it to play a slow disk).
-_clock = time.perf_counter
+@dataclass(slots=True)
+class Faults:
+    """Test hooks the writer consults, so tests play a busy or slow writer without patching
+    it; a node never sets them. `before_commit(units)` is awaited before each attempt at a
+    group commit (`units`: how many units it holds); `clock` times each COMMIT (a fake one
+    plays a slow disk)."""
+
+    before_commit: Callable[[int], Awaitable[None]] | None = None
+    clock: Callable[[], float] = time.perf_counter
 
 
 def _transaction(
-    conn: sqlite3.Connection, grouped: dict[str, list[Sequence[Any]]], runs: list[InTransaction]
+    conn: sqlite3.Connection,
+    grouped: dict[str, list[Sequence[Any]]],
+    runs: list[InTransaction],
+    clock: Callable[[], float],
 ) -> tuple[list[Any], float]:
     """All statements, then each unit's function in order, then COMMIT (or ROLLBACK); the
     functions' results and the seconds the COMMIT took. Runs on whichever thread
@@ -85,9 +95,9 @@ def _transaction(
             else:
                 conn.executemany(sql, rows)
         results = [run(conn) for run in runs]
-        start = _clock()
+        start = clock()
         conn.execute("COMMIT")
-        took = _clock() - start
+        took = clock() - start
     except BaseException:
         # SQLite has already rolled back after some errors (a full disk): a second ROLLBACK
         # would raise "no transaction is active" and hide the error that matters.
@@ -123,12 +133,13 @@ def _waiting_transaction(
     grouped: dict[str, list[Sequence[Any]]],
     runs: list[InTransaction],
     busy_timeout_ms: int,
+    clock: Callable[[], float],
 ) -> tuple[list[Any], float]:
     """`_transaction` on the connection's thread, where waiting for a lock holds up no one;
     a lock still held after the wait is the callers' error."""
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     try:
-        return _transaction(conn, grouped, runs)
+        return _transaction(conn, grouped, runs, clock)
     except _Locked as locked:
         raise locked.error from None
     finally:
@@ -219,6 +230,7 @@ class GroupCommitWriter:
         self._commits_since_checkpoint = 0
         self._slow_logged_at = -1e9
         self._closing = False
+        self.faults = Faults()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="group-commit")
@@ -297,6 +309,8 @@ class GroupCommitWriter:
         self.checkpoints += 1
 
     async def _commit(self, batch: list[_Unit]) -> None:
+        if self.faults.before_commit is not None:
+            await self.faults.before_commit(len(batch))
         grouped: dict[str, list[Sequence[Any]]] = {}
         calls: list[tuple[_Unit, InTransaction]] = []
         for unit in batch:
@@ -347,7 +361,7 @@ class GroupCommitWriter:
         conn = cast(Any, self._conn)  # aiosqlite runs _execute on the connection's thread
         if not self._on_thread:
             try:
-                results, took = _transaction(conn._conn, grouped, runs)
+                results, took = _transaction(conn._conn, grouped, runs, self.faults.clock)
             except _Locked:
                 self.locked += 1  # nothing ran: BEGIN IMMEDIATE is what found the lock
                 self._spell("the database is locked by another connection")
@@ -359,7 +373,7 @@ class GroupCommitWriter:
         self._on_thread -= 1
         self.thread_commits += 1
         results, _ = await conn._execute(
-            _waiting_transaction, conn._conn, grouped, runs, self.busy_timeout_ms
+            _waiting_transaction, conn._conn, grouped, runs, self.busy_timeout_ms, self.faults.clock
         )
         return cast(list[Any], results)
 

@@ -8,14 +8,16 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
-from google.protobuf.message import DecodeError
 
 from accord.v1 import federation_pb2, message_pb2
+from node import signing, wire
 from node.delivery.budget import CooledDown, RefusalBudget
 from node.delivery.receiver import Answer, Arrival, Receiver
-from node.envelope import FEATURES, FEATURES_KEY, RECEIPT_PROOF, hello_bytes
+from node.messages import PublishedPolicy
+from node.signing import Signer
 from node.transport.auth import current_peer
 from node.trust import Peer
+from node.wire import FEATURES, FEATURES_KEY, MalformedFrameError, missing_features
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +25,11 @@ SERVICE = "accord.v1.Federation"
 
 
 def features_of(context: Any) -> frozenset[str]:
-    """The features a caller named for this call (none: an older node)."""
+    """The features a caller named for this call."""
     for key, value in context.invocation_metadata() or ():
         if key == FEATURES_KEY and isinstance(value, str):
             return frozenset(f for f in value.split(",") if f)
     return frozenset()
-
-
-class MalformedFrameError(Exception):
-    """A batched frame that does not parse: its envelopes cannot be counted or answered."""
 
 
 class FrameTooLargeError(Exception):
@@ -74,30 +72,27 @@ def _varint(raw: bytes, at: int) -> tuple[int, int]:
     return 0, len(raw) + 1  # truncated or too long: past the end
 
 
-# Envelopes the receiver admits as one batch. Smaller than the sender's window (512), so that
-# several batches are in different stages at once (signatures in a thread, checks on the loop,
-# commit on the writer's thread) when a queue drains: drain 3 000 went 1.28x -> 1.01x of
-# N / item 1's rate (docs/benchmarks.md).
-_BATCH_MAX = 128
-_BATCHES_IN_FLIGHT = 8
-_MALFORMED_FRAME = b""
-
-
 class FederationServicer:
     def __init__(
         self,
         *,
         receiver: Receiver,
-        policy_document: Callable[[], federation_pb2.SignedPolicy],
-        sign: Callable[[bytes], bytes],
+        policy_document: Callable[[], PublishedPolicy],
+        signer: Signer,
         max_envelopes_per_frame: int = 1024,
         max_streams_per_peer: int = 8,
+        receive_batch: int = 128,
+        batches_in_flight: int = 8,
         budget: RefusalBudget | None = None,
     ) -> None:
+        """`receive_batch`: envelopes admitted as one batch; `batches_in_flight`: admitted
+        batches per stream whose answers are not yet sent (node/config.py, [delivery])."""
         self._receiver = receiver
         self._policy_document = policy_document
-        self._sign = sign
+        self._signer = signer
         self._max_envelopes = max_envelopes_per_frame
+        self._batch = receive_batch
+        self._in_flight = batches_in_flight
         self._max_streams = max_streams_per_peer
         self._budget = budget
         self._streams: dict[str, int] = {}  # open Exchange streams per peer agency
@@ -147,36 +142,30 @@ class FederationServicer:
     ) -> federation_pb2.HelloResponse:
         if len(request.nonce) < 16:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "nonce must be 16+ bytes")
+        data = signing.hello_data(request.nonce, current_peer().agency)
         return federation_pb2.HelloResponse(
             agency=self._receiver.agency,
-            signature=self._sign(hello_bytes(request.nonce, current_peer().agency)),
+            signature=self._signer.sign(data, signing.HELLO),
             features=FEATURES,
         )
 
     async def get_policy(
         self, request: federation_pb2.GetPolicyRequest, context: Any
     ) -> federation_pb2.SignedPolicy:
-        return self._policy_document()
+        return wire.signed_policy_message(self._policy_document())
 
     async def exchange(
         self, request_iterator: AsyncIterator[bytes], context: Any
     ) -> AsyncIterator[message_pb2.Receipt]:
         async for answers in self._exchange(request_iterator, context, batched=False):
             for answer in answers:
-                yield message_pb2.Receipt(
-                    content=answer.receipt, signature=answer.signature, proof=answer.proof
-                )
+                yield wire.receipt_message(answer.signed_receipt())
 
     async def exchange_batches(
         self, request_iterator: AsyncIterator[bytes], context: Any
     ) -> AsyncIterator[federation_pb2.ReceiptBatch]:
         async for answers in self._exchange(request_iterator, context, batched=True):
-            batch = federation_pb2.ReceiptBatch()
-            for answer in answers:
-                batch.receipts.add(
-                    content=answer.receipt, signature=answer.signature, proof=answer.proof
-                )
-            yield batch
+            yield wire.receipt_batch([answer.signed_receipt() for answer in answers])
 
     async def _exchange(
         self, request_iterator: AsyncIterator[bytes], context: Any, *, batched: bool
@@ -186,6 +175,13 @@ class FederationServicer:
         peer = current_peer()
         if self._closing:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "node is shutting down")
+        missing = missing_features(features_of(context))
+        if missing:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"the stream's {FEATURES_KEY} metadata does not name {missing}: this node "
+                "speaks protocol v1 only (batch-signed envelopes and receipts)",
+            )
         if self._budget is not None:
             try:
                 self._budget.check(peer.agency)
@@ -209,11 +205,8 @@ class FederationServicer:
     async def _stream(
         self, request_iterator: AsyncIterator[bytes], context: Any, peer: Peer, *, batched: bool
     ) -> AsyncIterator[list[Answer]]:
-        # What the caller says, for this stream, it checks (docs/evidence.md, "Older nodes"):
-        # per stream, so another connection of the same agency cannot change it.
-        receipt_paths = RECEIPT_PROOF in features_of(context)
-        frames: asyncio.Queue[Arrival | None] = asyncio.Queue(_BATCH_MAX * 2)
-        answers: asyncio.Queue[asyncio.Task[Any] | None] = asyncio.Queue(_BATCHES_IN_FLIGHT)
+        frames: asyncio.Queue[Arrival | None] = asyncio.Queue(self._batch * 2)
+        answers: asyncio.Queue[asyncio.Task[Any] | None] = asyncio.Queue(self._in_flight)
 
         async def pump() -> None:
             try:
@@ -226,20 +219,10 @@ class FederationServicer:
                                 "node's limit (limits.max_envelopes_per_frame in its published "
                                 "policy); nothing in it was read"
                             )
-                        try:
-                            many = federation_pb2.EnvelopeBatch.FromString(raw)
-                        except DecodeError as exc:
-                            raise MalformedFrameError("frame is not an EnvelopeBatch") from exc
-                        for env in many.envelopes:
-                            await frames.put((env.content, env.signature, env.proof))
+                        for arrival in wire.arrivals_of_batch(raw):
+                            await frames.put(arrival)
                         continue
-                    env = message_pb2.Envelope()
-                    try:
-                        env.ParseFromString(raw)
-                    except DecodeError:
-                        await frames.put((raw, None, b""))
-                        continue
-                    await frames.put((env.content, env.signature, env.proof))
+                    await frames.put(wire.arrival_of_envelope(raw))
             finally:
                 await frames.put(None)
 
@@ -251,16 +234,14 @@ class FederationServicer:
                     if item is None:
                         break
                     batch = [item]
-                    while len(batch) < _BATCH_MAX and not frames.empty():
+                    while len(batch) < self._batch and not frames.empty():
                         nxt = frames.get_nowait()
                         if nxt is None:
                             ended = True
                             break
                         batch.append(nxt)
                     # One batch admitted at a time: what arrives meanwhile is the next batch.
-                    await answers.put(
-                        await self._receiver.admit(peer, batch, receipt_paths=receipt_paths)
-                    )
+                    await answers.put(await self._receiver.admit(peer, batch))
             finally:
                 await answers.put(None)
 

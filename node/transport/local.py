@@ -8,23 +8,21 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from accord.v1 import federation_pb2, local_pb2, local_pb2_grpc, message_pb2
-from node import access
-from node.access import User
-from node.envelope import parse_content
+from node import wire
 from node.errors import AccordError, InvalidRequest, PermissionDenied, Refused
-from node.operations import ForwardTerms
+from node.logins import Logins
+from node.messages import SignedEnvelope
+from node.operations import Operations
+from node.policy.access import User
 from node.store import Delivery, StoredMessage
 from node.store.access import Approval, UserRecord
 from node.transport.local_auth import current_token, current_user
-
-if TYPE_CHECKING:
-    from node.app import Node
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -45,14 +43,20 @@ def maps_errors(
         try:
             return await fn(self, request, context)
         except AccordError as exc:
-            if isinstance(exc, Refused):
-                context.set_trailing_metadata((("accord-reason", exc.reason.value),))
-            elif isinstance(exc, PermissionDenied):
-                context.set_trailing_metadata((("accord-denied", exc.code),))
-            await context.abort(exc.status, str(exc))
+            await abort(context, exc)
             raise  # unreachable: abort raises
 
     return wrapper
+
+
+async def abort(context: Ctx, exc: AccordError) -> None:
+    """End the call with the error's status and message, its reason code or missing condition
+    in a trailer."""
+    if isinstance(exc, Refused):
+        context.set_trailing_metadata((("accord-reason", exc.reason.value),))
+    elif isinstance(exc, PermissionDenied):
+        context.set_trailing_metadata((("accord-denied", exc.code),))
+    await context.abort(exc.status, str(exc))
 
 
 def _ts(when: datetime | None) -> Timestamp:
@@ -148,17 +152,9 @@ def approval_info(a: Approval, m: StoredMessage | None) -> local_pb2.ApprovalInf
 
 
 class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
-    def __init__(self, node: Node) -> None:
-        self._node = node
-
-    @property
-    def _ops(self) -> Any:
-        return self._node.operations
-
-    @property
-    def _store(self) -> Any:
-        assert self._node.store is not None
-        return self._node.store
+    def __init__(self, operations: Operations, logins: Logins) -> None:
+        self._ops = operations
+        self._logins = logins
 
     # ---- messages ---------------------------------------------------------------------------
 
@@ -166,7 +162,7 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
     async def Send(self, request: local_pb2.SendRequest, context: Ctx) -> local_pb2.SendResponse:
         if not request.HasField("content"):
             raise InvalidRequest("content is required")
-        sent = await self._ops.send(current_user(), request.content)
+        sent = await self._ops.send(current_user(), wire.draft(request.content))
         return local_pb2.SendResponse(
             message_id=sent.message_id,
             recipients=sent.recipients,
@@ -195,36 +191,28 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
     async def Status(
         self, request: local_pb2.StatusRequest, context: Ctx
     ) -> local_pb2.StatusResponse:
-        node = self._node
-        depths = {
-            q.recipient: (q.queued, q.oldest_queued_at)
-            for q in await self._store.outbox()
-            if q.queued
-        }
-        directory = node.trust.directory
+        status = await self._ops.status()
         response = local_pb2.StatusResponse(
-            agency=node.agency,
-            health=node.serving,
-            crl_state=node.check_crl(),
-            directory_serial=directory.serial if directory else 0,
+            agency=status.agency,
+            health=status.health,
+            crl_state=status.crl_state,
+            directory_serial=status.directory_serial,
         )
-        response.now.CopyFrom(_ts(node.clock.now()))
-        response.crl_next_update.CopyFrom(_ts(node.trust.crl_next_update))
-        if directory is not None:
-            response.directory_issued_at.CopyFrom(_ts(directory.issued_at))
-        for agency in sorted(set(depths) | set(node.links)):
-            link = node.links.get(agency)
-            queued, oldest = depths.get(agency, (0, None))
+        response.now.CopyFrom(_ts(status.now))
+        response.crl_next_update.CopyFrom(_ts(status.crl_next_update))
+        if status.directory_issued_at is not None:
+            response.directory_issued_at.CopyFrom(_ts(status.directory_issued_at))
+        for p in status.peers:
             peer = response.peers.add(
-                agency=agency,
-                link=link.state if link is not None else "idle",
-                last_error=link.last_error if link is not None else "",
-                queued=queued,
-                sent=link.sent if link is not None else 0,
-                receipted=link.receipted if link is not None else 0,
+                agency=p.agency,
+                link=p.link,
+                last_error=p.last_error,
+                queued=p.queued,
+                sent=p.sent,
+                receipted=p.receipted,
             )
-            if oldest is not None:
-                peer.oldest_queued_at.CopyFrom(_ts(oldest))
+            if p.oldest_queued_at is not None:
+                peer.oldest_queued_at.CopyFrom(_ts(p.oldest_queued_at))
         return response
 
     @maps_errors
@@ -238,7 +226,7 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
             item = response.messages.add(summary=summary(m))
             item.deliveries.extend(delivery_status(d, with_receipt=False) for d in deliveries)
             if not deliveries:  # held for approval: no outbox rows yet
-                pending = await self._ops.access.approval(m.message_id)
+                pending = await self._ops.approval(m.message_id)
                 if pending is not None:
                     for r in pending.recipients:
                         item.deliveries.add(recipient=r, state=f"approval-{pending.state}")
@@ -256,14 +244,11 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
         )
         response = local_pb2.GetResponse(summary=summary(result.message))
         if result.content is not None:
-            response.envelope.CopyFrom(
-                message_pb2.Envelope(
-                    content=result.content,
-                    signature=result.message.signature,
-                    proof=result.message.signature_proof or b"",
-                )
+            envelope = SignedEnvelope(
+                result.content, result.message.signature, result.message.signature_proof or b""
             )
-            response.content.CopyFrom(parse_content(result.content))
+            response.envelope.CopyFrom(wire.envelope_message(envelope))
+            response.content.CopyFrom(wire.content_message(result.content))
         return response
 
     @maps_errors
@@ -271,7 +256,7 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
         self, request: local_pb2.ReceiptsRequest, context: Ctx
     ) -> local_pb2.ReceiptsResponse:
         _, deliveries = await self._ops.receipts(current_user(), message_id=request.message_id)
-        pending = await self._ops.access.approval(request.message_id)
+        pending = await self._ops.approval(request.message_id)
         response = local_pb2.ReceiptsResponse(message_id=request.message_id)
         response.deliveries.extend(delivery_status(d) for d in deliveries)
         if not deliveries and pending is not None:
@@ -282,29 +267,11 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
     async def Watch(
         self, request: local_pb2.WatchRequest, context: Ctx
     ) -> AsyncIterator[local_pb2.MessageSummary]:
-        user = current_user()
-        if user.role == access.Role.ADMINISTRATOR:
-            await context.abort(
-                grpc.StatusCode.PERMISSION_DENIED, "administrators do not see traffic"
-            )
-        queue = self._node.watch(user.name)
         try:
-            while True:
-                m = await queue.get()
-                # The user as they are now, for every item: an account disabled or changed
-                # while the stream is open sees nothing more on it.
-                now = await self._node.access_store.user(user.name)
-                if m is None or now is None or now.disabled or now.role != user.role:
-                    await context.abort(
-                        grpc.StatusCode.PERMISSION_DENIED,
-                        f"{user.name}'s account changed (disabled, role or clearances): "
-                        "this watch has ended; watch again",
-                    )
-                    return
-                if access.sees_metadata(now, purpose=m.purpose):
-                    yield summary(m)
-        finally:
-            self._node.unwatch(queue)
+            async for m in self._ops.watch(current_user()):
+                yield summary(m)
+        except AccordError as exc:
+            await abort(context, exc)
 
     # ---- users ------------------------------------------------------------------------------
 
@@ -403,7 +370,7 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
             approve=request.approve,
             note=request.note,
         )
-        m = await self._store.get_message(request.message_id, direction="out")
+        m = await self._ops.sent_message(request.message_id)
         return approval_info(decided, m)
 
     @maps_errors
@@ -419,10 +386,10 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
             to=request.to,
             purpose=request.purpose,
             justification=request.justification,
-            terms=ForwardTerms(
+            terms=wire.forward_terms(
                 onward_transfer=request.onward_transfer,
                 tlp=request.tlp,
-                handling_codes=tuple(request.handling_codes),
+                handling_codes=request.handling_codes,
                 retention=request.retention if request.HasField("retention") else None,
             ),
         )
@@ -438,10 +405,7 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
     async def GetPolicy(
         self, request: local_pb2.PolicyRequest, context: Ctx
     ) -> federation_pb2.SignedPolicy:
-        if not request.peer or request.peer == self._node.agency:
-            return self._node.signed_policy()
-        policy: federation_pb2.SignedPolicy = await self._ops.peer_policy(request.peer)
-        return policy
+        return wire.signed_policy_message(await self._ops.policy(request.peer))
 
     @maps_errors
     async def AccessLog(
@@ -493,7 +457,7 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
 
     @maps_errors
     async def Login(self, request: local_pb2.LoginRequest, context: Ctx) -> local_pb2.LoginResponse:
-        session = await self._node.logins.login(name=request.name, password=request.password)
+        session = await self._logins.login(name=request.name, password=request.password)
         response = local_pb2.LoginResponse(
             session_token=session.token,
             user=user_info(session.user),
@@ -506,14 +470,14 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
     async def Logout(
         self, request: local_pb2.LogoutRequest, context: Ctx
     ) -> local_pb2.LogoutResponse:
-        await self._node.logins.logout(current_user(), token=current_token())
+        await self._logins.logout(current_user(), token=current_token())
         return local_pb2.LogoutResponse()
 
     @maps_errors
     async def SetPassword(
         self, request: local_pb2.SetPasswordRequest, context: Ctx
     ) -> local_pb2.SetPasswordResponse:
-        revoked = await self._node.logins.set_password(
+        revoked = await self._logins.set_password(
             current_user(),
             token=current_token(),
             old=request.old_password,
@@ -525,9 +489,8 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
     async def Members(
         self, request: local_pb2.MembersRequest, context: Ctx
     ) -> local_pb2.MembersResponse:
-        directory = self._node.trust.directory
-        assert directory is not None
+        serial, members = self._ops.members()
         return local_pb2.MembersResponse(
-            members=[local_pb2.Member(agency=m.agency, name=m.name) for m in directory.members],
-            directory_serial=directory.serial,
+            members=[local_pb2.Member(agency=agency, name=name) for agency, name in members],
+            directory_serial=serial,
         )

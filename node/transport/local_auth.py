@@ -21,7 +21,7 @@ from typing import Any
 
 import grpc
 
-from node.access import User
+from node.policy.access import User
 from node.transport.wrap import guarded
 
 CURRENT_USER: contextvars.ContextVar[User] = contextvars.ContextVar("accord_user")

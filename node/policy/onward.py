@@ -22,8 +22,9 @@ from datetime import datetime, timedelta
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from certs.directory import ONWARD_RULES, TLP_ORDER, tlp_label
-from node.envelope import MessageMeta, meta_of, parse_content, verify_envelope
+from node import signing, wire
 from node.errors import Reason, Refused
+from node.messages import MessageMeta
 
 RESTRICTIVE_TLP = frozenset({"RED", "AMBER_STRICT"})
 # How long a grant lasts when its author gave no end (ControlBody.valid_until).
@@ -194,7 +195,7 @@ def check_forwarded(
 ) -> MessageMeta:
     """Checks a third agency runs on a forward it receives; returns the original's meta."""
     inner_content, inner_signature, inner_proof = inner
-    original = meta_of(parse_content(inner_content))
+    original = wire.decode(inner_content).meta
     if original.forwarded:
         # Only the originator's own envelope travels on: a forward of a forward would let the
         # middle agency's markings and grants stand in for the originator's.
@@ -203,16 +204,20 @@ def check_forwarded(
         )
     if originator_key is None:
         raise Refused(Reason.UNKNOWN_SENDER, f"originator {original.sender} is not a member")
-    if not verify_envelope(originator_key, inner_content, inner_signature, inner_proof):
+    if not signing.verify(
+        originator_key, inner_content, inner_signature, signing.ENVELOPE, inner_proof
+    ):
         raise Refused(Reason.BAD_SIGNATURE, "the forwarded envelope's signature does not verify")
     if original.sender == outer.sender:
         raise Refused(Reason.MALFORMED, "a forward carries another agency's envelope")
     grants: list[Grant] = []
     if authorisation is not None:
         auth_content, auth_signature, auth_proof = authorisation
-        if not verify_envelope(originator_key, auth_content, auth_signature, auth_proof):
+        if not signing.verify(
+            originator_key, auth_content, auth_signature, signing.ENVELOPE, auth_proof
+        ):
             raise Refused(Reason.BAD_SIGNATURE, "the transfer authorisation does not verify")
-        g = meta_of(parse_content(auth_content))
+        g = wire.decode(auth_content).meta
         if g.type != "TRANSFER_AUTHORISATION_GRANT":
             raise Refused(Reason.MALFORMED, "transfer_authorisation is not a grant")
         grants.append(Grant.of(g))

@@ -1,0 +1,69 @@
+"""The policy document a node publishes over GetPolicy: what it enforces, from the directory's
+agreements and its own configured limits. Every line of it must be true of the code."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from certs.directory import TLP_LABELS, Directory, agreement_to_dict
+from node.config import LimitsSection
+from node.errors import TRANSIENT
+
+
+def document(
+    *,
+    directory: Directory,
+    agency: str,
+    limits: LimitsSection,
+    frame_limit: int,
+    now: datetime,
+) -> bytes:
+    """The JSON document (UTF-8), to be signed under signing.POLICY."""
+    mine = [a for a in directory.agreements if agency in a.parties]
+    doc = {
+        "agency": agency,
+        "federation": directory.federation,
+        "directory_serial": directory.serial,
+        "issued_at": now.isoformat(),
+        "purposes": {p.code: p.description for p in directory.purposes},
+        "agreements": [agreement_to_dict(a) for a in mine],
+        "retention": {
+            "rule": "retain_until = min(sender's retention, agreement maximum, local maximum)",
+            "erasure": "crypto-shredding of the per-message data key; tombstone kept",
+        },
+        "directory_valid_until": directory.valid_until.isoformat(),
+        "handling": {
+            "codes": ["H0", "H1", "H2", "H3"],
+            "tlp": list(TLP_LABELS),
+            "required": "every message but a control message states its TLP, at least one "
+            "handling code and a retention (else MARKINGS_MISSING)",
+            "rule": "TLP and handling codes at most the agreement's",
+        },
+        "onward_transfer": {
+            "rule": "per the original's onward rule; TLP:RED, TLP:AMBER+STRICT and H2 "
+            "always need the originator's grant",
+            "forward": "carries the originator's own envelope, never a forward, with terms "
+            "at least as strict as the original's (else MARKINGS_LOOSENED)",
+            "grant": "only the originator's counts: sent to the forwarding agency alone, "
+            "naming the original, the third agency and the purpose, until its valid_until; "
+            "the newest for the same original, forwarder and third agency decides",
+        },
+        "receipts": {
+            "deferred": sorted(TRANSIENT),
+            "rule": "only decisions about verified content are final; a DEFERRED receipt "
+            "keeps nothing and the sender sends again",
+        },
+        "limits": {
+            "max_message_bytes": limits.max_message_bytes,
+            "max_frame_bytes": frame_limit,
+            "max_envelopes_per_frame": limits.max_envelopes_per_frame,
+            "max_streams_per_peer": limits.max_streams_per_peer,
+            "refusals_per_second": limits.refusals_per_second,
+            "refusal_burst": limits.refusal_burst,
+            "refusal_cooldown_seconds": limits.refusal_cooldown_seconds,
+            "rejection_retention_days": limits.rejection_retention_days,
+            "max_clock_skew_seconds": limits.max_clock_skew_seconds,
+        },
+    }
+    return json.dumps(doc, indent=2, sort_keys=True).encode()
