@@ -15,7 +15,7 @@ from accord.v1 import local_pb2
 from accord.v1 import message_pb2 as pb
 from node.app import Node
 from node.client import connect
-from tests.harness import held, incident
+from tests.harness import held, incident, node_send
 
 NL, DE, FR, BE = "NL-POL", "DE-BKA", "FR-PN", "BE-FPP"
 WHY = "Case 2026/0042: identify the suspect of the Venlo robbery"
@@ -46,7 +46,7 @@ async def red_incident_at(sender: Node, receiver: Node, *, narrative: str = SECR
     """`sender` sends a TLP:RED incident to `receiver`; its id once `receiver` holds it."""
     content = incident(to=[receiver.agency], narrative=narrative)
     content.tlp = pb.TLP_RED
-    sent = await sender.send(content)
+    sent = await node_send(sender, content)
     await held(receiver, sent.message_id, sender=sender.agency)
     return sent.message_id
 
