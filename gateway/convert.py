@@ -10,6 +10,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from accord.v1 import message_pb2 as pb
+from certs.directory import tlp_label
 from gateway.errors import bad_request
 from gateway.models import SendIn
 from node.wire import CONTROL_TYPES, INCIDENT_TYPES, set_time
@@ -49,7 +50,7 @@ def summary(s: Any) -> dict[str, Any]:
         "sender": s.sender,
         "type": name(pb.MessageType, s.type, "MESSAGE_TYPE_"),
         "purpose": s.purpose,
-        "tlp": name(pb.Tlp, s.tlp, "TLP_"),
+        "tlp": tlp_label(name(pb.Tlp, s.tlp, "TLP_")),
         "direction": s.direction,
         "correlation_id": s.correlation_id,
         "created_at": when(s.created_at),
@@ -61,7 +62,7 @@ def summary(s: Any) -> dict[str, Any]:
 def markings(c: pb.MessageContent) -> dict[str, Any]:
     kind = c.retention.WhichOneof("limit")
     return {
-        "tlp": name(pb.Tlp, c.tlp, "TLP_"),
+        "tlp": tlp_label(name(pb.Tlp, c.tlp, "TLP_")),
         "handling_codes": [name(pb.HandlingCode, h, "HANDLING_CODE_") for h in c.handling_codes],
         "handling_conditions": c.handling_conditions,
         "onward_transfer": name(pb.OnwardTransfer, c.onward_transfer, "ONWARD_TRANSFER_"),

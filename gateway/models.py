@@ -1,8 +1,8 @@
 """What the HTTP/JSON API takes and gives (these classes make the OpenAPI document).
 
-Enumerations use the names without their protobuf prefix (`INCIDENT_PUBLISH`, `AMBER_STRICT`,
-`H0`), as the CLI does; times are RFC 3339 UTC; typed message bodies use the protobuf JSON
-mapping (the same as `accord send --body`).
+Enumerations use the names without their protobuf prefix (`INCIDENT_PUBLISH`, `H0`), as the CLI
+does, and TLP levels in the TLP 2.0 spelling (`AMBER+STRICT`); times are RFC 3339 UTC; typed
+message bodies use the protobuf JSON mapping (the same as `accord send --body`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from accord.v1 import message_pb2 as pb
+from certs.directory import TLP_LABELS, tlp_name
 from node.wire import MESSAGE_TYPES
 
 
@@ -20,7 +21,6 @@ def _names(enum: Any, prefix: str) -> tuple[str, ...]:
     return tuple(str(v.name).removeprefix(prefix) for v in enum.DESCRIPTOR.values if v.number)
 
 
-TLP_LEVELS = _names(pb.Tlp, "TLP_")
 HANDLING = _names(pb.HandlingCode, "HANDLING_CODE_")
 ONWARD = _names(pb.OnwardTransfer, "ONWARD_TRANSFER_")
 
@@ -37,9 +37,18 @@ def _one_of(values: tuple[str, ...], what: str) -> Any:
 MessageType = Annotated[
     str, Field(json_schema_extra={"enum": list(MESSAGE_TYPES)}), _one_of(MESSAGE_TYPES, "type")
 ]
-TlpLevel = Annotated[
-    str, Field(json_schema_extra={"enum": list(TLP_LEVELS)}), _one_of(TLP_LEVELS, "tlp")
-]
+
+
+def _tlp(value: str) -> str:
+    name = tlp_name(value)
+    if name is None:
+        raise ValueError(f"tlp must be one of {', '.join(TLP_LABELS)}")
+    return name
+
+
+# Taken in any spelling the CLI takes (AMBER+STRICT, TLP:AMBER+STRICT, amber_strict), shown in
+# the TLP 2.0 one.
+TlpLevel = Annotated[str, Field(json_schema_extra={"enum": list(TLP_LABELS)}), AfterValidator(_tlp)]
 HandlingCode = Annotated[
     str, Field(json_schema_extra={"enum": list(HANDLING)}), _one_of(HANDLING, "handling code")
 ]

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from certs.directory import HANDLING_CODES, ONWARD_RULES, TLP_ORDER, Agreement, agreement_from_dict
+from certs.directory import (
+    HANDLING_CODES,
+    ONWARD_RULES,
+    TLP_LABELS,
+    TLP_ORDER,
+    Agreement,
+    agreement_from_dict,
+)
 from node.wire import CONTROL_TYPES, MESSAGE_TYPES
 
 OPERATIONAL = frozenset({"liaison_officer", "supervisor"})
@@ -124,8 +131,8 @@ def compose_options(
             type_check,
         ),
         "tlp": judged(
-            TLP_ORDER,
-            lambda a, v: TLP_ORDER.index(v) <= TLP_ORDER.index(a.max_tlp),
+            TLP_LABELS,  # offered in the TLP 2.0 spelling, as every output shows it
+            lambda a, v: TLP_LABELS.index(v) <= TLP_ORDER.index(a.max_tlp),
             "above the highest TLP agreement {ids} allows",
         ),
         "handling_codes": judged(

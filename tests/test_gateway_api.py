@@ -500,3 +500,28 @@ def test_answers_are_not_held_back_by_nagle() -> None:
     # kept-alive connection waited for the client's delayed ACK (~40 ms).
     with contextlib.closing(bind("127.0.0.1", 0)) as sock:
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+
+
+async def test_tlp_is_taken_in_any_cli_spelling_and_shown_in_the_tlp_2_0_one(
+    fed3: Federation,
+) -> None:
+    nl, _, _ = await fed3.start_all()
+    anna = await person(nl, "anna", "liaison_officer")
+    async with gateway(nl) as url, client(url) as c:
+        for spelling in ("AMBER+STRICT", "TLP:AMBER+STRICT", "amber_strict"):
+            sent = await c.post(
+                "/api/v1/messages", json=incident_json(tlp=spelling), headers=bearer(anna)
+            )
+            assert sent.status_code == 201, (spelling, sent.text)
+        listed = await c.get("/api/v1/messages", params={"direction": "out"}, headers=bearer(anna))
+        assert [m["tlp"] for m in listed.json()["messages"]] == ["AMBER+STRICT"] * 3
+        wrong = await c.post(
+            "/api/v1/messages", json=incident_json(tlp="MAUVE"), headers=bearer(anna)
+        )
+        assert wrong.status_code == 400
+        assert (
+            "tlp must be one of CLEAR, GREEN, AMBER, AMBER+STRICT, RED"
+            in error_of(wrong)["message"]
+        )
+        schema = (await c.get("/openapi.json")).json()["components"]["schemas"]["SendIn"]
+        assert "AMBER+STRICT" in str(schema["properties"]["tlp"])

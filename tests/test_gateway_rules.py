@@ -114,7 +114,7 @@ def test_one_agreement_marks_what_needs_approval_and_its_ceilings() -> None:
     hit = next(t for t in o["types"] if t["value"] == "HIT_NOTIFICATION")
     assert hit["offered"] and hit["why"] == "held until a supervisor approves it (AGR-1)"
     assert why(o["tlp"], "AMBER") is None
-    assert why(o["tlp"], "AMBER_STRICT") == "above the highest TLP agreement AGR-1 allows"
+    assert why(o["tlp"], "AMBER+STRICT") == "above the highest TLP agreement AGR-1 allows"
     assert why(o["handling_codes"], "H2") == "agreement AGR-1 does not permit handling code H2"
     assert why(o["onward_transfer"], "ALLOWED") == "looser than agreement AGR-1 allows"
     assert why(o["onward_transfer"], "FORBIDDEN") is None
