@@ -393,7 +393,9 @@ class Node:
         self.health.check_crl()
         self._record_trust()
         self.store.observe_commits(self.metrics.observe_commit)
-        self.metrics.watch(links=self.links, trust=self.trust, database=self.config.database)
+        self.metrics.watch(
+            links=self.links, trust=self.trust, database=self.config.database, clock=self.clock
+        )
         listen = self.config.node.listen
         check_can_listen(listen)
         server_creds = grpc.ssl_server_credentials(

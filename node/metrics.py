@@ -14,7 +14,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from node.clock import Clock
 from node.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -93,10 +94,13 @@ class Metrics:
         self.commit_units.observe(units)
         self.commit_seconds.observe(seconds)
 
-    def watch(self, *, links: Mapping[str, PeerLink], trust: Trust, database: Path) -> None:
+    def watch(
+        self, *, links: Mapping[str, PeerLink], trust: Trust, database: Path, clock: Clock
+    ) -> None:
         """Report the node's state at each scrape: its links, its trust, its outbox (read from
-        `database` with a connection of the scrape's own)."""
-        self.registry.register(_StateCollector(links, trust, database))
+        `database` with a connection of the scrape's own), ages and staleness by the node's
+        `clock` (a drill's offset clock included), as the node itself judges them."""
+        self.registry.register(_StateCollector(links, trust, database, clock))
 
     def serve(self, listen: str) -> int:
         """Serve /metrics on HOST:PORT; the port bound (for port 0)."""
@@ -123,13 +127,16 @@ class Metrics:
 
 
 class _StateCollector(Collector):
-    def __init__(self, links: Mapping[str, PeerLink], trust: Trust, database: Path) -> None:
+    def __init__(
+        self, links: Mapping[str, PeerLink], trust: Trust, database: Path, clock: Clock
+    ) -> None:
         self._links = links
         self._trust = trust
         self._database = database
+        self._clock = clock
 
     def collect(self) -> Iterator[Metric]:
-        now = datetime.now(UTC)
+        now = self._clock.now()
         depth = GaugeMetricFamily(
             "accord_outbox_depth", "Envelopes queued for a peer, not yet receipted", labels=["peer"]
         )

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,10 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from node import config as config_mod
+from node.clock import OffsetClock
 from node.errors import ConfigError, Refused
 from node.logs import EVENTS, JsonFormatter, event
+from node.metrics import LINK_STATES
 from tests.harness import Federation, liaison, node_send, wait_for
 
 NL, DE = "NL-POL", "DE-BKA"
@@ -63,8 +66,10 @@ async def test_the_metrics_endpoint_reports_a_delivered_message(
             before = await scrape(nl.metrics_port)
             assert value(before, "accord_outbox_depth", peer=DE) == 1
             assert (value(before, "accord_outbox_oldest_seconds", peer=DE) or -1) >= 0
+            # DE is down: the link is in exactly one state, which one depends on when its
+            # task last woke (idle before it saw the message, then connecting or retrying).
             states = {s: value(before, "accord_link_state", peer=DE, state=s)
-                      for s in ("connecting", "retrying", "connected")}  # fmt: skip
+                      for s in LINK_STATES}  # fmt: skip
             assert sum(v or 0 for v in states.values()) == 1 and not states["connected"]
 
             de = await fed.start(DE)
@@ -131,3 +136,20 @@ def test_metrics_are_off_by_default_and_loopback_only_unless_allowed(tmp_short: 
     path.write_text(path.read_text().replace("allow_remote = true", 'allow_remote = "yes"'))
     with pytest.raises(ConfigError, match=r"metrics\.allow_remote: expected bool"):
         config_mod.load(home)
+
+
+async def test_staleness_and_ages_are_judged_by_the_node_clock(tmp_short: Path) -> None:
+    """A drill's offset clock moves the node past its CRL: the metrics must say so as the node
+    judges it (it refuses every peer then), not by the wall clock."""
+    clock = OffsetClock()
+    fed = Federation(tmp_short, [NL, DE], clock=clock)
+    with_metrics(fed.homes[NL])
+    try:
+        nl = await fed.start(NL)
+        assert value(await scrape(nl.metrics_port), "accord_crl_stale") == 0
+        next_update = nl.trust.crl_next_update
+        assert next_update is not None
+        clock.advance(next_update - nl.clock.now() + timedelta(minutes=1))
+        assert value(await scrape(nl.metrics_port), "accord_crl_stale") == 1
+    finally:
+        await fed.stop_all()
