@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from accord.v1 import message_pb2 as pb
 from node.cli import build_parser
 from node.cli_drill import describe
 from node.drill import scenario
@@ -277,6 +278,12 @@ id = "q"
             "not a valid LiaisonBody for REPLY",
         ),
         ('do = "approve"\nas = "NL-POL/officer"\nmessage = "q"\n', 15, "is not a supervisor"),
+        (
+            'do = "send"\nas = "DE-BKA"\nto = "NL-POL"\ntype = "reply"\npurpose = "p"\n'
+            'tlp = "MAUVE"\n',
+            19,
+            "tlp: must be one of CLEAR, GREEN, AMBER, AMBER+STRICT, RED (got 'MAUVE')",
+        ),
     ],
 )
 def test_malformed_drills_name_file_and_line(
@@ -680,3 +687,14 @@ async def test_a_revoke_step_waits_for_the_revoked_node_itself(tmp_short: Path) 
     finally:
         shutil.rmtree(root, ignore_errors=True)
     assert report.passed, report.summary()
+
+
+@pytest.mark.parametrize("spelling", ["AMBER+STRICT", "TLP:AMBER+STRICT", "amber_strict"])
+def test_a_drill_takes_tlp_in_every_spelling_the_cli_takes(tmp_short: Path, spelling: str) -> None:
+    drill = tmp_short / "tlp.toml"
+    drill.write_text(
+        BASE.removesuffix("\n[[step]]\n").replace('id = "q"', f'id = "q"\ntlp = "{spelling}"')
+    )
+    (step,) = scenario.load(drill).steps
+    content = scenario.build_content(step, lambda label: label, fail=AssertionError)
+    assert content.tlp == pb.TLP_AMBER_STRICT

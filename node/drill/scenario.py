@@ -21,7 +21,7 @@ from google.protobuf import json_format  # type: ignore[import-untyped, unused-i
 
 from accord.v1 import message_pb2 as pb
 from certs.ca import DEFAULT_PURPOSES
-from certs.directory import Agreement, agreement_from_dict
+from certs.directory import TLP_LABELS, Agreement, agreement_from_dict, tlp_name
 from certs.errors import PkiError
 from certs.identity import AGENCY_CODE
 from node.drill.cluster import DEFAULT_AGENCIES, UserSpec, default_users
@@ -201,6 +201,12 @@ def _one_of(*values: str) -> Check:
     return check
 
 
+def _tlp(v: Any, c: Context) -> str | None:
+    if isinstance(v, str) and tlp_name(v) is not None:
+        return None
+    return f"must be one of {', '.join(TLP_LABELS)} (got {v!r})"
+
+
 def _reason(v: Any, c: Context) -> str | None:
     if v not in {r.value for r in Reason}:
         return f"unknown reason code {v!r} (see docs/policy.md)"
@@ -256,7 +262,7 @@ STEPS: dict[str, tuple[dict[str, Check], dict[str, Check]]] = {
             "correlation": _label("message"),
             "target": _label("message"),
             "retention_days": _positive_int,
-            "tlp": _one_of("CLEAR", "GREEN", "AMBER", "AMBER_STRICT", "RED"),
+            "tlp": _tlp,
             "handling": _strs,
             "onward": _one_of("FORBIDDEN", "WITH_ORIGINATOR_CONSENT", "ALLOWED"),
             "urgent": _bool,
@@ -645,7 +651,7 @@ def build_content(
         type=f"MESSAGE_TYPE_{name}",
         purpose=f["purpose"],
         legal_basis=f.get("legal_basis", "Directive (EU) 2023/977"),
-        tlp=f"TLP_{f.get('tlp', 'GREEN')}",
+        tlp=f"TLP_{tlp_name(str(f.get('tlp', 'GREEN')))}",
         retention=pb.Retention(days=f.get("retention_days", 30)),
         urgency="URGENCY_URGENT" if f.get("urgent") else "URGENCY_NORMAL",
     )
