@@ -1055,7 +1055,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from gateway import cli as gateway_cli
-    from node import cli_access, cli_drill
+    from node import cli_access, cli_drill, cli_evidence
 
     for add in (
         _add_certs,
@@ -1064,6 +1064,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_status,
         *cli_access.GROUPS,
         *cli_drill.GROUPS,
+        *cli_evidence.GROUPS,
         gateway_cli.add_gateway,
     ):
         add(sub)

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
+from cryptography.hazmat.primitives import serialization
+
 from node import inbox, signing, wire
+from node.audit.source import AuditSource
 from node.clock import Clock, OffsetClock
 from node.delivery.links import Links
 from node.delivery.outbound import Outbound, Record, Sent
@@ -26,6 +29,7 @@ from node.errors import (
     Refused,
     Unreadable,
 )
+from node.evidence.bundle import Bundle, Signed
 from node.health import Health
 from node.ids import uuid7
 from node.messages import Draft, ForwardTerms, PublishedPolicy, SignedEnvelope
@@ -159,6 +163,8 @@ class Operations:
         self._connector = connector
         self._published = published
         self._drill_clock = drill_clock
+        # The audit log's proofs for evidence bundles; None: bundles say they have no audit part.
+        self.audit_source: AuditSource | None = None
 
     async def _log(self, user: User, action: str, outcome: str, **fields: str) -> None:
         await self.access.log(
@@ -239,8 +245,15 @@ class Operations:
         return sent, await self._store.deliveries(message_id)
 
     async def read(
-        self, user: User, *, message_id: str, sender: str, justification: str
+        self,
+        user: User,
+        *,
+        message_id: str,
+        sender: str,
+        justification: str,
+        action: str = "consult",
     ) -> ReadResult:
+        """A message's content, for a user who may read it (logged as `action`)."""
         check_text("justification", justification)
         m: StoredMessage | None = await self._store.get_message(message_id, sender=sender or None)
         if m is None:
@@ -252,18 +265,18 @@ class Operations:
                 user, purpose=m.purpose, tlp=tlp, justification=justification
             )
 
-        await self._guard(user, "consult", may_read(m.tlp), **fields)
-        content = await self._open(user, "consult", m, **fields)
+        await self._guard(user, action, may_read(m.tlp), **fields)
+        content = await self._open(user, action, m, **fields)
         if content is not None:
             # The row's markings are bound to its seal; the content's own (and, in a forward,
             # the original's) count too: the strictest decides.
             purpose, tlp = _markings(content)
             if purpose != m.purpose:
-                await self._log(user, "consult", "refused", detail="row purpose altered", **fields)
+                await self._log(user, action, "refused", detail="row purpose altered", **fields)
                 raise Unreadable(f"message {m.message_id}: {_ALTERED}")
             if onward.tlp_rank(tlp) > onward.tlp_rank(m.tlp):
-                await self._guard(user, "consult", may_read(tlp), **fields)
-        await self._log(user, "consult", "granted", **fields)
+                await self._guard(user, action, may_read(tlp), **fields)
+        await self._log(user, action, "granted", **fields)
         return ReadResult(m, content)
 
     async def _open(self, user: User, action: str, m: StoredMessage, **fields: str) -> bytes | None:
@@ -493,6 +506,68 @@ class Operations:
             author=user.name,
             forward=True,
             record=self._recorded(user, "transfer", **fields),
+        )
+
+    # ---- evidence ---------------------------------------------------------------------------
+
+    async def evidence(
+        self, user: User, *, message_id: str, sender: str, justification: str
+    ) -> Bundle:
+        """One message's evidence bundle (node/evidence/bundle.py). It holds the content, so
+        exporting it is reading it: the same rules, logged as `export-evidence`."""
+        result = await self.read(
+            user,
+            message_id=message_id,
+            sender=sender,
+            justification=justification,
+            action="export-evidence",
+        )
+        m = result.message
+        if result.content is None:
+            raise FailedPrecondition(
+                f"message {m.message_id} was erased: its content is gone, so there is no "
+                "envelope to prove (its tombstone stays in the audit log)"
+            )
+        receipts: dict[str, Signed] = {}
+        if m.direction == "out":
+            for d in await self._store.deliveries(m.message_id):
+                if d.receipt is not None and d.receipt_signature is not None:
+                    receipts[d.recipient] = Signed(
+                        d.receipt, d.receipt_signature, d.receipt_proof or b""
+                    )
+        elif m.receipt is not None and m.receipt_signature is not None:
+            receipts[self.agency] = Signed(m.receipt, m.receipt_signature, m.receipt_proof or b"")
+        audit = None
+        absent = ""
+        if self.audit_source is None:
+            absent = "this node's audit log gives no inclusion proofs or signed checkpoints yet"
+        else:
+            audit = await self.audit_source.evidence_for(m.message_id)
+        directory = self._trust.directory
+        document = self._trust.directory_document
+        if directory is None or document is None:
+            raise FailedPrecondition("this node has no federation directory loaded")
+        certificates: dict[str, bytes] = {}
+        for agency in sorted({m.sender, *receipts, *([self.agency] if audit else [])}):
+            member = directory.member(agency)
+            if member is None:
+                raise FailedPrecondition(
+                    f"{agency} is no longer in the federation directory: its certificate, "
+                    "which the bundle needs, is not listed"
+                )
+            certificates[agency] = member.certificate_pem.encode()
+        return Bundle(
+            message_id=m.message_id,
+            exporter=self.agency,
+            envelope=Signed(result.content, m.signature, m.signature_proof or b""),
+            receipts=receipts,
+            certificates=certificates,
+            ca_pem=self._trust.ca.public_bytes(serialization.Encoding.PEM),
+            directory=document[0],
+            directory_signature=document[1],
+            audit=audit,
+            audit_absent=absent,
+            created=self._clock.now().isoformat(),
         )
 
     # ---- users ------------------------------------------------------------------------------

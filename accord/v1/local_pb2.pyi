@@ -11,6 +11,24 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class EvidenceRequest(_message.Message):
+    __slots__ = ("message_id", "sender", "justification")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    JUSTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    sender: str
+    justification: str
+    def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., justification: _Optional[str] = ...) -> None: ...
+
+class EvidenceResponse(_message.Message):
+    __slots__ = ("bundle", "audit_absent")
+    BUNDLE_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_ABSENT_FIELD_NUMBER: _ClassVar[int]
+    bundle: bytes
+    audit_absent: str
+    def __init__(self, bundle: _Optional[bytes] = ..., audit_absent: _Optional[str] = ...) -> None: ...
+
 class WhoAmIRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

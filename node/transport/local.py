@@ -252,6 +252,20 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
         return response
 
     @maps_errors
+    async def Evidence(
+        self, request: local_pb2.EvidenceRequest, context: Ctx
+    ) -> local_pb2.EvidenceResponse:
+        if not request.message_id:
+            raise InvalidRequest("message_id is required")
+        bundle = await self._ops.evidence(
+            current_user(),
+            message_id=request.message_id,
+            sender=request.sender,
+            justification=request.justification,
+        )
+        return local_pb2.EvidenceResponse(bundle=bundle.to_zip(), audit_absent=bundle.audit_absent)
+
+    @maps_errors
     async def Receipts(
         self, request: local_pb2.ReceiptsRequest, context: Ctx
     ) -> local_pb2.ReceiptsResponse:
