@@ -15,7 +15,7 @@ from functools import partial
 
 from cryptography.hazmat.primitives import serialization
 
-from node import inbox, signing, wire
+from node import deadlines, inbox, signing, wire
 from node.audit.source import AuditSource
 from node.clock import Clock, OffsetClock
 from node.delivery.links import Links
@@ -37,7 +37,7 @@ from node.policy import access, onward
 from node.policy.access import Role, User
 from node.store import PeerQueue, Store, StoredMessage
 from node.store.access import AccessEntry, AccessStore, Approval, UserRecord, log_txn
-from node.store.db import Delivery
+from node.store.db import Answer, Delivery
 from node.store.keys import SealError
 from node.text import check_text
 from node.transport.peer import CallFailed, Connector
@@ -80,6 +80,19 @@ class InboxItem:
     message: StoredMessage
     status: str  # node/inbox.py
     deadline: datetime | None
+    expected: datetime | None = None  # the deadline, moved by a delay notice
+    answered_at: datetime | None = None
+    now: datetime | None = None  # the node's time, for the time left
+
+
+@dataclass(frozen=True, slots=True)
+class OverdueRequest:
+    """A REQUEST_INFO past the date its answer was due, unanswered."""
+
+    message: StoredMessage
+    peer: str  # who asked (owed by this node) or who was asked (owed to it)
+    owed_by_us: bool
+    progress: deadlines.Progress
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +143,23 @@ def _markings(content: bytes) -> tuple[str, str]:
         original = wire.decode(message.forwarded.content).meta
         tlp = max((tlp, original.tlp), key=onward.tlp_rank)
     return meta.purpose, tlp
+
+
+def _answer_tuples(answers: Sequence[Answer]) -> list[tuple[str, datetime, datetime | None]]:
+    return [(a.type, a.at, a.expected_by) for a in answers]
+
+
+async def request_progress(store: Store) -> list[tuple[StoredMessage, str, deadlines.Progress]]:
+    """Every REQUEST_INFO with a deadline, per agency owing or owed its answer, and where it
+    stands (node/deadlines.py)."""
+    pairs = [(m, peer) for m, peer in await store.requests() if m.reply_deadline is not None]
+    answers = await store.answers(sorted({m.message_id for m, _ in pairs}))
+    out = []
+    for m, peer in pairs:
+        assert m.reply_deadline is not None
+        between = [a for a in answers.get(m.message_id, ()) if a.peer == peer]
+        out.append((m, peer, deadlines.progress(m.reply_deadline, _answer_tuples(between))))
+    return out
 
 
 class Operations:
@@ -203,14 +233,26 @@ class Operations:
         shown = [m for m in messages if access.sees_metadata(user, purpose=m.purpose)]
         # Status and deadline are a received message's (node/inbox.py); a sent one has none.
         received = [m for m in shown if m.direction == "in"]
-        replies = await self._store.replies_to([m.message_id for m in received])
+        ids = [m.message_id for m in received]
+        replies = await self._store.replies_to(ids)
+        answers = await self._store.answers(
+            [m.message_id for m in received if m.type == deadlines.REQUEST]
+        )
         now = self._clock.now()
-        return [
-            InboxItem(m, inbox.status(m, replies.get(m.message_id, ()), now), inbox.deadline(m))
-            if m.direction == "in"
-            else InboxItem(m, "", None)
-            for m in shown
-        ]
+        items = []
+        for m in shown:
+            if m.direction != "in":
+                items.append(InboxItem(m, "", None))
+                continue
+            due = inbox.deadline(m)
+            expected: datetime | None = due
+            answered_at = None
+            if due is not None and m.type == deadlines.REQUEST:
+                p = deadlines.progress(due, _answer_tuples(answers.get(m.message_id, ())))
+                expected, answered_at = p.expected, p.answered_at
+            status = inbox.status(m, replies.get(m.message_id, ()), now, expected)
+            items.append(InboxItem(m, status, due, expected, answered_at, now))
+        return items
 
     async def sent(
         self, user: User, *, limit: int, before: str
@@ -507,6 +549,20 @@ class Operations:
             forward=True,
             record=self._recorded(user, "transfer", **fields),
         )
+
+    async def overdue(self, user: User) -> tuple[datetime, list[OverdueRequest]]:
+        """Requests past the date their answer was due, unanswered, on both sides: received
+        ones this node owes an answer to, and sent ones a recipient owes. Metadata: the
+        listing rule applies (role, then clearance for each request's purpose)."""
+        await self._guard(user, "list-overdue", lambda: access.check_list(user))
+        now = self._clock.now()
+        found = [
+            OverdueRequest(m, peer, m.direction == "in", p)
+            for m, peer, p in await request_progress(self._store)
+            if p.overdue(now) and access.sees_metadata(user, purpose=m.purpose)
+        ]
+        found.sort(key=lambda o: o.progress.expected)
+        return now, found
 
     # ---- evidence ---------------------------------------------------------------------------
 

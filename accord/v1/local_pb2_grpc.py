@@ -175,6 +175,11 @@ class LocalApiStub:
                 request_serializer=accord_dot_v1_dot_local__pb2.EvidenceRequest.SerializeToString,
                 response_deserializer=accord_dot_v1_dot_local__pb2.EvidenceResponse.FromString,
                 _registered_method=True)
+        self.Overdue = channel.unary_unary(
+                '/accord.v1.LocalApi/Overdue',
+                request_serializer=accord_dot_v1_dot_local__pb2.OverdueRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.OverdueResponse.FromString,
+                _registered_method=True)
 
 
 class LocalApiServicer:
@@ -373,6 +378,14 @@ class LocalApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Overdue(self, request, context):
+        """Requests for information past the date their answer was due, unanswered, on both sides
+        (Directive (EU) 2023/977 time limits; docs/deadlines.md). The listing rule applies.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LocalApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -515,6 +528,11 @@ def add_LocalApiServicer_to_server(servicer, server):
                     servicer.Evidence,
                     request_deserializer=accord_dot_v1_dot_local__pb2.EvidenceRequest.FromString,
                     response_serializer=accord_dot_v1_dot_local__pb2.EvidenceResponse.SerializeToString,
+            ),
+            'Overdue': grpc.unary_unary_rpc_method_handler(
+                    servicer.Overdue,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.OverdueRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.OverdueResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1273,6 +1291,33 @@ class LocalApi:
             '/accord.v1.LocalApi/Evidence',
             accord_dot_v1_dot_local__pb2.EvidenceRequest.SerializeToString,
             accord_dot_v1_dot_local__pb2.EvidenceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Overdue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/Overdue',
+            accord_dot_v1_dot_local__pb2.OverdueRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.OverdueResponse.FromString,
             options,
             channel_credentials,
             insecure,
