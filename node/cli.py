@@ -1131,7 +1131,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from gateway import cli as gateway_cli
-    from node import cli_access, cli_drill, cli_evidence
+    from node import cli_access, cli_drill, cli_evidence, cli_report
 
     for add in (
         _add_certs,
@@ -1141,6 +1141,7 @@ def build_parser() -> argparse.ArgumentParser:
         *cli_access.GROUPS,
         *cli_drill.GROUPS,
         *cli_evidence.GROUPS,
+        *cli_report.GROUPS,
         gateway_cli.add_gateway,
     ):
         add(sub)

@@ -15,7 +15,7 @@ from functools import partial
 
 from cryptography.hazmat.primitives import serialization
 
-from node import deadlines, inbox, signing, wire
+from node import deadlines, inbox, report, signing, wire
 from node.audit.source import AuditSource
 from node.clock import Clock, OffsetClock
 from node.delivery.links import Links
@@ -35,10 +35,12 @@ from node.ids import uuid7
 from node.messages import Draft, ForwardTerms, PublishedPolicy, SignedEnvelope
 from node.policy import access, onward
 from node.policy.access import Role, User
+from node.report import Report
 from node.store import PeerQueue, Store, StoredMessage
 from node.store.access import AccessEntry, AccessStore, Approval, UserRecord, log_txn
 from node.store.db import Answer, Delivery
 from node.store.keys import SealError
+from node.store.report import ReportStore
 from node.text import check_text
 from node.transport.peer import CallFailed, Connector
 from node.trust import Trust
@@ -563,6 +565,27 @@ class Operations:
         ]
         found.sort(key=lambda o: o.progress.expected)
         return now, found
+
+    async def report(self, user: User, *, since: datetime, until: datetime) -> Report:
+        """The transparency report (node/report.py): auditors and administrators."""
+
+        def may_report() -> None:
+            if user.role not in (Role.AUDITOR, Role.ADMINISTRATOR):
+                raise PermissionDenied(
+                    "ROLE", "the transparency report is for auditors and administrators"
+                )
+
+        await self._guard(user, "report", may_report)
+        if until <= since:
+            raise InvalidRequest(f"the report's period is empty: {since} is not before {until}")
+        return await report.build(
+            agency=self.agency,
+            store=ReportStore(self._store),
+            progress=await request_progress(self._store),
+            since=since,
+            until=until,
+            now=self._clock.now(),
+        )
 
     # ---- evidence ---------------------------------------------------------------------------
 

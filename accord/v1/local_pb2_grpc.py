@@ -180,6 +180,11 @@ class LocalApiStub:
                 request_serializer=accord_dot_v1_dot_local__pb2.OverdueRequest.SerializeToString,
                 response_deserializer=accord_dot_v1_dot_local__pb2.OverdueResponse.FromString,
                 _registered_method=True)
+        self.Report = channel.unary_unary(
+                '/accord.v1.LocalApi/Report',
+                request_serializer=accord_dot_v1_dot_local__pb2.ReportRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.ReportResponse.FromString,
+                _registered_method=True)
 
 
 class LocalApiServicer:
@@ -386,6 +391,14 @@ class LocalApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Report(self, request, context):
+        """The transparency report over [from, to): aggregates only (docs/report.md). Auditors and
+        administrators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LocalApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -533,6 +546,11 @@ def add_LocalApiServicer_to_server(servicer, server):
                     servicer.Overdue,
                     request_deserializer=accord_dot_v1_dot_local__pb2.OverdueRequest.FromString,
                     response_serializer=accord_dot_v1_dot_local__pb2.OverdueResponse.SerializeToString,
+            ),
+            'Report': grpc.unary_unary_rpc_method_handler(
+                    servicer.Report,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.ReportRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.ReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1318,6 +1336,33 @@ class LocalApi:
             '/accord.v1.LocalApi/Overdue',
             accord_dot_v1_dot_local__pb2.OverdueRequest.SerializeToString,
             accord_dot_v1_dot_local__pb2.OverdueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Report(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/Report',
+            accord_dot_v1_dot_local__pb2.ReportRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.ReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -6,6 +6,7 @@ The caller is authenticated by LocalAuthInterceptor; every method acts as `curre
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -292,6 +293,19 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
                 overdue_seconds=(now - p.expected).total_seconds(),
             )
         return response
+
+    @maps_errors
+    async def Report(
+        self, request: local_pb2.ReportRequest, context: Ctx
+    ) -> local_pb2.ReportResponse:
+        if not request.HasField("from") or not request.HasField("to"):
+            raise InvalidRequest("a report needs its period: from and to")
+        done = await self._ops.report(
+            current_user(),
+            since=getattr(request, "from").ToDatetime(tzinfo=UTC),
+            until=request.to.ToDatetime(tzinfo=UTC),
+        )
+        return local_pb2.ReportResponse(json=json.dumps(done.to_json()))
 
     @maps_errors
     async def Receipts(
