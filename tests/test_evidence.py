@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import io
 import shutil
+import sqlite3
 import subprocess
 import zipfile
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -287,3 +289,29 @@ async def test_verify_refuses_what_is_not_a_bundle(tmp_short: Path) -> None:
     stray.write_bytes(write_zip({"../etc/passwd": b"x"}))
     run = await accord("evidence", "verify", stray)
     assert run.code == 2 and "is not a file of an evidence bundle" in run.err, run
+
+
+async def test_no_bundle_for_an_erased_message_or_a_member_no_longer_listed(
+    fed3: Federation, tmp_short: Path
+) -> None:
+    ex = await exchange(fed3)
+    home = fed3.homes[NL]
+    # Erasure destroys the content (crypto-shredding): done here as the sweeper will, in the
+    # database file itself.
+    with closing(sqlite3.connect(home / "accord.db", timeout=5)) as conn, conn:
+        conn.execute(
+            "UPDATE messages SET ciphertext = NULL, wrapped_key = NULL, erased_at = ? "
+            "WHERE message_id = ?",
+            (datetime.now(UTC).isoformat(), ex.ids[1]),
+        )
+    run = await accord("evidence", "export", ex.ids[1], "--out", tmp_short / "e.zip", WHY,
+                       "--home", home, "--as", OFFICER)  # fmt: skip
+    assert run.code == 2 and "was erased" in run.err and "no envelope" in run.err, run
+    # A recipient revoked and dropped from the directory: its certificate, which checks its
+    # receipt, can no longer be put in the bundle.
+    fed3.authority.revoke(agency=FR, now=fed3.now)
+    fed3.reload_all()
+    run = await accord("evidence", "export", ex.ids[0], "--out", tmp_short / "f.zip", WHY,
+                       "--home", home, "--as", OFFICER)  # fmt: skip
+    assert run.code == 2 and f"{FR} is no longer in the federation directory" in run.err, run
+    assert not (tmp_short / "e.zip").exists() and not (tmp_short / "f.zip").exists()
