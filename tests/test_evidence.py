@@ -5,6 +5,7 @@ verify`, good and with one byte flipped in each file in turn."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import shutil
 import sqlite3
@@ -18,7 +19,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from node import merkle, wire
+from accord.v1 import message_pb2 as pb
+from node import merkle, signing, wire
 from node.audit import checkpoint
 from node.audit.source import MessageEvidence, ProvenEntry
 from node.audit.verify import AuditEntry, canonical
@@ -315,3 +317,45 @@ async def test_no_bundle_for_an_erased_message_or_a_member_no_longer_listed(
                        "--home", home, "--as", OFFICER)  # fmt: skip
     assert run.code == 2 and f"{FR} is no longer in the federation directory" in run.err, run
     assert not (tmp_short / "e.zip").exists() and not (tmp_short / "f.zip").exists()
+
+
+async def test_genuine_parts_of_another_exchange_do_not_pass(
+    fed3: Federation, tmp_short: Path
+) -> None:
+    """Every signature verifies, but the parts do not belong together: a receipt of the other
+    message, a receipt (signed with the receiver's real key) of another content under this
+    message's id, an audit entry about the other message."""
+    ex = await exchange(fed3)
+    bundles = []
+    for n, message_id in enumerate(ex.ids):
+        out = tmp_short / f"b{n}.zip"
+        await export(fed3, NL, message_id, out)
+        bundles.append(read_zip(out.read_bytes()))
+    this, other = bundles
+    receipt = f"receipts/{DE}"
+    swapped = {**this, **{k: v for k, v in other.items() if k.startswith(receipt)}}
+    forged_content = pb.ReceiptContent.FromString(this[f"{receipt}/content.bin"])
+    forged_content.content_sha256 = hashlib.sha256(other["envelope/content.bin"]).digest()
+    forged = forged_content.SerializeToString()
+    key = member_key(fed3, DE)
+    forged_files = {
+        **this,
+        f"{receipt}/content.bin": forged,
+        f"{receipt}/signature.der": signing.sign(key, forged, signing.RECEIPT),
+        f"{receipt}/proof.bin": b"",
+    }
+    (theirs,) = [n for n in other if n.endswith(".json") and n not in this]
+    seq = theirs.split("/")[1].split(".")[0]
+    foreign = {**this, theirs: other[theirs], f"audit/{seq}.proof": other[f"audit/{seq}.proof"]}
+    cases = [
+        (swapped, f"receipt of {DE}", "for another message"),
+        (forged_files, f"receipt of {DE}", "receipted content digest differs"),
+        (foreign, f"audit entry {seq}", "is not about message"),
+    ]
+    for at, (files, name, why) in enumerate(cases):
+        python = check_bundle(files)
+        assert (python[-1].ok, python[-1].name) == (False, name), python[-1]
+        assert why in python[-1].detail
+        result = verify_sh(unpack(write_zip(files), tmp_short / f"case{at}"))
+        assert result.returncode == 1, result.stdout
+        assert result.stdout.splitlines()[-1].startswith(f"FAIL: {name}: {why}"), result.stdout
