@@ -83,6 +83,14 @@ async def test_a_scripted_exchange_gives_exact_figures_and_names_nothing(
     info = liaison(to=[DE, FR], type_=pb.MESSAGE_TYPE_SPONTANEOUS_PROVISION,
                    purpose="counter-terrorism", text=SECRET_TEXT)  # fmt: skip
     provided = await send(nl_officer, nl, info)
+    # ...and asks DE to erase what it provided (redress, by kind).
+    erase = pb.MessageContent(
+        recipients=[DE], type=pb.MESSAGE_TYPE_ERASURE_REQUEST, purpose="counter-terrorism",
+        legal_basis="LED Art. 16", retention=pb.Retention(days=30),
+    )  # fmt: skip
+    erase.control.target_message_id = provided
+    erase.control.reason = "provided in error"
+    erasure = await send(nl_officer, nl, erase)
     # FR answers the 7-day request at once; a crafted envelope from FR is refused by NL.
     fr_reply = await send(
         await user(fr.store, "officer"), fr, reply_to(r2, purpose="missing-persons")
@@ -114,10 +122,10 @@ async def test_a_scripted_exchange_gives_exact_figures_and_names_nothing(
     assert figures == {
         "messages": {
             "sent": {
-                "total": 4,
-                "by_purpose": {"counter-terrorism": 2, "missing-persons": 2},
-                "by_type": {"REQUEST_INFO": 3, "SPONTANEOUS_PROVISION": 1},
-                "by_peer": {DE: 2, FR: 3},
+                "total": 5,
+                "by_purpose": {"counter-terrorism": 3, "missing-persons": 2},
+                "by_type": {"ERASURE_REQUEST": 1, "REQUEST_INFO": 3, "SPONTANEOUS_PROVISION": 1},
+                "by_peer": {DE: 3, FR: 3},
             },
             "received": {
                 "total": 2,
@@ -136,7 +144,7 @@ async def test_a_scripted_exchange_gives_exact_figures_and_names_nothing(
         "forwards": 0,
         "erasures": {"sent": 0, "received": 0},
         "redress": {
-            "ERASURE_REQUEST": {"sent": 0, "received": 0},
+            "ERASURE_REQUEST": {"sent": 1, "received": 0},
             "RECTIFICATION": {"sent": 0, "received": 0},
             "INCIDENT_RETRACT": {"sent": 0, "received": 0},
         },
@@ -157,8 +165,9 @@ async def test_a_scripted_exchange_gives_exact_figures_and_names_nothing(
         "answered_in_time": 0, "answered_late": 1, "overdue": 0, "open": 0
     }  # fmt: skip
     assert de_doc["messages"]["received"]["by_type"] == {
-        "REQUEST_INFO": 1, "SPONTANEOUS_PROVISION": 1
+        "ERASURE_REQUEST": 1, "REQUEST_INFO": 1, "SPONTANEOUS_PROVISION": 1
     }  # fmt: skip
+    assert de_doc["redress"]["ERASURE_REQUEST"] == {"sent": 0, "received": 1}
 
     # Aggregates only, in every form: no message id, user name, justification or content.
     outputs = [run.out]
@@ -168,8 +177,9 @@ async def test_a_scripted_exchange_gives_exact_figures_and_names_nothing(
         outputs.append(run.out)
     md = outputs[2]
     assert md.startswith(f"# Transparency report: {NL}") and "| answered late | 0 | 1 |" in md
-    forbidden = [r1, r2, r3, provided, fr_reply, de_reply, refused.message_id, bad.message_id,
-                 "officer", "auditor", "admin", SECRET_TEXT, READ_WHY, "Aachen"]  # fmt: skip
+    ids = [r1, r2, r3, provided, erasure, fr_reply, de_reply, refused.message_id, bad.message_id]
+    names = ["officer", "auditor", "admin"]
+    forbidden = [*ids, *names, SECRET_TEXT, READ_WHY, "Aachen", "provided in error"]
     for out in outputs:
         for word in forbidden:
             assert word not in out, (word, out[:400])
