@@ -34,11 +34,13 @@ def period_bound(text: str, what: str, *, end: bool) -> datetime:
 
 
 def _lines(doc: Any, prefix: str = "") -> list[str]:
+    """One `dotted.name: value` line per figure."""
     if isinstance(doc, dict):
         if not doc:
             return [f"{prefix}: none"]
-        return [line for key, value in doc.items() for line in _lines(value, f"{prefix}.{key}")]
-    return [f"{prefix.lstrip('.')}: {'not recorded' if doc is None else doc}"]
+        at = f"{prefix}." if prefix else ""
+        return [line for key, value in doc.items() for line in _lines(value, f"{at}{key}")]
+    return [f"{prefix}: {'not recorded' if doc is None else doc}"]
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -177,6 +177,10 @@ async def test_overdue_on_both_sides_delay_and_reply_on_a_fast_clock(fed3: Feder
         sent.message_id,
     )
     assert 3600 - 60 < float(owed_by_de["overdue_seconds"]) <= 3600 + 60  # type: ignore[arg-type]
+    header, row_text = (await cli(fed, DE, "overdue")).out.splitlines()
+    assert header.split()[:3] == ["OWED", "ID", "PEER"] and header.endswith("OVERDUE BY")
+    assert row_text.split()[:4] == ["by", "us", sent.message_id, NL]
+    assert row_text.split()[-1] == "1h00m"
     table = (await cli(fed, DE, "inbox")).out.splitlines()[1].split()
     assert table[9].startswith("-") and table[10] == "OVERDUE"  # LEFT, STATUS
 

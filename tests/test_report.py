@@ -175,6 +175,9 @@ async def test_a_scripted_exchange_gives_exact_figures_and_names_nothing(
         run = await report(fed, NL, "auditor", *form)
         assert run.code == 0, run
         outputs.append(run.out)
+    text = outputs[1].splitlines()
+    assert "messages.sent.total: 5" in text and "requests.sent.overdue: 1" in text
+    assert "holds.legal_holds: not recorded" in text and "refusals.by_peers: none" in text
     md = outputs[2]
     assert md.startswith(f"# Transparency report: {NL}") and "| answered late | 0 | 1 |" in md
     ids = [r1, r2, r3, provided, erasure, fr_reply, de_reply, refused.message_id, bad.message_id]
