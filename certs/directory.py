@@ -375,6 +375,11 @@ def verify_directory(data: bytes, signature: bytes, ca_cert: x509.Certificate) -
 
 
 def load_directory(path: Path, ca_cert: x509.Certificate) -> Directory:
+    return verify_directory(*read_signed(path), ca_cert)
+
+
+def read_signed(path: Path) -> tuple[bytes, bytes]:
+    """A directory file's bytes and the signature beside it, unchecked."""
     sig_path = path.with_name(path.name + ".sig")
     try:
         data = path.read_bytes()
@@ -384,7 +389,7 @@ def load_directory(path: Path, ca_cert: x509.Certificate) -> Directory:
         signature = sig_path.read_bytes()
     except OSError as exc:
         raise PkiError(f"directory {path} is unsigned: cannot read {sig_path}") from exc
-    return verify_directory(data, signature, ca_cert)
+    return data, signature
 
 
 def _list(doc: dict[str, Any], key: str) -> list[Any]:

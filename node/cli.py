@@ -515,6 +515,7 @@ def build_content(args: argparse.Namespace) -> Any:
         purpose=args.purpose,
         legal_basis=args.legal_basis or "",
         urgency="URGENCY_URGENT" if args.urgent else "URGENCY_NORMAL",
+        directly_accessible=args.direct,
         in_reply_to=args.reply_to or "",
         # A reply continues the thread of what it answers unless told otherwise.
         correlation_id=args.correlation or args.reply_to or "",
@@ -571,7 +572,28 @@ def _summary_dict(s: Any) -> dict[str, Any]:
     }
     if s.direction == "in":
         doc["status"] = s.status
+        doc["expected_by"] = _iso(s.expected_by) if s.HasField("expected_by") else None
+        doc["answered_at"] = _iso(s.answered_at) if s.HasField("answered_at") else None
+        unanswered = doc["expected_by"] is not None and doc["answered_at"] is None
+        doc["seconds_left"] = s.seconds_left if unanswered else None
     return doc
+
+
+def _duration(seconds: float) -> str:
+    """A span as a person reads it at a glance, one word for a table: 2d3h, 5h12m, 40m."""
+    minutes = int(abs(seconds)) // 60
+    days, hours, mins = minutes // 1440, minutes // 60 % 24, minutes % 60
+    if days:
+        return f"{days}d{hours}h"
+    return f"{hours}h{mins:02d}m" if hours else f"{mins}m"
+
+
+def _time_left(m: dict[str, Any]) -> str:
+    """Time left to answer a received request; negative once it is overdue."""
+    left = m.get("seconds_left")
+    if left is None:
+        return "-"
+    return _duration(left) if left >= 0 else f"-{_duration(left)}"
 
 
 def _thread(m: dict[str, Any]) -> str:
@@ -612,8 +634,8 @@ def cmd_inbox(args: argparse.Namespace) -> int:
 
     request = local_pb2.InboxRequest(limit=args.limit, before_message_id=args.before or "")
     messages = [_summary_dict(s) for s in _listing(args, "Inbox", request).messages]
-    headers = ["ID", "SENDER", "TYPE", "PURPOSE", "URGENCY", "RECEIVED", "DEADLINE", "STATUS",
-               "THREAD", "RETAIN-UNTIL"]  # fmt: skip
+    headers = ["ID", "SENDER", "TYPE", "PURPOSE", "URGENCY", "RECEIVED", "DEADLINE", "LEFT",
+               "STATUS", "THREAD", "RETAIN-UNTIL"]  # fmt: skip
     return _print_listing(
         args,
         messages,
@@ -627,9 +649,45 @@ def cmd_inbox(args: argparse.Namespace) -> int:
             m["urgency"],
             _short(m["received_at"]),
             _short(m["reply_deadline"]),
+            _time_left(m),
             m["status"].upper(),
             _thread(m),
             _short(m["retain_until"]),
+        ],
+    )
+
+
+def cmd_overdue(args: argparse.Namespace) -> int:
+    from accord.v1 import local_pb2
+
+    response = _listing(args, "Overdue", local_pb2.OverdueRequest())
+    docs = [
+        {
+            **_summary_dict(o.summary),
+            "peer": o.peer,
+            "owed": "by us" if o.owed_by_us else "to us",
+            "deadline": _iso(o.deadline),
+            "expected_by": _iso(o.expected_by),
+            "delayed": o.delayed,
+            "overdue_seconds": o.overdue_seconds,
+        }
+        for o in response.requests
+    ]
+    headers = ["OWED", "ID", "PEER", "PURPOSE", "URGENCY", "DEADLINE", "EXPECTED", "OVERDUE BY"]
+    return _print_listing(
+        args,
+        docs,
+        empty="no request is overdue",
+        headers=headers,
+        row=lambda d: [
+            d["owed"],
+            d["message_id"],
+            d["peer"],
+            d["purpose"],
+            d["urgency"],
+            _short(d["deadline"]),
+            _short(d["expected_by"]) + (" (delayed)" if d["delayed"] else ""),
+            _duration(d["overdue_seconds"]),
         ],
     )
 
@@ -921,13 +979,23 @@ def _add_messages(sub: Any) -> None:
         metavar="RULE",
         help="onward transfer: FORBIDDEN, WITH_ORIGINATOR_CONSENT, ALLOWED",
     )
-    p.add_argument("--urgent", action="store_true", help="mark urgent (answer within 8 hours)")
+    p.add_argument(
+        "--urgent",
+        action="store_true",
+        help="mark urgent (a request is due within 3 days, 8 hours with --direct)",
+    )
+    p.add_argument(
+        "--direct",
+        action="store_true",
+        help="a request for information directly accessible to the requested agency",
+    )
     p.add_argument("--reply-to", metavar="ID", type=message_id, help="the message this one answers")
     p.add_argument(
         "--reply-by",
         metavar="TIME",
-        help="reply deadline, RFC 3339 with offset (default for requests: 8 hours if --urgent, "
-        "else 7 days, as Directive (EU) 2023/977 sets)",
+        help="reply deadline, RFC 3339 with offset; a request's may be earlier, never later, "
+        "than Directive (EU) 2023/977 allows (the default: 8 hours urgent with --direct, "
+        "3 days urgent, else 7 days)",
     )
     p.add_argument(
         "--correlation",
@@ -941,6 +1009,14 @@ def _add_messages(sub: Any) -> None:
     p = sub.add_parser("inbox", help="list messages received by the local node")
     _paged_listing(p)
     p.set_defaults(func=cmd_inbox)
+
+    p = sub.add_parser(
+        "overdue",
+        help="requests for information past their deadline, unanswered (owed by or to us)",
+    )
+    _local_arguments(p)
+    json_argument(p)
+    p.set_defaults(func=cmd_overdue)
 
     p = sub.add_parser(
         "sent", help="list messages sent from the local node, with each recipient's state"
@@ -1055,7 +1131,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from gateway import cli as gateway_cli
-    from node import cli_access, cli_drill
+    from node import cli_access, cli_drill, cli_evidence, cli_report
 
     for add in (
         _add_certs,
@@ -1064,6 +1140,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_status,
         *cli_access.GROUPS,
         *cli_drill.GROUPS,
+        *cli_evidence.GROUPS,
+        *cli_report.GROUPS,
         gateway_cli.add_gateway,
     ):
         add(sub)

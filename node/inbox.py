@@ -3,14 +3,14 @@
 Pure, no I/O: the store gives the message and the types of this node's replies to it.
 
 Decisions (where the design is silent):
-- The deadline is the sender's `reply_deadline` if it set one; otherwise, for a request, the
-  time limits of Directive (EU) 2023/977, Art. 5: 8 hours for an urgent request, 7 days for
-  any other (the longer of its two non-urgent limits: this node cannot know whether the
-  information is directly accessible to the requested agency).
+- The deadline of a REQUEST_INFO is the one the node stored at receipt (node/deadlines.py:
+  Directive (EU) 2023/977, Art. 5, clamped from receipt). Other requests (preservation,
+  emergency disclosure, transfer authorisation) fall outside that Directive: the sender's
+  `reply_deadline` if it set one, else 8 hours for an urgent one and 7 days for any other.
 - Status, from this node's replies in the thread (`in_reply_to`): `answered` (a REPLY, or a
-  TRANSFER_AUTHORISATION_GRANT to a transfer request), else `refused` (a REFUSAL), else
-  `delayed` (a DELAY_NOTICE); with none of them, `overdue` once the deadline has passed, else
-  `received`.
+  TRANSFER_AUTHORISATION_GRANT to a transfer request), else `refused` (a REFUSAL); with
+  neither, `overdue` once the date the answer is due has passed (the deadline, moved by a
+  DELAY_NOTICE), else `delayed` (a DELAY_NOTICE was sent), else `received`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ URGENT_LIMIT = timedelta(hours=8)
 NORMAL_LIMIT = timedelta(days=7)
 ANSWERS = {"REPLY": "answered", "TRANSFER_AUTHORISATION_GRANT": "answered",
            "REFUSAL": "refused", "DELAY_NOTICE": "delayed"}  # fmt: skip
-_RANK = ("answered", "refused", "delayed")
+_RANK = ("answered", "refused")
 
 
 def deadline(m: StoredMessage) -> datetime | None:
@@ -43,13 +43,13 @@ def deadline(m: StoredMessage) -> datetime | None:
     return m.created_at + (URGENT_LIMIT if m.urgency == "URGENT" else NORMAL_LIMIT)
 
 
-def status(m: StoredMessage, replies: Collection[str], now: datetime) -> str:
-    """`replies`: the types of the messages this node sent in reply to `m`."""
+def status(m: StoredMessage, replies: Collection[str], now: datetime, due: datetime | None) -> str:
+    """`replies`: the types of the messages this node sent in reply to `m`; `due`: when the
+    answer is due (`deadline`, moved by a delay notice)."""
     given = {ANSWERS[t] for t in replies if t in ANSWERS}
     for state in _RANK:
         if state in given:
             return state
-    due = deadline(m)
     if due is not None and now > due:
         return "overdue"
-    return "received"
+    return "delayed" if "delayed" in given else "received"

@@ -42,6 +42,8 @@ class MessageMeta:
     grant_valid_until: datetime | None = None
     urgency: str = ""  # NORMAL, URGENT or "" (unspecified)
     reply_deadline: datetime | None = None
+    directly_accessible: bool = False  # a REQUEST_INFO's (node/deadlines.py)
+    expected_by: datetime | None = None  # a DELAY_NOTICE's new date for the answer
     # The populated incident fields, computed only if a minimisation rule asks for them.
     fields_of: Callable[[], frozenset[str]] = field(default=frozenset, repr=False, compare=False)
 

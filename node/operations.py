@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
-from node import inbox, signing, wire
+from cryptography.hazmat.primitives import serialization
+
+from node import deadlines, inbox, report, signing, wire
+from node.audit.source import AuditSource
 from node.clock import Clock, OffsetClock
 from node.delivery.links import Links
 from node.delivery.outbound import Outbound, Record, Sent
@@ -26,15 +29,18 @@ from node.errors import (
     Refused,
     Unreadable,
 )
+from node.evidence.bundle import Bundle, Signed
 from node.health import Health
 from node.ids import uuid7
 from node.messages import Draft, ForwardTerms, PublishedPolicy, SignedEnvelope
 from node.policy import access, onward
 from node.policy.access import Role, User
+from node.report import Report
 from node.store import PeerQueue, Store, StoredMessage
 from node.store.access import AccessEntry, AccessStore, Approval, UserRecord, log_txn
-from node.store.db import Delivery
+from node.store.db import Answer, Delivery
 from node.store.keys import SealError
+from node.store.report import ReportStore
 from node.text import check_text
 from node.transport.peer import CallFailed, Connector
 from node.trust import Trust
@@ -76,6 +82,19 @@ class InboxItem:
     message: StoredMessage
     status: str  # node/inbox.py
     deadline: datetime | None
+    expected: datetime | None = None  # the deadline, moved by a delay notice
+    answered_at: datetime | None = None
+    now: datetime | None = None  # the node's time, for the time left
+
+
+@dataclass(frozen=True, slots=True)
+class OverdueRequest:
+    """A REQUEST_INFO past the date its answer was due, unanswered."""
+
+    message: StoredMessage
+    peer: str  # who asked (owed by this node) or who was asked (owed to it)
+    owed_by_us: bool
+    progress: deadlines.Progress
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +147,23 @@ def _markings(content: bytes) -> tuple[str, str]:
     return meta.purpose, tlp
 
 
+def _answer_tuples(answers: Sequence[Answer]) -> list[tuple[str, datetime, datetime | None]]:
+    return [(a.type, a.at, a.expected_by) for a in answers]
+
+
+async def request_progress(store: Store) -> list[tuple[StoredMessage, str, deadlines.Progress]]:
+    """Every REQUEST_INFO with a deadline, per agency owing or owed its answer, and where it
+    stands (node/deadlines.py)."""
+    pairs = [(m, peer) for m, peer in await store.requests() if m.reply_deadline is not None]
+    answers = await store.answers(sorted({m.message_id for m, _ in pairs}))
+    out = []
+    for m, peer in pairs:
+        assert m.reply_deadline is not None
+        between = [a for a in answers.get(m.message_id, ()) if a.peer == peer]
+        out.append((m, peer, deadlines.progress(m.reply_deadline, _answer_tuples(between))))
+    return out
+
+
 class Operations:
     def __init__(
         self,
@@ -159,6 +195,8 @@ class Operations:
         self._connector = connector
         self._published = published
         self._drill_clock = drill_clock
+        # The audit log's proofs for evidence bundles; None: bundles say they have no audit part.
+        self.audit_source: AuditSource | None = None
 
     async def _log(self, user: User, action: str, outcome: str, **fields: str) -> None:
         await self.access.log(
@@ -197,14 +235,26 @@ class Operations:
         shown = [m for m in messages if access.sees_metadata(user, purpose=m.purpose)]
         # Status and deadline are a received message's (node/inbox.py); a sent one has none.
         received = [m for m in shown if m.direction == "in"]
-        replies = await self._store.replies_to([m.message_id for m in received])
+        ids = [m.message_id for m in received]
+        replies = await self._store.replies_to(ids)
+        answers = await self._store.answers(
+            [m.message_id for m in received if m.type == deadlines.REQUEST]
+        )
         now = self._clock.now()
-        return [
-            InboxItem(m, inbox.status(m, replies.get(m.message_id, ()), now), inbox.deadline(m))
-            if m.direction == "in"
-            else InboxItem(m, "", None)
-            for m in shown
-        ]
+        items = []
+        for m in shown:
+            if m.direction != "in":
+                items.append(InboxItem(m, "", None))
+                continue
+            due = inbox.deadline(m)
+            expected: datetime | None = due
+            answered_at = None
+            if due is not None and m.type == deadlines.REQUEST:
+                p = deadlines.progress(due, _answer_tuples(answers.get(m.message_id, ())))
+                expected, answered_at = p.expected, p.answered_at
+            status = inbox.status(m, replies.get(m.message_id, ()), now, expected)
+            items.append(InboxItem(m, status, due, expected, answered_at, now))
+        return items
 
     async def sent(
         self, user: User, *, limit: int, before: str
@@ -239,8 +289,15 @@ class Operations:
         return sent, await self._store.deliveries(message_id)
 
     async def read(
-        self, user: User, *, message_id: str, sender: str, justification: str
+        self,
+        user: User,
+        *,
+        message_id: str,
+        sender: str,
+        justification: str,
+        action: str = "consult",
     ) -> ReadResult:
+        """A message's content, for a user who may read it (logged as `action`)."""
         check_text("justification", justification)
         m: StoredMessage | None = await self._store.get_message(message_id, sender=sender or None)
         if m is None:
@@ -252,18 +309,18 @@ class Operations:
                 user, purpose=m.purpose, tlp=tlp, justification=justification
             )
 
-        await self._guard(user, "consult", may_read(m.tlp), **fields)
-        content = await self._open(user, "consult", m, **fields)
+        await self._guard(user, action, may_read(m.tlp), **fields)
+        content = await self._open(user, action, m, **fields)
         if content is not None:
             # The row's markings are bound to its seal; the content's own (and, in a forward,
             # the original's) count too: the strictest decides.
             purpose, tlp = _markings(content)
             if purpose != m.purpose:
-                await self._log(user, "consult", "refused", detail="row purpose altered", **fields)
+                await self._log(user, action, "refused", detail="row purpose altered", **fields)
                 raise Unreadable(f"message {m.message_id}: {_ALTERED}")
             if onward.tlp_rank(tlp) > onward.tlp_rank(m.tlp):
-                await self._guard(user, "consult", may_read(tlp), **fields)
-        await self._log(user, "consult", "granted", **fields)
+                await self._guard(user, action, may_read(tlp), **fields)
+        await self._log(user, action, "granted", **fields)
         return ReadResult(m, content)
 
     async def _open(self, user: User, action: str, m: StoredMessage, **fields: str) -> bytes | None:
@@ -493,6 +550,103 @@ class Operations:
             author=user.name,
             forward=True,
             record=self._recorded(user, "transfer", **fields),
+        )
+
+    async def overdue(self, user: User) -> tuple[datetime, list[OverdueRequest]]:
+        """Requests past the date their answer was due, unanswered, on both sides: received
+        ones this node owes an answer to, and sent ones a recipient owes. Metadata: the
+        listing rule applies (role, then clearance for each request's purpose)."""
+        await self._guard(user, "list-overdue", lambda: access.check_list(user))
+        now = self._clock.now()
+        found = [
+            OverdueRequest(m, peer, m.direction == "in", p)
+            for m, peer, p in await request_progress(self._store)
+            if p.overdue(now) and access.sees_metadata(user, purpose=m.purpose)
+        ]
+        found.sort(key=lambda o: o.progress.expected)
+        return now, found
+
+    async def report(self, user: User, *, since: datetime, until: datetime) -> Report:
+        """The transparency report (node/report.py): auditors and administrators."""
+
+        def may_report() -> None:
+            if user.role not in (Role.AUDITOR, Role.ADMINISTRATOR):
+                raise PermissionDenied(
+                    "ROLE", "the transparency report is for auditors and administrators"
+                )
+
+        await self._guard(user, "report", may_report)
+        if until <= since:
+            raise InvalidRequest(f"the report's period is empty: {since} is not before {until}")
+        return await report.build(
+            agency=self.agency,
+            store=ReportStore(self._store),
+            progress=await request_progress(self._store),
+            since=since,
+            until=until,
+            now=self._clock.now(),
+        )
+
+    # ---- evidence ---------------------------------------------------------------------------
+
+    async def evidence(
+        self, user: User, *, message_id: str, sender: str, justification: str
+    ) -> Bundle:
+        """One message's evidence bundle (node/evidence/bundle.py). It holds the content, so
+        exporting it is reading it: the same rules, logged as `export-evidence`."""
+        result = await self.read(
+            user,
+            message_id=message_id,
+            sender=sender,
+            justification=justification,
+            action="export-evidence",
+        )
+        m = result.message
+        if result.content is None:
+            raise FailedPrecondition(
+                f"message {m.message_id} was erased: its content is gone, so there is no "
+                "envelope to prove (its tombstone stays in the audit log)"
+            )
+        receipts: dict[str, Signed] = {}
+        if m.direction == "out":
+            for d in await self._store.deliveries(m.message_id):
+                if d.receipt is not None and d.receipt_signature is not None:
+                    receipts[d.recipient] = Signed(
+                        d.receipt, d.receipt_signature, d.receipt_proof or b""
+                    )
+        elif m.receipt is not None and m.receipt_signature is not None:
+            receipts[self.agency] = Signed(m.receipt, m.receipt_signature, m.receipt_proof or b"")
+        audit = None
+        absent = ""
+        if self.audit_source is None:
+            absent = "this node's audit log gives no inclusion proofs or signed checkpoints yet"
+        else:
+            audit = await self.audit_source.evidence_for(m.message_id)
+        directory = self._trust.directory
+        document = self._trust.directory_document
+        if directory is None or document is None:
+            raise FailedPrecondition("this node has no federation directory loaded")
+        certificates: dict[str, bytes] = {}
+        for agency in sorted({m.sender, *receipts, *([self.agency] if audit else [])}):
+            member = directory.member(agency)
+            if member is None:
+                raise FailedPrecondition(
+                    f"{agency} is no longer in the federation directory: its certificate, "
+                    "which the bundle needs, is not listed"
+                )
+            certificates[agency] = member.certificate_pem.encode()
+        return Bundle(
+            message_id=m.message_id,
+            exporter=self.agency,
+            envelope=Signed(result.content, m.signature, m.signature_proof or b""),
+            receipts=receipts,
+            certificates=certificates,
+            ca_pem=self._trust.ca.public_bytes(serialization.Encoding.PEM),
+            directory=document[0],
+            directory_signature=document[1],
+            audit=audit,
+            audit_absent=absent,
+            created=self._clock.now().isoformat(),
         )
 
     # ---- users ------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from certs.directory import Directory, Member, load_directory
+from certs.directory import Directory, Member, read_signed, verify_directory
 from certs.errors import PkiError
 from certs.identity import agency_of, fingerprint
 from node.errors import ConfigError, Reason, Unauthenticated
@@ -70,6 +70,7 @@ class Trust:
         self.crl_number = 0
         self.revoked: frozenset[int] = frozenset()
         self.directory: Directory | None = None
+        self.directory_document: tuple[bytes, bytes] | None = None  # (file, signature)
         self._crl_mtime = (-1, -1, -1)
         self._dir_mtime = (-1, -1, -1)
         self._peers: dict[bytes, Peer] = {}  # by certificate PEM (inbound calls)
@@ -183,7 +184,8 @@ class Trust:
         mtime = _mtime(self._directory_path)
         if not force and mtime == self._dir_mtime:
             return False
-        new = load_directory(self._directory_path, self.ca)
+        document = read_signed(self._directory_path)
+        new = verify_directory(*document, self.ca)
         if new.federation != self.federation:
             raise PkiError(f"directory is for federation {new.federation}, not {self.federation}")
         if self.directory is not None and new.serial <= self.directory.serial:
@@ -195,6 +197,8 @@ class Trust:
                 )
             return False
         self.directory = new
+        # The signed bytes as published, for evidence bundles (a third party checks them).
+        self.directory_document = document
         self._dir_mtime = mtime
         self._forget_peers()
         self.generation += 1

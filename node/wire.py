@@ -17,7 +17,8 @@ from google.protobuf.message import DecodeError
 
 from accord.v1 import federation_pb2
 from accord.v1 import message_pb2 as pb
-from node.errors import Reason, Refused
+from node import deadlines
+from node.errors import InvalidRequest, Reason, Refused
 from node.messages import (
     Draft,
     ForwardTerms,
@@ -223,6 +224,7 @@ def _meta_of(msg: pb.MessageContent) -> MessageMeta:
             raise Refused(Reason.MALFORMED, "a grant names exactly one recipient")
         if msg.control.granted and not msg.control.HasField("valid_until"):
             raise Refused(Reason.MALFORMED, "a grant needs valid_until")
+    _check_reasons(msg, type_name)
     retention_days: int | None = None
     retention_until: datetime | None = None
     which = msg.retention.WhichOneof("limit") if msg.HasField("retention") else None
@@ -264,7 +266,35 @@ def _meta_of(msg: pb.MessageContent) -> MessageMeta:
         reply_deadline=_time_field("reply_deadline", msg.reply_deadline)
         if msg.HasField("reply_deadline")
         else None,
+        directly_accessible=msg.directly_accessible,
+        expected_by=_time_field("expected_by", msg.liaison.delay.expected_by)
+        if type_name == "DELAY_NOTICE"
+        else None,
     )
+
+
+def _check_reasons(msg: pb.MessageContent, type_name: str) -> None:
+    """Directive (EU) 2023/977: a refusal is reasoned, and so is a delay notice, which also
+    says when the answer will come; both answer a request (`in_reply_to`)."""
+    if type_name not in ("REFUSAL", "DELAY_NOTICE"):
+        return
+    if not msg.in_reply_to:
+        raise Refused(Reason.MALFORMED, f"a {type_name} answers a request: in_reply_to is empty")
+    details = msg.liaison.WhichOneof("details") if msg.WhichOneof("body") == "liaison" else None
+    if type_name == "REFUSAL" and (details != "refusal" or not msg.liaison.refusal.grounds.strip()):
+        raise Refused(
+            Reason.MALFORMED, "a REFUSAL states its grounds (liaison body, refusal.grounds)"
+        )
+    if type_name == "DELAY_NOTICE" and (
+        details != "delay"
+        or not msg.liaison.delay.reason.strip()
+        or not msg.liaison.delay.HasField("expected_by")
+    ):
+        raise Refused(
+            Reason.MALFORMED,
+            "a DELAY_NOTICE states its reason and when the answer will come "
+            "(liaison body, delay.reason and delay.expected_by)",
+        )
 
 
 def content_message(content: bytes) -> pb.MessageContent:
@@ -313,6 +343,8 @@ def complete(
     content.sender = sender
     if not content.HasField("created_at"):
         set_time(content.created_at, now)
+    if content.type == pb.MESSAGE_TYPE_REQUEST_INFO:
+        _set_deadline(content)
     if (
         content.type == pb.MESSAGE_TYPE_TRANSFER_AUTHORISATION_GRANT
         and content.control.granted
@@ -331,6 +363,25 @@ def complete(
         forward=d.forward,
     )
     return done, meta
+
+
+def _set_deadline(content: pb.MessageContent) -> None:
+    """A request's reply deadline: the limit of node/deadlines.py from its creation, or the
+    earlier one its author asked for (a later one is refused, before anything is signed)."""
+    created = _time_field("created_at", content.created_at)
+    span = deadlines.limit(
+        urgent=content.urgency == pb.URGENCY_URGENT, direct=content.directly_accessible
+    )
+    if not content.HasField("reply_deadline"):
+        set_time(content.reply_deadline, created + span)
+        return
+    asked = _time_field("reply_deadline", content.reply_deadline)
+    if asked > created + span:
+        raise InvalidRequest(
+            f"reply_deadline {asked.isoformat()} is later than Directive (EU) 2023/977 allows "
+            f"for this request ({span} from its creation, so at most "
+            f"{(created + span).isoformat()}): ask for an earlier one or none"
+        )
 
 
 def serialise(d: Draft, *, agreement_id: str) -> bytes:

@@ -276,7 +276,7 @@ async def test_send_inbox_show_receipts_and_reply(running: Federation, tmp_short
     assert inbox.code == 0, inbox
     header, *rows = inbox.out.splitlines()
     assert header.split() == ["ID", "SENDER", "TYPE", "PURPOSE", "URGENCY", "RECEIVED",
-                              "DEADLINE", "STATUS", "THREAD", "RETAIN-UNTIL"]  # fmt: skip
+                              "DEADLINE", "LEFT", "STATUS", "THREAD", "RETAIN-UNTIL"]  # fmt: skip
     assert [r.split()[:5] for r in rows] == [
         [message_id, "NL-POL", "REQUEST_INFO", "missing-persons", "URGENT"]
     ]

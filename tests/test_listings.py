@@ -52,7 +52,9 @@ async def test_inbox_shows_urgency_deadline_status_and_thread_and_sent_shows_sta
     for node in await fed.start_all():
         await add_user(node, OFFICER, "liaison_officer")
     nl = fed.nodes[NL]
-    request = await node_send(nl, liaison(to=[DE, FR]))  # urgent: 8 hours
+    direct = liaison(to=[DE, FR])
+    direct.directly_accessible = True
+    request = await node_send(nl, direct)  # urgent, directly accessible: 8 hours
     normal = liaison(to=[DE])
     normal.urgency = pb.URGENCY_NORMAL
     later = await node_send(nl, normal)  # 7 days
@@ -77,12 +79,17 @@ async def test_inbox_shows_urgency_deadline_status_and_thread_and_sent_shows_sta
     run = await as_officer(fed, DE, *reply, "--type", "reply", "--reply-to", request.message_id)
     assert run.code == 0, run
     reply_id = run.out.strip()
-    run = await as_officer(fed, DE, *reply, "--type", "delay_notice", "--reply-to",
-                           later.message_id)  # fmt: skip
+    delay = tmp_short / "delay.json"
+    reasons = {"reason": "judicial order pending", "expectedBy": "2099-01-01T00:00:00Z"}
+    delay.write_text(json.dumps({"subject": "Delay", "text": "Needs an order.", "delay": reasons}))
+    run = await as_officer(fed, DE, "send", "--to", NL, "--purpose", "missing-persons",
+                           "--body", delay, "--tlp", "green", "--handling", "H0",
+                           "--retention-days", "30", "--type", "delay_notice",
+                           "--reply-to", later.message_id)  # fmt: skip
     assert run.code == 0, run
 
     lines = (await as_officer(fed, DE, "inbox")).out.splitlines()
-    status = {line.split()[0]: line.split()[9] for line in lines[1:]}
+    status = {line.split()[0]: line.split()[10] for line in lines[1:]}
     assert status == {request.message_id: "ANSWERED", later.message_id: "DELAYED"}
 
     # Nine hours on, the request FR-PN has not answered is overdue.

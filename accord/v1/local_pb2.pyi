@@ -11,6 +11,67 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ReportRequest(_message.Message):
+    __slots__ = ("to",)
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    to: _timestamp_pb2.Timestamp
+    def __init__(self, to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., **kwargs) -> None: ...
+
+class ReportResponse(_message.Message):
+    __slots__ = ("json",)
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    json: str
+    def __init__(self, json: _Optional[str] = ...) -> None: ...
+
+class OverdueRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class OverdueItem(_message.Message):
+    __slots__ = ("summary", "peer", "owed_by_us", "deadline", "expected_by", "delayed", "overdue_seconds")
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    OWED_BY_US_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_BY_FIELD_NUMBER: _ClassVar[int]
+    DELAYED_FIELD_NUMBER: _ClassVar[int]
+    OVERDUE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    summary: MessageSummary
+    peer: str
+    owed_by_us: bool
+    deadline: _timestamp_pb2.Timestamp
+    expected_by: _timestamp_pb2.Timestamp
+    delayed: bool
+    overdue_seconds: float
+    def __init__(self, summary: _Optional[_Union[MessageSummary, _Mapping]] = ..., peer: _Optional[str] = ..., owed_by_us: _Optional[bool] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expected_by: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delayed: _Optional[bool] = ..., overdue_seconds: _Optional[float] = ...) -> None: ...
+
+class OverdueResponse(_message.Message):
+    __slots__ = ("requests", "now")
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    NOW_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[OverdueItem]
+    now: _timestamp_pb2.Timestamp
+    def __init__(self, requests: _Optional[_Iterable[_Union[OverdueItem, _Mapping]]] = ..., now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class EvidenceRequest(_message.Message):
+    __slots__ = ("message_id", "sender", "justification")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    JUSTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    sender: str
+    justification: str
+    def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., justification: _Optional[str] = ...) -> None: ...
+
+class EvidenceResponse(_message.Message):
+    __slots__ = ("bundle", "audit_absent")
+    BUNDLE_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_ABSENT_FIELD_NUMBER: _ClassVar[int]
+    bundle: bytes
+    audit_absent: str
+    def __init__(self, bundle: _Optional[bytes] = ..., audit_absent: _Optional[str] = ...) -> None: ...
+
 class WhoAmIRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
@@ -274,7 +335,7 @@ class InboxRequest(_message.Message):
     def __init__(self, limit: _Optional[int] = ..., before_message_id: _Optional[str] = ..., type: _Optional[_Union[_message_pb2.MessageType, str]] = ..., purpose: _Optional[str] = ..., peer: _Optional[str] = ..., correlation_id: _Optional[str] = ..., direction: _Optional[str] = ..., message_id: _Optional[str] = ...) -> None: ...
 
 class MessageSummary(_message.Message):
-    __slots__ = ("message_id", "sender", "type", "purpose", "created_at", "received_at", "retain_until", "correlation_id", "tlp", "direction", "urgency", "reply_deadline", "status")
+    __slots__ = ("message_id", "sender", "type", "purpose", "created_at", "received_at", "retain_until", "correlation_id", "tlp", "direction", "urgency", "reply_deadline", "status", "expected_by", "answered_at", "seconds_left")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -288,6 +349,9 @@ class MessageSummary(_message.Message):
     URGENCY_FIELD_NUMBER: _ClassVar[int]
     REPLY_DEADLINE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_BY_FIELD_NUMBER: _ClassVar[int]
+    ANSWERED_AT_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_LEFT_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     sender: str
     type: _message_pb2.MessageType
@@ -301,7 +365,10 @@ class MessageSummary(_message.Message):
     urgency: _message_pb2.Urgency
     reply_deadline: _timestamp_pb2.Timestamp
     status: str
-    def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., type: _Optional[_Union[_message_pb2.MessageType, str]] = ..., purpose: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., retain_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., correlation_id: _Optional[str] = ..., tlp: _Optional[_Union[_message_pb2.Tlp, str]] = ..., direction: _Optional[str] = ..., urgency: _Optional[_Union[_message_pb2.Urgency, str]] = ..., reply_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ...) -> None: ...
+    expected_by: _timestamp_pb2.Timestamp
+    answered_at: _timestamp_pb2.Timestamp
+    seconds_left: float
+    def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., type: _Optional[_Union[_message_pb2.MessageType, str]] = ..., purpose: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., retain_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., correlation_id: _Optional[str] = ..., tlp: _Optional[_Union[_message_pb2.Tlp, str]] = ..., direction: _Optional[str] = ..., urgency: _Optional[_Union[_message_pb2.Urgency, str]] = ..., reply_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., expected_by: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., answered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., seconds_left: _Optional[float] = ...) -> None: ...
 
 class InboxResponse(_message.Message):
     __slots__ = ("messages",)

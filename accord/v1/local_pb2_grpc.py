@@ -170,6 +170,21 @@ class LocalApiStub:
                 request_serializer=accord_dot_v1_dot_local__pb2.StatusRequest.SerializeToString,
                 response_deserializer=accord_dot_v1_dot_local__pb2.StatusResponse.FromString,
                 _registered_method=True)
+        self.Evidence = channel.unary_unary(
+                '/accord.v1.LocalApi/Evidence',
+                request_serializer=accord_dot_v1_dot_local__pb2.EvidenceRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.EvidenceResponse.FromString,
+                _registered_method=True)
+        self.Overdue = channel.unary_unary(
+                '/accord.v1.LocalApi/Overdue',
+                request_serializer=accord_dot_v1_dot_local__pb2.OverdueRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.OverdueResponse.FromString,
+                _registered_method=True)
+        self.Report = channel.unary_unary(
+                '/accord.v1.LocalApi/Report',
+                request_serializer=accord_dot_v1_dot_local__pb2.ReportRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.ReportResponse.FromString,
+                _registered_method=True)
 
 
 class LocalApiServicer:
@@ -359,6 +374,31 @@ class LocalApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Evidence(self, request, context):
+        """One message's evidence bundle (a zip, docs/evidence.md). It holds the content: the caller
+        needs what reading the message needs (role, clearance, justification); logged as
+        export-evidence.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Overdue(self, request, context):
+        """Requests for information past the date their answer was due, unanswered, on both sides
+        (Directive (EU) 2023/977 time limits; docs/deadlines.md). The listing rule applies.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Report(self, request, context):
+        """The transparency report over [from, to): aggregates only (docs/report.md). Auditors and
+        administrators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LocalApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -496,6 +536,21 @@ def add_LocalApiServicer_to_server(servicer, server):
                     servicer.Status,
                     request_deserializer=accord_dot_v1_dot_local__pb2.StatusRequest.FromString,
                     response_serializer=accord_dot_v1_dot_local__pb2.StatusResponse.SerializeToString,
+            ),
+            'Evidence': grpc.unary_unary_rpc_method_handler(
+                    servicer.Evidence,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.EvidenceRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.EvidenceResponse.SerializeToString,
+            ),
+            'Overdue': grpc.unary_unary_rpc_method_handler(
+                    servicer.Overdue,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.OverdueRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.OverdueResponse.SerializeToString,
+            ),
+            'Report': grpc.unary_unary_rpc_method_handler(
+                    servicer.Report,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.ReportRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.ReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1227,6 +1282,87 @@ class LocalApi:
             '/accord.v1.LocalApi/Status',
             accord_dot_v1_dot_local__pb2.StatusRequest.SerializeToString,
             accord_dot_v1_dot_local__pb2.StatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Evidence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/Evidence',
+            accord_dot_v1_dot_local__pb2.EvidenceRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.EvidenceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Overdue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/Overdue',
+            accord_dot_v1_dot_local__pb2.OverdueRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.OverdueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Report(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/Report',
+            accord_dot_v1_dot_local__pb2.ReportRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.ReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -454,7 +454,7 @@ class ControlBody(_message.Message):
     def __init__(self, target_message_id: _Optional[str] = ..., reason: _Optional[str] = ..., handling_codes: _Optional[_Iterable[_Union[HandlingCode, str]]] = ..., handling_conditions: _Optional[str] = ..., tlp: _Optional[_Union[Tlp, str]] = ..., corrected_incident: _Optional[_Union[IncidentBody, _Mapping]] = ..., third_agency: _Optional[str] = ..., transfer_purpose: _Optional[str] = ..., granted: _Optional[bool] = ..., conditions: _Optional[str] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class MessageContent(_message.Message):
-    __slots__ = ("message_id", "correlation_id", "in_reply_to", "sender", "recipients", "created_at", "type", "purpose", "legal_basis", "agreement_id", "handling_codes", "handling_conditions", "tlp", "retention", "onward_transfer", "urgency", "reply_deadline", "incident", "liaison", "control", "forwarded", "transfer_authorisation")
+    __slots__ = ("message_id", "correlation_id", "in_reply_to", "sender", "recipients", "created_at", "type", "purpose", "legal_basis", "agreement_id", "handling_codes", "handling_conditions", "tlp", "retention", "onward_transfer", "urgency", "reply_deadline", "incident", "liaison", "control", "forwarded", "transfer_authorisation", "directly_accessible")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
     IN_REPLY_TO_FIELD_NUMBER: _ClassVar[int]
@@ -477,6 +477,7 @@ class MessageContent(_message.Message):
     CONTROL_FIELD_NUMBER: _ClassVar[int]
     FORWARDED_FIELD_NUMBER: _ClassVar[int]
     TRANSFER_AUTHORISATION_FIELD_NUMBER: _ClassVar[int]
+    DIRECTLY_ACCESSIBLE_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     correlation_id: str
     in_reply_to: str
@@ -499,7 +500,8 @@ class MessageContent(_message.Message):
     control: ControlBody
     forwarded: Envelope
     transfer_authorisation: Envelope
-    def __init__(self, message_id: _Optional[str] = ..., correlation_id: _Optional[str] = ..., in_reply_to: _Optional[str] = ..., sender: _Optional[str] = ..., recipients: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., type: _Optional[_Union[MessageType, str]] = ..., purpose: _Optional[str] = ..., legal_basis: _Optional[str] = ..., agreement_id: _Optional[str] = ..., handling_codes: _Optional[_Iterable[_Union[HandlingCode, str]]] = ..., handling_conditions: _Optional[str] = ..., tlp: _Optional[_Union[Tlp, str]] = ..., retention: _Optional[_Union[Retention, _Mapping]] = ..., onward_transfer: _Optional[_Union[OnwardTransfer, str]] = ..., urgency: _Optional[_Union[Urgency, str]] = ..., reply_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., incident: _Optional[_Union[IncidentBody, _Mapping]] = ..., liaison: _Optional[_Union[LiaisonBody, _Mapping]] = ..., control: _Optional[_Union[ControlBody, _Mapping]] = ..., forwarded: _Optional[_Union[Envelope, _Mapping]] = ..., transfer_authorisation: _Optional[_Union[Envelope, _Mapping]] = ...) -> None: ...
+    directly_accessible: bool
+    def __init__(self, message_id: _Optional[str] = ..., correlation_id: _Optional[str] = ..., in_reply_to: _Optional[str] = ..., sender: _Optional[str] = ..., recipients: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., type: _Optional[_Union[MessageType, str]] = ..., purpose: _Optional[str] = ..., legal_basis: _Optional[str] = ..., agreement_id: _Optional[str] = ..., handling_codes: _Optional[_Iterable[_Union[HandlingCode, str]]] = ..., handling_conditions: _Optional[str] = ..., tlp: _Optional[_Union[Tlp, str]] = ..., retention: _Optional[_Union[Retention, _Mapping]] = ..., onward_transfer: _Optional[_Union[OnwardTransfer, str]] = ..., urgency: _Optional[_Union[Urgency, str]] = ..., reply_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., incident: _Optional[_Union[IncidentBody, _Mapping]] = ..., liaison: _Optional[_Union[LiaisonBody, _Mapping]] = ..., control: _Optional[_Union[ControlBody, _Mapping]] = ..., forwarded: _Optional[_Union[Envelope, _Mapping]] = ..., transfer_authorisation: _Optional[_Union[Envelope, _Mapping]] = ..., directly_accessible: _Optional[bool] = ...) -> None: ...
 
 class Envelope(_message.Message):
     __slots__ = ("content", "signature", "proof")

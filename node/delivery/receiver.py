@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from node import signing, wire
+from node import deadlines, signing, wire
 from node.clock import Clock
 from node.delivery.budget import CooledDown, RefusalBudget
 from node.errors import TRANSIENT, Reason, Refused
@@ -223,6 +223,15 @@ class Receiver:
                     receipt_signature=receipt_signature,
                     receipt_proof=proof,
                 )
+                if d.meta.type == deadlines.REQUEST:
+                    # The Directive's limit binds this agency from receipt (node/deadlines.py).
+                    due = deadlines.receiver_deadline(
+                        d.meta.reply_deadline,
+                        now,
+                        urgent=d.meta.urgency == "URGENT",
+                        direct=d.meta.directly_accessible,
+                    )
+                    d.message = replace(d.message, reply_deadline=due)
 
     async def _finish(
         self,

@@ -266,6 +266,7 @@ STEPS: dict[str, tuple[dict[str, Check], dict[str, Check]]] = {
             "handling": _strs,
             "onward": _one_of("FORBIDDEN", "WITH_ORIGINATOR_CONSENT", "ALLOWED"),
             "urgent": _bool,
+            "direct": _bool,
             "legal_basis": _str,
             "deadline": _duration,
             "expect": EXPECT,
@@ -654,6 +655,7 @@ def build_content(
         tlp=f"TLP_{tlp_name(str(f.get('tlp', 'GREEN')))}",
         retention=pb.Retention(days=f.get("retention_days", 30)),
         urgency="URGENCY_URGENT" if f.get("urgent") else "URGENCY_NORMAL",
+        directly_accessible=bool(f.get("direct")),
     )
     for code in f.get("handling", ["H0"]):
         if code not in ("H0", "H1", "H2", "H3"):

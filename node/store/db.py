@@ -56,6 +56,7 @@ class StoredMessage:
     seal: int = SEAL_VERSION  # how `sealed` binds the row (keys.aad_for)
     urgency: str = ""
     reply_deadline: datetime | None = None
+    expected_by: datetime | None = None  # a DELAY_NOTICE's new date for the answer
 
     @classmethod
     def of(
@@ -100,6 +101,7 @@ class StoredMessage:
             handling_codes=meta.handling_codes,
             urgency=meta.urgency,
             reply_deadline=meta.reply_deadline,
+            expected_by=meta.expected_by,
         )
 
 
@@ -127,6 +129,17 @@ class Delivery:
     receipt_signature: bytes | None
     reason_code: str
     receipt_proof: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A REPLY, REFUSAL or DELAY_NOTICE to a request, from the agency that owes the answer."""
+
+    request_id: str
+    peer: str  # the requested agency: the answer's sender, or (our answer) the requester
+    type: str
+    at: datetime  # when this node sent it, or received it
+    expected_by: datetime | None  # a DELAY_NOTICE's new date
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +196,7 @@ _MESSAGE_COLUMNS = (
     "message_id, sender, direction, type, purpose, agreement_id, correlation_id, in_reply_to, "
     "tlp, created_at, received_at, retain_until, content_sha256, signature, ciphertext, "
     "wrapped_key, receipt, receipt_signature, erased_at, control_target, third_agency, granted, "
-    "receipt_proof, signature_proof, handling_codes, seal, urgency, reply_deadline"
+    "receipt_proof, signature_proof, handling_codes, seal, urgency, reply_deadline, expected_by"
 )
 
 
@@ -219,6 +232,7 @@ def _message_from_row(row: Sequence[Any]) -> StoredMessage:
         seal=int(row[25]),
         urgency=row[26],
         reply_deadline=text_time(row[27]),
+        expected_by=text_time(row[28]),
     )
 
 
@@ -376,7 +390,7 @@ class Store:
         assert m.sealed is not None
         return (
             f"INSERT OR IGNORE INTO messages ({_MESSAGE_COLUMNS}) "  # noqa: S608 (constant column list)
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 m.message_id,
                 m.sender,
@@ -406,6 +420,7 @@ class Store:
                 m.seal,
                 m.urgency,
                 time_text(m.reply_deadline),
+                time_text(m.expected_by),
             ),
         )
 
@@ -852,6 +867,46 @@ class Store:
         sql = "SELECT in_reply_to, type FROM messages WHERE direction = 'out' AND in_reply_to IN"
         for replied, kind in await self._for_ids(sql, message_ids):
             out.setdefault(replied, []).append(kind)
+        return out
+
+    async def requests(self) -> list[tuple[StoredMessage, str]]:
+        """Every REQUEST_INFO with the agency each answer is owed by or to: a received one's
+        sender, and each recipient that accepted a sent one."""
+        cols = ", ".join(f"m.{c.strip()}" for c in _MESSAGE_COLUMNS.split(","))
+        rows = await self._rconn.execute_fetchall(
+            f"SELECT {cols}, m.sender FROM messages m "  # noqa: S608 (constant column list)
+            "WHERE m.type = 'REQUEST_INFO' AND m.direction = 'in' UNION ALL "
+            f"SELECT {cols}, d.recipient FROM messages m JOIN deliveries d "
+            "ON d.message_id = m.message_id AND d.state = 'accepted' "
+            "WHERE m.type = 'REQUEST_INFO' AND m.direction = 'out'"
+        )
+        return [(_message_from_row(r), str(r[-1])) for r in rows]
+
+    async def answers(self, request_ids: Sequence[str]) -> dict[str, list[Answer]]:
+        """The answers to each request, oldest first: only those between the two agencies it
+        concerns (a received answer from a recipient of our request; our answer sent to the
+        one who asked), so a third agency's message cannot answer, or delay, a request."""
+        sql = (
+            "SELECT r.in_reply_to, r.direction, r.sender, q.sender, r.type, r.received_at, "
+            "r.expected_by FROM messages r JOIN messages q ON q.message_id = r.in_reply_to "
+            "AND q.direction != r.direction AND q.type = 'REQUEST_INFO' "
+            "WHERE r.type IN ('REPLY', 'REFUSAL', 'DELAY_NOTICE') AND ("
+            "(r.direction = 'in' AND EXISTS (SELECT 1 FROM deliveries d "
+            "WHERE d.message_id = q.message_id AND d.recipient = r.sender)) OR "
+            "(r.direction = 'out' AND EXISTS (SELECT 1 FROM deliveries d "
+            "WHERE d.message_id = r.message_id AND d.recipient = q.sender))) "
+            "AND r.in_reply_to IN"
+        )
+        out: dict[str, list[Answer]] = {}
+        rows = await self._for_ids(sql, request_ids)
+        for request_id, direction, sender, requester, kind, at, expected_by in rows:
+            when = text_time(at)
+            assert when is not None
+            peer = sender if direction == "in" else requester
+            answer = Answer(request_id, peer, kind, when, text_time(expected_by))
+            out.setdefault(request_id, []).append(answer)
+        for found in out.values():
+            found.sort(key=lambda a: a.at)
         return out
 
     async def deliveries_of(self, message_ids: Sequence[str]) -> dict[str, list[Delivery]]:

@@ -6,6 +6,7 @@ The caller is authenticated by LocalAuthInterceptor; every method acts as `curre
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -18,7 +19,7 @@ from node import wire
 from node.errors import AccordError, InvalidRequest, PermissionDenied, Refused
 from node.logins import Logins
 from node.messages import SignedEnvelope
-from node.operations import Operations
+from node.operations import InboxItem, Operations
 from node.policy.access import User
 from node.store import Delivery, StoredMessage
 from node.store.access import Approval, UserRecord
@@ -87,6 +88,17 @@ def summary(
     due = deadline if deadline is not None else m.reply_deadline
     if due is not None:
         s.reply_deadline.CopyFrom(_ts(due))
+    return s
+
+
+def inbox_summary(item: InboxItem) -> local_pb2.MessageSummary:
+    s = summary(item.message, status=item.status, deadline=item.deadline)
+    if item.expected is not None:
+        s.expected_by.CopyFrom(_ts(item.expected))
+        if item.now is not None:
+            s.seconds_left = (item.expected - item.now).total_seconds()
+    if item.answered_at is not None:
+        s.answered_at.CopyFrom(_ts(item.answered_at))
     return s
 
 
@@ -183,9 +195,7 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
             correlation_id=request.correlation_id,
             message_id=request.message_id,
         )
-        return local_pb2.InboxResponse(
-            messages=[summary(i.message, status=i.status, deadline=i.deadline) for i in items]
-        )
+        return local_pb2.InboxResponse(messages=[inbox_summary(i) for i in items])
 
     @maps_errors
     async def Status(
@@ -250,6 +260,52 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
             response.envelope.CopyFrom(wire.envelope_message(envelope))
             response.content.CopyFrom(wire.content_message(result.content))
         return response
+
+    @maps_errors
+    async def Evidence(
+        self, request: local_pb2.EvidenceRequest, context: Ctx
+    ) -> local_pb2.EvidenceResponse:
+        if not request.message_id:
+            raise InvalidRequest("message_id is required")
+        bundle = await self._ops.evidence(
+            current_user(),
+            message_id=request.message_id,
+            sender=request.sender,
+            justification=request.justification,
+        )
+        return local_pb2.EvidenceResponse(bundle=bundle.to_zip(), audit_absent=bundle.audit_absent)
+
+    @maps_errors
+    async def Overdue(
+        self, request: local_pb2.OverdueRequest, context: Ctx
+    ) -> local_pb2.OverdueResponse:
+        now, found = await self._ops.overdue(current_user())
+        response = local_pb2.OverdueResponse(now=_ts(now))
+        for o in found:
+            p = o.progress
+            response.requests.add(
+                summary=summary(o.message, deadline=p.deadline),
+                peer=o.peer,
+                owed_by_us=o.owed_by_us,
+                deadline=_ts(p.deadline),
+                expected_by=_ts(p.expected),
+                delayed=p.delayed,
+                overdue_seconds=(now - p.expected).total_seconds(),
+            )
+        return response
+
+    @maps_errors
+    async def Report(
+        self, request: local_pb2.ReportRequest, context: Ctx
+    ) -> local_pb2.ReportResponse:
+        if not request.HasField("from") or not request.HasField("to"):
+            raise InvalidRequest("a report needs its period: from and to")
+        done = await self._ops.report(
+            current_user(),
+            since=getattr(request, "from").ToDatetime(tzinfo=UTC),
+            until=request.to.ToDatetime(tzinfo=UTC),
+        )
+        return local_pb2.ReportResponse(json=json.dumps(done.to_json()))
 
     @maps_errors
     async def Receipts(
