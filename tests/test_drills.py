@@ -280,6 +280,12 @@ id = "q"
         ('do = "approve"\nas = "NL-POL/officer"\nmessage = "q"\n', 15, "is not a supervisor"),
         (
             'do = "send"\nas = "DE-BKA"\nto = "NL-POL"\ntype = "reply"\npurpose = "p"\n'
+            'expected_in = "2d"\n',
+            19,
+            "step 2 (send): expected_in: only a delay_notice names when the answer is expected",
+        ),
+        (
+            'do = "send"\nas = "DE-BKA"\nto = "NL-POL"\ntype = "reply"\npurpose = "p"\n'
             'tlp = "MAUVE"\n',
             19,
             "tlp: must be one of CLEAR, GREEN, AMBER, AMBER+STRICT, RED (got 'MAUVE')",

@@ -269,6 +269,7 @@ STEPS: dict[str, tuple[dict[str, Check], dict[str, Check]]] = {
             "direct": _bool,
             "legal_basis": _str,
             "deadline": _duration,
+            "expected_in": _duration,
             "expect": EXPECT,
             "reason": _reason,
         },
@@ -601,6 +602,10 @@ def _check_meaning(step: Step, ctx: Context, fail: Callable[[str, str], Scenario
         name = type_name(f["type"])
         if "target" in f and name not in CONTROL_TYPES:
             raise fail("target", f"`target` is for control messages, not {name}")
+        if "expected_in" in f and name != "DELAY_NOTICE":
+            raise fail(
+                "expected_in", "expected_in: only a delay_notice names when the answer is expected"
+            )
     if step.do in ("read", "approve"):
         denied = f.get("expect") == "denied"
         if "denied" in f and not denied:
@@ -685,5 +690,8 @@ def build_content(
         content.control.target_message_id = message_id(f["target"])
         if not content.correlation_id:
             content.correlation_id = content.control.target_message_id
+    if "expected_in" in f and name == "DELAY_NOTICE" and now is not None:
+        expected = now + timedelta(seconds=seconds(f["expected_in"]))
+        content.liaison.delay.expected_by.FromDatetime(expected)
     body.SetInParent()  # an empty body still says which kind it is
     return content
