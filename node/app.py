@@ -40,7 +40,7 @@ from node.activity import Activity
 from node.clock import Clock, OffsetClock, SystemClock
 from node.config import DRILL_ONLY, Config
 from node.delivery.budget import RefusalBudget
-from node.delivery.link import PeerLink
+from node.delivery.link import PeerLink, ReceiptEvent
 from node.delivery.links import Links
 from node.delivery.outbound import Outbound
 from node.delivery.receiver import Receiver
@@ -55,8 +55,9 @@ from node.operations import Operations
 from node.policy import Policy
 from node.policy.inbound import inbound_checks
 from node.policy.published import document
+from node.redress import RedressService
 from node.signing import BatchSigner, Signer
-from node.store import Store
+from node.store import Store, StoredMessage
 from node.store.access import AccessStore
 from node.store.keys import KeyRing
 from node.store.logins import LoginStore
@@ -218,7 +219,7 @@ class Node:
                 connector=connector,
                 delivery=config.delivery,
                 max_message_bytes=limits.max_message_bytes,
-                on_receipt=self.activity.receipted,
+                on_receipt=self._receipted,
             )
         )
         self.health = Health(
@@ -242,6 +243,13 @@ class Node:
             max_message_bytes=limits.max_message_bytes,
             clock_skew=skew,
         )
+        self.redress = RedressService(
+            agency=self.agency,
+            store=store,
+            outbound=self.outbound,
+            clock=clock,
+            member_key=self._member_key,
+        )
         self.operations = Operations(
             agency=self.agency,
             store=store,
@@ -255,6 +263,7 @@ class Node:
             connector=connector,
             published=self.published_policy,
             drill_clock=drill_clock,
+            redress=self.redress,
         )
         budget = RefusalBudget(
             rate=limits.refusals_per_second,
@@ -276,9 +285,10 @@ class Node:
             ),
             directory_serial=lambda: self.policy().directory.serial,
             max_message_bytes=limits.max_message_bytes,
-            on_stored=self.activity.received,
+            on_stored=self._received,
             on_refused=self.activity.rejected,
             budget=budget,
+            redress=self.redress,
         )
         self._federation = FederationServicer(
             receiver=self.receiver,
@@ -420,6 +430,7 @@ class Node:
         os.chmod(sock, 0o600)
         for recipient in await self.store.recipients_with_queued():
             self.links.link(recipient)
+        await self.redress.resume()
         self._tasks = [
             asyncio.create_task(self._reload_loop(), name="federation-reload"),
             asyncio.create_task(self._sweep_loop(), name="rejections-sweep"),
@@ -474,6 +485,7 @@ class Node:
         await step(self.health.stop())
         for task in self._tasks:
             task.cancel()
+        await step(self.redress.close())
         for link in self.links.values():
             await step(link.close())
         await step(self._local.stop(grace))
@@ -528,6 +540,14 @@ class Node:
                 )
 
         recorded.add_done_callback(done)
+
+    def _received(self, message: StoredMessage) -> None:
+        self.activity.received(message)
+        self.redress.stored(message)
+
+    def _receipted(self, receipt: ReceiptEvent) -> None:
+        self.activity.receipted(receipt)
+        self.redress.receipted(receipt)
 
     def _member_key(self, agency: str) -> ec.EllipticCurvePublicKey | None:
         try:

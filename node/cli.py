@@ -38,6 +38,7 @@ from node.cli_args import (
     _home_argument,
     _local_arguments,
     _names,
+    _read_body,
     _table,
     agency_code,
     json_argument,
@@ -436,32 +437,6 @@ def _paged_listing(p: argparse.ArgumentParser) -> None:
         "--before", metavar="ID", type=message_id, help="page: messages older than this id"
     )
     json_argument(p)
-
-
-def _read_body(path: str, body: Any, *, type_name: str) -> None:
-    """Parse a body file (protobuf JSON mapping) into `body`, with errors naming file and cause."""
-    from google.protobuf import json_format  # type: ignore[import-untyped, unused-ignore]
-
-    kind = body.DESCRIPTOR.name
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    except OSError as exc:
-        raise UsageError(f"--body {path}: cannot read: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"--body {path}: not UTF-8 text") from exc
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(
-            f"--body {path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from exc
-    if not isinstance(doc, dict):
-        raise UsageError(f"--body {path}: must be a JSON object (a {kind} for {type_name})")
-    try:
-        json_format.ParseDict(doc, body)
-    except json_format.ParseError as exc:
-        problem = " ".join(str(exc).split())
-        raise UsageError(f"--body {path}: not a valid {kind} for {type_name}: {problem}") from exc
 
 
 def build_content(args: argparse.Namespace) -> Any:
@@ -1055,7 +1030,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from gateway import cli as gateway_cli
-    from node import cli_access, cli_drill
+    from node import cli_access, cli_drill, cli_redress
 
     for add in (
         _add_certs,
@@ -1064,6 +1039,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_status,
         *cli_access.GROUPS,
         *cli_drill.GROUPS,
+        *cli_redress.GROUPS,
         gateway_cli.add_gateway,
     ):
         add(sub)

@@ -42,6 +42,12 @@ class Reason(enum.StrEnum):
     ONWARD_TRANSFER_NOT_AUTHORISED = "ONWARD_TRANSFER_NOT_AUTHORISED"
     MARKINGS_LOOSENED = "MARKINGS_LOOSENED"
     MARKINGS_MISSING = "MARKINGS_MISSING"
+    # Redress (docs/redress.md).
+    UNKNOWN_TARGET = "UNKNOWN_TARGET"  # the receiver holds no such message from the sender
+    NOT_ORIGINATOR = "NOT_ORIGINATOR"  # only the message's originator may redress it
+    REDRESS_NOT_APPLICABLE = "REDRESS_NOT_APPLICABLE"  # wrong target type or body for it
+    # A message its originator had erased or retracted (local refusals only).
+    REDRESSED = "REDRESSED"
 
 
 # Refusals that are not decisions about verified content: the receipt says DEFERRED, nothing is

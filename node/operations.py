@@ -9,7 +9,7 @@ import base64
 import math
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -28,18 +28,28 @@ from node.errors import (
 )
 from node.health import Health
 from node.ids import uuid7
-from node.messages import Draft, ForwardTerms, PublishedPolicy, SignedEnvelope
+from node.messages import Draft, ForwardTerms, MessageMeta, PublishedPolicy, SignedEnvelope
 from node.policy import access, onward
 from node.policy.access import Role, User
+from node.policy.agreements import REDRESS_TYPES
+from node.policy.redress import GONE
+from node.redress import RedressService, RedressState
 from node.store import PeerQueue, Store, StoredMessage
 from node.store.access import AccessEntry, AccessStore, Approval, UserRecord, log_txn
 from node.store.db import Delivery
 from node.store.keys import SealError
+from node.store.redress import Applied
 from node.text import check_text
 from node.transport.peer import CallFailed, Connector
 from node.trust import Trust
 from node.watch import Watchers
 
+# The wire's numbers of TLP and handling codes, for forward terms (wire.forward_terms).
+_TLP = {
+    name: number
+    for number, name in enumerate(("CLEAR", "GREEN", "AMBER", "AMBER_STRICT", "RED"), 1)
+}
+_HANDLING = {name: number for number, name in enumerate(("H0", "H1", "H2", "H3"), 1)}
 USER_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
 KEEP_TERMS = ForwardTerms()  # a forward under the held message's own terms
 
@@ -116,6 +126,18 @@ _ALTERED = (
 )
 
 
+def _tightened(terms: ForwardTerms, original: MessageMeta) -> ForwardTerms:
+    """Forward terms at least as strict as the original's (as a handling update left them)."""
+    codes = tuple(_HANDLING[c] for c in original.handling_codes if c in _HANDLING)
+    return ForwardTerms(
+        onward_transfer=terms.onward_transfer,
+        tlp=max(terms.tlp, _TLP.get(original.tlp, 0)),
+        handling_codes=terms.handling_codes
+        + tuple(c for c in codes if c not in terms.handling_codes),
+        retention=terms.retention,
+    )
+
+
 def _markings(content: bytes) -> tuple[str, str]:
     """A stored content's purpose, and the strictest TLP it carries (in a forward: the
     forward's or the original's)."""
@@ -144,9 +166,11 @@ class Operations:
         connector: Connector,
         published: Callable[[], PublishedPolicy],
         drill_clock: OffsetClock | None,
+        redress: RedressService,
     ) -> None:
         """`published`: this node's own signed policy; `drill_clock`: the clock a drill-mode
         node lets an administrator move (None: not in drill mode)."""
+        self._redress = redress
         self.agency = agency
         self._store = store
         self.access = access
@@ -247,12 +271,26 @@ class Operations:
             raise NotFound(f"no message {message_id}")
         fields = {"message_id": m.message_id, "purpose": m.purpose, "justification": justification}
 
+        row_purpose = m.purpose
+
         def may_read(tlp: str) -> Callable[[], None]:
             return lambda: access.check_read(
-                user, purpose=m.purpose, tlp=tlp, justification=justification
+                user, purpose=row_purpose, tlp=tlp, justification=justification
             )
 
-        await self._guard(user, "consult", may_read(m.tlp), **fields)
+        redressed = await self._redress.state_of(m)
+        await self._refuse_gone(user, "consult", redressed, **fields)
+        tlp_now = m.tlp
+        if redressed is not None and onward.tlp_rank(redressed.tlp) > onward.tlp_rank(m.tlp):
+            tlp_now = redressed.tlp  # the originator's handling update tightened it
+        await self._guard(user, "consult", may_read(tlp_now), **fields)
+        if redressed is not None and redressed.result == "REPLACED":
+            # The originator's rectification is the message now: its new version is shown.
+            newer = await self._store.get_message(
+                redressed.redress_id, sender=redressed.redress_sender, direction="in"
+            )
+            if newer is not None:
+                m = newer
         content = await self._open(user, "consult", m, **fields)
         if content is not None:
             # The row's markings are bound to its seal; the content's own (and, in a forward,
@@ -265,6 +303,21 @@ class Operations:
                 await self._guard(user, "consult", may_read(tlp), **fields)
         await self._log(user, "consult", "granted", **fields)
         return ReadResult(m, content)
+
+    async def _refuse_gone(
+        self, user: User, action: str, redressed: Applied | None, **fields: str
+    ) -> None:
+        """REDRESSED (logged) for a message its originator had erased or retracted."""
+        if redressed is None or redressed.result not in GONE:
+            return
+        exc = Refused(
+            Reason.REDRESSED,
+            f"{redressed.message_id} was {redressed.result.lower()} by its originator "
+            f"{redressed.origin_sender} (redress {redressed.origin_redress_id}): it can no "
+            "longer be read, forwarded or replied to",
+        )
+        await self._log(user, action, "refused", detail=str(exc), **fields)
+        raise exc
 
     async def _open(self, user: User, action: str, m: StoredMessage, **fields: str) -> bytes | None:
         """A stored message's content, or Unreadable (logged) if its row does not open."""
@@ -290,6 +343,8 @@ class Operations:
     async def send(self, user: User, draft: Draft) -> Sent:
         for field, text in draft.texts:
             check_text(field, text)
+        if draft.type == "REDRESS_REPORT":
+            raise InvalidRequest("a REDRESS_REPORT is sent by the node itself, never by a user")
         await self._known_purpose(user, "send", draft.purpose)
         await self._guard(
             user,
@@ -411,6 +466,14 @@ class Operations:
         )
         if held_row is None:
             raise NotFound(f"no received message {message_id} to forward")
+        redressed = await self._redress.state_of(held_row)
+        await self._refuse_gone(user, "transfer", redressed, message_id=message_id)
+        if redressed is not None and redressed.result == "REPLACED":
+            raise InvalidRequest(
+                f"message {message_id} was rectified by its originator: its old version is "
+                "erased, and a rectified message is not forwarded (ask the originator to send "
+                "the corrected version)"
+            )
         content = await self._open(user, "transfer", held_row, message_id=message_id)
         if content is None:
             raise InvalidRequest(f"message {message_id} was erased; nothing to forward")
@@ -421,6 +484,15 @@ class Operations:
             content, held_row.signature, held_row.signature_proof or b""
         )
         original = wire.decode(inner.content).meta
+        if redressed is not None and redressed.result == "HANDLING_UPDATED":
+            # The originator's later terms count as its own: reads and forwards obey them.
+            original = replace(
+                original,
+                tlp=max((original.tlp, redressed.tlp), key=onward.tlp_rank),
+                handling_codes=original.handling_codes
+                + tuple(c for c in redressed.handling_codes if c not in original.handling_codes),
+            )
+            terms = _tightened(terms, original)
         purpose = purpose or held_row.purpose
         fields = {
             "message_id": message_id,
@@ -488,12 +560,73 @@ class Operations:
                 draft, SignedEnvelope(grant_content, row.signature, row.signature_proof or b"")
             )
         # Logged against the original message (what was disclosed), with the forward.
-        return await self._outbound.send(
-            draft,
-            author=user.name,
-            forward=True,
-            record=self._recorded(user, "transfer", **fields),
+        logged = self._recorded(user, "transfer", **fields)
+
+        def record(
+            forward_id: str, recipients: tuple[str, ...], held: bool
+        ) -> list[tuple[str, Sequence[object]]]:
+            # Which original the forward carries: a redress of it is relayed to `to`.
+            return [
+                *logged(forward_id, recipients, held),
+                self._redress.store.forward_txn(
+                    forward_id=forward_id,
+                    origin_sender=original.sender,
+                    origin_id=original.message_id,
+                    recipient=to,
+                ),
+            ]
+
+        return await self._outbound.send(draft, author=user.name, forward=True, record=record)
+
+    # ---- redress ----------------------------------------------------------------------------
+
+    async def redress(
+        self,
+        user: User,
+        *,
+        message_id: str,
+        type_name: str,
+        reason: str,
+        tlp: int = 0,
+        handling_codes: Sequence[int] = (),
+        handling_conditions: str = "",
+        corrected_incident: object = None,
+    ) -> Sent:
+        """A redress of a message this node sent, to every agency it went to (they relay it
+        to those they forwarded it to)."""
+        if type_name not in REDRESS_TYPES:
+            raise InvalidRequest(
+                f"type must be one of {', '.join(sorted(REDRESS_TYPES))}, not {type_name!r}"
+            )
+        sent = await self._store.get_message(message_id, sender=self.agency, direction="out")
+        if sent is None:
+            raise NotFound(
+                f"this node sent no message {message_id}: only a message's originator redresses "
+                "it (`accord sent` lists what this node sent)"
+            )
+        recipients = sorted({d.recipient for d in await self._store.deliveries(message_id)})
+        if not recipients:
+            raise FailedPrecondition(
+                f"message {message_id} was not sent to anyone yet (it awaits approval)"
+            )
+        draft = wire.redress_draft(
+            type_name=type_name,
+            target=message_id,
+            recipients=recipients,
+            purpose=sent.purpose,
+            reason=reason,
+            tlp=tlp,
+            handling_codes=handling_codes,
+            handling_conditions=handling_conditions,
+            corrected_incident=corrected_incident,
         )
+        return await self.send(user, draft)
+
+    async def redress_status(self, user: User, *, message_id: str) -> list[RedressState]:
+        """Each redress of a sent message, with every holder known along the chain."""
+        sent, _ = await self.receipts(user, message_id=message_id)
+        target = sent.control_target if sent.type in REDRESS_TYPES else sent.message_id
+        return await self._redress.status(target)
 
     # ---- users ------------------------------------------------------------------------------
 

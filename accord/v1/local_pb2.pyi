@@ -528,3 +528,63 @@ class StatusResponse(_message.Message):
     peers: _containers.RepeatedCompositeFieldContainer[PeerStatus]
     now: _timestamp_pb2.Timestamp
     def __init__(self, agency: _Optional[str] = ..., health: _Optional[str] = ..., crl_state: _Optional[str] = ..., crl_next_update: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., directory_serial: _Optional[int] = ..., directory_issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., peers: _Optional[_Iterable[_Union[PeerStatus, _Mapping]]] = ..., now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RedressRequest(_message.Message):
+    __slots__ = ("message_id", "type", "reason", "tlp", "handling_codes", "handling_conditions", "corrected_incident")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    TLP_FIELD_NUMBER: _ClassVar[int]
+    HANDLING_CODES_FIELD_NUMBER: _ClassVar[int]
+    HANDLING_CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    CORRECTED_INCIDENT_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    type: _message_pb2.MessageType
+    reason: str
+    tlp: _message_pb2.Tlp
+    handling_codes: _containers.RepeatedScalarFieldContainer[_message_pb2.HandlingCode]
+    handling_conditions: str
+    corrected_incident: _message_pb2.IncidentBody
+    def __init__(self, message_id: _Optional[str] = ..., type: _Optional[_Union[_message_pb2.MessageType, str]] = ..., reason: _Optional[str] = ..., tlp: _Optional[_Union[_message_pb2.Tlp, str]] = ..., handling_codes: _Optional[_Iterable[_Union[_message_pb2.HandlingCode, str]]] = ..., handling_conditions: _Optional[str] = ..., corrected_incident: _Optional[_Union[_message_pb2.IncidentBody, _Mapping]] = ...) -> None: ...
+
+class RedressStatusRequest(_message.Message):
+    __slots__ = ("message_id",)
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    def __init__(self, message_id: _Optional[str] = ...) -> None: ...
+
+class RedressHolder(_message.Message):
+    __slots__ = ("agency", "via", "state", "result", "detail", "answered_at")
+    AGENCY_FIELD_NUMBER: _ClassVar[int]
+    VIA_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    ANSWERED_AT_FIELD_NUMBER: _ClassVar[int]
+    agency: str
+    via: str
+    state: str
+    result: str
+    detail: str
+    answered_at: str
+    def __init__(self, agency: _Optional[str] = ..., via: _Optional[str] = ..., state: _Optional[str] = ..., result: _Optional[str] = ..., detail: _Optional[str] = ..., answered_at: _Optional[str] = ...) -> None: ...
+
+class RedressInfo(_message.Message):
+    __slots__ = ("redress_id", "type", "target_message_id", "created_at", "holders")
+    REDRESS_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    HOLDERS_FIELD_NUMBER: _ClassVar[int]
+    redress_id: str
+    type: str
+    target_message_id: str
+    created_at: str
+    holders: _containers.RepeatedCompositeFieldContainer[RedressHolder]
+    def __init__(self, redress_id: _Optional[str] = ..., type: _Optional[str] = ..., target_message_id: _Optional[str] = ..., created_at: _Optional[str] = ..., holders: _Optional[_Iterable[_Union[RedressHolder, _Mapping]]] = ...) -> None: ...
+
+class RedressStatusResponse(_message.Message):
+    __slots__ = ("redresses",)
+    REDRESSES_FIELD_NUMBER: _ClassVar[int]
+    redresses: _containers.RepeatedCompositeFieldContainer[RedressInfo]
+    def __init__(self, redresses: _Optional[_Iterable[_Union[RedressInfo, _Mapping]]] = ...) -> None: ...

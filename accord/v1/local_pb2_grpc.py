@@ -170,6 +170,16 @@ class LocalApiStub:
                 request_serializer=accord_dot_v1_dot_local__pb2.StatusRequest.SerializeToString,
                 response_deserializer=accord_dot_v1_dot_local__pb2.StatusResponse.FromString,
                 _registered_method=True)
+        self.Redress = channel.unary_unary(
+                '/accord.v1.LocalApi/Redress',
+                request_serializer=accord_dot_v1_dot_local__pb2.RedressRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.SendResponse.FromString,
+                _registered_method=True)
+        self.RedressStatus = channel.unary_unary(
+                '/accord.v1.LocalApi/RedressStatus',
+                request_serializer=accord_dot_v1_dot_local__pb2.RedressStatusRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.RedressStatusResponse.FromString,
+                _registered_method=True)
 
 
 class LocalApiServicer:
@@ -359,6 +369,22 @@ class LocalApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Redress(self, request, context):
+        """Redress of a message this node sent (liaison officer or supervisor cleared for its
+        purpose): ERASURE_REQUEST, RECTIFICATION, INCIDENT_RETRACT or HANDLING_UPDATE to every
+        recipient, relayed by each to those it forwarded the message to (docs/redress.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RedressStatus(self, request, context):
+        """Every holder known along the chain of each redress of a sent message, and its answer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LocalApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -496,6 +522,16 @@ def add_LocalApiServicer_to_server(servicer, server):
                     servicer.Status,
                     request_deserializer=accord_dot_v1_dot_local__pb2.StatusRequest.FromString,
                     response_serializer=accord_dot_v1_dot_local__pb2.StatusResponse.SerializeToString,
+            ),
+            'Redress': grpc.unary_unary_rpc_method_handler(
+                    servicer.Redress,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.RedressRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.SendResponse.SerializeToString,
+            ),
+            'RedressStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.RedressStatus,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.RedressStatusRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.RedressStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1227,6 +1263,60 @@ class LocalApi:
             '/accord.v1.LocalApi/Status',
             accord_dot_v1_dot_local__pb2.StatusRequest.SerializeToString,
             accord_dot_v1_dot_local__pb2.StatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Redress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/Redress',
+            accord_dot_v1_dot_local__pb2.RedressRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.SendResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RedressStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/RedressStatus',
+            accord_dot_v1_dot_local__pb2.RedressStatusRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.RedressStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

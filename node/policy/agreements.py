@@ -15,12 +15,20 @@ from certs.directory import ONWARD_RULES, TLP_ORDER, Agreement, Directory, tlp_l
 from node.errors import Reason, Refused
 from node.messages import MessageMeta
 
-# Control messages that narrow or remove what a receiver holds. The provider's right to have
-# data erased, rectified, retracted or handled more strictly outlives the agreement it was sent
-# under, so these need an agreement between the parties but not one still in force, and need
-# not be listed among its message types.
+# Control messages by which an originator narrows or removes what a receiver holds. They act on
+# a message the agreement already let through (node/policy/redress.py checks the target), so
+# they need not be listed among its message types.
 REDRESS_TYPES = frozenset(
     {"ERASURE_REQUEST", "RECTIFICATION", "INCIDENT_RETRACT", "HANDLING_UPDATE"}
+)
+# Of those, the ones that only reduce processing (and carry no personal data: their bodies are
+# limited to the target, a reason and stricter terms), with the holders' reports on them: the
+# provider's right to have its data erased or restricted outlives the agreement it was sent
+# under, so these need an agreement between the parties but not one still in force. A
+# RECTIFICATION carries a new version of the data: it flows only while the agreement is in
+# force, and its corrected incident meets the agreement's field rules like any incident.
+REDUCING_TYPES = frozenset(
+    {"ERASURE_REQUEST", "INCIDENT_RETRACT", "HANDLING_UPDATE", "REDRESS_REPORT"}
 )
 
 
@@ -99,13 +107,10 @@ class Policy:
         if not candidates:
             named = f" {meta.agreement_id!r}" if meta.agreement_id else ""
             raise Refused(Reason.NO_AGREEMENT, f"no agreement{named} covers {sender} -> {receiver}")
-        redress = meta.type in REDRESS_TYPES
         first_error: Refused | None = None
         for agreement in candidates:
             try:
-                return self._check_agreement(
-                    meta, agreement, now=now, redress=redress, thread=thread
-                )
+                return self._check_agreement(meta, agreement, now=now, thread=thread)
             except Refused as exc:
                 first_error = first_error or exc
         assert first_error is not None
@@ -117,10 +122,9 @@ class Policy:
         a: Agreement,
         *,
         now: datetime,
-        redress: bool,
         thread: frozenset[str],
     ) -> Decision:
-        if not redress:
+        if meta.type not in REDUCING_TYPES:
             if now < a.valid_from:
                 raise Refused(
                     Reason.AGREEMENT_NOT_YET_VALID,
@@ -131,7 +135,7 @@ class Policy:
                     Reason.AGREEMENT_EXPIRED,
                     f"agreement {a.id} ended (sunset) at {a.valid_until.isoformat()}",
                 )
-            if meta.type not in a.message_types:
+            if meta.type not in a.message_types and meta.type not in REDRESS_TYPES:
                 raise Refused(
                     Reason.TYPE_NOT_PERMITTED,
                     f"agreement {a.id} does not permit {meta.type} messages",

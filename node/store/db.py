@@ -526,7 +526,7 @@ class Store:
     def admit(
         self,
         sender: str,
-        arrivals: Sequence[tuple[str, Statement | None]],
+        arrivals: Sequence[tuple[str, Statement | list[Statement] | None]],
         *,
         directory_serial: int,
     ) -> asyncio.Future[Any]:
@@ -571,7 +571,8 @@ class Store:
                 prior = known.get(message_id) if message_id else None
                 answers.append(prior)
                 if prior is None and statement is not None:
-                    fresh.append(statement)
+                    # A list: a message and what commits with it (a redress's effect).
+                    fresh.extend(statement if isinstance(statement, list) else [statement])
                     if message_id:  # a second copy later in this batch answers as this one
                         known[message_id] = index
             for sql, params in fresh:

@@ -399,6 +399,50 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
             pending_approval=sent.pending_approval,
         )
 
+    @maps_errors
+    async def Redress(
+        self, request: local_pb2.RedressRequest, context: Ctx
+    ) -> local_pb2.SendResponse:
+        if not request.message_id:
+            raise InvalidRequest("message_id is required")
+        sent = await self._ops.redress(
+            current_user(),
+            message_id=request.message_id,
+            type_name=wire.type_name(request.type),
+            reason=request.reason,
+            tlp=request.tlp,
+            handling_codes=request.handling_codes,
+            handling_conditions=request.handling_conditions,
+            corrected_incident=request.corrected_incident
+            if request.HasField("corrected_incident")
+            else None,
+        )
+        return local_pb2.SendResponse(message_id=sent.message_id, recipients=sent.recipients)
+
+    @maps_errors
+    async def RedressStatus(
+        self, request: local_pb2.RedressStatusRequest, context: Ctx
+    ) -> local_pb2.RedressStatusResponse:
+        states = await self._ops.redress_status(current_user(), message_id=request.message_id)
+        response = local_pb2.RedressStatusResponse()
+        for st in states:
+            info = response.redresses.add(
+                redress_id=st.redress_id,
+                type=st.type,
+                target_message_id=st.target,
+                created_at=st.created_at,
+            )
+            for h in st.holders:
+                info.holders.add(
+                    agency=h.agency,
+                    via=h.via,
+                    state=h.state,
+                    result=h.result,
+                    detail=h.detail,
+                    answered_at=h.answered_at,
+                )
+        return response
+
     # ---- policy and audit -------------------------------------------------------------------
 
     @maps_errors

@@ -1,0 +1,336 @@
+"""Redress that reaches every holder: real nodes, real mutual TLS, real SQLite.
+
+NL (the originator) sends an incident to DE, which forwards it to FR. NL's erasure, retraction,
+handling update or rectification is applied at DE and, relayed by DE, at FR; each receipts it
+with what it did, and NL's `redress status` lists both holders (docs/redress.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+
+from accord.v1 import local_pb2
+from accord.v1 import message_pb2 as pb
+from node.app import Node
+from node.cli import main
+from node.client import connect
+from node.ids import uuid7
+from node.wire import parse_receipt
+from tests.harness import (
+    Federation,
+    RawExchange,
+    add_user,
+    complete,
+    envelope_frame,
+    held,
+    incident,
+    member_key,
+    node_send,
+    open_agreement,
+    wait_for,
+)
+
+NL, DE, FR = "NL-POL", "DE-BKA", "FR-PN"
+WHY = "Case 2026/0042: the Venlo robbery"
+
+
+def allow_onward(fed: Federation) -> None:
+    fed.authority.set_agreements(
+        (open_agreement(fed.agencies, fed.now, onward_transfer="ALLOWED"),), now=fed.now
+    )
+
+
+def shareable(*, to: str) -> pb.MessageContent:
+    content = incident(to=[to])
+    content.onward_transfer = pb.ONWARD_TRANSFER_ALLOWED
+    return content
+
+
+async def users(*nodes: Node) -> None:
+    for node in nodes:
+        await add_user(node, "officer", "liaison_officer")
+        await add_user(node, "chief", "supervisor")
+
+
+async def chain(fed: Federation) -> tuple[Node, Node, Node, str, str]:
+    """NL's incident held by DE, and DE's forward of it held by FR: (nodes..., original id,
+    forward id)."""
+    allow_onward(fed)
+    nl, de, fr = await fed.start_all()
+    await users(nl, de, fr)
+    original = await node_send(nl, shareable(to=DE))
+    await held(de, original.message_id, sender=NL)
+    async with connect(de.config.home, user="officer") as c:
+        forward = await c.api.Forward(
+            local_pb2.ForwardRequest(message_id=original.message_id, to=FR, justification=WHY)
+        )
+    await held(fr, forward.message_id, sender=DE)
+    return nl, de, fr, original.message_id, forward.message_id
+
+
+async def redress(node: Node, request: local_pb2.RedressRequest) -> str:
+    async with connect(node.config.home, user="officer") as c:
+        sent = await c.api.Redress(request)
+    message_id: str = sent.message_id
+    return message_id
+
+
+async def status(node: Node, message_id: str) -> list[local_pb2.RedressHolder]:
+    async with connect(node.config.home, user="officer") as c:
+        answer = await c.api.RedressStatus(local_pb2.RedressStatusRequest(message_id=message_id))
+    return [h for r in answer.redresses for h in r.holders]
+
+
+async def confirmed(node: Node, message_id: str, *holders: str) -> list[local_pb2.RedressHolder]:
+    """Wait until every one of `holders` has confirmed the redress of `message_id`."""
+    found: list[local_pb2.RedressHolder] = []
+
+    async def all_confirmed() -> bool:
+        nonlocal found
+        found = await status(node, message_id)
+        done = {h.agency for h in found if h.state == "confirmed"}
+        return set(holders) <= done
+
+    await wait_for(all_confirmed, timeout=20)
+    return found
+
+
+async def read(node: Node, message_id: str, *, user: str = "officer") -> local_pb2.GetResponse:
+    async with connect(node.config.home, user=user) as c:
+        answer: local_pb2.GetResponse = await c.api.Get(
+            local_pb2.GetRequest(message_id=message_id, justification=WHY)
+        )
+    return answer
+
+
+def erasure(target: str, *, to: str) -> pb.MessageContent:
+    return pb.MessageContent(
+        recipients=[to],
+        type=pb.MESSAGE_TYPE_ERASURE_REQUEST,
+        purpose="serious-crime-investigation",
+        control=pb.ControlBody(target_message_id=target, reason="erase it"),
+    )
+
+
+def trailer(exc: grpc.aio.AioRpcError, key: str) -> str:
+    return str(dict(exc.trailing_metadata() or ()).get(key, ""))
+
+
+async def refused_read(node: Node, message_id: str, *, user: str = "officer") -> str:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await read(node, message_id, user=user)
+    return trailer(refused.value, "accord-reason") or trailer(refused.value, "accord-denied")
+
+
+async def test_erasure_reaches_a_direct_and_an_onward_holder(
+    fed3: Federation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nl, de, fr, original, forward = await chain(fed3)
+    assert (await read(fr, forward)).content.message_id == forward
+
+    erasure = await redress(
+        nl,
+        local_pb2.RedressRequest(
+            message_id=original, type=pb.MESSAGE_TYPE_ERASURE_REQUEST, reason="unlawfully shared"
+        ),
+    )
+    holders = await confirmed(nl, original, DE, FR)
+    by_agency = {h.agency: h for h in holders}
+    assert (by_agency[DE].via, by_agency[DE].result) == ("", "ERASED")
+    assert (by_agency[FR].via, by_agency[FR].result) == (DE, "ERASED")
+
+    # Each holder's own signed receipt says what it did, to which message.
+    (delivery,) = await nl.store.deliveries(erasure)
+    outcome = parse_receipt(delivery.receipt or b"").redress
+    assert outcome is not None
+    assert (outcome.redress_id, outcome.target_message_id, outcome.result) == (
+        erasure,
+        original,
+        "ERASED",
+    )
+    assert await refused_read(de, original) == "REDRESSED"
+    assert await refused_read(fr, forward, user="chief") == "REDRESSED"
+
+    # The CLI shows the same chain.
+    args = ["redress", "status", original, "--home", str(nl.config.home), "--as", "officer"]
+    assert await asyncio.to_thread(main, args) == 0
+    shown = capsys.readouterr().out
+    assert f"ERASURE_REQUEST {erasure} of {original}" in shown
+    assert [line.split()[:4] for line in shown.splitlines() if line.startswith(FR)] == [
+        [FR, DE, "confirmed", "erased"]
+    ]
+
+
+async def test_a_retracted_message_cannot_be_forwarded_or_replied_to(fed3: Federation) -> None:
+    allow_onward(fed3)
+    nl, de, _ = await fed3.start_all()
+    await users(nl, de)
+    original = await node_send(nl, shareable(to=DE))
+    await held(de, original.message_id, sender=NL)
+    await redress(
+        nl,
+        local_pb2.RedressRequest(
+            message_id=original.message_id, type=pb.MESSAGE_TYPE_INCIDENT_RETRACT
+        ),
+    )
+    await confirmed(nl, original.message_id, DE)
+
+    async with connect(de.config.home, user="officer") as c:
+        with pytest.raises(grpc.aio.AioRpcError) as forwarding:
+            await c.api.Forward(
+                local_pb2.ForwardRequest(message_id=original.message_id, to=FR, justification=WHY)
+            )
+        reply = pb.MessageContent(
+            recipients=[NL],
+            type=pb.MESSAGE_TYPE_REPLY,
+            purpose="serious-crime-investigation",
+            in_reply_to=original.message_id,
+            tlp=pb.TLP_AMBER,
+            handling_codes=[pb.HANDLING_CODE_H0],
+            retention=pb.Retention(days=5),
+            liaison=pb.LiaisonBody(subject="re", text="noted"),
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as replying:
+            await c.api.Send(local_pb2.SendRequest(content=reply))
+    assert trailer(forwarding.value, "accord-reason") == "REDRESSED"
+    assert "retracted" in (forwarding.value.details() or "")
+    assert trailer(replying.value, "accord-reason") == "REDRESSED"
+    assert await fr_holds_nothing(fed3)
+
+
+async def fr_holds_nothing(fed: Federation) -> bool:
+    fr = fed.nodes[FR]
+    return await fr.store.count("messages") == 0
+
+
+async def test_a_handling_update_to_red_applies_at_every_holder(fed3: Federation) -> None:
+    nl, de, fr, original, forward = await chain(fed3)
+    await read(de, original)  # AMBER: the officer may read it
+    await redress(
+        nl,
+        local_pb2.RedressRequest(
+            message_id=original,
+            type=pb.MESSAGE_TYPE_HANDLING_UPDATE,
+            tlp=pb.TLP_RED,
+            handling_codes=[pb.HANDLING_CODE_H2],
+        ),
+    )
+    holders = await confirmed(nl, original, DE, FR)
+    assert {h.result for h in holders} == {"HANDLING_UPDATED"}
+    assert all("TLP:RED" in h.detail for h in holders)
+    assert await refused_read(de, original) == "TLP"
+    assert await refused_read(fr, forward) == "TLP"
+    assert (await read(de, original, user="chief")).content.message_id == original
+    # H2 now needs the originator's consent for any onward transfer.
+    async with connect(de.config.home, user="chief") as c:
+        with pytest.raises(grpc.aio.AioRpcError) as forwarding:
+            await c.api.Forward(
+                local_pb2.ForwardRequest(message_id=original, to=FR, justification=WHY)
+            )
+    assert trailer(forwarding.value, "accord-reason") == "ONWARD_TRANSFER_NOT_AUTHORISED"
+
+    # An update can only tighten: DE refuses one back to GREEN, and NL's status says so.
+    loosen = await redress(
+        nl,
+        local_pb2.RedressRequest(
+            message_id=original, type=pb.MESSAGE_TYPE_HANDLING_UPDATE, tlp=pb.TLP_GREEN
+        ),
+    )
+
+    async def refused() -> bool:
+        return any(
+            h.state == "refused" and "MARKINGS_LOOSENED" in h.detail
+            for h in await status(nl, loosen)
+        )
+
+    await wait_for(refused, timeout=20)
+    assert await refused_read(de, original) == "TLP"
+
+
+async def test_rectification_replaces_the_body_at_every_holder(fed3: Federation) -> None:
+    nl, de, fr, original, forward = await chain(fed3)
+    corrected = incident(to=[DE]).incident
+    corrected.entities[0].person.family_name = "Janssen"
+    await redress(
+        nl,
+        local_pb2.RedressRequest(
+            message_id=original,
+            type=pb.MESSAGE_TYPE_RECTIFICATION,
+            corrected_incident=corrected,
+        ),
+    )
+    holders = await confirmed(nl, original, DE, FR)
+    assert {h.result for h in holders} == {"REPLACED"}
+    at_de = (await read(de, original)).content.control.corrected_incident
+    assert at_de.entities[0].person.family_name == "Janssen"
+    relayed = (await read(fr, forward)).content.forwarded.content
+    at_fr = pb.MessageContent.FromString(relayed).control.corrected_incident
+    assert at_fr.entities[0].person.family_name == "Janssen"
+
+
+async def test_only_the_originator_may_redress(fed3: Federation) -> None:
+    """DE holds NL's message and forwarded it to FR: DE's own node refuses to send an erasure
+    of it (it sent no such message), and one sent by a DE node that skips its checks is
+    refused by FR (NOT_ORIGINATOR); an erasure naming a message FR never had from NL is
+    answered UNKNOWN_TARGET."""
+    _nl, de, fr, original, forward = await chain(fed3)
+    async with connect(de.config.home, user="officer") as c:
+        with pytest.raises(grpc.aio.AioRpcError) as own:
+            await c.api.Redress(
+                local_pb2.RedressRequest(message_id=original, type=pb.MESSAGE_TYPE_ERASURE_REQUEST)
+            )
+    assert own.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "originator" in (own.value.details() or "")
+
+    # The same through Send, by hand: DE's node names what it may not do before anything leaves.
+    async with connect(de.config.home, user="officer") as c:
+        for target, why in ((original, "UNKNOWN_TARGET"), (forward, "NOT_ORIGINATOR")):
+            with pytest.raises(grpc.aio.AioRpcError) as by_hand:
+                await c.api.Send(local_pb2.SendRequest(content=erasure(target, to=FR)))
+            assert trailer(by_hand.value, "accord-reason") == why
+
+    async def answer(by: str, to: Node, content: pb.MessageContent) -> tuple[bool, str, str]:
+        data = complete(content, sender=by).SerializeToString()
+        async with RawExchange(fed3, as_agency=by, to=to) as raw:
+            receipt = await raw.send(envelope_frame(data, member_key(fed3, by)))
+        info = parse_receipt(receipt.content)
+        return info.accepted, info.reason_code, info.reason_detail
+
+    accepted, code, detail = await answer(DE, fr, erasure(forward, to=FR))
+    assert (accepted, code) == (False, "NOT_ORIGINATOR")
+    assert NL in detail
+    unknown = uuid7()
+    accepted, code, detail = await answer(NL, fr, erasure(unknown, to=FR))
+    assert (accepted, code) == (False, "UNKNOWN_TARGET")
+    assert unknown in detail
+    # NL's own erasure of the original, sent straight to FR (which holds it only as DE's
+    # forward) names nothing FR holds from NL.
+    accepted, code, _ = await answer(NL, fr, erasure(original, to=FR))
+    assert (accepted, code) == (False, "UNKNOWN_TARGET")
+    assert (await read(fr, forward)).content.message_id == forward
+
+
+async def test_a_holder_that_was_down_applies_the_redress_after_restart(
+    fed3: Federation,
+) -> None:
+    nl, _de, fr, original, forward = await chain(fed3)
+    await fed3.stop(FR)
+    await redress(
+        nl,
+        local_pb2.RedressRequest(message_id=original, type=pb.MESSAGE_TYPE_ERASURE_REQUEST),
+    )
+    await confirmed(nl, original, DE)
+
+    async def fr_pending() -> bool:
+        return any(
+            h.agency == FR and h.state == "pending" and h.via == DE
+            for h in await status(nl, original)
+        )
+
+    await wait_for(fr_pending, timeout=20)
+    fr = await fed3.start(FR)
+    await confirmed(nl, original, DE, FR)
+    assert await refused_read(fr, forward) == "REDRESSED"
