@@ -42,6 +42,9 @@ class Reason(enum.StrEnum):
     ONWARD_TRANSFER_NOT_AUTHORISED = "ONWARD_TRANSFER_NOT_AUTHORISED"
     MARKINGS_LOOSENED = "MARKINGS_LOOSENED"
     MARKINGS_MISSING = "MARKINGS_MISSING"
+    # Retention (local refusals only): the message is past its retain_until, or erased.
+    EXPIRED = "EXPIRED"
+    ERASED = "ERASED"
 
 
 # Refusals that are not decisions about verified content: the receipt says DEFERRED, nothing is
@@ -86,6 +89,19 @@ class PermissionDenied(AccordError):
 
 class Unauthenticated(AccordError):
     status = grpc.StatusCode.UNAUTHENTICATED
+
+
+class Gone(AccordError):
+    """A stored message that may no longer be read, forwarded or replied to: past its
+    retain_until (EXPIRED, even before the sweeper erases it) or erased (ERASED). Only its
+    tombstone remains."""
+
+    status = grpc.StatusCode.NOT_FOUND
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
 
 
 class Unreadable(AccordError):

@@ -19,6 +19,7 @@ from node.delivery.links import Links
 from node.delivery.outbound import Outbound, Record, Sent
 from node.errors import (
     FailedPrecondition,
+    Gone,
     InvalidRequest,
     NotFound,
     PermissionDenied,
@@ -31,6 +32,7 @@ from node.ids import uuid7
 from node.messages import Draft, ForwardTerms, PublishedPolicy, SignedEnvelope
 from node.policy import access, onward
 from node.policy.access import Role, User
+from node.retention import check_live
 from node.store import PeerQueue, Store, StoredMessage
 from node.store.access import AccessEntry, AccessStore, Approval, UserRecord, log_txn
 from node.store.db import Delivery
@@ -253,6 +255,7 @@ class Operations:
             )
 
         await self._guard(user, "consult", may_read(m.tlp), **fields)
+        await self._live(user, "consult", m, **fields)
         content = await self._open(user, "consult", m, **fields)
         if content is not None:
             # The row's markings are bound to its seal; the content's own (and, in a forward,
@@ -265,6 +268,15 @@ class Operations:
                 await self._guard(user, "consult", may_read(tlp), **fields)
         await self._log(user, "consult", "granted", **fields)
         return ReadResult(m, content)
+
+    async def _live(self, user: User, action: str, m: StoredMessage, **fields: str) -> None:
+        """Gone (logged) if `m` is past its retain_until and not held, or erased."""
+        try:
+            await check_live(self._store, m, now=self._clock.now())
+        except Gone as exc:
+            detail = f"{exc.reason}: {exc.detail}"
+            await self._log(user, action, "refused", **{**fields, "detail": detail})
+            raise
 
     async def _open(self, user: User, action: str, m: StoredMessage, **fields: str) -> bytes | None:
         """A stored message's content, or Unreadable (logged) if its row does not open."""
@@ -411,6 +423,7 @@ class Operations:
         )
         if held_row is None:
             raise NotFound(f"no received message {message_id} to forward")
+        await self._live(user, "transfer", held_row, message_id=message_id)
         content = await self._open(user, "transfer", held_row, message_id=message_id)
         if content is None:
             raise InvalidRequest(f"message {message_id} was erased; nothing to forward")

@@ -23,6 +23,7 @@ from node.messages import Draft
 from node.policy import Policy
 from node.policy.inbound import check_created_at
 from node.policy.onward import GRANT_DAYS
+from node.retention import check_live
 from node.signing import BatchSigner, Signer
 from node.store import Store, StoredMessage
 from node.store.access import AccessStore
@@ -142,6 +143,8 @@ class Outbound:
                     f"in_reply_to {meta.in_reply_to!r}: this node holds no such message (a "
                     "reply answers a message this node sent or received)"
                 )
+            # An expired or erased message is answered by nobody: its content is gone.
+            await check_live(self._store, replied, now=now)
             threads.append(replied.correlation_id)
         # Four-eyes rules on replies look at the whole thread, not only in_reply_to: a reply
         # that names the hit by its correlation id alone, or answers another message of the
@@ -168,7 +171,7 @@ class Outbound:
             content_sha256=signing.digest(data),
             signature=signature,
             signature_proof=proof,
-            sealed=self._store.seal_message(meta, data),
+            sealed=self._store.seal_message(meta, data, retain_until=decision.retain_until),
         )
         held = decision.needs_approval
         also = record(meta.message_id, meta.recipients, held) if record is not None else ()
