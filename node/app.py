@@ -57,7 +57,7 @@ from node.policy.inbound import inbound_checks
 from node.policy.published import document
 from node.redress import RedressService
 from node.signing import BatchSigner, Signer
-from node.store import Store, StoredMessage
+from node.store import Store, StoredMessage, erasure
 from node.store.access import AccessStore
 from node.store.keys import KeyRing
 from node.store.logins import LoginStore
@@ -190,6 +190,7 @@ class Node:
         self.drill_clock = drill_clock
         self.trust = trust
         self.store = store
+        store.clock = clock
         self._lock: int | None = lock  # descriptor holding the lock on HOME
         self._identity = identity
         self._policy: Policy | None = None
@@ -621,6 +622,10 @@ async def _open_store(config: Config, trust: Trust) -> Store:
         await store.check_master_key(created=created)
         if created:
             keys.save(key_path)
+        # Rows sealed before the keystore move under it before the node serves anything.
+        moved = await erasure.rewrap_legacy(store)
+        if moved:
+            log.info("re-wrapped %d stored messages under the keystore", moved)
         seen = await store.high_waters(*_TRUST_MARKS)
         trust.check_not_older(
             crl_number=seen.get("crl_number", 0),

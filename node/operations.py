@@ -19,6 +19,7 @@ from node.delivery.links import Links
 from node.delivery.outbound import Outbound, Record, Sent
 from node.errors import (
     FailedPrecondition,
+    Gone,
     InvalidRequest,
     NotFound,
     PermissionDenied,
@@ -34,6 +35,7 @@ from node.policy.access import Role, User
 from node.policy.agreements import REDRESS_TYPES
 from node.policy.redress import GONE
 from node.redress import RedressService, RedressState
+from node.retention import check_live
 from node.store import PeerQueue, Store, StoredMessage
 from node.store.access import AccessEntry, AccessStore, Approval, UserRecord, log_txn
 from node.store.db import Delivery
@@ -291,6 +293,7 @@ class Operations:
             )
             if newer is not None:
                 m = newer
+        await self._live(user, "consult", m, **fields)
         content = await self._open(user, "consult", m, **fields)
         if content is not None:
             # The row's markings are bound to its seal; the content's own (and, in a forward,
@@ -318,6 +321,15 @@ class Operations:
         )
         await self._log(user, action, "refused", detail=str(exc), **fields)
         raise exc
+
+    async def _live(self, user: User, action: str, m: StoredMessage, **fields: str) -> None:
+        """Gone (logged) if `m` is past its retain_until and not held, or erased."""
+        try:
+            await check_live(self._store, m, now=self._clock.now())
+        except Gone as exc:
+            detail = f"{exc.reason}: {exc.detail}"
+            await self._log(user, action, "refused", **{**fields, "detail": detail})
+            raise
 
     async def _open(self, user: User, action: str, m: StoredMessage, **fields: str) -> bytes | None:
         """A stored message's content, or Unreadable (logged) if its row does not open."""
@@ -474,6 +486,8 @@ class Operations:
                 "erased, and a rectified message is not forwarded (ask the originator to send "
                 "the corrected version)"
             )
+
+        await self._live(user, "transfer", held_row, message_id=message_id)
         content = await self._open(user, "transfer", held_row, message_id=message_id)
         if content is None:
             raise InvalidRequest(f"message {message_id} was erased; nothing to forward")

@@ -25,6 +25,7 @@ from node.policy.agreements import REDRESS_TYPES
 from node.policy.inbound import check_created_at
 from node.policy.onward import GRANT_DAYS
 from node.policy.redress import GONE
+from node.retention import check_live
 from node.signing import BatchSigner, Signer
 from node.store import Store, StoredMessage
 from node.store.access import AccessStore
@@ -177,7 +178,6 @@ class Outbound:
                     f"in_reply_to {meta.in_reply_to!r}: this node holds no such message (a "
                     "reply answers a message this node sent or received)"
                 )
-            threads.append(replied.correlation_id)
             if replied.direction == "in":
                 done = await self._redress.latest(
                     sender=replied.sender, message_id=replied.message_id
@@ -188,6 +188,9 @@ class Outbound:
                         f"{meta.in_reply_to} was {done.result.lower()} by its originator "
                         f"(redress {done.origin_redress_id}): it is not replied to",
                     )
+            # An expired or erased message is answered by nobody: its content is gone.
+            await check_live(self._store, replied, now=now)
+            threads.append(replied.correlation_id)
         if meta.type in REDRESS_TYPES and not forward:
             await self._check_redress_target(meta)
         # Four-eyes rules on replies look at the whole thread, not only in_reply_to: a reply
@@ -215,7 +218,7 @@ class Outbound:
             content_sha256=signing.digest(data),
             signature=signature,
             signature_proof=proof,
-            sealed=self._store.seal_message(meta, data),
+            sealed=self._store.seal_message(meta, data, retain_until=decision.retain_until),
         )
         held = decision.needs_approval
         also = record(meta.message_id, meta.recipients, held) if record is not None else ()

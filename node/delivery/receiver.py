@@ -466,7 +466,7 @@ class Receiver:
             retain_until=verdict.retain_until,
             signature=signature,
             proof=proof,
-            sealed=self._store.seal_message(meta, content),
+            sealed=self._store.seal_message(meta, content, retain_until=verdict.retain_until),
         )
 
     def _checked(

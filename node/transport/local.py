@@ -15,7 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from accord.v1 import federation_pb2, local_pb2, local_pb2_grpc, message_pb2
 from node import wire
-from node.errors import AccordError, InvalidRequest, PermissionDenied, Refused
+from node.errors import AccordError, Gone, InvalidRequest, PermissionDenied, Refused
 from node.logins import Logins
 from node.messages import SignedEnvelope
 from node.operations import Operations
@@ -52,7 +52,7 @@ def maps_errors(
 async def abort(context: Ctx, exc: AccordError) -> None:
     """End the call with the error's status and message, its reason code or missing condition
     in a trailer."""
-    if isinstance(exc, Refused):
+    if isinstance(exc, Refused | Gone):
         context.set_trailing_metadata((("accord-reason", exc.reason.value),))
     elif isinstance(exc, PermissionDenied):
         context.set_trailing_metadata((("accord-denied", exc.code),))

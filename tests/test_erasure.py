@@ -1,0 +1,147 @@
+"""Erasure is crypto-shredding that also defeats older copies: after `Store.erase_message`, the
+database, its WAL, a copy taken before, today's master key and today's keystore together
+neither show the message nor unwrap its data key; every path that would use it says ERASED."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import grpc
+import pytest
+
+from accord.v1 import local_pb2
+from node.app import Node
+from node.client import connect
+from node.errors import NotFound
+from node.store.db import keystore_path
+from node.store.keys import KeyDestroyed, KeyRing, Sealed, aad_for
+from tests.harness import Federation, add_user, held, incident, node_send
+
+NL, DE = "NL-POL", "DE-BKA"
+WHY = "Case 2026/0042: identify the suspect"
+
+
+def copy_database(db: Path, into: Path) -> Path:
+    """What a backup of the database files holds now: accord.db with its WAL."""
+    into.mkdir()
+    for suffix in ("", "-wal"):
+        src = db.with_name(db.name + suffix)
+        if src.exists():
+            shutil.copy(src, into / (db.name + suffix))
+    return into / db.name
+
+
+def stored_key(copy: Path, message_id: str) -> tuple[Sealed, bytes]:
+    with closing(sqlite3.connect(copy)) as conn:
+        row = conn.execute(
+            "SELECT ciphertext, wrapped_key, key_id, sender, purpose, tlp, handling_codes "
+            "FROM messages WHERE message_id = ?",
+            (message_id,),
+        ).fetchone()
+    ciphertext, wrapped, key_id, sender, purpose, tlp, handling = row
+    aad = aad_for(
+        sender,
+        message_id,
+        purpose=purpose,
+        tlp=tlp,
+        handling_codes=handling.split(",") if handling else (),
+    )
+    return Sealed(ciphertext, wrapped, key_id), aad
+
+
+async def read(node: Node, token: str, message_id: str) -> grpc.aio.AioRpcError | str:
+    async with connect(node.config.home, token=token) as c:
+        try:
+            got = await c.api.Get(local_pb2.GetRequest(message_id=message_id, justification=WHY))
+        except grpc.aio.AioRpcError as exc:
+            return exc
+    return str(got.content.incident.narrative)
+
+
+def files_holding(home: Path, needle: bytes, *also: Path) -> list[Path]:
+    return [p for p in (*home.rglob("*"), *also) if p.is_file() and needle in p.read_bytes()]
+
+
+async def test_an_erased_message_is_gone_from_every_copy_and_every_path(
+    fed2: Federation, tmp_short: Path
+) -> None:
+    nl, de = await fed2.start_all()
+    token = await add_user(de, "dirk", "supervisor")
+    secret = "Erase-me-4c1d: the informant's address is Hoofdstraat 12"
+    kept = "Keep-me-9e2b: the van was grey"
+    gone = await node_send(nl, incident(to=[DE], narrative=secret))
+    stays = await node_send(nl, incident(to=[DE], narrative=kept))
+    await held(de, gone.message_id, sender=NL)
+    await held(de, stays.message_id, sender=NL)
+    assert await read(de, token, gone.message_id) == secret
+
+    before = copy_database(de.config.database, tmp_short / "backup")
+    sealed, aad = stored_key(before, gone.message_id)
+    # The copy opens with the keys of the day: what erasure has to defeat.
+    assert secret.encode() in de.store.keys.open(sealed, aad)
+    assert sealed.key_id is not None
+    with closing(sqlite3.connect(keystore_path(de.config.database))) as ks:
+        (old_entry,) = ks.execute(
+            "SELECT wrapped FROM keys WHERE id = ?", (sealed.key_id,)
+        ).fetchone()
+
+    await de.store.erase_message(
+        gone.message_id, direction="in", reason="erasure request", actor="dirk"
+    )
+
+    # Every path refuses it, with the reason.
+    refused = await read(de, token, gone.message_id)
+    assert isinstance(refused, grpc.aio.AioRpcError)
+    assert refused.code() == grpc.StatusCode.NOT_FOUND
+    assert dict(refused.trailing_metadata() or ())["accord-reason"] == "ERASED"
+    async with connect(de.config.home, token=token) as c:
+        with pytest.raises(grpc.aio.AioRpcError) as forward:
+            await c.api.Forward(
+                local_pb2.ForwardRequest(message_id=gone.message_id, to=NL, justification=WHY)
+            )
+        assert dict(forward.value.trailing_metadata() or ())["accord-reason"] == "ERASED"
+    reply = incident(to=[NL], narrative="an answer")
+    reply.in_reply_to = gone.message_id
+    with pytest.raises(Exception, match="ERASED"):
+        await node_send(de, reply)
+
+    # The tombstone keeps who, what digest, when, why and by whom; the access log says so.
+    row = await de.store.get_message(gone.message_id, sender=NL)
+    assert row is not None and row.sealed is None and row.erased_at is not None
+    assert (row.erase_reason, row.erased_by) == ("erasure request", "dirk")
+    sent = await nl.store.get_message(gone.message_id, direction="out")
+    assert sent is not None and row.content_sha256 == sent.content_sha256
+    assert (row.sender, row.received_at) == (NL, row.received_at) and row.retain_until
+    entries = await de.access_store.entries(message_id=gone.message_id)
+    assert any(e.action == "erase" and e.outcome == "erased" for e in entries)
+
+    # The other message of the same bucket was moved under a new key and still reads.
+    assert await read(de, token, stays.message_id) == kept
+
+    # Today's master key and today's keystore, read from their files, do not unwrap the key
+    # in the earlier copy; the destroyed key's bytes are in no file under the home.
+    ring = KeyRing.load(de.config.master_key)
+    keystore = ring.open_keystore(keystore_path(de.config.database))
+    try:
+        assert keystore.key(sealed.key_id) is None
+        with pytest.raises(KeyDestroyed):
+            ring.open(sealed, aad)
+    finally:
+        keystore.close()
+    assert files_holding(de.config.home, old_entry) == []
+    # Nor does any file, the copy included, hold its plaintext.
+    assert (
+        files_holding(de.config.home, secret.encode(), before, before.with_name("accord.db-wal"))
+        == []
+    )
+
+
+async def test_erasing_what_is_not_there_says_so(fed2: Federation) -> None:
+    _, de = await fed2.start_all()
+    with pytest.raises(NotFound):
+        await de.store.erase_message(
+            "0190a0a0-0000-7000-8000-0000000000ff", direction="in", reason="x", actor="y"
+        )
