@@ -11,9 +11,10 @@ between applying and relaying relays on its next start (`resume`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,11 +24,11 @@ from node import signing, wire
 from node.clock import Clock
 from node.delivery.link import ReceiptEvent
 from node.delivery.outbound import Outbound
-from node.errors import Refused
+from node.errors import NotFound, Refused
 from node.messages import RedressOutcome, SignedEnvelope, SignedReceipt
 from node.policy.agreements import REDRESS_TYPES
 from node.policy.inbound import Verdict
-from node.policy.redress import GONE, Held, Markings, held_of
+from node.policy.redress import ERASING, Held, Markings, held_of
 from node.store import Store, StoredMessage
 from node.store.keys import SealError
 from node.store.redress import Applied, Holder, RedressStore, Relay
@@ -90,21 +91,25 @@ class RedressService:
                 content = self._store.open_content(row)
             except SealError:
                 content = None
+            hold = await self.store.hold_reference(row.message_id, row.correlation_id)
             if content is None:
                 if applied is not None:  # erased by a redress: the redress says whose it was
-                    found[message_id] = _gone(row, applied)
+                    found[message_id] = replace(_erased(row, applied), hold_reference=hold)
                 continue
             markings = None
             if applied is not None:
                 markings = Markings(
                     applied.tlp, applied.handling_codes, applied.handling_conditions
                 )
-            found[message_id] = held_of(
-                wire.decode(content),
-                row_tlp=row.tlp,
-                retain_until=row.retain_until,
-                result=applied.result if applied else "",
-                markings=markings,
+            found[message_id] = replace(
+                held_of(
+                    wire.decode(content),
+                    row_tlp=row.tlp,
+                    retain_until=row.retain_until,
+                    result=applied.result if applied else "",
+                    markings=markings,
+                ),
+                hold_reference=hold,
             )
         return found
 
@@ -162,6 +167,7 @@ class RedressService:
         """Relay what was applied but not relayed before the node stopped."""
         self._open_relays.update(await self.store.open_relays())
         for applied in await self.store.unrelayed():
+            await self._erase(applied)
             await self._relay(applied)
 
     async def close(self) -> None:
@@ -185,7 +191,31 @@ class RedressService:
             redress_sender=message.sender, redress_id=message.message_id
         )
         if applied is not None:
+            await self._erase(applied)
             await self._relay(applied)
+
+    async def _erase(self, applied: Applied) -> None:
+        """Erase what the redress removes: the message (crypto-shredding, with a tombstone) and
+        every version an earlier rectification brought, except the one this redress brings."""
+        if applied.result not in ERASING:
+            return
+        why = (
+            f"{applied.result.lower()} by its originator {applied.origin_sender} "
+            f"(redress {applied.origin_redress_id})"
+        )
+        rows = [(applied.sender, applied.message_id)]
+        rows += await self.store.versions(sender=applied.sender, message_id=applied.message_id)
+        for sender, message_id in rows:
+            if (sender, message_id) == (applied.redress_sender, applied.redress_id):
+                continue
+            with contextlib.suppress(NotFound):
+                await self._store.erase_message(
+                    message_id,
+                    direction="in",
+                    reason=why,
+                    actor=f"redress from {applied.origin_sender}",
+                    sender=sender,
+                )
 
     async def _relay(self, applied: Applied) -> None:
         """Pass the originator's redress to every agency this node forwarded the message to,
@@ -411,17 +441,19 @@ class RedressService:
         return out
 
 
-def _gone(row: StoredMessage, applied: Applied) -> Held:
+def _erased(row: StoredMessage, applied: Applied) -> Held:
+    """A held message whose body a redress erased: what the redress recorded of it. After a
+    rectification its newer version stands (and can be redressed again)."""
     return Held(
         message_id=row.message_id,
         sender=row.sender,
         originator=applied.origin_sender,
         origin_id=applied.origin_id,
-        type="",
+        type=row.type,
         purpose=row.purpose,
         markings=Markings(applied.tlp, applied.handling_codes, applied.handling_conditions),
         retain_until=row.retain_until,
-        result=applied.result if applied.result in GONE else "ERASED",
+        result=applied.result,
     )
 
 

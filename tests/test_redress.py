@@ -98,6 +98,17 @@ async def confirmed(node: Node, message_id: str, *holders: str) -> list[local_pb
     return found
 
 
+async def erased(node: Node, message_id: str, *, sender: str) -> None:
+    async def shredded() -> bool:
+        row = await node.store.get_message(message_id, sender=sender, direction="in")
+        assert row is not None, "the tombstone stays"
+        return row.erased_at is not None and row.sealed is None
+
+    await wait_for(shredded, timeout=20)
+    row = await node.store.get_message(message_id, sender=sender, direction="in")
+    assert row is not None and "by its originator NL-POL" in row.erase_reason
+
+
 async def read(node: Node, message_id: str, *, user: str = "officer") -> local_pb2.GetResponse:
     async with connect(node.config.home, user=user) as c:
         answer: local_pb2.GetResponse = await c.api.Get(
@@ -153,6 +164,9 @@ async def test_erasure_reaches_a_direct_and_an_onward_holder(
     )
     assert await refused_read(de, original) == "REDRESSED"
     assert await refused_read(fr, forward, user="chief") == "REDRESSED"
+    # Crypto-shredded at both holders (node/store/erasure.py), a tombstone left.
+    await erased(de, original, sender=NL)
+    await erased(fr, forward, sender=DE)
 
     # The CLI shows the same chain.
     args = ["redress", "status", original, "--home", str(nl.config.home), "--as", "officer"]
@@ -269,6 +283,58 @@ async def test_rectification_replaces_the_body_at_every_holder(fed3: Federation)
     relayed = (await read(fr, forward)).content.forwarded.content
     at_fr = pb.MessageContent.FromString(relayed).control.corrected_incident
     assert at_fr.entities[0].person.family_name == "Janssen"
+    # The old version is erased at both; an erasure afterwards erases the new one too.
+    await erased(de, original, sender=NL)
+    await erased(fr, forward, sender=DE)
+    erasure_id = await redress(
+        nl, local_pb2.RedressRequest(message_id=original, type=pb.MESSAGE_TYPE_ERASURE_REQUEST)
+    )
+
+    async def both_erased() -> bool:
+        found = await status(nl, erasure_id)
+        # (the status lists each redress of the message: the rectification's holders too)
+        return {(DE, "ERASED"), (FR, "ERASED")} <= {
+            (h.agency, h.result) for h in found if h.state == "confirmed"
+        }
+
+    await wait_for(both_erased, timeout=20)
+    assert await refused_read(de, original) == "REDRESSED"
+    for node in (de, fr):
+
+        async def versions_gone(node: Node = node) -> bool:
+            rows = await node.store.list_messages(type="RECTIFICATION")
+            return bool(rows) and all(r.sealed is None for r in rows)
+
+        await wait_for(versions_gone, timeout=20)
+
+
+async def test_a_legal_hold_keeps_the_message_and_the_receipt_names_it(
+    fed3: Federation,
+) -> None:
+    allow_onward(fed3)
+    nl, de, _ = await fed3.start_all()
+    await users(nl, de)
+    original = await node_send(nl, shareable(to=DE))
+    await held(de, original.message_id, sender=NL)
+    # A supervisor's hold at DE (the holds table of node/store/migrations/051_holds.sql).
+    await de.store.writer.submit(
+        [
+            (
+                "INSERT INTO holds (message_id, justification, held_by, held_at) "
+                "VALUES (?, ?, ?, ?)",
+                (original.message_id, "evidence in case 2026/0042", "chief", fed3.now.isoformat()),
+            )
+        ]
+    )
+    await redress(
+        nl,
+        local_pb2.RedressRequest(
+            message_id=original.message_id, type=pb.MESSAGE_TYPE_ERASURE_REQUEST
+        ),
+    )
+    (holder,) = await confirmed(nl, original.message_id, DE)
+    assert (holder.result, holder.detail) == ("HELD", "legal hold hold 1")
+    assert (await read(de, original.message_id)).content.message_id == original.message_id
 
 
 async def test_only_the_originator_may_redress(fed3: Federation) -> None:

@@ -142,6 +142,27 @@ class RedressStore:
         )
         return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
 
+    async def versions(self, *, sender: str, message_id: str) -> list[tuple[str, str]]:
+        """The rectifications that replaced a held message, oldest first: (sender, id) of each
+        RECTIFICATION row (each holds a version of the message)."""
+        rows = await self._r.execute_fetchall(
+            "SELECT redress_sender, redress_id FROM redress_applied WHERE sender = ? "
+            "AND message_id = ? AND result = 'REPLACED' ORDER BY rowid",
+            (sender, message_id),
+        )
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    async def hold_reference(self, message_id: str, correlation_id: str) -> str:
+        """The legal hold in force on a message or its thread ("hold N"), or ""."""
+        cursor = await self._r.execute(
+            "SELECT id FROM holds WHERE released_at IS NULL AND ((message_id != '' AND "
+            "message_id = ?) OR (correlation_id != '' AND correlation_id = ?)) "
+            "ORDER BY id LIMIT 1",
+            (message_id, correlation_id),
+        )
+        row = await cursor.fetchone()
+        return f"hold {row[0]}" if row else ""
+
     async def unrelayed(self) -> list[Applied]:
         """Redress applied here and not yet passed on (a node stopped in between)."""
         rows = await self._r.execute_fetchall(f"{_APPLIED} WHERE relayed = 0 ORDER BY rowid")
