@@ -95,6 +95,8 @@ class RedressService:
             if content is None:
                 if applied is not None:  # erased by a redress: the redress says whose it was
                     found[message_id] = replace(_erased(row, applied), hold_reference=hold)
+                elif row.erased_at is not None:
+                    found[message_id] = _tombstone(row)
                 continue
             markings = None
             if applied is not None:
@@ -454,6 +456,20 @@ def _erased(row: StoredMessage, applied: Applied) -> Held:
         markings=Markings(applied.tlp, applied.handling_codes, applied.handling_conditions),
         retain_until=row.retain_until,
         result=applied.result,
+    )
+
+
+def _tombstone(row: StoredMessage) -> Held:
+    return Held(
+        message_id=row.message_id,
+        sender=row.sender,
+        originator="",
+        origin_id="",
+        type=row.type,
+        purpose=row.purpose,
+        markings=Markings(row.tlp, row.handling_codes, ""),
+        retain_until=row.retain_until,
+        tombstone=True,
     )
 
 

@@ -400,3 +400,21 @@ async def test_a_holder_that_was_down_applies_the_redress_after_restart(
     fr = await fed3.start(FR)
     await confirmed(nl, original, DE, FR)
     assert await refused_read(fr, forward) == "REDRESSED"
+
+
+async def test_a_holder_whose_copy_is_already_erased_still_answers_and_relays(
+    fed3: Federation,
+) -> None:
+    """DE's copy went at expiry (only its tombstone is left) after DE forwarded it to FR:
+    NL's erasure is answered ERASED by DE and still reaches FR."""
+    nl, de, fr, original, forward = await chain(fed3)
+    await de.store.erase_message(
+        original, direction="in", reason="expired", actor="sweeper", sender=NL
+    )
+    await redress(
+        nl,
+        local_pb2.RedressRequest(message_id=original, type=pb.MESSAGE_TYPE_ERASURE_REQUEST),
+    )
+    holders = await confirmed(nl, original, DE, FR)
+    assert {(h.agency, h.result) for h in holders} == {(DE, "ERASED"), (FR, "ERASED")}
+    await erased(fr, forward, sender=DE)

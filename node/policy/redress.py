@@ -12,7 +12,7 @@ receiver looks the held message up before the checks run (node/delivery/receiver
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -92,6 +92,9 @@ class Held:
     retain_until: datetime | None
     result: str = ""  # the last redress applied ("" none)
     hold_reference: str = ""  # a legal hold that keeps it from erasure ("" none)
+    # Only a tombstone is left (erased at expiry, say): no envelope to check an originator
+    # against, and nothing a redress could change.
+    tombstone: bool = False
 
     @property
     def gone(self) -> bool:
@@ -189,6 +192,24 @@ def check_redress(
             f"{outer.control_target} is not a message this node holds from {peer}: "
             "there is nothing here to redress",
         )
+    if target.tombstone:
+        # Erased already: the answer says so, and the redress is passed on to whom this node
+        # forwarded the originator's message (each of them checks the originator itself).
+        target = replace(
+            target,
+            originator=redress.sender,
+            origin_id=redress.control_target,
+            type="",
+            result="",
+        )
+        outcome = RedressOutcome(
+            redress_id=redress.message_id,
+            originator=redress.sender,
+            target_message_id=redress.control_target,
+            held_as=target.message_id,
+            result="ERASED",
+        )
+        return Decision(held=target, redress=redress, outcome=outcome, markings=target.markings)
     if target.originator != redress.sender or (
         message.forwarded is None and target.sender != redress.sender
     ):

@@ -417,7 +417,11 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
             if request.HasField("corrected_incident")
             else None,
         )
-        return local_pb2.SendResponse(message_id=sent.message_id, recipients=sent.recipients)
+        return local_pb2.SendResponse(
+            message_id=sent.message_id,
+            recipients=sent.recipients,
+            pending_approval=sent.pending_approval,
+        )
 
     @maps_errors
     async def RedressStatus(
