@@ -418,3 +418,26 @@ async def test_a_holder_whose_copy_is_already_erased_still_answers_and_relays(
     holders = await confirmed(nl, original, DE, FR)
     assert {(h.agency, h.result) for h in holders} == {(DE, "ERASED"), (FR, "ERASED")}
     await erased(fr, forward, sender=DE)
+
+
+async def test_a_holder_stopped_before_relaying_erases_and_relays_on_start(
+    fed3: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DE commits NL's erasure and stops before its work after the commit (as if killed then):
+    on its next start it erases its copy and relays the erasure to FR."""
+    nl, de, fr, original, forward = await chain(fed3)
+    monkeypatch.setattr(de.redress, "stored", lambda message: None)  # the lost after-commit work
+    await redress(
+        nl,
+        local_pb2.RedressRequest(message_id=original, type=pb.MESSAGE_TYPE_ERASURE_REQUEST),
+    )
+    await confirmed(nl, original, DE)
+    row = await de.store.get_message(original, sender=NL, direction="in")
+    assert row is not None and row.erased_at is None  # applied (unreadable), not yet erased
+    assert await refused_read(de, original) == "REDRESSED"
+    assert await fr.store.list_messages(type="ERASURE_REQUEST") == []
+    await fed3.stop(DE)
+    de = await fed3.start(DE)
+    await erased(de, original, sender=NL)
+    await confirmed(nl, original, DE, FR)
+    await erased(fr, forward, sender=DE)
