@@ -19,6 +19,7 @@ from node.cli import main
 from node.client import connect
 from node.ids import uuid7
 from node.wire import parse_receipt
+from tests.attack.common import trailer
 from tests.harness import (
     Federation,
     RawExchange,
@@ -29,18 +30,12 @@ from tests.harness import (
     incident,
     member_key,
     node_send,
-    open_agreement,
     wait_for,
 )
+from tests.test_onward_security import allow_onward
 
 NL, DE, FR = "NL-POL", "DE-BKA", "FR-PN"
 WHY = "Case 2026/0042: the Venlo robbery"
-
-
-def allow_onward(fed: Federation) -> None:
-    fed.authority.set_agreements(
-        (open_agreement(fed.agencies, fed.now, onward_transfer="ALLOWED"),), now=fed.now
-    )
 
 
 def shareable(*, to: str) -> pb.MessageContent:
@@ -124,10 +119,6 @@ def erasure(target: str, *, to: str) -> pb.MessageContent:
         purpose="serious-crime-investigation",
         control=pb.ControlBody(target_message_id=target, reason="erase it"),
     )
-
-
-def trailer(exc: grpc.aio.AioRpcError, key: str) -> str:
-    return str(dict(exc.trailing_metadata() or ()).get(key, ""))
 
 
 async def refused_read(node: Node, message_id: str, *, user: str = "officer") -> str:
