@@ -29,7 +29,7 @@ from node.errors import (
 )
 from node.health import Health
 from node.ids import uuid7
-from node.messages import Draft, ForwardTerms, MessageMeta, PublishedPolicy, SignedEnvelope
+from node.messages import Draft, ForwardTerms, PublishedPolicy, SignedEnvelope
 from node.policy import access, onward
 from node.policy.access import Role, User
 from node.policy.agreements import REDRESS_TYPES
@@ -46,12 +46,6 @@ from node.transport.peer import CallFailed, Connector
 from node.trust import Trust
 from node.watch import Watchers
 
-# The wire's numbers of TLP and handling codes, for forward terms (wire.forward_terms).
-_TLP = {
-    name: number
-    for number, name in enumerate(("CLEAR", "GREEN", "AMBER", "AMBER_STRICT", "RED"), 1)
-}
-_HANDLING = {name: number for number, name in enumerate(("H0", "H1", "H2", "H3"), 1)}
 USER_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
 KEEP_TERMS = ForwardTerms()  # a forward under the held message's own terms
 
@@ -126,18 +120,6 @@ _ALTERED = (
     "or the master key is not this database's: it is not shown (restore the database or key "
     "from backup)"
 )
-
-
-def _tightened(terms: ForwardTerms, original: MessageMeta) -> ForwardTerms:
-    """Forward terms at least as strict as the original's (as a handling update left them)."""
-    codes = tuple(_HANDLING[c] for c in original.handling_codes if c in _HANDLING)
-    return ForwardTerms(
-        onward_transfer=terms.onward_transfer,
-        tlp=max(terms.tlp, _TLP.get(original.tlp, 0)),
-        handling_codes=terms.handling_codes
-        + tuple(c for c in codes if c not in terms.handling_codes),
-        retention=terms.retention,
-    )
 
 
 def _markings(content: bytes) -> tuple[str, str]:
@@ -286,13 +268,9 @@ class Operations:
         if redressed is not None and onward.tlp_rank(redressed.tlp) > onward.tlp_rank(m.tlp):
             tlp_now = redressed.tlp  # the originator's handling update tightened it
         await self._guard(user, "consult", may_read(tlp_now), **fields)
-        if redressed is not None and redressed.result == "REPLACED":
-            # The originator's rectification is the message now: its new version is shown.
-            newer = await self._store.get_message(
-                redressed.redress_id, sender=redressed.redress_sender, direction="in"
-            )
-            if newer is not None:
-                m = newer
+        newer = await self._redress.current_version(m)
+        if newer is not None:
+            m = newer  # the originator's rectification is the message now: its new version
         await self._live(user, "consult", m, **fields)
         content = await self._open(user, "consult", m, **fields)
         if content is not None:
@@ -480,7 +458,7 @@ class Operations:
             raise NotFound(f"no received message {message_id} to forward")
         redressed = await self._redress.state_of(held_row)
         await self._refuse_gone(user, "transfer", redressed, message_id=message_id)
-        if redressed is not None and redressed.result == "REPLACED":
+        if await self._redress.current_version(held_row) is not None:
             raise InvalidRequest(
                 f"message {message_id} was rectified by its originator: its old version is "
                 "erased, and a rectified message is not forwarded (ask the originator to send "
@@ -498,15 +476,18 @@ class Operations:
             content, held_row.signature, held_row.signature_proof or b""
         )
         original = wire.decode(inner.content).meta
-        if redressed is not None and redressed.result == "HANDLING_UPDATED":
-            # The originator's later terms count as its own: reads and forwards obey them.
+        if redressed is not None:
+            # The originator's later terms (a handling update) count as its own: reads and
+            # forwards obey them.
             original = replace(
                 original,
                 tlp=max((original.tlp, redressed.tlp), key=onward.tlp_rank),
                 handling_codes=original.handling_codes
                 + tuple(c for c in redressed.handling_codes if c not in original.handling_codes),
             )
-            terms = _tightened(terms, original)
+            terms = wire.tighter_terms(
+                terms, tlp=original.tlp, handling_codes=original.handling_codes
+            )
         purpose = purpose or held_row.purpose
         fields = {
             "message_id": message_id,

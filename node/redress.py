@@ -411,6 +411,16 @@ class RedressService:
             return None
         return await self.store.latest(sender=row.sender, message_id=row.message_id)
 
+    async def current_version(self, row: StoredMessage) -> StoredMessage | None:
+        """The newest version a rectification brought of a held message (None: its own)."""
+        if row.direction != "in":
+            return None
+        versions = await self.store.versions(sender=row.sender, message_id=row.message_id)
+        if not versions:
+            return None
+        sender, message_id = versions[-1]
+        return await self._store.get_message(message_id, sender=sender, direction="in")
+
     async def status(self, message_id: str) -> list[RedressState]:
         out = []
         for redress_id, type_name, created_at in await self.store.sent_redresses(message_id):

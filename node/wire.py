@@ -75,11 +75,27 @@ _TYPE_NAMES = {v: n.removeprefix("MESSAGE_TYPE_") for n, v in pb.MessageType.ite
 _HANDLING_NAMES = {v: n.removeprefix("HANDLING_CODE_") for n, v in pb.HandlingCode.items()}
 _TLP_NAMES = {v: n.removeprefix("TLP_") for n, v in pb.Tlp.items()}
 _ONWARD_NAMES = {v: n.removeprefix("ONWARD_TRANSFER_") for n, v in pb.OnwardTransfer.items()}
+_TLP_NUMBERS = {name: number for number, name in _TLP_NAMES.items() if number}
+_HANDLING_NUMBERS = {name: number for number, name in _HANDLING_NAMES.items() if number}
 _RESULT_NAMES = {v: n.removeprefix("REDRESS_RESULT_") for n, v in pb.RedressResult.items()}
 _URGENCY_NAMES = {v: n.removeprefix("URGENCY_") for n, v in pb.Urgency.items() if v}
 _canonical_uuid7 = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 ).fullmatch
+
+
+def tighter_terms(terms: ForwardTerms, *, tlp: str, handling_codes: Sequence[str]) -> ForwardTerms:
+    """`terms` with a TLP no lower than `tlp` and `handling_codes` added (names, as the domain
+    types carry them)."""
+    floor = pb.Tlp.Value(f"TLP_{tlp}") if tlp in _TLP_NUMBERS else 0
+    codes = tuple(_HANDLING_NUMBERS[c] for c in handling_codes if c in _HANDLING_NUMBERS)
+    return ForwardTerms(
+        onward_transfer=terms.onward_transfer,
+        tlp=max(terms.tlp, floor),
+        handling_codes=terms.handling_codes
+        + tuple(c for c in codes if c not in terms.handling_codes),
+        retention=terms.retention,
+    )
 
 
 def type_name(number: int) -> str:

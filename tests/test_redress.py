@@ -274,9 +274,25 @@ async def test_rectification_replaces_the_body_at_every_holder(fed3: Federation)
     relayed = (await read(fr, forward)).content.forwarded.content
     at_fr = pb.MessageContent.FromString(relayed).control.corrected_incident
     assert at_fr.entities[0].person.family_name == "Janssen"
-    # The old version is erased at both; an erasure afterwards erases the new one too.
+    # The old version is erased at both; a handling update afterwards applies to the new one.
     await erased(de, original, sender=NL)
     await erased(fr, forward, sender=DE)
+    update = await redress(
+        nl,
+        local_pb2.RedressRequest(
+            message_id=original, type=pb.MESSAGE_TYPE_HANDLING_UPDATE, tlp=pb.TLP_RED
+        ),
+    )
+
+    async def updated() -> bool:
+        found = {(h.agency, h.result) for h in await status(nl, update) if h.state == "confirmed"}
+        return {(DE, "HANDLING_UPDATED"), (FR, "HANDLING_UPDATED")} <= found
+
+    await wait_for(updated, timeout=20)
+    assert await refused_read(de, original) == "TLP"
+    again = (await read(de, original, user="chief")).content.control.corrected_incident
+    assert again.entities[0].person.family_name == "Janssen"
+    # An erasure afterwards erases the new version too.
     erasure_id = await redress(
         nl, local_pb2.RedressRequest(message_id=original, type=pb.MESSAGE_TYPE_ERASURE_REQUEST)
     )
