@@ -55,9 +55,11 @@ from node.operations import Operations
 from node.policy import Policy
 from node.policy.inbound import inbound_checks
 from node.policy.published import document
+from node.retention import Retention, Sweeper
 from node.signing import BatchSigner, Signer
 from node.store import Store, erasure
 from node.store.access import AccessStore
+from node.store.holds import HoldStore
 from node.store.keys import KeyRing
 from node.store.logins import LoginStore
 from node.transport.auth import FederationAuthInterceptor
@@ -243,6 +245,13 @@ class Node:
             max_message_bytes=limits.max_message_bytes,
             clock_skew=skew,
         )
+        self.sweeper = Sweeper(
+            store=store,
+            clock=clock,
+            agency=self.agency,
+            directory=lambda: self.trust.directory,
+            batch=config.retention.sweep_batch,
+        )
         self.operations = Operations(
             agency=self.agency,
             store=store,
@@ -256,6 +265,9 @@ class Node:
             connector=connector,
             published=self.published_policy,
             drill_clock=drill_clock,
+            retention=Retention(
+                sweeper=self.sweeper, holds=HoldStore(store), settings=config.retention
+            ),
         )
         budget = RefusalBudget(
             rate=limits.refusals_per_second,
@@ -424,6 +436,9 @@ class Node:
         self._tasks = [
             asyncio.create_task(self._reload_loop(), name="federation-reload"),
             asyncio.create_task(self._sweep_loop(), name="rejections-sweep"),
+            asyncio.create_task(
+                self.sweeper.run(self.config.retention.sweep_seconds), name="retention-sweep"
+            ),
         ]
         if self.config.metrics.address:
             self.metrics_port = self.metrics.serve(self.config.metrics.address)
@@ -543,7 +558,14 @@ class Node:
         directory = self.trust.directory
         assert directory is not None
         if self._policy is None or self._policy.directory is not directory:
-            self._policy = Policy(directory=directory, agency=self.agency)
+            local = self.config.retention
+            self._policy = Policy(
+                directory=directory,
+                agency=self.agency,
+                local_max_retention_days=local.max_days or None,
+                local_max_by_purpose=local.purpose,
+                local_max_by_type=local.type,
+            )
         return self._policy
 
     def published_policy(self) -> PublishedPolicy:

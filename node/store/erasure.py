@@ -23,15 +23,13 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
+from node.errors import NotFound
 from node.store.access import log_txn
+from node.store.db import Store as StoreBase
 from node.store.db import text_time, time_text
 from node.store.keys import Sealed, aad_for
 from node.store.keystore import HOLD, bucket_ended, day_bucket
-
-if TYPE_CHECKING:
-    from node.store.db import Store
 
 REWRAP_BATCH = 500  # rows re-wrapped per transaction: the writer is never held for long
 ERASE_BATCH = 200  # rows erased per transaction by a sweep
@@ -102,7 +100,7 @@ def _erase_in(
 
 
 def _rewrap_in(
-    store: Store,
+    store: StoreBase,
     conn: sqlite3.Connection,
     *,
     where: str,
@@ -132,24 +130,16 @@ def _rewrap_in(
     return len(rows)
 
 
-async def rewrap(
-    store: Store, *, where: str, params: Sequence[object], bucket: str, exclude: Sequence[Target]
-) -> int:
-    """Re-wrap every live row matching `where` (but `exclude`) under `bucket`'s current key,
-    a bounded batch per transaction; how many were."""
+async def rewrap(store: StoreBase, *, where: str, params: Sequence[object], bucket: str) -> int:
+    """Re-wrap every live row matching `where` under `bucket`'s current key, a bounded batch
+    per transaction; how many were."""
     assert store.keys.keystore is not None
     store.keys.keystore.current(bucket)  # made now: never inside the writer's transaction
-    skip = [(t.sender, t.message_id) for t in exclude]
-    clause = where
-    args: list[object] = list(params)
-    for sender, message_id in skip:
-        clause += " AND NOT (m.sender = ? AND m.message_id = ?)"
-        args += [sender, message_id]
     total = 0
     while True:
         done = await store.writer.enqueue_call(
             lambda conn: _rewrap_in(
-                store, conn, where=clause, params=args, bucket=bucket, limit=REWRAP_BATCH
+                store, conn, where=where, params=params, bucket=bucket, limit=REWRAP_BATCH
             )
         )
         total += int(done)
@@ -158,7 +148,7 @@ async def rewrap(
 
 
 async def erase_rows(
-    store: Store,
+    store: StoreBase,
     targets: Sequence[Target],
     *,
     reason: str,
@@ -166,27 +156,31 @@ async def erase_rows(
     now: datetime,
     rotate: bool,
 ) -> int:
-    """Erase `targets`; with `rotate`, their bucket keys are replaced and destroyed at once
-    (an early erasure), not left for the end of their day."""
-    keystore = store.keys.keystore
-    assert keystore is not None
-    old = sorted({t.key_id for t in targets if t.key_id and keystore.key(t.key_id)})
-    if rotate:
-        for key_id in old:
-            bucket = key_id.rsplit("/", 1)[0]
-            keystore.rotate(bucket)
-            await rewrap(
-                store, where="m.key_id = ?", params=(key_id,), bucket=bucket, exclude=targets
-            )
+    """Erase `targets` in one transaction; with `rotate`, their bucket keys are then replaced
+    and destroyed at once (an early erasure), not left for the end of their day."""
     erased = await store.writer.enqueue_call(
         lambda conn: _erase_in(conn, targets, reason=reason, actor=actor, now=now)
     )
     if rotate:
-        await destroy_unused(store, old, now=now)
+        await rotate_out(store, [t.key_id for t in targets if t.key_id], now=now)
     return int(erased)
 
 
-async def destroy_unused(store: Store, key_ids: Sequence[str], *, now: datetime) -> list[str]:
+async def rotate_out(store: StoreBase, key_ids: Sequence[str], *, now: datetime) -> list[str]:
+    """Destroy `key_ids` now, their buckets' live rows first moved under a new key of the same
+    bucket (a bounded batch per transaction); the keys destroyed."""
+    keystore = store.keys.keystore
+    assert keystore is not None
+    old = sorted({k for k in key_ids if keystore.key(k) is not None})
+    for key_id in old:
+        bucket = key_id.rsplit("/", 1)[0]
+        if keystore.current_id(bucket) == key_id:
+            keystore.rotate(bucket)
+        await rewrap(store, where="m.key_id = ?", params=(key_id,), bucket=bucket)
+    return await destroy_unused(store, old, now=now)
+
+
+async def destroy_unused(store: StoreBase, key_ids: Sequence[str], *, now: datetime) -> list[str]:
     """Destroy those of `key_ids` that wrap no live row, are no bucket's current key and have
     no row on its way to the writer; the ones destroyed."""
     keystore = store.keys.keystore
@@ -207,7 +201,7 @@ async def destroy_unused(store: Store, key_ids: Sequence[str], *, now: datetime)
     return gone
 
 
-async def retire_keys(store: Store, *, now: datetime) -> int:
+async def retire_keys(store: StoreBase, *, now: datetime) -> int:
     """Destroy the keys that should no longer exist: those of ended days (their held rows
     moved to the hold bucket first) and rotated-out ones left behind; how many went."""
     keystore = store.keys.keystore
@@ -221,7 +215,6 @@ async def retire_keys(store: Store, *, now: datetime) -> int:
                     where=f"m.key_id = ? AND {HELD}",
                     params=(key_id,),
                     bucket=HOLD,
-                    exclude=(),
                 )
             candidates += ids
         else:
@@ -229,7 +222,7 @@ async def retire_keys(store: Store, *, now: datetime) -> int:
     return len(await destroy_unused(store, candidates, now=now))
 
 
-async def erase_expired(store: Store, *, now: datetime, limit: int = ERASE_BATCH) -> int:
+async def erase_expired(store: StoreBase, *, now: datetime, limit: int = ERASE_BATCH) -> int:
     """One bounded batch: erase up to `limit` rows past their retain_until and not held."""
 
     def run(conn: sqlite3.Connection) -> int:
@@ -246,15 +239,16 @@ async def erase_expired(store: Store, *, now: datetime, limit: int = ERASE_BATCH
 
 
 async def erase_sunset(
-    store: Store, agreement_ids: Sequence[str], *, now: datetime, limit: int = ERASE_BATCH
-) -> int:
+    store: StoreBase, agreement_ids: Sequence[str], *, now: datetime, limit: int = ERASE_BATCH
+) -> tuple[int, set[str]]:
     """One bounded batch: erase up to `limit` received rows of agreements whose sunset rule
-    is `erase` (held ones stay)."""
+    is `erase` (held ones stay); how many, and the bucket keys that wrapped them (to rotate
+    out once the whole sunset is erased)."""
     if not agreement_ids:
-        return 0
+        return 0, set()
     marks = ",".join("?" * len(agreement_ids))
 
-    def run(conn: sqlite3.Connection) -> int:
+    def run(conn: sqlite3.Connection) -> tuple[int, set[str]]:
         rows = conn.execute(
             "SELECT m.sender, m.message_id, m.direction, m.purpose, m.key_id FROM messages m "  # noqa: S608 (only ? marks)
             f"WHERE m.erased_at IS NULL AND m.agreement_id IN ({marks}) "
@@ -262,9 +256,11 @@ async def erase_sunset(
             (*agreement_ids, limit),
         ).fetchall()
         targets = [Target(*row) for row in rows]
-        return _erase_in(conn, targets, reason="sunset", actor="sweeper", now=now)
+        erased = _erase_in(conn, targets, reason="sunset", actor="sweeper", now=now)
+        return erased, {t.key_id for t in targets if t.key_id}
 
-    return int(await store.writer.enqueue_call(run))
+    erased, keys = await store.writer.enqueue_call(run)
+    return int(erased), set(keys)
 
 
 def target_bucket(retain_until: datetime | None, *, held: bool) -> str:
@@ -272,7 +268,7 @@ def target_bucket(retain_until: datetime | None, *, held: bool) -> str:
     return HOLD if held else day_bucket(retain_until)
 
 
-def _rewrap_legacy_in(store: Store, conn: sqlite3.Connection, *, limit: int) -> int:
+def _rewrap_legacy_in(store: StoreBase, conn: sqlite3.Connection, *, limit: int) -> int:
     rows = conn.execute(
         f"SELECT {_ROW}, m.retain_until FROM messages m "  # noqa: S608 (constant columns)
         "WHERE m.key_id IS NULL AND m.wrapped_key IS NOT NULL AND m.erased_at IS NULL LIMIT ?",
@@ -296,7 +292,7 @@ def _rewrap_legacy_in(store: Store, conn: sqlite3.Connection, *, limit: int) -> 
     return len(rows)
 
 
-async def rewrap_legacy(store: Store) -> int:
+async def rewrap_legacy(store: StoreBase) -> int:
     """Move rows sealed before the keystore (data key wrapped by the master key) under their
     day's bucket key, a bounded batch per transaction; how many moved."""
     assert store.keys.keystore is not None
@@ -316,3 +312,29 @@ async def rewrap_legacy(store: Store) -> int:
         total += int(done)
         if done < REWRAP_BATCH:
             return total
+
+
+class Store(StoreBase):
+    """The store with erasure: what `node.store.Store` is."""
+
+    async def erase_message(
+        self, message_id: str, *, direction: str, reason: str, actor: str, sender: str = ""
+    ) -> None:
+        """Erase one stored message now (crypto-shredding): its ciphertext and wrapped key go,
+        a tombstone (id, sender, digest, times, `reason`, `actor`) stays, undelivered copies
+        leave the outbox and the access log records it, in one transaction; then its bucket
+        key is replaced and destroyed, so no earlier copy of the database opens it either.
+        `sender` narrows a received id. Already erased: nothing to do. NotFound if there is
+        no such message."""
+        m = await self.get_message(message_id, sender=sender or None, direction=direction)
+        if m is None:
+            what = "received" if direction == "in" else "sent"
+            raise NotFound(f"no {what} message {message_id}")
+        if m.erased_at is not None:
+            return
+        target = Target(
+            m.sender, m.message_id, m.direction, m.purpose, m.sealed.key_id if m.sealed else None
+        )
+        await erase_rows(
+            self, [target], reason=reason, actor=actor, now=self.clock.now(), rotate=True
+        )
