@@ -55,7 +55,7 @@ from node.operations import Operations
 from node.policy import Policy
 from node.policy.inbound import inbound_checks
 from node.policy.published import document
-from node.retention import Retention, Sweeper
+from node.retention import RetentionService, Sweeper
 from node.signing import BatchSigner, Signer
 from node.store import Store, erasure
 from node.store.access import AccessStore
@@ -265,7 +265,7 @@ class Node:
             connector=connector,
             published=self.published_policy,
             drill_clock=drill_clock,
-            retention=Retention(
+            retention=RetentionService(
                 sweeper=self.sweeper, holds=HoldStore(store), settings=config.retention
             ),
         )

@@ -9,7 +9,7 @@ import base64
 import math
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -29,10 +29,10 @@ from node.errors import (
 )
 from node.health import Health
 from node.ids import uuid7
-from node.messages import Draft, ForwardTerms, PublishedPolicy, SignedEnvelope
+from node.messages import Draft, ForwardTerms, PublishedPolicy, Retention, SignedEnvelope
 from node.policy import access, onward
 from node.policy.access import Role, User
-from node.retention import Retention, ReviewItem, SweepResult, check_live
+from node.retention import RetentionService, ReviewItem, SweepResult, check_live
 from node.store import PeerQueue, Store, StoredMessage
 from node.store.access import AccessEntry, AccessStore, Approval, UserRecord, log_txn
 from node.store.db import Delivery
@@ -131,6 +131,21 @@ def _markings(content: bytes) -> tuple[str, str]:
     return meta.purpose, tlp
 
 
+def _bounded_retention(
+    terms: ForwardTerms, retain_until: datetime | None, *, now: datetime
+) -> ForwardTerms:
+    """`terms` with a retention no later than `retain_until` (kept if it asks for less)."""
+    if retain_until is None:
+        return terms
+    asked = terms.retention
+    if asked is not None:
+        if asked.days is not None and now + timedelta(days=asked.days) <= retain_until:
+            return terms
+        if asked.until is not None and asked.until <= retain_until:
+            return terms
+    return replace(terms, retention=Retention(until=retain_until))
+
+
 class Operations:
     def __init__(
         self,
@@ -147,7 +162,7 @@ class Operations:
         connector: Connector,
         published: Callable[[], PublishedPolicy],
         drill_clock: OffsetClock | None,
-        retention: Retention,
+        retention: RetentionService,
     ) -> None:
         """`published`: this node's own signed policy; `drill_clock`: the clock a drill-mode
         node lets an administrator move (None: not in drill mode)."""
@@ -473,7 +488,11 @@ class Operations:
             g = onward.Grant.of(wire.decode(body).meta)
             grants.append(g)
             grant_rows[g.message_id] = row
-        # The held message's markings, never looser than the original's, tightened by `terms`.
+        # The held message's markings, never looser than the original's, tightened by `terms`;
+        # its retention is never later than this node's own retain_until, stated as a time: a
+        # count of days would start again at the third agency (a forward would restart the
+        # originator's clock at every hop).
+        terms = _bounded_retention(terms, held_row.retain_until, now=self._clock.now())
         draft = wire.forward_draft(content, original=inner, to=to, purpose=purpose, terms=terms)
         try:
             now = self._clock.now()
@@ -917,12 +936,19 @@ class Operations:
         )
         await self._live(user, "keep", m, **fields)
         most = self._agreement_max(m)
-        if most is None or until > most:
+        exc: InvalidRequest | None = None
+        if m.retain_until is not None and until <= m.retain_until:
+            exc = InvalidRequest(
+                f"until {until.isoformat()} is not later than the message's retain_until "
+                f"{m.retain_until.isoformat()}: keep only extends"
+            )
+        elif most is None or until > most:
             limit = most.isoformat() if most else "unknown (agreement not in the directory)"
             exc = InvalidRequest(
                 f"retain_until {until.isoformat()} is past what agreement {m.agreement_id} "
                 f"allows for this message: {limit}"
             )
+        if exc is not None:
             await self._log(user, "keep", "refused", **{**fields, "detail": str(exc)})
             raise exc
         await self._retention.holds.keep_until(

@@ -136,7 +136,7 @@ class Sweeper:
 
 
 @dataclass(frozen=True, slots=True)
-class Retention:
+class RetentionService:
     """What Operations needs for retention: the sweeper, the holds and the node's settings."""
 
     sweeper: Sweeper

@@ -332,3 +332,48 @@ def test_the_retention_section_is_checked(tmp_short: Path) -> None:
     ):
         with pytest.raises(ConfigError, match=fragment):
             parse({**base, "retention": bad}, home=tmp_short)
+
+
+async def test_review_lists_what_nears_expiry_and_keep_extends_it_within_the_agreement(
+    fed2: Federation,
+) -> None:
+    nl, de = await fed2.start_all()
+    boss = await add_user(de, "sarah", "supervisor")
+    soon = await node_send(nl, incident(to=[DE], retention_days=3))
+    later = await node_send(nl, incident(to=[DE], retention_days=60))
+    await held(de, soon.message_id, sender=NL)
+    await held(de, later.message_id, sender=NL)
+    m = await received(de, soon.message_id)
+    assert m.retain_until is not None
+    async with connect(de.config.home, token=boss) as c:
+        review = await c.api.Review(local_pb2.ReviewRequest(within_days=7))
+        assert [i.summary.message_id for i in review.items] == [soon.message_id]
+        (item,) = review.items
+        assert item.why.startswith("expires in 3.0 days") and not item.held
+        most = item.keep_at_most.ToDatetime(tzinfo=UTC)
+        assert most == m.received_at + timedelta(days=365)  # the test agreement's maximum
+
+        def keep(until: datetime, why: str = "Trial set for next spring") -> local_pb2.KeepRequest:
+            request = local_pb2.KeepRequest(message_id=soon.message_id, justification=why)
+            request.until.FromDatetime(until)
+            return request
+
+        with pytest.raises(grpc.aio.AioRpcError) as beyond:
+            await c.api.Keep(keep(most + SECOND))
+        assert beyond.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "past what agreement AGR-TEST allows" in (beyond.value.details() or "")
+        with pytest.raises(grpc.aio.AioRpcError) as shorter:
+            await c.api.Keep(keep(m.retain_until - timedelta(days=1)))
+        assert shorter.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        with pytest.raises(grpc.aio.AioRpcError) as unjustified:
+            await c.api.Keep(keep(most, why="x"))
+        assert unjustified.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        kept = await c.api.Keep(keep(most))
+        assert kept.retain_until.ToDatetime(tzinfo=UTC) == most
+    # Its key moved with it: past its old day it still opens.
+    advance_to(fed2, m.retain_until + timedelta(days=2))
+    await de.sweeper.sweep()
+    assert await get(de, boss, soon.message_id) != ""
+    entries = await de.access_store.entries(message_id=soon.message_id)
+    outcomes = [e.outcome for e in entries if e.action == "keep"]
+    assert outcomes == ["granted", "refused", "refused", "refused"]
