@@ -576,6 +576,7 @@ class Node:
             directory=directory,
             agency=self.agency,
             limits=self.config.limits,
+            retention=self.config.retention,
             frame_limit=frame_limit(self.config),
             now=self.clock.now(),
         )

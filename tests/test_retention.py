@@ -5,6 +5,7 @@ and kept no longer than the shortest of the sender's, the agreement's and the no
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from contextlib import closing
@@ -377,3 +378,19 @@ async def test_review_lists_what_nears_expiry_and_keep_extends_it_within_the_agr
     entries = await de.access_store.entries(message_id=soon.message_id)
     outcomes = [e.outcome for e in entries if e.action == "keep"]
     assert outcomes == ["granted", "refused", "refused", "refused"]
+
+
+async def test_the_signed_policy_states_the_retention_the_node_enforces(
+    fed2: Federation,
+) -> None:
+    configure(fed2.homes[DE], "retention", max_days=40, sweep_seconds=30.0)
+    configure(fed2.homes[DE], "retention.purpose", **{"missing-persons": 20})
+    _, de = await fed2.start_all()
+    retention = json.loads(de.published_policy().policy_json)["retention"]
+    assert retention["local_maximum_days"] == {
+        "all": 40,
+        "by_purpose": {"missing-persons": 20},
+        "by_type": {},
+    }
+    assert "every 30 s" in retention["expiry"] and "EXPIRED" in retention["expiry"]
+    assert "crypto-shredding" in retention["erasure"]
