@@ -620,6 +620,7 @@ async def _open_store(config: Config, trust: Trust) -> Store:
         synchronous=config.store.synchronous,
         batch_max=config.delivery.batch_max,
         create=False,
+        keystore=config.keystore,
     )
     try:
         await store.check_master_key(created=created)

@@ -161,6 +161,11 @@ class Config:
         return self.home / "master.key"
 
     @property
+    def keystore(self) -> Path:
+        """The keys that open stored messages, apart from the database (docs/retention.md)."""
+        return self.home / "accord-keys.db"
+
+    @property
     def socket(self) -> Path:
         return self.path(self.node.local_socket)
 

@@ -4,9 +4,11 @@ neither show the message nor unwrap its data key; every path that would use it s
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -16,7 +18,9 @@ from accord.v1 import local_pb2
 from node.app import Node
 from node.client import connect
 from node.errors import NotFound
+from node.store import Store, StoredMessage
 from node.store.db import keystore_path
+from node.store.erasure import rewrap_legacy
 from node.store.keys import KeyDestroyed, KeyRing, Sealed, aad_for
 from tests.harness import Federation, add_user, held, incident, node_send
 
@@ -145,3 +149,45 @@ async def test_erasing_what_is_not_there_says_so(fed2: Federation) -> None:
         await de.store.erase_message(
             "0190a0a0-0000-7000-8000-0000000000ff", direction="in", reason="x", actor="y"
         )
+
+
+async def test_rows_sealed_under_the_master_key_move_under_the_keystore(tmp_short: Path) -> None:
+    """Migration 050 and the re-wrap at open: a row whose data key the master key wrapped
+    (before the keystore) is re-wrapped under its expiry day's key, and opens as before."""
+    db = tmp_short / "accord.db"
+    keys = KeyRing(os.urandom(32))
+    mid = "0190a0a0-0000-7000-8000-000000000011"
+    aad = aad_for(NL, mid, purpose="missing-persons", tlp="GREEN", handling_codes=())
+    legacy = keys.seal(b"sealed before the keystore", aad)  # no keystore yet: master-wrapped
+    assert legacy.key_id is None
+    store = await Store.open(db, keys=keys)
+    try:
+        until = datetime(2031, 5, 17, 12, 0, tzinfo=UTC)
+        now = datetime.now(UTC)
+        row = StoredMessage(
+            message_id=mid,
+            sender=NL,
+            direction="in",
+            type="REQUEST_INFO",
+            purpose="missing-persons",
+            agreement_id="AGR-TEST",
+            correlation_id=mid,
+            in_reply_to="",
+            tlp="GREEN",
+            created_at=now,
+            received_at=now,
+            retain_until=until,
+            content_sha256=b"\0" * 32,
+            signature=b"not checked by the store",
+            sealed=legacy,
+        )
+        await store.writer.submit([store.message_txn(row)])
+        assert await rewrap_legacy(store) == 1
+        moved = await store.get_message(mid)
+        assert moved is not None and moved.sealed is not None
+        assert moved.sealed.key_id is not None and moved.sealed.key_id.startswith("2031-05-17/")
+        assert moved.sealed.wrapped_key != legacy.wrapped_key
+        assert store.open_content(moved) == b"sealed before the keystore"
+        assert await rewrap_legacy(store) == 0
+    finally:
+        await store.close()
