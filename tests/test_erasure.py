@@ -191,3 +191,25 @@ async def test_rows_sealed_under_the_master_key_move_under_the_keystore(tmp_shor
         assert await rewrap_legacy(store) == 0
     finally:
         await store.close()
+
+
+async def test_a_rotation_cut_short_is_finished_by_the_next_sweep(fed2: Federation) -> None:
+    """A node that died after giving a bucket its new key, before re-wrapping the bucket's
+    rows and destroying the old key: the next sweep moves the rows and destroys the key."""
+    nl, de = await fed2.start_all()
+    sent = [await node_send(nl, incident(to=[DE], narrative=f"row {i}")) for i in range(3)]
+    for s in sent:
+        await held(de, s.message_id, sender=NL)
+    first = await de.store.get_message(sent[0].message_id, sender=NL)
+    assert first is not None and first.sealed is not None and first.sealed.key_id is not None
+    old = first.sealed.key_id
+    keystore = de.store.keys.keystore
+    assert keystore is not None
+    keystore.rotate(old.rsplit("/", 1)[0])
+    assert (await de.sweeper.sweep()).keys_destroyed == 1
+    assert keystore.key(old) is None
+    for s in sent:
+        row = await de.store.get_message(s.message_id, sender=NL)
+        assert row is not None and row.sealed is not None and row.sealed.key_id != old
+        content = de.store.open_content(row)
+        assert content is not None and b"row " in content

@@ -7,9 +7,10 @@ database is the destruction of the bucket key that wrapped the data key (keystor
 
 - an expired row's day key is destroyed once its day is over and nothing live is left in it
   (`retire_keys`, run by each sweep);
-- an early erasure (`erase_rows(..., rotate=True)`) first gives the bucket a new key, re-wraps
-  the bucket's other live rows under it in bounded batches, erases the rows, then destroys the
-  old key at once.
+- an early erasure (`erase_rows(..., rotate=True)`, `Store.erase_message`) erases the rows,
+  then gives their bucket a new key, re-wraps the bucket's other live rows under it in bounded
+  batches, and destroys the old key at once (`rotate_out`; if a row sealed under it is still
+  on its way to the writer, the next sweep destroys it).
 
 Either way a crash leaves each row whole (readable) or erased, never between: the re-wrap and
 the erasure are each a committed transaction, and an old key is destroyed only after the
@@ -203,7 +204,8 @@ async def destroy_unused(store: StoreBase, key_ids: Sequence[str], *, now: datet
 
 async def retire_keys(store: StoreBase, *, now: datetime) -> int:
     """Destroy the keys that should no longer exist: those of ended days (their held rows
-    moved to the hold bucket first) and rotated-out ones left behind; how many went."""
+    moved to the hold bucket first) and rotated-out ones a crash or a row on its way left
+    behind (what they still wrap moved to their bucket's current key first); how many went."""
     keystore = store.keys.keystore
     assert keystore is not None
     candidates: list[str] = []
@@ -218,7 +220,10 @@ async def retire_keys(store: StoreBase, *, now: datetime) -> int:
                 )
             candidates += ids
         else:
-            candidates += [k for k in ids if k != keystore.current_id(bucket)]
+            old = [k for k in ids if k != keystore.current_id(bucket)]
+            for key_id in old:
+                await rewrap(store, where="m.key_id = ?", params=(key_id,), bucket=bucket)
+            candidates += old
     return len(await destroy_unused(store, candidates, now=now))
 
 
