@@ -251,6 +251,7 @@ class Node:
             agency=self.agency,
             directory=lambda: self.trust.directory,
             batch=config.retention.sweep_batch,
+            share=config.retention.sweep_share,
         )
         self.operations = Operations(
             agency=self.agency,

@@ -120,6 +120,7 @@ class RetentionSection:
 
     sweep_seconds: float = 60.0  # how often expired messages are erased
     sweep_batch: int = 200  # rows erased per transaction (the writer is never held long)
+    sweep_share: float = 0.1  # of the node's time, what the background sweeper may take
     max_days: int = 0  # a local maximum for every message; 0: none beyond the agreements'
     review_days: int = 7  # messages this close to expiry are listed by `accord review`
     purpose: dict[str, int] = field(default_factory=dict)  # local maximum per purpose code
@@ -271,6 +272,7 @@ def _retention(values: Any) -> RetentionSection:
     return RetentionSection(
         sweep_seconds=section.sweep_seconds,
         sweep_batch=section.sweep_batch,
+        sweep_share=section.sweep_share,
         max_days=section.max_days,
         review_days=section.review_days,
         purpose=parsed.get("purpose", {}),
@@ -355,11 +357,17 @@ def _validate(c: Config) -> None:
         "login.session_max_seconds": c.login.session_max_seconds,
         "retention.sweep_seconds": c.retention.sweep_seconds,
         "retention.sweep_batch": c.retention.sweep_batch,
+        "retention.sweep_share": c.retention.sweep_share,
         "retention.review_days": c.retention.review_days,
     }
     for name, value in positive.items():
         if not value > 0:  # written so that nan is refused too
             raise ConfigError(f"{name}: must be > 0, got {value}")
+    if c.retention.sweep_share > 1:
+        raise ConfigError(
+            f"retention.sweep_share: at most 1 (all of the node's time), got "
+            f"{c.retention.sweep_share}"
+        )
     if c.retention.max_days < 0:
         raise ConfigError(f"retention.max_days: must be >= 0 (0: none), got {c.retention.max_days}")
     # The nodes' gRPC message limit is derived from it (4x plus headroom) and must fit a C int.
@@ -508,6 +516,9 @@ allow_remote = false
 # messages within review_days of expiry.
 sweep_seconds = 60.0
 sweep_batch = 200
+# Between batches the background sweeper rests, so that it takes at most this share of the
+# node's time (an on-demand sweep does not rest).
+sweep_share = 0.1
 max_days = 0
 review_days = 7
 

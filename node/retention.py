@@ -64,12 +64,16 @@ class Sweeper:
         agency: str,
         directory: Callable[[], Directory | None],
         batch: int,
+        share: float = 1.0,
     ) -> None:
+        """`share`: of the node's time, what a paced sweep may take (it rests between
+        batches for as long as that leaves to everything else)."""
         self._store = store
         self._clock = clock
         self._agency = agency
         self._directory = directory
         self._batch = batch
+        self._share = share
         self._lock = asyncio.Lock()
         self.last: SweepResult | None = None
 
@@ -84,16 +88,22 @@ class Sweeper:
             if self._agency in a.parties and a.after_sunset == "erase" and now >= a.valid_until
         ]
 
-    async def sweep(self) -> SweepResult:
+    async def sweep(self, *, paced: bool = False) -> SweepResult:
+        """Sweep now; `paced` (the background sweeper): rest between batches so the sweep
+        takes at most its share of the node's time."""
         async with self._lock:
             started = time.perf_counter()
             now = self._clock.now()
             expired = 0
             while True:
+                batch_started = time.perf_counter()
                 n = await erasure.erase_expired(self._store, now=now, limit=self._batch)
                 expired += n
                 if n < self._batch:
                     break
+                if paced and self._share < 1.0:
+                    took = time.perf_counter() - batch_started
+                    await asyncio.sleep(took * (1.0 / self._share - 1.0))
             sunset, touched = 0, set[str]()
             agreements = self.sunset_erase(now)
             while agreements:
@@ -130,7 +140,7 @@ class Sweeper:
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.sweep()
+                await self.sweep(paced=True)
             except Exception as exc:
                 log.warning("retention sweep failed: %s", exc)
 

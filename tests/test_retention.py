@@ -326,6 +326,8 @@ def test_the_retention_section_is_checked(tmp_short: Path) -> None:
     base = {"node": {"agency": NL, "federation": "accord.test"}}
     for bad, fragment in (
         ({"sweep_seconds": 0}, "retention.sweep_seconds: must be > 0"),
+        ({"sweep_share": 0}, "retention.sweep_share: must be > 0"),
+        ({"sweep_share": 1.5}, "retention.sweep_share: at most 1"),
         ({"max_days": -1}, "retention.max_days: must be >= 0"),
         ({"purpose": {"Bad Code": 3}}, "retention.purpose.Bad Code: not a purpose"),
         ({"type": {"INCIDENT_PUBLISH": 0}}, "expected days > 0"),

@@ -21,7 +21,7 @@ next sweep).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -45,7 +45,7 @@ HELD = f"NOT {NOT_HELD}"
 
 _ROW = (
     "m.sender, m.message_id, m.purpose, m.tlp, m.handling_codes, m.seal, m.ciphertext, "
-    "m.wrapped_key, m.key_id"
+    "m.wrapped_key, m.key_id, m.retain_until"
 )
 
 
@@ -106,15 +106,28 @@ def _rewrap_in(
     *,
     where: str,
     params: Sequence[object],
-    bucket: str,
+    bucket: Callable[[str | None], str],
     limit: int,
 ) -> int:
-    """Re-wrap up to `limit` live rows matching `where` under `bucket`'s current key."""
+    """Re-wrap up to `limit` rows with a data key matching `where`, each under the current key
+    of `bucket(its retain_until)`."""
     rows = conn.execute(
-        f"SELECT {_ROW} FROM messages m WHERE m.erased_at IS NULL AND {where} LIMIT ?",  # noqa: S608 (constant clauses)
+        f"SELECT {_ROW} FROM messages m WHERE m.erased_at IS NULL "  # noqa: S608 (constant clauses)
+        f"AND m.wrapped_key IS NOT NULL AND {where} LIMIT ?",
         (*params, limit),
     ).fetchall()
-    for sender, message_id, purpose, tlp, handling, seal, ciphertext, wrapped, key_id in rows:
+    for (
+        sender,
+        message_id,
+        purpose,
+        tlp,
+        handling,
+        seal,
+        ciphertext,
+        wrapped,
+        key_id,
+        until,
+    ) in rows:
         aad = aad_for(
             sender,
             message_id,
@@ -123,7 +136,8 @@ def _rewrap_in(
             handling_codes=handling.split(",") if handling else (),
             version=seal,
         )
-        moved = store.keys.rewrap(Sealed(ciphertext, wrapped, key_id), aad, bucket=bucket)
+        sealed = Sealed(ciphertext, wrapped, key_id)
+        moved = store.keys.rewrap(sealed, aad, bucket=bucket(until))
         conn.execute(
             "UPDATE messages SET wrapped_key = ?, key_id = ? WHERE sender = ? AND message_id = ?",
             (moved.wrapped_key, moved.key_id, sender, message_id),
@@ -140,7 +154,12 @@ async def rewrap(store: StoreBase, *, where: str, params: Sequence[object], buck
     while True:
         done = await store.writer.enqueue_call(
             lambda conn: _rewrap_in(
-                store, conn, where=where, params=params, bucket=bucket, limit=REWRAP_BATCH
+                store,
+                conn,
+                where=where,
+                params=params,
+                bucket=lambda _: bucket,
+                limit=REWRAP_BATCH,
             )
         )
         total += int(done)
@@ -268,35 +287,6 @@ async def erase_sunset(
     return int(erased), set(keys)
 
 
-def target_bucket(retain_until: datetime | None, *, held: bool) -> str:
-    """The bucket a live row's data key belongs in."""
-    return HOLD if held else day_bucket(retain_until)
-
-
-def _rewrap_legacy_in(store: StoreBase, conn: sqlite3.Connection, *, limit: int) -> int:
-    rows = conn.execute(
-        f"SELECT {_ROW}, m.retain_until FROM messages m "  # noqa: S608 (constant columns)
-        "WHERE m.key_id IS NULL AND m.wrapped_key IS NOT NULL AND m.erased_at IS NULL LIMIT ?",
-        (limit,),
-    ).fetchall()
-    for sender, message_id, purpose, tlp, handling, seal, ciphertext, wrapped, _, until in rows:
-        aad = aad_for(
-            sender,
-            message_id,
-            purpose=purpose,
-            tlp=tlp,
-            handling_codes=handling.split(",") if handling else (),
-            version=seal,
-        )
-        bucket = day_bucket(text_time(until))
-        moved = store.keys.rewrap(Sealed(ciphertext, wrapped, None), aad, bucket=bucket)
-        conn.execute(
-            "UPDATE messages SET wrapped_key = ?, key_id = ? WHERE sender = ? AND message_id = ?",
-            (moved.wrapped_key, moved.key_id, sender, message_id),
-        )
-    return len(rows)
-
-
 async def rewrap_legacy(store: StoreBase) -> int:
     """Move rows sealed before the keystore (data key wrapped by the master key) under their
     day's bucket key, a bounded batch per transaction; how many moved."""
@@ -312,7 +302,14 @@ async def rewrap_legacy(store: StoreBase) -> int:
         for (until,) in rows:
             store.keys.keystore.current(day_bucket(text_time(until)))
         done = await store.writer.enqueue_call(
-            lambda conn: _rewrap_legacy_in(store, conn, limit=REWRAP_BATCH)
+            lambda conn: _rewrap_in(
+                store,
+                conn,
+                where="m.key_id IS NULL",
+                params=(),
+                bucket=lambda expiry: day_bucket(text_time(expiry)),
+                limit=REWRAP_BATCH,
+            )
         )
         total += int(done)
         if done < REWRAP_BATCH:
