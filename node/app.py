@@ -625,6 +625,7 @@ async def _open_store(config: Config, trust: Trust) -> Store:
     )
     try:
         await store.check_master_key(created=created)
+        await store.check_keystore()
         if created:
             keys.save(key_path)
         # Rows sealed before the keystore move under it before the node serves anything.

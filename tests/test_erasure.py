@@ -17,7 +17,7 @@ import pytest
 from accord.v1 import local_pb2
 from node.app import Node
 from node.client import connect
-from node.errors import NotFound
+from node.errors import ConfigError, NotFound
 from node.store import Store, StoredMessage
 from node.store.db import keystore_path
 from node.store.erasure import rewrap_legacy
@@ -213,3 +213,13 @@ async def test_a_rotation_cut_short_is_finished_by_the_next_sweep(fed2: Federati
         assert row is not None and row.sealed is not None and row.sealed.key_id != old
         content = de.store.open_content(row)
         assert content is not None and b"row " in content
+
+
+async def test_a_node_whose_keystore_is_gone_refuses_to_start(fed2: Federation) -> None:
+    nl, de = await fed2.start_all()
+    sent = await node_send(nl, incident(to=[DE]))
+    await held(de, sent.message_id, sender=NL)
+    await fed2.stop(DE)
+    keystore_path(de.config.database).unlink()
+    with pytest.raises(ConfigError, match=r"accord-keys\.db is missing"):
+        await fed2.start(DE)

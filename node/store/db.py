@@ -745,6 +745,23 @@ class Store:
                 ]
             )
 
+    async def check_keystore(self) -> None:
+        """ConfigError if the keystore was just made, empty, while the database holds rows
+        sealed under keystore keys: it was lost or not restored, and starting would treat
+        every such message as erased."""
+        keystore = self.keys.keystore
+        if keystore is None or not keystore.created:
+            return
+        rows = await self._rconn.execute_fetchall(
+            "SELECT 1 FROM messages WHERE key_id IS NOT NULL AND erased_at IS NULL LIMIT 1"
+        )
+        if list(rows):
+            raise ConfigError(
+                f"{keystore.path.name} is missing, but accord.db holds messages sealed under "
+                "its keys: restore it from your backup together with master.key (without it "
+                "they cannot be read)"
+            )
+
     async def high_waters(self, *names: str) -> dict[str, int]:
         """The highest values recorded under `names` (missing: never recorded)."""
         marks = ",".join("?" * len(names))

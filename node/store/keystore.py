@@ -48,7 +48,8 @@ class Keystore:
     def __init__(self, path: Path, master: AESGCM) -> None:
         self.path = path
         self._master = master
-        if not path.exists():
+        self.created = not path.exists()  # made now, empty (a lost keystore is not started over)
+        if self.created:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
             os.close(fd)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
