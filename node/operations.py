@@ -866,7 +866,7 @@ class Operations:
             what = f"message {message_id}" if message_id else f"correlation id {correlation_id}"
             raise NotFound(f"no hold in force on {what}")
         await self._retention.holds.release(holds, by=user.name, note=note, now=self._clock.now())
-        return holds
+        return [h for h in [await self._retention.holds.get(h.id) for h in holds] if h]
 
     def _agreement_max(self, m: StoredMessage) -> datetime | None:
         directory = self._trust.directory

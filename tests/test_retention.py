@@ -177,6 +177,9 @@ async def test_a_hold_keeps_a_message_past_expiry_and_release_resumes_it(
             )
         )
         assert [h.id for h in released.released] == [hold.id]
+        (done,) = released.released
+        assert done.released_by == "sarah" and done.HasField("released_at")
+        assert done.release_note == "Court order 2026/77 lifted"
         with pytest.raises(grpc.aio.AioRpcError) as again:
             await c.api.Release(
                 local_pb2.ReleaseRequest(correlation_id=m.correlation_id, note="once more, why")

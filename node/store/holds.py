@@ -9,6 +9,7 @@ not outlive them.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -80,18 +81,16 @@ class HoldStore:
             (message_id or "\x00", correlation_id or "\x00"),
         )
         purpose = str(next(iter(purpose_row))[0]) if purpose_row else ""
-        new_id = await self._store.writer.enqueue_call(
-            lambda conn: (
-                conn.execute(
-                    "INSERT INTO holds (message_id, correlation_id, justification, held_by, "
-                    "held_at) VALUES (?,?,?,?,?)",
-                    (message_id, correlation_id, justification, by, time_text(now)),
-                ).lastrowid
-            )
-        )
-        await self._store.writer.submit(
-            [
-                log_txn(
+
+        def run(conn: sqlite3.Connection) -> int:
+            """The hold and its access log entry, in one transaction."""
+            hold_id = conn.execute(
+                "INSERT INTO holds (message_id, correlation_id, justification, held_by, "
+                "held_at) VALUES (?,?,?,?,?)",
+                (message_id, correlation_id, justification, by, time_text(now)),
+            ).lastrowid
+            conn.execute(
+                *log_txn(
                     at=now,
                     user=by,
                     action="hold",
@@ -99,11 +98,13 @@ class HoldStore:
                     message_id=message_id,
                     purpose=purpose,
                     justification=justification,
-                    detail=f"hold {new_id}"
+                    detail=f"hold {hold_id}"
                     + (f" on correlation {correlation_id}" if correlation_id else ""),
                 )
-            ]
-        )
+            )
+            return int(hold_id or 0)
+
+        new_id = await self._store.writer.enqueue_call(run)
         found = await self.get(int(new_id))
         assert found is not None
         return found
