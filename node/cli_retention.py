@@ -4,12 +4,12 @@ legal holds and their release, the review list, and keeping a message longer."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
 
 from accord.v1 import local_pb2
+from node.cli_access import _call
 from node.cli_args import (
     UsageError,
     _local_arguments,
@@ -18,17 +18,6 @@ from node.cli_args import (
     message_id,
     whole,
 )
-from node.client import connect, resolve_home
-
-
-def _call(args: argparse.Namespace, method: str, request: Any) -> Any:
-    home = resolve_home(args.home)
-
-    async def run() -> Any:
-        async with connect(home, user=args.as_user) as node:
-            return await getattr(node.api, method)(request)
-
-    return asyncio.run(run())
 
 
 def _iso(ts: Any) -> str | None:

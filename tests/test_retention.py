@@ -399,3 +399,37 @@ async def test_the_signed_policy_states_the_retention_the_node_enforces(
     }
     assert "every 30 s" in retention["expiry"] and "EXPIRED" in retention["expiry"]
     assert "crypto-shredding" in retention["erasure"]
+
+
+async def test_the_retention_commands_as_a_user_runs_them(fed2: Federation) -> None:
+    from tests.test_cli import accord, assert_usage_error
+
+    nl, de = await fed2.start_all()
+    await add_user(de, "sarah", "supervisor")
+    sent = await node_send(nl, incident(to=[DE], retention_days=3))
+    await held(de, sent.message_id, sender=NL)
+    home = fed2.homes[DE]
+
+    async def as_sarah(*args: str) -> tuple[int, str]:
+        run = await accord(*args, "--home", str(home), "--as", "sarah")
+        assert "Traceback" not in run.err, run.err
+        return run.code, run.out + run.err
+
+    why = "--justification=Court order 2026/77: preserve"
+    code, out = await as_sarah("hold", sent.message_id, why)
+    assert code == 0 and f"on message {sent.message_id} in force" in out, out
+    code, out = await as_sarah("review", "--json")
+    assert code == 0 and json.loads(out)[0]["held"] is True, out
+    code, out = await as_sarah("retention", "status", "--json")
+    assert code == 0 and json.loads(out)["holds"] == 1, out
+    code, out = await as_sarah("release", sent.message_id, why)
+    assert code == 0 and "released: expiry resumes" in out, out
+    until = (datetime.now(UTC) + timedelta(days=10)).isoformat()
+    code, out = await as_sarah("keep", sent.message_id, "--until", until, why)
+    assert code == 0 and f"message {sent.message_id} kept until" in out, out
+    code, out = await as_sarah("retention", "sweep")
+    assert code == 0 and "last sweep" in out and "0 expired" in out, out
+
+    both = await accord("hold", sent.message_id, "--correlation", sent.message_id, why,
+                        "--home", str(home), "--as", "sarah")  # fmt: skip
+    assert_usage_error(both, "give a message id or --correlation ID, not both")
