@@ -56,9 +56,11 @@ from node.policy import Policy
 from node.policy.inbound import inbound_checks
 from node.policy.published import document
 from node.redress import RedressService
+from node.retention import RetentionService, Sweeper
 from node.signing import BatchSigner, Signer
 from node.store import Store, StoredMessage, erasure
 from node.store.access import AccessStore
+from node.store.holds import HoldStore
 from node.store.keys import KeyRing
 from node.store.logins import LoginStore
 from node.transport.auth import FederationAuthInterceptor
@@ -251,6 +253,14 @@ class Node:
             clock=clock,
             member_key=self._member_key,
         )
+        self.sweeper = Sweeper(
+            store=store,
+            clock=clock,
+            agency=self.agency,
+            directory=lambda: self.trust.directory,
+            batch=config.retention.sweep_batch,
+            share=config.retention.sweep_share,
+        )
         self.operations = Operations(
             agency=self.agency,
             store=store,
@@ -265,6 +275,9 @@ class Node:
             published=self.published_policy,
             drill_clock=drill_clock,
             redress=self.redress,
+            retention=RetentionService(
+                sweeper=self.sweeper, holds=HoldStore(store), settings=config.retention
+            ),
         )
         budget = RefusalBudget(
             rate=limits.refusals_per_second,
@@ -435,6 +448,9 @@ class Node:
         self._tasks = [
             asyncio.create_task(self._reload_loop(), name="federation-reload"),
             asyncio.create_task(self._sweep_loop(), name="rejections-sweep"),
+            asyncio.create_task(
+                self.sweeper.run(self.config.retention.sweep_seconds), name="retention-sweep"
+            ),
         ]
         if self.config.metrics.address:
             self.metrics_port = self.metrics.serve(self.config.metrics.address)
@@ -563,7 +579,14 @@ class Node:
         directory = self.trust.directory
         assert directory is not None
         if self._policy is None or self._policy.directory is not directory:
-            self._policy = Policy(directory=directory, agency=self.agency)
+            local = self.config.retention
+            self._policy = Policy(
+                directory=directory,
+                agency=self.agency,
+                local_max_retention_days=local.max_days or None,
+                local_max_by_purpose=local.purpose,
+                local_max_by_type=local.type,
+            )
         return self._policy
 
     def published_policy(self) -> PublishedPolicy:
@@ -574,6 +597,7 @@ class Node:
             directory=directory,
             agency=self.agency,
             limits=self.config.limits,
+            retention=self.config.retention,
             frame_limit=frame_limit(self.config),
             now=self.clock.now(),
         )
@@ -617,9 +641,11 @@ async def _open_store(config: Config, trust: Trust) -> Store:
         synchronous=config.store.synchronous,
         batch_max=config.delivery.batch_max,
         create=False,
+        keystore=config.keystore,
     )
     try:
         await store.check_master_key(created=created)
+        await store.check_keystore()
         if created:
             keys.save(key_path)
         # Rows sealed before the keystore move under it before the node serves anything.

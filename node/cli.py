@@ -543,6 +543,8 @@ def _summary_dict(s: Any) -> dict[str, Any]:
         "received_at": _iso(s.received_at),
         "reply_deadline": _iso(s.reply_deadline),
         "retain_until": _iso(s.retain_until),
+        "erased_at": _iso(s.erased_at),
+        "erase_reason": s.erase_reason,
     }
     if s.direction == "in":
         doc["status"] = s.status
@@ -586,9 +588,13 @@ def cmd_inbox(args: argparse.Namespace) -> int:
     from accord.v1 import local_pb2
 
     request = local_pb2.InboxRequest(limit=args.limit, before_message_id=args.before or "")
-    messages = [_summary_dict(s) for s in _listing(args, "Inbox", request).messages]
+    response = _listing(args, "Inbox", request)
+    now = response.now.ToDatetime(tzinfo=UTC)
+    messages = [_summary_dict(s) for s in response.messages]
+    for m in messages:
+        m["days_left"] = _days_left(m, now)
     headers = ["ID", "SENDER", "TYPE", "PURPOSE", "URGENCY", "RECEIVED", "DEADLINE", "STATUS",
-               "THREAD", "RETAIN-UNTIL"]  # fmt: skip
+               "THREAD", "RETAIN-UNTIL", "DAYS-LEFT"]  # fmt: skip
     return _print_listing(
         args,
         messages,
@@ -605,8 +611,25 @@ def cmd_inbox(args: argparse.Namespace) -> int:
             m["status"].upper(),
             _thread(m),
             _short(m["retain_until"]),
+            _days_text(m["days_left"], m),
         ],
     )
+
+
+def _days_left(m: dict[str, Any], now: datetime) -> float | None:
+    """Days from the node's `now` to the message's retain_until (None: no limit)."""
+    if m["retain_until"] is None:
+        return None
+    left = (datetime.fromisoformat(m["retain_until"]) - now).total_seconds() / 86400
+    return round(left, 2)
+
+
+def _days_text(left: float | None, m: dict[str, Any]) -> str:
+    if m.get("erased_at"):
+        return "erased"
+    if left is None:
+        return "-"
+    return "expired" if left <= 0 else f"{left:.1f}"
 
 
 def _delivery_text(d: dict[str, Any]) -> str:
@@ -1030,7 +1053,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from gateway import cli as gateway_cli
-    from node import cli_access, cli_drill, cli_redress
+    from node import cli_access, cli_drill, cli_redress, cli_retention
 
     for add in (
         _add_certs,
@@ -1038,6 +1061,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_messages,
         _add_status,
         *cli_access.GROUPS,
+        *cli_retention.GROUPS,
         *cli_drill.GROUPS,
         *cli_redress.GROUPS,
         gateway_cli.add_gateway,

@@ -29,16 +29,17 @@ from node.errors import (
 )
 from node.health import Health
 from node.ids import uuid7
-from node.messages import Draft, ForwardTerms, PublishedPolicy, SignedEnvelope
+from node.messages import Draft, ForwardTerms, PublishedPolicy, Retention, SignedEnvelope
 from node.policy import access, onward
 from node.policy.access import Role, User
 from node.policy.agreements import REDRESS_TYPES
 from node.policy.redress import GONE
 from node.redress import RedressService, RedressState
-from node.retention import check_live
+from node.retention import RetentionService, ReviewItem, SweepResult, check_live
 from node.store import PeerQueue, Store, StoredMessage
 from node.store.access import AccessEntry, AccessStore, Approval, UserRecord, log_txn
 from node.store.db import Delivery
+from node.store.holds import Counts, Hold
 from node.store.keys import SealError
 from node.store.redress import Applied
 from node.text import check_text
@@ -134,6 +135,21 @@ def _markings(content: bytes) -> tuple[str, str]:
     return meta.purpose, tlp
 
 
+def _bounded_retention(
+    terms: ForwardTerms, retain_until: datetime | None, *, now: datetime
+) -> ForwardTerms:
+    """`terms` with a retention no later than `retain_until` (kept if it asks for less)."""
+    if retain_until is None:
+        return terms
+    asked = terms.retention
+    if asked is not None:
+        if asked.days is not None and now + timedelta(days=asked.days) <= retain_until:
+            return terms
+        if asked.until is not None and asked.until <= retain_until:
+            return terms
+    return replace(terms, retention=Retention(until=retain_until))
+
+
 class Operations:
     def __init__(
         self,
@@ -151,6 +167,7 @@ class Operations:
         published: Callable[[], PublishedPolicy],
         drill_clock: OffsetClock | None,
         redress: RedressService,
+        retention: RetentionService,
     ) -> None:
         """`published`: this node's own signed policy; `drill_clock`: the clock a drill-mode
         node lets an administrator move (None: not in drill mode)."""
@@ -167,6 +184,7 @@ class Operations:
         self._connector = connector
         self._published = published
         self._drill_clock = drill_clock
+        self._retention = retention
 
     async def _log(self, user: User, action: str, outcome: str, **fields: str) -> None:
         await self.access.log(
@@ -524,7 +542,11 @@ class Operations:
             g = onward.Grant.of(wire.decode(body).meta)
             grants.append(g)
             grant_rows[g.message_id] = row
-        # The held message's markings, never looser than the original's, tightened by `terms`.
+        # The held message's markings, never looser than the original's, tightened by `terms`;
+        # its retention is never later than this node's own retain_until, stated as a time: a
+        # count of days would start again at the third agency (a forward would restart the
+        # originator's clock at every hop).
+        terms = _bounded_retention(terms, held_row.retain_until, now=self._clock.now())
         draft = wire.forward_draft(content, original=inner, to=to, purpose=purpose, terms=terms)
         try:
             now = self._clock.now()
@@ -871,6 +893,185 @@ class Operations:
                     yield m
         finally:
             self._watchers.unwatch(queue)
+
+    # ---- retention --------------------------------------------------------------------------
+
+    async def retention_sweep(self, user: User) -> SweepResult:
+        """Sweep now (supervisors and administrators), logged."""
+        await self._guard(user, "retention-sweep", lambda: access.check_sweep(user))
+        result = await self._retention.sweeper.sweep()
+        await self._log(
+            user,
+            "retention-sweep",
+            "granted",
+            detail=f"{result.expired} expired, {result.sunset} sunset erased; "
+            f"{result.keys_destroyed} keys destroyed",
+        )
+        return result
+
+    async def retention_status(self) -> tuple[SweepResult | None, Counts, int]:
+        """The last sweep since start, the store's counts and the keystore's key count."""
+        counts = await self._retention.holds.counts(now=self._clock.now())
+        keystore = self._store.keys.keystore
+        keys = sum(len(v) for v in keystore.buckets().values()) if keystore else 0
+        return self._retention.sweeper.last, counts, keys
+
+    def now(self) -> datetime:
+        """The node's clock (a drill node's may run ahead of the system's)."""
+        return self._clock.now()
+
+    @property
+    def sweep_seconds(self) -> float:
+        return self._retention.settings.sweep_seconds
+
+    async def _held_target(
+        self, user: User, action: str, *, message_id: str, correlation_id: str, why: str
+    ) -> str:
+        """The purpose a hold or release concerns (checked: the target exists, one of the two
+        is given), after the supervisor's right to decide on it is checked."""
+        check_text("justification", why)
+        if bool(message_id) == bool(correlation_id):
+            raise InvalidRequest("give exactly one of a message id and --correlation")
+        found = await self._store.list_messages(
+            direction=None,
+            limit=1,
+            **({"message_id": message_id} if message_id else {"correlation_id": correlation_id}),
+        )
+        if not found:
+            what = f"message {message_id}" if message_id else f"correlation id {correlation_id}"
+            raise NotFound(f"no {what} stored here")
+        purpose = found[0].purpose
+        await self._guard(
+            user,
+            action,
+            lambda: access.check_hold(user, purpose=purpose, justification=why),
+            message_id=message_id,
+            purpose=purpose,
+        )
+        return purpose
+
+    async def hold(
+        self, user: User, *, message_id: str, correlation_id: str, justification: str
+    ) -> Hold:
+        await self._held_target(
+            user, "hold", message_id=message_id, correlation_id=correlation_id, why=justification
+        )
+        return await self._retention.holds.hold(
+            message_id=message_id,
+            correlation_id=correlation_id,
+            justification=justification,
+            by=user.name,
+            now=self._clock.now(),
+        )
+
+    async def release(
+        self, user: User, *, message_id: str, correlation_id: str, note: str
+    ) -> list[Hold]:
+        await self._held_target(
+            user, "release", message_id=message_id, correlation_id=correlation_id, why=note
+        )
+        holds = [
+            h
+            for h in await self._retention.holds.in_force(
+                message_id=message_id, correlation_id=correlation_id
+            )
+            if (h.message_id, h.correlation_id) == (message_id, correlation_id)
+        ]
+        if not holds:
+            what = f"message {message_id}" if message_id else f"correlation id {correlation_id}"
+            raise NotFound(f"no hold in force on {what}")
+        await self._retention.holds.release(holds, by=user.name, note=note, now=self._clock.now())
+        return [h for h in [await self._retention.holds.get(h.id) for h in holds] if h]
+
+    def _agreement_max(self, m: StoredMessage) -> datetime | None:
+        directory = self._trust.directory
+        if directory is None:
+            return None
+        for a in directory.agreements:
+            if a.id == m.agreement_id:
+                return m.received_at + timedelta(days=a.max_retention_days)
+        return None
+
+    async def review(self, user: User, *, within_days: int, limit: int) -> list[ReviewItem]:
+        """Messages within `within_days` of expiry (or expired), and those of agreements past
+        their review date: metadata, so the listing rule applies."""
+        await self._guard(user, "review", lambda: access.check_review(user))
+        now = self._clock.now()
+        days = within_days or self._retention.settings.review_days
+        limit = limit or 100
+        directory = self._trust.directory
+        reviewed = {
+            a.id: a.review_date
+            for a in (directory.agreements if directory else ())
+            if self.agency in a.parties and a.review_date and a.review_date <= now.date()
+        }
+        near = await self._retention.holds.review(
+            now=now, near=now + timedelta(days=days), limit=limit
+        )
+        due = await self._retention.holds.under_agreements(sorted(reviewed), limit=limit)
+        items: list[ReviewItem] = []
+        seen: set[tuple[str, str]] = set()
+        for m in [*near, *due]:
+            if (m.sender, m.message_id) in seen or not access.sees_metadata(
+                user, purpose=m.purpose
+            ):
+                continue
+            seen.add((m.sender, m.message_id))
+            whys = []
+            if m.retain_until is not None and m.retain_until <= now + timedelta(days=days):
+                left = (m.retain_until - now).total_seconds() / 86400
+                whys.append("expired" if left <= 0 else f"expires in {left:.1f} days")
+            if m.agreement_id in reviewed:
+                whys.append(f"agreement review date {reviewed[m.agreement_id]} passed")
+            items.append(
+                ReviewItem(
+                    m,
+                    "; ".join(whys),
+                    await self._store.held(m.message_id, m.correlation_id),
+                    self._agreement_max(m),
+                )
+            )
+        return items[:limit]
+
+    async def keep(
+        self, user: User, *, message_id: str, sender: str, until: datetime, justification: str
+    ) -> StoredMessage:
+        """Keep a message longer (a supervisor, with justification), never past its
+        agreement's maximum from receipt; logged."""
+        check_text("justification", justification)
+        m = await self._store.get_message(message_id, sender=sender or None)
+        if m is None:
+            raise NotFound(f"no message {message_id}")
+        fields = {"message_id": m.message_id, "purpose": m.purpose, "justification": justification}
+        await self._guard(
+            user,
+            "keep",
+            lambda: access.check_hold(user, purpose=m.purpose, justification=justification),
+            **fields,
+        )
+        await self._live(user, "keep", m, **fields)
+        most = self._agreement_max(m)
+        exc: InvalidRequest | None = None
+        if m.retain_until is not None and until <= m.retain_until:
+            exc = InvalidRequest(
+                f"until {until.isoformat()} is not later than the message's retain_until "
+                f"{m.retain_until.isoformat()}: keep only extends"
+            )
+        elif most is None or until > most:
+            limit = most.isoformat() if most else "unknown (agreement not in the directory)"
+            exc = InvalidRequest(
+                f"retain_until {until.isoformat()} is past what agreement {m.agreement_id} "
+                f"allows for this message: {limit}"
+            )
+        if exc is not None:
+            await self._log(user, "keep", "refused", **{**fields, "detail": str(exc)})
+            raise exc
+        await self._retention.holds.keep_until(
+            m, until=until, by=user.name, justification=justification, now=self._clock.now()
+        )
+        kept = await self._store.get_message(m.message_id, sender=m.sender)
+        assert kept is not None
+        return kept
 
     # ---- drills -----------------------------------------------------------------------------
 

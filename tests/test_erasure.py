@@ -4,9 +4,11 @@ neither show the message nor unwrap its data key; every path that would use it s
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -15,8 +17,10 @@ import pytest
 from accord.v1 import local_pb2
 from node.app import Node
 from node.client import connect
-from node.errors import NotFound
+from node.errors import ConfigError, NotFound
+from node.store import Store, StoredMessage
 from node.store.db import keystore_path
+from node.store.erasure import rewrap_legacy
 from node.store.keys import KeyDestroyed, KeyRing, Sealed, aad_for
 from tests.harness import Federation, add_user, held, incident, node_send
 
@@ -145,3 +149,77 @@ async def test_erasing_what_is_not_there_says_so(fed2: Federation) -> None:
         await de.store.erase_message(
             "0190a0a0-0000-7000-8000-0000000000ff", direction="in", reason="x", actor="y"
         )
+
+
+async def test_rows_sealed_under_the_master_key_move_under_the_keystore(tmp_short: Path) -> None:
+    """Migration 050 and the re-wrap at open: a row whose data key the master key wrapped
+    (before the keystore) is re-wrapped under its expiry day's key, and opens as before."""
+    db = tmp_short / "accord.db"
+    keys = KeyRing(os.urandom(32))
+    mid = "0190a0a0-0000-7000-8000-000000000011"
+    aad = aad_for(NL, mid, purpose="missing-persons", tlp="GREEN", handling_codes=())
+    legacy = keys.seal(b"sealed before the keystore", aad)  # no keystore yet: master-wrapped
+    assert legacy.key_id is None
+    store = await Store.open(db, keys=keys)
+    try:
+        until = datetime(2031, 5, 17, 12, 0, tzinfo=UTC)
+        now = datetime.now(UTC)
+        row = StoredMessage(
+            message_id=mid,
+            sender=NL,
+            direction="in",
+            type="REQUEST_INFO",
+            purpose="missing-persons",
+            agreement_id="AGR-TEST",
+            correlation_id=mid,
+            in_reply_to="",
+            tlp="GREEN",
+            created_at=now,
+            received_at=now,
+            retain_until=until,
+            content_sha256=b"\0" * 32,
+            signature=b"not checked by the store",
+            sealed=legacy,
+        )
+        await store.writer.submit([store.message_txn(row)])
+        assert await rewrap_legacy(store) == 1
+        moved = await store.get_message(mid)
+        assert moved is not None and moved.sealed is not None
+        assert moved.sealed.key_id is not None and moved.sealed.key_id.startswith("2031-05-17/")
+        assert moved.sealed.wrapped_key != legacy.wrapped_key
+        assert store.open_content(moved) == b"sealed before the keystore"
+        assert await rewrap_legacy(store) == 0
+    finally:
+        await store.close()
+
+
+async def test_a_rotation_cut_short_is_finished_by_the_next_sweep(fed2: Federation) -> None:
+    """A node that died after giving a bucket its new key, before re-wrapping the bucket's
+    rows and destroying the old key: the next sweep moves the rows and destroys the key."""
+    nl, de = await fed2.start_all()
+    sent = [await node_send(nl, incident(to=[DE], narrative=f"row {i}")) for i in range(3)]
+    for s in sent:
+        await held(de, s.message_id, sender=NL)
+    first = await de.store.get_message(sent[0].message_id, sender=NL)
+    assert first is not None and first.sealed is not None and first.sealed.key_id is not None
+    old = first.sealed.key_id
+    keystore = de.store.keys.keystore
+    assert keystore is not None
+    keystore.rotate(old.rsplit("/", 1)[0])
+    assert (await de.sweeper.sweep()).keys_destroyed == 1
+    assert keystore.key(old) is None
+    for s in sent:
+        row = await de.store.get_message(s.message_id, sender=NL)
+        assert row is not None and row.sealed is not None and row.sealed.key_id != old
+        content = de.store.open_content(row)
+        assert content is not None and b"row " in content
+
+
+async def test_a_node_whose_keystore_is_gone_refuses_to_start(fed2: Federation) -> None:
+    nl, de = await fed2.start_all()
+    sent = await node_send(nl, incident(to=[DE]))
+    await held(de, sent.message_id, sender=NL)
+    await fed2.stop(DE)
+    keystore_path(de.config.database).unlink()
+    with pytest.raises(ConfigError, match=r"accord-keys\.db is missing"):
+        await fed2.start(DE)

@@ -323,16 +323,12 @@ async def test_a_legal_hold_keeps_the_message_and_the_receipt_names_it(
     await users(nl, de)
     original = await node_send(nl, shareable(to=DE))
     await held(de, original.message_id, sender=NL)
-    # A supervisor's hold at DE (the holds table of node/store/migrations/051_holds.sql).
-    await de.store.writer.submit(
-        [
-            (
-                "INSERT INTO holds (message_id, justification, held_by, held_at) "
-                "VALUES (?, ?, ?, ?)",
-                (original.message_id, "evidence in case 2026/0042", "chief", fed3.now.isoformat()),
+    async with connect(de.config.home, user="chief") as c:
+        hold = await c.api.Hold(
+            local_pb2.HoldRequest(
+                message_id=original.message_id, justification="evidence in case 2026/0042"
             )
-        ]
-    )
+        )
     await redress(
         nl,
         local_pb2.RedressRequest(
@@ -340,7 +336,7 @@ async def test_a_legal_hold_keeps_the_message_and_the_receipt_names_it(
         ),
     )
     (holder,) = await confirmed(nl, original.message_id, DE)
-    assert (holder.result, holder.detail) == ("HELD", "legal hold hold 1")
+    assert (holder.result, holder.detail) == ("HELD", f"legal hold hold {hold.id}")
     assert (await read(de, original.message_id)).content.message_id == original.message_id
 
 

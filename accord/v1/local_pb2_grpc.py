@@ -180,6 +180,36 @@ class LocalApiStub:
                 request_serializer=accord_dot_v1_dot_local__pb2.RedressStatusRequest.SerializeToString,
                 response_deserializer=accord_dot_v1_dot_local__pb2.RedressStatusResponse.FromString,
                 _registered_method=True)
+        self.RetentionSweep = channel.unary_unary(
+                '/accord.v1.LocalApi/RetentionSweep',
+                request_serializer=accord_dot_v1_dot_local__pb2.RetentionSweepRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.RetentionStatus.FromString,
+                _registered_method=True)
+        self.GetRetentionStatus = channel.unary_unary(
+                '/accord.v1.LocalApi/GetRetentionStatus',
+                request_serializer=accord_dot_v1_dot_local__pb2.RetentionStatusRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.RetentionStatus.FromString,
+                _registered_method=True)
+        self.Hold = channel.unary_unary(
+                '/accord.v1.LocalApi/Hold',
+                request_serializer=accord_dot_v1_dot_local__pb2.HoldRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.HoldInfo.FromString,
+                _registered_method=True)
+        self.Release = channel.unary_unary(
+                '/accord.v1.LocalApi/Release',
+                request_serializer=accord_dot_v1_dot_local__pb2.ReleaseRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.ReleaseResponse.FromString,
+                _registered_method=True)
+        self.Review = channel.unary_unary(
+                '/accord.v1.LocalApi/Review',
+                request_serializer=accord_dot_v1_dot_local__pb2.ReviewRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.ReviewResponse.FromString,
+                _registered_method=True)
+        self.Keep = channel.unary_unary(
+                '/accord.v1.LocalApi/Keep',
+                request_serializer=accord_dot_v1_dot_local__pb2.KeepRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.MessageSummary.FromString,
+                _registered_method=True)
 
 
 class LocalApiServicer:
@@ -385,6 +415,48 @@ class LocalApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RetentionSweep(self, request, context):
+        """Retention (docs/retention.md). Sweep now: erase what has expired (supervisors and
+        administrators); the sweeper's last run and counts (any local user).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRetentionStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Hold(self, request, context):
+        """Legal holds (supervisors): a held message, or every message of a held correlation id, is
+        not swept while the hold is in force; releasing resumes expiry.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Release(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Review(self, request, context):
+        """Messages past their agreement's review date or near expiry (supervisors and auditors), and
+        keeping one longer, never past the agreement's maximum (supervisors, with justification).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Keep(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LocalApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -532,6 +604,36 @@ def add_LocalApiServicer_to_server(servicer, server):
                     servicer.RedressStatus,
                     request_deserializer=accord_dot_v1_dot_local__pb2.RedressStatusRequest.FromString,
                     response_serializer=accord_dot_v1_dot_local__pb2.RedressStatusResponse.SerializeToString,
+            ),
+            'RetentionSweep': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetentionSweep,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.RetentionSweepRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.RetentionStatus.SerializeToString,
+            ),
+            'GetRetentionStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRetentionStatus,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.RetentionStatusRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.RetentionStatus.SerializeToString,
+            ),
+            'Hold': grpc.unary_unary_rpc_method_handler(
+                    servicer.Hold,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.HoldRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.HoldInfo.SerializeToString,
+            ),
+            'Release': grpc.unary_unary_rpc_method_handler(
+                    servicer.Release,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.ReleaseRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.ReleaseResponse.SerializeToString,
+            ),
+            'Review': grpc.unary_unary_rpc_method_handler(
+                    servicer.Review,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.ReviewRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.ReviewResponse.SerializeToString,
+            ),
+            'Keep': grpc.unary_unary_rpc_method_handler(
+                    servicer.Keep,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.KeepRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.MessageSummary.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1317,6 +1419,168 @@ class LocalApi:
             '/accord.v1.LocalApi/RedressStatus',
             accord_dot_v1_dot_local__pb2.RedressStatusRequest.SerializeToString,
             accord_dot_v1_dot_local__pb2.RedressStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetentionSweep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/RetentionSweep',
+            accord_dot_v1_dot_local__pb2.RetentionSweepRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.RetentionStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRetentionStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/GetRetentionStatus',
+            accord_dot_v1_dot_local__pb2.RetentionStatusRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.RetentionStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Hold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/Hold',
+            accord_dot_v1_dot_local__pb2.HoldRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.HoldInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Release(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/Release',
+            accord_dot_v1_dot_local__pb2.ReleaseRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.ReleaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Review(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/Review',
+            accord_dot_v1_dot_local__pb2.ReviewRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.ReviewResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Keep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/Keep',
+            accord_dot_v1_dot_local__pb2.KeepRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.MessageSummary.FromString,
             options,
             channel_credentials,
             insecure,

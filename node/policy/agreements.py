@@ -8,7 +8,8 @@ Nothing here does I/O: the directory and clock reading are passed in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from certs.directory import ONWARD_RULES, TLP_ORDER, Agreement, Directory, tlp_label
@@ -44,6 +45,22 @@ class Policy:
     directory: Directory
     agency: str
     local_max_retention_days: int | None = None
+    # This node's own maximum per purpose code and per message type (node TOML [retention]).
+    local_max_by_purpose: Mapping[str, int] = field(default_factory=dict)
+    local_max_by_type: Mapping[str, int] = field(default_factory=dict)
+
+    def local_max_days(self, meta: MessageMeta) -> int | None:
+        """The shortest of this node's own limits that applies to `meta` (None: none)."""
+        limits = [
+            d
+            for d in (
+                self.local_max_retention_days,
+                self.local_max_by_purpose.get(meta.purpose),
+                self.local_max_by_type.get(meta.type),
+            )
+            if d is not None
+        ]
+        return min(limits) if limits else None
 
     def check_inbound(self, meta: MessageMeta, *, peer: str, now: datetime) -> Decision:
         if meta.sender != peer:
@@ -189,8 +206,9 @@ class Policy:
         limits = [agreement_limit]
         if sender_limit is not None:
             limits.append(sender_limit)
-        if self.local_max_retention_days is not None:
-            limits.append(now + timedelta(days=self.local_max_retention_days))
+        local = self.local_max_days(meta)
+        if local is not None:
+            limits.append(now + timedelta(days=local))
         return Decision(
             agreement=a,
             retain_until=min(limits),

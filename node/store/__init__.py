@@ -35,6 +35,7 @@ modules). `KeyRing` (keys.py): the master key and per-message data keys, wrapped
 bucket keys of the `Keystore` (keystore.py), a file of its own beside the database.
 """
 
-from node.store.db import Delivery, PeerQueue, PendingEnvelope, Store, StoredMessage
+from node.store.db import Delivery, PeerQueue, PendingEnvelope, StoredMessage
+from node.store.erasure import Store
 
 __all__ = ["Delivery", "PeerQueue", "PendingEnvelope", "Store", "StoredMessage"]

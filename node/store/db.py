@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import aiosqlite
 
 from node.clock import Clock, SystemClock
-from node.errors import ConfigError, NotFound, Reason, Refused
+from node.errors import ConfigError, Reason, Refused
 from node.messages import MessageMeta
 from node.store.keys import SEAL_VERSION, KeyRing, Sealed, SealError, aad_for
 from node.store.keystore import day_bucket
@@ -282,7 +282,7 @@ class Store:
         batch_max: int = 512,
         create: bool = True,
         keystore: Path | None = None,
-    ) -> Store:
+    ) -> Self:
         """Open (with `create`, create) the database and bring its schema up to date, and its
         keystore (`keystore`; by default NAME-keys.db beside it), made if missing.
 
@@ -394,30 +394,6 @@ class Store:
         if message.sealed is None:
             return None
         return self.keys.open(message.sealed, row_aad(message))
-
-    # ---- erasure ----------------------------------------------------------------------------
-
-    async def erase_message(
-        self, message_id: str, *, direction: str, reason: str, actor: str, sender: str = ""
-    ) -> None:
-        """Erase one stored message now (crypto-shredding, node/store/erasure.py): its bucket
-        key is replaced and destroyed, so no earlier copy of the database opens it either;
-        its ciphertext and wrapped key go, a tombstone (id, sender, digest, times, `reason`,
-        `actor`) stays, and the access log records it, in one transaction. `sender` narrows
-        a received id. Already erased: nothing to do. NotFound if there is no such message."""
-        from node.store import erasure  # erasure builds on this module
-
-        m = await self.get_message(message_id, sender=sender or None, direction=direction)
-        if m is None:
-            raise NotFound(f"no {'received' if direction == 'in' else 'sent'} message {message_id}")
-        if m.erased_at is not None:
-            return
-        target = erasure.Target(
-            m.sender, m.message_id, m.direction, m.purpose, m.sealed.key_id if m.sealed else None
-        )
-        await erasure.erase_rows(
-            self, [target], reason=reason, actor=actor, now=self.clock.now(), rotate=True
-        )
 
     # ---- named transactions -----------------------------------------------------------------
 
@@ -768,6 +744,23 @@ class Store:
                         (self.keys.check_value,),
                     )
                 ]
+            )
+
+    async def check_keystore(self) -> None:
+        """ConfigError if the keystore was just made, empty, while the database holds rows
+        sealed under keystore keys: it was lost or not restored, and starting would treat
+        every such message as erased."""
+        keystore = self.keys.keystore
+        if keystore is None or not keystore.created:
+            return
+        rows = await self._rconn.execute_fetchall(
+            "SELECT 1 FROM messages WHERE key_id IS NOT NULL AND erased_at IS NULL LIMIT 1"
+        )
+        if list(rows):
+            raise ConfigError(
+                f"{keystore.path.name} is missing, but accord.db holds messages sealed under "
+                "its keys: restore it from your backup together with master.key (without it "
+                "they cannot be read)"
             )
 
     async def high_waters(self, *names: str) -> dict[str, int]:

@@ -7,9 +7,10 @@ database is the destruction of the bucket key that wrapped the data key (keystor
 
 - an expired row's day key is destroyed once its day is over and nothing live is left in it
   (`retire_keys`, run by each sweep);
-- an early erasure (`erase_rows(..., rotate=True)`) first gives the bucket a new key, re-wraps
-  the bucket's other live rows under it in bounded batches, erases the rows, then destroys the
-  old key at once.
+- an early erasure (`erase_rows(..., rotate=True)`, `Store.erase_message`) erases the rows,
+  then gives their bucket a new key, re-wraps the bucket's other live rows under it in bounded
+  batches, and destroys the old key at once (`rotate_out`; if a row sealed under it is still
+  on its way to the writer, the next sweep destroys it).
 
 Either way a crash leaves each row whole (readable) or erased, never between: the re-wrap and
 the erasure are each a committed transaction, and an old key is destroyed only after the
@@ -20,18 +21,16 @@ next sweep).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
+from node.errors import NotFound
 from node.store.access import log_txn
+from node.store.db import Store as StoreBase
 from node.store.db import text_time, time_text
 from node.store.keys import Sealed, aad_for
 from node.store.keystore import HOLD, bucket_ended, day_bucket
-
-if TYPE_CHECKING:
-    from node.store.db import Store
 
 REWRAP_BATCH = 500  # rows re-wrapped per transaction: the writer is never held for long
 ERASE_BATCH = 200  # rows erased per transaction by a sweep
@@ -46,7 +45,7 @@ HELD = f"NOT {NOT_HELD}"
 
 _ROW = (
     "m.sender, m.message_id, m.purpose, m.tlp, m.handling_codes, m.seal, m.ciphertext, "
-    "m.wrapped_key, m.key_id"
+    "m.wrapped_key, m.key_id, m.retain_until"
 )
 
 
@@ -102,20 +101,33 @@ def _erase_in(
 
 
 def _rewrap_in(
-    store: Store,
+    store: StoreBase,
     conn: sqlite3.Connection,
     *,
     where: str,
     params: Sequence[object],
-    bucket: str,
+    bucket: Callable[[str | None], str],
     limit: int,
 ) -> int:
-    """Re-wrap up to `limit` live rows matching `where` under `bucket`'s current key."""
+    """Re-wrap up to `limit` rows with a data key matching `where`, each under the current key
+    of `bucket(its retain_until)`."""
     rows = conn.execute(
-        f"SELECT {_ROW} FROM messages m WHERE m.erased_at IS NULL AND {where} LIMIT ?",  # noqa: S608 (constant clauses)
+        f"SELECT {_ROW} FROM messages m WHERE m.erased_at IS NULL "  # noqa: S608 (constant clauses)
+        f"AND m.wrapped_key IS NOT NULL AND {where} LIMIT ?",
         (*params, limit),
     ).fetchall()
-    for sender, message_id, purpose, tlp, handling, seal, ciphertext, wrapped, key_id in rows:
+    for (
+        sender,
+        message_id,
+        purpose,
+        tlp,
+        handling,
+        seal,
+        ciphertext,
+        wrapped,
+        key_id,
+        until,
+    ) in rows:
         aad = aad_for(
             sender,
             message_id,
@@ -124,7 +136,8 @@ def _rewrap_in(
             handling_codes=handling.split(",") if handling else (),
             version=seal,
         )
-        moved = store.keys.rewrap(Sealed(ciphertext, wrapped, key_id), aad, bucket=bucket)
+        sealed = Sealed(ciphertext, wrapped, key_id)
+        moved = store.keys.rewrap(sealed, aad, bucket=bucket(until))
         conn.execute(
             "UPDATE messages SET wrapped_key = ?, key_id = ? WHERE sender = ? AND message_id = ?",
             (moved.wrapped_key, moved.key_id, sender, message_id),
@@ -132,24 +145,21 @@ def _rewrap_in(
     return len(rows)
 
 
-async def rewrap(
-    store: Store, *, where: str, params: Sequence[object], bucket: str, exclude: Sequence[Target]
-) -> int:
-    """Re-wrap every live row matching `where` (but `exclude`) under `bucket`'s current key,
-    a bounded batch per transaction; how many were."""
+async def rewrap(store: StoreBase, *, where: str, params: Sequence[object], bucket: str) -> int:
+    """Re-wrap every live row matching `where` under `bucket`'s current key, a bounded batch
+    per transaction; how many were."""
     assert store.keys.keystore is not None
     store.keys.keystore.current(bucket)  # made now: never inside the writer's transaction
-    skip = [(t.sender, t.message_id) for t in exclude]
-    clause = where
-    args: list[object] = list(params)
-    for sender, message_id in skip:
-        clause += " AND NOT (m.sender = ? AND m.message_id = ?)"
-        args += [sender, message_id]
     total = 0
     while True:
         done = await store.writer.enqueue_call(
             lambda conn: _rewrap_in(
-                store, conn, where=clause, params=args, bucket=bucket, limit=REWRAP_BATCH
+                store,
+                conn,
+                where=where,
+                params=params,
+                bucket=lambda _: bucket,
+                limit=REWRAP_BATCH,
             )
         )
         total += int(done)
@@ -158,7 +168,7 @@ async def rewrap(
 
 
 async def erase_rows(
-    store: Store,
+    store: StoreBase,
     targets: Sequence[Target],
     *,
     reason: str,
@@ -166,27 +176,31 @@ async def erase_rows(
     now: datetime,
     rotate: bool,
 ) -> int:
-    """Erase `targets`; with `rotate`, their bucket keys are replaced and destroyed at once
-    (an early erasure), not left for the end of their day."""
-    keystore = store.keys.keystore
-    assert keystore is not None
-    old = sorted({t.key_id for t in targets if t.key_id and keystore.key(t.key_id)})
-    if rotate:
-        for key_id in old:
-            bucket = key_id.rsplit("/", 1)[0]
-            keystore.rotate(bucket)
-            await rewrap(
-                store, where="m.key_id = ?", params=(key_id,), bucket=bucket, exclude=targets
-            )
+    """Erase `targets` in one transaction; with `rotate`, their bucket keys are then replaced
+    and destroyed at once (an early erasure), not left for the end of their day."""
     erased = await store.writer.enqueue_call(
         lambda conn: _erase_in(conn, targets, reason=reason, actor=actor, now=now)
     )
     if rotate:
-        await destroy_unused(store, old, now=now)
+        await rotate_out(store, [t.key_id for t in targets if t.key_id], now=now)
     return int(erased)
 
 
-async def destroy_unused(store: Store, key_ids: Sequence[str], *, now: datetime) -> list[str]:
+async def rotate_out(store: StoreBase, key_ids: Sequence[str], *, now: datetime) -> list[str]:
+    """Destroy `key_ids` now, their buckets' live rows first moved under a new key of the same
+    bucket (a bounded batch per transaction); the keys destroyed."""
+    keystore = store.keys.keystore
+    assert keystore is not None
+    old = sorted({k for k in key_ids if keystore.key(k) is not None})
+    for key_id in old:
+        bucket = key_id.rsplit("/", 1)[0]
+        if keystore.current_id(bucket) == key_id:
+            keystore.rotate(bucket)
+        await rewrap(store, where="m.key_id = ?", params=(key_id,), bucket=bucket)
+    return await destroy_unused(store, old, now=now)
+
+
+async def destroy_unused(store: StoreBase, key_ids: Sequence[str], *, now: datetime) -> list[str]:
     """Destroy those of `key_ids` that wrap no live row, are no bucket's current key and have
     no row on its way to the writer; the ones destroyed."""
     keystore = store.keys.keystore
@@ -207,9 +221,10 @@ async def destroy_unused(store: Store, key_ids: Sequence[str], *, now: datetime)
     return gone
 
 
-async def retire_keys(store: Store, *, now: datetime) -> int:
+async def retire_keys(store: StoreBase, *, now: datetime) -> int:
     """Destroy the keys that should no longer exist: those of ended days (their held rows
-    moved to the hold bucket first) and rotated-out ones left behind; how many went."""
+    moved to the hold bucket first) and rotated-out ones a crash or a row on its way left
+    behind (what they still wrap moved to their bucket's current key first); how many went."""
     keystore = store.keys.keystore
     assert keystore is not None
     candidates: list[str] = []
@@ -221,15 +236,17 @@ async def retire_keys(store: Store, *, now: datetime) -> int:
                     where=f"m.key_id = ? AND {HELD}",
                     params=(key_id,),
                     bucket=HOLD,
-                    exclude=(),
                 )
             candidates += ids
         else:
-            candidates += [k for k in ids if k != keystore.current_id(bucket)]
+            old = [k for k in ids if k != keystore.current_id(bucket)]
+            for key_id in old:
+                await rewrap(store, where="m.key_id = ?", params=(key_id,), bucket=bucket)
+            candidates += old
     return len(await destroy_unused(store, candidates, now=now))
 
 
-async def erase_expired(store: Store, *, now: datetime, limit: int = ERASE_BATCH) -> int:
+async def erase_expired(store: StoreBase, *, now: datetime, limit: int = ERASE_BATCH) -> int:
     """One bounded batch: erase up to `limit` rows past their retain_until and not held."""
 
     def run(conn: sqlite3.Connection) -> int:
@@ -246,15 +263,16 @@ async def erase_expired(store: Store, *, now: datetime, limit: int = ERASE_BATCH
 
 
 async def erase_sunset(
-    store: Store, agreement_ids: Sequence[str], *, now: datetime, limit: int = ERASE_BATCH
-) -> int:
+    store: StoreBase, agreement_ids: Sequence[str], *, now: datetime, limit: int = ERASE_BATCH
+) -> tuple[int, set[str]]:
     """One bounded batch: erase up to `limit` received rows of agreements whose sunset rule
-    is `erase` (held ones stay)."""
+    is `erase` (held ones stay); how many, and the bucket keys that wrapped them (to rotate
+    out once the whole sunset is erased)."""
     if not agreement_ids:
-        return 0
+        return 0, set()
     marks = ",".join("?" * len(agreement_ids))
 
-    def run(conn: sqlite3.Connection) -> int:
+    def run(conn: sqlite3.Connection) -> tuple[int, set[str]]:
         rows = conn.execute(
             "SELECT m.sender, m.message_id, m.direction, m.purpose, m.key_id FROM messages m "  # noqa: S608 (only ? marks)
             f"WHERE m.erased_at IS NULL AND m.agreement_id IN ({marks}) "
@@ -262,41 +280,14 @@ async def erase_sunset(
             (*agreement_ids, limit),
         ).fetchall()
         targets = [Target(*row) for row in rows]
-        return _erase_in(conn, targets, reason="sunset", actor="sweeper", now=now)
+        erased = _erase_in(conn, targets, reason="sunset", actor="sweeper", now=now)
+        return erased, {t.key_id for t in targets if t.key_id}
 
-    return int(await store.writer.enqueue_call(run))
-
-
-def target_bucket(retain_until: datetime | None, *, held: bool) -> str:
-    """The bucket a live row's data key belongs in."""
-    return HOLD if held else day_bucket(retain_until)
+    erased, keys = await store.writer.enqueue_call(run)
+    return int(erased), set(keys)
 
 
-def _rewrap_legacy_in(store: Store, conn: sqlite3.Connection, *, limit: int) -> int:
-    rows = conn.execute(
-        f"SELECT {_ROW}, m.retain_until FROM messages m "  # noqa: S608 (constant columns)
-        "WHERE m.key_id IS NULL AND m.wrapped_key IS NOT NULL AND m.erased_at IS NULL LIMIT ?",
-        (limit,),
-    ).fetchall()
-    for sender, message_id, purpose, tlp, handling, seal, ciphertext, wrapped, _, until in rows:
-        aad = aad_for(
-            sender,
-            message_id,
-            purpose=purpose,
-            tlp=tlp,
-            handling_codes=handling.split(",") if handling else (),
-            version=seal,
-        )
-        bucket = day_bucket(text_time(until))
-        moved = store.keys.rewrap(Sealed(ciphertext, wrapped, None), aad, bucket=bucket)
-        conn.execute(
-            "UPDATE messages SET wrapped_key = ?, key_id = ? WHERE sender = ? AND message_id = ?",
-            (moved.wrapped_key, moved.key_id, sender, message_id),
-        )
-    return len(rows)
-
-
-async def rewrap_legacy(store: Store) -> int:
+async def rewrap_legacy(store: StoreBase) -> int:
     """Move rows sealed before the keystore (data key wrapped by the master key) under their
     day's bucket key, a bounded batch per transaction; how many moved."""
     assert store.keys.keystore is not None
@@ -311,8 +302,41 @@ async def rewrap_legacy(store: Store) -> int:
         for (until,) in rows:
             store.keys.keystore.current(day_bucket(text_time(until)))
         done = await store.writer.enqueue_call(
-            lambda conn: _rewrap_legacy_in(store, conn, limit=REWRAP_BATCH)
+            lambda conn: _rewrap_in(
+                store,
+                conn,
+                where="m.key_id IS NULL",
+                params=(),
+                bucket=lambda expiry: day_bucket(text_time(expiry)),
+                limit=REWRAP_BATCH,
+            )
         )
         total += int(done)
         if done < REWRAP_BATCH:
             return total
+
+
+class Store(StoreBase):
+    """The store with erasure: what `node.store.Store` is."""
+
+    async def erase_message(
+        self, message_id: str, *, direction: str, reason: str, actor: str, sender: str = ""
+    ) -> None:
+        """Erase one stored message now (crypto-shredding): its ciphertext and wrapped key go,
+        a tombstone (id, sender, digest, times, `reason`, `actor`) stays, undelivered copies
+        leave the outbox and the access log records it, in one transaction; then its bucket
+        key is replaced and destroyed, so no earlier copy of the database opens it either.
+        `sender` narrows a received id. Already erased: nothing to do. NotFound if there is
+        no such message."""
+        m = await self.get_message(message_id, sender=sender or None, direction=direction)
+        if m is None:
+            what = "received" if direction == "in" else "sent"
+            raise NotFound(f"no {what} message {message_id}")
+        if m.erased_at is not None:
+            return
+        target = Target(
+            m.sender, m.message_id, m.direction, m.purpose, m.sealed.key_id if m.sealed else None
+        )
+        await erase_rows(
+            self, [target], reason=reason, actor=actor, now=self.clock.now(), rotate=True
+        )

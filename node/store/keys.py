@@ -3,7 +3,7 @@ bucket key of the keystore (keystore.py), which the master key wraps in turn. De
 bucket key (crypto-shredding) makes every copy of the wrapped data key and ciphertext, in
 backups and WAL files included, unreadable. Rows sealed before the keystore existed (key id
 None) had their data key wrapped by the master key itself; migration 050 and
-`Store.rewrap_legacy` move them."""
+`erasure.rewrap_legacy` move them."""
 
 from __future__ import annotations
 

@@ -48,20 +48,21 @@ class Keystore:
     def __init__(self, path: Path, master: AESGCM) -> None:
         self.path = path
         self._master = master
-        if not path.exists():
+        self.created = not path.exists()  # made now, empty (a lost keystore is not started over)
+        if self.created:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
             os.close(fd)
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=DELETE")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA secure_delete=ON")
-        self._conn.execute(
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=DELETE")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA secure_delete=ON")
+        self._db.execute(
             "CREATE TABLE IF NOT EXISTS keys (id TEXT PRIMARY KEY, bucket TEXT NOT NULL, "
             "wrapped BLOB NOT NULL, created_at TEXT NOT NULL, current INTEGER NOT NULL)"
         )
         self._keys: dict[str, AESGCM] = {}
         self._current: dict[str, str] = {}
-        for key_id, bucket, wrapped, current in self._conn.execute(
+        for key_id, bucket, wrapped, current in self._db.execute(
             "SELECT id, bucket, wrapped, current FROM keys"
         ):
             self._keys[key_id] = AESGCM(self._unwrap(key_id, wrapped))
@@ -69,7 +70,7 @@ class Keystore:
                 self._current[bucket] = key_id
 
     def close(self) -> None:
-        self._conn.close()
+        self._db.close()
 
     def _unwrap(self, key_id: str, wrapped: bytes) -> bytes:
         try:
@@ -103,9 +104,9 @@ class Keystore:
         key_id = f"{bucket}/{os.urandom(8).hex()}"
         nonce = os.urandom(_NONCE)
         wrapped = nonce + self._master.encrypt(nonce, raw, key_id.encode())
-        with self._conn:
-            self._conn.execute("UPDATE keys SET current = 0 WHERE bucket = ?", (bucket,))
-            self._conn.execute(
+        with self._db:
+            self._db.execute("UPDATE keys SET current = 0 WHERE bucket = ?", (bucket,))
+            self._db.execute(
                 "INSERT INTO keys (id, bucket, wrapped, created_at, current) VALUES (?,?,?,?,1)",
                 (key_id, bucket, wrapped, datetime.now(UTC).isoformat()),
             )
@@ -125,8 +126,8 @@ class Keystore:
         one transaction, whose rollback journal is then deleted."""
         if not key_ids:
             return
-        with self._conn:
-            self._conn.executemany("DELETE FROM keys WHERE id = ?", [(k,) for k in key_ids])
+        with self._db:
+            self._db.executemany("DELETE FROM keys WHERE id = ?", [(k,) for k in key_ids])
         for key_id in key_ids:
             self._keys.pop(key_id, None)
             bucket = key_id.rsplit("/", 1)[0]
