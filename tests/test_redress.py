@@ -8,6 +8,7 @@ with what it did, and NL's `redress status` lists both holders (docs/redress.md)
 from __future__ import annotations
 
 import asyncio
+import json
 
 import grpc
 import pytest
@@ -159,6 +160,9 @@ async def test_erasure_reaches_a_direct_and_an_onward_holder(
     await erased(de, original, sender=NL)
     await erased(fr, forward, sender=DE)
 
+    # What the node signs says what it enforces.
+    policy = json.loads(nl.published_policy().policy_json)["redress"]
+    assert "NOT_ORIGINATOR" in policy["who"] and "REDRESSED" in policy["applied"]
     # The CLI shows the same chain.
     args = ["redress", "status", original, "--home", str(nl.config.home), "--as", "officer"]
     assert await asyncio.to_thread(main, args) == 0

@@ -69,6 +69,21 @@ def document(
             "naming the original, the third agency and the purpose, until its valid_until; "
             "the newest for the same original, forwarder and third agency decides",
         },
+        "redress": {
+            "who": "only the originator, the signer of the message's innermost envelope "
+            "(else NOT_ORIGINATOR); a redress of nothing this node holds from its sender is "
+            "refused UNKNOWN_TARGET",
+            "applied": "ERASURE_REQUEST and INCIDENT_RETRACT erase the message, RECTIFICATION "
+            "replaces it and erases the old version, HANDLING_UPDATE only tightens (else "
+            "MARKINGS_LOOSENED); from the commit that stores the redress, an erased or "
+            "retracted message is refused (REDRESSED) for reading, forwarding and replying; "
+            "under a legal hold it is kept (HELD)",
+            "relayed": "to every agency this node forwarded the message to, with the "
+            "originator's envelope; each holder's signed receipt says what it did, and is "
+            "reported back towards the originator hop by hop",
+            "after_sunset": "erasure, retraction and handling updates still flow; a "
+            "rectification does not",
+        },
         "receipts": {
             "deferred": sorted(TRANSIENT),
             "rule": "only decisions about verified content are final; a DEFERRED receipt "
