@@ -45,6 +45,7 @@ class MessageMeta:
     # A control body's populated fields by name, and a HANDLING_UPDATE's terms (its TLP, ""
     # if unset, and the handling codes and conditions it adds).
     control_fields: frozenset[str] = frozenset()
+    control_reason: str = ""
     new_tlp: str = ""
     new_handling_codes: tuple[str, ...] = ()
     new_handling_conditions: str = ""

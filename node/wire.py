@@ -299,6 +299,7 @@ def _meta_of(msg: pb.MessageContent) -> MessageMeta:
         if msg.HasField("reply_deadline")
         else None,
         control_fields=control_fields,
+        control_reason=control.reason,
         new_tlp=_TLP_NAMES[control.tlp] if control.tlp else "",
         new_handling_codes=tuple(_HANDLING_NAMES[h] for h in control.handling_codes),
         new_handling_conditions=control.handling_conditions,

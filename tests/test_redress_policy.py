@@ -12,8 +12,9 @@ from accord.v1 import message_pb2 as pb
 from node import wire
 from node.errors import Refused
 from node.ids import uuid7
-from node.policy.redress import Decision, Held, Markings, check_redress
-from node.signing import ENVELOPE, sign
+from node.messages import RedressOutcome
+from node.policy.redress import Decision, Held, Markings, check_redress, check_report
+from node.signing import ENVELOPE, RECEIPT, sign
 from tests.harness import complete
 
 NL, DE, FR = "NL-POL", "DE-BKA", "FR-PN"
@@ -155,3 +156,60 @@ def test_a_relay_carries_the_originators_signed_redress() -> None:
     assert reason(relay(elsewhere), peer=FR, target=HELD_FORWARD) == "NOT_ORIGINATOR"
     by_fr = redress(pb.MESSAGE_TYPE_ERASURE_REQUEST, sender=FR)
     assert reason(relay(by_fr), peer=FR, target=HELD_FORWARD) == "UNKNOWN_SENDER"
+
+
+DE_KEY = ec.generate_private_key(ec.SECP256R1())
+KEYS = {NL: NL_KEY, DE: DE_KEY}
+
+
+def holder_receipt(*, key: ec.EllipticCurvePrivateKey = DE_KEY) -> pb.Receipt:
+    content = wire.receipt_content(
+        message_id=uuid7(),
+        content_sha256=bytes(32),
+        sender=FR,
+        receiver=DE,
+        received_at=datetime.now(UTC),
+        redress=RedressOutcome(
+            redress_id=uuid7(),
+            originator=NL,
+            target_message_id=ORIGINAL,
+            held_as=FORWARD,
+            result="ERASED",
+        ),
+    )
+    return pb.Receipt(content=content, signature=sign(key, content, RECEIPT))
+
+
+def report_reason(**control: Any) -> str:
+    content = complete(
+        pb.MessageContent(
+            recipients=[NL],
+            type=pb.MESSAGE_TYPE_REDRESS_REPORT,
+            purpose=PURPOSE,
+            control=pb.ControlBody(target_message_id=uuid7(), **control),
+        ),
+        sender=FR,
+    ).SerializeToString()
+    receipts, relayed_to = wire.report_of(content)
+    try:
+        check_report(
+            wire.decode(content),
+            member_key=lambda agency: KEYS[agency].public_key() if agency in KEYS else None,
+            receipts=receipts,
+            relayed_to=relayed_to,
+        )
+    except Refused as refused:
+        return refused.reason.value
+    return ""
+
+
+def test_a_report_carries_only_holders_signed_receipts_and_relays() -> None:
+    assert report_reason(holder_receipts=[holder_receipt()], relayed_to=[f"{FR}>{DE}"]) == ""
+    forged = holder_receipt(key=ec.generate_private_key(ec.SECP256R1()))
+    assert report_reason(holder_receipts=[forged]) == "MALFORMED"
+    assert report_reason(relayed_to=["Jansen, Piet, born 1980"]) == "MALFORMED"
+    assert report_reason(relayed_to=[f"{FR}>{DE}"], reason="personal data") == (
+        "REDRESS_NOT_APPLICABLE"
+    )
+    long_reason = redress(pb.MESSAGE_TYPE_ERASURE_REQUEST, reason="x" * 501)
+    assert reason(long_reason) == "REDRESS_NOT_APPLICABLE"

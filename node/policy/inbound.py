@@ -26,7 +26,7 @@ from node.errors import Reason, Refused
 from node.messages import Message, MessageMeta
 from node.policy.agreements import REDRESS_TYPES, Policy
 from node.policy.onward import check_forwarded, tlp_rank
-from node.policy.redress import Decision, Held, check_redress
+from node.policy.redress import Decision, Held, check_redress, check_report
 
 
 def _nothing(message_id: str) -> None:
@@ -229,8 +229,10 @@ class Redress:
         message = inbound.message
         meta = message.meta
         if meta.type == "REDRESS_REPORT":
-            if message.forwarded is not None or message.authorisation is not None:
-                raise Refused(Reason.MALFORMED, "a redress report carries no envelope")
+            receipts, relayed_to = wire.report_of(inbound.content)
+            check_report(
+                message, member_key=self.member_key, receipts=receipts, relayed_to=relayed_to
+            )
             if inbound.sent(meta.control_target) not in REDRESS_TYPES:
                 raise Refused(
                     Reason.UNKNOWN_TARGET,

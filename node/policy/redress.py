@@ -11,15 +11,16 @@ receiver looks the held message up before the checks run (node/delivery/receiver
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from certs.identity import AGENCY_CODE
 from node import signing, wire
 from node.errors import Reason, Refused
-from node.messages import Message, MessageMeta, RedressOutcome
+from node.messages import Message, MessageMeta, RedressOutcome, SignedReceipt
 from node.policy.agreements import REDRESS_TYPES
 from node.policy.onward import tlp_rank
 
@@ -45,6 +46,10 @@ _FIELDS = {
     "RECTIFICATION": frozenset({"target_message_id", "reason", "corrected_incident"}),
 }
 _INCIDENTS = frozenset({"INCIDENT_PUBLISH", "INCIDENT_UPDATE"})
+# A redress's free text (its reason, added conditions) is short: it explains, it carries no file.
+MAX_TEXT = 500
+# A report names at most this many holders (receipts and relays together).
+MAX_REPORTED = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +183,11 @@ def check_redress(
     elif message.authorisation is not None:
         raise Refused(Reason.MALFORMED, "transfer_authorisation travels only with a forward")
     allowed = _FIELDS[redress.type]
+    if max(len(redress.control_reason), len(redress.new_handling_conditions)) > MAX_TEXT:
+        raise Refused(
+            Reason.REDRESS_NOT_APPLICABLE,
+            f"a redress's reason and conditions are at most {MAX_TEXT} characters each",
+        )
     extra = sorted(redress.control_fields - allowed)
     if extra:
         raise Refused(
@@ -267,3 +277,44 @@ def check_redress(
         hold_reference=target.hold_reference if result == "HELD" else "",
     )
     return Decision(held=target, redress=redress, outcome=outcome, markings=markings)
+
+
+def check_report(
+    message: Message,
+    *,
+    member_key: Callable[[str], ec.EllipticCurvePublicKey | None],
+    receipts: Sequence[SignedReceipt],
+    relayed_to: Sequence[str],
+) -> None:
+    """A REDRESS_REPORT carries only holders' receipts, each signed by the holder it names and
+    answering a redress, and "RELAYER>HOLDER" agency pairs: nothing else travels back (it flows
+    after sunset, like the redress it answers)."""
+    meta = message.meta
+    if message.forwarded is not None or message.authorisation is not None:
+        raise Refused(Reason.MALFORMED, "a redress report carries no envelope")
+    extra = meta.control_fields - {"target_message_id", "holder_receipts", "relayed_to"}
+    if extra:
+        raise Refused(
+            Reason.REDRESS_NOT_APPLICABLE,
+            f"a redress report carries only receipts and relays, not {', '.join(sorted(extra))}",
+        )
+    if len(receipts) + len(relayed_to) > MAX_REPORTED:
+        raise Refused(Reason.OVERSIZE, f"a redress report names at most {MAX_REPORTED} holders")
+    if not all(
+        len(pair := r.split(">")) == 2 and all(AGENCY_CODE.match(code) for code in pair)
+        for r in relayed_to
+    ):
+        raise Refused(Reason.MALFORMED, "relayed_to holds RELAYER>HOLDER agency codes")
+    for receipt in receipts:
+        info = wire.parse_receipt(receipt.content)
+        key = member_key(info.receiver)
+        if key is None:
+            raise Refused(Reason.UNKNOWN_SENDER, f"holder {info.receiver} is not a member")
+        if not signing.verify(
+            key, receipt.content, receipt.signature, signing.RECEIPT, receipt.proof
+        ):
+            raise Refused(
+                Reason.MALFORMED, f"a receipt in the report is not signed by {info.receiver}"
+            )
+        if info.redress is None and info.accepted:
+            raise Refused(Reason.MALFORMED, "a receipt in the report answers no redress")
