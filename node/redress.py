@@ -376,8 +376,11 @@ class RedressService:
                 or not signing.verify(
                     key, receipt.content, receipt.signature, signing.RECEIPT, receipt.proof
                 )
-                or info.redress is None
-                or info.redress.redress_id != origin
+                # An accepted receipt names the originator's redress itself; a refusal (of a
+                # relay) names only the relay, and the reporting holder says which redress
+                # that relay carried.
+                or (info.redress is None and info.accepted)
+                or (info.redress is not None and info.redress.redress_id != origin)
             ):
                 log.warning("redress report %s: a receipt that does not check", message.message_id)
                 continue

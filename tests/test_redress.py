@@ -31,6 +31,7 @@ from tests.harness import (
     incident,
     member_key,
     node_send,
+    open_agreement,
     wait_for,
 )
 from tests.test_onward_security import allow_onward
@@ -448,3 +449,49 @@ async def test_a_holder_stopped_before_relaying_erases_and_relays_on_start(
     await erased(de, original, sender=NL)
     await confirmed(nl, original, DE, FR)
     await erased(fr, forward, sender=DE)
+
+
+async def test_a_relayed_rectification_meets_the_onward_agreements_field_rules(
+    fed3: Federation,
+) -> None:
+    """NL-DE allows persons, DE-FR only narrative and location. DE's forward of an incident
+    without persons reaches FR; NL's rectification adding a suspect reaches DE, and its relay
+    is refused by FR (FIELDS_NOT_PERMITTED), which NL's status shows."""
+    purpose = "serious-crime-investigation"
+    nl_de = open_agreement((NL, DE), fed3.now, id="AGR-NL-DE", onward_transfer="ALLOWED")
+    de_fr = open_agreement(
+        (DE, FR),
+        fed3.now,
+        id="AGR-DE-FR",
+        onward_transfer="ALLOWED",
+        allowed_fields={purpose: ("incident_id", "offence", "location", "narrative")},
+    )
+    fed3.authority.set_agreements((nl_de, de_fr), now=fed3.now)
+    nl, de, fr = await fed3.start_all()
+    await users(nl, de, fr)
+    bare = shareable(to=DE)
+    del bare.incident.entities[:]
+    original = await node_send(nl, bare)
+    await held(de, original.message_id, sender=NL)
+    async with connect(de.config.home, user="officer") as c:
+        forward = await c.api.Forward(
+            local_pb2.ForwardRequest(message_id=original.message_id, to=FR, justification=WHY)
+        )
+    await held(fr, forward.message_id, sender=DE)
+    await redress(
+        nl,
+        local_pb2.RedressRequest(
+            message_id=original.message_id,
+            type=pb.MESSAGE_TYPE_RECTIFICATION,
+            corrected_incident=incident(to=[DE]).incident,
+        ),
+    )
+
+    async def fr_refused() -> bool:
+        return any(
+            h.agency == FR and h.state == "refused" and "FIELDS_NOT_PERMITTED" in h.detail
+            for h in await status(nl, original.message_id)
+        )
+
+    await wait_for(fr_refused, timeout=20)
+    assert (await read(fr, forward.message_id)).content.message_id == forward.message_id

@@ -177,7 +177,13 @@ class Agreement:
     policy: Callable[[], Policy]  # the policy of the directory loaded now
 
     def check(self, inbound: Inbound) -> Keep:
-        meta = inbound.message.meta
+        message = inbound.message
+        meta = message.meta
+        if meta.type == "RECTIFICATION" and message.forwarded is not None:
+            # A relayed rectification's new version is inside the originator's envelope: the
+            # field rules of this pair's agreement apply to it all the same.
+            inner = wire.decode(message.forwarded.content).meta
+            meta = replace(meta, fields_of=inner.fields_of)
         decision = self.policy().check_inbound(meta, peer=inbound.peer, now=inbound.now)
         return Keep(until=decision.retain_until)
 
