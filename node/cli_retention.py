@@ -231,8 +231,19 @@ def add_holds(sub: Any) -> None:
         description="Messages within --days of their retain_until (or past it), and those of "
         "agreements past their review date, with the longest `accord keep` may allow.",
     )
-    p.add_argument("--days", type=whole(1, 36500), help="days ahead (default: the node's)")
-    p.add_argument("--limit", type=whole(1, 1000), default=100, help="at most this many")
+    p.add_argument(
+        "--days",
+        type=whole(1, 36500),
+        metavar="N",
+        help="N days ahead, 1 to 36500 (default: the node's retention.review_days)",
+    )
+    p.add_argument(
+        "--limit",
+        type=whole(1, 1000),
+        default=100,
+        metavar="N",
+        help="at most N messages, 1 to 1000 (default 100)",
+    )
     _local_arguments(p)
     json_argument(p)
     p.set_defaults(func=cmd_review)

@@ -208,9 +208,17 @@ async def test_a_different_master_key_opens_nothing(tmp_short: Path) -> None:
     mid = "0190a0a0-0000-7000-8000-000000000002"
     await store.writer.submit([store.message_txn(inbound(store, mid, b"secret"))])
     await store.close()
-    # The keystore's keys are wrapped by the master key: another key is refused at once.
-    with pytest.raises(ConfigError, match=r"accord-keys\.db does not open with master\.key"):
-        await Store.open(db, keys=KeyRing(os.urandom(32)))
+    store = await Store.open(db, keys=KeyRing(os.urandom(32)))
+    try:
+        got = await store.get_message(mid)
+        assert got is not None
+        with pytest.raises(SealError):
+            store.open_content(got)
+        # The keystore's keys are wrapped by the master key: the start is refused.
+        with pytest.raises(ConfigError, match=r"accord-keys\.db does not open with master\.key"):
+            await store.check_keystore()
+    finally:
+        await store.close()
 
 
 async def test_an_older_database_gets_only_the_missing_migrations(tmp_short: Path) -> None:

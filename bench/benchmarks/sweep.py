@@ -2,7 +2,7 @@
 and a sweep running beside item 1's load barely slows it.
 
 1. O(expired): a store (Store.open, synchronous=FULL) seeded with 1 000 and with 100 000
-   (20 000 quick) sealed-size rows; each round makes 100 of them expired and times the
+   (20 000 quick) sealed-size rows; each round makes the 100 oldest expired and times the
    node's sweep (Sweeper.sweep: find through the index on retain_until, erase in batches,
    retire keys). The median at the large size must stay within 2x of the small one.
 2. Beside the load: item 1's set-up (sender in this process, receiver `accord node run`); the
@@ -76,11 +76,12 @@ def seed(db: Path, count: int) -> None:
 
 
 def expire(db: Path, count: int) -> int:
-    """Make `count` live seeded rows expired (spread over the table); how many."""
+    """Make the `count` oldest live seeded rows expired, as a node's are: messages kept for the
+    same time expire in the order they came; how many."""
     with closing(sqlite3.connect(db, timeout=30)) as conn:
         changed = conn.execute(
             "UPDATE messages SET retain_until = ? WHERE id IN (SELECT id FROM messages "
-            "WHERE erased_at IS NULL AND key_id = 'bench/seeded' ORDER BY random() LIMIT ?)",
+            "WHERE erased_at IS NULL AND key_id = 'bench/seeded' ORDER BY id LIMIT ?)",
             (PAST, count),
         ).rowcount
         conn.commit()

@@ -331,7 +331,9 @@ class Receiver:
             priors = await asyncio.shield(committed)  # cancelling this wait must not cancel it
         except sqlite3.Error as exc:
             return self._unstored(peer, drafts, now, exc)
-        if self._storage_down:
+        # A batch whose sealing could not make its day's key (_answer) committed nothing of it.
+        sealed = all(d.reason != Reason.STORAGE_UNAVAILABLE for d in drafts)
+        if self._storage_down and sealed:
             self._storage_down = False
             log.warning("storage available again: envelopes are stored and answered")
         out: list[Answer | None] = []
@@ -448,6 +450,24 @@ class Receiver:
             return draft
         assert signature is not None
         meta = verdict.meta
+        try:
+            # A new expiry day's first message makes that day's key in the keystore.
+            sealed = self._store.seal_message(meta, content, retain_until=verdict.retain_until)
+        except sqlite3.Error as exc:
+            if not self._storage_down:  # said once, as for a batch the writer could not take
+                self._storage_down = True
+                log.error(
+                    "cannot store envelopes (%s): answering STORAGE_UNAVAILABLE; senders retry",
+                    exc,
+                )
+            return self._refusal_draft(
+                peer,
+                meta.message_id,
+                sha,
+                now,
+                Reason.STORAGE_UNAVAILABLE,
+                "the receiver could not store it now; it is not kept, send it again later",
+            )
         return _Draft(
             receipt=wire.receipt_content(
                 message_id=meta.message_id,
@@ -466,7 +486,7 @@ class Receiver:
             retain_until=verdict.retain_until,
             signature=signature,
             proof=proof,
-            sealed=self._store.seal_message(meta, content, retain_until=verdict.retain_until),
+            sealed=sealed,
         )
 
     def _checked(

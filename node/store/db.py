@@ -751,7 +751,10 @@ class Store:
         sealed under keystore keys: it was lost or not restored, and starting would treat
         every such message as erased."""
         keystore = self.keys.keystore
-        if keystore is None or not keystore.created:
+        if keystore is None:
+            return
+        keystore.check()
+        if not keystore.created:
             return
         rows = await self._rconn.execute_fetchall(
             "SELECT 1 FROM messages WHERE key_id IS NOT NULL AND erased_at IS NULL LIMIT 1"

@@ -111,8 +111,10 @@ class KeyRing:
         """The message's data key; KeyDestroyed once its bucket key is gone."""
         if sealed.key_id is None:
             wrapping = self._master
+        elif self.keystore is None:
+            raise SealError("stored message does not open with this node's keys (no keystore)")
         else:
-            found = self.keystore.key(sealed.key_id) if self.keystore is not None else None
+            found = self.keystore.key(sealed.key_id)
             if found is None:
                 raise KeyDestroyed("the key that opened this message was destroyed (erased)")
             wrapping = found

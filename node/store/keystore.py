@@ -23,7 +23,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from node.errors import ConfigError
+from node.errors import ConfigError, StorageFull
 
 _NONCE = 12
 HOLD = "hold"  # held messages: kept past their day, until the hold is released
@@ -62,24 +62,32 @@ class Keystore:
         )
         self._keys: dict[str, AESGCM] = {}
         self._current: dict[str, str] = {}
+        # Another master key than the one that wrapped these keys: nothing opens, nothing is
+        # added (Store.check_keystore refuses the start; the master key's own check, which
+        # runs first, names the cause when it can).
+        self.mismatch = False
         for key_id, bucket, wrapped, current in self._db.execute(
             "SELECT id, bucket, wrapped, current FROM keys"
         ):
-            self._keys[key_id] = AESGCM(self._unwrap(key_id, wrapped))
+            try:
+                raw = self._master.decrypt(wrapped[:_NONCE], wrapped[_NONCE:], key_id.encode())
+            except InvalidTag:
+                self.mismatch = True
+                self._keys, self._current = {}, {}
+                break
+            self._keys[key_id] = AESGCM(raw)
             if current:
                 self._current[bucket] = key_id
 
     def close(self) -> None:
         self._db.close()
 
-    def _unwrap(self, key_id: str, wrapped: bytes) -> bytes:
-        try:
-            return self._master.decrypt(wrapped[:_NONCE], wrapped[_NONCE:], key_id.encode())
-        except InvalidTag as exc:
+    def check(self) -> None:
+        if self.mismatch:
             raise ConfigError(
                 f"{self.path.name} does not open with master.key: restore the keystore and "
                 "master.key that belong together"
-            ) from exc
+            )
 
     def key(self, key_id: str) -> AESGCM | None:
         """A bucket key by id; None once destroyed."""
@@ -92,11 +100,13 @@ class Keystore:
         """The key new data keys of `bucket` are wrapped with, made (and on disk) if none."""
         key_id = self._current.get(bucket)
         if key_id is None:
+            self.check()  # never a key wrapped by another master key beside the others
             key_id = self._create(bucket)
         return key_id, self._keys[key_id]
 
     def rotate(self, bucket: str) -> str:
         """A new current key for `bucket`; the old one stays until destroyed."""
+        self.check()
         return self._create(bucket)
 
     def _create(self, bucket: str) -> str:
@@ -104,12 +114,21 @@ class Keystore:
         key_id = f"{bucket}/{os.urandom(8).hex()}"
         nonce = os.urandom(_NONCE)
         wrapped = nonce + self._master.encrypt(nonce, raw, key_id.encode())
-        with self._db:
-            self._db.execute("UPDATE keys SET current = 0 WHERE bucket = ?", (bucket,))
-            self._db.execute(
-                "INSERT INTO keys (id, bucket, wrapped, created_at, current) VALUES (?,?,?,?,1)",
-                (key_id, bucket, wrapped, datetime.now(UTC).isoformat()),
-            )
+        try:
+            with self._db:
+                self._db.execute("UPDATE keys SET current = 0 WHERE bucket = ?", (bucket,))
+                self._db.execute(
+                    "INSERT INTO keys (id, bucket, wrapped, created_at, current) "
+                    "VALUES (?,?,?,?,1)",
+                    (key_id, bucket, wrapped, datetime.now(UTC).isoformat()),
+                )
+        except sqlite3.OperationalError as exc:
+            if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_FULL:
+                raise StorageFull(
+                    f"disk full: the node could not store a new key ({exc}); nothing was "
+                    "kept. Free space on the disk that holds the node's home and try again"
+                ) from exc
+            raise
         self._keys[key_id] = AESGCM(raw)
         self._current[bucket] = key_id
         return key_id
