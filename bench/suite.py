@@ -3,7 +3,16 @@ defines BENCHMARK, plus one line here."""
 
 from __future__ import annotations
 
-from bench.benchmarks import audit, baseline, drain, fanout, latency, memory, throughput
+from bench.benchmarks import (
+    audit,
+    baseline,
+    drain,
+    fanout,
+    latency,
+    memory,
+    sweep,
+    throughput,
+)
 from bench.runner import Benchmark
 
 SUITE: list[Benchmark] = [
@@ -14,4 +23,5 @@ SUITE: list[Benchmark] = [
     drain.BENCHMARK,
     memory.BENCHMARK,
     audit.BENCHMARK,
+    sweep.BENCHMARK,
 ]

@@ -85,6 +85,9 @@ class Agreement:
     # Minimisation: purpose -> incident fields it allows. A purpose absent here allows all.
     allowed_fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
     title: str = ""
+    # What happens after valid_until to what each party received under it: "keep" (each
+    # message keeps its own retain_until) or "erase" (erased at the next sweep).
+    after_sunset: str = "keep"
 
     def covers(self, a: str, b: str) -> bool:
         return a in self.parties and b in self.parties
@@ -205,6 +208,7 @@ def agreement_to_dict(a: Agreement) -> dict[str, Any]:
         "onward_transfer": a.onward_transfer,
         "approval_required": list(a.approval_required),
         "allowed_fields": {k: list(v) for k, v in sorted(a.allowed_fields.items())},
+        "after_sunset": a.after_sunset,
     }
 
 
@@ -225,7 +229,9 @@ AGREEMENT_KEYS = (
     "onward_transfer",
     "approval_required",
     "allowed_fields",
+    "after_sunset",
 )
+SUNSET_RULES = ("keep", "erase")
 MAX_RETENTION_DAYS = 36500
 MESSAGE_TYPES = tuple(
     v.name.removeprefix("MESSAGE_TYPE_") for v in pb.MessageType.DESCRIPTOR.values if v.number
@@ -321,6 +327,12 @@ def agreement_from_dict(
     title = d.get("title", "")
     if not isinstance(title, str):
         raise PkiError(f"{where}.title must be a string")
+    after_sunset = d.get("after_sunset", "keep")
+    if after_sunset not in SUNSET_RULES:
+        raise PkiError(
+            f"{where}.after_sunset must be one of {', '.join(SUNSET_RULES)} (what happens to "
+            f"received messages after valid_until), not {after_sunset!r}"
+        )
     return Agreement(
         id=_str(d, "id", where),
         title=title,
@@ -336,6 +348,7 @@ def agreement_from_dict(
         onward_transfer=onward,
         approval_required=approvals,
         allowed_fields=allowed_fields,
+        after_sunset=after_sunset,
     )
 
 

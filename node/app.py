@@ -40,7 +40,7 @@ from node.activity import Activity
 from node.clock import Clock, OffsetClock, SystemClock
 from node.config import DRILL_ONLY, Config
 from node.delivery.budget import RefusalBudget
-from node.delivery.link import PeerLink
+from node.delivery.link import PeerLink, ReceiptEvent
 from node.delivery.links import Links
 from node.delivery.outbound import Outbound
 from node.delivery.receiver import Receiver
@@ -55,9 +55,12 @@ from node.operations import Operations
 from node.policy import Policy
 from node.policy.inbound import inbound_checks
 from node.policy.published import document
+from node.redress import RedressService
+from node.retention import RetentionService, Sweeper
 from node.signing import BatchSigner, Signer
-from node.store import Store
+from node.store import Store, StoredMessage, erasure
 from node.store.access import AccessStore
+from node.store.holds import HoldStore
 from node.store.keys import KeyRing
 from node.store.logins import LoginStore
 from node.transport.auth import FederationAuthInterceptor
@@ -189,6 +192,7 @@ class Node:
         self.drill_clock = drill_clock
         self.trust = trust
         self.store = store
+        store.clock = clock
         self._lock: int | None = lock  # descriptor holding the lock on HOME
         self._identity = identity
         self._policy: Policy | None = None
@@ -218,7 +222,7 @@ class Node:
                 connector=connector,
                 delivery=config.delivery,
                 max_message_bytes=limits.max_message_bytes,
-                on_receipt=self.activity.receipted,
+                on_receipt=self._receipted,
             )
         )
         self.health = Health(
@@ -242,6 +246,21 @@ class Node:
             max_message_bytes=limits.max_message_bytes,
             clock_skew=skew,
         )
+        self.redress = RedressService(
+            agency=self.agency,
+            store=store,
+            outbound=self.outbound,
+            clock=clock,
+            member_key=self._member_key,
+        )
+        self.sweeper = Sweeper(
+            store=store,
+            clock=clock,
+            agency=self.agency,
+            directory=lambda: self.trust.directory,
+            batch=config.retention.sweep_batch,
+            share=config.retention.sweep_share,
+        )
         self.operations = Operations(
             agency=self.agency,
             store=store,
@@ -255,6 +274,10 @@ class Node:
             connector=connector,
             published=self.published_policy,
             drill_clock=drill_clock,
+            redress=self.redress,
+            retention=RetentionService(
+                sweeper=self.sweeper, holds=HoldStore(store), settings=config.retention
+            ),
         )
         budget = RefusalBudget(
             rate=limits.refusals_per_second,
@@ -276,9 +299,10 @@ class Node:
             ),
             directory_serial=lambda: self.policy().directory.serial,
             max_message_bytes=limits.max_message_bytes,
-            on_stored=self.activity.received,
+            on_stored=self._received,
             on_refused=self.activity.rejected,
             budget=budget,
+            redress=self.redress,
         )
         self._federation = FederationServicer(
             receiver=self.receiver,
@@ -422,9 +446,13 @@ class Node:
         os.chmod(sock, 0o600)
         for recipient in await self.store.recipients_with_queued():
             self.links.link(recipient)
+        await self.redress.resume()
         self._tasks = [
             asyncio.create_task(self._reload_loop(), name="federation-reload"),
             asyncio.create_task(self._sweep_loop(), name="rejections-sweep"),
+            asyncio.create_task(
+                self.sweeper.run(self.config.retention.sweep_seconds), name="retention-sweep"
+            ),
         ]
         if self.config.metrics.address:
             self.metrics_port = self.metrics.serve(self.config.metrics.address)
@@ -476,6 +504,7 @@ class Node:
         await step(self.health.stop())
         for task in self._tasks:
             task.cancel()
+        await step(self.redress.close())
         for link in self.links.values():
             await step(link.close())
         await step(self._local.stop(grace))
@@ -531,6 +560,14 @@ class Node:
 
         recorded.add_done_callback(done)
 
+    def _received(self, message: StoredMessage) -> None:
+        self.activity.received(message)
+        self.redress.stored(message)
+
+    def _receipted(self, receipt: ReceiptEvent) -> None:
+        self.activity.receipted(receipt)
+        self.redress.receipted(receipt)
+
     def _member_key(self, agency: str) -> ec.EllipticCurvePublicKey | None:
         try:
             return self.trust.member_peer(agency, self.clock.now())[1].public_key
@@ -544,7 +581,14 @@ class Node:
         directory = self.trust.directory
         assert directory is not None
         if self._policy is None or self._policy.directory is not directory:
-            self._policy = Policy(directory=directory, agency=self.agency)
+            local = self.config.retention
+            self._policy = Policy(
+                directory=directory,
+                agency=self.agency,
+                local_max_retention_days=local.max_days or None,
+                local_max_by_purpose=local.purpose,
+                local_max_by_type=local.type,
+            )
         return self._policy
 
     def published_policy(self) -> PublishedPolicy:
@@ -555,6 +599,7 @@ class Node:
             directory=directory,
             agency=self.agency,
             limits=self.config.limits,
+            retention=self.config.retention,
             frame_limit=frame_limit(self.config),
             now=self.clock.now(),
         )
@@ -598,11 +643,17 @@ async def _open_store(config: Config, trust: Trust) -> Store:
         synchronous=config.store.synchronous,
         batch_max=config.delivery.batch_max,
         create=False,
+        keystore=config.keystore,
     )
     try:
         await store.check_master_key(created=created)
+        await store.check_keystore()
         if created:
             keys.save(key_path)
+        # Rows sealed before the keystore move under it before the node serves anything.
+        moved = await erasure.rewrap_legacy(store)
+        if moved:
+            log.info("re-wrapped %d stored messages under the keystore", moved)
         seen = await store.high_waters(*_TRUST_MARKS)
         trust.check_not_older(
             crl_number=seen.get("crl_number", 0),

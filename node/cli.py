@@ -38,6 +38,7 @@ from node.cli_args import (
     _home_argument,
     _local_arguments,
     _names,
+    _read_body,
     _table,
     agency_code,
     json_argument,
@@ -438,32 +439,6 @@ def _paged_listing(p: argparse.ArgumentParser) -> None:
     json_argument(p)
 
 
-def _read_body(path: str, body: Any, *, type_name: str) -> None:
-    """Parse a body file (protobuf JSON mapping) into `body`, with errors naming file and cause."""
-    from google.protobuf import json_format  # type: ignore[import-untyped, unused-ignore]
-
-    kind = body.DESCRIPTOR.name
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    except OSError as exc:
-        raise UsageError(f"--body {path}: cannot read: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"--body {path}: not UTF-8 text") from exc
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(
-            f"--body {path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from exc
-    if not isinstance(doc, dict):
-        raise UsageError(f"--body {path}: must be a JSON object (a {kind} for {type_name})")
-    try:
-        json_format.ParseDict(doc, body)
-    except json_format.ParseError as exc:
-        problem = " ".join(str(exc).split())
-        raise UsageError(f"--body {path}: not a valid {kind} for {type_name}: {problem}") from exc
-
-
 def build_content(args: argparse.Namespace) -> Any:
     """The MessageContent `accord send` asks the node to send (the node signs and completes it)."""
     from accord.v1 import message_pb2 as pb
@@ -569,6 +544,8 @@ def _summary_dict(s: Any) -> dict[str, Any]:
         "received_at": _iso(s.received_at),
         "reply_deadline": _iso(s.reply_deadline),
         "retain_until": _iso(s.retain_until),
+        "erased_at": _iso(s.erased_at),
+        "erase_reason": s.erase_reason,
     }
     if s.direction == "in":
         doc["status"] = s.status
@@ -633,9 +610,13 @@ def cmd_inbox(args: argparse.Namespace) -> int:
     from accord.v1 import local_pb2
 
     request = local_pb2.InboxRequest(limit=args.limit, before_message_id=args.before or "")
-    messages = [_summary_dict(s) for s in _listing(args, "Inbox", request).messages]
+    response = _listing(args, "Inbox", request)
+    now = response.now.ToDatetime(tzinfo=UTC)
+    messages = [_summary_dict(s) for s in response.messages]
+    for m in messages:
+        m["days_left"] = _days_left(m, now)
     headers = ["ID", "SENDER", "TYPE", "PURPOSE", "URGENCY", "RECEIVED", "DEADLINE", "LEFT",
-               "STATUS", "THREAD", "RETAIN-UNTIL"]  # fmt: skip
+               "STATUS", "THREAD", "RETAIN-UNTIL", "DAYS-LEFT"]  # fmt: skip
     return _print_listing(
         args,
         messages,
@@ -653,6 +634,7 @@ def cmd_inbox(args: argparse.Namespace) -> int:
             m["status"].upper(),
             _thread(m),
             _short(m["retain_until"]),
+            _days_text(m["days_left"], m),
         ],
     )
 
@@ -690,6 +672,22 @@ def cmd_overdue(args: argparse.Namespace) -> int:
             _duration(d["overdue_seconds"]),
         ],
     )
+
+
+def _days_left(m: dict[str, Any], now: datetime) -> float | None:
+    """Days from the node's `now` to the message's retain_until (None: no limit)."""
+    if m["retain_until"] is None:
+        return None
+    left = (datetime.fromisoformat(m["retain_until"]) - now).total_seconds() / 86400
+    return round(left, 2)
+
+
+def _days_text(left: float | None, m: dict[str, Any]) -> str:
+    if m.get("erased_at"):
+        return "erased"
+    if left is None:
+        return "-"
+    return "expired" if left <= 0 else f"{left:.1f}"
 
 
 def _delivery_text(d: dict[str, Any]) -> str:
@@ -1131,7 +1129,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from gateway import cli as gateway_cli
-    from node import cli_access, cli_drill, cli_evidence, cli_report
+    from node import cli_access, cli_drill, cli_evidence, cli_redress, cli_report, cli_retention
 
     for add in (
         _add_certs,
@@ -1139,9 +1137,11 @@ def build_parser() -> argparse.ArgumentParser:
         _add_messages,
         _add_status,
         *cli_access.GROUPS,
+        *cli_retention.GROUPS,
         *cli_drill.GROUPS,
         *cli_evidence.GROUPS,
         *cli_report.GROUPS,
+        *cli_redress.GROUPS,
         gateway_cli.add_gateway,
     ):
         add(sub)

@@ -5,7 +5,9 @@ signature with a member's certificate from the signed directory."""
 from __future__ import annotations
 
 import argparse
+import json
 import re
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -150,3 +152,29 @@ def _check_signature(
     if verify_signed(public_key_of(member.certificate()), data, signature):
         return True, f"verifies with {agency}'s certificate (sha256 {fp}...)"
     return False, f"DOES NOT VERIFY with {agency}'s certificate (sha256 {fp}...)"
+
+
+def _read_body(path: str, body: Any, *, type_name: str) -> None:
+    """Parse a body file (protobuf JSON mapping) into `body`, with errors naming file and cause."""
+    from google.protobuf import json_format  # type: ignore[import-untyped, unused-ignore]
+
+    kind = body.DESCRIPTOR.name
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as exc:
+        raise UsageError(f"--body {path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--body {path}: not UTF-8 text") from exc
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"--body {path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+    if not isinstance(doc, dict):
+        raise UsageError(f"--body {path}: must be a JSON object (a {kind} for {type_name})")
+    try:
+        json_format.ParseDict(doc, body)
+    except json_format.ParseError as exc:
+        problem = " ".join(str(exc).split())
+        raise UsageError(f"--body {path}: not a valid {kind} for {type_name}: {problem}") from exc

@@ -7,6 +7,7 @@ unknown fields are errors too, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -113,6 +114,27 @@ class MetricsSection:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionSection:
+    """This node's own retention limits (each message keeps the shortest of the sender's, the
+    agreement's and these) and its sweeper."""
+
+    sweep_seconds: float = 60.0  # how often expired messages are erased
+    sweep_batch: int = 200  # rows erased per transaction (the writer is never held long)
+    sweep_share: float = 0.1  # of the node's time, what the background sweeper may take
+    max_days: int = 0  # a local maximum for every message; 0: none beyond the agreements'
+    review_days: int = 7  # messages this close to expiry are listed by `accord review`
+    purpose: dict[str, int] = field(default_factory=dict)  # local maximum per purpose code
+    type: dict[str, int] = field(default_factory=dict)  # and per message type (INCIDENT_REPORT)
+
+    def local_max_days(self, *, purpose: str, type: str) -> int | None:
+        """The shortest local maximum that applies to a message (None: no local maximum)."""
+        limits = [d for d in (self.purpose.get(purpose), self.type.get(type)) if d]
+        if self.max_days:
+            limits.append(self.max_days)
+        return min(limits) if limits else None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     home: Path
     node: NodeSection
@@ -124,6 +146,7 @@ class Config:
     drill: DrillSection | None = None  # present only in a drill cluster's homes
     login: LoginSection = field(default_factory=LoginSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)
+    retention: RetentionSection = field(default_factory=RetentionSection)
 
     def path(self, value: str) -> Path:
         """A configured path, relative to the node's home unless absolute."""
@@ -137,6 +160,11 @@ class Config:
     @property
     def master_key(self) -> Path:
         return self.home / "master.key"
+
+    @property
+    def keystore(self) -> Path:
+        """The keys that open stored messages, apart from the database (docs/retention.md)."""
+        return self.home / "accord-keys.db"
 
     @property
     def socket(self) -> Path:
@@ -182,14 +210,20 @@ def load(home: Path, *, drill: bool | None = None) -> Config:
 
 def parse(raw: dict[str, Any], *, home: Path, drill: bool | None = None) -> Config:
     for name in raw:
-        if name not in (*_SECTIONS, "drill"):
-            raise ConfigError(f"{name}: unknown section (known: {', '.join(_SECTIONS)})")
+        if name not in (*_SECTIONS, "drill", "retention"):
+            known = ", ".join((*_SECTIONS, "retention"))
+            raise ConfigError(f"{name}: unknown section (known: {known})")
     if "node" not in raw:
         raise ConfigError("node: section missing (needs agency and federation)")
     if "drill" in raw and drill is False:
         raise ConfigError(DRILL_ONLY)
     sections = {name: _section(name, cls, raw.get(name, {})) for name, cls in _SECTIONS.items()}
-    config = Config(home=home, **sections, drill=_drill(raw["drill"]) if "drill" in raw else None)
+    config = Config(
+        home=home,
+        **sections,
+        drill=_drill(raw["drill"]) if "drill" in raw else None,
+        retention=_retention(raw.get("retention", {})),
+    )
     _validate(config)
     return config
 
@@ -209,6 +243,41 @@ def _drill(values: Any) -> DrillSection:
         if not isinstance(endpoint, str) or not _is_host_port(endpoint):
             raise ConfigError(f"drill.endpoints.{agency}: expected HOST:PORT, got {endpoint!r}")
     return DrillSection(endpoints=dict(endpoints))
+
+
+_PURPOSE_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+_TYPE_NAME = re.compile(r"^[A-Z][A-Z_]{0,63}$")
+
+
+def _retention(values: Any) -> RetentionSection:
+    """[retention] with its two tables of days: [retention.purpose] CODE = DAYS and
+    [retention.type] TYPE = DAYS."""
+    if not isinstance(values, dict):
+        raise ConfigError("retention: must be a table")
+    tables = {k: values[k] for k in ("purpose", "type") if k in values}
+    scalars = {k: v for k, v in values.items() if k not in tables}
+    section: RetentionSection = _section("retention", RetentionSection, scalars)
+    parsed: dict[str, dict[str, int]] = {}
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"retention.{name}: must be a table of {name.upper()} = DAYS")
+        pattern = _PURPOSE_CODE if name == "purpose" else _TYPE_NAME
+        example = "serious-crime-investigation" if name == "purpose" else "INCIDENT_REPORT"
+        for key, days in table.items():
+            if not pattern.match(key):
+                raise ConfigError(f"retention.{name}.{key}: not a {name} like {example}")
+            if isinstance(days, bool) or not isinstance(days, int) or days <= 0:
+                raise ConfigError(f"retention.{name}.{key}: expected days > 0, got {days!r}")
+        parsed[name] = dict(table)
+    return RetentionSection(
+        sweep_seconds=section.sweep_seconds,
+        sweep_batch=section.sweep_batch,
+        sweep_share=section.sweep_share,
+        max_days=section.max_days,
+        review_days=section.review_days,
+        purpose=parsed.get("purpose", {}),
+        type=parsed.get("type", {}),
+    )
 
 
 def _is_host_port(value: str) -> bool:
@@ -286,10 +355,21 @@ def _validate(c: Config) -> None:
         "login.lockout_seconds": c.login.lockout_seconds,
         "login.session_idle_seconds": c.login.session_idle_seconds,
         "login.session_max_seconds": c.login.session_max_seconds,
+        "retention.sweep_seconds": c.retention.sweep_seconds,
+        "retention.sweep_batch": c.retention.sweep_batch,
+        "retention.sweep_share": c.retention.sweep_share,
+        "retention.review_days": c.retention.review_days,
     }
     for name, value in positive.items():
         if not value > 0:  # written so that nan is refused too
             raise ConfigError(f"{name}: must be > 0, got {value}")
+    if c.retention.sweep_share > 1:
+        raise ConfigError(
+            f"retention.sweep_share: at most 1 (all of the node's time), got "
+            f"{c.retention.sweep_share}"
+        )
+    if c.retention.max_days < 0:
+        raise ConfigError(f"retention.max_days: must be >= 0 (0: none), got {c.retention.max_days}")
     # The nodes' gRPC message limit is derived from it (4x plus headroom) and must fit a C int.
     if c.limits.max_message_bytes > _MAX_MESSAGE_BYTES:
         raise ConfigError(
@@ -428,4 +508,23 @@ session_max_seconds = 43200.0
 # A non-loopback address also needs allow_remote = true.
 address = ""
 allow_remote = false
+
+[retention]
+# Each message is kept until the earliest of the sender's retention, the agreement's maximum and
+# this node's own maximum (max_days, 0: none; per purpose and per message type in the tables
+# below), then erased by the sweeper, which runs every sweep_seconds. `accord review` lists
+# messages within review_days of expiry.
+sweep_seconds = 60.0
+sweep_batch = 200
+# Between batches the background sweeper rests, so that it takes at most this share of the
+# node's time (an on-demand sweep does not rest).
+sweep_share = 0.1
+max_days = 0
+review_days = 7
+
+[retention.purpose]
+# serious-crime-investigation = 180
+
+[retention.type]
+# INCIDENT_REPORT = 365
 """

@@ -42,6 +42,15 @@ class Reason(enum.StrEnum):
     ONWARD_TRANSFER_NOT_AUTHORISED = "ONWARD_TRANSFER_NOT_AUTHORISED"
     MARKINGS_LOOSENED = "MARKINGS_LOOSENED"
     MARKINGS_MISSING = "MARKINGS_MISSING"
+    # Redress (docs/redress.md).
+    UNKNOWN_TARGET = "UNKNOWN_TARGET"  # the receiver holds no such message from the sender
+    NOT_ORIGINATOR = "NOT_ORIGINATOR"  # only the message's originator may redress it
+    REDRESS_NOT_APPLICABLE = "REDRESS_NOT_APPLICABLE"  # wrong target type or body for it
+    # A message its originator had erased or retracted (local refusals only).
+    REDRESSED = "REDRESSED"
+    # Retention (local refusals only): the message is past its retain_until, or erased.
+    EXPIRED = "EXPIRED"
+    ERASED = "ERASED"
 
 
 # Refusals that are not decisions about verified content: the receipt says DEFERRED, nothing is
@@ -86,6 +95,19 @@ class PermissionDenied(AccordError):
 
 class Unauthenticated(AccordError):
     status = grpc.StatusCode.UNAUTHENTICATED
+
+
+class Gone(AccordError):
+    """A stored message that may no longer be read, forwarded or replied to: past its
+    retain_until (EXPIRED, even before the sweeper erases it) or erased (ERASED). Only its
+    tombstone remains."""
+
+    status = grpc.StatusCode.NOT_FOUND
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
 
 
 class Unreadable(AccordError):

@@ -144,7 +144,7 @@ def lock_home(home: Path) -> int:
 # Files in HOME that hold secrets or messages: made 0600 at every start, whatever they were
 # left as (a restore from backup, an operator's copy).
 def tighten_secrets(config: config_mod.Config) -> None:
-    paths = [config.path(config.tls.key), config.master_key, config.database]
+    paths = [config.path(config.tls.key), config.master_key, config.database, config.keystore]
     paths += [config.database.with_name(config.database.name + s) for s in ("-wal", "-shm")]
     tokens = config.home / "tokens"
     if tokens.is_dir():

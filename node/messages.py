@@ -44,6 +44,13 @@ class MessageMeta:
     reply_deadline: datetime | None = None
     directly_accessible: bool = False  # a REQUEST_INFO's (node/deadlines.py)
     expected_by: datetime | None = None  # a DELAY_NOTICE's new date for the answer
+    # A control body's populated fields by name, and a HANDLING_UPDATE's terms (its TLP, ""
+    # if unset, and the handling codes and conditions it adds).
+    control_fields: frozenset[str] = frozenset()
+    control_reason: str = ""
+    new_tlp: str = ""
+    new_handling_codes: tuple[str, ...] = ()
+    new_handling_conditions: str = ""
     # The populated incident fields, computed only if a minimisation rule asks for them.
     fields_of: Callable[[], frozenset[str]] = field(default=frozenset, repr=False, compare=False)
 
@@ -93,6 +100,22 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class RedressOutcome:
+    """What a holder did on a redress (ReceiptContent.redress): `result` is ERASED, RETRACTED,
+    REPLACED, HANDLING_UPDATED or HELD; the markings are those in force there now."""
+
+    redress_id: str
+    originator: str
+    target_message_id: str
+    held_as: str
+    result: str
+    tlp: str = ""
+    handling_codes: tuple[str, ...] = ()
+    handling_conditions: str = ""
+    hold_reference: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ReceiptInfo:
     message_id: str
     content_sha256: bytes
@@ -104,6 +127,7 @@ class ReceiptInfo:
     reason_detail: str
     retained_until: datetime | None
     final: bool = True  # False: deferred, not a decision (RECEIPT_STATUS_DEFERRED)
+    redress: RedressOutcome | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ import base64
 import math
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -22,6 +22,7 @@ from node.delivery.links import Links
 from node.delivery.outbound import Outbound, Record, Sent
 from node.errors import (
     FailedPrecondition,
+    Gone,
     InvalidRequest,
     NotFound,
     PermissionDenied,
@@ -32,14 +33,20 @@ from node.errors import (
 from node.evidence.bundle import Bundle, Signed
 from node.health import Health
 from node.ids import uuid7
-from node.messages import Draft, ForwardTerms, PublishedPolicy, SignedEnvelope
+from node.messages import Draft, ForwardTerms, PublishedPolicy, Retention, SignedEnvelope
 from node.policy import access, onward
 from node.policy.access import Role, User
+from node.policy.agreements import REDRESS_TYPES
+from node.policy.redress import GONE
+from node.redress import RedressService, RedressState
 from node.report import Report
+from node.retention import RetentionService, ReviewItem, SweepResult, check_live
 from node.store import PeerQueue, Store, StoredMessage
 from node.store.access import AccessEntry, AccessStore, Approval, UserRecord, log_txn
 from node.store.db import Answer, Delivery
+from node.store.holds import Counts, Hold
 from node.store.keys import SealError
+from node.store.redress import Applied
 from node.store.report import ReportStore
 from node.text import check_text
 from node.transport.peer import CallFailed, Connector
@@ -164,6 +171,21 @@ async def request_progress(store: Store) -> list[tuple[StoredMessage, str, deadl
     return out
 
 
+def _bounded_retention(
+    terms: ForwardTerms, retain_until: datetime | None, *, now: datetime
+) -> ForwardTerms:
+    """`terms` with a retention no later than `retain_until` (kept if it asks for less)."""
+    if retain_until is None:
+        return terms
+    asked = terms.retention
+    if asked is not None:
+        if asked.days is not None and now + timedelta(days=asked.days) <= retain_until:
+            return terms
+        if asked.until is not None and asked.until <= retain_until:
+            return terms
+    return replace(terms, retention=Retention(until=retain_until))
+
+
 class Operations:
     def __init__(
         self,
@@ -180,9 +202,12 @@ class Operations:
         connector: Connector,
         published: Callable[[], PublishedPolicy],
         drill_clock: OffsetClock | None,
+        redress: RedressService,
+        retention: RetentionService,
     ) -> None:
         """`published`: this node's own signed policy; `drill_clock`: the clock a drill-mode
         node lets an administrator move (None: not in drill mode)."""
+        self._redress = redress
         self.agency = agency
         self._store = store
         self.access = access
@@ -197,6 +222,7 @@ class Operations:
         self._drill_clock = drill_clock
         # The audit log's proofs for evidence bundles; None: bundles say they have no audit part.
         self.audit_source: AuditSource | None = None
+        self._retention = retention
 
     async def _log(self, user: User, action: str, outcome: str, **fields: str) -> None:
         await self.access.log(
@@ -304,12 +330,23 @@ class Operations:
             raise NotFound(f"no message {message_id}")
         fields = {"message_id": m.message_id, "purpose": m.purpose, "justification": justification}
 
+        row_purpose = m.purpose
+
         def may_read(tlp: str) -> Callable[[], None]:
             return lambda: access.check_read(
-                user, purpose=m.purpose, tlp=tlp, justification=justification
+                user, purpose=row_purpose, tlp=tlp, justification=justification
             )
 
-        await self._guard(user, action, may_read(m.tlp), **fields)
+        redressed = await self._redress.state_of(m)
+        await self._refuse_gone(user, action, redressed, **fields)
+        tlp_now = m.tlp
+        if redressed is not None and onward.tlp_rank(redressed.tlp) > onward.tlp_rank(m.tlp):
+            tlp_now = redressed.tlp  # the originator's handling update tightened it
+        await self._guard(user, action, may_read(tlp_now), **fields)
+        newer = await self._redress.current_version(m)
+        if newer is not None:
+            m = newer  # the originator's rectification is the message now: its new version
+        await self._live(user, action, m, **fields)
         content = await self._open(user, action, m, **fields)
         if content is not None:
             # The row's markings are bound to its seal; the content's own (and, in a forward,
@@ -322,6 +359,30 @@ class Operations:
                 await self._guard(user, action, may_read(tlp), **fields)
         await self._log(user, action, "granted", **fields)
         return ReadResult(m, content)
+
+    async def _refuse_gone(
+        self, user: User, action: str, redressed: Applied | None, **fields: str
+    ) -> None:
+        """REDRESSED (logged) for a message its originator had erased or retracted."""
+        if redressed is None or redressed.result not in GONE:
+            return
+        exc = Refused(
+            Reason.REDRESSED,
+            f"{redressed.message_id} was {redressed.result.lower()} by its originator "
+            f"{redressed.origin_sender} (redress {redressed.origin_redress_id}): it can no "
+            "longer be read, forwarded or replied to",
+        )
+        await self._log(user, action, "refused", detail=str(exc), **fields)
+        raise exc
+
+    async def _live(self, user: User, action: str, m: StoredMessage, **fields: str) -> None:
+        """Gone (logged) if `m` is past its retain_until and not held, or erased."""
+        try:
+            await check_live(self._store, m, now=self._clock.now())
+        except Gone as exc:
+            detail = f"{exc.reason}: {exc.detail}"
+            await self._log(user, action, "refused", **{**fields, "detail": detail})
+            raise
 
     async def _open(self, user: User, action: str, m: StoredMessage, **fields: str) -> bytes | None:
         """A stored message's content, or Unreadable (logged) if its row does not open."""
@@ -347,6 +408,8 @@ class Operations:
     async def send(self, user: User, draft: Draft) -> Sent:
         for field, text in draft.texts:
             check_text(field, text)
+        if draft.type == "REDRESS_REPORT":
+            raise InvalidRequest("a REDRESS_REPORT is sent by the node itself, never by a user")
         await self._known_purpose(user, "send", draft.purpose)
         await self._guard(
             user,
@@ -468,6 +531,16 @@ class Operations:
         )
         if held_row is None:
             raise NotFound(f"no received message {message_id} to forward")
+        redressed = await self._redress.state_of(held_row)
+        await self._refuse_gone(user, "transfer", redressed, message_id=message_id)
+        if await self._redress.current_version(held_row) is not None:
+            raise InvalidRequest(
+                f"message {message_id} was rectified by its originator: its old version is "
+                "erased, and a rectified message is not forwarded (ask the originator to send "
+                "the corrected version)"
+            )
+
+        await self._live(user, "transfer", held_row, message_id=message_id)
         content = await self._open(user, "transfer", held_row, message_id=message_id)
         if content is None:
             raise InvalidRequest(f"message {message_id} was erased; nothing to forward")
@@ -478,6 +551,18 @@ class Operations:
             content, held_row.signature, held_row.signature_proof or b""
         )
         original = wire.decode(inner.content).meta
+        if redressed is not None:
+            # The originator's later terms (a handling update) count as its own: reads and
+            # forwards obey them.
+            original = replace(
+                original,
+                tlp=max((original.tlp, redressed.tlp), key=onward.tlp_rank),
+                handling_codes=original.handling_codes
+                + tuple(c for c in redressed.handling_codes if c not in original.handling_codes),
+            )
+            terms = wire.tighter_terms(
+                terms, tlp=original.tlp, handling_codes=original.handling_codes
+            )
         purpose = purpose or held_row.purpose
         fields = {
             "message_id": message_id,
@@ -514,7 +599,11 @@ class Operations:
             g = onward.Grant.of(wire.decode(body).meta)
             grants.append(g)
             grant_rows[g.message_id] = row
-        # The held message's markings, never looser than the original's, tightened by `terms`.
+        # The held message's markings, never looser than the original's, tightened by `terms`;
+        # its retention is never later than this node's own retain_until, stated as a time: a
+        # count of days would start again at the third agency (a forward would restart the
+        # originator's clock at every hop).
+        terms = _bounded_retention(terms, held_row.retain_until, now=self._clock.now())
         draft = wire.forward_draft(content, original=inner, to=to, purpose=purpose, terms=terms)
         try:
             now = self._clock.now()
@@ -545,12 +634,73 @@ class Operations:
                 draft, SignedEnvelope(grant_content, row.signature, row.signature_proof or b"")
             )
         # Logged against the original message (what was disclosed), with the forward.
-        return await self._outbound.send(
-            draft,
-            author=user.name,
-            forward=True,
-            record=self._recorded(user, "transfer", **fields),
+        logged = self._recorded(user, "transfer", **fields)
+
+        def record(
+            forward_id: str, recipients: tuple[str, ...], held: bool
+        ) -> list[tuple[str, Sequence[object]]]:
+            # Which original the forward carries: a redress of it is relayed to `to`.
+            return [
+                *logged(forward_id, recipients, held),
+                self._redress.store.forward_txn(
+                    forward_id=forward_id,
+                    origin_sender=original.sender,
+                    origin_id=original.message_id,
+                    recipient=to,
+                ),
+            ]
+
+        return await self._outbound.send(draft, author=user.name, forward=True, record=record)
+
+    # ---- redress ----------------------------------------------------------------------------
+
+    async def redress(
+        self,
+        user: User,
+        *,
+        message_id: str,
+        type_name: str,
+        reason: str,
+        tlp: int = 0,
+        handling_codes: Sequence[int] = (),
+        handling_conditions: str = "",
+        corrected_incident: object = None,
+    ) -> Sent:
+        """A redress of a message this node sent, to every agency it went to (they relay it
+        to those they forwarded it to)."""
+        if type_name not in REDRESS_TYPES:
+            raise InvalidRequest(
+                f"type must be one of {', '.join(sorted(REDRESS_TYPES))}, not {type_name!r}"
+            )
+        sent = await self._store.get_message(message_id, sender=self.agency, direction="out")
+        if sent is None:
+            raise NotFound(
+                f"this node sent no message {message_id}: only a message's originator redresses "
+                "it (`accord sent` lists what this node sent)"
+            )
+        recipients = sorted({d.recipient for d in await self._store.deliveries(message_id)})
+        if not recipients:
+            raise FailedPrecondition(
+                f"message {message_id} was not sent to anyone yet (it awaits approval)"
+            )
+        draft = wire.redress_draft(
+            type_name=type_name,
+            target=message_id,
+            recipients=recipients,
+            purpose=sent.purpose,
+            reason=reason,
+            tlp=tlp,
+            handling_codes=handling_codes,
+            handling_conditions=handling_conditions,
+            corrected_incident=corrected_incident,
         )
+        return await self.send(user, draft)
+
+    async def redress_status(self, user: User, *, message_id: str) -> list[RedressState]:
+        """Each redress of a sent message, with every holder known along the chain."""
+        sent, _ = await self.receipts(user, message_id=message_id)
+        target = sent.control_target if sent.type in REDRESS_TYPES else sent.message_id
+        return await self._redress.status(target)
 
     async def overdue(self, user: User) -> tuple[datetime, list[OverdueRequest]]:
         """Requests past the date their answer was due, unanswered, on both sides: received
@@ -897,6 +1047,185 @@ class Operations:
                     yield m
         finally:
             self._watchers.unwatch(queue)
+
+    # ---- retention --------------------------------------------------------------------------
+
+    async def retention_sweep(self, user: User) -> SweepResult:
+        """Sweep now (supervisors and administrators), logged."""
+        await self._guard(user, "retention-sweep", lambda: access.check_sweep(user))
+        result = await self._retention.sweeper.sweep()
+        await self._log(
+            user,
+            "retention-sweep",
+            "granted",
+            detail=f"{result.expired} expired, {result.sunset} sunset erased; "
+            f"{result.keys_destroyed} keys destroyed",
+        )
+        return result
+
+    async def retention_status(self) -> tuple[SweepResult | None, Counts, int]:
+        """The last sweep since start, the store's counts and the keystore's key count."""
+        counts = await self._retention.holds.counts(now=self._clock.now())
+        keystore = self._store.keys.keystore
+        keys = sum(len(v) for v in keystore.buckets().values()) if keystore else 0
+        return self._retention.sweeper.last, counts, keys
+
+    def now(self) -> datetime:
+        """The node's clock (a drill node's may run ahead of the system's)."""
+        return self._clock.now()
+
+    @property
+    def sweep_seconds(self) -> float:
+        return self._retention.settings.sweep_seconds
+
+    async def _held_target(
+        self, user: User, action: str, *, message_id: str, correlation_id: str, why: str
+    ) -> str:
+        """The purpose a hold or release concerns (checked: the target exists, one of the two
+        is given), after the supervisor's right to decide on it is checked."""
+        check_text("justification", why)
+        if bool(message_id) == bool(correlation_id):
+            raise InvalidRequest("give exactly one of a message id and --correlation")
+        found = await self._store.list_messages(
+            direction=None,
+            limit=1,
+            **({"message_id": message_id} if message_id else {"correlation_id": correlation_id}),
+        )
+        if not found:
+            what = f"message {message_id}" if message_id else f"correlation id {correlation_id}"
+            raise NotFound(f"no {what} stored here")
+        purpose = found[0].purpose
+        await self._guard(
+            user,
+            action,
+            lambda: access.check_hold(user, purpose=purpose, justification=why),
+            message_id=message_id,
+            purpose=purpose,
+        )
+        return purpose
+
+    async def hold(
+        self, user: User, *, message_id: str, correlation_id: str, justification: str
+    ) -> Hold:
+        await self._held_target(
+            user, "hold", message_id=message_id, correlation_id=correlation_id, why=justification
+        )
+        return await self._retention.holds.hold(
+            message_id=message_id,
+            correlation_id=correlation_id,
+            justification=justification,
+            by=user.name,
+            now=self._clock.now(),
+        )
+
+    async def release(
+        self, user: User, *, message_id: str, correlation_id: str, note: str
+    ) -> list[Hold]:
+        await self._held_target(
+            user, "release", message_id=message_id, correlation_id=correlation_id, why=note
+        )
+        holds = [
+            h
+            for h in await self._retention.holds.in_force(
+                message_id=message_id, correlation_id=correlation_id
+            )
+            if (h.message_id, h.correlation_id) == (message_id, correlation_id)
+        ]
+        if not holds:
+            what = f"message {message_id}" if message_id else f"correlation id {correlation_id}"
+            raise NotFound(f"no hold in force on {what}")
+        await self._retention.holds.release(holds, by=user.name, note=note, now=self._clock.now())
+        return [h for h in [await self._retention.holds.get(h.id) for h in holds] if h]
+
+    def _agreement_max(self, m: StoredMessage) -> datetime | None:
+        directory = self._trust.directory
+        if directory is None:
+            return None
+        for a in directory.agreements:
+            if a.id == m.agreement_id:
+                return m.received_at + timedelta(days=a.max_retention_days)
+        return None
+
+    async def review(self, user: User, *, within_days: int, limit: int) -> list[ReviewItem]:
+        """Messages within `within_days` of expiry (or expired), and those of agreements past
+        their review date: metadata, so the listing rule applies."""
+        await self._guard(user, "review", lambda: access.check_review(user))
+        now = self._clock.now()
+        days = within_days or self._retention.settings.review_days
+        limit = limit or 100
+        directory = self._trust.directory
+        reviewed = {
+            a.id: a.review_date
+            for a in (directory.agreements if directory else ())
+            if self.agency in a.parties and a.review_date and a.review_date <= now.date()
+        }
+        near = await self._retention.holds.review(
+            now=now, near=now + timedelta(days=days), limit=limit
+        )
+        due = await self._retention.holds.under_agreements(sorted(reviewed), limit=limit)
+        items: list[ReviewItem] = []
+        seen: set[tuple[str, str]] = set()
+        for m in [*near, *due]:
+            if (m.sender, m.message_id) in seen or not access.sees_metadata(
+                user, purpose=m.purpose
+            ):
+                continue
+            seen.add((m.sender, m.message_id))
+            whys = []
+            if m.retain_until is not None and m.retain_until <= now + timedelta(days=days):
+                left = (m.retain_until - now).total_seconds() / 86400
+                whys.append("expired" if left <= 0 else f"expires in {left:.1f} days")
+            if m.agreement_id in reviewed:
+                whys.append(f"agreement review date {reviewed[m.agreement_id]} passed")
+            items.append(
+                ReviewItem(
+                    m,
+                    "; ".join(whys),
+                    await self._store.held(m.message_id, m.correlation_id),
+                    self._agreement_max(m),
+                )
+            )
+        return items[:limit]
+
+    async def keep(
+        self, user: User, *, message_id: str, sender: str, until: datetime, justification: str
+    ) -> StoredMessage:
+        """Keep a message longer (a supervisor, with justification), never past its
+        agreement's maximum from receipt; logged."""
+        check_text("justification", justification)
+        m = await self._store.get_message(message_id, sender=sender or None)
+        if m is None:
+            raise NotFound(f"no message {message_id}")
+        fields = {"message_id": m.message_id, "purpose": m.purpose, "justification": justification}
+        await self._guard(
+            user,
+            "keep",
+            lambda: access.check_hold(user, purpose=m.purpose, justification=justification),
+            **fields,
+        )
+        await self._live(user, "keep", m, **fields)
+        most = self._agreement_max(m)
+        exc: InvalidRequest | None = None
+        if m.retain_until is not None and until <= m.retain_until:
+            exc = InvalidRequest(
+                f"until {until.isoformat()} is not later than the message's retain_until "
+                f"{m.retain_until.isoformat()}: keep only extends"
+            )
+        elif most is None or until > most:
+            limit = most.isoformat() if most else "unknown (agreement not in the directory)"
+            exc = InvalidRequest(
+                f"retain_until {until.isoformat()} is past what agreement {m.agreement_id} "
+                f"allows for this message: {limit}"
+            )
+        if exc is not None:
+            await self._log(user, "keep", "refused", **{**fields, "detail": str(exc)})
+            raise exc
+        await self._retention.holds.keep_until(
+            m, until=until, by=user.name, justification=justification, now=self._clock.now()
+        )
+        kept = await self._store.get_message(m.message_id, sender=m.sender)
+        assert kept is not None
+        return kept
 
     # ---- drills -----------------------------------------------------------------------------
 

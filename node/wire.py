@@ -26,6 +26,7 @@ from node.messages import (
     MessageMeta,
     PublishedPolicy,
     ReceiptInfo,
+    RedressOutcome,
     Retention,
     SignedEnvelope,
     SignedReceipt,
@@ -43,6 +44,7 @@ CONTROL_TYPES = frozenset(
         "RECTIFICATION",
         "TRANSFER_AUTHORISATION_REQUEST",
         "TRANSFER_AUTHORISATION_GRANT",
+        "REDRESS_REPORT",
     }
 )
 
@@ -74,10 +76,32 @@ _TYPE_NAMES = {v: n.removeprefix("MESSAGE_TYPE_") for n, v in pb.MessageType.ite
 _HANDLING_NAMES = {v: n.removeprefix("HANDLING_CODE_") for n, v in pb.HandlingCode.items()}
 _TLP_NAMES = {v: n.removeprefix("TLP_") for n, v in pb.Tlp.items()}
 _ONWARD_NAMES = {v: n.removeprefix("ONWARD_TRANSFER_") for n, v in pb.OnwardTransfer.items()}
+_TLP_NUMBERS = {name: number for number, name in _TLP_NAMES.items() if number}
+_HANDLING_NUMBERS = {name: number for number, name in _HANDLING_NAMES.items() if number}
+_RESULT_NAMES = {v: n.removeprefix("REDRESS_RESULT_") for n, v in pb.RedressResult.items()}
 _URGENCY_NAMES = {v: n.removeprefix("URGENCY_") for n, v in pb.Urgency.items() if v}
 _canonical_uuid7 = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 ).fullmatch
+
+
+def tighter_terms(terms: ForwardTerms, *, tlp: str, handling_codes: Sequence[str]) -> ForwardTerms:
+    """`terms` with a TLP no lower than `tlp` and `handling_codes` added (names, as the domain
+    types carry them)."""
+    floor = pb.Tlp.Value(f"TLP_{tlp}") if tlp in _TLP_NUMBERS else 0
+    codes = tuple(_HANDLING_NUMBERS[c] for c in handling_codes if c in _HANDLING_NUMBERS)
+    return ForwardTerms(
+        onward_transfer=terms.onward_transfer,
+        tlp=max(terms.tlp, floor),
+        handling_codes=terms.handling_codes
+        + tuple(c for c in codes if c not in terms.handling_codes),
+        retention=terms.retention,
+    )
+
+
+def type_name(number: int) -> str:
+    """A message type's name (REQUEST_INFO, ...), or its number if it has none."""
+    return _TYPE_NAMES.get(number, str(number)) if number else ""
 
 
 def _is_uuid(text: str) -> bool:
@@ -227,6 +251,16 @@ def _meta_of(msg: pb.MessageContent) -> MessageMeta:
     _check_reasons(msg, type_name)
     retention_days: int | None = None
     retention_until: datetime | None = None
+    control = msg.control
+    control_fields = (
+        frozenset(d.name for d, _ in control.ListFields())
+        if body_kind == "control"
+        else frozenset()
+    )
+    if control.tlp not in _KNOWN_TLP or any(
+        h not in _KNOWN_HANDLING for h in control.handling_codes
+    ):
+        raise Refused(Reason.MALFORMED, "control body names an unknown TLP or handling code")
     which = msg.retention.WhichOneof("limit") if msg.HasField("retention") else None
     if which == "days":
         retention_days = msg.retention.days
@@ -253,7 +287,7 @@ def _meta_of(msg: pb.MessageContent) -> MessageMeta:
         retention_until=retention_until,
         body_kind=body_kind,
         control_target=msg.control.target_message_id if body_kind == "control" else "",
-        fields_of=(lambda: incident_fields(msg.incident)) if body_kind == "incident" else frozenset,
+        fields_of=_fields_of(msg, type_name, body_kind),
         forwarded=msg.HasField("forwarded"),
         third_agency=msg.control.third_agency if body_kind == "control" else "",
         transfer_purpose=msg.control.transfer_purpose if body_kind == "control" else "",
@@ -270,6 +304,11 @@ def _meta_of(msg: pb.MessageContent) -> MessageMeta:
         expected_by=_time_field("expected_by", msg.liaison.delay.expected_by)
         if type_name == "DELAY_NOTICE"
         else None,
+        control_fields=control_fields,
+        control_reason=control.reason,
+        new_tlp=_TLP_NAMES[control.tlp] if control.tlp else "",
+        new_handling_codes=tuple(_HANDLING_NAMES[h] for h in control.handling_codes),
+        new_handling_conditions=control.handling_conditions,
     )
 
 
@@ -295,6 +334,17 @@ def _check_reasons(msg: pb.MessageContent, type_name: str) -> None:
             "a DELAY_NOTICE states its reason and when the answer will come "
             "(liaison body, delay.reason and delay.expected_by)",
         )
+
+
+def _fields_of(msg: pb.MessageContent, type_name: str, body_kind: str) -> Any:
+    """What `MessageMeta.fields_of` computes: the incident fields the message carries, in its
+    own incident body or, in a RECTIFICATION, in the corrected incident (both are personal
+    data the agreement's minimisation rules apply to)."""
+    if body_kind == "incident":
+        return lambda: incident_fields(msg.incident)
+    if type_name == "RECTIFICATION":
+        return lambda: incident_fields(msg.control.corrected_incident)
+    return frozenset
 
 
 def content_message(content: bytes) -> pb.MessageContent:
@@ -432,6 +482,86 @@ def authorised(d: Draft, grant: SignedEnvelope) -> Draft:
     return draft(content)
 
 
+def redress_draft(
+    *,
+    type_name: str,
+    target: str,
+    recipients: Sequence[str],
+    purpose: str,
+    reason: str,
+    tlp: int = 0,
+    handling_codes: Sequence[int] = (),
+    handling_conditions: str = "",
+    corrected_incident: Any = None,
+) -> Draft:
+    """A redress of the sent message `target`, to its recipients, under its purpose: the
+    `RedressRequest`'s terms (`corrected_incident`: its IncidentBody, or None)."""
+    content = pb.MessageContent(
+        type=f"MESSAGE_TYPE_{type_name}",
+        recipients=list(recipients),
+        purpose=purpose,
+        correlation_id=target,
+    )
+    control = content.control
+    control.target_message_id = target
+    control.reason = reason
+    if tlp:
+        control.tlp = tlp  # type: ignore[assignment]
+    control.handling_codes.extend(handling_codes)  # type: ignore[arg-type]
+    control.handling_conditions = handling_conditions
+    if corrected_incident is not None:
+        control.corrected_incident.CopyFrom(corrected_incident)
+    return draft(content)
+
+
+def relay_draft(
+    inner: SignedEnvelope, *, type_name: str, target: str, to: str, purpose: str
+) -> Draft:
+    """A holder's relay of the originator's redress `inner` to `to`, which holds the message as
+    the forward `target` this node sent it: the originator's envelope travels unchanged, so
+    `to` checks the originator's signature itself."""
+    content = pb.MessageContent(
+        type=f"MESSAGE_TYPE_{type_name}",
+        recipients=[to],
+        purpose=purpose,
+        correlation_id=target,
+    )
+    content.control.target_message_id = target
+    content.control.reason = f"relayed redress of {target} from its originator"
+    content.forwarded.CopyFrom(_envelope_message(inner))
+    return draft(content)
+
+
+def report_draft(
+    *,
+    target: str,
+    to: str,
+    purpose: str,
+    receipts: Sequence[SignedReceipt],
+    relayed_to: Sequence[str],
+) -> Draft:
+    """A REDRESS_REPORT to `to` about the redress `target` it sent this node: the onward
+    holders' signed receipts, and those relayed to that have not answered yet."""
+    content = pb.MessageContent(
+        type=pb.MESSAGE_TYPE_REDRESS_REPORT,
+        recipients=[to],
+        purpose=purpose,
+        correlation_id=target,
+    )
+    control = content.control
+    control.target_message_id = target
+    control.holder_receipts.extend(receipt_message(r) for r in receipts)
+    control.relayed_to.extend(relayed_to)
+    return draft(content)
+
+
+def report_of(content: bytes) -> tuple[list[SignedReceipt], tuple[str, ...]]:
+    """A REDRESS_REPORT's holder receipts and the agencies it names as relayed to."""
+    control = _parse(content).control
+    receipts = [SignedReceipt(r.content, r.signature, r.proof) for r in control.holder_receipts]
+    return receipts, tuple(control.relayed_to)
+
+
 def _retention_message(r: Retention) -> pb.Retention:
     out = pb.Retention()
     if r.days is not None:
@@ -543,6 +673,7 @@ def receipt_content(
     detail: str = "",
     retained_until: datetime | None = None,
     final: bool = True,
+    redress: RedressOutcome | None = None,
 ) -> bytes:
     """The ReceiptContent bytes of a receipt, to be signed alone or with its batch: accepted
     (no reason), rejected, or, not `final`, deferred (the sender tries again later)."""
@@ -562,7 +693,38 @@ def receipt_content(
     set_time(rc.received_at, received_at)
     if retained_until is not None:
         set_time(rc.retained_until, retained_until)
+    if redress is not None:
+        out = rc.redress
+        out.redress_id = redress.redress_id
+        out.originator = redress.originator
+        out.target_message_id = redress.target_message_id
+        out.held_as = redress.held_as
+        out.result = pb.RedressResult.Value(f"REDRESS_RESULT_{redress.result}")  # type: ignore[assignment]
+        out.tlp = pb.Tlp.Value(f"TLP_{redress.tlp or 'UNSPECIFIED'}")  # type: ignore[assignment]
+        out.handling_codes.extend(
+            pb.HandlingCode.Value(f"HANDLING_CODE_{h}")  # type: ignore[misc]
+            for h in redress.handling_codes
+        )
+        out.handling_conditions = redress.handling_conditions
+        out.hold_reference = redress.hold_reference
     return rc.SerializeToString()
+
+
+def _outcome(rc: pb.ReceiptContent) -> RedressOutcome | None:
+    if not rc.HasField("redress"):
+        return None
+    r = rc.redress
+    return RedressOutcome(
+        redress_id=r.redress_id,
+        originator=r.originator,
+        target_message_id=r.target_message_id,
+        held_as=r.held_as,
+        result=_RESULT_NAMES.get(r.result, "UNSPECIFIED"),
+        tlp=_TLP_NAMES.get(r.tlp, "") if r.tlp else "",
+        handling_codes=tuple(_HANDLING_NAMES.get(h, str(h)) for h in r.handling_codes),
+        handling_conditions=r.handling_conditions,
+        hold_reference=r.hold_reference,
+    )
 
 
 def parse_receipt(data: bytes) -> ReceiptInfo:
@@ -579,6 +741,7 @@ def parse_receipt(data: bytes) -> ReceiptInfo:
         reason_detail=rc.reason_detail,
         retained_until=to_datetime(rc.retained_until) if rc.HasField("retained_until") else None,
         final=rc.status != pb.RECEIPT_STATUS_DEFERRED,
+        redress=_outcome(rc),
     )
 
 

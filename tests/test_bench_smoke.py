@@ -47,6 +47,21 @@ def test_bench_item_1_alternates_an_odd_number_of_rounds(tmp_path: Path) -> None
     assert "medians of 3 rounds" in row["note"]
 
 
+@pytest.mark.timeout(90)
+def test_bench_sweep_runs_both_parts(tmp_path: Path) -> None:
+    """The sweep benchmark with tiny counts: both its parts measure something (not a timed
+    test)."""
+    out = tmp_path / "latest.json"
+    code = main(["--quick", "--only", "sweep", "--scale", "0.02", "--json", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    [result] = [r for r in report["results"] if r["name"] == "sweep"]
+    assert not result["error"], result["error"]
+    values = report["values"]
+    assert values["sweep.small_ms"] > 0 and values["sweep.large_ms"] > 0
+    assert values["sweep.load_rate"] > 0 and values["sweep.load_ratio"] > 0
+
+
 async def test_a_node_stopped_after_the_collector_was_tuned_is_collected(
     fed3: Federation,
 ) -> None:

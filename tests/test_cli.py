@@ -276,10 +276,13 @@ async def test_send_inbox_show_receipts_and_reply(running: Federation, tmp_short
     assert inbox.code == 0, inbox
     header, *rows = inbox.out.splitlines()
     assert header.split() == ["ID", "SENDER", "TYPE", "PURPOSE", "URGENCY", "RECEIVED",
-                              "DEADLINE", "LEFT", "STATUS", "THREAD", "RETAIN-UNTIL"]  # fmt: skip
+                              "DEADLINE", "LEFT", "STATUS", "THREAD", "RETAIN-UNTIL",
+                              "DAYS-LEFT"]  # fmt: skip
     assert [r.split()[:5] for r in rows] == [
         [message_id, "NL-POL", "REQUEST_INFO", "missing-persons", "URGENT"]
     ]
+    # Retention 30 days, counted on the node's clock from receipt.
+    assert [r.split()[-1] for r in rows] in (["30.0"], ["29.9"])
 
     shown = await officer(fed, "DE-BKA", "show", message_id, "--json", JUSTIFICATION)
     assert shown.code == 0, shown
@@ -297,6 +300,9 @@ async def test_send_inbox_show_receipts_and_reply(running: Federation, tmp_short
     assert text.code == 0, text
     assert f"content sha256: {doc['content_sha256']}" in text.out
     assert "verifies with NL-POL's certificate" in text.out
+    retain = [line for line in text.out.splitlines() if line.startswith("retain until:")]
+    assert len(retain) == 1 and retain[0].split()[-1] != "-"
+    assert doc["retain_until"] is not None
 
     receipts = await officer(fed, "NL-POL", "receipts", message_id, "--json")
     assert receipts.code == 0, receipts

@@ -83,6 +83,7 @@ def good_values(places: dict[str, Path]) -> dict[str, str]:
         "justification": "checking the case file",
         "third": "FR-PN",
         "reason": "grounds",
+        "until": "2030-01-01T00:00:00+00:00",
     }
 
 
@@ -115,6 +116,7 @@ def bad_values(places: dict[str, Path]) -> dict[str, list[str]]:
         "handling": ["H9", "h0,x"],
         "onward": ["sometimes", ""],
         "reply_by": ["tomorrow", "2020-01-01T00:00:00+00:00", "2030-01-01T00:00:00"],
+        "until": ["next spring", "", "2030-01-01T00:00:00"],
         "role": ["root", ""],
         "state": ["maybe"],
         "log_format": ["xml"],
@@ -252,6 +254,9 @@ async def test_malformed_arguments_against_running_nodes(
         (["approvals", "reject", "--home", home, "--as", "sam", known, "--note", "no"],
          "not found"),
         (["approvals", "reject", "--home", home, "--as", "sam", known], "--note"),
+        (["erase-request", *me, MESSAGE], "this node sent no message"),
+        (["handling", *me, known], "--tlp"),
+        (["redress", "status", *me, MESSAGE], "not found"),
         (["policy", "show", *me, "--peer", "ZZ-NONE"], "ZZ-NONE"),
         (["users", "add", "--home", home, "bob", "--role", "auditor", "--clearance", "pizza"],
          "unknown purpose"),

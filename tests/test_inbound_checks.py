@@ -242,6 +242,7 @@ def test_the_receivers_checks_run_in_their_documented_order() -> None:
         "Structure",
         "CreatedAt",
         "Agreement",
+        "Redress",
         "Forwarding",
     ]
     verdict = checks.check(arriving(GOOD))

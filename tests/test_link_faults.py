@@ -56,7 +56,7 @@ async def test_a_link_whose_outbox_will_not_open_says_so_and_recovers(
         lines = [r.getMessage() for r in caplog.records if r.name == "node.delivery.link"]
         expected = (
             f"link to {DE} failed (SealError: stored message does not open with this node's "
-            "master key); retrying in 0.2 s"
+            "keys (no keystore)); retrying in 0.2 s"
         )
         assert lines[0] == expected
         assert all("\n" not in line for line in lines)

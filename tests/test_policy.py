@@ -130,6 +130,27 @@ def test_redress_flows_after_sunset_but_not_without_any_agreement() -> None:
     assert caught.value.reason is Reason.NO_AGREEMENT
 
 
+def test_a_rectification_carries_data_and_stops_at_sunset_and_at_the_field_rules() -> None:
+    """Unlike an erasure, a RECTIFICATION carries a new version of personal data: it needs the
+    agreement in force, and its corrected incident meets the agreement's field rules."""
+    content = pb.MessageContent(
+        recipients=[DE],
+        type=pb.MESSAGE_TYPE_RECTIFICATION,
+        purpose="serious-crime-investigation",
+        control=pb.ControlBody(target_message_id="01234567-89ab-7def-8123-456789abcdef"),
+    )
+    content.control.corrected_incident.CopyFrom(incident(to=[DE]).incident)
+    rectification = meta_of(complete(content, sender=NL))
+    ended = Policy(directory=directory(valid_until=NOW - timedelta(days=1)), agency=DE)
+    assert refusal(ended, rectification) == "AGREEMENT_EXPIRED"
+    narrow = Policy(
+        directory=directory(allowed_fields={"serious-crime-investigation": ("narrative",)}),
+        agency=DE,
+    )
+    assert refusal(narrow, rectification) == "FIELDS_NOT_PERMITTED"
+    Policy(directory=directory(), agency=DE).check_inbound(rectification, peer=NL, now=NOW)
+
+
 def test_sender_runs_the_same_checks_for_every_recipient() -> None:
     policy = Policy(directory=replace(directory(), members=()), agency=NL)
     with pytest.raises(Refused) as caught:

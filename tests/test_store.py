@@ -22,6 +22,7 @@ import pytest
 from accord.v1 import local_pb2
 from accord.v1 import message_pb2 as pb
 from node.client import connect
+from node.errors import ConfigError
 from node.signing import digest
 from node.store import Store, StoredMessage
 from node.store import writer as writer_module
@@ -213,6 +214,9 @@ async def test_a_different_master_key_opens_nothing(tmp_short: Path) -> None:
         assert got is not None
         with pytest.raises(SealError):
             store.open_content(got)
+        # The keystore's keys are wrapped by the master key: the start is refused.
+        with pytest.raises(ConfigError, match=r"accord-keys\.db does not open with master\.key"):
+            await store.check_keystore()
     finally:
         await store.close()
 
@@ -574,10 +578,11 @@ async def test_altered_markings_make_a_row_unreadable(fed3: Federation) -> None:
         sent[1].content, aad_for(NL, second, purpose="", tlp="", handling_codes=(), version=1)
     )
     alter(
-        "UPDATE messages SET seal = 1, tlp = 'GREEN', ciphertext = ?, wrapped_key = ? "
-        "WHERE message_id = ?",
+        "UPDATE messages SET seal = 1, tlp = 'GREEN', ciphertext = ?, wrapped_key = ?, "
+        "key_id = ? WHERE message_id = ?",
         legacy.ciphertext,
         legacy.wrapped_key,
+        legacy.key_id,
         second,
     )
     denied = await read("otto", second)

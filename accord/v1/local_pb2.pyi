@@ -335,7 +335,7 @@ class InboxRequest(_message.Message):
     def __init__(self, limit: _Optional[int] = ..., before_message_id: _Optional[str] = ..., type: _Optional[_Union[_message_pb2.MessageType, str]] = ..., purpose: _Optional[str] = ..., peer: _Optional[str] = ..., correlation_id: _Optional[str] = ..., direction: _Optional[str] = ..., message_id: _Optional[str] = ...) -> None: ...
 
 class MessageSummary(_message.Message):
-    __slots__ = ("message_id", "sender", "type", "purpose", "created_at", "received_at", "retain_until", "correlation_id", "tlp", "direction", "urgency", "reply_deadline", "status", "expected_by", "answered_at", "seconds_left")
+    __slots__ = ("message_id", "sender", "type", "purpose", "created_at", "received_at", "retain_until", "correlation_id", "tlp", "direction", "urgency", "reply_deadline", "status", "expected_by", "answered_at", "seconds_left", "erased_at", "erase_reason")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -352,6 +352,8 @@ class MessageSummary(_message.Message):
     EXPECTED_BY_FIELD_NUMBER: _ClassVar[int]
     ANSWERED_AT_FIELD_NUMBER: _ClassVar[int]
     SECONDS_LEFT_FIELD_NUMBER: _ClassVar[int]
+    ERASED_AT_FIELD_NUMBER: _ClassVar[int]
+    ERASE_REASON_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     sender: str
     type: _message_pb2.MessageType
@@ -368,13 +370,17 @@ class MessageSummary(_message.Message):
     expected_by: _timestamp_pb2.Timestamp
     answered_at: _timestamp_pb2.Timestamp
     seconds_left: float
-    def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., type: _Optional[_Union[_message_pb2.MessageType, str]] = ..., purpose: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., retain_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., correlation_id: _Optional[str] = ..., tlp: _Optional[_Union[_message_pb2.Tlp, str]] = ..., direction: _Optional[str] = ..., urgency: _Optional[_Union[_message_pb2.Urgency, str]] = ..., reply_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., expected_by: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., answered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., seconds_left: _Optional[float] = ...) -> None: ...
+    erased_at: _timestamp_pb2.Timestamp
+    erase_reason: str
+    def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., type: _Optional[_Union[_message_pb2.MessageType, str]] = ..., purpose: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., retain_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., correlation_id: _Optional[str] = ..., tlp: _Optional[_Union[_message_pb2.Tlp, str]] = ..., direction: _Optional[str] = ..., urgency: _Optional[_Union[_message_pb2.Urgency, str]] = ..., reply_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., expected_by: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., answered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., seconds_left: _Optional[float] = ..., erased_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., erase_reason: _Optional[str] = ...) -> None: ...
 
 class InboxResponse(_message.Message):
-    __slots__ = ("messages",)
+    __slots__ = ("messages", "now")
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    NOW_FIELD_NUMBER: _ClassVar[int]
     messages: _containers.RepeatedCompositeFieldContainer[MessageSummary]
-    def __init__(self, messages: _Optional[_Iterable[_Union[MessageSummary, _Mapping]]] = ...) -> None: ...
+    now: _timestamp_pb2.Timestamp
+    def __init__(self, messages: _Optional[_Iterable[_Union[MessageSummary, _Mapping]]] = ..., now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetRequest(_message.Message):
     __slots__ = ("message_id", "sender", "justification")
@@ -595,3 +601,185 @@ class StatusResponse(_message.Message):
     peers: _containers.RepeatedCompositeFieldContainer[PeerStatus]
     now: _timestamp_pb2.Timestamp
     def __init__(self, agency: _Optional[str] = ..., health: _Optional[str] = ..., crl_state: _Optional[str] = ..., crl_next_update: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., directory_serial: _Optional[int] = ..., directory_issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., peers: _Optional[_Iterable[_Union[PeerStatus, _Mapping]]] = ..., now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RedressRequest(_message.Message):
+    __slots__ = ("message_id", "type", "reason", "tlp", "handling_codes", "handling_conditions", "corrected_incident")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    TLP_FIELD_NUMBER: _ClassVar[int]
+    HANDLING_CODES_FIELD_NUMBER: _ClassVar[int]
+    HANDLING_CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    CORRECTED_INCIDENT_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    type: _message_pb2.MessageType
+    reason: str
+    tlp: _message_pb2.Tlp
+    handling_codes: _containers.RepeatedScalarFieldContainer[_message_pb2.HandlingCode]
+    handling_conditions: str
+    corrected_incident: _message_pb2.IncidentBody
+    def __init__(self, message_id: _Optional[str] = ..., type: _Optional[_Union[_message_pb2.MessageType, str]] = ..., reason: _Optional[str] = ..., tlp: _Optional[_Union[_message_pb2.Tlp, str]] = ..., handling_codes: _Optional[_Iterable[_Union[_message_pb2.HandlingCode, str]]] = ..., handling_conditions: _Optional[str] = ..., corrected_incident: _Optional[_Union[_message_pb2.IncidentBody, _Mapping]] = ...) -> None: ...
+
+class RedressStatusRequest(_message.Message):
+    __slots__ = ("message_id",)
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    def __init__(self, message_id: _Optional[str] = ...) -> None: ...
+
+class RedressHolder(_message.Message):
+    __slots__ = ("agency", "via", "state", "result", "detail", "answered_at")
+    AGENCY_FIELD_NUMBER: _ClassVar[int]
+    VIA_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    ANSWERED_AT_FIELD_NUMBER: _ClassVar[int]
+    agency: str
+    via: str
+    state: str
+    result: str
+    detail: str
+    answered_at: str
+    def __init__(self, agency: _Optional[str] = ..., via: _Optional[str] = ..., state: _Optional[str] = ..., result: _Optional[str] = ..., detail: _Optional[str] = ..., answered_at: _Optional[str] = ...) -> None: ...
+
+class RedressInfo(_message.Message):
+    __slots__ = ("redress_id", "type", "target_message_id", "created_at", "holders")
+    REDRESS_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    HOLDERS_FIELD_NUMBER: _ClassVar[int]
+    redress_id: str
+    type: str
+    target_message_id: str
+    created_at: str
+    holders: _containers.RepeatedCompositeFieldContainer[RedressHolder]
+    def __init__(self, redress_id: _Optional[str] = ..., type: _Optional[str] = ..., target_message_id: _Optional[str] = ..., created_at: _Optional[str] = ..., holders: _Optional[_Iterable[_Union[RedressHolder, _Mapping]]] = ...) -> None: ...
+
+class RedressStatusResponse(_message.Message):
+    __slots__ = ("redresses",)
+    REDRESSES_FIELD_NUMBER: _ClassVar[int]
+    redresses: _containers.RepeatedCompositeFieldContainer[RedressInfo]
+    def __init__(self, redresses: _Optional[_Iterable[_Union[RedressInfo, _Mapping]]] = ...) -> None: ...
+
+class RetentionSweepRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RetentionStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RetentionStatus(_message.Message):
+    __slots__ = ("last_sweep_at", "last_expired", "last_sunset", "last_keys_destroyed", "last_seconds", "live", "expired_waiting", "erased", "held", "holds", "keys", "sweep_seconds")
+    LAST_SWEEP_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_EXPIRED_FIELD_NUMBER: _ClassVar[int]
+    LAST_SUNSET_FIELD_NUMBER: _ClassVar[int]
+    LAST_KEYS_DESTROYED_FIELD_NUMBER: _ClassVar[int]
+    LAST_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LIVE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRED_WAITING_FIELD_NUMBER: _ClassVar[int]
+    ERASED_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    HOLDS_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    SWEEP_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    last_sweep_at: _timestamp_pb2.Timestamp
+    last_expired: int
+    last_sunset: int
+    last_keys_destroyed: int
+    last_seconds: float
+    live: int
+    expired_waiting: int
+    erased: int
+    held: int
+    holds: int
+    keys: int
+    sweep_seconds: float
+    def __init__(self, last_sweep_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_expired: _Optional[int] = ..., last_sunset: _Optional[int] = ..., last_keys_destroyed: _Optional[int] = ..., last_seconds: _Optional[float] = ..., live: _Optional[int] = ..., expired_waiting: _Optional[int] = ..., erased: _Optional[int] = ..., held: _Optional[int] = ..., holds: _Optional[int] = ..., keys: _Optional[int] = ..., sweep_seconds: _Optional[float] = ...) -> None: ...
+
+class HoldRequest(_message.Message):
+    __slots__ = ("message_id", "correlation_id", "justification")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
+    JUSTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    correlation_id: str
+    justification: str
+    def __init__(self, message_id: _Optional[str] = ..., correlation_id: _Optional[str] = ..., justification: _Optional[str] = ...) -> None: ...
+
+class HoldInfo(_message.Message):
+    __slots__ = ("id", "message_id", "correlation_id", "justification", "held_by", "held_at", "released_by", "released_at", "release_note")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
+    JUSTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    HELD_BY_FIELD_NUMBER: _ClassVar[int]
+    HELD_AT_FIELD_NUMBER: _ClassVar[int]
+    RELEASED_BY_FIELD_NUMBER: _ClassVar[int]
+    RELEASED_AT_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_NOTE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    message_id: str
+    correlation_id: str
+    justification: str
+    held_by: str
+    held_at: _timestamp_pb2.Timestamp
+    released_by: str
+    released_at: _timestamp_pb2.Timestamp
+    release_note: str
+    def __init__(self, id: _Optional[int] = ..., message_id: _Optional[str] = ..., correlation_id: _Optional[str] = ..., justification: _Optional[str] = ..., held_by: _Optional[str] = ..., held_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., released_by: _Optional[str] = ..., released_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., release_note: _Optional[str] = ...) -> None: ...
+
+class ReleaseRequest(_message.Message):
+    __slots__ = ("message_id", "correlation_id", "note")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    correlation_id: str
+    note: str
+    def __init__(self, message_id: _Optional[str] = ..., correlation_id: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+
+class ReleaseResponse(_message.Message):
+    __slots__ = ("released",)
+    RELEASED_FIELD_NUMBER: _ClassVar[int]
+    released: _containers.RepeatedCompositeFieldContainer[HoldInfo]
+    def __init__(self, released: _Optional[_Iterable[_Union[HoldInfo, _Mapping]]] = ...) -> None: ...
+
+class ReviewRequest(_message.Message):
+    __slots__ = ("within_days", "limit")
+    WITHIN_DAYS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    within_days: int
+    limit: int
+    def __init__(self, within_days: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ReviewItem(_message.Message):
+    __slots__ = ("summary", "why", "held", "keep_at_most")
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    WHY_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    KEEP_AT_MOST_FIELD_NUMBER: _ClassVar[int]
+    summary: MessageSummary
+    why: str
+    held: bool
+    keep_at_most: _timestamp_pb2.Timestamp
+    def __init__(self, summary: _Optional[_Union[MessageSummary, _Mapping]] = ..., why: _Optional[str] = ..., held: _Optional[bool] = ..., keep_at_most: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ReviewResponse(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[ReviewItem]
+    def __init__(self, items: _Optional[_Iterable[_Union[ReviewItem, _Mapping]]] = ...) -> None: ...
+
+class KeepRequest(_message.Message):
+    __slots__ = ("message_id", "sender", "until", "justification")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    JUSTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    sender: str
+    until: _timestamp_pb2.Timestamp
+    justification: str
+    def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., justification: _Optional[str] = ...) -> None: ...

@@ -185,6 +185,46 @@ class LocalApiStub:
                 request_serializer=accord_dot_v1_dot_local__pb2.ReportRequest.SerializeToString,
                 response_deserializer=accord_dot_v1_dot_local__pb2.ReportResponse.FromString,
                 _registered_method=True)
+        self.Redress = channel.unary_unary(
+                '/accord.v1.LocalApi/Redress',
+                request_serializer=accord_dot_v1_dot_local__pb2.RedressRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.SendResponse.FromString,
+                _registered_method=True)
+        self.RedressStatus = channel.unary_unary(
+                '/accord.v1.LocalApi/RedressStatus',
+                request_serializer=accord_dot_v1_dot_local__pb2.RedressStatusRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.RedressStatusResponse.FromString,
+                _registered_method=True)
+        self.RetentionSweep = channel.unary_unary(
+                '/accord.v1.LocalApi/RetentionSweep',
+                request_serializer=accord_dot_v1_dot_local__pb2.RetentionSweepRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.RetentionStatus.FromString,
+                _registered_method=True)
+        self.GetRetentionStatus = channel.unary_unary(
+                '/accord.v1.LocalApi/GetRetentionStatus',
+                request_serializer=accord_dot_v1_dot_local__pb2.RetentionStatusRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.RetentionStatus.FromString,
+                _registered_method=True)
+        self.Hold = channel.unary_unary(
+                '/accord.v1.LocalApi/Hold',
+                request_serializer=accord_dot_v1_dot_local__pb2.HoldRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.HoldInfo.FromString,
+                _registered_method=True)
+        self.Release = channel.unary_unary(
+                '/accord.v1.LocalApi/Release',
+                request_serializer=accord_dot_v1_dot_local__pb2.ReleaseRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.ReleaseResponse.FromString,
+                _registered_method=True)
+        self.Review = channel.unary_unary(
+                '/accord.v1.LocalApi/Review',
+                request_serializer=accord_dot_v1_dot_local__pb2.ReviewRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.ReviewResponse.FromString,
+                _registered_method=True)
+        self.Keep = channel.unary_unary(
+                '/accord.v1.LocalApi/Keep',
+                request_serializer=accord_dot_v1_dot_local__pb2.KeepRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.MessageSummary.FromString,
+                _registered_method=True)
 
 
 class LocalApiServicer:
@@ -399,6 +439,64 @@ class LocalApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Redress(self, request, context):
+        """Redress of a message this node sent (liaison officer or supervisor cleared for its
+        purpose): ERASURE_REQUEST, RECTIFICATION, INCIDENT_RETRACT or HANDLING_UPDATE to every
+        recipient, relayed by each to those it forwarded the message to (docs/redress.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RedressStatus(self, request, context):
+        """Every holder known along the chain of each redress of a sent message, and its answer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetentionSweep(self, request, context):
+        """Retention (docs/retention.md). Sweep now: erase what has expired (supervisors and
+        administrators); the sweeper's last run and counts (any local user).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRetentionStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Hold(self, request, context):
+        """Legal holds (supervisors): a held message, or every message of a held correlation id, is
+        not swept while the hold is in force; releasing resumes expiry.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Release(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Review(self, request, context):
+        """Messages past their agreement's review date or near expiry (supervisors and auditors), and
+        keeping one longer, never past the agreement's maximum (supervisors, with justification).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Keep(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LocalApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -551,6 +649,46 @@ def add_LocalApiServicer_to_server(servicer, server):
                     servicer.Report,
                     request_deserializer=accord_dot_v1_dot_local__pb2.ReportRequest.FromString,
                     response_serializer=accord_dot_v1_dot_local__pb2.ReportResponse.SerializeToString,
+            ),
+            'Redress': grpc.unary_unary_rpc_method_handler(
+                    servicer.Redress,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.RedressRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.SendResponse.SerializeToString,
+            ),
+            'RedressStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.RedressStatus,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.RedressStatusRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.RedressStatusResponse.SerializeToString,
+            ),
+            'RetentionSweep': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetentionSweep,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.RetentionSweepRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.RetentionStatus.SerializeToString,
+            ),
+            'GetRetentionStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRetentionStatus,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.RetentionStatusRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.RetentionStatus.SerializeToString,
+            ),
+            'Hold': grpc.unary_unary_rpc_method_handler(
+                    servicer.Hold,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.HoldRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.HoldInfo.SerializeToString,
+            ),
+            'Release': grpc.unary_unary_rpc_method_handler(
+                    servicer.Release,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.ReleaseRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.ReleaseResponse.SerializeToString,
+            ),
+            'Review': grpc.unary_unary_rpc_method_handler(
+                    servicer.Review,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.ReviewRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.ReviewResponse.SerializeToString,
+            ),
+            'Keep': grpc.unary_unary_rpc_method_handler(
+                    servicer.Keep,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.KeepRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.MessageSummary.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1363,6 +1501,222 @@ class LocalApi:
             '/accord.v1.LocalApi/Report',
             accord_dot_v1_dot_local__pb2.ReportRequest.SerializeToString,
             accord_dot_v1_dot_local__pb2.ReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Redress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/Redress',
+            accord_dot_v1_dot_local__pb2.RedressRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.SendResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RedressStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/RedressStatus',
+            accord_dot_v1_dot_local__pb2.RedressStatusRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.RedressStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetentionSweep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/RetentionSweep',
+            accord_dot_v1_dot_local__pb2.RetentionSweepRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.RetentionStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRetentionStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/GetRetentionStatus',
+            accord_dot_v1_dot_local__pb2.RetentionStatusRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.RetentionStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Hold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/Hold',
+            accord_dot_v1_dot_local__pb2.HoldRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.HoldInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Release(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/Release',
+            accord_dot_v1_dot_local__pb2.ReleaseRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.ReleaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Review(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/Review',
+            accord_dot_v1_dot_local__pb2.ReviewRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.ReviewResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Keep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/Keep',
+            accord_dot_v1_dot_local__pb2.KeepRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.MessageSummary.FromString,
             options,
             channel_credentials,
             insecure,

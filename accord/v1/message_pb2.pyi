@@ -32,6 +32,7 @@ class MessageType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MESSAGE_TYPE_RECTIFICATION: _ClassVar[MessageType]
     MESSAGE_TYPE_TRANSFER_AUTHORISATION_REQUEST: _ClassVar[MessageType]
     MESSAGE_TYPE_TRANSFER_AUTHORISATION_GRANT: _ClassVar[MessageType]
+    MESSAGE_TYPE_REDRESS_REPORT: _ClassVar[MessageType]
 
 class HandlingCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -95,6 +96,15 @@ class ReceiptStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RECEIPT_STATUS_ACCEPTED: _ClassVar[ReceiptStatus]
     RECEIPT_STATUS_REJECTED: _ClassVar[ReceiptStatus]
     RECEIPT_STATUS_DEFERRED: _ClassVar[ReceiptStatus]
+
+class RedressResult(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REDRESS_RESULT_UNSPECIFIED: _ClassVar[RedressResult]
+    REDRESS_RESULT_ERASED: _ClassVar[RedressResult]
+    REDRESS_RESULT_RETRACTED: _ClassVar[RedressResult]
+    REDRESS_RESULT_REPLACED: _ClassVar[RedressResult]
+    REDRESS_RESULT_HANDLING_UPDATED: _ClassVar[RedressResult]
+    REDRESS_RESULT_HELD: _ClassVar[RedressResult]
 MESSAGE_TYPE_UNSPECIFIED: MessageType
 MESSAGE_TYPE_REQUEST_INFO: MessageType
 MESSAGE_TYPE_REPLY: MessageType
@@ -115,6 +125,7 @@ MESSAGE_TYPE_ERASURE_REQUEST: MessageType
 MESSAGE_TYPE_RECTIFICATION: MessageType
 MESSAGE_TYPE_TRANSFER_AUTHORISATION_REQUEST: MessageType
 MESSAGE_TYPE_TRANSFER_AUTHORISATION_GRANT: MessageType
+MESSAGE_TYPE_REDRESS_REPORT: MessageType
 HANDLING_CODE_UNSPECIFIED: HandlingCode
 HANDLING_CODE_H0: HandlingCode
 HANDLING_CODE_H1: HandlingCode
@@ -154,6 +165,12 @@ RECEIPT_STATUS_UNSPECIFIED: ReceiptStatus
 RECEIPT_STATUS_ACCEPTED: ReceiptStatus
 RECEIPT_STATUS_REJECTED: ReceiptStatus
 RECEIPT_STATUS_DEFERRED: ReceiptStatus
+REDRESS_RESULT_UNSPECIFIED: RedressResult
+REDRESS_RESULT_ERASED: RedressResult
+REDRESS_RESULT_RETRACTED: RedressResult
+REDRESS_RESULT_REPLACED: RedressResult
+REDRESS_RESULT_HANDLING_UPDATED: RedressResult
+REDRESS_RESULT_HELD: RedressResult
 
 class Evaluation(_message.Message):
     __slots__ = ("source", "information")
@@ -428,7 +445,7 @@ class LiaisonBody(_message.Message):
     def __init__(self, subject: _Optional[str] = ..., text: _Optional[str] = ..., offence: _Optional[_Union[OffenceCode, _Mapping]] = ..., grounds: _Optional[str] = ..., entities: _Optional[_Iterable[_Union[Entity, _Mapping]]] = ..., links: _Optional[_Iterable[_Union[EntityLink, _Mapping]]] = ..., attachments: _Optional[_Iterable[_Union[AttachmentRef, _Mapping]]] = ..., preservation: _Optional[_Union[PreservationDetails, _Mapping]] = ..., emergency: _Optional[_Union[EmergencyDetails, _Mapping]] = ..., hot_pursuit: _Optional[_Union[HotPursuitDetails, _Mapping]] = ..., refusal: _Optional[_Union[RefusalDetails, _Mapping]] = ..., delay: _Optional[_Union[DelayDetails, _Mapping]] = ..., hit: _Optional[_Union[HitDetails, _Mapping]] = ...) -> None: ...
 
 class ControlBody(_message.Message):
-    __slots__ = ("target_message_id", "reason", "handling_codes", "handling_conditions", "tlp", "corrected_incident", "third_agency", "transfer_purpose", "granted", "conditions", "valid_until")
+    __slots__ = ("target_message_id", "reason", "handling_codes", "handling_conditions", "tlp", "corrected_incident", "third_agency", "transfer_purpose", "granted", "conditions", "valid_until", "holder_receipts", "relayed_to")
     TARGET_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     HANDLING_CODES_FIELD_NUMBER: _ClassVar[int]
@@ -440,6 +457,8 @@ class ControlBody(_message.Message):
     GRANTED_FIELD_NUMBER: _ClassVar[int]
     CONDITIONS_FIELD_NUMBER: _ClassVar[int]
     VALID_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_RECEIPTS_FIELD_NUMBER: _ClassVar[int]
+    RELAYED_TO_FIELD_NUMBER: _ClassVar[int]
     target_message_id: str
     reason: str
     handling_codes: _containers.RepeatedScalarFieldContainer[HandlingCode]
@@ -451,7 +470,9 @@ class ControlBody(_message.Message):
     granted: bool
     conditions: str
     valid_until: _timestamp_pb2.Timestamp
-    def __init__(self, target_message_id: _Optional[str] = ..., reason: _Optional[str] = ..., handling_codes: _Optional[_Iterable[_Union[HandlingCode, str]]] = ..., handling_conditions: _Optional[str] = ..., tlp: _Optional[_Union[Tlp, str]] = ..., corrected_incident: _Optional[_Union[IncidentBody, _Mapping]] = ..., third_agency: _Optional[str] = ..., transfer_purpose: _Optional[str] = ..., granted: _Optional[bool] = ..., conditions: _Optional[str] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    holder_receipts: _containers.RepeatedCompositeFieldContainer[Receipt]
+    relayed_to: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, target_message_id: _Optional[str] = ..., reason: _Optional[str] = ..., handling_codes: _Optional[_Iterable[_Union[HandlingCode, str]]] = ..., handling_conditions: _Optional[str] = ..., tlp: _Optional[_Union[Tlp, str]] = ..., corrected_incident: _Optional[_Union[IncidentBody, _Mapping]] = ..., third_agency: _Optional[str] = ..., transfer_purpose: _Optional[str] = ..., granted: _Optional[bool] = ..., conditions: _Optional[str] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., holder_receipts: _Optional[_Iterable[_Union[Receipt, _Mapping]]] = ..., relayed_to: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class MessageContent(_message.Message):
     __slots__ = ("message_id", "correlation_id", "in_reply_to", "sender", "recipients", "created_at", "type", "purpose", "legal_basis", "agreement_id", "handling_codes", "handling_conditions", "tlp", "retention", "onward_transfer", "urgency", "reply_deadline", "incident", "liaison", "control", "forwarded", "transfer_authorisation", "directly_accessible")
@@ -514,7 +535,7 @@ class Envelope(_message.Message):
     def __init__(self, content: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., proof: _Optional[bytes] = ...) -> None: ...
 
 class ReceiptContent(_message.Message):
-    __slots__ = ("message_id", "content_sha256", "sender", "receiver", "received_at", "status", "reason_code", "reason_detail", "retained_until")
+    __slots__ = ("message_id", "content_sha256", "sender", "receiver", "received_at", "status", "reason_code", "reason_detail", "retained_until", "redress")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     CONTENT_SHA256_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
@@ -524,6 +545,7 @@ class ReceiptContent(_message.Message):
     REASON_CODE_FIELD_NUMBER: _ClassVar[int]
     REASON_DETAIL_FIELD_NUMBER: _ClassVar[int]
     RETAINED_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    REDRESS_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     content_sha256: bytes
     sender: str
@@ -533,7 +555,30 @@ class ReceiptContent(_message.Message):
     reason_code: str
     reason_detail: str
     retained_until: _timestamp_pb2.Timestamp
-    def __init__(self, message_id: _Optional[str] = ..., content_sha256: _Optional[bytes] = ..., sender: _Optional[str] = ..., receiver: _Optional[str] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[ReceiptStatus, str]] = ..., reason_code: _Optional[str] = ..., reason_detail: _Optional[str] = ..., retained_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    redress: RedressOutcome
+    def __init__(self, message_id: _Optional[str] = ..., content_sha256: _Optional[bytes] = ..., sender: _Optional[str] = ..., receiver: _Optional[str] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[ReceiptStatus, str]] = ..., reason_code: _Optional[str] = ..., reason_detail: _Optional[str] = ..., retained_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., redress: _Optional[_Union[RedressOutcome, _Mapping]] = ...) -> None: ...
+
+class RedressOutcome(_message.Message):
+    __slots__ = ("redress_id", "originator", "target_message_id", "held_as", "result", "tlp", "handling_codes", "handling_conditions", "hold_reference")
+    REDRESS_ID_FIELD_NUMBER: _ClassVar[int]
+    ORIGINATOR_FIELD_NUMBER: _ClassVar[int]
+    TARGET_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    HELD_AS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    TLP_FIELD_NUMBER: _ClassVar[int]
+    HANDLING_CODES_FIELD_NUMBER: _ClassVar[int]
+    HANDLING_CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    HOLD_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    redress_id: str
+    originator: str
+    target_message_id: str
+    held_as: str
+    result: RedressResult
+    tlp: Tlp
+    handling_codes: _containers.RepeatedScalarFieldContainer[HandlingCode]
+    handling_conditions: str
+    hold_reference: str
+    def __init__(self, redress_id: _Optional[str] = ..., originator: _Optional[str] = ..., target_message_id: _Optional[str] = ..., held_as: _Optional[str] = ..., result: _Optional[_Union[RedressResult, str]] = ..., tlp: _Optional[_Union[Tlp, str]] = ..., handling_codes: _Optional[_Iterable[_Union[HandlingCode, str]]] = ..., handling_conditions: _Optional[str] = ..., hold_reference: _Optional[str] = ...) -> None: ...
 
 class Receipt(_message.Message):
     __slots__ = ("content", "signature", "proof")

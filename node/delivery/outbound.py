@@ -19,13 +19,17 @@ from node.clock import Clock
 from node.delivery.links import Links
 from node.errors import InvalidRequest, Reason, Refused
 from node.ids import uuid7
-from node.messages import Draft
+from node.messages import Draft, MessageMeta
 from node.policy import Policy
+from node.policy.agreements import REDRESS_TYPES
 from node.policy.inbound import check_created_at
 from node.policy.onward import GRANT_DAYS
+from node.policy.redress import GONE
+from node.retention import check_live
 from node.signing import BatchSigner, Signer
 from node.store import Store, StoredMessage
 from node.store.access import AccessStore
+from node.store.redress import RedressStore
 from node.store.writer import Statement
 from node.trust import NotCurrent, Trust
 
@@ -70,6 +74,7 @@ class Outbound:
         self._clock = clock
         self._max = max_message_bytes
         self._skew = clock_skew
+        self._redress = RedressStore(store)
 
     async def send(
         self,
@@ -98,6 +103,37 @@ class Outbound:
             held=sent.pending_approval,
         )
         return sent
+
+    async def _check_redress_target(self, meta: MessageMeta) -> None:
+        """A redress names a message this node originated, goes to agencies it was sent to and
+        keeps its purpose: refused otherwise, before it leaves (the receivers check the same)."""
+        target = await self._store.get_message(
+            meta.control_target, sender=self._agency, direction="out"
+        )
+        if target is None:
+            raise Refused(
+                Reason.UNKNOWN_TARGET,
+                f"this node sent no message {meta.control_target}: a redress acts on a message "
+                "its originator sent (`accord sent` lists them)",
+            )
+        if await self._redress.is_forward(target.message_id):
+            raise Refused(
+                Reason.NOT_ORIGINATOR,
+                f"{target.message_id} is a forward of another agency's message: only its "
+                "originator may redress it",
+            )
+        sent_to = {d.recipient for d in await self._store.deliveries(target.message_id)}
+        others = sorted(set(meta.recipients) - sent_to)
+        if others:
+            raise Refused(
+                Reason.WRONG_RECIPIENT,
+                f"{target.message_id} was not sent to {', '.join(others)}",
+            )
+        if meta.purpose != target.purpose:
+            raise Refused(
+                Reason.REDRESS_NOT_APPLICABLE,
+                f"a redress keeps its message's purpose {target.purpose!r}",
+            )
 
     async def _send(
         self, draft: Draft, *, author: str, forward: bool, record: Record | None
@@ -142,7 +178,21 @@ class Outbound:
                     f"in_reply_to {meta.in_reply_to!r}: this node holds no such message (a "
                     "reply answers a message this node sent or received)"
                 )
+            if replied.direction == "in":
+                done = await self._redress.latest(
+                    sender=replied.sender, message_id=replied.message_id
+                )
+                if done is not None and done.result in GONE:
+                    raise Refused(
+                        Reason.REDRESSED,
+                        f"{meta.in_reply_to} was {done.result.lower()} by its originator "
+                        f"(redress {done.origin_redress_id}): it is not replied to",
+                    )
+            # An expired or erased message is answered by nobody: its content is gone.
+            await check_live(self._store, replied, now=now)
             threads.append(replied.correlation_id)
+        if meta.type in REDRESS_TYPES and not forward:
+            await self._check_redress_target(meta)
         # Four-eyes rules on replies look at the whole thread, not only in_reply_to: a reply
         # that names the hit by its correlation id alone, or answers another message of the
         # hit's thread, is the same reply.
@@ -168,7 +218,7 @@ class Outbound:
             content_sha256=signing.digest(data),
             signature=signature,
             signature_proof=proof,
-            sealed=self._store.seal_message(meta, data),
+            sealed=self._store.seal_message(meta, data, retain_until=decision.retain_until),
         )
         held = decision.needs_approval
         also = record(meta.message_id, meta.recipients, held) if record is not None else ()

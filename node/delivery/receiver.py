@@ -18,7 +18,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from node import deadlines, signing, wire
 from node.clock import Clock
@@ -26,6 +26,7 @@ from node.delivery.budget import CooledDown, RefusalBudget
 from node.errors import TRANSIENT, Reason, Refused
 from node.messages import MessageMeta, SignedReceipt
 from node.policy.inbound import AllOf, Inbound, Verdict
+from node.policy.redress import Held, held_of
 from node.signing import Signer
 from node.store import Store, StoredMessage
 from node.store.db import PriorAnswer
@@ -40,6 +41,46 @@ Arrival = wire.Arrival
 # Batches with at least this many distinct signatures verify them in a worker thread (OpenSSL
 # releases the GIL); fewer inline, since a thread hop adds latency that only pays off under load.
 THREAD_BATCH = 16
+
+
+class RedressLookups(Protocol):
+    """What the redress checks need looked up in the store (node/redress.py)."""
+
+    async def held(self, peer: str, ids: Sequence[str]) -> dict[str, Held]:
+        """The messages this node holds from `peer` under these ids."""
+        ...
+
+    async def sent(self, peer: str, ids: Sequence[str]) -> dict[str, str]:
+        """The types of the messages this node sent `peer` under these ids."""
+        ...
+
+    def applied(self, verdict: Verdict, *, sender: str, now: datetime) -> list[Statement]:
+        """What commits with an accepted redress: its effect on the message it acts on."""
+        ...
+
+
+class _Lookups:
+    """The held and sent messages a batch's redresses name: looked up only when a check asks
+    (the first pass over a batch records what was asked), and what the batch itself brings."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, Held] = {}
+        self.sent: dict[str, str] = {}
+        self.missed_held: set[str] = set()
+        self.missed_sent: set[str] = set()
+        self.fetched = False
+
+    def held_one(self, message_id: str) -> Held | None:
+        found = self.held.get(message_id)
+        if found is None and not self.fetched:
+            self.missed_held.add(message_id)
+        return found
+
+    def sent_one(self, message_id: str) -> str | None:
+        found = self.sent.get(message_id)
+        if found is None and not self.fetched:
+            self.missed_sent.add(message_id)
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +115,7 @@ class _Draft:
     sealed: Sealed | None = None
     answer: Answer | None = None
     message: StoredMessage | None = None
+    verdict: Verdict | None = None
 
     def signed(self) -> Answer:
         assert self.answer is not None, "receipts are signed before answers are read"
@@ -98,6 +140,7 @@ class Receiver:
         on_stored: Callable[[StoredMessage], None] = lambda m: None,
         on_refused: Callable[[str, str, str], None] = lambda sender, mid, reason: None,
         budget: RefusalBudget | None = None,
+        redress: RedressLookups | None = None,
     ) -> None:
         """`checks`: what each envelope must pass (node/policy/inbound.py); `directory_serial`:
         the serial of the directory loaded now, which stored refusals are remembered under."""
@@ -113,6 +156,8 @@ class Receiver:
         self._on_refused = on_refused
         self._order: dict[str, asyncio.Lock] = {}
         self._storage_down = False  # said once per outage, not per batch
+        self._redress = redress
+        self._last_unit: dict[str, asyncio.Future[Any]] = {}  # each peer's newest batch
 
     async def admit(self, peer: Peer, envelopes: Sequence[Arrival]) -> asyncio.Task[list[Answer]]:
         """The ordered part of answering a batch: verify, check, and queue it for commit.
@@ -136,10 +181,13 @@ class Receiver:
             verified = await self._verify_all(peer, envelopes)
             now = self._clock.now()
             serial = self._serial()
-            drafts = [
-                self._answer(peer, content, signature, proof, ok, now)
-                for (content, signature, proof), ok in zip(envelopes, verified, strict=True)
-            ]
+            lookups = _Lookups()
+            drafts = self._drafts(peer, envelopes, verified, now, lookups)
+            if lookups.missed_held or lookups.missed_sent:
+                # A redress names a message: looked up once the peer's earlier batches (which
+                # may bring it) are committed, then the batch is checked again.
+                await self._look_up(peer.agency, lookups)
+                drafts = self._drafts(peer, envelopes, verified, now, lookups)
             if self._budget is not None:
                 # A peer over its refusal budget waits here, holding up only its own batches.
                 refused = sum(1 for d in drafts if d.reason is not None)
@@ -149,10 +197,18 @@ class Receiver:
             # One signature for every receipt of the batch, refusals included (a Merkle root,
             # each receipt with its audit path): the receiver's signing cost is per batch.
             self._sign(drafts, now=now)
-            arrivals: list[tuple[str, Statement | None]] = []  # one per envelope, in order
+            arrivals: list[
+                tuple[str, Statement | list[Statement] | None]
+            ] = []  # one per envelope, in order
             for d in drafts:
                 if d.reason is None:
-                    arrivals.append((d.mid, self._store.message_txn(d.stored_message())))
+                    row = self._store.message_txn(d.stored_message())
+                    if d.verdict is not None and d.verdict.redress is not None:
+                        assert self._redress is not None
+                        also = self._redress.applied(d.verdict, sender=peer.agency, now=now)
+                        arrivals.append((d.mid, [row, *also]))
+                    else:
+                        arrivals.append((d.mid, row))
                 elif d.stored:
                     answer = d.signed()
                     row = self._store.rejection_txn(
@@ -171,6 +227,7 @@ class Receiver:
                     arrivals.append((d.mid, None))  # matched (same bytes: same answer), not kept
             # One unit for the whole batch: one future, one place in the commit.
             committed = self._store.admit(peer.agency, arrivals, directory_serial=serial)
+            self._last_unit[peer.agency] = committed
 
         def announce(unit: asyncio.Future[Any]) -> None:
             """Stored messages are announced when the commit lands, whoever still waits."""
@@ -194,6 +251,41 @@ class Receiver:
             self._finish(peer, committed, drafts, now),
             name=f"answers-{peer.agency}",
         )
+
+    def _drafts(
+        self,
+        peer: Peer,
+        envelopes: Sequence[Arrival],
+        verified: Sequence[bool],
+        now: datetime,
+        lookups: _Lookups,
+    ) -> list[_Draft]:
+        """Each envelope's answer, in order; a message accepted here can be the target of a
+        redress later in the same batch."""
+        drafts = []
+        for (content, signature, proof), ok in zip(envelopes, verified, strict=True):
+            draft = self._answer(peer, content, signature, proof, ok, now, lookups)
+            drafts.append(draft)
+            if draft.reason is None and draft.verdict is not None and lookups.fetched:
+                meta = draft.verdict.meta
+                lookups.held.setdefault(
+                    meta.message_id,
+                    held_of(
+                        wire.decode(content),
+                        row_tlp=meta.tlp,
+                        retain_until=draft.verdict.retain_until,
+                    ),
+                )
+        return drafts
+
+    async def _look_up(self, peer: str, lookups: _Lookups) -> None:
+        earlier = self._last_unit.get(peer)
+        if earlier is not None and not earlier.done():
+            await asyncio.wait([earlier])
+        if self._redress is not None:
+            lookups.held.update(await self._redress.held(peer, sorted(lookups.missed_held)))
+            lookups.sent.update(await self._redress.sent(peer, sorted(lookups.missed_sent)))
+        lookups.fetched = True
 
     def _sign(self, drafts: Sequence[_Draft], *, now: datetime) -> None:
         """Sign the drafts' receipts (one signature for all of them) and complete each: its
@@ -248,7 +340,9 @@ class Receiver:
             priors = await asyncio.shield(committed)  # cancelling this wait must not cancel it
         except sqlite3.Error as exc:
             return self._unstored(peer, drafts, now, exc)
-        if self._storage_down:
+        # A batch whose sealing could not make its day's key (_answer) committed nothing of it.
+        sealed = all(d.reason != Reason.STORAGE_UNAVAILABLE for d in drafts)
+        if self._storage_down and sealed:
             self._storage_down = False
             log.warning("storage available again: envelopes are stored and answered")
         out: list[Answer | None] = []
@@ -349,13 +443,14 @@ class Receiver:
         proof: bytes,
         verified: bool,
         now: datetime,
+        lookups: _Lookups,
     ) -> _Draft:
         """An envelope's answer, its receipt not yet signed: accepted, with the row to store,
         or refused, stored only if the refusal is a final decision about verified content
         that names a valid message id."""
         sha = signing.digest(content)
         try:
-            verdict = self._checked(peer, content, signature, verified, now)
+            verdict = self._checked(peer, content, signature, verified, now, lookups)
         except Refused as refusal:
             mid = wire.message_id_hint(content) if len(content) <= self._max else ""
             log.debug("refusing %s from %s: %s", mid or "?", peer.agency, refusal)
@@ -364,6 +459,24 @@ class Receiver:
             return draft
         assert signature is not None
         meta = verdict.meta
+        try:
+            # A new expiry day's first message makes that day's key in the keystore.
+            sealed = self._store.seal_message(meta, content, retain_until=verdict.retain_until)
+        except sqlite3.Error as exc:
+            if not self._storage_down:  # said once, as for a batch the writer could not take
+                self._storage_down = True
+                log.error(
+                    "cannot store envelopes (%s): answering STORAGE_UNAVAILABLE; senders retry",
+                    exc,
+                )
+            return self._refusal_draft(
+                peer,
+                meta.message_id,
+                sha,
+                now,
+                Reason.STORAGE_UNAVAILABLE,
+                "the receiver could not store it now; it is not kept, send it again later",
+            )
         return _Draft(
             receipt=wire.receipt_content(
                 message_id=meta.message_id,
@@ -372,19 +485,27 @@ class Receiver:
                 receiver=self.agency,
                 received_at=now,
                 retained_until=verdict.retain_until,
+                redress=verdict.redress.outcome if verdict.redress is not None else None,
             ),
             sha=sha,
             mid=meta.message_id,
             stored=True,
+            verdict=verdict,
             meta=meta,
             retain_until=verdict.retain_until,
             signature=signature,
             proof=proof,
-            sealed=self._store.seal_message(meta, content),
+            sealed=sealed,
         )
 
     def _checked(
-        self, peer: Peer, content: bytes, signature: bytes | None, verified: bool, now: datetime
+        self,
+        peer: Peer,
+        content: bytes,
+        signature: bytes | None,
+        verified: bool,
+        now: datetime,
+        lookups: _Lookups,
     ) -> Verdict:
         """The checks, with any unforeseen failure turned into a refusal: an exception here
         would end the peer's stream, and its resend would end the next one, stalling the
@@ -395,6 +516,8 @@ class Receiver:
             framed=signature is not None,
             verified=verified,
             now=now,
+            held=lookups.held_one,
+            sent=lookups.sent_one,
         )
         try:
             return self._checks.check(inbound)

@@ -119,3 +119,30 @@ def check_list(user: User) -> None:
     """Listing message metadata (inbox): any role but the administrator's."""
     if user.role == Role.ADMINISTRATOR:
         raise PermissionDenied("ROLE", "administrators manage the node; they do not see traffic")
+
+
+def check_hold(user: User, *, purpose: str, justification: str) -> None:
+    """Holding, releasing or keeping a message longer decides how long data lives: a
+    supervisor cleared for its purpose, with a written justification."""
+    if user.role != Role.SUPERVISOR:
+        raise PermissionDenied(
+            "ROLE", f"{user.name} is {user.role}; holds and retention need a supervisor"
+        )
+    if purpose:
+        _cleared(user, purpose)
+    if len(justification.strip()) < MIN_JUSTIFICATION:
+        raise PermissionDenied(
+            "JUSTIFICATION",
+            f"a hold, release or keep needs a written justification (at least "
+            f"{MIN_JUSTIFICATION} characters)",
+        )
+
+
+def check_sweep(user: User) -> None:
+    if user.role not in (Role.SUPERVISOR, Role.ADMINISTRATOR):
+        raise PermissionDenied("ROLE", "sweeping on demand needs a supervisor or administrator")
+
+
+def check_review(user: User) -> None:
+    if user.role not in (Role.SUPERVISOR, Role.AUDITOR):
+        raise PermissionDenied("ROLE", "the review list is for supervisors and auditors")

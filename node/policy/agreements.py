@@ -8,19 +8,28 @@ Nothing here does I/O: the directory and clock reading are passed in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from certs.directory import ONWARD_RULES, TLP_ORDER, Agreement, Directory, tlp_label
 from node.errors import Reason, Refused
 from node.messages import MessageMeta
 
-# Control messages that narrow or remove what a receiver holds. The provider's right to have
-# data erased, rectified, retracted or handled more strictly outlives the agreement it was sent
-# under, so these need an agreement between the parties but not one still in force, and need
-# not be listed among its message types.
+# Control messages by which an originator narrows or removes what a receiver holds. They act on
+# a message the agreement already let through (node/policy/redress.py checks the target), so
+# they need not be listed among its message types.
 REDRESS_TYPES = frozenset(
     {"ERASURE_REQUEST", "RECTIFICATION", "INCIDENT_RETRACT", "HANDLING_UPDATE"}
+)
+# Of those, the ones that only reduce processing (and carry no personal data: their bodies are
+# limited to the target, a reason and stricter terms), with the holders' reports on them: the
+# provider's right to have its data erased or restricted outlives the agreement it was sent
+# under, so these need an agreement between the parties but not one still in force. A
+# RECTIFICATION carries a new version of the data: it flows only while the agreement is in
+# force, and its corrected incident meets the agreement's field rules like any incident.
+REDUCING_TYPES = frozenset(
+    {"ERASURE_REQUEST", "INCIDENT_RETRACT", "HANDLING_UPDATE", "REDRESS_REPORT"}
 )
 
 
@@ -36,6 +45,22 @@ class Policy:
     directory: Directory
     agency: str
     local_max_retention_days: int | None = None
+    # This node's own maximum per purpose code and per message type (node TOML [retention]).
+    local_max_by_purpose: Mapping[str, int] = field(default_factory=dict)
+    local_max_by_type: Mapping[str, int] = field(default_factory=dict)
+
+    def local_max_days(self, meta: MessageMeta) -> int | None:
+        """The shortest of this node's own limits that applies to `meta` (None: none)."""
+        limits = [
+            d
+            for d in (
+                self.local_max_retention_days,
+                self.local_max_by_purpose.get(meta.purpose),
+                self.local_max_by_type.get(meta.type),
+            )
+            if d is not None
+        ]
+        return min(limits) if limits else None
 
     def check_inbound(self, meta: MessageMeta, *, peer: str, now: datetime) -> Decision:
         if meta.sender != peer:
@@ -99,13 +124,10 @@ class Policy:
         if not candidates:
             named = f" {meta.agreement_id!r}" if meta.agreement_id else ""
             raise Refused(Reason.NO_AGREEMENT, f"no agreement{named} covers {sender} -> {receiver}")
-        redress = meta.type in REDRESS_TYPES
         first_error: Refused | None = None
         for agreement in candidates:
             try:
-                return self._check_agreement(
-                    meta, agreement, now=now, redress=redress, thread=thread
-                )
+                return self._check_agreement(meta, agreement, now=now, thread=thread)
             except Refused as exc:
                 first_error = first_error or exc
         assert first_error is not None
@@ -117,10 +139,9 @@ class Policy:
         a: Agreement,
         *,
         now: datetime,
-        redress: bool,
         thread: frozenset[str],
     ) -> Decision:
-        if not redress:
+        if meta.type not in REDUCING_TYPES:
             if now < a.valid_from:
                 raise Refused(
                     Reason.AGREEMENT_NOT_YET_VALID,
@@ -131,7 +152,7 @@ class Policy:
                     Reason.AGREEMENT_EXPIRED,
                     f"agreement {a.id} ended (sunset) at {a.valid_until.isoformat()}",
                 )
-            if meta.type not in a.message_types:
+            if meta.type not in a.message_types and meta.type not in REDRESS_TYPES:
                 raise Refused(
                     Reason.TYPE_NOT_PERMITTED,
                     f"agreement {a.id} does not permit {meta.type} messages",
@@ -185,8 +206,9 @@ class Policy:
         limits = [agreement_limit]
         if sender_limit is not None:
             limits.append(sender_limit)
-        if self.local_max_retention_days is not None:
-            limits.append(now + timedelta(days=self.local_max_retention_days))
+        local = self.local_max_days(meta)
+        if local is not None:
+            limits.append(now + timedelta(days=local))
         return Decision(
             agreement=a,
             retain_until=min(limits),

@@ -8,7 +8,8 @@ before and after running them (node/delivery/receiver.py).
 
 The receiver's list, in order (`inbound_checks`): the frame is an envelope, its size, the
 signature result, the content's structure, its creation time, sender, recipient and agreement,
-and a forward's original and the originator's consent.
+a redress's target and originator (node/policy/redress.py), and a forward's original and the
+originator's consent.
 """
 
 from __future__ import annotations
@@ -23,8 +24,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from node import wire
 from node.errors import Reason, Refused
 from node.messages import Message, MessageMeta
-from node.policy.agreements import Policy
+from node.policy.agreements import REDRESS_TYPES, Policy
 from node.policy.onward import check_forwarded, tlp_rank
+from node.policy.redress import Decision, Held, check_redress, check_report
+
+
+def _nothing(message_id: str) -> None:
+    return None
 
 
 class Inbound:
@@ -32,16 +38,29 @@ class Inbound:
     came as an envelope at all, whether its signature verified with the peer's key, and the
     message it holds (decoded when a check first asks for it)."""
 
-    __slots__ = ("_message", "content", "framed", "now", "peer", "verified")
+    __slots__ = ("_message", "content", "framed", "held", "now", "peer", "sent", "verified")
 
     def __init__(
-        self, *, peer: str, content: bytes, framed: bool, verified: bool, now: datetime
+        self,
+        *,
+        peer: str,
+        content: bytes,
+        framed: bool,
+        verified: bool,
+        now: datetime,
+        held: Callable[[str], Held | None] = _nothing,
+        sent: Callable[[str], str | None] = _nothing,
     ) -> None:
+        """`held(id)`: the message this node holds from the peer under that id, as a redress
+        sees it; `sent(id)`: the type of a message this node sent the peer under that id (both
+        looked up before the checks, for the redress an envelope names)."""
         self.peer = peer
         self.content = content
         self.framed = framed
         self.verified = verified
         self.now = now
+        self.held = held
+        self.sent = sent
         self._message: Message | None = None
 
     @property
@@ -59,15 +78,17 @@ class Keep:
 
     until: datetime | None = None
     tlp: str = ""
+    redress: Decision | None = None  # a redress that passed: what it does here
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """An envelope every check passed: the meta its row keeps (the strictest TLP asked) and
-    until when (None: no limit)."""
+    """An envelope every check passed: the meta its row keeps (the strictest TLP asked), until
+    when (None: no limit), and for a redress what it does to the message it acts on."""
 
     meta: MessageMeta
     retain_until: datetime | None
+    redress: Decision | None = None
 
 
 class Check(Protocol):
@@ -86,12 +107,14 @@ class AllOf:
         asks = [keep for c in self.checks if (keep := c.check(inbound)) is not None]
         meta = inbound.message.meta
         until: datetime | None = None
+        redress: Decision | None = None
         for keep in asks:
+            redress = redress or keep.redress
             if keep.until is not None and (until is None or keep.until < until):
                 until = keep.until
             if keep.tlp and tlp_rank(keep.tlp) > tlp_rank(meta.tlp):
                 meta = replace(meta, tlp=keep.tlp)
-        return Verdict(meta, until)
+        return Verdict(meta, until, redress)
 
 
 class Framed:
@@ -154,7 +177,13 @@ class Agreement:
     policy: Callable[[], Policy]  # the policy of the directory loaded now
 
     def check(self, inbound: Inbound) -> Keep:
-        meta = inbound.message.meta
+        message = inbound.message
+        meta = message.meta
+        if meta.type == "RECTIFICATION" and message.forwarded is not None:
+            # A relayed rectification's new version is inside the originator's envelope: the
+            # field rules of this pair's agreement apply to it all the same.
+            inner = wire.decode(message.forwarded.content).meta
+            meta = replace(meta, fields_of=inner.fields_of)
         decision = self.policy().check_inbound(meta, peer=inbound.peer, now=inbound.now)
         return Keep(until=decision.retain_until)
 
@@ -171,6 +200,8 @@ class Forwarding:
 
     def check(self, inbound: Inbound) -> Keep | None:
         message = inbound.message
+        if message.meta.type in REDRESS_TYPES:
+            return None  # a relay of a redress carries the originator's redress (Redress)
         if message.forwarded is None:
             if message.authorisation is not None:
                 raise Refused(
@@ -191,6 +222,38 @@ class Forwarding:
         return Keep(until=original.retain_until(inbound.now), tlp=original.tlp)
 
 
+@dataclass(frozen=True, slots=True)
+class Redress:
+    """A redress acts on a message this node holds from the peer, and comes from (or, relayed,
+    carries the signed redress of) that message's originator (node/policy/redress.py); its row
+    is kept under the terms and retention of the message it acts on, since a RECTIFICATION
+    carries the new version. A REDRESS_REPORT answers a redress this node sent the peer."""
+
+    member_key: Callable[[str], ec.EllipticCurvePublicKey | None]
+
+    def check(self, inbound: Inbound) -> Keep | None:
+        message = inbound.message
+        meta = message.meta
+        if meta.type == "REDRESS_REPORT":
+            receipts, relayed_to = wire.report_of(inbound.content)
+            check_report(
+                message, member_key=self.member_key, receipts=receipts, relayed_to=relayed_to
+            )
+            if inbound.sent(meta.control_target) not in REDRESS_TYPES:
+                raise Refused(
+                    Reason.UNKNOWN_TARGET,
+                    f"{meta.control_target} is not a redress this node sent {inbound.peer}",
+                )
+            return None
+        if meta.type not in REDRESS_TYPES:
+            return None
+        decision = check_redress(
+            message, peer=inbound.peer, held=inbound.held, member_key=self.member_key
+        )
+        held = decision.held
+        return Keep(until=held.retain_until, tlp=held.markings.tlp, redress=decision)
+
+
 def inbound_checks(
     *,
     agency: str,
@@ -208,6 +271,7 @@ def inbound_checks(
             Structure(),
             CreatedAt(clock_skew),
             Agreement(policy),
+            Redress(member_key),
             Forwarding(agency, member_key),
         ]
     )

@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import aiosqlite
 
+from node.clock import Clock, SystemClock
 from node.errors import ConfigError, Reason, Refused
 from node.messages import MessageMeta
 from node.store.keys import SEAL_VERSION, KeyRing, Sealed, SealError, aad_for
+from node.store.keystore import day_bucket
 from node.store.writer import GroupCommitWriter, Statement
 
 _MIGRATION = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
@@ -57,6 +59,8 @@ class StoredMessage:
     urgency: str = ""
     reply_deadline: datetime | None = None
     expected_by: datetime | None = None  # a DELAY_NOTICE's new date for the answer
+    erase_reason: str = ""  # a tombstone's: why it was erased (expired, sunset, a request...)
+    erased_by: str = ""  # and who or what erased it (a user, "sweeper")
 
     @classmethod
     def of(
@@ -196,12 +200,27 @@ _MESSAGE_COLUMNS = (
     "message_id, sender, direction, type, purpose, agreement_id, correlation_id, in_reply_to, "
     "tlp, created_at, received_at, retain_until, content_sha256, signature, ciphertext, "
     "wrapped_key, receipt, receipt_signature, erased_at, control_target, third_agency, granted, "
-    "receipt_proof, signature_proof, handling_codes, seal, urgency, reply_deadline, expected_by"
+    "receipt_proof, signature_proof, handling_codes, seal, urgency, reply_deadline, key_id, "
+    "erase_reason, erased_by, expected_by"
 )
 
 
+def row_aad(m: StoredMessage) -> bytes:
+    """The associated data a stored row's seal binds (keys.aad_for)."""
+    return aad_for(
+        m.sender,
+        m.message_id,
+        purpose=m.purpose,
+        tlp=m.tlp,
+        handling_codes=m.handling_codes,
+        version=m.seal,
+    )
+
+
 def _message_from_row(row: Sequence[Any]) -> StoredMessage:
-    sealed = Sealed(row[14], row[15]) if row[14] is not None and row[15] is not None else None
+    sealed = (
+        Sealed(row[14], row[15], row[28]) if row[14] is not None and row[15] is not None else None
+    )
     created, received = text_time(row[9]), text_time(row[10])
     assert created is not None and received is not None
     return StoredMessage(
@@ -232,7 +251,9 @@ def _message_from_row(row: Sequence[Any]) -> StoredMessage:
         seal=int(row[25]),
         urgency=row[26],
         reply_deadline=text_time(row[27]),
-        expected_by=text_time(row[28]),
+        erase_reason=row[29],
+        erased_by=row[30],
+        expected_by=text_time(row[31]),
     )
 
 
@@ -257,6 +278,8 @@ class Store:
         # the short read for the whole queue and skipped them (issue 11, item 11).
         self._outbox = outbox_conn
         self.keys = keys
+        # When erasures and sweeps happen (the node sets its own clock: tests run it forward).
+        self.clock: Clock = SystemClock()
         self.writer = GroupCommitWriter(writer_conn, batch_max=batch_max, wal_index=wal_index)
         # Delivery seqs are given out here, when a unit is queued, not by SQLite at insert:
         # units commit in the order they are queued, so seq order is commit order, and a link
@@ -272,8 +295,10 @@ class Store:
         synchronous: str = "FULL",
         batch_max: int = 512,
         create: bool = True,
-    ) -> Store:
-        """Open (with `create`, create) the database and bring its schema up to date.
+        keystore: Path | None = None,
+    ) -> Self:
+        """Open (with `create`, create) the database and bring its schema up to date, and its
+        keystore (`keystore`; by default NAME-keys.db beside it), made if missing.
 
         Without `create` (a node's home, made by `accord node init`), a missing, empty or
         schema-less database is refused with DatabaseMissing rather than started afresh."""
@@ -327,6 +352,13 @@ class Store:
                         await conn.close()
             raise
         assert rconn is not None and outbox is not None
+        try:
+            keys.open_keystore(keystore or keystore_path(path))
+        except BaseException:
+            for conn in (outbox, rconn, wconn):
+                with contextlib.suppress(Exception):
+                    await conn.close()
+            raise
         store = cls(
             writer_conn=wconn,
             reader_conn=rconn,
@@ -350,13 +382,17 @@ class Store:
             for conn in (self._outbox, self._rconn, self._wconn):
                 with contextlib.suppress(Exception):
                     await conn.close()
+            if self.keys.keystore is not None:
+                self.keys.keystore.close()
 
     # ---- sealing ----------------------------------------------------------------------------
 
-    def seal_message(self, meta: MessageMeta, content: bytes) -> Sealed:
+    def seal_message(
+        self, meta: MessageMeta, content: bytes, *, retain_until: datetime | None
+    ) -> Sealed:
         """Encrypt a message's content for its row: the row's sender, id, purpose, TLP and
         handling codes (`meta`'s) are bound in, so the row opens only with the markings it was
-        stored with."""
+        stored with. Its data key goes in the keystore bucket of its expiry day."""
         aad = aad_for(
             meta.sender,
             meta.message_id,
@@ -364,33 +400,25 @@ class Store:
             tlp=meta.tlp,
             handling_codes=meta.handling_codes,
         )
-        return self.keys.seal(content, aad)
+        return self.keys.seal(content, aad, bucket=day_bucket(retain_until))
 
     def open_content(self, message: StoredMessage) -> bytes | None:
         """The content of a stored message (None once erased); SealError if the row does not
         open: its markings were changed since it was sealed, or the key is not its key."""
         if message.sealed is None:
             return None
-        aad = aad_for(
-            message.sender,
-            message.message_id,
-            purpose=message.purpose,
-            tlp=message.tlp,
-            handling_codes=message.handling_codes,
-            version=message.seal,
-        )
-        return self.keys.open(message.sealed, aad)
+        return self.keys.open(message.sealed, row_aad(message))
 
     # ---- named transactions -----------------------------------------------------------------
 
-    @staticmethod
-    def message_txn(m: StoredMessage) -> Statement:
+    def message_txn(self, m: StoredMessage) -> Statement:
         """Store a message (sent, held for approval, or received): a copy of a row already
-        stored is ignored."""
+        stored is ignored. Enqueue it at once: from here its bucket key is kept for it."""
         assert m.sealed is not None
+        self.keys.settle(m.sealed.key_id)
         return (
             f"INSERT OR IGNORE INTO messages ({_MESSAGE_COLUMNS}) "  # noqa: S608 (constant column list)
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'','',?)",
             (
                 m.message_id,
                 m.sender,
@@ -420,6 +448,7 @@ class Store:
                 m.seal,
                 m.urgency,
                 time_text(m.reply_deadline),
+                m.sealed.key_id,
                 time_text(m.expected_by),
             ),
         )
@@ -541,7 +570,7 @@ class Store:
     def admit(
         self,
         sender: str,
-        arrivals: Sequence[tuple[str, Statement | None]],
+        arrivals: Sequence[tuple[str, Statement | list[Statement] | None]],
         *,
         directory_serial: int,
     ) -> asyncio.Future[Any]:
@@ -586,7 +615,8 @@ class Store:
                 prior = known.get(message_id) if message_id else None
                 answers.append(prior)
                 if prior is None and statement is not None:
-                    fresh.append(statement)
+                    # A list: a message and what commits with it (a redress's effect).
+                    fresh.extend(statement if isinstance(statement, list) else [statement])
                     if message_id:  # a second copy later in this batch answers as this one
                         known[message_id] = index
             for sql, params in fresh:
@@ -649,7 +679,7 @@ class Store:
         rows = await self._outbox.execute_fetchall(
             "SELECT d.seq, d.message_id, m.ciphertext, m.wrapped_key, m.signature, "
             "m.content_sha256, m.sender, m.signature_proof, m.purpose, m.tlp, m.handling_codes, "
-            "m.seal, m.received_at FROM deliveries d JOIN messages m "
+            "m.seal, m.received_at, m.key_id FROM deliveries d JOIN messages m "
             "ON m.message_id = d.message_id AND m.direction = 'out' "
             "WHERE d.recipient = ? AND d.state = 'queued' AND d.seq > ? ORDER BY d.seq LIMIT ?",
             (recipient, after_seq, limit),
@@ -657,7 +687,7 @@ class Store:
         out = []
         for (
             seq, message_id, ciphertext, wrapped, signature, sha, sender, proof, purpose, tlp,
-            handling, seal, at,
+            handling, seal, at, key_id,
         ) in rows:  # fmt: skip
             aad = aad_for(
                 sender,
@@ -667,7 +697,9 @@ class Store:
                 handling_codes=handling.split(",") if handling else (),
                 version=seal,
             )
-            content = self.keys.open(Sealed(ciphertext, wrapped), aad)
+            if ciphertext is None:
+                continue  # erased while queued: nothing is left to deliver
+            content = self.keys.open(Sealed(ciphertext, wrapped, key_id), aad)
             out.append(
                 PendingEnvelope(
                     seq, message_id, recipient, content, signature, sha, proof or b"", text_time(at)
@@ -727,6 +759,26 @@ class Store:
                         (self.keys.check_value,),
                     )
                 ]
+            )
+
+    async def check_keystore(self) -> None:
+        """ConfigError if the keystore was just made, empty, while the database holds rows
+        sealed under keystore keys: it was lost or not restored, and starting would treat
+        every such message as erased."""
+        keystore = self.keys.keystore
+        if keystore is None:
+            return
+        keystore.check()
+        if not keystore.created:
+            return
+        rows = await self._rconn.execute_fetchall(
+            "SELECT 1 FROM messages WHERE key_id IS NOT NULL AND erased_at IS NULL LIMIT 1"
+        )
+        if list(rows):
+            raise ConfigError(
+                f"{keystore.path.name} is missing, but accord.db holds messages sealed under "
+                "its keys: restore it from your backup together with master.key (without it "
+                "they cannot be read)"
             )
 
     async def high_waters(self, *names: str) -> dict[str, int]:
@@ -799,6 +851,15 @@ class Store:
         cursor = await self._rconn.execute(sql + " ORDER BY direction LIMIT 1", params)
         row = await cursor.fetchone()
         return _message_from_row(row) if row else None
+
+    async def held(self, message_id: str, correlation_id: str) -> bool:
+        """Whether a legal hold in force covers the message or its correlation id."""
+        rows = await self._rconn.execute_fetchall(
+            "SELECT 1 FROM holds WHERE released_at IS NULL AND ((message_id != '' AND "
+            "message_id = ?) OR (correlation_id != '' AND correlation_id = ?)) LIMIT 1",
+            (message_id, correlation_id),
+        )
+        return bool(list(rows))
 
     async def thread_types(self, *, ids: Sequence[str], threads: Sequence[str]) -> frozenset[str]:
         """The types of received messages with one of `ids`, or whose id or correlation id is
@@ -948,6 +1009,11 @@ class Store:
         cursor = await self._rconn.execute(f"SELECT count(*) FROM {table}")  # noqa: S608
         row = await cursor.fetchone()
         return int(row[0]) if row else 0
+
+
+def keystore_path(database: Path) -> Path:
+    """Where a database's keystore lives: beside it, NAME-keys.db."""
+    return database.with_name(f"{database.stem}-keys.db")
 
 
 def _create_private(path: Path) -> None:

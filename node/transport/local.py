@@ -16,13 +16,14 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from accord.v1 import federation_pb2, local_pb2, local_pb2_grpc, message_pb2
 from node import wire
-from node.errors import AccordError, InvalidRequest, PermissionDenied, Refused
+from node.errors import AccordError, Gone, InvalidRequest, PermissionDenied, Refused
 from node.logins import Logins
 from node.messages import SignedEnvelope
 from node.operations import InboxItem, Operations
 from node.policy.access import User
 from node.store import Delivery, StoredMessage
 from node.store.access import Approval, UserRecord
+from node.store.holds import Hold
 from node.transport.local_auth import current_token, current_user
 
 Req = TypeVar("Req")
@@ -53,7 +54,7 @@ def maps_errors(
 async def abort(context: Ctx, exc: AccordError) -> None:
     """End the call with the error's status and message, its reason code or missing condition
     in a trailer."""
-    if isinstance(exc, Refused):
+    if isinstance(exc, Refused | Gone):
         context.set_trailing_metadata((("accord-reason", exc.reason.value),))
     elif isinstance(exc, PermissionDenied):
         context.set_trailing_metadata((("accord-denied", exc.code),))
@@ -88,6 +89,9 @@ def summary(
     due = deadline if deadline is not None else m.reply_deadline
     if due is not None:
         s.reply_deadline.CopyFrom(_ts(due))
+    if m.erased_at is not None:
+        s.erased_at.CopyFrom(_ts(m.erased_at))
+        s.erase_reason = m.erase_reason
     return s
 
 
@@ -100,6 +104,22 @@ def inbox_summary(item: InboxItem) -> local_pb2.MessageSummary:
     if item.answered_at is not None:
         s.answered_at.CopyFrom(_ts(item.answered_at))
     return s
+
+
+def hold_info(h: Hold) -> local_pb2.HoldInfo:
+    info = local_pb2.HoldInfo(
+        id=h.id,
+        message_id=h.message_id,
+        correlation_id=h.correlation_id,
+        justification=h.justification,
+        held_by=h.held_by,
+        released_by=h.released_by,
+        release_note=h.release_note,
+    )
+    info.held_at.CopyFrom(_ts(h.held_at))
+    if h.released_at is not None:
+        info.released_at.CopyFrom(_ts(h.released_at))
+    return info
 
 
 def _type_filter(value: int) -> str:
@@ -195,7 +215,9 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
             correlation_id=request.correlation_id,
             message_id=request.message_id,
         )
-        return local_pb2.InboxResponse(messages=[inbox_summary(i) for i in items])
+        response = local_pb2.InboxResponse(messages=[inbox_summary(i) for i in items])
+        response.now.CopyFrom(_ts(self._ops.now()))
+        return response
 
     @maps_errors
     async def Status(
@@ -455,6 +477,54 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
             pending_approval=sent.pending_approval,
         )
 
+    @maps_errors
+    async def Redress(
+        self, request: local_pb2.RedressRequest, context: Ctx
+    ) -> local_pb2.SendResponse:
+        if not request.message_id:
+            raise InvalidRequest("message_id is required")
+        sent = await self._ops.redress(
+            current_user(),
+            message_id=request.message_id,
+            type_name=wire.type_name(request.type),
+            reason=request.reason,
+            tlp=request.tlp,
+            handling_codes=request.handling_codes,
+            handling_conditions=request.handling_conditions,
+            corrected_incident=request.corrected_incident
+            if request.HasField("corrected_incident")
+            else None,
+        )
+        return local_pb2.SendResponse(
+            message_id=sent.message_id,
+            recipients=sent.recipients,
+            pending_approval=sent.pending_approval,
+        )
+
+    @maps_errors
+    async def RedressStatus(
+        self, request: local_pb2.RedressStatusRequest, context: Ctx
+    ) -> local_pb2.RedressStatusResponse:
+        states = await self._ops.redress_status(current_user(), message_id=request.message_id)
+        response = local_pb2.RedressStatusResponse()
+        for st in states:
+            info = response.redresses.add(
+                redress_id=st.redress_id,
+                type=st.type,
+                target_message_id=st.target,
+                created_at=st.created_at,
+            )
+            for h in st.holders:
+                info.holders.add(
+                    agency=h.agency,
+                    via=h.via,
+                    state=h.state,
+                    result=h.result,
+                    detail=h.detail,
+                    answered_at=h.answered_at,
+                )
+        return response
+
     # ---- policy and audit -------------------------------------------------------------------
 
     @maps_errors
@@ -501,6 +571,89 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
             if q.last_receipt_at is not None:
                 peer.last_receipt_at.CopyFrom(_ts(q.last_receipt_at))
         return response
+
+    # ---- retention --------------------------------------------------------------------------
+
+    async def _retention_status(self) -> local_pb2.RetentionStatus:
+        last, counts, keys = await self._ops.retention_status()
+        status = local_pb2.RetentionStatus(
+            live=counts.live,
+            expired_waiting=counts.expired,
+            erased=counts.erased,
+            held=counts.held,
+            holds=counts.holds,
+            keys=keys,
+            sweep_seconds=self._ops.sweep_seconds,
+        )
+        if last is not None:
+            status.last_sweep_at.CopyFrom(_ts(last.at))
+            status.last_expired = last.expired
+            status.last_sunset = last.sunset
+            status.last_keys_destroyed = last.keys_destroyed
+            status.last_seconds = last.seconds
+        return status
+
+    @maps_errors
+    async def RetentionSweep(
+        self, request: local_pb2.RetentionSweepRequest, context: Ctx
+    ) -> local_pb2.RetentionStatus:
+        await self._ops.retention_sweep(current_user())
+        return await self._retention_status()
+
+    @maps_errors
+    async def GetRetentionStatus(
+        self, request: local_pb2.RetentionStatusRequest, context: Ctx
+    ) -> local_pb2.RetentionStatus:
+        return await self._retention_status()
+
+    @maps_errors
+    async def Hold(self, request: local_pb2.HoldRequest, context: Ctx) -> local_pb2.HoldInfo:
+        held = await self._ops.hold(
+            current_user(),
+            message_id=request.message_id,
+            correlation_id=request.correlation_id,
+            justification=request.justification,
+        )
+        return hold_info(held)
+
+    @maps_errors
+    async def Release(
+        self, request: local_pb2.ReleaseRequest, context: Ctx
+    ) -> local_pb2.ReleaseResponse:
+        released = await self._ops.release(
+            current_user(),
+            message_id=request.message_id,
+            correlation_id=request.correlation_id,
+            note=request.note,
+        )
+        return local_pb2.ReleaseResponse(released=[hold_info(h) for h in released])
+
+    @maps_errors
+    async def Review(
+        self, request: local_pb2.ReviewRequest, context: Ctx
+    ) -> local_pb2.ReviewResponse:
+        items = await self._ops.review(
+            current_user(), within_days=request.within_days, limit=request.limit
+        )
+        response = local_pb2.ReviewResponse()
+        for item in items:
+            added = response.items.add(summary=summary(item.message), why=item.why, held=item.held)
+            if item.keep_at_most is not None:
+                added.keep_at_most.CopyFrom(_ts(item.keep_at_most))
+        return response
+
+    @maps_errors
+    async def Keep(self, request: local_pb2.KeepRequest, context: Ctx) -> local_pb2.MessageSummary:
+        if not request.HasField("until"):
+            raise InvalidRequest("until: the new retain_until is required")
+        kept = await self._ops.keep(
+            current_user(),
+            message_id=request.message_id,
+            sender=request.sender,
+            until=request.until.ToDatetime(tzinfo=UTC),
+            justification=request.justification,
+        )
+        return summary(kept)
 
     @maps_errors
     async def AdvanceClock(
