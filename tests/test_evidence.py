@@ -308,7 +308,7 @@ async def test_no_bundle_for_an_erased_message_or_a_member_no_longer_listed(
         )
     run = await accord("evidence", "export", ex.ids[1], "--out", tmp_short / "e.zip", WHY,
                        "--home", home, "--as", OFFICER)  # fmt: skip
-    assert run.code == 2 and "was erased" in run.err and "no envelope" in run.err, run
+    assert run.code == 2 and "refused (ERASED)" in run.err and "tombstone" in run.err, run
     # A recipient revoked and dropped from the directory: its certificate, which checks its
     # receipt, can no longer be put in the bundle.
     fed3.authority.revoke(agency=FR, now=fed3.now)
