@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,7 +22,7 @@ from node.config import parse
 from node.errors import ConfigError, Refused
 from node.store import StoredMessage
 from node.store.db import keystore_path
-from node.store.keys import KeyDestroyed, KeyRing, Sealed, aad_for
+from node.store.keys import KeyDestroyed, KeyRing
 from tests.harness import (
     Federation,
     add_user,
@@ -35,6 +33,7 @@ from tests.harness import (
     node_send,
     open_agreement,
 )
+from tests.test_erasure import stored_key
 
 NL, DE = "NL-POL", "DE-BKA"
 WHY = "Case 2026/0042: identify the suspect"
@@ -72,24 +71,6 @@ def advance_to(fed: Federation, when: datetime) -> None:
     clock.advance(when - clock.now())
 
 
-def sealed_in(copy: Path, message_id: str) -> tuple[Sealed, bytes]:
-    with closing(sqlite3.connect(copy)) as conn:
-        row = conn.execute(
-            "SELECT ciphertext, wrapped_key, key_id, sender, purpose, tlp, handling_codes "
-            "FROM messages WHERE message_id = ?",
-            (message_id,),
-        ).fetchone()
-    ciphertext, wrapped, key_id, sender, purpose, tlp, handling = row
-    aad = aad_for(
-        sender,
-        message_id,
-        purpose=purpose,
-        tlp=tlp,
-        handling_codes=handling.split(",") if handling else (),
-    )
-    return Sealed(ciphertext, wrapped, key_id), aad
-
-
 async def test_a_message_expires_at_its_instant_and_the_sweep_erases_it_and_its_key(
     fed2: Federation, tmp_short: Path
 ) -> None:
@@ -111,7 +92,7 @@ async def test_a_message_expires_at_its_instant_and_the_sweep_erases_it_and_its_
         src = Path(str(de.config.database) + suffix)
         if src.exists():
             shutil.copy(src, backup / f"accord.db{suffix}")
-    sealed, aad = sealed_in(backup / "accord.db", sent.message_id)
+    sealed, aad = stored_key(backup / "accord.db", sent.message_id)
 
     advance_to(fed2, m.retain_until + SECOND)
     assert reason(await get(de, token, sent.message_id)) == "EXPIRED"  # before any sweep
