@@ -32,7 +32,14 @@ from node.messages import Draft, ForwardTerms, PublishedPolicy, SignedEnvelope
 from node.policy import access, onward
 from node.policy.access import Role, User
 from node.store import PeerQueue, Store, StoredMessage
-from node.store.access import AccessEntry, AccessStore, Approval, UserRecord, log_txn
+from node.store.access import (
+    AccessEntry,
+    AccessStore,
+    Approval,
+    UserChange,
+    UserRecord,
+    log_txn,
+)
 from node.store.db import Delivery
 from node.store.keys import SealError
 from node.text import check_text
@@ -500,10 +507,11 @@ class Operations:
     async def add_user(
         self, user: User, *, name: str, role: str, clearances: Sequence[str]
     ) -> Enrolment:
-        """A new user and their enrolment code (never a token: the user redeems the code for
-        one). A supervisor, auditor or administrator waits for a second administrator's
-        approval, and their code needs a second part from that administrator; except that a
-        node with a single active administrator may add one more administrator at once."""
+        """A new user and the first part of their enrolment code (never a token: the user
+        redeems the code for one). Every new user waits for a second administrator, whose
+        approval gives the code's second part, so no administrator alone holds a code that
+        opens content or the access log. The one exception (bootstrap): while the node has
+        never had two administrators, its only administrator adds the second one alone."""
         await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
         if not name or not set(name) <= USER_NAME_CHARS or len(name) > 64:
             raise InvalidRequest("user name: 1-64 of a-z, 0-9, '.', '_', '-'")
@@ -512,8 +520,11 @@ class Operations:
         if await self.access.user(name) is not None:
             raise InvalidRequest(f"user {name} exists")
         now = self._clock.now()
-        bootstrap = role_ == Role.ADMINISTRATOR and len(await self._active_admins()) == 1
-        pending = role_ in access.PRIVILEGED and not bootstrap
+        bootstrap = (
+            role_ == Role.ADMINISTRATOR
+            and len(await self._active_admins()) == 1
+            and not await self.access.had_two_administrators()
+        )
         code = enrolment_code()
         expires = now + ENROLMENT_CODE_TTL
         await self.access.add_enrolling_user(
@@ -522,17 +533,16 @@ class Operations:
             purposes=clearances,
             code=code,
             expires_at=expires,
-            requested_by=user.name if pending else None,
+            requested_by=None if bootstrap else user.name,
             now=now,
         )
-        if pending:
-            detail = f"{name} as {role_}: awaits a second administrator"
-        elif bootstrap:
+        if bootstrap:
+            await self.access.remember_two_administrators()
             detail = f"{name} as {role_}: the second administrator, added alone (bootstrap)"
         else:
-            detail = f"{name} as {role_}"
-        await self._log(user, "add-user", "requested" if pending else "granted", detail=detail)
-        return Enrolment(await self._record(name), code, None if pending else expires)
+            detail = f"{name} as {role_}: awaits a second administrator"
+        await self._log(user, "add-user", "granted" if bootstrap else "requested", detail=detail)
+        return Enrolment(await self._record(name), code, expires if bootstrap else None)
 
     async def enrol(self, *, name: str, code: str) -> tuple[UserRecord, str]:
         """Redeem an enrolment code (both parts, joined by '+', where there are two) for the
@@ -560,78 +570,107 @@ class Operations:
     async def set_clearances(
         self, user: User, *, name: str, clearances: Sequence[str]
     ) -> UserRecord:
+        """Fewer clearances at once; any the user lacked waits for a second administrator."""
         await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
         self._check_purposes(clearances)
-        await self._record(name)
-        await self.access.set_clearances(name=name, purposes=clearances)
-        self._watchers.end(name)
-        await self._log(user, "set-clearances", "granted", detail=f"{name}: {','.join(clearances)}")
+        target = (await self._record(name)).user
+        wanted = frozenset(clearances)
+        if wanted <= target.clearances or target.pending:
+            # A user awaiting approval has no access: the approver sees them as they are.
+            await self.access.set_clearances(name=name, purposes=clearances)
+            self._watchers.end(name)
+            await self._log(
+                user, "set-clearances", "granted", detail=f"{name}: {','.join(clearances)}"
+            )
+        else:
+            await self._request(user, "set-clearances", name, UserChange(clearances=wanted))
         return await self._record(name)
 
     async def set_role(self, user: User, *, name: str, role: str) -> UserRecord:
-        """A lower role at once; a supervisor, auditor or administrator role waits for a second
-        administrator. The last active administrator keeps the role."""
+        """A supervisor made a liaison officer at once; any other change of role gives access
+        the user lacked or demotes an administrator, and waits for a second administrator.
+        The last active administrator keeps the role."""
         await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
         role_ = _role(role)
         target = (await self._record(name)).user
         if target.role == role_:
             return await self._record(name)
         await self._keep_an_administrator(user, target, "set-role")
-        now = self._clock.now()
-        if role_ in access.PRIVILEGED:
-            await self.access.request_role(name=name, role=role_, by=user.name, now=now)
-            await self._log(
-                user, "set-role", "requested", detail=f"{name} as {role_}: awaits a second admin"
-            )
-        else:
+        if (target.role, role_) == (Role.SUPERVISOR, Role.LIAISON_OFFICER):
             await self.access.set_role(name=name, role=role_)
             self._watchers.end(name)
             await self._log(user, "set-role", "granted", detail=f"{name} as {role_}")
+        else:
+            await self._request(user, "set-role", name, UserChange(role=role_))
         return await self._record(name)
 
-    async def decide_user(
-        self, user: User, *, name: str, approve: bool
-    ) -> tuple[UserRecord | None, str, datetime | None]:
-        """Approve (or reject) the role `name` waits for: an administrator other than the one
-        who asked. For a new user, approval gives the second part of their enrolment code
-        (returned, with its new expiry); rejection removes them."""
-        await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
-        record = await self._record(name)
-        if record.requested_role is None:
-            raise InvalidRequest(f"user {name} has no role awaiting approval")
-
-        def second_person() -> None:
-            if record.requested_by == user.name:
-                raise PermissionDenied(
-                    "FOUR_EYES", "the administrator who asked for a role cannot approve it"
-                )
-
-        action = "approve-user" if approve else "reject-user"
-        await self._guard(user, action, second_person, detail=name)
-        second = enrolment_code() if approve and record.user.pending else None
-        expires = self._clock.now() + ENROLMENT_CODE_TTL
-        await self.access.decide_role(name=name, approve=approve, second=second, expires_at=expires)
-        self._watchers.end(name)
-        detail = f"{name} as {record.requested_role} (asked by {record.requested_by})"
-        await self._log(user, action, "granted", detail=detail)
-        after = await self.access.records(name)
-        return (after[0] if after else None), second or "", expires if second else None
-
     async def disable_user(self, user: User, *, name: str) -> UserRecord:
+        """At once, except an administrator: one administrator cannot sideline the other
+        alone (disabling one waits for a second administrator, who may be the target)."""
         await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
         target = (await self._record(name)).user
         await self._keep_an_administrator(user, target, "disable-user")
+        if target.role == Role.ADMINISTRATOR and not target.disabled:
+            await self._request(user, "disable-user", name, UserChange(enabled=False))
+            return await self._record(name)
         await self.access.disable_user(name=name, now=self._clock.now())
         self._watchers.end(name)
         await self._log(user, "disable-user", "granted", detail=name)
         return await self._record(name)
 
     async def enable_user(self, user: User, *, name: str) -> UserRecord:
+        """Gives access back: waits for a second administrator."""
         await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
-        await self._record(name)
-        await self.access.enable_user(name=name)
-        await self._log(user, "enable-user", "granted", detail=name)
+        target = (await self._record(name)).user
+        if not target.disabled:
+            return await self._record(name)
+        await self._request(user, "enable-user", name, UserChange(enabled=True))
         return await self._record(name)
+
+    async def _request(self, user: User, action: str, name: str, change: UserChange) -> None:
+        await self.access.request_change(
+            name=name, change=change, by=user.name, now=self._clock.now()
+        )
+        await self._log(
+            user, action, "requested", detail=f"{name} {change.describe()}: awaits a second admin"
+        )
+
+    async def decide_user(
+        self, user: User, *, name: str, approve: bool
+    ) -> tuple[UserRecord | None, str, datetime | None]:
+        """Approve (or reject) the change `name` waits for: an administrator other than the one
+        who asked. A user not enrolled yet gets the second part of their enrolment code with
+        the approval (returned, with its new expiry), whatever role they had when their first
+        part was made; a new user rejected is removed."""
+        await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
+        record = await self._record(name)
+        change = record.requested
+        if change is None:
+            raise InvalidRequest(f"user {name} has no change awaiting approval")
+
+        def second_person() -> None:
+            if record.requested_by == user.name:
+                raise PermissionDenied(
+                    "FOUR_EYES", "the administrator who asked for a change cannot approve it"
+                )
+
+        action = "approve-user" if approve else "reject-user"
+        await self._guard(user, action, second_person, detail=name)
+        if approve and (change.enabled is False or change.role not in (None, Role.ADMINISTRATOR)):
+            await self._keep_an_administrator(user, record.user, action)
+        second = enrolment_code() if approve and not record.enrolled else None
+        now = self._clock.now()
+        expires = now + ENROLMENT_CODE_TTL
+        await self.access.decide_change(
+            name=name, approve=approve, second=second, now=now, expires_at=expires
+        )
+        self._watchers.end(name)
+        if len(await self._active_admins()) >= 2:
+            await self.access.remember_two_administrators()
+        detail = f"{name} {change.describe()} (asked by {record.requested_by})"
+        await self._log(user, action, "granted", detail=detail)
+        after = await self.access.records(name)
+        return (after[0] if after else None), second or "", expires if second else None
 
     async def _record(self, name: str) -> UserRecord:
         found = await self.access.records(name)
@@ -647,15 +686,24 @@ class Operations:
         ]
 
     async def _keep_an_administrator(self, user: User, target: User, action: str) -> None:
-        """The last active administrator can be neither disabled nor given another role:
-        a node nobody can administer cannot be repaired through its API."""
-        admins = await self._active_admins()
+        """The last active administrator can be neither disabled nor given another role (a
+        node nobody can administer cannot be repaired through its API); once the node has had
+        two, the last two, so every change keeps a second administrator to approve it."""
+        admins = [a.name for a in await self._active_admins()]
+        keep = 2 if await self.access.had_two_administrators() else 1
 
         def not_the_last() -> None:
-            if [a.name for a in admins] == [target.name]:
+            if target.name in admins and len(admins) <= keep:
+                last = (
+                    "the last active administrator"
+                    if keep == 1
+                    else (
+                        "one of the last two active administrators (a node that has had two keeps "
+                        "two, so that every change has a second administrator to approve it)"
+                    )
+                )
                 raise PermissionDenied(
-                    "LAST_ADMINISTRATOR",
-                    f"{target.name} is the last active administrator: add another first",
+                    "LAST_ADMINISTRATOR", f"{target.name} is {last}: add another first"
                 )
 
         await self._guard(user, action, not_the_last, detail=target.name)

@@ -22,13 +22,38 @@ def token_digest(token: str) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
+class UserChange:
+    """A change to a user that waits for a second administrator; None: that part stays."""
+
+    role: Role | None = None
+    clearances: frozenset[str] | None = None
+    enabled: bool | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.role is not None:
+            parts.append(f"as {self.role}")
+        if self.clearances is not None:
+            parts.append(f"cleared for {','.join(sorted(self.clearances)) or 'nothing'}")
+        if self.enabled is not None:
+            parts.append("enabled" if self.enabled else "disabled")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
 class UserRecord:
-    """A user as administrators see them: enrolled or not, and any role awaiting approval."""
+    """A user as administrators see them: enrolled or not, and any change awaiting approval."""
 
     user: User
     enrolled: bool
-    requested_role: str | None
+    requested: UserChange | None
     requested_by: str | None
+
+    @property
+    def requested_role(self) -> str | None:
+        return (
+            None if self.requested is None or self.requested.role is None else self.requested.role
+        )
 
     @property
     def state(self) -> str:
@@ -78,10 +103,11 @@ class AccessStore:
 
     _USERS = (
         "SELECT u.name, u.role, u.disabled_at, u.pending, group_concat(c.purpose, char(31)), "
-        "e.user_name IS NULL, r.role, r.requested_by "
+        "e.user_name IS NULL, r.user_name IS NOT NULL, r.role, r.clearances, r.enabled, "
+        "r.requested_by "
         "FROM users u LEFT JOIN clearances c ON c.user_name = u.name "
         "LEFT JOIN enrolments e ON e.user_name = u.name "
-        "LEFT JOIN role_requests r ON r.user_name = u.name "
+        "LEFT JOIN user_requests r ON r.user_name = u.name "
     )
 
     async def records(self, name: str | None = None) -> list[UserRecord]:
@@ -91,18 +117,30 @@ class AccessStore:
         )
         return [
             UserRecord(
-                User(
-                    name,
-                    Role(role),
-                    frozenset(p.split("\x1f")) if p else frozenset(),
-                    bool(disabled),
-                    bool(pending),
-                ),
+                User(name, Role(role), _purposes(p), bool(disabled), bool(pending)),
                 enrolled=bool(enrolled),
-                requested_role=requested,
+                requested=UserChange(
+                    role=None if r_role is None else Role(r_role),
+                    clearances=None if r_clear is None else _purposes(r_clear),
+                    enabled=None if r_enabled is None else bool(r_enabled),
+                )
+                if requested
+                else None,
                 requested_by=by,
             )
-            for name, role, disabled, pending, p, enrolled, requested, by in await cursor.fetchall()
+            for (
+                name,
+                role,
+                disabled,
+                pending,
+                p,
+                enrolled,
+                requested,
+                r_role,
+                r_clear,
+                r_enabled,
+                by,
+            ) in await cursor.fetchall()
         ]
 
     async def users(self) -> list[User]:
@@ -140,9 +178,9 @@ class AccessStore:
         requested_by: str | None,
         now: datetime,
     ) -> None:
-        """A user who has yet to redeem `code` for a token; `requested_by`: the role waits for
-        a second administrator (the user has no access until then, and the code needs a
-        second part from the approver)."""
+        """A user who has yet to redeem `code` for a token; `requested_by`: the user waits for
+        a second administrator (no access until then, and the code needs a second part from
+        the approver)."""
         placeholder = secrets.token_urlsafe(32)  # its digest opens nothing: nobody holds it
         statements = add_user_txn(
             name=name, role=role, token=placeholder, purposes=purposes, now=now
@@ -157,15 +195,26 @@ class AccessStore:
         )
         if pending:
             statements.append(("UPDATE users SET pending = 1 WHERE name = ?", (name,)))
-            statements.append(self._request_txn(name, role, requested_by or "", now))
+            statements.append(
+                self._request_txn(name, UserChange(role=role), requested_by or "", now)
+            )
         await self._store.writer.submit(statements)
 
     @staticmethod
-    def _request_txn(name: str, role: Role, by: str, now: datetime) -> tuple[str, Sequence[object]]:
+    def _request_txn(
+        name: str, change: UserChange, by: str, now: datetime
+    ) -> tuple[str, Sequence[object]]:
         return (
-            "INSERT OR REPLACE INTO role_requests (user_name, role, requested_by, requested_at) "
-            "VALUES (?, ?, ?, ?)",
-            (name, role.value, by, time_text(now)),
+            "INSERT OR REPLACE INTO user_requests (user_name, role, clearances, enabled, "
+            "requested_by, requested_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                name,
+                None if change.role is None else change.role.value,
+                None if change.clearances is None else "\x1f".join(sorted(change.clearances)),
+                None if change.enabled is None else int(change.enabled),
+                by,
+                time_text(now),
+            ),
         )
 
     async def redeem(
@@ -191,7 +240,7 @@ class AccessStore:
             if user[0] is not None:
                 return "the user is disabled"
             if user[1]:
-                return "the user's role still awaits a second administrator's approval"
+                return "the user still awaits a second administrator's approval"
             first, second, needs_second, expires = code
             expected = [first, second] if needs_second else [first]
             if len(given) != len(expected) or not all(
@@ -212,57 +261,79 @@ class AccessStore:
         result: str | None = await asyncio.shield(self._store.writer.enqueue_call(run))
         return result
 
-    async def request_role(self, *, name: str, role: Role, by: str, now: datetime) -> None:
-        await self._store.writer.submit([self._request_txn(name, role, by, now)])
-
-    async def decide_role(
-        self, *, name: str, approve: bool, second: str | None, expires_at: datetime
+    async def request_change(
+        self, *, name: str, change: UserChange, by: str, now: datetime
     ) -> None:
-        """Apply (or drop) the role `name` waits for; a new user rejected is removed. `second`:
-        the second part of a new user's enrolment code."""
-        statements: list[tuple[str, Sequence[object]]] = []
-        if approve:
-            statements.append(
-                (
-                    "UPDATE users SET role = (SELECT role FROM role_requests WHERE user_name = ?), "
-                    "pending = 0 WHERE name = ?",
-                    (name, name),
-                )
-            )
-            if second is not None:
-                statements.append(
-                    (
-                        "UPDATE enrolments SET second_sha256 = ?, expires_at = ? "
-                        "WHERE user_name = ?",
-                        (token_digest(second), time_text(expires_at), name),
-                    )
-                )
-        else:
-            for sql in (
-                "DELETE FROM enrolments WHERE user_name = ? AND EXISTS "
-                "(SELECT 1 FROM users WHERE name = ? AND pending = 1)",
-                "DELETE FROM clearances WHERE user_name = ? AND EXISTS "
-                "(SELECT 1 FROM users WHERE name = ? AND pending = 1)",
-            ):
-                statements.append((sql, (name, name)))
-        statements.append(("DELETE FROM role_requests WHERE user_name = ?", (name,)))
-        if not approve:
-            statements.append(("DELETE FROM users WHERE name = ? AND pending = 1", (name,)))
+        await self._store.writer.submit([self._request_txn(name, change, by, now)])
+
+    async def decide_change(
+        self, *, name: str, approve: bool, second: str | None, now: datetime, expires_at: datetime
+    ) -> None:
+        """Apply (or drop) the change `name` waits for; a new user rejected is removed.
+        `second`: the second part of the enrolment code of a user not enrolled yet (their
+        code then needs both parts)."""
+        when = time_text(now)
 
         def run(conn: sqlite3.Connection) -> None:
-            # In this order (the role is read from the request before it is deleted): a
-            # group commit orders plain statements by their text, not by unit.
-            for sql, params in statements:
-                conn.execute(sql, params)
+            request = conn.execute(
+                "SELECT role, clearances, enabled FROM user_requests WHERE user_name = ?", (name,)
+            ).fetchone()
+            conn.execute("DELETE FROM user_requests WHERE user_name = ?", (name,))
+            if request is None:
+                return
+            role, purposes, enabled = request
+            if not approve:
+                if conn.execute(
+                    "SELECT 1 FROM users WHERE name = ? AND pending = 1", (name,)
+                ).fetchone():
+                    for table, column in (
+                        ("enrolments", "user_name"),
+                        ("clearances", "user_name"),
+                        ("users", "name"),
+                    ):
+                        conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))  # noqa: S608 (constant names)
+                return
+            conn.execute(
+                "UPDATE users SET role = coalesce(?, role), pending = 0, disabled_at = "
+                "CASE ? WHEN 0 THEN ? WHEN 1 THEN NULL ELSE disabled_at END WHERE name = ?",
+                (role, enabled, when, name),
+            )
+            if purposes is not None:
+                conn.execute("DELETE FROM clearances WHERE user_name = ?", (name,))
+                conn.executemany(
+                    "INSERT INTO clearances (user_name, purpose) VALUES (?, ?)",
+                    [(name, p) for p in _purposes(purposes)],
+                )
+            if second is not None:
+                conn.execute(
+                    "UPDATE enrolments SET second_sha256 = ?, needs_second = 1, expires_at = ? "
+                    "WHERE user_name = ?",
+                    (token_digest(second), time_text(expires_at), name),
+                )
 
         await asyncio.shield(self._store.writer.enqueue_call(run))
 
-    async def set_role(self, *, name: str, role: Role) -> None:
+    async def had_two_administrators(self) -> bool:
+        cursor = await self._r.execute(
+            "SELECT 1 FROM node_state WHERE name = 'had_two_administrators'"
+        )
+        return await cursor.fetchone() is not None
+
+    async def remember_two_administrators(self) -> None:
+        """Recorded once and for good: the bootstrap exception never comes back."""
         await self._store.writer.submit(
             [
-                ("UPDATE users SET role = ? WHERE name = ?", (role.value, name)),
-                ("DELETE FROM role_requests WHERE user_name = ?", (name,)),
+                (
+                    "INSERT OR IGNORE INTO node_state (name, value) "
+                    "VALUES ('had_two_administrators', 1)",
+                    (),
+                )
             ]
+        )
+
+    async def set_role(self, *, name: str, role: Role) -> None:
+        await self._store.writer.submit(
+            [("UPDATE users SET role = ? WHERE name = ?", (role.value, name))]
         )
 
     async def set_clearances(self, *, name: str, purposes: Sequence[str]) -> None:
@@ -278,11 +349,6 @@ class AccessStore:
     async def disable_user(self, *, name: str, now: datetime) -> None:
         await self._store.writer.submit(
             [("UPDATE users SET disabled_at = ? WHERE name = ?", (time_text(now), name))]
-        )
-
-    async def enable_user(self, *, name: str) -> None:
-        await self._store.writer.submit(
-            [("UPDATE users SET disabled_at = NULL WHERE name = ?", (name,))]
         )
 
     # ---- approvals --------------------------------------------------------------------------
@@ -456,6 +522,10 @@ def add_user_txn(
         for p in purposes
     ]
     return statements
+
+
+def _purposes(joined: str | None) -> frozenset[str]:
+    return frozenset(joined.split("\x1f")) if joined else frozenset()
 
 
 def _approval(row: Sequence[object]) -> Approval:
