@@ -372,6 +372,7 @@ class Operations:
 
         await self.access.decide(
             message_id=message_id,
+            author=pending.author,
             approver=user.name,
             approve=approve,
             note=note,

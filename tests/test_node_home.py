@@ -56,7 +56,7 @@ def test_init_cleans_up_after_a_failure_half_way(
 ) -> None:
     """A failure after files were written (here: making the database) removes them all."""
 
-    def no_database(path: Path, statements: object = ()) -> None:
+    def no_database(path: Path, keys: object, statements: object = ()) -> None:
         path.write_bytes(b"partial")
         raise ConfigError("disk trouble")
 

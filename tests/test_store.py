@@ -274,7 +274,13 @@ async def test_of_two_decisions_at_once_only_the_one_that_took_queues_the_messag
         )
         now = datetime.now(UTC)
         await approvals.hold_for_approval(held, recipients=[DE], author="alice", now=now)
-        common = {"message_id": held.message_id, "note": "", "now": now, "recipients": [DE]}
+        common = {
+            "message_id": held.message_id,
+            "author": "alice",
+            "note": "",
+            "now": now,
+            "recipients": [DE],
+        }
         await asyncio.gather(
             approvals.decide(approver="bob", approve=False, **common),  # type: ignore[arg-type]
             approvals.decide(approver="carol", approve=True, **common),  # type: ignore[arg-type]

@@ -14,7 +14,9 @@ from datetime import datetime
 import aiosqlite
 
 from node.policy.access import Role, User
+from node.store import rowmac
 from node.store.db import Store, StoredMessage, succeeded, time_text
+from node.store.keys import KeyRing
 
 
 def token_digest(token: str) -> bytes:
@@ -102,46 +104,72 @@ class AccessStore:
     # ---- users ------------------------------------------------------------------------------
 
     _USERS = (
-        "SELECT u.name, u.role, u.disabled_at, u.pending, group_concat(c.purpose, char(31)), "
-        "e.user_name IS NULL, r.user_name IS NOT NULL, r.role, r.clearances, r.enabled, "
-        "r.requested_by "
-        "FROM users u LEFT JOIN clearances c ON c.user_name = u.name "
-        "LEFT JOIN enrolments e ON e.user_name = u.name "
+        "SELECT u.name, u.role, u.token_sha256, u.disabled_at, u.pending, u.mac, "
+        "e.user_name IS NULL, r.user_name, r.role, r.clearances, r.enabled, r.requested_by, "
+        "r.requested_at, r.mac "
+        "FROM users u LEFT JOIN enrolments e ON e.user_name = u.name "
         "LEFT JOIN user_requests r ON r.user_name = u.name "
     )
 
     async def records(self, name: str | None = None) -> list[UserRecord]:
+        """Users whose rows the node wrote (rowmac.py): a forged row, clearance or request
+        is left out, and logged."""
+        keys = self._store.keys
         where, params = ("WHERE u.name = ? ", (name,)) if name is not None else ("", ())
+        cursor = await self._r.execute(self._USERS + where + "ORDER BY u.name", params)
+        users = await cursor.fetchall()
+        where = "WHERE user_name = ?" if name is not None else ""
         cursor = await self._r.execute(
-            self._USERS + where + "GROUP BY u.name ORDER BY u.name", params
+            f"SELECT user_name, purpose, mac FROM clearances {where}",  # noqa: S608 (constant)
+            params,
         )
-        return [
-            UserRecord(
-                User(name, Role(role), _purposes(p), bool(disabled), bool(pending)),
-                enrolled=bool(enrolled),
-                requested=UserChange(
-                    role=None if r_role is None else Role(r_role),
-                    clearances=None if r_clear is None else _purposes(r_clear),
-                    enabled=None if r_enabled is None else bool(r_enabled),
+        cleared: dict[str, set[str]] = {}
+        for user_name, purpose, mac in await cursor.fetchall():
+            row = {"user_name": user_name, "purpose": purpose, "mac": mac}
+            if rowmac.verified(keys, "clearances", row, what=f"{user_name}: {purpose}"):
+                cleared.setdefault(user_name, set()).add(purpose)
+        out = []
+        for u_name, role, digest, disabled, pending, u_mac, enrolled, *request in users:
+            user_row = {
+                "name": u_name,
+                "role": role,
+                "token_sha256": digest,
+                "disabled_at": disabled,
+                "pending": pending,
+                "mac": u_mac,
+            }
+            if not rowmac.verified(keys, "users", user_row, what=u_name):
+                continue
+            out.append(
+                UserRecord(
+                    User(
+                        u_name,
+                        Role(role),
+                        frozenset(cleared.get(u_name, ())),
+                        disabled is not None,
+                        bool(pending),
+                    ),
+                    enrolled=bool(enrolled),
+                    requested=self._change(keys, request),
+                    requested_by=request[4] if request[0] is not None else None,
                 )
-                if requested
-                else None,
-                requested_by=by,
             )
-            for (
-                name,
-                role,
-                disabled,
-                pending,
-                p,
-                enrolled,
-                requested,
-                r_role,
-                r_clear,
-                r_enabled,
-                by,
-            ) in await cursor.fetchall()
-        ]
+        return out
+
+    @staticmethod
+    def _change(keys: KeyRing, request: Sequence[object]) -> UserChange | None:
+        columns = rowmac.COVERED["user_requests"]
+        row = dict(zip((*columns, "mac"), request, strict=True))
+        if row["user_name"] is None or not rowmac.verified(
+            keys, "user_requests", row, what=str(row["user_name"])
+        ):
+            return None
+        role, purposes, enabled = row["role"], row["clearances"], row["enabled"]
+        return UserChange(
+            role=None if role is None else Role(str(role)),
+            clearances=None if purposes is None else _purposes(str(purposes)),
+            enabled=None if enabled is None else bool(enabled),
+        )
 
     async def users(self) -> list[User]:
         return [r.user for r in await self.records()]
@@ -159,14 +187,6 @@ class AccessStore:
         row = await cursor.fetchone()
         return None if row is None else await self.user(row[0])
 
-    async def add_user(
-        self, *, name: str, role: Role, token: str, purposes: Sequence[str], now: datetime
-    ) -> None:
-        """A user with a token (the bootstrap administrator)."""
-        await self._store.writer.submit(
-            add_user_txn(name=name, role=role, token=token, purposes=purposes, now=now)
-        )
-
     async def add_enrolling_user(
         self,
         *,
@@ -181,41 +201,46 @@ class AccessStore:
         """A user who has yet to redeem `code` for a token; `requested_by`: the user waits for
         a second administrator (no access until then, and the code needs a second part from
         the approver)."""
+        keys = self._store.keys
         placeholder = secrets.token_urlsafe(32)  # its digest opens nothing: nobody holds it
-        statements = add_user_txn(
-            name=name, role=role, token=placeholder, purposes=purposes, now=now
-        )
         pending = requested_by is not None
-        statements.append(
-            (
-                "INSERT INTO enrolments (user_name, code_sha256, needs_second, expires_at) "
-                "VALUES (?, ?, ?, ?)",
-                (name, token_digest(code), int(pending), time_text(expires_at)),
-            )
+        statements = add_user_txn(
+            keys,
+            name=name,
+            role=role,
+            token=placeholder,
+            purposes=purposes,
+            now=now,
+            pending=pending,
         )
+        enrolment = {
+            "user_name": name,
+            "code_sha256": token_digest(code),
+            "second_sha256": None,
+            "needs_second": int(pending),
+            "expires_at": time_text(expires_at),
+        }
+        statements.append(rowmac.insert("enrolments", keys, enrolment))
         if pending:
-            statements.append(("UPDATE users SET pending = 1 WHERE name = ?", (name,)))
             statements.append(
                 self._request_txn(name, UserChange(role=role), requested_by or "", now)
             )
         await self._store.writer.submit(statements)
 
-    @staticmethod
     def _request_txn(
-        name: str, change: UserChange, by: str, now: datetime
+        self, name: str, change: UserChange, by: str, now: datetime
     ) -> tuple[str, Sequence[object]]:
-        return (
-            "INSERT OR REPLACE INTO user_requests (user_name, role, clearances, enabled, "
-            "requested_by, requested_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                name,
-                None if change.role is None else change.role.value,
-                None if change.clearances is None else "\x1f".join(sorted(change.clearances)),
-                None if change.enabled is None else int(change.enabled),
-                by,
-                time_text(now),
-            ),
-        )
+        row = {
+            "user_name": name,
+            "role": None if change.role is None else change.role.value,
+            "clearances": None
+            if change.clearances is None
+            else "\x1f".join(sorted(change.clearances)),
+            "enabled": None if change.enabled is None else int(change.enabled),
+            "requested_by": by,
+            "requested_at": time_text(now),
+        }
+        return rowmac.insert("user_requests", self._store.keys, row, replace=True)
 
     async def redeem(
         self, *, name: str, parts: Sequence[str], token: str, now: datetime
@@ -226,15 +251,22 @@ class AccessStore:
         given = [token_digest(p) for p in parts]
         when = time_text(now)
 
+        keys = self._store.keys
+
         def run(conn: sqlite3.Connection) -> str | None:
             user = conn.execute(
                 "SELECT disabled_at, pending FROM users WHERE name = ?", (name,)
             ).fetchone()
-            code = conn.execute(
-                "SELECT code_sha256, second_sha256, needs_second, expires_at FROM enrolments "
-                "WHERE user_name = ?",
+            found = conn.execute(
+                "SELECT user_name, code_sha256, second_sha256, needs_second, expires_at, mac "
+                "FROM enrolments WHERE user_name = ?",
                 (name,),
             ).fetchone()
+            code = None
+            if found is not None:
+                row = dict(zip((*rowmac.COVERED["enrolments"], "mac"), found, strict=True))
+                if rowmac.verified(keys, "enrolments", row, what=name):
+                    code = found[1:5]
             if user is None or code is None:
                 return "no enrolment code is open for this user (each code works once)"
             if user[0] is not None:
@@ -252,9 +284,10 @@ class AccessStore:
                 )
             if expires <= when:
                 return f"the code expired at {expires}; ask an administrator for a new user"
-            conn.execute(
-                "UPDATE users SET token_sha256 = ? WHERE name = ?", (token_digest(token), name)
-            )
+            if not rowmac.update(
+                conn, keys, "users", ("name", name), {"token_sha256": token_digest(token)}
+            ):
+                return "the user's record is not the node's own (see the node's log)"
             conn.execute("DELETE FROM enrolments WHERE user_name = ?", (name,))
             return None
 
@@ -273,15 +306,20 @@ class AccessStore:
         `second`: the second part of the enrolment code of a user not enrolled yet (their
         code then needs both parts)."""
         when = time_text(now)
+        keys = self._store.keys
 
         def run(conn: sqlite3.Connection) -> None:
-            request = conn.execute(
-                "SELECT role, clearances, enabled FROM user_requests WHERE user_name = ?", (name,)
+            found = conn.execute(
+                "SELECT user_name, role, clearances, enabled, requested_by, requested_at, mac "
+                "FROM user_requests WHERE user_name = ?",
+                (name,),
             ).fetchone()
             conn.execute("DELETE FROM user_requests WHERE user_name = ?", (name,))
-            if request is None:
+            if found is None:
                 return
-            role, purposes, enabled = request
+            change = self._change(keys, found)
+            if change is None:
+                return  # forged: logged, and nothing of it applied
             if not approve:
                 if conn.execute(
                     "SELECT 1 FROM users WHERE name = ? AND pending = 1", (name,)
@@ -293,62 +331,82 @@ class AccessStore:
                     ):
                         conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))  # noqa: S608 (constant names)
                 return
-            conn.execute(
-                "UPDATE users SET role = coalesce(?, role), pending = 0, disabled_at = "
-                "CASE ? WHEN 0 THEN ? WHEN 1 THEN NULL ELSE disabled_at END WHERE name = ?",
-                (role, enabled, when, name),
-            )
-            if purposes is not None:
+            changes: dict[str, object] = {"pending": 0}
+            if change.role is not None:
+                changes["role"] = change.role.value
+            if change.enabled is not None:
+                changes["disabled_at"] = None if change.enabled else when
+            if not rowmac.update(conn, keys, "users", ("name", name), changes):
+                return
+            if change.clearances is not None:
                 conn.execute("DELETE FROM clearances WHERE user_name = ?", (name,))
-                conn.executemany(
-                    "INSERT INTO clearances (user_name, purpose) VALUES (?, ?)",
-                    [(name, p) for p in _purposes(purposes)],
-                )
+                for purpose in sorted(change.clearances):
+                    row = {"user_name": name, "purpose": purpose}
+                    conn.execute(*rowmac.insert("clearances", keys, row))
             if second is not None:
-                conn.execute(
-                    "UPDATE enrolments SET second_sha256 = ?, needs_second = 1, expires_at = ? "
-                    "WHERE user_name = ?",
-                    (token_digest(second), time_text(expires_at), name),
+                rowmac.update(
+                    conn,
+                    keys,
+                    "enrolments",
+                    ("user_name", name),
+                    {
+                        "second_sha256": token_digest(second),
+                        "needs_second": 1,
+                        "expires_at": time_text(expires_at),
+                    },
                 )
 
         await asyncio.shield(self._store.writer.enqueue_call(run))
 
     async def had_two_administrators(self) -> bool:
         cursor = await self._r.execute(
-            "SELECT 1 FROM node_state WHERE name = 'had_two_administrators'"
+            "SELECT name, value, mac FROM node_state WHERE name = 'had_two_administrators'"
         )
-        return await cursor.fetchone() is not None
+        found = await cursor.fetchone()
+        if found is None:
+            return False
+        row = dict(zip(("name", "value", "mac"), found, strict=True))
+        # A forged row only takes the bootstrap exception away: it counts as set.
+        rowmac.verified(self._store.keys, "node_state", row, what="had_two_administrators")
+        return True
 
     async def remember_two_administrators(self) -> None:
         """Recorded once and for good: the bootstrap exception never comes back."""
-        await self._store.writer.submit(
-            [
-                (
-                    "INSERT OR IGNORE INTO node_state (name, value) "
-                    "VALUES ('had_two_administrators', 1)",
-                    (),
-                )
-            ]
+        keys = self._store.keys
+        await asyncio.shield(
+            self._store.writer.enqueue_call(
+                lambda conn: rowmac.put_state(conn, keys, "had_two_administrators", 1)
+            )
         )
 
     async def set_role(self, *, name: str, role: Role) -> None:
-        await self._store.writer.submit(
-            [("UPDATE users SET role = ? WHERE name = ?", (role.value, name))]
-        )
+        await self._update_user(name, {"role": role.value})
 
     async def set_clearances(self, *, name: str, purposes: Sequence[str]) -> None:
+        keys = self._store.keys
         statements: list[tuple[str, Sequence[object]]] = [
             ("DELETE FROM clearances WHERE user_name = ?", (name,))
         ]
         statements += [
-            ("INSERT INTO clearances (user_name, purpose) VALUES (?, ?)", (name, p))
-            for p in purposes
+            rowmac.insert("clearances", keys, {"user_name": name, "purpose": p})
+            for p in sorted(set(purposes))
         ]
-        await self._store.writer.submit(statements)
+
+        def run(conn: sqlite3.Connection) -> None:
+            for sql, params in statements:  # in this order (see decide_change)
+                conn.execute(sql, params)
+
+        await asyncio.shield(self._store.writer.enqueue_call(run))
 
     async def disable_user(self, *, name: str, now: datetime) -> None:
-        await self._store.writer.submit(
-            [("UPDATE users SET disabled_at = ? WHERE name = ?", (time_text(now), name))]
+        await self._update_user(name, {"disabled_at": time_text(now)})
+
+    async def _update_user(self, name: str, changes: dict[str, object]) -> None:
+        keys = self._store.keys
+        await asyncio.shield(
+            self._store.writer.enqueue_call(
+                lambda conn: rowmac.update(conn, keys, "users", ("name", name), changes)
+            )
         )
 
     # ---- approvals --------------------------------------------------------------------------
@@ -364,14 +422,18 @@ class AccessStore:
     ) -> None:
         """Store an outbound message without outbox rows, pending a second person's approval
         (with `also`, its access log entry, in the same commit)."""
+        row = {
+            "message_id": message.message_id,
+            "author": author,
+            "recipients": ",".join(recipients),
+            "state": "pending",
+            "decided_by": None,
+            "requested_at": time_text(now),
+        }
         await self._store.writer.submit(
             [
                 self._store.message_txn(message),
-                (
-                    "INSERT INTO approvals (message_id, author, recipients, requested_at) "
-                    "VALUES (?, ?, ?, ?)",
-                    (message.message_id, author, ",".join(recipients), time_text(now)),
-                ),
+                rowmac.insert("approvals", self._store.keys, row),
                 *also,
             ]
         )
@@ -379,28 +441,45 @@ class AccessStore:
     async def approval(self, message_id: str) -> Approval | None:
         cursor = await self._r.execute(
             "SELECT message_id, author, recipients, state, requested_at, decided_by, decided_at, "
-            "note FROM approvals WHERE message_id = ?",
+            "note, mac FROM approvals WHERE message_id = ?",
             (message_id,),
         )
         row = await cursor.fetchone()
-        return _approval(row) if row else None
+        return self._approval(row) if row else None
 
     async def approvals(self, *, state: str | None = "pending") -> list[Approval]:
         sql = (
             "SELECT message_id, author, recipients, state, requested_at, decided_by, decided_at, "
-            "note FROM approvals"
+            "note, mac FROM approvals"
         )
         params: tuple[str, ...] = ()
         if state:
             sql += " WHERE state = ?"
             params = (state,)
         cursor = await self._r.execute(sql + " ORDER BY requested_at", params)
-        return [_approval(r) for r in await cursor.fetchall()]
+        found = [self._approval(r) for r in await cursor.fetchall()]
+        return [a for a in found if a is not None]
+
+    def _approval(self, row: Sequence[object]) -> Approval | None:
+        """An approval row the node wrote (a forged one, logged, is not one)."""
+        found = _approval(row)
+        covered = {
+            "message_id": found.message_id,
+            "author": found.author,
+            "recipients": row[2],
+            "state": found.state,
+            "decided_by": found.decided_by,
+            "mac": row[8],
+        }
+        if not rowmac.verified(self._store.keys, "approvals", covered, what=found.message_id):
+            return None
+        return found
 
     async def decide(
         self,
         *,
         message_id: str,
+        author: str,
         approver: str,
         approve: bool,
         note: str,
@@ -413,11 +492,20 @@ class AccessStore:
         `on_commit` runs the moment the unit commits, in commit order with every other unit's
         continuation (so before anything committed later is handed to a link)."""
         decided_at = time_text(now)
+        state = "approved" if approve else "rejected"
+        decided = {
+            "message_id": message_id,
+            "author": author,
+            "recipients": ",".join(recipients),
+            "state": state,
+            "decided_by": approver,
+        }
+        mac = rowmac.mac(self._store.keys, "approvals", decided)
         statements: list[tuple[str, Sequence[object]]] = [
             (
-                "UPDATE approvals SET state = ?, decided_by = ?, decided_at = ?, note = ? "
-                "WHERE message_id = ? AND state = 'pending'",
-                ("approved" if approve else "rejected", approver, decided_at, note, message_id),
+                "UPDATE approvals SET state = ?, decided_by = ?, decided_at = ?, note = ?, "
+                "mac = ? WHERE message_id = ? AND state = 'pending'",
+                (state, approver, decided_at, note, mac, message_id),
             )
         ]
         if approve:
@@ -508,18 +596,28 @@ def log_txn(
 
 
 def add_user_txn(
-    *, name: str, role: Role, token: str, purposes: Sequence[str], now: datetime
+    keys: KeyRing,
+    *,
+    name: str,
+    role: Role,
+    token: str,
+    purposes: Sequence[str],
+    now: datetime,
+    pending: bool = False,
 ) -> list[tuple[str, Sequence[object]]]:
     """The statements that create a user (also run by `accord node init`, without a writer)."""
-    statements: list[tuple[str, Sequence[object]]] = [
-        (
-            "INSERT INTO users (name, role, token_sha256, created_at) VALUES (?, ?, ?, ?)",
-            (name, role.value, token_digest(token), time_text(now)),
-        )
-    ]
+    user = {
+        "name": name,
+        "role": role.value,
+        "token_sha256": token_digest(token),
+        "disabled_at": None,
+        "pending": int(pending),
+        "created_at": time_text(now),
+    }
+    statements = [rowmac.insert("users", keys, user)]
     statements += [
-        ("INSERT OR IGNORE INTO clearances (user_name, purpose) VALUES (?, ?)", (name, p))
-        for p in purposes
+        rowmac.insert("clearances", keys, {"user_name": name, "purpose": p})
+        for p in sorted(set(purposes))
     ]
     return statements
 
