@@ -119,6 +119,7 @@ class Draft:
     purpose: str
     texts: tuple[tuple[str, str], ...]  # what people wrote, by field: (field, text)
     forward: bool  # carries another agency's envelope (`forwarded`, `transfer_authorisation`)
+    control_target: str = ""  # the message a control message acts on (a grant: what it releases)
 
 
 @dataclass(frozen=True, slots=True)

@@ -304,6 +304,8 @@ class Operations:
             lambda: access.check_send(user, purpose=draft.purpose),
             purpose=draft.purpose,
         )
+        if draft.type == "TRANSFER_AUTHORISATION_GRANT":
+            await self._may_release(user, draft)
         try:
             return await self._outbound.send(
                 draft, author=user.name, record=self._recorded(user, "send", draft.purpose)
@@ -311,6 +313,31 @@ class Operations:
         except (Refused, InvalidRequest) as exc:
             await self._log(user, "send", "refused", purpose=draft.purpose, detail=str(exc))
             raise
+
+    async def _may_release(self, user: User, draft: Draft) -> None:
+        """This agency's consent to pass a message on discloses it: only someone who may see
+        the message (role, clearance, TLP) gives or withdraws it."""
+        target = await self._store.get_message(draft.control_target, direction="out")
+        if target is None:
+            exc = InvalidRequest(
+                f"control.target_message_id {draft.control_target!r}: this node sent no such "
+                "message (a grant releases a message of this agency's own)"
+            )
+            await self._log(user, "send", "refused", purpose=draft.purpose, detail=str(exc))
+            raise exc
+        await self._guard(
+            user,
+            "send",
+            lambda: access.check_may_read(
+                user,
+                purpose=target.purpose,
+                tlp=target.tlp,
+                what="consenting to pass a message on",
+            ),
+            message_id=target.message_id,
+            purpose=target.purpose,
+            detail="transfer authorisation",
+        )
 
     def _recorded(self, user: User, action: str, purpose: str, **fields: str) -> Record:
         """The access log row of a send or forward, committed with the message itself: a send

@@ -294,6 +294,7 @@ def draft(content: pb.MessageContent) -> Draft:
             ("control.handling_conditions", control.handling_conditions),
         ),
         forward=content.HasField("forwarded") or content.HasField("transfer_authorisation"),
+        control_target=control.target_message_id if content.HasField("control") else "",
     )
 
 
@@ -329,6 +330,7 @@ def complete(
         purpose=d.purpose,
         texts=d.texts,
         forward=d.forward,
+        control_target=d.control_target,
     )
     return done, meta
 

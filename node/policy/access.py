@@ -8,7 +8,9 @@ Decisions (where the design is silent):
 - TLP:RED content is for supervisors only; TLP:AMBER+STRICT for cleared officers and
   supervisors; auditors and administrators never read content, only metadata and logs.
 - Sending and forwarding need the liaison officer or supervisor role and a clearance for the
-  purpose. Approving needs the supervisor role, a clearance for the message's purpose, and
+  purpose. A TRANSFER_AUTHORISATION_GRANT (or its withdrawal) releases the message it names:
+  it needs the right to see that message (role, clearance for its purpose, TLP). Approving
+  needs the supervisor role, a clearance for the message's purpose, and
   must not be the author (four eyes).
 - Managing users, and moving a drill-mode node's clock, need the administrator role; reading
   the access log needs auditor or administrator.
@@ -62,11 +64,19 @@ def _cleared(user: User, purpose: str) -> None:
         )
 
 
-def check_read(user: User, *, purpose: str, tlp: str, justification: str) -> None:
-    _operational(user, "reading message content")
+def check_may_read(
+    user: User, *, purpose: str, tlp: str, what: str = "reading message content"
+) -> None:
+    """Role, clearance and TLP: whether the user may see the content (reading it also needs a
+    justification; consenting to its onward transfer does not, but discloses it all the same)."""
+    _operational(user, what)
     _cleared(user, purpose)
     if tlp == "RED" and user.role != Role.SUPERVISOR:
         raise PermissionDenied("TLP", "TLP:RED content is for supervisors only")
+
+
+def check_read(user: User, *, purpose: str, tlp: str, justification: str) -> None:
+    check_may_read(user, purpose=purpose, tlp=tlp)
     if len(justification.strip()) < MIN_JUSTIFICATION:
         raise PermissionDenied(
             "JUSTIFICATION",
