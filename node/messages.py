@@ -42,7 +42,8 @@ class MessageMeta:
     grant_valid_until: datetime | None = None
     urgency: str = ""  # NORMAL, URGENT or "" (unspecified)
     reply_deadline: datetime | None = None
-    # The populated incident fields, computed only if a minimisation rule asks for them.
+    # The fields data minimisation checks, in whatever body carries them (wire.body_fields),
+    # computed only if a minimisation rule asks for them.
     fields_of: Callable[[], frozenset[str]] = field(default=frozenset, repr=False, compare=False)
 
     @property

@@ -162,6 +162,24 @@ def incident_fields(incident: pb.IncidentBody) -> frozenset[str]:
     return frozenset(fields)
 
 
+def body_fields(msg: pb.MessageContent) -> frozenset[str]:
+    """What data minimisation (`allowed_fields`) looks at, in whatever body carries it: an
+    incident's fields, a RECTIFICATION's corrected incident's, and the entities of a liaison
+    body by kind (`entities.person`, ...), so a person the agreement excludes cannot travel
+    as an entity of another type's body."""
+    kind = msg.WhichOneof("body")
+    if kind == "incident":
+        return incident_fields(msg.incident)
+    if kind == "control" and msg.control.HasField("corrected_incident"):
+        return incident_fields(msg.control.corrected_incident)
+    if kind == "liaison":
+        return frozenset(
+            f"entities.{e.WhichOneof('detail')}" if e.WhichOneof("detail") else "entities"
+            for e in msg.liaison.entities
+        )
+    return frozenset()
+
+
 def _meta_of(msg: pb.MessageContent) -> MessageMeta:
     """Check the structure of a parsed content and reduce it to the domain view."""
     if not _is_uuid(msg.message_id):
@@ -251,7 +269,7 @@ def _meta_of(msg: pb.MessageContent) -> MessageMeta:
         retention_until=retention_until,
         body_kind=body_kind,
         control_target=msg.control.target_message_id if body_kind == "control" else "",
-        fields_of=(lambda: incident_fields(msg.incident)) if body_kind == "incident" else frozenset,
+        fields_of=lambda: body_fields(msg),
         forwarded=msg.HasField("forwarded"),
         third_agency=msg.control.third_agency if body_kind == "control" else "",
         transfer_purpose=msg.control.transfer_purpose if body_kind == "control" else "",

@@ -192,3 +192,27 @@ def test_control_messages_that_carry_no_data_are_not_held_as_answers() -> None:
     check = meta_of(complete(erase, sender=NL))
     hit = frozenset({"HIT_NOTIFICATION"})
     assert not out._check_pair(check, sender=NL, receiver=DE, now=NOW, thread=hit).needs_approval
+
+
+@pytest.mark.parametrize("carrier", ["liaison", "rectification"])
+def test_minimisation_holds_in_every_body_that_carries_entities(carrier: str) -> None:
+    """A person the agreement excludes is refused as a liaison body's entity, or in a
+    RECTIFICATION's corrected incident, as in an incident body."""
+    allowed = ("incident_id", "offence", "location", "narrative")
+    policy = Policy(
+        directory=directory(allowed_fields={"serious-crime-investigation": allowed}), agency=DE
+    )
+    content = incident(to=[DE])
+    person = pb.IncidentBody()
+    person.CopyFrom(content.incident)
+    assert any(e.WhichOneof("detail") == "person" for e in person.entities)
+    content.ClearField("incident")
+    if carrier == "liaison":
+        content.type = pb.MESSAGE_TYPE_SPONTANEOUS_PROVISION
+        content.liaison.subject = "Sighting"
+        content.liaison.entities.extend(person.entities)
+    else:
+        content.type = pb.MESSAGE_TYPE_RECTIFICATION
+        content.control.target_message_id = "01234567-89ab-7def-8123-456789abcdef"
+        content.control.corrected_incident.CopyFrom(person)
+    assert refusal(policy, meta_of(complete(content, sender=NL))) == "FIELDS_NOT_PERMITTED"
