@@ -39,7 +39,7 @@ from node import signing
 from node.activity import Activity
 from node.clock import Clock, OffsetClock, SystemClock
 from node.config import DRILL_ONLY, Config
-from node.delivery.budget import RefusalBudget
+from node.delivery.budget import RefusalBudget, VolumeBudget
 from node.delivery.link import PeerLink
 from node.delivery.links import Links
 from node.delivery.outbound import Outbound
@@ -262,6 +262,9 @@ class Node:
             cooldown=limits.refusal_cooldown_seconds,
             clock=time.monotonic,
         )
+        volume = VolumeBudget(
+            per_day=limits.peer_bytes_per_day, burst=limits.peer_bytes_burst, clock=time.monotonic
+        )
         self.receiver = Receiver(
             agency=self.agency,
             signer=self.signer,
@@ -279,6 +282,7 @@ class Node:
             on_stored=self.activity.received,
             on_refused=self.activity.rejected,
             budget=budget,
+            volume=volume,
         )
         self._federation = FederationServicer(
             receiver=self.receiver,

@@ -51,7 +51,8 @@ class RefusalBudget:
 
     def charge(self, agency: str, refusals: int) -> float:
         """Count `refusals` against `agency`; the seconds its batch should wait (0: within
-        budget). CooledDown if that puts it past its budget twice over."""
+        budget; a peer still over it waits whatever this batch holds). CooledDown if that
+        puts it past its budget twice over."""
         self.check(agency)
         now = self._clock()
         bucket = self._buckets.get(agency)
@@ -59,8 +60,6 @@ class RefusalBudget:
             bucket = self._buckets[agency] = _Bucket(self._burst, now)
         bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.at) * self._rate)
         bucket.at = now
-        if not refusals:
-            return 0.0
         bucket.tokens -= refusals
         if bucket.tokens >= 0:
             return 0.0
@@ -72,3 +71,38 @@ class RefusalBudget:
                 f"is refused for {self._cooldown:.0f} s"
             )
         return min(-bucket.tokens / self._rate, MAX_DELAY)
+
+
+class VolumeBudget:
+    """The bytes of accepted envelopes one peer may have stored: `burst` at once, refilled at
+    `per_day` a day. An envelope past it is answered DEFERRED (VOLUME_EXCEEDED), nothing kept,
+    and its sender sends it again later, so a member cannot fill the node's disk with
+    messages the agreements allow. No I/O; the monotonic clock is passed in."""
+
+    def __init__(self, *, per_day: int, burst: int, clock: Callable[[], float]) -> None:
+        self._rate = per_day / 86400.0
+        self._burst = float(burst)
+        self._clock = clock
+        self._buckets: dict[str, _Bucket] = {}
+
+    def _bucket(self, agency: str) -> _Bucket:
+        now = self._clock()
+        bucket = self._buckets.get(agency)
+        if bucket is None:
+            bucket = self._buckets[agency] = _Bucket(self._burst, now)
+        bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.at) * self._rate)
+        bucket.at = now
+        return bucket
+
+    def take(self, agency: str, size: int) -> bool:
+        """Whether `agency` may have `size` more bytes stored now (then counted)."""
+        bucket = self._bucket(agency)
+        if bucket.tokens < size:
+            return False
+        bucket.tokens -= size
+        return True
+
+    def give_back(self, agency: str, size: int) -> None:
+        """`size` bytes taken for envelopes that were not stored after all (copies)."""
+        bucket = self._bucket(agency)
+        bucket.tokens = min(self._burst, bucket.tokens + size)
