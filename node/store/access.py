@@ -338,6 +338,8 @@ class AccessStore:
                 changes["disabled_at"] = None if change.enabled else when
             if not rowmac.update(conn, keys, "users", ("name", name), changes):
                 return
+            if change.enabled is False:  # as disable_user: sessions end for good
+                conn.execute("DELETE FROM sessions WHERE user_name = ?", (name,))
             if change.clearances is not None:
                 conn.execute("DELETE FROM clearances WHERE user_name = ?", (name,))
                 for purpose in sorted(change.clearances):
@@ -399,7 +401,15 @@ class AccessStore:
         await asyncio.shield(self._store.writer.enqueue_call(run))
 
     async def disable_user(self, *, name: str, now: datetime) -> None:
-        await self._update_user(name, {"disabled_at": time_text(now)})
+        """Disabled, and their login sessions ended for good: enabling the user again does
+        not bring back a session from before (a stolen one included)."""
+        keys = self._store.keys
+
+        def run(conn: sqlite3.Connection) -> None:
+            rowmac.update(conn, keys, "users", ("name", name), {"disabled_at": time_text(now)})
+            conn.execute("DELETE FROM sessions WHERE user_name = ?", (name,))
+
+        await asyncio.shield(self._store.writer.enqueue_call(run))
 
     async def _update_user(self, name: str, changes: dict[str, object]) -> None:
         keys = self._store.keys
