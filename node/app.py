@@ -63,7 +63,7 @@ from node.store.logins import LoginStore
 from node.transport.auth import FederationAuthInterceptor
 from node.transport.federation import FederationServicer
 from node.transport.local import LocalApiServicer
-from node.transport.local_auth import LocalAuthInterceptor
+from node.transport.local_auth import LocalAuthInterceptor, RequestDecodingInterceptor
 from node.transport.peer import Connector, Credentials
 from node.trust import Trust
 from node.watch import Watchers
@@ -311,7 +311,8 @@ class Node:
         self._server.add_generic_rpc_handlers((self._federation.handler(),))
         self._local = grpc.aio.server(
             interceptors=[
-                LocalAuthInterceptor(self.logins.authenticate, still_valid=self.logins.still_valid)
+                LocalAuthInterceptor(self.logins.authenticate, still_valid=self.logins.still_valid),
+                RequestDecodingInterceptor(),
             ]
         )
         local_pb2_grpc.add_LocalApiServicer_to_server(

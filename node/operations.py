@@ -24,6 +24,7 @@ from node.errors import (
     PermissionDenied,
     Reason,
     Refused,
+    Unauthenticated,
     Unreadable,
 )
 from node.health import Health
@@ -846,7 +847,17 @@ class Operations:
         against the key the directory lists for it."""
         if not peer or peer == self.agency:
             return self._published()
-        member, identity = self._trust.member_peer(peer, self._clock.now())
+        directory = self._trust.directory
+        if directory is None or directory.member(peer) is None:
+            raise NotFound(
+                f"{peer} is not a member of the federation: it has no policy here "
+                "(`accord policy show` without --peer shows this node's)"
+            )
+        try:
+            member, identity = self._trust.member_peer(peer, self._clock.now())
+        except Unauthenticated as exc:
+            # About the peer, not the caller: the caller's own credentials are fine.
+            raise FailedPrecondition(f"cannot fetch {peer}'s policy: {exc}") from exc
         try:
             async with self._connector.channel(peer, member.endpoint) as channel:
                 signed = await channel.policy()
