@@ -73,6 +73,11 @@ def _role(role: str) -> Role:
         raise InvalidRequest(f"role must be one of {', '.join(r.value for r in Role)}") from exc
 
 
+def _check_user_name(name: str) -> None:
+    if not name or not set(name) <= USER_NAME_CHARS or len(name) > 64:
+        raise InvalidRequest("user name: 1-64 of a-z, 0-9, '.', '_', '-'")
+
+
 def enrolment_code() -> str:
     """128 random bits in base32 (A-Z, 2-7): typed or pasted by a person, and never starting
     with '-', which a command line would take for an option (`users enrol --code CODE`)."""
@@ -240,7 +245,7 @@ class Operations:
         def cleared() -> None:
             if not access.sees_metadata(user, purpose=sent.purpose):
                 raise PermissionDenied(
-                    "CLEARANCE", f"{user.name} is not cleared for {sent.purpose!r}"
+                    "CLEARANCE", f"{user.name} is not cleared for this message's purpose"
                 )
 
         await self._guard(user, "receipts", cleared, message_id=message_id, purpose=sent.purpose)
@@ -542,8 +547,7 @@ class Operations:
         opens content or the access log. The one exception (bootstrap): while the node has
         never had two administrators, its only administrator adds the second one alone."""
         await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
-        if not name or not set(name) <= USER_NAME_CHARS or len(name) > 64:
-            raise InvalidRequest("user name: 1-64 of a-z, 0-9, '.', '_', '-'")
+        _check_user_name(name)
         role_ = _role(role)
         self._check_purposes(clearances)
         if await self.access.user(name) is not None:
@@ -576,6 +580,9 @@ class Operations:
     async def enrol(self, *, name: str, code: str) -> tuple[UserRecord, str]:
         """Redeem an enrolment code (both parts, joined by '+', where there are two) for the
         user's token, shown here once: the one call made without a token."""
+        # Checked before anything is logged: the one call without a token writes what it
+        # is given to the access log.
+        _check_user_name(name)
         check_text("code", code)
         token = secrets.token_urlsafe(32)
         why_not = await self.access.redeem(

@@ -57,11 +57,12 @@ def _operational(user: User, what: str) -> None:
         )
 
 
-def _cleared(user: User, purpose: str) -> None:
+def _cleared(user: User, purpose: str, *, named: bool = True) -> None:
+    """`named`: the refusal may name the purpose (one the user chose); a stored message's
+    purpose is itself what a user not cleared for it may not see (the access log has it)."""
     if purpose not in user.clearances:
-        raise PermissionDenied(
-            "CLEARANCE", f"{user.name} is not cleared for the purpose {purpose!r}"
-        )
+        what = f"the purpose {purpose!r}" if named else "this message's purpose"
+        raise PermissionDenied("CLEARANCE", f"{user.name} is not cleared for {what}")
 
 
 def check_may_read(
@@ -70,7 +71,7 @@ def check_may_read(
     """Role, clearance and TLP: whether the user may see the content (reading it also needs a
     justification; consenting to its onward transfer does not, but discloses it all the same)."""
     _operational(user, what)
-    _cleared(user, purpose)
+    _cleared(user, purpose, named=False)
     if tlp == "RED" and user.role != Role.SUPERVISOR:
         raise PermissionDenied("TLP", "TLP:RED content is for supervisors only")
 
@@ -99,7 +100,7 @@ def check_forward(user: User, *, purpose: str, justification: str) -> None:
 def check_approve(user: User, *, author: str, purpose: str) -> None:
     if user.role != Role.SUPERVISOR:
         raise PermissionDenied("ROLE", f"{user.name} is {user.role}; approval needs a supervisor")
-    _cleared(user, purpose)
+    _cleared(user, purpose, named=False)
     if user.name == author:
         raise PermissionDenied("FOUR_EYES", "the author of a message cannot approve it")
 
