@@ -28,6 +28,18 @@ class _Bucket:
     blocked_until: float = 0.0
 
 
+def _refilled(
+    buckets: dict[str, _Bucket], agency: str, *, burst: float, rate: float, now: float
+) -> _Bucket:
+    """`agency`'s bucket (full when new), refilled at `rate` per second up to `burst`."""
+    bucket = buckets.get(agency)
+    if bucket is None:
+        bucket = buckets[agency] = _Bucket(burst, now)
+    bucket.tokens = min(burst, bucket.tokens + (now - bucket.at) * rate)
+    bucket.at = now
+    return bucket
+
+
 class RefusalBudget:
     def __init__(
         self, *, rate: float, burst: int, cooldown: float, clock: Callable[[], float]
@@ -55,11 +67,7 @@ class RefusalBudget:
         puts it past its budget twice over."""
         self.check(agency)
         now = self._clock()
-        bucket = self._buckets.get(agency)
-        if bucket is None:
-            bucket = self._buckets[agency] = _Bucket(self._burst, now)
-        bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.at) * self._rate)
-        bucket.at = now
+        bucket = _refilled(self._buckets, agency, burst=self._burst, rate=self._rate, now=now)
         bucket.tokens -= refusals
         if bucket.tokens >= 0:
             return 0.0
@@ -86,13 +94,9 @@ class VolumeBudget:
         self._buckets: dict[str, _Bucket] = {}
 
     def _bucket(self, agency: str) -> _Bucket:
-        now = self._clock()
-        bucket = self._buckets.get(agency)
-        if bucket is None:
-            bucket = self._buckets[agency] = _Bucket(self._burst, now)
-        bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.at) * self._rate)
-        bucket.at = now
-        return bucket
+        return _refilled(
+            self._buckets, agency, burst=self._burst, rate=self._rate, now=self._clock()
+        )
 
     def take(self, agency: str, size: int) -> bool:
         """Whether `agency` may have `size` more bytes stored now (then counted)."""
