@@ -42,12 +42,7 @@ class User:
     role: Role
     clearances: frozenset[str]
     disabled: bool = False
-    pending: bool = False  # created for a role no second administrator has approved yet
-
-
-# Roles that see traffic beyond one officer's (supervisors), all of it (auditors), or manage
-# users (administrators): given only with a second administrator's approval.
-PRIVILEGED = frozenset({Role.SUPERVISOR, Role.AUDITOR, Role.ADMINISTRATOR})
+    pending: bool = False  # created, and no second administrator has approved them yet
 
 
 def _operational(user: User, what: str) -> None:
