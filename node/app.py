@@ -39,7 +39,7 @@ from node import signing
 from node.activity import Activity
 from node.clock import Clock, OffsetClock, SystemClock
 from node.config import DRILL_ONLY, Config
-from node.delivery.budget import RefusalBudget
+from node.delivery.budget import RefusalBudget, VolumeBudget
 from node.delivery.link import PeerLink, ReceiptEvent
 from node.delivery.links import Links
 from node.delivery.outbound import Outbound
@@ -66,7 +66,7 @@ from node.store.logins import LoginStore
 from node.transport.auth import FederationAuthInterceptor
 from node.transport.federation import FederationServicer
 from node.transport.local import LocalApiServicer
-from node.transport.local_auth import LocalAuthInterceptor
+from node.transport.local_auth import LocalAuthInterceptor, RequestDecodingInterceptor
 from node.transport.peer import Connector, Credentials
 from node.trust import Trust
 from node.watch import Watchers
@@ -285,6 +285,9 @@ class Node:
             cooldown=limits.refusal_cooldown_seconds,
             clock=time.monotonic,
         )
+        volume = VolumeBudget(
+            per_day=limits.peer_bytes_per_day, burst=limits.peer_bytes_burst, clock=time.monotonic
+        )
         self.receiver = Receiver(
             agency=self.agency,
             signer=self.signer,
@@ -303,6 +306,7 @@ class Node:
             on_refused=self.activity.rejected,
             budget=budget,
             redress=self.redress,
+            volume=volume,
         )
         self._federation = FederationServicer(
             receiver=self.receiver,
@@ -331,7 +335,8 @@ class Node:
         self._server.add_generic_rpc_handlers((self._federation.handler(),))
         self._local = grpc.aio.server(
             interceptors=[
-                LocalAuthInterceptor(self.logins.authenticate, still_valid=self.logins.still_valid)
+                LocalAuthInterceptor(self.logins.authenticate, still_valid=self.logins.still_valid),
+                RequestDecodingInterceptor(),
             ]
         )
         local_pb2_grpc.add_LocalApiServicer_to_server(

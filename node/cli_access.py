@@ -55,8 +55,13 @@ _USER_HEADERS = ["user", "role", "cleared for", "state"]
 
 def _user_row(u: Any) -> list[str]:
     state = u.state or ("disabled" if u.disabled else "active")
-    if u.requested_role:
-        state += f" (as {u.requested_role}, asked by {u.requested_by}: awaits a second admin)"
+    asked = [f"as {u.requested_role}"] if u.requested_role else []
+    if u.has_requested_clearances:
+        asked.append(f"cleared for {','.join(u.requested_clearances) or 'nothing'}")
+    if u.requested_state:
+        asked.append(u.requested_state)
+    if asked:
+        state += f" ({', '.join(asked)}, asked by {u.requested_by}: awaits a second admin)"
     return [u.name, u.role, ",".join(u.clearances) or "-", state]
 
 
@@ -71,7 +76,10 @@ def _print_users(users: Any, *, as_json: bool = False) -> int:
         docs = [
             {"name": u.name, "role": u.role, "clearances": list(u.clearances),
              "disabled": u.disabled, "state": u.state or None,
-             "requested_role": u.requested_role or None, "requested_by": u.requested_by or None}
+             "requested_role": u.requested_role or None, "requested_by": u.requested_by or None,
+             "requested_clearances": list(u.requested_clearances)
+             if u.has_requested_clearances else None,
+             "requested_state": u.requested_state or None}
             for u in users
         ]  # fmt: skip
         print(json.dumps(docs, indent=2))
@@ -478,8 +486,8 @@ def add_users(sub: Any) -> None:
     roles = ["liaison_officer", "supervisor", "auditor", "administrator"]
     p = usub.add_parser(
         "add",
-        help="create a user and print their enrolment code (a supervisor, auditor or "
-        "administrator awaits a second administrator)",
+        help="create a user and print their enrolment code (its first part: the user awaits "
+        "a second administrator, but for the bootstrap's second administrator)",
     )
     p.add_argument("name", help="user name (a-z, 0-9, . _ -)")
     p.add_argument("--role", required=True, choices=roles)
@@ -505,7 +513,7 @@ def add_users(sub: Any) -> None:
     _home_argument(p)
     p.set_defaults(func=cmd_users_enrol, as_user=None)
     p = usub.add_parser(
-        "role", help="give a user another role (a higher one awaits a second administrator)"
+        "role", help="give a user another role (one with new access awaits a second administrator)"
     )
     p.add_argument("name")
     p.add_argument("--role", required=True, choices=roles)

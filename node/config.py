@@ -60,6 +60,10 @@ class LimitsSection:
     refusal_cooldown_seconds: float = 60.0  # ... its streams end and it is refused this long
     rejection_retention_days: int = 30  # stored refusals are swept after this
     max_clock_skew_seconds: float = 300.0  # created_at further ahead of this node's clock: refused
+    # Bytes of accepted messages one peer may have stored: this many a day, at most
+    # peer_bytes_burst at once; past it, DEFERRED (VOLUME_EXCEEDED).
+    peer_bytes_per_day: int = 1024 * 1024 * 1024
+    peer_bytes_burst: int = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,6 +346,8 @@ def _validate(c: Config) -> None:
         "limits.refusal_cooldown_seconds": c.limits.refusal_cooldown_seconds,
         "limits.rejection_retention_days": c.limits.rejection_retention_days,
         "limits.max_clock_skew_seconds": c.limits.max_clock_skew_seconds,
+        "limits.peer_bytes_per_day": c.limits.peer_bytes_per_day,
+        "limits.peer_bytes_burst": c.limits.peer_bytes_burst,
         "delivery.backoff_initial_seconds": c.delivery.backoff_initial_seconds,
         "delivery.backoff_max_seconds": c.delivery.backoff_max_seconds,
         "delivery.window": c.delivery.window,
@@ -375,6 +381,12 @@ def _validate(c: Config) -> None:
         raise ConfigError(
             f"limits.max_message_bytes: at most {_MAX_MESSAGE_BYTES} (256 MiB), "
             f"got {c.limits.max_message_bytes}"
+        )
+    if c.limits.peer_bytes_burst < c.limits.max_message_bytes:
+        raise ConfigError(
+            f"limits.peer_bytes_burst: at least limits.max_message_bytes "
+            f"({c.limits.max_message_bytes}), or a message of the largest size is never taken; "
+            f"got {c.limits.peer_bytes_burst}"
         )
     if not c.limits.max_envelopes_per_frame >= FRAME_ENVELOPES_FLOOR:
         raise ConfigError(
@@ -477,6 +489,10 @@ refusal_cooldown_seconds = 60.0
 rejection_retention_days = 30
 # A message created further than this ahead of this node's clock is refused.
 max_clock_skew_seconds = 300.0
+# Bytes of accepted messages one peer may have stored: so many a day, at most the burst at
+# once; past it the peer's messages are deferred (VOLUME_EXCEEDED) and sent again later.
+peer_bytes_per_day = 1073741824
+peer_bytes_burst = 16777216
 
 [delivery]
 backoff_initial_seconds = 0.1

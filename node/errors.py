@@ -23,6 +23,9 @@ class Reason(enum.StrEnum):
     CREATED_AT_IN_FUTURE = "CREATED_AT_IN_FUTURE"
     # The receiver could not store the envelope (e.g. a full disk): not final.
     STORAGE_UNAVAILABLE = "STORAGE_UNAVAILABLE"
+    # The sender is past the volume this node accepts from one peer (limits.peer_bytes_*):
+    # not final, it is taken again once the peer's volume budget has refilled.
+    VOLUME_EXCEEDED = "VOLUME_EXCEEDED"
     # This node's own trust (local refusals only).
     FEDERATION_STALE = "FEDERATION_STALE"
     OWN_CERTIFICATE_INVALID = "OWN_CERTIFICATE_INVALID"
@@ -55,8 +58,15 @@ class Reason(enum.StrEnum):
 
 # Refusals that are not decisions about verified content: the receipt says DEFERRED, nothing is
 # stored, and the sender tries again later (the receiver's directory may not know a new key
-# yet; its disk may have room again).
-TRANSIENT = frozenset({Reason.BAD_SIGNATURE, Reason.UNKNOWN_SENDER, Reason.STORAGE_UNAVAILABLE})
+# yet; its disk may have room again; the sender's volume budget refills).
+TRANSIENT = frozenset(
+    {
+        Reason.BAD_SIGNATURE,
+        Reason.UNKNOWN_SENDER,
+        Reason.STORAGE_UNAVAILABLE,
+        Reason.VOLUME_EXCEEDED,
+    }
+)
 
 
 class AccordError(Exception):

@@ -76,12 +76,18 @@ def init_home(
             crl=str(crl.resolve()),
         )
         write_private(build / config_mod.CONFIG_FILE, text.encode())
-        KeyRing.generate().save(build / "master.key")
+        keys = KeyRing.generate()
+        keys.save(build / "master.key")
         token = secrets.token_urlsafe(32)
         admin = add_user_txn(
-            name=ADMIN, role=Role.ADMINISTRATOR, token=token, purposes=(), now=datetime.now(UTC)
+            keys,
+            name=ADMIN,
+            role=Role.ADMINISTRATOR,
+            token=token,
+            purposes=(),
+            now=datetime.now(UTC),
         )
-        create_database(build / "accord.db", admin)
+        create_database(build / "accord.db", keys, admin)
         (build / "tokens").mkdir(mode=0o700)
         write_private(build / "tokens" / ADMIN, token.encode())
         # rename(2) replaces an empty directory in one step; anything else in it, and it fails.

@@ -10,8 +10,10 @@ Decisions:
   a password change) or the user is disabled. Use is recorded at most once a minute (and at
   least ten times per idle period), so a busy console does not write on every call.
 - `login.max_failures` wrong passwords in a row lock the account for `login.lockout_seconds`;
-  while locked, even the right password is refused (and not checked). An unknown user, or one
-  without a password, gets the same answer as a wrong password, after the same hashing work.
+  while locked, even the right password is refused (and not checked). An unknown user, one
+  without a password, and a locked account get the same answer as a wrong password, after the
+  same hashing work: the answer does not tell which accounts exist.
+- Disabling a user deletes their sessions: enabling them again revives none.
 - A password is 12 to 1024 characters. A user sets their own: with their own token, or, from a
   session, with the old password too (a stolen session cannot take over the account). A change
   revokes the user's other sessions.
@@ -25,6 +27,7 @@ import asyncio
 import functools
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -41,7 +44,10 @@ from node.store.logins import LoginStore, PasswordRow
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024
 _HASHER = argon2.PasswordHasher()  # argon2id, RFC 9106 low-memory profile
-_WRONG = "wrong user name or password"
+_WRONG = (
+    "wrong user name or password (an account is also locked for a while after too many "
+    "failed logins in a row)"
+)
 
 
 def _digest(token: str) -> bytes:
@@ -144,15 +150,25 @@ class Logins:
     # ---- login, logout ----------------------------------------------------------------------
 
     async def _check(
-        self, name: str, row: PasswordRow, password: str, *, action: str, wrong: Exception
+        self,
+        name: str,
+        row: PasswordRow,
+        password: str,
+        *,
+        action: str,
+        wrong: Exception,
+        locked: Callable[[datetime], Exception] | None = None,
     ) -> None:
         """The password check of a login, or of a password change from a session: refused
         while locked, and every wrong password counts towards the lockout, so neither can be
-        used to guess."""
+        used to guess. `locked`: the error a locked account gets (a login's says no more than
+        a wrong password's)."""
+        locked = locked or _locked
         now = self._clock.now()
         if row.locked_until is not None and now < row.locked_until:
+            await self._verify(None, password)  # the time an unknown name's answer takes
             await self._log(name, action, "refused", "locked out")
-            raise _locked(row.locked_until)
+            raise locked(row.locked_until)
         if await self._verify(row.hash, password):
             if row.failures or row.locked_until is not None:
                 await self._store.record_success(name=name)
@@ -161,10 +177,10 @@ class Logins:
         after = await self._store.record_failure(
             name=name, max_failures=self._settings.max_failures, lock_until=lock_until
         )
-        locked = after is not None and after.locked_until == lock_until
-        detail = "wrong password" + ("; account locked" if locked else "")
+        now_locked = after is not None and after.locked_until == lock_until
+        detail = "wrong password" + ("; account locked" if now_locked else "")
         await self._log(name, action, "refused", detail)
-        raise _locked(lock_until) if locked else wrong
+        raise locked(lock_until) if now_locked else wrong
 
     async def login(self, *, name: str, password: str) -> Session:
         now = self._clock.now()
@@ -172,7 +188,16 @@ class Logins:
         if row is None:
             await self._verify(None, password)
             raise Unauthenticated(_WRONG)
-        await self._check(name, row, password, action="login", wrong=Unauthenticated(_WRONG))
+        # A locked account answers as an unknown name or a wrong password do, so the answer
+        # does not tell which accounts exist (the access log says it was locked).
+        await self._check(
+            name,
+            row,
+            password,
+            action="login",
+            wrong=Unauthenticated(_WRONG),
+            locked=lambda _until: Unauthenticated(_WRONG),
+        )
         user = await self._user(name)
         if user is None or user.disabled:
             raise Unauthenticated(_WRONG)

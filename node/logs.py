@@ -88,6 +88,9 @@ def configure(*, level: str = "info", fmt: str = "text") -> None:
             root.removeHandler(old)  # basicConfig's, or ours from before
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # aiosqlite logs every statement with its parameters at DEBUG: personal data, token
+    # digests, password hashes. Never written, whatever the node's level.
+    logging.getLogger("aiosqlite").setLevel(logging.WARNING)
 
 
 @contextlib.contextmanager

@@ -51,7 +51,8 @@ class MessageMeta:
     new_tlp: str = ""
     new_handling_codes: tuple[str, ...] = ()
     new_handling_conditions: str = ""
-    # The populated incident fields, computed only if a minimisation rule asks for them.
+    # The fields data minimisation checks, in whatever body carries them (wire.body_fields),
+    # computed only if a minimisation rule asks for them.
     fields_of: Callable[[], frozenset[str]] = field(default=frozenset, repr=False, compare=False)
 
     @property
@@ -145,6 +146,7 @@ class Draft:
     purpose: str
     texts: tuple[tuple[str, str], ...]  # what people wrote, by field: (field, text)
     forward: bool  # carries another agency's envelope (`forwarded`, `transfer_authorisation`)
+    control_target: str = ""  # the message a control message acts on (a grant: what it releases)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from node.errors import (
     PermissionDenied,
     Reason,
     Refused,
+    Unauthenticated,
     Unreadable,
 )
 from node.evidence.bundle import Bundle, Signed
@@ -42,7 +43,14 @@ from node.redress import RedressService, RedressState
 from node.report import Report
 from node.retention import RetentionService, ReviewItem, SweepResult, check_live
 from node.store import PeerQueue, Store, StoredMessage
-from node.store.access import AccessEntry, AccessStore, Approval, UserRecord, log_txn
+from node.store.access import (
+    AccessEntry,
+    AccessStore,
+    Approval,
+    UserChange,
+    UserRecord,
+    log_txn,
+)
 from node.store.db import Answer, Delivery
 from node.store.holds import Counts, Hold
 from node.store.keys import SealError
@@ -76,6 +84,11 @@ def _role(role: str) -> Role:
         return Role(role)
     except ValueError as exc:
         raise InvalidRequest(f"role must be one of {', '.join(r.value for r in Role)}") from exc
+
+
+def _check_user_name(name: str) -> None:
+    if not name or not set(name) <= USER_NAME_CHARS or len(name) > 64:
+        raise InvalidRequest("user name: 1-64 of a-z, 0-9, '.', '_', '-'")
 
 
 def enrolment_code() -> str:
@@ -308,7 +321,7 @@ class Operations:
         def cleared() -> None:
             if not access.sees_metadata(user, purpose=sent.purpose):
                 raise PermissionDenied(
-                    "CLEARANCE", f"{user.name} is not cleared for {sent.purpose!r}"
+                    "CLEARANCE", f"{user.name} is not cleared for this message's purpose"
                 )
 
         await self._guard(user, "receipts", cleared, message_id=message_id, purpose=sent.purpose)
@@ -417,6 +430,8 @@ class Operations:
             lambda: access.check_send(user, purpose=draft.purpose),
             purpose=draft.purpose,
         )
+        if draft.type == "TRANSFER_AUTHORISATION_GRANT":
+            await self._may_release(user, draft)
         try:
             return await self._outbound.send(
                 draft, author=user.name, record=self._recorded(user, "send", draft.purpose)
@@ -424,6 +439,31 @@ class Operations:
         except (Refused, InvalidRequest) as exc:
             await self._log(user, "send", "refused", purpose=draft.purpose, detail=str(exc))
             raise
+
+    async def _may_release(self, user: User, draft: Draft) -> None:
+        """This agency's consent to pass a message on discloses it: only someone who may see
+        the message (role, clearance, TLP) gives or withdraws it."""
+        target = await self._store.get_message(draft.control_target, direction="out")
+        if target is None:
+            exc = InvalidRequest(
+                f"control.target_message_id {draft.control_target!r}: this node sent no such "
+                "message (a grant releases a message of this agency's own)"
+            )
+            await self._log(user, "send", "refused", purpose=draft.purpose, detail=str(exc))
+            raise exc
+        await self._guard(
+            user,
+            "send",
+            lambda: access.check_may_read(
+                user,
+                purpose=target.purpose,
+                tlp=target.tlp,
+                what="consenting to pass a message on",
+            ),
+            message_id=target.message_id,
+            purpose=target.purpose,
+            detail="transfer authorisation",
+        )
 
     def _recorded(self, user: User, action: str, purpose: str, **fields: str) -> Record:
         """The access log row of a send or forward, committed with the message itself: a send
@@ -485,6 +525,7 @@ class Operations:
 
         await self.access.decide(
             message_id=message_id,
+            author=pending.author,
             approver=user.name,
             approve=approve,
             note=note,
@@ -804,20 +845,23 @@ class Operations:
     async def add_user(
         self, user: User, *, name: str, role: str, clearances: Sequence[str]
     ) -> Enrolment:
-        """A new user and their enrolment code (never a token: the user redeems the code for
-        one). A supervisor, auditor or administrator waits for a second administrator's
-        approval, and their code needs a second part from that administrator; except that a
-        node with a single active administrator may add one more administrator at once."""
+        """A new user and the first part of their enrolment code (never a token: the user
+        redeems the code for one). Every new user waits for a second administrator, whose
+        approval gives the code's second part, so no administrator alone holds a code that
+        opens content or the access log. The one exception (bootstrap): while the node has
+        never had two administrators, its only administrator adds the second one alone."""
         await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
-        if not name or not set(name) <= USER_NAME_CHARS or len(name) > 64:
-            raise InvalidRequest("user name: 1-64 of a-z, 0-9, '.', '_', '-'")
+        _check_user_name(name)
         role_ = _role(role)
         self._check_purposes(clearances)
         if await self.access.user(name) is not None:
             raise InvalidRequest(f"user {name} exists")
         now = self._clock.now()
-        bootstrap = role_ == Role.ADMINISTRATOR and len(await self._active_admins()) == 1
-        pending = role_ in access.PRIVILEGED and not bootstrap
+        bootstrap = (
+            role_ == Role.ADMINISTRATOR
+            and len(await self._active_admins()) == 1
+            and not await self.access.had_two_administrators()
+        )
         code = enrolment_code()
         expires = now + ENROLMENT_CODE_TTL
         await self.access.add_enrolling_user(
@@ -826,21 +870,23 @@ class Operations:
             purposes=clearances,
             code=code,
             expires_at=expires,
-            requested_by=user.name if pending else None,
+            requested_by=None if bootstrap else user.name,
             now=now,
         )
-        if pending:
-            detail = f"{name} as {role_}: awaits a second administrator"
-        elif bootstrap:
+        if bootstrap:
+            await self.access.remember_two_administrators()
             detail = f"{name} as {role_}: the second administrator, added alone (bootstrap)"
         else:
-            detail = f"{name} as {role_}"
-        await self._log(user, "add-user", "requested" if pending else "granted", detail=detail)
-        return Enrolment(await self._record(name), code, None if pending else expires)
+            detail = f"{name} as {role_}: awaits a second administrator"
+        await self._log(user, "add-user", "granted" if bootstrap else "requested", detail=detail)
+        return Enrolment(await self._record(name), code, expires if bootstrap else None)
 
     async def enrol(self, *, name: str, code: str) -> tuple[UserRecord, str]:
         """Redeem an enrolment code (both parts, joined by '+', where there are two) for the
         user's token, shown here once: the one call made without a token."""
+        # Checked before anything is logged: the one call without a token writes what it
+        # is given to the access log.
+        _check_user_name(name)
         check_text("code", code)
         token = secrets.token_urlsafe(32)
         why_not = await self.access.redeem(
@@ -864,78 +910,107 @@ class Operations:
     async def set_clearances(
         self, user: User, *, name: str, clearances: Sequence[str]
     ) -> UserRecord:
+        """Fewer clearances at once; any the user lacked waits for a second administrator."""
         await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
         self._check_purposes(clearances)
-        await self._record(name)
-        await self.access.set_clearances(name=name, purposes=clearances)
-        self._watchers.end(name)
-        await self._log(user, "set-clearances", "granted", detail=f"{name}: {','.join(clearances)}")
+        target = (await self._record(name)).user
+        wanted = frozenset(clearances)
+        if wanted <= target.clearances or target.pending:
+            # A user awaiting approval has no access: the approver sees them as they are.
+            await self.access.set_clearances(name=name, purposes=clearances)
+            self._watchers.end(name)
+            await self._log(
+                user, "set-clearances", "granted", detail=f"{name}: {','.join(clearances)}"
+            )
+        else:
+            await self._request(user, "set-clearances", name, UserChange(clearances=wanted))
         return await self._record(name)
 
     async def set_role(self, user: User, *, name: str, role: str) -> UserRecord:
-        """A lower role at once; a supervisor, auditor or administrator role waits for a second
-        administrator. The last active administrator keeps the role."""
+        """A supervisor made a liaison officer at once; any other change of role gives access
+        the user lacked or demotes an administrator, and waits for a second administrator.
+        The last active administrator keeps the role."""
         await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
         role_ = _role(role)
         target = (await self._record(name)).user
         if target.role == role_:
             return await self._record(name)
         await self._keep_an_administrator(user, target, "set-role")
-        now = self._clock.now()
-        if role_ in access.PRIVILEGED:
-            await self.access.request_role(name=name, role=role_, by=user.name, now=now)
-            await self._log(
-                user, "set-role", "requested", detail=f"{name} as {role_}: awaits a second admin"
-            )
-        else:
+        if (target.role, role_) == (Role.SUPERVISOR, Role.LIAISON_OFFICER):
             await self.access.set_role(name=name, role=role_)
             self._watchers.end(name)
             await self._log(user, "set-role", "granted", detail=f"{name} as {role_}")
+        else:
+            await self._request(user, "set-role", name, UserChange(role=role_))
         return await self._record(name)
 
-    async def decide_user(
-        self, user: User, *, name: str, approve: bool
-    ) -> tuple[UserRecord | None, str, datetime | None]:
-        """Approve (or reject) the role `name` waits for: an administrator other than the one
-        who asked. For a new user, approval gives the second part of their enrolment code
-        (returned, with its new expiry); rejection removes them."""
-        await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
-        record = await self._record(name)
-        if record.requested_role is None:
-            raise InvalidRequest(f"user {name} has no role awaiting approval")
-
-        def second_person() -> None:
-            if record.requested_by == user.name:
-                raise PermissionDenied(
-                    "FOUR_EYES", "the administrator who asked for a role cannot approve it"
-                )
-
-        action = "approve-user" if approve else "reject-user"
-        await self._guard(user, action, second_person, detail=name)
-        second = enrolment_code() if approve and record.user.pending else None
-        expires = self._clock.now() + ENROLMENT_CODE_TTL
-        await self.access.decide_role(name=name, approve=approve, second=second, expires_at=expires)
-        self._watchers.end(name)
-        detail = f"{name} as {record.requested_role} (asked by {record.requested_by})"
-        await self._log(user, action, "granted", detail=detail)
-        after = await self.access.records(name)
-        return (after[0] if after else None), second or "", expires if second else None
-
     async def disable_user(self, user: User, *, name: str) -> UserRecord:
+        """At once, except an administrator: one administrator cannot sideline the other
+        alone (disabling one waits for a second administrator, who may be the target)."""
         await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
         target = (await self._record(name)).user
         await self._keep_an_administrator(user, target, "disable-user")
+        if target.role == Role.ADMINISTRATOR and not target.disabled:
+            await self._request(user, "disable-user", name, UserChange(enabled=False))
+            return await self._record(name)
         await self.access.disable_user(name=name, now=self._clock.now())
         self._watchers.end(name)
         await self._log(user, "disable-user", "granted", detail=name)
         return await self._record(name)
 
     async def enable_user(self, user: User, *, name: str) -> UserRecord:
+        """Gives access back: waits for a second administrator."""
         await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
-        await self._record(name)
-        await self.access.enable_user(name=name)
-        await self._log(user, "enable-user", "granted", detail=name)
+        target = (await self._record(name)).user
+        if not target.disabled:
+            return await self._record(name)
+        await self._request(user, "enable-user", name, UserChange(enabled=True))
         return await self._record(name)
+
+    async def _request(self, user: User, action: str, name: str, change: UserChange) -> None:
+        await self.access.request_change(
+            name=name, change=change, by=user.name, now=self._clock.now()
+        )
+        await self._log(
+            user, action, "requested", detail=f"{name} {change.describe()}: awaits a second admin"
+        )
+
+    async def decide_user(
+        self, user: User, *, name: str, approve: bool
+    ) -> tuple[UserRecord | None, str, datetime | None]:
+        """Approve (or reject) the change `name` waits for: an administrator other than the one
+        who asked. A user not enrolled yet gets the second part of their enrolment code with
+        the approval (returned, with its new expiry), whatever role they had when their first
+        part was made; a new user rejected is removed."""
+        await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
+        record = await self._record(name)
+        change = record.requested
+        if change is None:
+            raise InvalidRequest(f"user {name} has no change awaiting approval")
+
+        def second_person() -> None:
+            if record.requested_by == user.name:
+                raise PermissionDenied(
+                    "FOUR_EYES", "the administrator who asked for a change cannot approve it"
+                )
+
+        action = "approve-user" if approve else "reject-user"
+        await self._guard(user, action, second_person, detail=name)
+        if approve and (change.enabled is False or change.role not in (None, Role.ADMINISTRATOR)):
+            await self._keep_an_administrator(user, record.user, action)
+        second = enrolment_code() if approve and not record.enrolled else None
+        now = self._clock.now()
+        expires = now + ENROLMENT_CODE_TTL
+        await self.access.decide_change(
+            name=name, approve=approve, second=second, now=now, expires_at=expires
+        )
+        self._watchers.end(name)
+        if len(await self._active_admins()) >= 2:
+            await self.access.remember_two_administrators()
+        detail = f"{name} {change.describe()} (asked by {record.requested_by})"
+        await self._log(user, action, "granted", detail=detail)
+        after = await self.access.records(name)
+        return (after[0] if after else None), second or "", expires if second else None
 
     async def _record(self, name: str) -> UserRecord:
         found = await self.access.records(name)
@@ -951,15 +1026,24 @@ class Operations:
         ]
 
     async def _keep_an_administrator(self, user: User, target: User, action: str) -> None:
-        """The last active administrator can be neither disabled nor given another role:
-        a node nobody can administer cannot be repaired through its API."""
-        admins = await self._active_admins()
+        """The last active administrator can be neither disabled nor given another role (a
+        node nobody can administer cannot be repaired through its API); once the node has had
+        two, the last two, so every change keeps a second administrator to approve it."""
+        admins = [a.name for a in await self._active_admins()]
+        keep = 2 if await self.access.had_two_administrators() else 1
 
         def not_the_last() -> None:
-            if [a.name for a in admins] == [target.name]:
+            if target.name in admins and len(admins) <= keep:
+                last = (
+                    "the last active administrator"
+                    if keep == 1
+                    else (
+                        "one of the last two active administrators (a node that has had two keeps "
+                        "two, so that every change has a second administrator to approve it)"
+                    )
+                )
                 raise PermissionDenied(
-                    "LAST_ADMINISTRATOR",
-                    f"{target.name} is the last active administrator: add another first",
+                    "LAST_ADMINISTRATOR", f"{target.name} is {last}: add another first"
                 )
 
         await self._guard(user, action, not_the_last, detail=target.name)
@@ -1253,7 +1337,17 @@ class Operations:
         against the key the directory lists for it."""
         if not peer or peer == self.agency:
             return self._published()
-        member, identity = self._trust.member_peer(peer, self._clock.now())
+        directory = self._trust.directory
+        if directory is None or directory.member(peer) is None:
+            raise NotFound(
+                f"{peer} is not a member of the federation: it has no policy here "
+                "(`accord policy show` without --peer shows this node's)"
+            )
+        try:
+            member, identity = self._trust.member_peer(peer, self._clock.now())
+        except Unauthenticated as exc:
+            # About the peer, not the caller: the caller's own credentials are fine.
+            raise FailedPrecondition(f"cannot fetch {peer}'s policy: {exc}") from exc
         try:
             async with self._connector.channel(peer, member.endpoint) as channel:
                 signed = await channel.policy()

@@ -187,6 +187,24 @@ def incident_fields(incident: pb.IncidentBody) -> frozenset[str]:
     return frozenset(fields)
 
 
+def body_fields(msg: pb.MessageContent) -> frozenset[str]:
+    """What data minimisation (`allowed_fields`) looks at, in whatever body carries it: an
+    incident's fields, a RECTIFICATION's corrected incident's, and the entities of a liaison
+    body by kind (`entities.person`, ...), so a person the agreement excludes cannot travel
+    as an entity of another type's body."""
+    kind = msg.WhichOneof("body")
+    if kind == "incident":
+        return incident_fields(msg.incident)
+    if kind == "control" and msg.control.HasField("corrected_incident"):
+        return incident_fields(msg.control.corrected_incident)
+    if kind == "liaison":
+        return frozenset(
+            f"entities.{e.WhichOneof('detail')}" if e.WhichOneof("detail") else "entities"
+            for e in msg.liaison.entities
+        )
+    return frozenset()
+
+
 def _meta_of(msg: pb.MessageContent) -> MessageMeta:
     """Check the structure of a parsed content and reduce it to the domain view."""
     if not _is_uuid(msg.message_id):
@@ -287,7 +305,7 @@ def _meta_of(msg: pb.MessageContent) -> MessageMeta:
         retention_until=retention_until,
         body_kind=body_kind,
         control_target=msg.control.target_message_id if body_kind == "control" else "",
-        fields_of=_fields_of(msg, type_name, body_kind),
+        fields_of=lambda: body_fields(msg),
         forwarded=msg.HasField("forwarded"),
         third_agency=msg.control.third_agency if body_kind == "control" else "",
         transfer_purpose=msg.control.transfer_purpose if body_kind == "control" else "",
@@ -336,17 +354,6 @@ def _check_reasons(msg: pb.MessageContent, type_name: str) -> None:
         )
 
 
-def _fields_of(msg: pb.MessageContent, type_name: str, body_kind: str) -> Any:
-    """What `MessageMeta.fields_of` computes: the incident fields the message carries, in its
-    own incident body or, in a RECTIFICATION, in the corrected incident (both are personal
-    data the agreement's minimisation rules apply to)."""
-    if body_kind == "incident":
-        return lambda: incident_fields(msg.incident)
-    if type_name == "RECTIFICATION":
-        return lambda: incident_fields(msg.control.corrected_incident)
-    return frozenset
-
-
 def content_message(content: bytes) -> pb.MessageContent:
     """A stored content as the local API shows it (`Get`)."""
     return _parse(content)
@@ -374,6 +381,7 @@ def draft(content: pb.MessageContent) -> Draft:
             ("control.handling_conditions", control.handling_conditions),
         ),
         forward=content.HasField("forwarded") or content.HasField("transfer_authorisation"),
+        control_target=control.target_message_id if content.HasField("control") else "",
     )
 
 
@@ -411,6 +419,7 @@ def complete(
         purpose=d.purpose,
         texts=d.texts,
         forward=d.forward,
+        control_target=d.control_target,
     )
     return done, meta
 

@@ -366,6 +366,19 @@ async def add_user(node: Node, name: str, role: str, purposes: Sequence[str] = A
     A role that needs a second administrator is approved by `admin2` (added the first time,
     as the bootstrap's second administrator)."""
 
+    code = await approved_user(node, name, role, purposes)
+    _, token = await node.operations.enrol(name=name, code=code)
+    path = node.config.home / "tokens" / name
+    path.write_text(token)
+    path.chmod(0o600)
+    return token
+
+
+async def approved_user(
+    node: Node, name: str, role: str, purposes: Sequence[str] = ALL_PURPOSES
+) -> str:
+    """Create a local user as `admin`, approved by `admin2` (every user but the bootstrap's
+    second administrator needs one); their enrolment code, both parts."""
     admin = User("admin", Role.ADMINISTRATOR, frozenset())
     added = await node.operations.add_user(admin, name=name, role=role, clearances=list(purposes))
     code = added.code
@@ -374,11 +387,7 @@ async def add_user(node: Node, name: str, role: str, purposes: Sequence[str] = A
             await second_admin(node), name=name, approve=True
         )
         code = f"{code}+{second}"
-    _, token = await node.operations.enrol(name=name, code=code)
-    path = node.config.home / "tokens" / name
-    path.write_text(token)
-    path.chmod(0o600)
-    return token
+    return code
 
 
 async def second_admin(node: Node) -> User:

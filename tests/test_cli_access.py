@@ -25,9 +25,10 @@ async def accord(*args: str, home: Path | None = None) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
-async def add_and_enrol(name: str, role: str, home: Path, *, approver: str = "") -> None:
-    """`users add` as the administrator, `users approve` as `approver` where the role needs a
-    second administrator, and `users enrol --save` with the code part(s), as the user."""
+async def add_and_enrol(name: str, role: str, home: Path, *, approver: str = "admin2") -> None:
+    """`users add` as the administrator, `users approve` as `approver` (every user but the
+    bootstrap's second administrator needs one: `approver=""`), and `users enrol --save` with
+    the code part(s), as the user."""
     code, out, err = await accord(
         "users", "add", name, "--role", role, "--clearance", "serious-crime-investigation",
         home=home,
@@ -47,6 +48,7 @@ async def add_and_enrol(name: str, role: str, home: Path, *, approver: str = "")
 async def test_users_read_approve_forward_policy_via_cli(fed3: Federation, tmp_path: Path) -> None:
     nl, de, _ = await fed3.start_all()
     nl_home, de_home = nl.config.home, de.config.home
+    await add_and_enrol("admin2", "administrator", nl_home, approver="")  # bootstrap: alone
     await add_and_enrol("anna", "liaison_officer", nl_home)
     code, _, err = await accord("users", "add", "bad name!", "--role", "auditor", home=nl_home)
     assert code == 2 and "user name" in err
@@ -93,9 +95,9 @@ async def test_users_read_approve_forward_policy_via_cli(fed3: Federation, tmp_p
     )
     assert code == 2 and "administrator" in err  # the admin manages; it does not send
 
+    await add_and_enrol("admin2", "administrator", de_home, approver="")  # bootstrap: alone
     await add_and_enrol("bert", "liaison_officer", de_home)
-    await add_and_enrol("admin2", "administrator", de_home)  # the second: no approval needed
-    await add_and_enrol("olga", "auditor", de_home, approver="admin2")
+    await add_and_enrol("olga", "auditor", de_home)
     code, out, _ = await accord("users", "list", home=de_home)
     assert "olga" in out and "active" in out
 

@@ -119,6 +119,8 @@ NAN = float("nan")
         ("limits.refusal_cooldown_seconds", -1.0, "> 0"),
         ("limits.rejection_retention_days", 0, "> 0"),
         ("limits.max_clock_skew_seconds", 0, "> 0"),
+        ("limits.peer_bytes_per_day", 0, "> 0"),
+        ("limits.peer_bytes_burst", 1000, "at least limits.max_message_bytes"),
         ("tls.key", "missing.key", "does not exist"),
         ("tls.certificate", "/nonexistent/node.pem", "does not exist"),
         ("tls.ca", ".", "does not exist"),

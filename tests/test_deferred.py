@@ -169,8 +169,13 @@ async def test_a_receiver_with_a_full_disk_defers_and_resumes_when_space_returns
             freed = loop.time()
             await held(de, sent.message_id, sender=NL, timeout=15)
             assert loop.time() - freed < 8.0
-            (d,) = await nl.store.deliveries(sent.message_id)
-            assert d.state == "accepted"
+
+            async def receipted() -> bool:
+                # DE's receipt reaches NL a moment after DE holds the message.
+                (d,) = await nl.store.deliveries(sent.message_id)
+                return d.state == "accepted"
+
+            await wait_for(receipted, timeout=5)
         finally:
             await fed.stop_all()
     said = [

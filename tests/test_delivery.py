@@ -287,8 +287,22 @@ async def test_sender_killed_after_send_returns_delivers_after_restart(tmp_short
                                              clearances=["serious-crime-investigation"]),
                     metadata=bearer(nl_home, "admin"),
                 )  # fmt: skip
+                # Every user needs a second administrator (the bootstrap's, added alone).
+                second = await api.AddUser(
+                    local_pb2.AddUserRequest(name="admin2", role="administrator"),
+                    metadata=bearer(nl_home, "admin"),
+                )
+                admin2 = await api.Enrol(
+                    local_pb2.EnrolRequest(name="admin2", code=second.enrolment_code)
+                )
+                approved = await api.DecideUser(
+                    local_pb2.DecideUserRequest(name="officer", approve=True),
+                    metadata=(("authorization", f"Bearer {admin2.token}"),),
+                )
                 enrolled = await api.Enrol(
-                    local_pb2.EnrolRequest(name="officer", code=added.enrolment_code)
+                    local_pb2.EnrolRequest(
+                        name="officer", code=f"{added.enrolment_code}+{approved.enrolment_code}"
+                    )
                 )
                 officer = (("authorization", f"Bearer {enrolled.token}"),)
                 request = local_pb2.SendRequest(content=incident(to=[DE]))

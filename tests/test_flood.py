@@ -90,6 +90,8 @@ async def test_streams_per_peer_are_capped_and_published(fed3: Federation) -> No
         "refusal_cooldown_seconds": 60.0,
         "rejection_retention_days": 30,
         "max_clock_skew_seconds": 300.0,
+        "peer_bytes_per_day": 1024**3,
+        "peer_bytes_burst": 16 * 1024**2,
     }
     key = member_key(fed3, NL)
 
@@ -168,3 +170,61 @@ async def test_stored_refusals_expire(fed3: Federation) -> None:
     assert await de.store.sweep_rejections(before=clock.now(), limit=2) == 2  # bounded
     assert await de.sweep_rejections() == 1
     assert await de.store.count("rejections") == 0
+
+
+def big(narrative_bytes: int) -> pb.MessageContent:
+    return incident(to=[DE], narrative="x" * narrative_bytes)
+
+
+async def test_a_peer_past_its_volume_is_deferred_then_taken(fed3: Federation) -> None:
+    """DE takes at most 2 MiB at once from one peer (refilled at about 2 MiB a second here):
+    NL's third message of 900 kB in a burst is answered DEFERRED (VOLUME_EXCEEDED), not kept;
+    NL's node sends it again and it is taken once the budget has refilled. FR's budget is its
+    own."""
+    configure(
+        fed3.homes[DE],
+        "limits",
+        peer_bytes_burst=2 * 1024**2,
+        peer_bytes_per_day=2 * 1024**2 * 86400,
+    )
+    _nl, de, _fr = await fed3.start_all()
+    key = member_key(fed3, NL)
+    frame = federation_pb2.EnvelopeBatch(
+        envelopes=[
+            pb.Envelope.FromString(
+                envelope_frame(complete(big(900_000), sender=NL).SerializeToString(), key)
+            )
+            for _ in range(3)
+        ]
+    ).SerializeToString()
+    async with RawExchange(fed3, as_agency=NL, to=de, batched=True) as raw:
+        receipts = [parse_receipt(r.content) for r in await batch_receipts(raw, frame, expect=3)]
+    assert [r.accepted for r in receipts] == [True, True, False]
+    assert receipts[2].reason_code == "VOLUME_EXCEEDED" and not receipts[2].final
+    assert await de.store.get_message(receipts[2].message_id, direction="in") is None
+
+    fr_key = member_key(fed3, FR)
+    fr_one = envelope_frame(complete(big(900_000), sender=FR).SerializeToString(), fr_key)
+    async with RawExchange(fed3, as_agency=FR, to=de) as raw:
+        assert parse_receipt((await raw.send(fr_one)).content).accepted
+
+    sent = [await node_send(fed3.nodes[NL], big(900_000)) for _ in range(3)]
+    for s in sent:
+        await held(de, s.message_id, sender=NL, timeout=20)
+
+
+async def test_copies_of_one_envelope_count_against_the_peer(fed3: Federation) -> None:
+    """A resend costs a few copies; NL sending one accepted envelope 300 times over is cut off
+    like a peer sending junk (tests/attack/test_federation_flood.py: slowed first)."""
+    configure(fed3.homes[DE], "limits", refusal_burst=100, refusals_per_second=1.0)
+    _nl, de, _fr = await fed3.start_all()
+    content = complete(incident(to=[DE]), sender=NL).SerializeToString()
+    envelope = pb.Envelope.FromString(envelope_frame(content, member_key(fed3, NL)))
+    frame = federation_pb2.EnvelopeBatch(envelopes=[envelope] * 150).SerializeToString()
+    async with RawExchange(fed3, as_agency=NL, to=de, batched=True) as raw:
+        first = await batch_receipts(raw, frame, expect=150)
+        assert all(parse_receipt(r.content).accepted for r in first)
+        with pytest.raises(grpc.aio.AioRpcError) as cut:
+            for _ in range(3):
+                await batch_receipts(raw, frame, expect=150)
+    assert cut.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

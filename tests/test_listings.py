@@ -20,6 +20,7 @@ from tests.harness import (
     ALL_PURPOSES,
     Federation,
     add_user,
+    approved_user,
     liaison,
     node_send,
     open_agreement,
@@ -228,8 +229,7 @@ async def test_every_listing_prints_json(fed3: Federation) -> None:
         run = await accord(*args, "--json", "--home", home, "--as", user)
         assert run.code == 0, (args, run)
         assert isinstance(json.loads(run.out), list)
-    admin = User("admin", Role.ADMINISTRATOR, frozenset())
-    await nl.operations.add_user(admin, name="newbie", role="liaison_officer", clearances=[])
+    await approved_user(nl, "newbie", "liaison_officer", [])
     users = json.loads((await accord("users", "list", "--json", "--home", home)).out)
     assert {u["name"]: u["role"] for u in users}["audrey"] == "auditor"
     # The user's state, as the table shows it: a user who has not redeemed the code is not

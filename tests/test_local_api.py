@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import grpc
 import pytest
@@ -104,3 +105,30 @@ async def test_a_disabled_users_open_watch_ends(fed3: Federation) -> None:
         with pytest.raises(grpc.aio.AioRpcError) as ended:
             await asyncio.wait_for(carl_feed.read(), 10)
         assert ended.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+@pytest.mark.parametrize("method", ["Login", "Watch", "ListUsers"])
+async def test_undecodable_requests_are_named_not_crashes(
+    fed3: Federation, method: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bytes that are not the method's request: INVALID_ARGUMENT saying so, no traceback, for
+    calls without a token, streamed answers and plain calls alike. A caller without a token
+    hears about the token first."""
+    _nl, de, _ = await fed3.start_all()
+    async with connect(de.config.home, user="admin") as c:
+        path, junk = f"/accord.v1.LocalApi/{method}", b"\xff\xff\xff\xff"
+        channel: Any = c.channel  # raw bytes: no request serializer
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            if method == "Watch":
+                async for _ in channel.unary_stream(path)(junk, timeout=10):
+                    pass
+            else:
+                await channel.unary_unary(path)(junk, timeout=10)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "is not this method's message" in (refused.value.details() or "")
+    assert "Traceback" not in caplog.text
+    async with connect(de.config.home, anonymous=True) as anon:
+        channel = anon.channel
+        with pytest.raises(grpc.aio.AioRpcError) as no_token:
+            await channel.unary_unary("/accord.v1.LocalApi/ListUsers")(junk, timeout=10)
+    assert no_token.value.code() == grpc.StatusCode.UNAUTHENTICATED

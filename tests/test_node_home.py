@@ -11,8 +11,7 @@ import pytest
 
 from node import home as home_mod
 from node.errors import ConfigError
-from node.policy.access import Role, User
-from tests.harness import Federation
+from tests.harness import Federation, approved_user
 from tests.test_cli_args import assert_one_line_error, run
 
 NL = "NL-POL"
@@ -57,7 +56,7 @@ def test_init_cleans_up_after_a_failure_half_way(
 ) -> None:
     """A failure after files were written (here: making the database) removes them all."""
 
-    def no_database(path: Path, statements: object = ()) -> None:
+    def no_database(path: Path, keys: object, statements: object = ()) -> None:
         path.write_bytes(b"partial")
         raise ConfigError("disk trouble")
 
@@ -133,18 +132,15 @@ async def test_users_enrol_never_overwrites_a_token_file(tmp_short: Path) -> Non
     fed = Federation(tmp_short, [NL, "DE-BKA"])
     try:
         node = await fed.start(NL)
-        admin = User("admin", Role.ADMINISTRATOR, frozenset())
-        added = await node.operations.add_user(
-            admin, name="bob", role="liaison_officer", clearances=[]
-        )
+        code = await approved_user(node, "bob", "liaison_officer", [])
         home = fed.homes[NL]
         kept = home / "tokens" / "bob"
         kept.write_text("someone else's token")
-        run_ = await accord("users", "enrol", "bob", "--code", added.code, "--save", "--home", home)
+        run_ = await accord("users", "enrol", "bob", "--code", code, "--save", "--home", home)
         assert_usage_error(run_, f"{kept} exists; a token file is never overwritten")
         assert kept.read_text() == "someone else's token"
         # Refused before the code was spent: bob can still redeem it.
-        _, token = await node.operations.enrol(name="bob", code=added.code)
+        _, token = await node.operations.enrol(name="bob", code=code)
         assert token != "someone else's token"
     finally:
         await fed.stop_all()
@@ -158,14 +154,11 @@ async def test_a_token_that_cannot_be_saved_is_shown_not_lost(tmp_short: Path) -
     fed = Federation(tmp_short, [NL, "DE-BKA"])
     try:
         node = await fed.start(NL)
-        admin = User("admin", Role.ADMINISTRATOR, frozenset())
-        added = await node.operations.add_user(
-            admin, name="bob", role="liaison_officer", clearances=[]
-        )
+        code = await approved_user(node, "bob", "liaison_officer", [])
         home = fed.homes[NL]
         (home / "tokens").rename(home / "tokens.kept")
         (home / "tokens").write_text("a file where the folder belongs")
-        run_ = await accord("users", "enrol", "bob", "--code", added.code, "--save", "--home", home)
+        run_ = await accord("users", "enrol", "bob", "--code", code, "--save", "--home", home)
         assert_usage_error(run_, "could not save the token to")
         token = run_.out.strip()
         user = await node.access_store.user_by_token(token)

@@ -278,6 +278,35 @@ async def test_forwarding_needs_the_right_to_read(fed3: Federation) -> None:
     await held(fr, forwarded.message_id, sender=DE)
 
 
+async def test_consent_needs_the_right_to_see_what_it_releases(fed3: Federation) -> None:
+    """A grant discloses the message it names: its author must be cleared for that message's
+    purpose (and its TLP, tests/attack/test_onward.py), and the message must be this agency's."""
+    nl, de, _ = await fed3.start_all()
+    await add_user(nl, "nick", "liaison_officer", ["missing-persons"])
+    await add_user(nl, "nora", "liaison_officer")
+    sent = await node_send(nl, incident(to=[DE]))  # serious-crime-investigation
+    await held(de, sent.message_id, sender=NL)
+    consent = grant(target=sent.message_id, to=DE, third=FR, purpose="missing-persons")
+
+    async def send_as(user: str, content: pb.MessageContent) -> grpc.aio.AioRpcError:
+        async with connect(nl.config.home, user=user) as c:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await c.api.Send(local_pb2.SendRequest(content=content))
+        return refused.value
+
+    uncleared = await send_as("nick", consent)
+    assert dict(uncleared.trailing_metadata() or ())["accord-denied"] == "CLEARANCE"
+    unknown = await send_as("nora", grant(target=sent.message_id[:-4] + "0000", to=DE, third=FR))
+    assert unknown.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "sent no such message" in (unknown.details() or "")
+    log = await nl.access_store.entries()
+    assert any(e.user == "nick" and e.outcome == "refused" for e in log)
+    async with connect(nl.config.home, user="nora") as c:
+        await c.api.Send(
+            local_pb2.SendRequest(content=grant(target=sent.message_id, to=DE, third=FR))
+        )
+
+
 async def run_accord(*args: str | Path) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "node.cli", *map(str, args),

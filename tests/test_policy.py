@@ -174,3 +174,66 @@ def test_approval_required_for_reply_after_hit() -> None:
     assert not out._check_pair(
         meta_of(reply), sender=NL, receiver=DE, now=NOW, thread=frozenset({"REQUEST_INFO"})
     ).needs_approval
+
+
+@pytest.mark.parametrize(
+    "type_",
+    [
+        pb.MESSAGE_TYPE_CLARIFICATION,
+        pb.MESSAGE_TYPE_SPONTANEOUS_PROVISION,
+        pb.MESSAGE_TYPE_DELAY_NOTICE,  # its free text can carry the data too
+        pb.MESSAGE_TYPE_REQUEST_INFO,
+    ],
+)
+def test_an_answer_to_a_hit_is_held_whatever_type_it_claims(type_: pb.MessageType) -> None:
+    """`REPLY>HIT_NOTIFICATION` holds what answers a hit by what it does: any message that can
+    carry data, sent into the hit's thread."""
+    answer = liaison(to=[DE], type_=type_, purpose="serious-crime-investigation")
+    answer.in_reply_to = "01234567-89ab-7def-8123-456789abcdef"
+    d = directory(approval_required=("REPLY>HIT_NOTIFICATION",))
+    out = Policy(directory=Directory.from_json(d.to_json()), agency=NL)
+    check = meta_of(complete(answer, sender=NL))
+    hit = frozenset({"HIT_NOTIFICATION"})
+    assert out._check_pair(check, sender=NL, receiver=DE, now=NOW, thread=hit).needs_approval
+    other = frozenset({"REQUEST_INFO"})
+    assert not out._check_pair(check, sender=NL, receiver=DE, now=NOW, thread=other).needs_approval
+
+
+def test_control_messages_that_carry_no_data_are_not_held_as_answers() -> None:
+    d = directory(approval_required=("REPLY>HIT_NOTIFICATION",))
+    out = Policy(directory=Directory.from_json(d.to_json()), agency=NL)
+    target = "01234567-89ab-7def-8123-456789abcdef"
+    erase = pb.MessageContent(
+        recipients=[DE],
+        type=pb.MESSAGE_TYPE_ERASURE_REQUEST,
+        purpose="serious-crime-investigation",
+        correlation_id=target,
+        control=pb.ControlBody(target_message_id=target, reason="wrong person"),
+    )
+    check = meta_of(complete(erase, sender=NL))
+    hit = frozenset({"HIT_NOTIFICATION"})
+    assert not out._check_pair(check, sender=NL, receiver=DE, now=NOW, thread=hit).needs_approval
+
+
+@pytest.mark.parametrize("carrier", ["liaison", "rectification"])
+def test_minimisation_holds_in_every_body_that_carries_entities(carrier: str) -> None:
+    """A person the agreement excludes is refused as a liaison body's entity, or in a
+    RECTIFICATION's corrected incident, as in an incident body."""
+    allowed = ("incident_id", "offence", "location", "narrative")
+    policy = Policy(
+        directory=directory(allowed_fields={"serious-crime-investigation": allowed}), agency=DE
+    )
+    content = incident(to=[DE])
+    person = pb.IncidentBody()
+    person.CopyFrom(content.incident)
+    assert any(e.WhichOneof("detail") == "person" for e in person.entities)
+    content.ClearField("incident")
+    if carrier == "liaison":
+        content.type = pb.MESSAGE_TYPE_SPONTANEOUS_PROVISION
+        content.liaison.subject = "Sighting"
+        content.liaison.entities.extend(person.entities)
+    else:
+        content.type = pb.MESSAGE_TYPE_RECTIFICATION
+        content.control.target_message_id = "01234567-89ab-7def-8123-456789abcdef"
+        content.control.corrected_incident.CopyFrom(person)
+    assert refusal(policy, meta_of(complete(content, sender=NL))) == "FIELDS_NOT_PERMITTED"

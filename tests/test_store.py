@@ -278,7 +278,13 @@ async def test_of_two_decisions_at_once_only_the_one_that_took_queues_the_messag
         )
         now = datetime.now(UTC)
         await approvals.hold_for_approval(held, recipients=[DE], author="alice", now=now)
-        common = {"message_id": held.message_id, "note": "", "now": now, "recipients": [DE]}
+        common = {
+            "message_id": held.message_id,
+            "author": "alice",
+            "note": "",
+            "now": now,
+            "recipients": [DE],
+        }
         await asyncio.gather(
             approvals.decide(approver="bob", approve=False, **common),  # type: ignore[arg-type]
             approvals.decide(approver="carol", approve=True, **common),  # type: ignore[arg-type]
@@ -435,6 +441,10 @@ async def test_checkpoints_copy_the_wal_into_the_database_file_between_commits(
         )
         assert setting == 0
         store.writer.checkpoint_frames = 10**9
+        # Pages freed by migrations (a dropped table) are reused before the file grows.
+        free = await store.writer.enqueue_call(
+            lambda conn: conn.execute("PRAGMA freelist_count").fetchone()[0]
+        )
         for i in range(5):
             m = inbound(store, f"0190a0a0-0000-7000-8000-00000000020{i}", os.urandom(4096))
             await store.writer.submit([store.message_txn(m)])
@@ -449,7 +459,7 @@ async def test_checkpoints_copy_the_wal_into_the_database_file_between_commits(
 
         await wait_for(checkpointed, timeout=5)
         # The six messages' pages, copied out of the WAL into the database file.
-        assert db.stat().st_size >= before + 6 * 4096
+        assert db.stat().st_size >= before + (6 - free) * 4096
     finally:
         await store.close()
 

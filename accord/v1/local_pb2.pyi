@@ -77,7 +77,7 @@ class WhoAmIRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class UserInfo(_message.Message):
-    __slots__ = ("name", "role", "clearances", "disabled", "state", "requested_role", "requested_by")
+    __slots__ = ("name", "role", "clearances", "disabled", "state", "requested_role", "requested_by", "requested_clearances", "has_requested_clearances", "requested_state")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     CLEARANCES_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +85,9 @@ class UserInfo(_message.Message):
     STATE_FIELD_NUMBER: _ClassVar[int]
     REQUESTED_ROLE_FIELD_NUMBER: _ClassVar[int]
     REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_CLEARANCES_FIELD_NUMBER: _ClassVar[int]
+    HAS_REQUESTED_CLEARANCES_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_STATE_FIELD_NUMBER: _ClassVar[int]
     name: str
     role: str
     clearances: _containers.RepeatedScalarFieldContainer[str]
@@ -92,7 +95,10 @@ class UserInfo(_message.Message):
     state: str
     requested_role: str
     requested_by: str
-    def __init__(self, name: _Optional[str] = ..., role: _Optional[str] = ..., clearances: _Optional[_Iterable[str]] = ..., disabled: _Optional[bool] = ..., state: _Optional[str] = ..., requested_role: _Optional[str] = ..., requested_by: _Optional[str] = ...) -> None: ...
+    requested_clearances: _containers.RepeatedScalarFieldContainer[str]
+    has_requested_clearances: bool
+    requested_state: str
+    def __init__(self, name: _Optional[str] = ..., role: _Optional[str] = ..., clearances: _Optional[_Iterable[str]] = ..., disabled: _Optional[bool] = ..., state: _Optional[str] = ..., requested_role: _Optional[str] = ..., requested_by: _Optional[str] = ..., requested_clearances: _Optional[_Iterable[str]] = ..., has_requested_clearances: _Optional[bool] = ..., requested_state: _Optional[str] = ...) -> None: ...
 
 class AddUserRequest(_message.Message):
     __slots__ = ("name", "role", "clearances")

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from node import deadlines, signing, wire
 from node.clock import Clock
-from node.delivery.budget import CooledDown, RefusalBudget
+from node.delivery.budget import CooledDown, RefusalBudget, VolumeBudget
 from node.errors import TRANSIENT, Reason, Refused
 from node.messages import MessageMeta, SignedReceipt
 from node.policy.inbound import AllOf, Inbound, Verdict
@@ -116,6 +116,7 @@ class _Draft:
     answer: Answer | None = None
     message: StoredMessage | None = None
     verdict: Verdict | None = None
+    size: int = 0  # of the content, for an accepted envelope (the peer's volume budget)
 
     def signed(self) -> Answer:
         assert self.answer is not None, "receipts are signed before answers are read"
@@ -141,11 +142,15 @@ class Receiver:
         on_refused: Callable[[str, str, str], None] = lambda sender, mid, reason: None,
         budget: RefusalBudget | None = None,
         redress: RedressLookups | None = None,
+        volume: VolumeBudget | None = None,
     ) -> None:
         """`checks`: what each envelope must pass (node/policy/inbound.py); `directory_serial`:
-        the serial of the directory loaded now, which stored refusals are remembered under."""
+        the serial of the directory loaded now, which stored refusals are remembered under;
+        `budget`: each peer's refused (and copied) envelopes; `volume`: each peer's stored
+        bytes."""
         self.agency = agency
         self._budget = budget
+        self._volume = volume
         self._signer = signer
         self._store = store
         self._clock = clock
@@ -188,6 +193,8 @@ class Receiver:
                 # may bring it) are committed, then the batch is checked again.
                 await self._look_up(peer.agency, lookups)
                 drafts = self._drafts(peer, envelopes, verified, now, lookups)
+            if self._volume is not None:
+                drafts = [self._within_volume(peer, d, now) for d in drafts]
             if self._budget is not None:
                 # A peer over its refusal budget waits here, holding up only its own batches.
                 refused = sum(1 for d in drafts if d.reason is not None)
@@ -287,6 +294,22 @@ class Receiver:
             lookups.sent.update(await self._redress.sent(peer, sorted(lookups.missed_sent)))
         lookups.fetched = True
 
+    def _within_volume(self, peer: Peer, draft: _Draft, now: datetime) -> _Draft:
+        """An accepted envelope past the peer's volume budget is deferred, not stored."""
+        if draft.reason is not None or self._volume is None:
+            return draft
+        if self._volume.take(peer.agency, draft.size):
+            return draft
+        return self._refusal_draft(
+            peer,
+            draft.mid,
+            draft.sha,
+            now,
+            Reason.VOLUME_EXCEEDED,
+            f"{self.agency} takes at most limits.peer_bytes_per_day from one peer (GetPolicy); "
+            "not kept, send it again later",
+        )
+
     def _sign(self, drafts: Sequence[_Draft], *, now: datetime) -> None:
         """Sign the drafts' receipts (one signature for all of them) and complete each: its
         answer and, if accepted, the row to store."""
@@ -347,10 +370,14 @@ class Receiver:
             log.warning("storage available again: envelopes are stored and answered")
         out: list[Answer | None] = []
         conflicts: list[tuple[int, _Draft]] = []  # answered ID_CONFLICT, signed below
+        copies = 0  # envelopes answered before: each costs this node the work of a refusal
         for draft, prior in zip(drafts, priors, strict=True):
             if prior is None:
                 out.append(draft.signed())
                 continue
+            copies += 1
+            if self._volume is not None and draft.reason is None:
+                self._volume.give_back(peer.agency, draft.size)  # not stored again
             if isinstance(prior, int):  # a copy of an envelope earlier in this batch
                 first = out[prior]
                 assert first is not None
@@ -377,10 +404,12 @@ class Receiver:
                 "a different message with this id was received before",
             )))  # fmt: skip
             out.append(None)
+        if copies and self._budget is not None:
+            # A resend after a lost receipt costs a few; a peer that sends the same envelopes
+            # over and over is slowed and cut off like one sending junk.
+            with contextlib.suppress(CooledDown):  # its next batch is refused
+                self._budget.charge(peer.agency, copies)
         if conflicts:
-            if self._budget is not None:
-                with contextlib.suppress(CooledDown):  # its next batch is refused
-                    self._budget.charge(peer.agency, len(conflicts))
             self._sign([c for _, c in conflicts], now=now)
             for at, conflict in conflicts:
                 out[at] = conflict.signed()
@@ -496,6 +525,7 @@ class Receiver:
             signature=signature,
             proof=proof,
             sealed=sealed,
+            size=len(content),
         )
 
     def _checked(

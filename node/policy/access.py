@@ -8,7 +8,9 @@ Decisions (where the design is silent):
 - TLP:RED content is for supervisors only; TLP:AMBER+STRICT for cleared officers and
   supervisors; auditors and administrators never read content, only metadata and logs.
 - Sending and forwarding need the liaison officer or supervisor role and a clearance for the
-  purpose. Approving needs the supervisor role, a clearance for the message's purpose, and
+  purpose. A TRANSFER_AUTHORISATION_GRANT (or its withdrawal) releases the message it names:
+  it needs the right to see that message (role, clearance for its purpose, TLP). Approving
+  needs the supervisor role, a clearance for the message's purpose, and
   must not be the author (four eyes).
 - Managing users, and moving a drill-mode node's clock, need the administrator role; reading
   the access log needs auditor or administrator.
@@ -40,12 +42,7 @@ class User:
     role: Role
     clearances: frozenset[str]
     disabled: bool = False
-    pending: bool = False  # created for a role no second administrator has approved yet
-
-
-# Roles that see traffic beyond one officer's (supervisors), all of it (auditors), or manage
-# users (administrators): given only with a second administrator's approval.
-PRIVILEGED = frozenset({Role.SUPERVISOR, Role.AUDITOR, Role.ADMINISTRATOR})
+    pending: bool = False  # created, and no second administrator has approved them yet
 
 
 def _operational(user: User, what: str) -> None:
@@ -55,18 +52,27 @@ def _operational(user: User, what: str) -> None:
         )
 
 
-def _cleared(user: User, purpose: str) -> None:
+def _cleared(user: User, purpose: str, *, named: bool = True) -> None:
+    """`named`: the refusal may name the purpose (one the user chose); a stored message's
+    purpose is itself what a user not cleared for it may not see (the access log has it)."""
     if purpose not in user.clearances:
-        raise PermissionDenied(
-            "CLEARANCE", f"{user.name} is not cleared for the purpose {purpose!r}"
-        )
+        what = f"the purpose {purpose!r}" if named else "this message's purpose"
+        raise PermissionDenied("CLEARANCE", f"{user.name} is not cleared for {what}")
+
+
+def check_may_read(
+    user: User, *, purpose: str, tlp: str, what: str = "reading message content"
+) -> None:
+    """Role, clearance and TLP: whether the user may see the content (reading it also needs a
+    justification; consenting to its onward transfer does not, but discloses it all the same)."""
+    _operational(user, what)
+    _cleared(user, purpose, named=False)
+    if tlp == "RED" and user.role != Role.SUPERVISOR:
+        raise PermissionDenied("TLP", "TLP:RED content is for supervisors only")
 
 
 def check_read(user: User, *, purpose: str, tlp: str, justification: str) -> None:
-    _operational(user, "reading message content")
-    _cleared(user, purpose)
-    if tlp == "RED" and user.role != Role.SUPERVISOR:
-        raise PermissionDenied("TLP", "TLP:RED content is for supervisors only")
+    check_may_read(user, purpose=purpose, tlp=tlp)
     if len(justification.strip()) < MIN_JUSTIFICATION:
         raise PermissionDenied(
             "JUSTIFICATION",
@@ -89,7 +95,7 @@ def check_forward(user: User, *, purpose: str, justification: str) -> None:
 def check_approve(user: User, *, author: str, purpose: str) -> None:
     if user.role != Role.SUPERVISOR:
         raise PermissionDenied("ROLE", f"{user.name} is {user.role}; approval needs a supervisor")
-    _cleared(user, purpose)
+    _cleared(user, purpose, named=False)
     if user.name == author:
         raise PermissionDenied("FOUR_EYES", "the author of a message cannot approve it")
 

@@ -8,7 +8,7 @@ Nothing here does I/O: the directory and clock reading are passed in.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -213,8 +213,34 @@ class Policy:
             agreement=a,
             retain_until=min(limits),
             needs_approval=meta.type in a.approval_required
-            or any(f"{meta.type}>{t}" in a.approval_required for t in thread),
+            or _answers_held(meta.type, thread, a.approval_required),
         )
+
+
+# Messages that act on an earlier message's terms, consent or existence and carry no data of
+# their own (a reason at most): they never release data in answer to anything, and redress
+# must not wait for a second person. A RECTIFICATION carries a corrected body: not here.
+_CARRY_NO_DATA = frozenset(
+    {
+        "HANDLING_UPDATE",
+        "ERASURE_REQUEST",
+        "INCIDENT_RETRACT",
+        "TRANSFER_AUTHORISATION_REQUEST",
+        "TRANSFER_AUTHORISATION_GRANT",
+    }
+)
+
+
+def _answers_held(type_: str, thread: frozenset[str], rules: Sequence[str]) -> bool:
+    """Whether a message answers, in its thread, a received message whose answers the
+    agreement holds for a second person (`TYPE>REPLIED`). Decided by what the message does,
+    not the type it claims: any message that can carry data (everything but `_CARRY_NO_DATA`)
+    sent into a REPLIED message's thread is held, so a hit answered as a CLARIFICATION or a
+    SPONTANEOUS_PROVISION waits as a REPLY does."""
+    if type_ in _CARRY_NO_DATA:
+        return False
+    answered = {rule.partition(">")[2] for rule in rules if ">" in rule}
+    return bool(answered & thread)
 
 
 def _days(meta: MessageMeta) -> str:

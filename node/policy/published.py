@@ -99,6 +99,8 @@ def document(
             "refusal_cooldown_seconds": limits.refusal_cooldown_seconds,
             "rejection_retention_days": limits.rejection_retention_days,
             "max_clock_skew_seconds": limits.max_clock_skew_seconds,
+            "peer_bytes_per_day": limits.peer_bytes_per_day,
+            "peer_bytes_burst": limits.peer_bytes_burst,
         },
     }
     return json.dumps(doc, indent=2, sort_keys=True).encode()

@@ -22,7 +22,8 @@ The surface other modules use, and all a second backend would need to provide:
   `recipients_with_queued()`, `outbox()`;
 - reads: `get_message`, `list_messages`, `thread_types`, `replies_to`, `deliveries`,
   `deliveries_of`, `count`;
-- trust marks: `high_waters(*names)`, `record_high_waters(marks)`;
+- trust marks: `high_waters(*names)`, `record_high_waters(marks)` (checked: ConfigError if
+  node_state was altered);
 - erasure: `erase_message(id, direction=, reason=, actor=)` (crypto-shredding at once, with a
   tombstone and an access log entry), `held(id, correlation_id)`; the sweeps and key moves
   behind it are in erasure.py.
@@ -31,8 +32,10 @@ The surface other modules use, and all a second backend would need to provide:
 (`hold_for_approval`, `decide`), grants, the access log (`log`, and the `log_txn` builder).
 `LoginStore` (logins.py): passwords, failed logins, sessions. Both share the `Store`'s writer
 and reader (`Store.writer`, `Store.reader`: this package's own plumbing, not for other
-modules). `KeyRing` (keys.py): the master key and per-message data keys, wrapped by the
-bucket keys of the `Keystore` (keystore.py), a file of its own beside the database.
+modules). `KeyRing` (keys.py): the master key, per-message data keys, wrapped by the bucket
+keys of the `Keystore` (keystore.py, a file of its own beside the database), and the row MAC
+key; rowmac.py binds the rows that grant access (users, clearances, enrolments, passwords,
+sessions, pending changes, approvals, node_state) to it.
 """
 
 from node.store.db import Delivery, PeerQueue, PendingEnvelope, StoredMessage

@@ -14,7 +14,9 @@ from datetime import datetime
 import aiosqlite
 
 from node.policy.access import Role, User
+from node.store import rowmac
 from node.store.db import Store, StoredMessage, succeeded, time_text
+from node.store.keys import KeyRing
 
 
 def token_digest(token: str) -> bytes:
@@ -22,13 +24,38 @@ def token_digest(token: str) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
+class UserChange:
+    """A change to a user that waits for a second administrator; None: that part stays."""
+
+    role: Role | None = None
+    clearances: frozenset[str] | None = None
+    enabled: bool | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.role is not None:
+            parts.append(f"as {self.role}")
+        if self.clearances is not None:
+            parts.append(f"cleared for {','.join(sorted(self.clearances)) or 'nothing'}")
+        if self.enabled is not None:
+            parts.append("enabled" if self.enabled else "disabled")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
 class UserRecord:
-    """A user as administrators see them: enrolled or not, and any role awaiting approval."""
+    """A user as administrators see them: enrolled or not, and any change awaiting approval."""
 
     user: User
     enrolled: bool
-    requested_role: str | None
+    requested: UserChange | None
     requested_by: str | None
+
+    @property
+    def requested_role(self) -> str | None:
+        return (
+            None if self.requested is None or self.requested.role is None else self.requested.role
+        )
 
     @property
     def state(self) -> str:
@@ -77,33 +104,72 @@ class AccessStore:
     # ---- users ------------------------------------------------------------------------------
 
     _USERS = (
-        "SELECT u.name, u.role, u.disabled_at, u.pending, group_concat(c.purpose, char(31)), "
-        "e.user_name IS NULL, r.role, r.requested_by "
-        "FROM users u LEFT JOIN clearances c ON c.user_name = u.name "
-        "LEFT JOIN enrolments e ON e.user_name = u.name "
-        "LEFT JOIN role_requests r ON r.user_name = u.name "
+        "SELECT u.name, u.role, u.token_sha256, u.disabled_at, u.pending, u.mac, "
+        "e.user_name IS NULL, r.user_name, r.role, r.clearances, r.enabled, r.requested_by, "
+        "r.requested_at, r.mac "
+        "FROM users u LEFT JOIN enrolments e ON e.user_name = u.name "
+        "LEFT JOIN user_requests r ON r.user_name = u.name "
     )
 
     async def records(self, name: str | None = None) -> list[UserRecord]:
+        """Users whose rows the node wrote (rowmac.py): a forged row, clearance or request
+        is left out, and logged."""
+        keys = self._store.keys
         where, params = ("WHERE u.name = ? ", (name,)) if name is not None else ("", ())
+        cursor = await self._r.execute(self._USERS + where + "ORDER BY u.name", params)
+        users = await cursor.fetchall()
+        where = "WHERE user_name = ?" if name is not None else ""
         cursor = await self._r.execute(
-            self._USERS + where + "GROUP BY u.name ORDER BY u.name", params
+            f"SELECT user_name, purpose, mac FROM clearances {where}",  # noqa: S608 (constant)
+            params,
         )
-        return [
-            UserRecord(
-                User(
-                    name,
-                    Role(role),
-                    frozenset(p.split("\x1f")) if p else frozenset(),
-                    bool(disabled),
-                    bool(pending),
-                ),
-                enrolled=bool(enrolled),
-                requested_role=requested,
-                requested_by=by,
+        cleared: dict[str, set[str]] = {}
+        for user_name, purpose, mac in await cursor.fetchall():
+            row = {"user_name": user_name, "purpose": purpose, "mac": mac}
+            if rowmac.verified(keys, "clearances", row, what=f"{user_name}: {purpose}"):
+                cleared.setdefault(user_name, set()).add(purpose)
+        out = []
+        for u_name, role, digest, disabled, pending, u_mac, enrolled, *request in users:
+            user_row = {
+                "name": u_name,
+                "role": role,
+                "token_sha256": digest,
+                "disabled_at": disabled,
+                "pending": pending,
+                "mac": u_mac,
+            }
+            if not rowmac.verified(keys, "users", user_row, what=u_name):
+                continue
+            out.append(
+                UserRecord(
+                    User(
+                        u_name,
+                        Role(role),
+                        frozenset(cleared.get(u_name, ())),
+                        disabled is not None,
+                        bool(pending),
+                    ),
+                    enrolled=bool(enrolled),
+                    requested=self._change(keys, request),
+                    requested_by=request[4] if request[0] is not None else None,
+                )
             )
-            for name, role, disabled, pending, p, enrolled, requested, by in await cursor.fetchall()
-        ]
+        return out
+
+    @staticmethod
+    def _change(keys: KeyRing, request: Sequence[object]) -> UserChange | None:
+        columns = rowmac.COVERED["user_requests"]
+        row = dict(zip((*columns, "mac"), request, strict=True))
+        if row["user_name"] is None or not rowmac.verified(
+            keys, "user_requests", row, what=str(row["user_name"])
+        ):
+            return None
+        role, purposes, enabled = row["role"], row["clearances"], row["enabled"]
+        return UserChange(
+            role=None if role is None else Role(str(role)),
+            clearances=None if purposes is None else _purposes(str(purposes)),
+            enabled=None if enabled is None else bool(enabled),
+        )
 
     async def users(self) -> list[User]:
         return [r.user for r in await self.records()]
@@ -121,14 +187,6 @@ class AccessStore:
         row = await cursor.fetchone()
         return None if row is None else await self.user(row[0])
 
-    async def add_user(
-        self, *, name: str, role: Role, token: str, purposes: Sequence[str], now: datetime
-    ) -> None:
-        """A user with a token (the bootstrap administrator)."""
-        await self._store.writer.submit(
-            add_user_txn(name=name, role=role, token=token, purposes=purposes, now=now)
-        )
-
     async def add_enrolling_user(
         self,
         *,
@@ -140,33 +198,49 @@ class AccessStore:
         requested_by: str | None,
         now: datetime,
     ) -> None:
-        """A user who has yet to redeem `code` for a token; `requested_by`: the role waits for
-        a second administrator (the user has no access until then, and the code needs a
-        second part from the approver)."""
+        """A user who has yet to redeem `code` for a token; `requested_by`: the user waits for
+        a second administrator (no access until then, and the code needs a second part from
+        the approver)."""
+        keys = self._store.keys
         placeholder = secrets.token_urlsafe(32)  # its digest opens nothing: nobody holds it
-        statements = add_user_txn(
-            name=name, role=role, token=placeholder, purposes=purposes, now=now
-        )
         pending = requested_by is not None
-        statements.append(
-            (
-                "INSERT INTO enrolments (user_name, code_sha256, needs_second, expires_at) "
-                "VALUES (?, ?, ?, ?)",
-                (name, token_digest(code), int(pending), time_text(expires_at)),
-            )
+        statements = add_user_txn(
+            keys,
+            name=name,
+            role=role,
+            token=placeholder,
+            purposes=purposes,
+            now=now,
+            pending=pending,
         )
+        enrolment = {
+            "user_name": name,
+            "code_sha256": token_digest(code),
+            "second_sha256": None,
+            "needs_second": int(pending),
+            "expires_at": time_text(expires_at),
+        }
+        statements.append(rowmac.insert("enrolments", keys, enrolment))
         if pending:
-            statements.append(("UPDATE users SET pending = 1 WHERE name = ?", (name,)))
-            statements.append(self._request_txn(name, role, requested_by or "", now))
+            statements.append(
+                self._request_txn(name, UserChange(role=role), requested_by or "", now)
+            )
         await self._store.writer.submit(statements)
 
-    @staticmethod
-    def _request_txn(name: str, role: Role, by: str, now: datetime) -> tuple[str, Sequence[object]]:
-        return (
-            "INSERT OR REPLACE INTO role_requests (user_name, role, requested_by, requested_at) "
-            "VALUES (?, ?, ?, ?)",
-            (name, role.value, by, time_text(now)),
-        )
+    def _request_txn(
+        self, name: str, change: UserChange, by: str, now: datetime
+    ) -> tuple[str, Sequence[object]]:
+        row = {
+            "user_name": name,
+            "role": None if change.role is None else change.role.value,
+            "clearances": None
+            if change.clearances is None
+            else "\x1f".join(sorted(change.clearances)),
+            "enabled": None if change.enabled is None else int(change.enabled),
+            "requested_by": by,
+            "requested_at": time_text(now),
+        }
+        return rowmac.insert("user_requests", self._store.keys, row, replace=True)
 
     async def redeem(
         self, *, name: str, parts: Sequence[str], token: str, now: datetime
@@ -177,21 +251,28 @@ class AccessStore:
         given = [token_digest(p) for p in parts]
         when = time_text(now)
 
+        keys = self._store.keys
+
         def run(conn: sqlite3.Connection) -> str | None:
             user = conn.execute(
                 "SELECT disabled_at, pending FROM users WHERE name = ?", (name,)
             ).fetchone()
-            code = conn.execute(
-                "SELECT code_sha256, second_sha256, needs_second, expires_at FROM enrolments "
-                "WHERE user_name = ?",
+            found = conn.execute(
+                "SELECT user_name, code_sha256, second_sha256, needs_second, expires_at, mac "
+                "FROM enrolments WHERE user_name = ?",
                 (name,),
             ).fetchone()
+            code = None
+            if found is not None:
+                row = dict(zip((*rowmac.COVERED["enrolments"], "mac"), found, strict=True))
+                if rowmac.verified(keys, "enrolments", row, what=name):
+                    code = found[1:5]
             if user is None or code is None:
                 return "no enrolment code is open for this user (each code works once)"
             if user[0] is not None:
                 return "the user is disabled"
             if user[1]:
-                return "the user's role still awaits a second administrator's approval"
+                return "the user still awaits a second administrator's approval"
             first, second, needs_second, expires = code
             expected = [first, second] if needs_second else [first]
             if len(given) != len(expected) or not all(
@@ -203,86 +284,139 @@ class AccessStore:
                 )
             if expires <= when:
                 return f"the code expired at {expires}; ask an administrator for a new user"
-            conn.execute(
-                "UPDATE users SET token_sha256 = ? WHERE name = ?", (token_digest(token), name)
-            )
+            if not rowmac.update(
+                conn, keys, "users", ("name", name), {"token_sha256": token_digest(token)}
+            ):
+                return "the user's record is not the node's own (see the node's log)"
             conn.execute("DELETE FROM enrolments WHERE user_name = ?", (name,))
             return None
 
         result: str | None = await asyncio.shield(self._store.writer.enqueue_call(run))
         return result
 
-    async def request_role(self, *, name: str, role: Role, by: str, now: datetime) -> None:
-        await self._store.writer.submit([self._request_txn(name, role, by, now)])
-
-    async def decide_role(
-        self, *, name: str, approve: bool, second: str | None, expires_at: datetime
+    async def request_change(
+        self, *, name: str, change: UserChange, by: str, now: datetime
     ) -> None:
-        """Apply (or drop) the role `name` waits for; a new user rejected is removed. `second`:
-        the second part of a new user's enrolment code."""
-        statements: list[tuple[str, Sequence[object]]] = []
-        if approve:
-            statements.append(
-                (
-                    "UPDATE users SET role = (SELECT role FROM role_requests WHERE user_name = ?), "
-                    "pending = 0 WHERE name = ?",
-                    (name, name),
-                )
-            )
-            if second is not None:
-                statements.append(
-                    (
-                        "UPDATE enrolments SET second_sha256 = ?, expires_at = ? "
-                        "WHERE user_name = ?",
-                        (token_digest(second), time_text(expires_at), name),
-                    )
-                )
-        else:
-            for sql in (
-                "DELETE FROM enrolments WHERE user_name = ? AND EXISTS "
-                "(SELECT 1 FROM users WHERE name = ? AND pending = 1)",
-                "DELETE FROM clearances WHERE user_name = ? AND EXISTS "
-                "(SELECT 1 FROM users WHERE name = ? AND pending = 1)",
-            ):
-                statements.append((sql, (name, name)))
-        statements.append(("DELETE FROM role_requests WHERE user_name = ?", (name,)))
-        if not approve:
-            statements.append(("DELETE FROM users WHERE name = ? AND pending = 1", (name,)))
+        await self._store.writer.submit([self._request_txn(name, change, by, now)])
+
+    async def decide_change(
+        self, *, name: str, approve: bool, second: str | None, now: datetime, expires_at: datetime
+    ) -> None:
+        """Apply (or drop) the change `name` waits for; a new user rejected is removed.
+        `second`: the second part of the enrolment code of a user not enrolled yet (their
+        code then needs both parts)."""
+        when = time_text(now)
+        keys = self._store.keys
 
         def run(conn: sqlite3.Connection) -> None:
-            # In this order (the role is read from the request before it is deleted): a
-            # group commit orders plain statements by their text, not by unit.
-            for sql, params in statements:
-                conn.execute(sql, params)
+            found = conn.execute(
+                "SELECT user_name, role, clearances, enabled, requested_by, requested_at, mac "
+                "FROM user_requests WHERE user_name = ?",
+                (name,),
+            ).fetchone()
+            conn.execute("DELETE FROM user_requests WHERE user_name = ?", (name,))
+            if found is None:
+                return
+            change = self._change(keys, found)
+            if change is None:
+                return  # forged: logged, and nothing of it applied
+            if not approve:
+                if conn.execute(
+                    "SELECT 1 FROM users WHERE name = ? AND pending = 1", (name,)
+                ).fetchone():
+                    for table, column in (
+                        ("enrolments", "user_name"),
+                        ("clearances", "user_name"),
+                        ("users", "name"),
+                    ):
+                        conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))  # noqa: S608 (constant names)
+                return
+            changes: dict[str, object] = {"pending": 0}
+            if change.role is not None:
+                changes["role"] = change.role.value
+            if change.enabled is not None:
+                changes["disabled_at"] = None if change.enabled else when
+            if not rowmac.update(conn, keys, "users", ("name", name), changes):
+                return
+            if change.enabled is False:  # as disable_user: sessions end for good
+                conn.execute("DELETE FROM sessions WHERE user_name = ?", (name,))
+            if change.clearances is not None:
+                conn.execute("DELETE FROM clearances WHERE user_name = ?", (name,))
+                for purpose in sorted(change.clearances):
+                    row = {"user_name": name, "purpose": purpose}
+                    conn.execute(*rowmac.insert("clearances", keys, row))
+            if second is not None:
+                rowmac.update(
+                    conn,
+                    keys,
+                    "enrolments",
+                    ("user_name", name),
+                    {
+                        "second_sha256": token_digest(second),
+                        "needs_second": 1,
+                        "expires_at": time_text(expires_at),
+                    },
+                )
 
         await asyncio.shield(self._store.writer.enqueue_call(run))
 
-    async def set_role(self, *, name: str, role: Role) -> None:
-        await self._store.writer.submit(
-            [
-                ("UPDATE users SET role = ? WHERE name = ?", (role.value, name)),
-                ("DELETE FROM role_requests WHERE user_name = ?", (name,)),
-            ]
+    async def had_two_administrators(self) -> bool:
+        cursor = await self._r.execute(
+            "SELECT name, value, mac FROM node_state WHERE name = 'had_two_administrators'"
+        )
+        found = await cursor.fetchone()
+        if found is None:
+            return False
+        row = dict(zip(("name", "value", "mac"), found, strict=True))
+        # A forged row only takes the bootstrap exception away: it counts as set.
+        rowmac.verified(self._store.keys, "node_state", row, what="had_two_administrators")
+        return True
+
+    async def remember_two_administrators(self) -> None:
+        """Recorded once and for good: the bootstrap exception never comes back."""
+        keys = self._store.keys
+        await asyncio.shield(
+            self._store.writer.enqueue_call(
+                lambda conn: rowmac.put_state(conn, keys, "had_two_administrators", 1)
+            )
         )
 
+    async def set_role(self, *, name: str, role: Role) -> None:
+        await self._update_user(name, {"role": role.value})
+
     async def set_clearances(self, *, name: str, purposes: Sequence[str]) -> None:
+        keys = self._store.keys
         statements: list[tuple[str, Sequence[object]]] = [
             ("DELETE FROM clearances WHERE user_name = ?", (name,))
         ]
         statements += [
-            ("INSERT INTO clearances (user_name, purpose) VALUES (?, ?)", (name, p))
-            for p in purposes
+            rowmac.insert("clearances", keys, {"user_name": name, "purpose": p})
+            for p in sorted(set(purposes))
         ]
-        await self._store.writer.submit(statements)
+
+        def run(conn: sqlite3.Connection) -> None:
+            for sql, params in statements:  # in this order (see decide_change)
+                conn.execute(sql, params)
+
+        await asyncio.shield(self._store.writer.enqueue_call(run))
 
     async def disable_user(self, *, name: str, now: datetime) -> None:
-        await self._store.writer.submit(
-            [("UPDATE users SET disabled_at = ? WHERE name = ?", (time_text(now), name))]
-        )
+        """Disabled, and their login sessions ended for good: enabling the user again does
+        not bring back a session from before (a stolen one included)."""
+        keys = self._store.keys
 
-    async def enable_user(self, *, name: str) -> None:
-        await self._store.writer.submit(
-            [("UPDATE users SET disabled_at = NULL WHERE name = ?", (name,))]
+        def run(conn: sqlite3.Connection) -> None:
+            rowmac.update(conn, keys, "users", ("name", name), {"disabled_at": time_text(now)})
+            conn.execute("DELETE FROM sessions WHERE user_name = ?", (name,))
+
+        await asyncio.shield(self._store.writer.enqueue_call(run))
+
+    async def _update_user(self, name: str, changes: dict[str, object]) -> None:
+        keys = self._store.keys
+        await asyncio.shield(
+            self._store.writer.enqueue_call(
+                lambda conn: rowmac.update(conn, keys, "users", ("name", name), changes)
+            )
         )
 
     # ---- approvals --------------------------------------------------------------------------
@@ -298,14 +432,18 @@ class AccessStore:
     ) -> None:
         """Store an outbound message without outbox rows, pending a second person's approval
         (with `also`, its access log entry, in the same commit)."""
+        row = {
+            "message_id": message.message_id,
+            "author": author,
+            "recipients": ",".join(recipients),
+            "state": "pending",
+            "decided_by": None,
+            "requested_at": time_text(now),
+        }
         await self._store.writer.submit(
             [
                 self._store.message_txn(message),
-                (
-                    "INSERT INTO approvals (message_id, author, recipients, requested_at) "
-                    "VALUES (?, ?, ?, ?)",
-                    (message.message_id, author, ",".join(recipients), time_text(now)),
-                ),
+                rowmac.insert("approvals", self._store.keys, row),
                 *also,
             ]
         )
@@ -313,28 +451,45 @@ class AccessStore:
     async def approval(self, message_id: str) -> Approval | None:
         cursor = await self._r.execute(
             "SELECT message_id, author, recipients, state, requested_at, decided_by, decided_at, "
-            "note FROM approvals WHERE message_id = ?",
+            "note, mac FROM approvals WHERE message_id = ?",
             (message_id,),
         )
         row = await cursor.fetchone()
-        return _approval(row) if row else None
+        return self._approval(row) if row else None
 
     async def approvals(self, *, state: str | None = "pending") -> list[Approval]:
         sql = (
             "SELECT message_id, author, recipients, state, requested_at, decided_by, decided_at, "
-            "note FROM approvals"
+            "note, mac FROM approvals"
         )
         params: tuple[str, ...] = ()
         if state:
             sql += " WHERE state = ?"
             params = (state,)
         cursor = await self._r.execute(sql + " ORDER BY requested_at", params)
-        return [_approval(r) for r in await cursor.fetchall()]
+        found = [self._approval(r) for r in await cursor.fetchall()]
+        return [a for a in found if a is not None]
+
+    def _approval(self, row: Sequence[object]) -> Approval | None:
+        """An approval row the node wrote (a forged one, logged, is not one)."""
+        found = _approval(row)
+        covered = {
+            "message_id": found.message_id,
+            "author": found.author,
+            "recipients": row[2],
+            "state": found.state,
+            "decided_by": found.decided_by,
+            "mac": row[8],
+        }
+        if not rowmac.verified(self._store.keys, "approvals", covered, what=found.message_id):
+            return None
+        return found
 
     async def decide(
         self,
         *,
         message_id: str,
+        author: str,
         approver: str,
         approve: bool,
         note: str,
@@ -347,11 +502,20 @@ class AccessStore:
         `on_commit` runs the moment the unit commits, in commit order with every other unit's
         continuation (so before anything committed later is handed to a link)."""
         decided_at = time_text(now)
+        state = "approved" if approve else "rejected"
+        decided = {
+            "message_id": message_id,
+            "author": author,
+            "recipients": ",".join(recipients),
+            "state": state,
+            "decided_by": approver,
+        }
+        mac = rowmac.mac(self._store.keys, "approvals", decided)
         statements: list[tuple[str, Sequence[object]]] = [
             (
-                "UPDATE approvals SET state = ?, decided_by = ?, decided_at = ?, note = ? "
-                "WHERE message_id = ? AND state = 'pending'",
-                ("approved" if approve else "rejected", approver, decided_at, note, message_id),
+                "UPDATE approvals SET state = ?, decided_by = ?, decided_at = ?, note = ?, "
+                "mac = ? WHERE message_id = ? AND state = 'pending'",
+                (state, approver, decided_at, note, mac, message_id),
             )
         ]
         if approve:
@@ -442,20 +606,34 @@ def log_txn(
 
 
 def add_user_txn(
-    *, name: str, role: Role, token: str, purposes: Sequence[str], now: datetime
+    keys: KeyRing,
+    *,
+    name: str,
+    role: Role,
+    token: str,
+    purposes: Sequence[str],
+    now: datetime,
+    pending: bool = False,
 ) -> list[tuple[str, Sequence[object]]]:
     """The statements that create a user (also run by `accord node init`, without a writer)."""
-    statements: list[tuple[str, Sequence[object]]] = [
-        (
-            "INSERT INTO users (name, role, token_sha256, created_at) VALUES (?, ?, ?, ?)",
-            (name, role.value, token_digest(token), time_text(now)),
-        )
-    ]
+    user = {
+        "name": name,
+        "role": role.value,
+        "token_sha256": token_digest(token),
+        "disabled_at": None,
+        "pending": int(pending),
+        "created_at": time_text(now),
+    }
+    statements = [rowmac.insert("users", keys, user)]
     statements += [
-        ("INSERT OR IGNORE INTO clearances (user_name, purpose) VALUES (?, ?)", (name, p))
-        for p in purposes
+        rowmac.insert("clearances", keys, {"user_name": name, "purpose": p})
+        for p in sorted(set(purposes))
     ]
     return statements
+
+
+def _purposes(joined: str | None) -> frozenset[str]:
+    return frozenset(joined.split("\x1f")) if joined else frozenset()
 
 
 def _approval(row: Sequence[object]) -> Approval:

@@ -24,6 +24,7 @@ from node.errors import ConfigError, Reason, Refused
 from node.messages import MessageMeta
 from node.store.keys import SEAL_VERSION, KeyRing, Sealed, SealError, aad_for
 from node.store.keystore import day_bucket
+from node.store.rowmac import check_state, put_state, seal_existing
 from node.store.writer import GroupCommitWriter, Statement
 
 _MIGRATION = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
@@ -320,7 +321,9 @@ class Store:
             await wconn.execute("PRAGMA wal_autocheckpoint=0")
             await wconn.execute("PRAGMA secure_delete=ON")
             await wconn.execute("PRAGMA foreign_keys=ON")
-            await asyncio.to_thread(_migrate_file, path, create=create, synchronous=synchronous)
+            await asyncio.to_thread(
+                _migrate_file, path, create=create, synchronous=synchronous, keys=keys
+            )
             # Inline transactions never wait for a lock on the loop's thread: the writer runs a
             # locked one again on the connection's thread, with a timeout (writer.py).
             await wconn.execute("PRAGMA busy_timeout=0")
@@ -751,14 +754,21 @@ class Store:
                         "master.key does not open the messages in accord.db: restore the "
                         "right master.key from your backup"
                     ) from exc
+        # Only now: node_state's MACs are keyed from the master key, so a missing or wrong
+        # key would fail this check too, and is named above instead.
+        try:
+            await self._state()
+        except ConfigError as exc:
+            if created:
+                raise ConfigError(
+                    "master.key is missing, but accord.db was made with one: restore "
+                    "master.key from your backup"
+                ) from exc
+            raise
         if recorded is None:
-            await self.writer.submit(
-                [
-                    (
-                        "INSERT INTO node_state (name, value) VALUES ('master_key_check', ?)",
-                        (self.keys.check_value,),
-                    )
-                ]
+            keys = self.keys
+            await self.writer.enqueue_call(
+                lambda conn: put_state(conn, keys, "master_key_check", keys.check_value)
             )
 
     async def check_keystore(self) -> None:
@@ -781,28 +791,27 @@ class Store:
                 "they cannot be read)"
             )
 
+    async def _state(self) -> dict[str, object]:
+        """node_state, checked (rowmac.read_state): ConfigError if it was altered."""
+        found = await self._rconn.execute_fetchall("SELECT name, value, mac FROM node_state")
+        return check_state(found, self.keys)
+
     async def high_waters(self, *names: str) -> dict[str, int]:
-        """The highest values recorded under `names` (missing: never recorded)."""
-        marks = ",".join("?" * len(names))
-        rows = await self._rconn.execute_fetchall(
-            f"SELECT name, value FROM node_state WHERE name IN ({marks})",  # noqa: S608 (only ? marks)
-            names,
-        )
-        return {str(name): int(value) for name, value in rows}
+        """The highest values recorded under `names` (missing: never recorded), checked:
+        ConfigError if node_state was altered."""
+        state = await self._state()
+        return {name: int(str(state[name])) for name in names if name in state}
 
     def record_high_waters(self, marks: dict[str, int]) -> asyncio.Future[None]:
         """Queue `marks` (name -> value) as one unit, each value kept unless a higher one is
         recorded already; the future resolves once they are committed."""
-        return self.writer.enqueue(
-            [
-                (
-                    "INSERT INTO node_state (name, value) VALUES (?, ?) "
-                    "ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
-                    (name, value),
-                )
-                for name, value in marks.items()
-            ]
-        )
+        keys = self.keys
+
+        def run(conn: sqlite3.Connection) -> None:
+            for name, value in marks.items():
+                put_state(conn, keys, name, value, at_least=True)
+
+        return self.writer.enqueue_call(run)
 
     async def sweep_rejections(self, *, before: datetime, limit: int) -> int:
         """Delete up to `limit` stored refusals received before `before`; how many went."""
@@ -1038,16 +1047,17 @@ def _check_initialised(path: Path) -> None:
         raise DatabaseMissing(f"home initialised but database empty: {path} is 0 bytes; {hint}")
 
 
-def create_database(path: Path, statements: Sequence[Statement] = ()) -> None:
+def create_database(path: Path, keys: KeyRing, statements: Sequence[Statement] = ()) -> None:
     """A new database with the whole schema and `statements` run in one transaction after it
-    (`accord node init`: the bootstrap administrator); synchronous, no writer."""
+    (`accord node init`: the bootstrap administrator); synchronous, no writer. `keys`: the
+    master key the node will use (it keys the rows' MACs)."""
     if path.exists():
         raise ConfigError(f"{path} exists; refusing to overwrite it")
     _create_private(path)
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
-        _migrate_sync(conn, create=True)
+        _migrate_sync(conn, create=True, keys=keys)
         conn.execute("BEGIN IMMEDIATE")
         for sql, params in statements:
             conn.execute(sql, params)
@@ -1065,8 +1075,14 @@ def _scripts() -> list[tuple[int, str, str]]:
     )
 
 
-def _migrate_sync(conn: sqlite3.Connection, *, create: bool) -> None:
-    """Apply numbered migrations (NNN_name.sql) not yet applied, each in its own transaction.
+# Python steps of migrations, run after the version's SQL in the same transaction (they need
+# the master key, which SQL does not have).
+_STEPS: dict[int, Callable[[sqlite3.Connection, KeyRing], None]] = {41: seal_existing}
+
+
+def _migrate_sync(conn: sqlite3.Connection, *, create: bool, keys: KeyRing) -> None:
+    """Apply numbered migrations (NNN_name.sql, and a Python step where `_STEPS` has one) not
+    yet applied, each in its own transaction.
 
     Without `create`, a database with no schema at all is refused: its home was initialised,
     so the schema was made there, and a file without it is not this node's database."""
@@ -1085,19 +1101,26 @@ def _migrate_sync(conn: sqlite3.Connection, *, create: bool) -> None:
     for version, name, sql in _scripts():
         if version in applied:
             continue
-        conn.executescript(
-            f"BEGIN IMMEDIATE;\n{sql}\n"
-            f"INSERT INTO schema_migrations VALUES ({version}, '{name}', datetime('now'));\nCOMMIT;"
-        )
+        conn.executescript(f"BEGIN IMMEDIATE;\n{sql}")
+        try:
+            if version in _STEPS:
+                _STEPS[version](conn, keys)
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, datetime('now'))", (version, name)
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
 
-def _migrate_file(path: Path, *, create: bool, synchronous: str) -> None:
+def _migrate_file(path: Path, *, create: bool, synchronous: str, keys: KeyRing) -> None:
     """`_migrate_sync` on a connection of its own, with the writer's settings."""
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute("PRAGMA secure_delete=ON")
         conn.execute("PRAGMA foreign_keys=ON")
-        _migrate_sync(conn, create=create)
+        _migrate_sync(conn, create=create, keys=keys)
     finally:
         conn.close()

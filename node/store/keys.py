@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from certs.ca import write_private
 from node.errors import AccordError
@@ -24,6 +26,10 @@ from node.store.keystore import OPEN, Keystore
 
 _NONCE = 12
 _CHECK = b"accord-master-key-check/v1"
+_ROW_MAC = b"accord-row-mac/v1"
+
+# A value a row MAC covers (rowmac.py).
+RowValue = str | bytes | int | None
 
 
 class SealError(AccordError):
@@ -51,6 +57,9 @@ class KeyRing:
         # failing every read.
         self.check_value = hmac.new(master, _CHECK, hashlib.sha256).digest()
         self._raw = master
+        # A key of its own (HKDF, its own label) for the MACs that bind the rows granting
+        # access: the master key itself is used only to wrap data keys.
+        self._row_key = HKDF(hashes.SHA256(), 32, salt=None, info=_ROW_MAC).derive(master)
         self.keystore: Keystore | None = None  # attached by Store.open
         # Data keys wrapped by each bucket key whose rows are not yet queued for commit (with
         # the time of the last seal): a key is not destroyed while a row it wraps is on its way.
@@ -85,6 +94,25 @@ class KeyRing:
             wrapped_key=n2 + wrapping.encrypt(n2, data_key, aad),
             key_id=key_id,
         )
+
+    def row_mac(self, table: str, values: Sequence[RowValue]) -> bytes:
+        """HMAC-SHA256 over a row's table name and values, each typed and length-prefixed, so
+        no two different rows encode alike."""
+        mac = hmac.new(self._row_key, digestmod=hashlib.sha256)
+        for value in (table, *values):
+            if value is None:
+                tag, data = b"n", b""
+            elif isinstance(value, bytes):
+                tag, data = b"b", value
+            elif isinstance(value, bool | int):
+                tag, data = b"i", str(int(value)).encode()
+            else:
+                tag, data = b"s", value.encode()
+            mac.update(tag + len(data).to_bytes(4, "big") + data)
+        return mac.digest()
+
+    def row_ok(self, table: str, mac: object, values: Sequence[RowValue]) -> bool:
+        return isinstance(mac, bytes) and hmac.compare_digest(mac, self.row_mac(table, values))
 
     def settle(self, key_id: str | None) -> None:
         """A row sealed under `key_id` is queued for commit (Store.message_txn)."""

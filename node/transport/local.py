@@ -157,8 +157,15 @@ def user_info(u: User, record: UserRecord | None = None) -> local_pb2.UserInfo:
     )
     if record is not None:
         info.state = record.state
-        info.requested_role = record.requested_role or ""
-        info.requested_by = record.requested_by or ""
+        change = record.requested
+        if change is not None:
+            info.requested_role = change.role or ""
+            info.requested_by = record.requested_by or ""
+            if change.clearances is not None:
+                info.has_requested_clearances = True
+                info.requested_clearances.extend(sorted(change.clearances))
+            if change.enabled is not None:
+                info.requested_state = "active" if change.enabled else "disabled"
     return info
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import grpc
 
 from node.policy.access import User
-from node.transport.wrap import guarded
+from node.transport.wrap import decoded, guarded
 
 CURRENT_USER: contextvars.ContextVar[User] = contextvars.ContextVar("accord_user")
 CURRENT_TOKEN: contextvars.ContextVar[str] = contextvars.ContextVar("accord_token")
@@ -103,3 +103,21 @@ class LocalAuthInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or not method.startswith(PROTECTED_PREFIX) or method in UNPROTECTED:
             return handler
         return guarded(handler, self._check, responses=self._each_item)
+
+
+class RequestDecodingInterceptor(grpc.aio.ServerInterceptor):
+    """Local API requests that do not decode are INVALID_ARGUMENT (wrap.decoded), the calls
+    without a token included. Listed after LocalAuthInterceptor: a caller without a valid
+    token hears that first."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or not handler_call_details.method.startswith(PROTECTED_PREFIX):
+            return handler
+        return decoded(handler)

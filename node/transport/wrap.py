@@ -78,3 +78,56 @@ def guarded(
         return None
 
     return grpc.unary_unary_rpc_method_handler(unary_unary, **kw)
+
+
+class _Undecodable:
+    """A request whose bytes are not the method's message."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+
+def decoded(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+    """`handler` answering a request that does not decode as its message INVALID_ARGUMENT,
+    saying so, where grpcio would answer UNKNOWN and log a traceback for every such call."""
+    if handler.request_streaming or handler.request_deserializer is None:
+        return handler
+    deserialize = handler.request_deserializer
+
+    def tolerant(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception as exc:  # protobuf's DecodeError, or anything a parser raises
+            return _Undecodable(f"{type(exc).__name__}: {exc}")
+
+    async def refuse(request: _Undecodable, context: Any) -> None:
+        await context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"the request is not this method's message ({request.error[:200]}): send the "
+            "request message the method takes (accord.v1, local.proto)",
+        )
+
+    kw: dict[str, Any] = {
+        "request_deserializer": tolerant,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.response_streaming:
+        us = cast(Callable[[Any, Any], AsyncIterator[Any]], handler.unary_stream)
+
+        async def unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
+            if isinstance(request, _Undecodable):
+                await refuse(request, context)
+                return
+            async for response in us(request, context):
+                yield response
+
+        return grpc.unary_stream_rpc_method_handler(unary_stream, **kw)
+    uu = cast(Callable[[Any, Any], Awaitable[Any]], handler.unary_unary)
+
+    async def unary_unary(request: Any, context: Any) -> Any:
+        if isinstance(request, _Undecodable):
+            await refuse(request, context)
+            return None
+        return await uu(request, context)
+
+    return grpc.unary_unary_rpc_method_handler(unary_unary, **kw)

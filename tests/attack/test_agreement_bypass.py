@@ -14,12 +14,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import grpc
+import pytest
 
 from accord.v1 import local_pb2
 from accord.v1 import message_pb2 as pb
 from node.client import connect
 from node.ids import uuid7
-from tests.attack.common import WHY, assert_refusal
+from tests.attack.common import WHY, assert_refusal, trailer
 from tests.harness import Federation, add_user, incident, open_agreement, wait_for
 
 PURPOSE = "serious-crime-investigation"
@@ -87,5 +88,39 @@ async def test_no_personal_data_flows_after_sunset_under_a_redress_type(tmp_shor
         raise AssertionError(
             f"after sunset DE accepted a RECTIFICATION of nothing and its officer read {name!r}"
         )
+    finally:
+        await fed.stop_all()
+
+
+async def test_data_minimisation_holds_for_persons_in_a_liaison_body(tmp_short: Path) -> None:
+    """For missing-persons the agreement allows only incident_id, location and narrative: an
+    incident naming a person is refused (FIELDS_NOT_PERMITTED). The same person sent as an
+    entity of a SPONTANEOUS_PROVISION's liaison body goes through. Secure: a person entity is
+    refused in whatever body carries it."""
+    fed = Federation(tmp_short, ["NL-POL", "DE-BKA"])
+    purpose = "missing-persons"
+    minimal = open_agreement(
+        fed.agencies,
+        fed.now,
+        allowed_fields={purpose: ("incident_id", "location", "narrative")},
+    )
+    fed.authority.set_agreements((minimal,), now=fed.now)
+    try:
+        nl, _ = await fed.start_all()
+        await add_user(nl, "nina", "liaison_officer", [purpose])
+        as_incident = incident(to=["DE-BKA"], purpose=purpose)
+        async with connect(nl.config.home, user="nina") as c:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await c.api.Send(local_pb2.SendRequest(content=as_incident))
+        assert trailer(refused.value, "accord-reason") == "FIELDS_NOT_PERMITTED"
+
+        liaison = pb.MessageContent()
+        liaison.CopyFrom(as_incident)
+        liaison.ClearField("incident")
+        liaison.type = pb.MESSAGE_TYPE_SPONTANEOUS_PROVISION
+        liaison.liaison.subject = "Sighting"
+        liaison.liaison.entities.extend(as_incident.incident.entities)
+        sent = await _send_as(nl.config.home, "nina", liaison)
+        assert sent is None, "a person entity the agreement excludes went out in a liaison body"
     finally:
         await fed.stop_all()

@@ -6,6 +6,8 @@ import contextlib
 
 import httpx
 
+from accord.v1 import local_pb2
+from node.client import connect
 from tests.gateway_harness import client, gateway, login, person
 from tests.harness import Federation
 
@@ -32,6 +34,24 @@ async def test_the_login_rate_limit_is_not_dodged_with_x_forwarded_for(fed2: Fed
             for i in range(6)
         ]
     assert 429 in codes, f"6 attempts against a limit of 3, none refused: {codes}"
+
+
+async def test_a_locked_account_answers_like_an_unknown_name(fed2: Federation) -> None:
+    """docs/gateway.md: "A wrong password, an unknown user and a user without a password get
+    the same answer." After five wrong passwords an existing account answers 403 LOCKED_OUT,
+    while a name that is no user (or a user without a password) answers 401 forever: anyone can
+    learn which console accounts exist, and lock any of them out. Secure: the same answer."""
+    _, de = await fed2.start_all()
+    await person(de, "sam", "supervisor")
+    async with gateway(de) as url, client(url) as c:
+        answers = {}
+        for name in ("sam", "nobody"):
+            last = None
+            for _ in range(6):
+                last = await c.post("/api/v1/login", json={"name": name, "password": WRONG})
+            assert last is not None
+            answers[name] = (last.status_code, last.json()["error"].get("denied"))
+    assert answers["sam"] == answers["nobody"], f"existence shows in the answer: {answers}"
 
 
 async def test_a_request_for_another_host_name_is_refused(fed2: Federation) -> None:
@@ -78,3 +98,27 @@ async def test_one_session_cannot_hold_any_number_of_live_feeds(fed2: Federation
                 if response.status_code != 200:
                     break
     assert statuses[-1] in (429, 503), f"one session held {statuses.count(200)} live feeds at once"
+
+
+async def test_a_session_from_before_a_disable_stays_dead_after_enable(fed2: Federation) -> None:
+    """An administrator disables anna (say her laptop, with a console open, was stolen): her
+    sessions stop working. Re-enabling her account brings every old session back to life, the
+    stolen one included, until it idles out or reaches its 12 h limit. Secure: disabling a user
+    ends their sessions for good; they log in again."""
+    _, de = await fed2.start_all()
+    await person(de, "anna", "liaison_officer")
+    async with gateway(de) as url, client(url) as c:
+        await login(c, "anna")
+        assert (await c.get("/api/v1/me")).status_code == 200
+        async with connect(de.config.home, user="admin") as admin:
+            await admin.api.DisableUser(local_pb2.DisableUserRequest(name="anna"))
+            assert (await c.get("/api/v1/me")).status_code == 401
+            await admin.api.EnableUser(local_pb2.EnableUserRequest(name="anna"))
+        # Enabling waits for a second administrator (docs/policy.md): approved here.
+        async with connect(de.config.home, user="admin2") as admin2:
+            enabled = await admin2.api.DecideUser(
+                local_pb2.DecideUserRequest(name="anna", approve=True)
+            )
+        assert enabled.user.state == "active"
+        answer = await c.get("/api/v1/me")
+    assert answer.status_code == 401, "the session from before the disable works again"
