@@ -190,6 +190,9 @@ def test_an_answer_to_a_hit_is_held_whatever_type_it_claims(type_: pb.MessageTyp
     carry data, sent into the hit's thread."""
     answer = liaison(to=[DE], type_=type_, purpose="serious-crime-investigation")
     answer.in_reply_to = "01234567-89ab-7def-8123-456789abcdef"
+    if type_ == pb.MESSAGE_TYPE_DELAY_NOTICE:  # reasoned and dated, as every delay notice is
+        answer.liaison.delay.reason = "the registry is offline until Monday"
+        answer.liaison.delay.expected_by.FromDatetime(NOW + timedelta(days=2))
     d = directory(approval_required=("REPLY>HIT_NOTIFICATION",))
     out = Policy(directory=Directory.from_json(d.to_json()), agency=NL)
     check = meta_of(complete(answer, sender=NL))

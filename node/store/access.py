@@ -13,8 +13,8 @@ from datetime import datetime
 
 import aiosqlite
 
+import node.store.rowmac as rowmac  # noqa: PLR0402 (the submodule alone: no cycle through node.store)
 from node.policy.access import Role, User
-from node.store import rowmac
 from node.store.db import Store, StoredMessage, succeeded, time_text
 from node.store.keys import KeyRing
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from node.store import rowmac
+import node.store.rowmac as rowmac  # noqa: PLR0402 (the submodule alone: no cycle through node.store)
 from node.store.db import Store, text_time, time_text
 
 
