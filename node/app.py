@@ -37,6 +37,7 @@ from certs.ca import load_key
 from certs.errors import PkiError
 from node import signing
 from node.activity import Activity
+from node.audit.checkpoint import Checkpoint, origin_for
 from node.clock import Clock, OffsetClock, SystemClock
 from node.config import DRILL_ONLY, Config
 from node.delivery.budget import RefusalBudget
@@ -196,6 +197,14 @@ class Node:
         limits = config.limits
 
         self.signer = Signer(identity.key)
+        # The audit log (node/store/audit.py): the node's AuditSource for evidence bundles.
+        self.audit = store.audit
+        origin = origin_for(config.node.federation, config.node.agency)
+        self.audit_key = self.signer.note_key(origin)
+        store.audit.journal.every = config.audit.checkpoint_every
+        store.audit.journal.sign = lambda size, root: self.signer.sign_checkpoint(
+            Checkpoint(origin, size, root)
+        )
         self.metrics = Metrics()
         self.watchers = Watchers()
         self.activity = Activity(metrics=self.metrics, watchers=self.watchers, clock=clock)

@@ -20,7 +20,7 @@ from certs.identity import agency_of
 from node import config as config_mod
 from node.errors import ConfigError
 from node.policy.access import Role
-from node.store.access import add_user_txn
+from node.store.access import add_user_txn, log_txn
 from node.store.db import create_database
 from node.store.keys import KeyRing
 
@@ -78,9 +78,12 @@ def init_home(
         write_private(build / config_mod.CONFIG_FILE, text.encode())
         KeyRing.generate().save(build / "master.key")
         token = secrets.token_urlsafe(32)
-        admin = add_user_txn(
-            name=ADMIN, role=Role.ADMINISTRATOR, token=token, purposes=(), now=datetime.now(UTC)
-        )
+        now = datetime.now(UTC)
+        admin = add_user_txn(name=ADMIN, role=Role.ADMINISTRATOR, token=token, purposes=(), now=now)
+        admin.append(
+            log_txn(at=now, user="node", action="add-user", outcome="granted",
+                    detail=f"{ADMIN} as {Role.ADMINISTRATOR} (node init)")
+        )  # fmt: skip
         create_database(build / "accord.db", admin)
         (build / "tokens").mkdir(mode=0o700)
         write_private(build / "tokens" / ADMIN, token.encode())

@@ -430,6 +430,11 @@ async def test_checkpoints_copy_the_wal_into_the_database_file_between_commits(
             lambda conn: conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
         )
         assert setting == 0
+        # Pages the migrations freed (the access log's table, moved into the audit log) are
+        # reused before the file grows.
+        free = await store.writer.enqueue_call(
+            lambda conn: conn.execute("PRAGMA freelist_count").fetchone()[0]
+        )
         store.writer.checkpoint_frames = 10**9
         for i in range(5):
             m = inbound(store, f"0190a0a0-0000-7000-8000-00000000020{i}", os.urandom(4096))
@@ -445,7 +450,7 @@ async def test_checkpoints_copy_the_wal_into_the_database_file_between_commits(
 
         await wait_for(checkpointed, timeout=5)
         # The six messages' pages, copied out of the WAL into the database file.
-        assert db.stat().st_size >= before + 6 * 4096
+        assert db.stat().st_size >= before + (6 - free) * 4096
     finally:
         await store.close()
 

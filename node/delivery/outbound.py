@@ -25,7 +25,7 @@ from node.policy.inbound import check_created_at
 from node.policy.onward import GRANT_DAYS
 from node.signing import BatchSigner, Signer
 from node.store import Store, StoredMessage
-from node.store.access import AccessStore
+from node.store.access import AccessStore, log_txn
 from node.store.writer import Statement
 from node.trust import NotCurrent, Trust
 
@@ -171,7 +171,16 @@ class Outbound:
             sealed=self._store.seal_message(meta, data),
         )
         held = decision.needs_approval
-        also = record(meta.message_id, meta.recipients, held) if record is not None else ()
+        if record is not None:
+            also = record(meta.message_id, meta.recipients, held)
+        else:  # a send by the node itself (no local user's): still a disclosure, audited
+            also = [
+                log_txn(
+                    at=now, user=author or "node", action="send", outcome="held" if held
+                    else "queued", message_id=meta.message_id, purpose=meta.purpose,
+                    recipient=",".join(meta.recipients),
+                )
+            ]  # fmt: skip
         if held:
             await self._access.hold_for_approval(
                 stored, recipients=meta.recipients, author=author, now=now, also=also

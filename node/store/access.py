@@ -13,7 +13,9 @@ from datetime import datetime
 
 import aiosqlite
 
+from node.audit.verify import parse_entry
 from node.policy.access import Role, User
+from node.store.audit import Filters, entry_txn
 from node.store.db import Store, StoredMessage, succeeded, time_text
 
 
@@ -393,22 +395,31 @@ class AccessStore:
     async def log(
         self, *, at: datetime, user: str, action: str, outcome: str, **fields: str
     ) -> None:
-        """Write one access log entry now (`fields`: as `log_txn` takes them)."""
+        """Write one audit log entry now (`fields`: as `log_txn` takes them)."""
         await self._store.writer.submit(
             [log_txn(at=at, user=user, action=action, outcome=outcome, **fields)]
         )
 
     async def entries(self, *, limit: int = 200, message_id: str = "") -> list[AccessEntry]:
-        sql = (
-            "SELECT at, user_name, action, message_id, purpose, justification, recipient, "
-            "outcome, detail FROM access_log"
-        )
-        params: list[object] = []
-        if message_id:
-            sql += " WHERE message_id = ?"
-            params.append(message_id)
-        cursor = await self._r.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))
-        return [AccessEntry(*row) for row in await cursor.fetchall()]
+        """The latest audit entries (of one message), newest first."""
+        found = await self._store.audit.query(Filters(message_id=message_id), limit=limit)
+        out = []
+        for stored in reversed(found):
+            e = parse_entry(stored.data)
+            out.append(
+                AccessEntry(
+                    at=time_text(e.at) or "",
+                    user=e.actor,
+                    action=e.action,
+                    message_id=e.message_id,
+                    purpose=e.purpose,
+                    justification=e.justification,
+                    recipient=e.peer,
+                    outcome=e.outcome,
+                    detail=e.detail,
+                )
+            )
+        return out
 
 
 def log_txn(
@@ -421,23 +432,21 @@ def log_txn(
     purpose: str = "",
     justification: str = "",
     recipient: str = "",
+    peer: str = "",
     detail: str = "",
 ) -> tuple[str, Sequence[object]]:
-    """The access log row of one action, to commit in the same unit as the action itself."""
-    return (
-        "INSERT INTO access_log (at, user_name, action, message_id, purpose, "
-        "justification, recipient, outcome, detail) VALUES (?,?,?,?,?,?,?,?,?)",
-        (
-            time_text(at),
-            user,
-            action,
-            message_id,
-            purpose,
-            justification,
-            recipient,
-            outcome,
-            detail[:500],
-        ),
+    """The audit log entry of one action, to commit in the same unit as the action itself
+    (`recipient` or `peer`: the agencies concerned, comma-separated)."""
+    return entry_txn(
+        at=at,
+        actor=user,
+        action=action,
+        outcome=outcome,
+        message_id=message_id,
+        peer=peer or recipient,
+        purpose=purpose,
+        justification=justification,
+        detail=detail,
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import sqlite3
@@ -21,8 +22,11 @@ import aiosqlite
 
 from node.errors import ConfigError, Reason, Refused
 from node.messages import MessageMeta
+from node.store.audit import AuditJournal, AuditStore, import_access_log
 from node.store.keys import SEAL_VERSION, KeyRing, Sealed, SealError, aad_for
 from node.store.writer import GroupCommitWriter, Statement
+
+log = logging.getLogger(__name__)
 
 _MIGRATION = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 
@@ -231,6 +235,7 @@ class Store:
         outbox_conn: aiosqlite.Connection,
         keys: KeyRing,
         batch_max: int,
+        journal: AuditJournal,
         wal_index: Path | None = None,
     ) -> None:
         self._wconn = writer_conn
@@ -248,6 +253,8 @@ class Store:
         # units commit in the order they are queued, so seq order is commit order, and a link
         # can be handed a just-committed envelope with its seq instead of reading it back.
         self._last_seq = 0
+        self.writer.journal = journal
+        self.audit = AuditStore(reader_conn, self.writer, journal)
 
     @classmethod
     async def open(
@@ -302,6 +309,7 @@ class Store:
                     "coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'deliveries'), 0))"
                 )
             )
+            journal = await asyncio.to_thread(_restore_journal, path)
             # SQLite names the WAL index after the database file a symlink points to.
             wal_index = Path(await asyncio.to_thread(os.path.realpath, path) + "-shm")
         except BaseException:
@@ -319,6 +327,7 @@ class Store:
             outbox_conn=outbox,
             keys=keys,
             batch_max=batch_max,
+            journal=journal,
             wal_index=wal_index,
         )
         store._last_seq = int(rows[0][0])
@@ -331,6 +340,11 @@ class Store:
 
     async def close(self) -> None:
         try:
+            if self.audit.journal.sign is not None:
+                try:  # a checkpoint at shutdown covers every entry made since the last one
+                    await self.audit.sign_now()
+                except Exception as exc:  # the next start's entries are covered by the next
+                    log.error("could not sign the audit checkpoint at shutdown: %s", exc)
             await self.writer.close()
         finally:
             for conn in (self._outbox, self._rconn, self._wconn):
@@ -529,6 +543,7 @@ class Store:
         arrivals: Sequence[tuple[str, Statement | None]],
         *,
         directory_serial: int,
+        audits: Sequence[Statement] = (),
     ) -> asyncio.Future[Any]:
         """Queue a batch of envelopes from `sender`, each (message id, the statement that
         stores it or its refusal), deduplicated inside the commit's own transaction. An
@@ -539,7 +554,8 @@ class Store:
         `directory_serial` or later, with that id from that sender is already stored, nothing
         is written and its stored answer is the result; if an earlier arrival of this batch has
         the id, the result is that arrival's index; otherwise the statement runs and the result
-        is None (a refusal made under an older directory is so decided afresh). The future
+        is None (a refusal made under an older directory is so decided afresh), and its audit
+        entry (`audits`, one per arrival, `audit.entry_txn`) is appended. The future
         resolves to that list once committed (one read for the whole batch, inside the
         transaction). Copies racing on several streams are put in order by the writer itself,
         so no copy is answered twice.
@@ -576,6 +592,11 @@ class Store:
                         known[message_id] = index
             for sql, params in fresh:
                 conn.execute(sql, params)
+            if audits:
+                self.audit.journal.append(
+                    conn,
+                    [a[1] for a, answer in zip(audits, answers, strict=True) if answer is None],
+                )
             return answers
 
         return self.writer.enqueue_call(run)
@@ -927,9 +948,14 @@ def create_database(path: Path, statements: Sequence[Statement] = ()) -> None:
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         _migrate_sync(conn, create=True)
+        journal = AuditJournal.restore(conn)
         conn.execute("BEGIN IMMEDIATE")
+        journal.begin()
         for sql, params in statements:
-            conn.execute(sql, params)
+            if sql == journal.sql:
+                journal.append(conn, [params])
+            else:
+                conn.execute(sql, params)
         conn.execute("COMMIT")
     finally:
         conn.close()
@@ -968,6 +994,7 @@ def _migrate_sync(conn: sqlite3.Connection, *, create: bool) -> None:
             f"BEGIN IMMEDIATE;\n{sql}\n"
             f"INSERT INTO schema_migrations VALUES ({version}, '{name}', datetime('now'));\nCOMMIT;"
         )
+    import_access_log(conn)
 
 
 def _migrate_file(path: Path, *, create: bool, synchronous: str) -> None:
@@ -978,5 +1005,13 @@ def _migrate_file(path: Path, *, create: bool, synchronous: str) -> None:
         conn.execute("PRAGMA secure_delete=ON")
         conn.execute("PRAGMA foreign_keys=ON")
         _migrate_sync(conn, create=create)
+    finally:
+        conn.close()
+
+
+def _restore_journal(path: Path) -> AuditJournal:
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        return AuditJournal.restore(conn)
     finally:
         conn.close()

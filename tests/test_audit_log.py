@@ -1,0 +1,178 @@
+"""The audit log on a real node: entries as leaves of a tree kept across restarts, checkpoints
+signed every N entries and at shutdown, rows no SQL can change, the old access log moved in,
+and evidence (entries, inclusion proofs, a checkpoint) for one message."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from certs.ca import load_cert
+from node import merkle
+from node.audit.checkpoint import NoteKey, open_checkpoint, origin_for
+from node.audit.verify import LogEntry, Report, parse_entry, verify_log
+from node.signing import public_key_of
+from node.store import Store
+from node.store.audit import Filters
+from node.store.db import _scripts
+from node.store.keys import KeyRing
+from tests.harness import (
+    FEDERATION,
+    Federation,
+    add_user,
+    liaison,
+    node_send,
+    until_delivered,
+)
+
+NL, DE = "NL-POL", "DE-BKA"
+
+
+def note_key(fed: Federation, agency: str) -> NoteKey:
+    """The node's checkpoint key, from its certificate (as an auditor would take it)."""
+    cert = load_cert(fed.homes[agency] / "node.pem")
+    return NoteKey(origin_for(FEDERATION, agency), public_key_of(cert))
+
+
+def read_log(home: Path) -> tuple[list[LogEntry], list[bytes]]:
+    """The entries and checkpoints as the database file holds them."""
+    with closing(sqlite3.connect(home / "accord.db")) as db:
+        entries = [
+            LogEntry(seq, bytes(data), bytes(leaf))
+            for seq, data, leaf in db.execute(
+                "SELECT seq, CAST(data AS BLOB), leaf_hash FROM audit_log ORDER BY seq"
+            )
+        ]
+        notes = [
+            bytes(n) for (n,) in db.execute("SELECT note FROM audit_checkpoints ORDER BY size")
+        ]
+    return entries, notes
+
+
+def verified(fed: Federation, agency: str) -> Report:
+    entries, notes = read_log(fed.homes[agency])
+    return verify_log(entries, notes, note_key(fed, agency))
+
+
+async def test_entries_are_leaves_of_one_tree_signed_every_n_and_at_shutdown(
+    fed2: Federation,
+) -> None:
+    nl, de = await fed2.start_all()
+    de.audit.journal.every = 2
+    sent = [await node_send(nl, liaison(to=[DE])) for _ in range(3)]
+    await until_delivered(nl, *sent)
+    await fed2.stop(DE)
+    entries, notes = read_log(fed2.homes[DE])
+    actions = [(e.actor, e.action, e.outcome, e.message_id) for e in map(parse_entry, (
+        d for _, d, _ in entries))]  # fmt: skip
+    assert actions[-3:] == [("node", "collect", "accepted", s.message_id) for s in sent]
+    sizes = [open_checkpoint(n, note_key(fed2, DE)).size for n in notes]
+    # One each time the count passed a multiple of 2, and one at shutdown over all of them.
+    assert sizes[-1] == len(entries)
+    assert all(b // 2 > a // 2 for a, b in itertools.pairwise(sizes[:-1]))
+    report = verified(fed2, DE)
+    assert report.ok, report.findings
+    assert report.sealed == report.entries == len(entries)
+
+    # Restarted, the node goes on from the right edge it left: one tree, still verified.
+    de = await fed2.start(DE)
+    more = await node_send(nl, liaison(to=[DE]))
+    await until_delivered(nl, more)
+    await fed2.stop(DE)
+    after, _ = read_log(fed2.homes[DE])
+    assert after[: len(entries)] == entries and len(after) > len(entries)
+    report = verified(fed2, DE)
+    assert report.ok, report.findings
+    assert report.sealed == len(after)
+    # The sender logged each disclosure, with its recipient.
+    sends = [parse_entry(e.data) for e in await nl.audit.query(Filters(action="send"))]
+    assert [(e.message_id, e.peer) for e in sends] == [(s.message_id, DE) for s in [*sent, more]]
+
+
+async def test_no_sql_changes_or_deletes_an_entry_a_node_or_a_checkpoint(fed2: Federation) -> None:
+    nl, _ = await fed2.start_all()
+    await add_user(nl, "officer", "liaison_officer")
+    await nl.audit.sign_now()
+    await fed2.stop(NL)
+    with closing(sqlite3.connect(fed2.homes[NL] / "accord.db")) as db:
+        for table, change in (
+            ("audit_log", "UPDATE audit_log SET data = 'x'"),
+            ("audit_log", "DELETE FROM audit_log"),
+            ("audit_nodes", "UPDATE audit_nodes SET hash = x'00'"),
+            ("audit_nodes", "DELETE FROM audit_nodes"),
+            ("audit_checkpoints", "UPDATE audit_checkpoints SET note = x'00'"),
+            ("audit_checkpoints", "DELETE FROM audit_checkpoints"),
+        ):
+            assert db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] > 0, table
+            with pytest.raises(sqlite3.IntegrityError, match="never"):
+                db.execute(change)
+
+
+async def test_the_access_log_moves_into_the_audit_log_in_its_order(tmp_short: Path) -> None:
+    """A database from before the audit log: its access log entries become the first leaves."""
+    path = tmp_short / "old.db"
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+            "applied_at TEXT NOT NULL)"
+        )
+        for version, name, sql in _scripts():
+            if version >= 60:
+                continue
+            db.executescript(f"BEGIN;\n{sql}\nINSERT INTO schema_migrations VALUES "
+                             f"({version}, '{name}', 'then');\nCOMMIT;")  # fmt: skip
+        old = [
+            ("2026-11-01T10:00:00+00:00", "alice", "consult", "m1", "missing-persons", "case 1",
+             "", "granted", ""),
+            ("2026-11-01T10:05:00+00:00", "bob", "send", "m2", "counter-terrorism", "", "DE-BKA",
+             "queued", ""),
+            ("2026-11-01T10:06:00+00:00", "bob", "list", "", "", "", "", "refused", "ROLE: no"),
+        ]  # fmt: skip
+        db.executemany(
+            "INSERT INTO access_log (at, user_name, action, message_id, purpose, justification, "
+            "recipient, outcome, detail) VALUES (?,?,?,?,?,?,?,?,?)",
+            old,
+        )
+    store = await Store.open(path, keys=KeyRing.generate())
+    try:
+        stored = await store.audit.query(Filters())
+    finally:
+        await store.close()
+    moved = [parse_entry(e.data) for e in stored]
+    assert [
+        (e.seq, e.at, e.actor, e.action, e.message_id, e.purpose, e.justification, e.peer,
+         e.outcome, e.detail)
+        for e in moved
+    ] == [(n, datetime.fromisoformat(row[0]).astimezone(UTC), *row[1:])
+          for n, row in enumerate(old, 1)]  # fmt: skip
+    with closing(sqlite3.connect(path)) as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "access_log" not in tables and "audit_import" not in tables
+    # The tree over them is the one their bytes make (no checkpoint yet: no key signed one).
+    key = NoteKey(origin_for(FEDERATION, NL), ec.generate_private_key(ec.SECP256R1()).public_key())
+    assert verify_log([LogEntry(e.seq, e.data, e.leaf_hash) for e in stored], [], key).ok
+
+
+async def test_evidence_for_a_message_is_proven_against_a_signed_checkpoint(
+    fed2: Federation,
+) -> None:
+    nl, de = await fed2.start_all()
+    sent = await node_send(nl, liaison(to=[DE]))
+    await until_delivered(nl, sent)
+    evidence = await de.audit.evidence_for(sent.message_id)
+    checkpoint = open_checkpoint(evidence.checkpoint, note_key(fed2, DE))
+    assert [parse_entry(e.data).action for e in evidence.entries] == ["collect"]
+    for e in evidence.entries:
+        assert merkle.verify_inclusion(
+            merkle.leaf_hash(e.data), e.seq - 1, checkpoint.size, e.proof, checkpoint.root
+        )
+    # Nothing new since: the same checkpoint serves again, no new one is signed.
+    again = await de.audit.evidence_for(sent.message_id)
+    assert again.checkpoint == evidence.checkpoint
