@@ -58,7 +58,7 @@ from node.policy.inbound import inbound_checks
 from node.policy.published import document
 from node.signing import BatchSigner, Signer
 from node.store import Store
-from node.store.access import AccessStore
+from node.store.access import AccessStore, log_txn
 from node.store.keys import KeyRing
 from node.store.logins import LoginStore
 from node.transport.auth import FederationAuthInterceptor
@@ -301,9 +301,7 @@ class Node:
         )
         self._server = grpc.aio.server(
             interceptors=[
-                FederationAuthInterceptor(
-                    trust=trust, clock=clock, on_refused=self.activity.caller_refused
-                )
+                FederationAuthInterceptor(trust=trust, clock=clock, on_refused=self._caller_refused)
             ],
             options=[
                 ("grpc.max_receive_message_length", frame_limit(config)),
@@ -316,7 +314,11 @@ class Node:
         self._server.add_generic_rpc_handlers((self._federation.handler(),))
         self._local = grpc.aio.server(
             interceptors=[
-                LocalAuthInterceptor(self.logins.authenticate, still_valid=self.logins.still_valid)
+                LocalAuthInterceptor(
+                    self.logins.authenticate,
+                    still_valid=self.logins.still_valid,
+                    on_refused=self.operations.unauthenticated,
+                )
             ]
         )
         local_pb2_grpc.add_LocalApiServicer_to_server(
@@ -514,6 +516,7 @@ class Node:
         if changed or not self._trust_recorded:
             self._record_trust()
         if changed:
+            self._audit_reload()
             self.links.notify_all()
         self.health.watch_own_certificate()
         return changed
@@ -537,6 +540,38 @@ class Node:
                 )
 
         recorded.add_done_callback(done)
+
+    def _audit_reload(self) -> None:
+        """The audit entry of a newer directory (its agreements) or CRL taking effect."""
+        directory = self.trust.directory
+        assert directory is not None
+        agreements = ",".join(a.id for a in directory.agreements)
+        self._audit_event(
+            "reload-directory",
+            "granted",
+            f"directory serial {directory.serial} (agreements {agreements or 'none'}), "
+            f"CRL number {self.trust.crl_number}",
+        )
+
+    def _caller_refused(self, why: str) -> None:
+        """A federation call refused before any envelope was read (mutual TLS, identity)."""
+        self.activity.caller_refused(why)
+        self._audit_event("authenticate-peer", "refused", f"UNAUTHENTICATED: {why}")
+
+    def _audit_event(self, action: str, outcome: str, detail: str) -> None:
+        """An audit entry by the node itself, from code that cannot wait for its commit."""
+        entry = log_txn(
+            at=self.clock.now(), user="node", action=action, outcome=outcome, detail=detail
+        )
+
+        def done(unit: asyncio.Future[None]) -> None:
+            if not unit.cancelled() and unit.exception() is not None:
+                log.error("could not write the audit entry of %s: %s", action, unit.exception())
+
+        try:
+            self.store.writer.enqueue([entry]).add_done_callback(done)
+        except RuntimeError as exc:  # the store is closing: the node is stopping
+            log.error("could not write the audit entry of %s: %s", action, exc)
 
     def _member_key(self, agency: str) -> ec.EllipticCurvePublicKey | None:
         try:

@@ -6,6 +6,7 @@ The local API servicer is a thin shell over these; the gateway reaches them the 
 from __future__ import annotations
 
 import base64
+import logging
 import math
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -18,6 +19,7 @@ from node.clock import Clock, OffsetClock
 from node.delivery.links import Links
 from node.delivery.outbound import Outbound, Record, Sent
 from node.errors import (
+    AccordError,
     FailedPrecondition,
     InvalidRequest,
     NotFound,
@@ -39,6 +41,8 @@ from node.text import check_text
 from node.transport.peer import CallFailed, Connector
 from node.trust import Trust
 from node.watch import Watchers
+
+log = logging.getLogger(__name__)
 
 USER_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
 KEEP_TERMS = ForwardTerms()  # a forward under the held message's own terms
@@ -164,6 +168,30 @@ class Operations:
         await self.access.log(
             at=self._clock.now(), user=user.name, action=action, outcome=outcome, **fields
         )
+
+    async def refused(self, actor: str, action: str, exc: AccordError) -> None:
+        """The audit entry of a local API call refused with no entry of its own (bad input,
+        not found, a refusal raised before any check logged it)."""
+        await self.access.log(
+            at=self._clock.now(),
+            user=actor,
+            action=action,
+            outcome="refused",
+            detail=f"{type(exc).__name__}: {exc}",
+        )
+
+    async def unauthenticated(self, call: str) -> None:
+        """The audit entry of a local API call refused for want of a valid token."""
+        try:
+            await self.access.log(
+                at=self._clock.now(),
+                user="",
+                action=call,
+                outcome="refused",
+                detail="UNAUTHENTICATED: missing or unknown token, or an expired session",
+            )
+        except Exception as exc:  # the caller is refused all the same
+            log.error("could not audit an unauthenticated call to %s: %s", call, exc)
 
     async def _guard(
         self, user: User, action: str, check: Callable[[], None], **fields: str

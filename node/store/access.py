@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import hmac
 import secrets
@@ -17,6 +18,13 @@ from node.audit.verify import parse_entry
 from node.policy.access import Role, User
 from node.store.audit import Filters, entry_txn
 from node.store.db import Store, StoredMessage, succeeded, time_text
+
+# Whether the refusal the current call is about to raise has its audit entry already: the
+# local API writes one for any refusal that does not (node/transport/local.py). Each call
+# runs in a task of its own, so the mark never outlives the call.
+REFUSAL_AUDITED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "accord_refusal_audited", default=False
+)
 
 
 def token_digest(token: str) -> bytes:
@@ -395,10 +403,13 @@ class AccessStore:
     async def log(
         self, *, at: datetime, user: str, action: str, outcome: str, **fields: str
     ) -> None:
-        """Write one audit log entry now (`fields`: as `log_txn` takes them)."""
+        """Write one audit log entry now (`fields`: as `log_txn` takes them). A refusal
+        marks the current task's context as audited (`REFUSAL_AUDITED`)."""
         await self._store.writer.submit(
             [log_txn(at=at, user=user, action=action, outcome=outcome, **fields)]
         )
+        if outcome == "refused":
+            REFUSAL_AUDITED.set(True)
 
     async def entries(self, *, limit: int = 200, message_id: str = "") -> list[AccessEntry]:
         """The latest audit entries (of one message), newest first."""

@@ -6,6 +6,7 @@ The caller is authenticated by LocalAuthInterceptor; every method acts as `curre
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -21,8 +22,10 @@ from node.messages import SignedEnvelope
 from node.operations import Operations
 from node.policy.access import User
 from node.store import Delivery, StoredMessage
-from node.store.access import Approval, UserRecord
-from node.transport.local_auth import current_token, current_user
+from node.store.access import REFUSAL_AUDITED, Approval, UserRecord
+from node.transport.local_auth import CURRENT_USER, current_token, current_user
+
+log = logging.getLogger(__name__)
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -36,17 +39,31 @@ def maps_errors(
 
     A refusal carries its reason code in the `accord-reason` trailer, a permission denial its
     missing condition in `accord-denied`, so tools need not parse messages.
+
+    Every refusal is audited on this side: one that no check has written an entry for gets one
+    here, naming the call (the request may be bad: its fields are not copied).
     """
 
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Req, context: Ctx) -> Resp:
+        REFUSAL_AUDITED.set(False)
         try:
             return await fn(self, request, context)
         except AccordError as exc:
+            if not REFUSAL_AUDITED.get():
+                await audit_refusal(self._ops, fn.__name__, exc)
             await abort(context, exc)
             raise  # unreachable: abort raises
 
     return wrapper
+
+
+async def audit_refusal(ops: Operations, call: str, exc: AccordError) -> None:
+    user = CURRENT_USER.get(None)
+    try:
+        await ops.refused(user.name if user is not None else "", call, exc)
+    except Exception as failed:  # the caller still hears why it was refused
+        log.error("could not audit the refusal of %s: %s", call, failed)
 
 
 async def abort(context: Ctx, exc: AccordError) -> None:
@@ -267,10 +284,13 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
     async def Watch(
         self, request: local_pb2.WatchRequest, context: Ctx
     ) -> AsyncIterator[local_pb2.MessageSummary]:
+        REFUSAL_AUDITED.set(False)
         try:
             async for m in self._ops.watch(current_user()):
                 yield summary(m)
         except AccordError as exc:
+            if not REFUSAL_AUDITED.get():
+                await audit_refusal(self._ops, "Watch", exc)
             await abort(context, exc)
 
     # ---- users ------------------------------------------------------------------------------
