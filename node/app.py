@@ -264,6 +264,7 @@ class Node:
             connector=connector,
             published=self.published_policy,
             drill_clock=drill_clock,
+            audit_key=self.audit_key,
         )
         budget = RefusalBudget(
             rate=limits.refusals_per_second,

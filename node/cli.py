@@ -1055,7 +1055,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from gateway import cli as gateway_cli
-    from node import cli_access, cli_drill
+    from node import cli_access, cli_audit, cli_drill
 
     for add in (
         _add_certs,
@@ -1063,6 +1063,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_messages,
         _add_status,
         *cli_access.GROUPS,
+        *cli_audit.GROUPS,
         *cli_drill.GROUPS,
         gateway_cli.add_gateway,
     ):

@@ -10,11 +10,12 @@ import logging
 import math
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 
 from node import inbox, signing, wire
+from node.audit.checkpoint import NoteKey
 from node.clock import Clock, OffsetClock
 from node.delivery.links import Links
 from node.delivery.outbound import Outbound, Record, Sent
@@ -35,6 +36,7 @@ from node.policy import access, onward
 from node.policy.access import Role, User
 from node.store import PeerQueue, Store, StoredMessage
 from node.store.access import AccessEntry, AccessStore, Approval, UserRecord, log_txn
+from node.store.audit import Filters, StoredEntry
 from node.store.db import Delivery
 from node.store.keys import SealError
 from node.text import check_text
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 
 USER_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
 KEEP_TERMS = ForwardTerms()  # a forward under the held message's own terms
+AUDIT_PAGE = 2000  # audit entries per page of AuditLog
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +151,7 @@ class Operations:
         connector: Connector,
         published: Callable[[], PublishedPolicy],
         drill_clock: OffsetClock | None,
+        audit_key: NoteKey,
     ) -> None:
         """`published`: this node's own signed policy; `drill_clock`: the clock a drill-mode
         node lets an administrator move (None: not in drill mode)."""
@@ -163,6 +167,7 @@ class Operations:
         self._connector = connector
         self._published = published
         self._drill_clock = drill_clock
+        self.audit_key = audit_key  # what the audit log's checkpoints are signed with
 
     async def _log(self, user: User, action: str, outcome: str, **fields: str) -> None:
         await self.access.log(
@@ -702,6 +707,59 @@ class Operations:
     async def access_log(self, user: User, *, limit: int, message_id: str) -> list[AccessEntry]:
         await self._guard(user, "read-access-log", lambda: access.check_audit(user))
         return await self.access.entries(limit=limit, message_id=message_id)
+
+    async def audit_log(
+        self, user: User, filters: Filters, *, limit: int
+    ) -> AsyncIterator[list[StoredEntry]]:
+        """Audit entries in log order, a page at a time (auditors and administrators). The
+        check runs before the first page: a refusal is raised by the first `anext`."""
+        await self._guard(user, "read-audit-log", lambda: access.check_audit(user))
+        audit = self._store.audit
+        if limit:
+            yield await audit.query(filters, limit=limit)
+            return
+        first, last = max(filters.first, 1), filters.last or audit.journal.size
+        while first <= last:
+            page = replace(filters, first=first, last=min(last, first + AUDIT_PAGE - 1))
+            yield await audit.query(page)
+            first += AUDIT_PAGE
+
+    async def audit_checkpoints(self, user: User) -> list[bytes]:
+        await self._guard(user, "read-audit-log", lambda: access.check_audit(user))
+        return [note for _, note in await self._store.audit.checkpoints()]
+
+    async def audit_prove(
+        self, user: User, *, seq: int, size: int
+    ) -> tuple[StoredEntry, list[bytes], bytes]:
+        """Entry `seq`, its inclusion proof, and the checkpoint it is proven against."""
+        await self._guard(user, "prove-audit-entry", lambda: access.check_audit(user))
+        audit = self._store.audit
+        found = await audit.query(Filters(first=seq, last=seq)) if seq >= 1 else []
+        if not found:
+            raise NotFound(f"no audit entry {seq} (the log has {audit.journal.size})")
+        if size:
+            note = await audit.checkpoint(size)
+            if note is None or size < seq:
+                raise NotFound(f"no checkpoint of size {size} covers entry {seq}")
+        else:
+            size, note = await audit.covering(seq)
+        return found[0], await audit.inclusion(seq, size), note
+
+    async def audit_consistency(
+        self, user: User, *, old: int, new: int
+    ) -> tuple[list[bytes], bytes, bytes]:
+        """The consistency proof from checkpoint `old` to checkpoint `new`, and both notes."""
+        await self._guard(user, "prove-audit-consistency", lambda: access.check_audit(user))
+        if not 0 < old <= new:
+            raise InvalidRequest(f"sizes {old} and {new}: need 0 < OLD <= NEW")
+        audit = self._store.audit
+        notes = [await audit.checkpoint(old), await audit.checkpoint(new)]
+        missing = [n for n, note in zip((old, new), notes, strict=True) if note is None]
+        if missing:
+            raise NotFound(f"no checkpoint of size {missing[0]} (`accord audit query` lists them)")
+        old_note, new_note = notes
+        assert old_note is not None and new_note is not None
+        return await audit.consistency(old, new), old_note, new_note
 
     async def outbox(self, user: User) -> list[tuple[PeerQueue, bool]]:
         """Per peer: what waits in the outbox, and whether a stream to it is open now. Counts

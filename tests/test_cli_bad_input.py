@@ -83,6 +83,9 @@ def good_values(places: dict[str, Path]) -> dict[str, str]:
         "justification": "checking the case file",
         "third": "FR-PN",
         "reason": "grounds",
+        "seq": "5",
+        "old": "4",
+        "new": "8",
     }
 
 
