@@ -5,6 +5,7 @@ and evidence (entries, inclusion proofs, a checkpoint) for one message."""
 from __future__ import annotations
 
 import itertools
+import json
 import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime
@@ -16,10 +17,19 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from certs.ca import load_cert
 from node import merkle
 from node.audit.checkpoint import NoteKey, open_checkpoint, origin_for
-from node.audit.verify import LogEntry, Report, parse_entry, verify_log
+from node.audit.verify import (
+    FIELDS,
+    AuditEntry,
+    LogEntry,
+    Report,
+    canonical,
+    format_time,
+    parse_entry,
+    verify_log,
+)
 from node.signing import public_key_of
 from node.store import Store
-from node.store.audit import Filters
+from node.store.audit import Filters, entry_txn
 from node.store.db import _scripts
 from node.store.keys import KeyRing
 from tests.harness import (
@@ -98,6 +108,9 @@ async def test_entries_are_leaves_of_one_tree_signed_every_n_and_at_shutdown(
 async def test_no_sql_changes_or_deletes_an_entry_a_node_or_a_checkpoint(fed2: Federation) -> None:
     nl, _ = await fed2.start_all()
     await add_user(nl, "officer", "liaison_officer")
+    for n in range(16):  # subtrees of 16 entries are stored
+        await nl.access_store.log(at=fed2.clock.now(), user="officer", action="list",
+                                  outcome="granted", detail=str(n))  # fmt: skip
     await nl.audit.sign_now()
     await fed2.stop(NL)
     with closing(sqlite3.connect(fed2.homes[NL] / "accord.db")) as db:
@@ -176,3 +189,64 @@ async def test_evidence_for_a_message_is_proven_against_a_signed_checkpoint(
     # Nothing new since: the same checkpoint serves again, no new one is signed.
     again = await de.audit.evidence_for(sent.message_id)
     assert again.checkpoint == evidence.checkpoint
+
+
+@pytest.mark.parametrize(
+    "text", ["", 'quote " and \\ back', "line\nbreak\ttab\x00\x1f\x7f", "é 中文 😀", "\u2028"]
+)
+def test_the_fast_encoding_is_json_dumps_with_sorted_keys(text: str) -> None:
+    at = datetime(2026, 11, 29, 10, 0, 0, 5, tzinfo=UTC)
+    entry = AuditEntry(7, at, text, text, text, text, text, text, text, text)
+    fields = {name: getattr(entry, name) for name in FIELDS} | {"at": format_time(at)}
+    expected = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical(entry) == expected.encode()
+    assert parse_entry(canonical(entry)) == entry
+
+
+# RFC 6962 section 2.1, written out as the RFC states it, to check the store's proofs against.
+def _mth(leaves: list[bytes]) -> bytes:
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)
+    return merkle.node_hash(_mth(leaves[:k]), _mth(leaves[k:]))
+
+
+def _path(m: int, leaves: list[bytes]) -> list[bytes]:
+    if len(leaves) == 1:
+        return []
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)
+    if m < k:
+        return [*_path(m, leaves[:k]), _mth(leaves[k:])]
+    return [*_path(m - k, leaves[k:]), _mth(leaves[:k])]
+
+
+def _subproof(m: int, leaves: list[bytes], whole: bool) -> list[bytes]:
+    n = len(leaves)
+    if m == n:
+        return [] if whole else [_mth(leaves)]
+    k = 1 << ((n - 1).bit_length() - 1)
+    if m <= k:
+        return [*_subproof(m, leaves[:k], whole), _mth(leaves[k:])]
+    return [*_subproof(m - k, leaves[k:], False), _mth(leaves[:k])]
+
+
+async def test_proofs_from_the_store_are_rfc_6962s(tmp_short: Path) -> None:
+    store = await Store.open(tmp_short / "p.db", keys=KeyRing.generate())
+    try:
+        at = datetime(2026, 11, 29, tzinfo=UTC)
+        for n in range(75):
+            await store.writer.submit(
+                [entry_txn(at=at, actor="node", action="test", outcome="ok", detail=str(n))]
+            )
+        leaves = [e.leaf_hash for e in await store.audit.query(Filters())]
+        assert len(leaves) == 75
+        for size in (1, 2, 15, 16, 17, 33, 64, 75):
+            assert await store.audit.root(size) == _mth(leaves[:size])
+            for seq in {1, size // 2 + 1, size}:
+                assert await store.audit.inclusion(seq, size) == _path(seq - 1, leaves[:size])
+            for old in {1, size // 3 + 1, size - 1} - {0}:
+                if old < size:
+                    proof = await store.audit.consistency(old, size)
+                    assert proof == _subproof(old, leaves[:size], True)
+    finally:
+        await store.close()

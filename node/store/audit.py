@@ -1,14 +1,15 @@
 """SQL for the audit log: a transparency log of everything done to personal data (docs/audit.md).
 
 Each row of `audit_log` is a leaf: an entry's canonical bytes (node.audit.verify.canonical) and
-their RFC 6962 leaf hash. `audit_nodes` keeps every complete subtree of level 1 and up, so a
-proof is O(log n) lookups; `audit_checkpoints` keeps every signed checkpoint.
+their RFC 6962 leaf hash. `audit_nodes` keeps every complete subtree of 16 entries and more
+(smaller ones are folded from their leaves), so a proof is O(log n) lookups;
+`audit_checkpoints` keeps every signed checkpoint.
 
 Entries are appended by the group-commit writer inside the transaction of the action they
 record (writer.py): an action's unit carries `entry_txn(...)` beside its own statements (or a
 function run in the transaction calls `AuditJournal.append`), so the action and its entry
 commit together or not at all. The journal keeps the tree's right edge (`Frontier`) in memory:
-an append costs O(log n) hashes and one insert per completed subtree, one on average. Each
+an append costs O(log n) hashes (one on average) and an insert per 16 for the subtrees. Each
 transaction works on a copy of the edge, adopted at COMMIT and dropped at ROLLBACK, so a failed
 transaction leaves no gap in the numbering. Nothing here updates or deletes a row; the tables'
 triggers refuse it.
@@ -28,7 +29,7 @@ import aiosqlite
 
 from node import merkle
 from node.audit.source import MessageEvidence, ProvenEntry
-from node.audit.verify import AuditEntry, canonical
+from node.audit.verify import encode
 from node.store.writer import GroupCommitWriter, Statement
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 # unit carries its entries as ordinary statements and commits them with its own.
 AUDIT_APPEND = "-- audit entry (appended to the tree by the writer: node/store/audit.py)"
 CHECKPOINT_EVERY = 1000
+# Subtrees of 2**STORED_LEVEL entries and more are stored; a smaller one is folded from its
+# leaves when a proof needs it (at most 8 leaf hashes read): one row per 16 appends, not one.
+STORED_LEVEL = 4
 
 # (size, root hash) -> the checkpoint note signed by the node's key
 SignCheckpoint = Callable[[int, bytes], bytes]
@@ -61,22 +65,48 @@ def entry_txn(
     )
 
 
-def _read_nodes(conn: sqlite3.Connection, ids: Sequence[merkle.NodeId]) -> list[bytes]:
-    """Stored subtrees by (level, index): leaves from audit_log, the rest from audit_nodes."""
+def _leaf_range(level: int, index: int) -> range:
+    """The seqs of the entries under subtree (level, index)."""
+    return range((index << level) + 1, ((index + 1) << level) + 1)
+
+
+def _derive(
+    ids: Sequence[merkle.NodeId], leaves: dict[int, bytes], stored: dict[merkle.NodeId, bytes]
+) -> list[bytes]:
+    """Each subtree's hash: a leaf's, a low one folded from its leaves, or a stored one."""
     out = []
     for level, index in ids:
-        if level == 0:
-            row = conn.execute(
-                "SELECT leaf_hash FROM audit_log WHERE seq = ?", (index + 1,)
-            ).fetchone()
+        try:
+            if level >= STORED_LEVEL:
+                out.append(stored[level, index])
+            else:
+                out.append(merkle.root(leaves[s] for s in _leaf_range(level, index)))
+        except KeyError:
+            raise LookupError(f"audit tree node ({level}, {index}) is not stored") from None
+    return out
+
+
+def _read_nodes(conn: sqlite3.Connection, ids: Sequence[merkle.NodeId]) -> list[bytes]:
+    """Subtrees by (level, index), read with a connection of the writer's thread."""
+    leaves: dict[int, bytes] = {}
+    stored: dict[merkle.NodeId, bytes] = {}
+    for level, index in ids:
+        if level < STORED_LEVEL:
+            span = _leaf_range(level, index)
+            leaves.update(
+                (s, bytes(h))
+                for s, h in conn.execute(
+                    "SELECT seq, leaf_hash FROM audit_log WHERE seq >= ? AND seq < ?",
+                    (span.start, span.stop),
+                )
+            )
         else:
             row = conn.execute(
                 "SELECT hash FROM audit_nodes WHERE level = ? AND idx = ?", (level, index)
             ).fetchone()
-        if row is None:
-            raise LookupError(f"audit tree node ({level}, {index}) is not stored")
-        out.append(bytes(row[0]))
-    return out
+            if row is not None:
+                stored[level, index] = bytes(row[0])
+    return _derive(ids, leaves, stored)
 
 
 class AuditJournal:
@@ -160,16 +190,13 @@ class AuditJournal:
         nodes: list[tuple[int, int, bytes]] = []
         for at, actor, action, message_id, peer, purpose, justification, outcome, detail in rows:
             seq = tree.size + 1
-            data = canonical(
-                AuditEntry(
-                    seq, at, actor, action, message_id, peer, purpose, justification, outcome,
-                    detail,
-                )
-            )  # fmt: skip
+            data = encode(
+                seq, at, actor, action, message_id, peer, purpose, justification, outcome, detail
+            )
             leaf = merkle.leaf_hash(data)
             made = tree.append_nodes(leaf)
             leaves.append((seq, data.decode(), leaf))
-            nodes += made[1:]
+            nodes += [node for node in made if node[0] >= STORED_LEVEL]
         conn.executemany("INSERT INTO audit_log (seq, data, leaf_hash) VALUES (?, ?, ?)", leaves)
         if nodes:
             conn.executemany("INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
@@ -312,16 +339,19 @@ class AuditStore:
         await asyncio.shield(self._writer.enqueue_call(self.journal.checkpoint))
 
     async def _nodes(self, ids: Sequence[merkle.NodeId]) -> list[bytes]:
-        found: dict[merkle.NodeId, bytes] = {}
-        leaves = [index + 1 for level, index in ids if level == 0]
-        inner = [(level, index) for level, index in ids if level > 0]
-        for at in range(0, len(leaves), 400):
-            chunk = leaves[at : at + 400]
+        seqs = sorted(
+            {s for level, index in ids if level < STORED_LEVEL for s in _leaf_range(level, index)}
+        )
+        inner = [(level, index) for level, index in ids if level >= STORED_LEVEL]
+        leaves: dict[int, bytes] = {}
+        stored: dict[merkle.NodeId, bytes] = {}
+        for at in range(0, len(seqs), 400):
+            chunk = seqs[at : at + 400]
             cursor = await self._r.execute(
                 f"SELECT seq, leaf_hash FROM audit_log WHERE seq IN ({','.join('?' * len(chunk))})",  # noqa: S608
                 chunk,
             )
-            found.update(((0, s - 1), bytes(h)) for s, h in await cursor.fetchall())
+            leaves.update((s, bytes(h)) for s, h in await cursor.fetchall())
         for at in range(0, len(inner), 200):
             pairs = inner[at : at + 200]
             marks = ",".join("(?, ?)" for _ in pairs)
@@ -329,11 +359,8 @@ class AuditStore:
                 f"SELECT level, idx, hash FROM audit_nodes WHERE (level, idx) IN (VALUES {marks})",  # noqa: S608
                 [v for node in pairs for v in node],
             )
-            found.update(((lv, ix), bytes(h)) for lv, ix, h in await cursor.fetchall())
-        missing = [i for i in ids if i not in found]
-        if missing:
-            raise LookupError(f"audit tree nodes {missing[:3]} are not stored")
-        return [found[i] for i in ids]
+            stored.update(((lv, ix), bytes(h)) for lv, ix, h in await cursor.fetchall())
+        return _derive(ids, leaves, stored)
 
     async def _proof(self, plan: list[list[merkle.NodeId]]) -> list[bytes]:
         ids = merkle.plan_ids(plan)

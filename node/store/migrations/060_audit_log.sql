@@ -1,7 +1,7 @@
 -- The audit log as a transparency log (docs/audit.md): each row is a leaf of an RFC 6962 tree,
 -- its canonical entry bytes and their leaf hash; audit_nodes keeps every complete subtree of
--- level 1 and up (level, index), so proofs cost O(log n) lookups; audit_checkpoints keeps
--- every signed checkpoint (C2SP signed note). Nothing in the node updates or deletes a row of
+-- level 4 and up (level, index; smaller ones are folded from their 2..8 leaves), so proofs
+-- cost O(log n) lookups; audit_checkpoints keeps every signed checkpoint (C2SP signed note). Nothing in the node updates or deletes a row of
 -- these tables, and the triggers refuse it to anyone who tries through SQLite.
 
 CREATE TABLE audit_log (
