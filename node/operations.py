@@ -35,10 +35,18 @@ from node.messages import Draft, ForwardTerms, PublishedPolicy, SignedEnvelope
 from node.policy import access, onward
 from node.policy.access import Role, User
 from node.store import PeerQueue, Store, StoredMessage
-from node.store.access import AccessEntry, AccessStore, Approval, UserRecord, log_txn
+from node.store.access import (
+    REFUSAL_AUDITED,
+    AccessEntry,
+    AccessStore,
+    Approval,
+    UserRecord,
+    log_txn,
+)
 from node.store.audit import Filters, StoredEntry
 from node.store.db import Delivery
 from node.store.keys import SealError
+from node.store.writer import Statement
 from node.text import check_text
 from node.transport.peer import CallFailed, Connector
 from node.trust import Trust
@@ -168,6 +176,12 @@ class Operations:
         self._published = published
         self._drill_clock = drill_clock
         self.audit_key = audit_key  # what the audit log's checkpoints are signed with
+
+    def _entry(self, user: User, action: str, outcome: str, **fields: str) -> Statement:
+        """An audit entry to commit with the change it records."""
+        return log_txn(
+            at=self._clock.now(), user=user.name, action=action, outcome=outcome, **fields
+        )
 
     async def _log(self, user: User, action: str, outcome: str, **fields: str) -> None:
         await self.access.log(
@@ -549,6 +563,12 @@ class Operations:
         pending = role_ in access.PRIVILEGED and not bootstrap
         code = enrolment_code()
         expires = now + ENROLMENT_CODE_TTL
+        if pending:
+            detail = f"{name} as {role_}: awaits a second administrator"
+        elif bootstrap:
+            detail = f"{name} as {role_}: the second administrator, added alone (bootstrap)"
+        else:
+            detail = f"{name} as {role_}"
         await self.access.add_enrolling_user(
             name=name,
             role=role_,
@@ -557,14 +577,10 @@ class Operations:
             expires_at=expires,
             requested_by=user.name if pending else None,
             now=now,
+            also=[
+                self._entry(user, "add-user", "requested" if pending else "granted", detail=detail)
+            ],
         )
-        if pending:
-            detail = f"{name} as {role_}: awaits a second administrator"
-        elif bootstrap:
-            detail = f"{name} as {role_}: the second administrator, added alone (bootstrap)"
-        else:
-            detail = f"{name} as {role_}"
-        await self._log(user, "add-user", "requested" if pending else "granted", detail=detail)
         return Enrolment(await self._record(name), code, None if pending else expires)
 
     async def enrol(self, *, name: str, code: str) -> tuple[UserRecord, str]:
@@ -575,14 +591,8 @@ class Operations:
         why_not = await self.access.redeem(
             name=name, parts=code.split("+"), token=token, now=self._clock.now()
         )
-        await self.access.log(
-            at=self._clock.now(),
-            user=name,
-            action="enrol",
-            outcome="refused" if why_not else "granted",
-            detail=why_not or "",
-        )
         if why_not:
+            REFUSAL_AUDITED.set(True)  # written with the attempt
             raise PermissionDenied("ENROLMENT", f"cannot enrol {name}: {why_not}")
         return await self._record(name), token
 
@@ -596,9 +606,11 @@ class Operations:
         await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
         self._check_purposes(clearances)
         await self._record(name)
-        await self.access.set_clearances(name=name, purposes=clearances)
+        entry = self._entry(
+            user, "set-clearances", "granted", detail=f"{name}: {','.join(clearances)}"
+        )
+        await self.access.set_clearances(name=name, purposes=clearances, also=[entry])
         self._watchers.end(name)
-        await self._log(user, "set-clearances", "granted", detail=f"{name}: {','.join(clearances)}")
         return await self._record(name)
 
     async def set_role(self, user: User, *, name: str, role: str) -> UserRecord:
@@ -612,14 +624,15 @@ class Operations:
         await self._keep_an_administrator(user, target, "set-role")
         now = self._clock.now()
         if role_ in access.PRIVILEGED:
-            await self.access.request_role(name=name, role=role_, by=user.name, now=now)
-            await self._log(
-                user, "set-role", "requested", detail=f"{name} as {role_}: awaits a second admin"
-            )
+            detail = f"{name} as {role_}: awaits a second admin"
+            await self.access.request_role(
+                name=name, role=role_, by=user.name, now=now,
+                also=[self._entry(user, "set-role", "requested", detail=detail)],
+            )  # fmt: skip
         else:
-            await self.access.set_role(name=name, role=role_)
+            entry = self._entry(user, "set-role", "granted", detail=f"{name} as {role_}")
+            await self.access.set_role(name=name, role=role_, also=[entry])
             self._watchers.end(name)
-            await self._log(user, "set-role", "granted", detail=f"{name} as {role_}")
         return await self._record(name)
 
     async def decide_user(
@@ -643,10 +656,12 @@ class Operations:
         await self._guard(user, action, second_person, detail=name)
         second = enrolment_code() if approve and record.user.pending else None
         expires = self._clock.now() + ENROLMENT_CODE_TTL
-        await self.access.decide_role(name=name, approve=approve, second=second, expires_at=expires)
-        self._watchers.end(name)
         detail = f"{name} as {record.requested_role} (asked by {record.requested_by})"
-        await self._log(user, action, "granted", detail=detail)
+        await self.access.decide_role(
+            name=name, approve=approve, second=second, expires_at=expires,
+            also=[self._entry(user, action, "granted", detail=detail)],
+        )  # fmt: skip
+        self._watchers.end(name)
         after = await self.access.records(name)
         return (after[0] if after else None), second or "", expires if second else None
 
@@ -654,16 +669,16 @@ class Operations:
         await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
         target = (await self._record(name)).user
         await self._keep_an_administrator(user, target, "disable-user")
-        await self.access.disable_user(name=name, now=self._clock.now())
+        entry = self._entry(user, "disable-user", "granted", detail=name)
+        await self.access.disable_user(name=name, now=self._clock.now(), also=[entry])
         self._watchers.end(name)
-        await self._log(user, "disable-user", "granted", detail=name)
         return await self._record(name)
 
     async def enable_user(self, user: User, *, name: str) -> UserRecord:
         await self._guard(user, "manage-users", lambda: access.check_manage_users(user))
         await self._record(name)
-        await self.access.enable_user(name=name)
-        await self._log(user, "enable-user", "granted", detail=name)
+        entry = self._entry(user, "enable-user", "granted", detail=name)
+        await self.access.enable_user(name=name, also=[entry])
         return await self._record(name)
 
     async def _record(self, name: str) -> UserRecord:

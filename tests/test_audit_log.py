@@ -27,6 +27,7 @@ from node.audit.verify import (
     parse_entry,
     verify_log,
 )
+from node.policy.access import Role, User
 from node.signing import public_key_of
 from node.store import Store
 from node.store.audit import Filters, entry_txn
@@ -250,3 +251,21 @@ async def test_proofs_from_the_store_are_rfc_6962s(tmp_short: Path) -> None:
                     assert proof == _subproof(old, leaves[:size], True)
     finally:
         await store.close()
+
+
+async def test_a_user_change_whose_entry_cannot_be_written_is_not_made(fed2: Federation) -> None:
+    """The change and its entry are one commit: the entry refused (a trigger here), the user's
+    clearances stay as they were."""
+    nl, _ = await fed2.start_all()
+    await add_user(nl, "officer", "liaison_officer", purposes=["missing-persons"])
+    with closing(sqlite3.connect(fed2.homes[NL] / "accord.db")) as db:
+        db.execute(
+            "CREATE TRIGGER no_entry BEFORE INSERT ON audit_log "
+            "WHEN json_extract(NEW.data, '$.action') = 'set-clearances' "
+            "BEGIN SELECT RAISE(ABORT, 'the audit log refused the entry'); END"
+        )
+    admin = User("admin", Role.ADMINISTRATOR, frozenset())
+    with pytest.raises(sqlite3.IntegrityError, match="the audit log refused the entry"):
+        await nl.operations.set_clearances(admin, name="officer", clearances=["counter-terrorism"])
+    officer = await nl.access_store.user("officer")
+    assert officer is not None and officer.clearances == frozenset({"missing-persons"})

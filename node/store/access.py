@@ -18,6 +18,7 @@ from node.audit.verify import parse_entry
 from node.policy.access import Role, User
 from node.store.audit import Filters, entry_txn
 from node.store.db import Store, StoredMessage, succeeded, time_text
+from node.store.writer import Statement
 
 # Whether the refusal the current call is about to raise has its audit entry already: the
 # local API writes one for any refusal that does not (node/transport/local.py). Each call
@@ -149,10 +150,11 @@ class AccessStore:
         expires_at: datetime,
         requested_by: str | None,
         now: datetime,
+        also: Sequence[Statement] = (),
     ) -> None:
         """A user who has yet to redeem `code` for a token; `requested_by`: the role waits for
         a second administrator (the user has no access until then, and the code needs a
-        second part from the approver)."""
+        second part from the approver). `also`: its audit entry, in the same commit."""
         placeholder = secrets.token_urlsafe(32)  # its digest opens nothing: nobody holds it
         statements = add_user_txn(
             name=name, role=role, token=placeholder, purposes=purposes, now=now
@@ -168,7 +170,7 @@ class AccessStore:
         if pending:
             statements.append(("UPDATE users SET pending = 1 WHERE name = ?", (name,)))
             statements.append(self._request_txn(name, role, requested_by or "", now))
-        await self._store.writer.submit(statements)
+        await self._store.writer.submit([*statements, *also])
 
     @staticmethod
     def _request_txn(name: str, role: Role, by: str, now: datetime) -> tuple[str, Sequence[object]]:
@@ -183,11 +185,24 @@ class AccessStore:
     ) -> str | None:
         """Give `name` the token `token` if `parts` are their enrolment code, unexpired and
         unused; the code is then spent. Checked and spent in one transaction, so a code
-        works once. Returns why not, or None."""
+        works once, with its audit entry (granted, or refused with the reason). Returns why
+        not, or None."""
         given = [token_digest(p) for p in parts]
         when = time_text(now)
 
         def run(conn: sqlite3.Connection) -> str | None:
+            why_not = check_and_spend(conn)
+            entry = log_txn(
+                at=now,
+                user=name,
+                action="enrol",
+                outcome="refused" if why_not else "granted",
+                detail=why_not or "",
+            )
+            self._store.audit.journal.append(conn, [entry[1]])  # fmt: skip
+            return why_not
+
+        def check_and_spend(conn: sqlite3.Connection) -> str | None:
             user = conn.execute(
                 "SELECT disabled_at, pending FROM users WHERE name = ?", (name,)
             ).fetchone()
@@ -222,14 +237,23 @@ class AccessStore:
         result: str | None = await asyncio.shield(self._store.writer.enqueue_call(run))
         return result
 
-    async def request_role(self, *, name: str, role: Role, by: str, now: datetime) -> None:
-        await self._store.writer.submit([self._request_txn(name, role, by, now)])
+    async def request_role(
+        self, *, name: str, role: Role, by: str, now: datetime, also: Sequence[Statement] = ()
+    ) -> None:
+        await self._store.writer.submit([self._request_txn(name, role, by, now), *also])
 
     async def decide_role(
-        self, *, name: str, approve: bool, second: str | None, expires_at: datetime
+        self,
+        *,
+        name: str,
+        approve: bool,
+        second: str | None,
+        expires_at: datetime,
+        also: Sequence[Statement] = (),
     ) -> None:
         """Apply (or drop) the role `name` waits for; a new user rejected is removed. `second`:
-        the second part of a new user's enrolment code."""
+        the second part of a new user's enrolment code; `also`: audit entries, committed with
+        it."""
         statements: list[tuple[str, Sequence[object]]] = []
         if approve:
             statements.append(
@@ -264,18 +288,24 @@ class AccessStore:
             # group commit orders plain statements by their text, not by unit.
             for sql, params in statements:
                 conn.execute(sql, params)
+            self._store.audit.journal.append(conn, [params for _, params in also])
 
         await asyncio.shield(self._store.writer.enqueue_call(run))
 
-    async def set_role(self, *, name: str, role: Role) -> None:
+    # Each change below commits with `also`: its audit entry (`log_txn`).
+
+    async def set_role(self, *, name: str, role: Role, also: Sequence[Statement] = ()) -> None:
         await self._store.writer.submit(
             [
                 ("UPDATE users SET role = ? WHERE name = ?", (role.value, name)),
                 ("DELETE FROM role_requests WHERE user_name = ?", (name,)),
+                *also,
             ]
         )
 
-    async def set_clearances(self, *, name: str, purposes: Sequence[str]) -> None:
+    async def set_clearances(
+        self, *, name: str, purposes: Sequence[str], also: Sequence[Statement] = ()
+    ) -> None:
         statements: list[tuple[str, Sequence[object]]] = [
             ("DELETE FROM clearances WHERE user_name = ?", (name,))
         ]
@@ -283,16 +313,18 @@ class AccessStore:
             ("INSERT INTO clearances (user_name, purpose) VALUES (?, ?)", (name, p))
             for p in purposes
         ]
-        await self._store.writer.submit(statements)
+        await self._store.writer.submit([*statements, *also])
 
-    async def disable_user(self, *, name: str, now: datetime) -> None:
+    async def disable_user(
+        self, *, name: str, now: datetime, also: Sequence[Statement] = ()
+    ) -> None:
         await self._store.writer.submit(
-            [("UPDATE users SET disabled_at = ? WHERE name = ?", (time_text(now), name))]
+            [("UPDATE users SET disabled_at = ? WHERE name = ?", (time_text(now), name)), *also]
         )
 
-    async def enable_user(self, *, name: str) -> None:
+    async def enable_user(self, *, name: str, also: Sequence[Statement] = ()) -> None:
         await self._store.writer.submit(
-            [("UPDATE users SET disabled_at = NULL WHERE name = ?", (name,))]
+            [("UPDATE users SET disabled_at = NULL WHERE name = ?", (name,)), *also]
         )
 
     # ---- approvals --------------------------------------------------------------------------
