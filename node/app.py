@@ -299,6 +299,9 @@ class Node:
             receive_batch=config.delivery.receive_batch,
             batches_in_flight=config.delivery.batches_in_flight,
             budget=budget,
+            on_refused=lambda peer, why: self._audit_event(
+                "receive-stream", "refused", why, peer=peer
+            ),
         )
         self._server = grpc.aio.server(
             interceptors=[
@@ -559,11 +562,12 @@ class Node:
         self.activity.caller_refused(why)
         self._audit_event("authenticate-peer", "refused", f"UNAUTHENTICATED: {why}")
 
-    def _audit_event(self, action: str, outcome: str, detail: str) -> None:
+    def _audit_event(self, action: str, outcome: str, detail: str, *, peer: str = "") -> None:
         """An audit entry by the node itself, from code that cannot wait for its commit."""
         entry = log_txn(
-            at=self.clock.now(), user="node", action=action, outcome=outcome, detail=detail
-        )
+            at=self.clock.now(), user="node", action=action, outcome=outcome, detail=detail,
+            peer=peer,
+        )  # fmt: skip
 
         def done(unit: asyncio.Future[None]) -> None:
             if not unit.cancelled() and unit.exception() is not None:
