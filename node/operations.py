@@ -410,33 +410,33 @@ class Operations:
             purpose=held.purpose,
         )
 
-        await self.access.decide(
+        action = "approve" if approve else "reject"
+
+        def entry(why_not: str | None) -> Statement:
+            if why_not is not None:  # another decision was made first; it stands
+                return self._entry(user, action, "refused", message_id=message_id, detail=why_not)
+            return self._entry(
+                user, action, "granted", message_id=message_id,
+                recipient=",".join(pending.recipients), justification=note,
+            )  # fmt: skip
+
+        why_not = await self.access.decide(
             message_id=message_id,
             approver=user.name,
             approve=approve,
             note=note,
             now=self._clock.now(),
             recipients=pending.recipients,
+            entry=entry,
             # Run as the approval commits, before anything committed after it is handed to a
             # link: a link that already sent a later envelope would otherwise skip this one.
             on_commit=partial(self._links.notify, pending.recipients) if approve else None,
         )
+        if why_not is not None:
+            REFUSAL_AUDITED.set(True)
+            raise InvalidRequest(f"message {message_id} was {why_not}")
         decided = await self.access.approval(message_id)
         assert decided is not None
-        action, outcome = ("approve", "approved") if approve else ("reject", "rejected")
-        if decided.decided_by != user.name or decided.state != outcome:
-            # Someone else decided first (both found it pending); their decision stands.
-            detail = f"already {decided.state} by {decided.decided_by}"
-            await self._log(user, action, "refused", message_id=message_id, detail=detail)
-            raise InvalidRequest(f"message {message_id} was {detail}")
-        await self._log(
-            user,
-            action,
-            "granted",
-            message_id=message_id,
-            recipient=",".join(pending.recipients),
-            justification=note,
-        )
         return decided
 
     # ---- onward transfer --------------------------------------------------------------------

@@ -14,7 +14,7 @@ The surface other modules use, and all a second backend would need to provide:
 - sealing: `seal_message(meta, content)`, `open_content(message)`;
 - sending: `queue_outbound(message, recipients, content=, fresh_id=, on_commit=, also=)` (the
   message and its outbox rows in one commit; `on_commit` gets them, with their seqs, as it
-  lands), `message_txn(message)` and `deliveries_txn(id, recipients, only_if=)` builders,
+  lands), `message_txn(message)` and `deliveries_txn(id, recipients)` builders,
   `record_receipts(...)`, `record_attempt(...)`;
 - receiving: `admit(sender, arrivals, directory_serial=)` with the `message_txn` and
   `rejection_txn(...)` builders (deduplicated inside the commit), `sweep_rejections(...)`;

@@ -382,37 +382,48 @@ class AccessStore:
         note: str,
         now: datetime,
         recipients: Sequence[str],
+        entry: Callable[[str | None], Statement],
         on_commit: Callable[[], None] | None = None,
-    ) -> None:
-        """Record the decision and, on approval, put the message in the outbox, atomically.
+    ) -> str | None:
+        """Record the decision and, on approval, put the message in the outbox, atomically,
+        with its audit entry: `entry(None)` if this decision took, `entry(why)` if another
+        was made first (which stands). Returns why not, or None.
 
         `on_commit` runs the moment the unit commits, in commit order with every other unit's
         continuation (so before anything committed later is handed to a link)."""
         decided_at = time_text(now)
-        statements: list[tuple[str, Sequence[object]]] = [
-            (
+        outbox = (
+            self._store.deliveries_txn(message_id, recipients)[0] if approve else []
+        )  # seqs given now: units commit in the order they are queued
+
+        def run(conn: sqlite3.Connection) -> str | None:
+            # Only if this decision is the one that takes: two supervisors deciding at once
+            # both found the message pending, and a rejection that commits first must stand.
+            took = conn.execute(
                 "UPDATE approvals SET state = ?, decided_by = ?, decided_at = ?, note = ? "
                 "WHERE message_id = ? AND state = 'pending'",
                 ("approved" if approve else "rejected", approver, decided_at, note, message_id),
-            )
-        ]
-        if approve:
-            # Only if this decision is the one that took: two supervisors deciding at once
-            # both find the message pending, and a rejection that commits first must stand.
-            statements += self._store.deliveries_txn(
-                message_id,
-                recipients,
-                only_if=(
-                    "EXISTS (SELECT 1 FROM approvals WHERE message_id = ? AND state = 'approved' "
-                    "AND decided_by = ? AND decided_at = ?)",
-                    (message_id, approver, decided_at),
-                ),
-            )[0]
-        committed = self._store.writer.enqueue(statements)
+            ).rowcount
+            why = None
+            if took:
+                for sql, params in outbox:
+                    conn.execute(sql, params)
+            else:
+                state, by = conn.execute(
+                    "SELECT state, decided_by FROM approvals WHERE message_id = ?", (message_id,)
+                ).fetchone()
+                why = f"already {state} by {by}"
+            self._store.audit.journal.append(conn, [entry(why)[1]])
+            return why
+
+        committed = self._store.writer.enqueue_call(run)
         if on_commit is not None:
             notify = on_commit
-            committed.add_done_callback(lambda unit: notify() if succeeded(unit) else None)
-        await asyncio.shield(committed)  # a caller that stops waiting leaves the unit alone
+            committed.add_done_callback(
+                lambda unit: notify() if succeeded(unit) and unit.result() is None else None
+            )
+        why_not: str | None = await asyncio.shield(committed)  # a caller that stops waiting
+        return why_not  # leaves the unit alone
 
     # ---- grants -----------------------------------------------------------------------------
 

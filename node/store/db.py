@@ -424,27 +424,19 @@ class Store:
         )
 
     def deliveries_txn(
-        self,
-        message_id: str,
-        recipients: Sequence[str],
-        *,
-        only_if: tuple[str, Sequence[Any]] | None = None,
+        self, message_id: str, recipients: Sequence[str]
     ) -> tuple[list[Statement], list[int]]:
-        """Statements that queue `message_id` for each recipient, and the seq each gets;
-        `only_if` (an SQL condition and its parameters) is checked inside the transaction.
+        """Statements that queue `message_id` for each recipient, and the seq each gets.
 
         Enqueue them at once (no await in between), so seqs reach the writer in order.
         """
         seqs = list(range(self._last_seq + 1, self._last_seq + 1 + len(recipients)))
         self._last_seq += len(recipients)
-        insert = "INSERT OR IGNORE INTO deliveries (seq, message_id, recipient) "
-        if only_if is None:
-            sql, extra = insert + "VALUES (?, ?, ?)", ()
-        else:
-            sql, extra = insert + f"SELECT ?, ?, ? WHERE {only_if[0]}", tuple(only_if[1])
         statements: list[Statement] = [
-            (sql, (seq, message_id, r, *extra)) for seq, r in zip(seqs, recipients, strict=True)
-        ]
+            ("INSERT OR IGNORE INTO deliveries (seq, message_id, recipient) VALUES (?, ?, ?)",
+             (seq, message_id, r))
+            for seq, r in zip(seqs, recipients, strict=True)
+        ]  # fmt: skip
         return statements, seqs
 
     async def queue_outbound(
