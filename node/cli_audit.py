@@ -23,6 +23,7 @@ from node import merkle
 from node.audit.checkpoint import CheckpointError, NoteKey, open_checkpoint
 from node.audit.export import Export, ExportError, lines, parse, verify_export
 from node.audit.verify import LogEntry, Report, format_time, parse_entry, verify_log
+from node.cli_access import _call
 from node.cli_args import (
     UsageError,
     _local_arguments,
@@ -38,16 +39,6 @@ from node.signing import public_key_of
 from node.text import printable
 
 _ORIGIN = re.compile(r"^([^/]+)/agency/([A-Z0-9-]+)/audit$")
-
-
-def _call(args: argparse.Namespace, method: str, request: Any) -> Any:
-    home = resolve_home(args.home)
-
-    async def run() -> Any:
-        async with connect(home, user=args.as_user) as node:
-            return await getattr(node.api, method)(request)
-
-    return asyncio.run(run())
 
 
 def _stream(args: argparse.Namespace, request: local_pb2.AuditLogRequest) -> list[Any]:
