@@ -297,6 +297,14 @@ def cmd_consistency(args: argparse.Namespace) -> int:
 # ---- parser ------------------------------------------------------------------------------------
 
 
+def _position(text: str) -> int:
+    """argparse type: an entry's number or a tree size (a whole number from 1)."""
+    value = text.strip()
+    if not value.isdigit() or not 1 <= int(value) < 2**63:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an entry number (1, 2, ...)")
+    return int(value)
+
+
 def _cert_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cert",
@@ -337,7 +345,7 @@ def add_audit(sub: Any) -> None:
     p.add_argument("--since", type=_when, help="entries at or after this date or time")
     p.add_argument("--until", type=_when, help="entries before this date or time")
     p.add_argument("--limit", type=whole(1, 100_000), default=200, metavar="N",
-                   help="the N latest entries selected (default 200)")  # fmt: skip
+                   help="the N latest entries selected, 1 to 100000 (default 200)")  # fmt: skip
     _local_arguments(p)
     json_argument(p)
     p.set_defaults(func=cmd_query)
@@ -355,8 +363,8 @@ def add_audit(sub: Any) -> None:
     p.set_defaults(func=cmd_export)
 
     p = asub.add_parser("prove", help="an entry's inclusion proof against a signed checkpoint")
-    p.add_argument("seq", type=whole(1, 2**63 - 1), help="the entry's number")
-    p.add_argument("--size", type=whole(1, 2**63 - 1), default=0,
+    p.add_argument("seq", type=_position, help="the entry's number")
+    p.add_argument("--size", type=_position, default=0,
                    help="against the checkpoint of this size (default: the latest)")  # fmt: skip
     _cert_argument(p)
     _local_arguments(p)
@@ -364,8 +372,8 @@ def add_audit(sub: Any) -> None:
     p.set_defaults(func=cmd_prove)
 
     p = asub.add_parser("consistency", help="a consistency proof between two checkpoints")
-    p.add_argument("old", type=whole(1, 2**63 - 1), help="the older checkpoint's size")
-    p.add_argument("new", type=whole(1, 2**63 - 1), help="the newer checkpoint's size")
+    p.add_argument("old", type=_position, help="the older checkpoint's size")
+    p.add_argument("new", type=_position, help="the newer checkpoint's size")
     _cert_argument(p)
     _local_arguments(p)
     json_argument(p)
