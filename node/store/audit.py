@@ -18,6 +18,7 @@ triggers refuse it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
@@ -33,6 +34,7 @@ from node.audit.verify import encode
 from node.store.writer import GroupCommitWriter, Statement
 
 log = logging.getLogger(__name__)
+sha256 = hashlib.sha256
 
 # The writer appends rows of this "statement" to the audit log instead of executing them: a
 # unit carries its entries as ordinary statements and commits them with its own.
@@ -41,6 +43,7 @@ CHECKPOINT_EVERY = 1000
 # Subtrees of 2**STORED_LEVEL entries and more are stored; a smaller one is folded from its
 # leaves when a proof needs it (at most 8 leaf hashes read): one row per 16 appends, not one.
 STORED_LEVEL = 4
+STORED_MASK = (1 << STORED_LEVEL) - 1  # seq & STORED_MASK == 0: entry seq completes one
 
 # (size, root hash) -> the checkpoint note signed by the node's key
 SignCheckpoint = Callable[[int, bytes], bytes]
@@ -193,10 +196,12 @@ class AuditJournal:
             data = encode(
                 seq, at, actor, action, message_id, peer, purpose, justification, outcome, detail
             )
-            leaf = merkle.leaf_hash(data)
-            made = tree.append_nodes(leaf)
+            leaf = sha256(b"\x00" + data).digest()
+            if seq & STORED_MASK:
+                tree.append(leaf)
+            else:  # the leaf completes a subtree of 2**STORED_LEVEL entries or more
+                nodes += [n for n in tree.append_nodes(leaf) if n[0] >= STORED_LEVEL]
             leaves.append((seq, data.decode(), leaf))
-            nodes += [node for node in made if node[0] >= STORED_LEVEL]
         conn.executemany("INSERT INTO audit_log (seq, data, leaf_hash) VALUES (?, ?, ?)", leaves)
         if nodes:
             conn.executemany("INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
