@@ -19,6 +19,7 @@ from node import merkle
 from node.app import Node
 from node.audit.checkpoint import Checkpoint, origin_for, sign
 from node.audit.verify import canonical, parse_entry
+from node.store.audit import Filters
 from tests.harness import FEDERATION, Federation, add_user, liaison, node_send, until_delivered
 from tests.test_cli import Run, accord
 
@@ -236,6 +237,14 @@ async def test_query_export_prove_and_consistency(fed2: Federation, tmp_short: P
     assert consistency.code == 0 and "check: OK" in consistency.out, consistency
 
     # Liaison officers may not run them; each refusal is audited.
+    before = nl.audit.journal.size
     for args in (("verify",), ("query",), ("prove", "5"), ("consistency", str(old), str(new))):
         run = await accord("audit", *args, "--home", home, "--as", "officer")
         assert run.code == 2 and "permission denied (ROLE)" in run.err, run
+    refused = [parse_entry(e.data) for e in await nl.audit.query(Filters(first=before + 1))]
+    assert [(e.actor, e.action, e.outcome) for e in refused] == [
+        ("officer", "read-audit-log", "refused"),
+        ("officer", "read-audit-log", "refused"),
+        ("officer", "prove-audit-entry", "refused"),
+        ("officer", "prove-audit-consistency", "refused"),
+    ]
