@@ -733,7 +733,7 @@ class Operations:
         if limit:
             yield await audit.query(filters, limit=limit)
             return
-        first, last = max(filters.first, 1), filters.last or audit.journal.size
+        first, last = max(filters.first, 1), filters.last or await audit.last()
         while first <= last:
             page = replace(filters, first=first, last=min(last, first + AUDIT_PAGE - 1))
             yield await audit.query(page)
@@ -751,7 +751,7 @@ class Operations:
         audit = self._store.audit
         found = await audit.query(Filters(first=seq, last=seq)) if seq >= 1 else []
         if not found:
-            raise NotFound(f"no audit entry {seq} (the log has {audit.journal.size})")
+            raise NotFound(f"no audit entry {seq} (the log has {await audit.last()})")
         if size:
             note = await audit.checkpoint(size)
             if note is None or size < seq:

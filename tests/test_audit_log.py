@@ -15,7 +15,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from certs.ca import load_cert
+from node import config as config_mod
 from node import merkle
+from node.app import Node
 from node.audit.checkpoint import NoteKey, open_checkpoint, origin_for
 from node.audit.verify import (
     FIELDS,
@@ -27,6 +29,7 @@ from node.audit.verify import (
     parse_entry,
     verify_log,
 )
+from node.errors import AuditLogDamaged
 from node.policy.access import Role, User
 from node.signing import public_key_of
 from node.store import Store
@@ -269,3 +272,27 @@ async def test_a_user_change_whose_entry_cannot_be_written_is_not_made(fed2: Fed
         await nl.operations.set_clearances(admin, name="officer", clearances=["counter-terrorism"])
     officer = await nl.access_store.user("officer")
     assert officer is not None and officer.clearances == frozenset({"missing-persons"})
+
+
+async def test_a_log_cut_in_the_file_takes_no_more_entries(fed2: Federation) -> None:
+    """Entries cut after a checkpoint: the node starts (so that an auditor can verify it), but
+    nothing audited is done, and no checkpoint blesses the cut log."""
+    nl, _ = await fed2.start_all()
+    await add_user(nl, "officer", "liaison_officer")
+    await fed2.stop(NL)  # a checkpoint over every entry
+    with closing(sqlite3.connect(fed2.homes[NL] / "accord.db")) as db:
+        db.execute("DROP TRIGGER audit_log_no_delete")
+        db.execute("DELETE FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log)")
+        db.commit()
+        notes = db.execute("SELECT count(*) FROM audit_checkpoints").fetchone()[0]
+    nl = await Node.open(config_mod.load(fed2.homes[NL]), clock=fed2.clock)
+    try:
+        admin = User("admin", Role.ADMINISTRATOR, frozenset())
+        with pytest.raises(AuditLogDamaged, match=r"checkpoint .* covers more"):
+            await nl.operations.disable_user(admin, name="officer")
+        officer = await nl.access_store.user("officer")
+        assert officer is not None and not officer.disabled
+    finally:
+        await nl.stop(grace=0.1)
+    with closing(sqlite3.connect(fed2.homes[NL] / "accord.db")) as db:
+        assert db.execute("SELECT count(*) FROM audit_checkpoints").fetchone()[0] == notes

@@ -31,6 +31,7 @@ import aiosqlite
 from node import merkle
 from node.audit.source import MessageEvidence, ProvenEntry
 from node.audit.verify import encode
+from node.errors import AuditLogDamaged
 from node.store.writer import GroupCommitWriter, Statement
 
 log = logging.getLogger(__name__)
@@ -125,35 +126,36 @@ class AuditJournal:
         self._working_checkpointed = checkpointed
         self.every = CHECKPOINT_EVERY
         self.sign: SignCheckpoint | None = None  # set by the node: it holds the key
+        self.damaged: str | None = None  # why nothing may be appended (`restore`)
+
+    def _check_intact(self) -> None:
+        if self.damaged is not None:
+            raise AuditLogDamaged(
+                f"{self.damaged}: nothing audited can be done until the database is restored "
+                "from backup (`accord audit verify` names what changed)"
+            )
 
     @classmethod
     def restore(cls, conn: sqlite3.Connection) -> AuditJournal:
-        """The journal of the log stored in `conn`'s database."""
+        """The journal of the log stored in `conn`'s database. A log cut or renumbered in the
+        file is marked damaged: appending to it would write over what a checkpoint signed."""
         size = conn.execute("SELECT coalesce(max(seq), 0) FROM audit_log").fetchone()[0]
         checkpointed = conn.execute(
             "SELECT coalesce(max(size), 0) FROM audit_checkpoints"
         ).fetchone()[0]
-        if checkpointed > size:
-            # The tail was cut in the file: appending again would collide with the stored
-            # subtrees, so every audited action fails until the database is restored.
-            log.error(
-                "the audit log ends at entry %d but a checkpoint covers %d: it was truncated; "
-                "audited actions fail until the database is restored (`accord audit verify`)",
-                size,
-                checkpointed,
-            )
+        damaged = None
         try:
             frontier = merkle.Frontier.restore(lambda ids: _read_nodes(conn, ids), size)
         except LookupError:
-            # Rows renumbered in the file: the stored subtrees no longer fit the size. The edge
-            # is rebuilt from the stored leaf hashes so that the node starts (and the change is
-            # reported by `accord audit verify`); appends then fail where subtrees collide.
-            log.error("the audit log's stored tree does not fit its %d entries: it was edited "
-                      "in the file (`accord audit verify`)", size)  # fmt: skip
+            damaged = f"its stored tree does not fit its {size} entries (rows were changed)"
             frontier = merkle.Frontier()
-            for (leaf,) in conn.execute("SELECT leaf_hash FROM audit_log ORDER BY seq"):
-                frontier.append(bytes(leaf))
-        return cls(frontier, checkpointed)
+        if checkpointed > size:
+            damaged = f"it ends at entry {size} but checkpoint {checkpointed} covers more"
+        journal = cls(frontier, checkpointed)
+        if damaged is not None:
+            journal.damaged = f"the audit log was changed in the database file: {damaged}"
+            log.error("%s; nothing audited is done until it is restored", journal.damaged)
+        return journal
 
     @property
     def size(self) -> int:
@@ -189,6 +191,9 @@ class AuditJournal:
         """Append entries, each (at, actor, action, message_id, peer, purpose, justification,
         outcome, detail) as `entry_txn` makes them."""
         tree = self._tree()
+        rows = list(rows)
+        if rows:
+            self._check_intact()
         leaves = []
         nodes: list[tuple[int, int, bytes]] = []
         for at, actor, action, message_id, peer, purpose, justification, outcome, detail in rows:
@@ -219,6 +224,7 @@ class AuditJournal:
         tree = self._tree()
         if self.sign is None or tree.size in (0, self._working_checkpointed):
             return
+        self._check_intact()  # a damaged log is never signed as it stands
         note = self.sign(tree.size, tree.root())
         conn.execute("INSERT INTO audit_checkpoints (size, note) VALUES (?, ?)", (tree.size, note))
         self._working_checkpointed = tree.size
@@ -309,6 +315,12 @@ class AuditStore:
             params.append(limit)
         cursor = await self._r.execute(sql + " ORDER BY seq", params)
         return [StoredEntry(s, bytes(d), bytes(h)) for s, d, h in await cursor.fetchall()]
+
+    async def last(self) -> int:
+        """The highest entry number stored (the log's size, unless it was changed in the file)."""
+        cursor = await self._r.execute("SELECT coalesce(max(seq), 0) FROM audit_log")
+        row = await cursor.fetchone()
+        return int(row[0]) if row else 0
 
     async def checkpoints(self) -> list[tuple[int, bytes]]:
         cursor = await self._r.execute("SELECT size, note FROM audit_checkpoints ORDER BY size")
