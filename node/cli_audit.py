@@ -208,7 +208,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                     local_pb2.AuditConsistencyRequest(old_size=old, new_size=new)
                 )
                 export.consistency[old, new] = list(proof.hashes)
-            if export.first != 1 or since or until:
+            if args.from_ or args.to:
                 # A range: each entry with its proof in one checkpoint that covers the last (the
                 # latest, signed now if it does not), connected to the others by a proof.
                 latest = await node.api.AuditProve(local_pb2.AuditProveRequest(seq=export.last))

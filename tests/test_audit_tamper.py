@@ -217,7 +217,9 @@ async def test_query_export_prove_and_consistency(fed2: Federation, tmp_short: P
     size = nl.audit.journal.size
     assert (await accord("audit", "export", *base, "--from", "3", "--to", str(size - 2),
                          "--out", part)).code == 0  # fmt: skip
-    for export in (whole, part):
+    head = tmp_short / "head.jsonl"  # from the first entry, but not to the last
+    assert (await accord("audit", "export", *base, "--to", "7", "--out", head)).code == 0
+    for export in (whole, part, head):
         run = await accord("audit", "verify", "--file", export, "--home", home, "--json")
         assert run.code == 0 and json.loads(run.out)["ok"], run
         lines = export.read_text().splitlines()
