@@ -25,7 +25,9 @@ The surface other modules use, and all a second backend would need to provide:
 - trust marks: `high_waters(*names)`, `record_high_waters(marks)`.
 
 `AccessStore` (access.py): users and enrolment, roles, clearances, four-eyes approvals
-(`hold_for_approval`, `decide`), grants, the access log (`log`, and the `log_txn` builder).
+(`hold_for_approval`, `decide`), grants, audit entries (`log`, and the `log_txn` builder).
+`AuditStore` (audit.py, `Store.audit`): the audit log's tree, checkpoints, queries and proofs;
+its entries are appended by the writer in the commit of the action they record.
 `LoginStore` (logins.py): passwords, failed logins, sessions. Both share the `Store`'s writer
 and reader (`Store.writer`, `Store.reader`: this package's own plumbing, not for other
 modules). `KeyRing` (keys.py): the master key and per-message data keys.
