@@ -128,11 +128,15 @@ class Child:
         self._expected = expected
 
     @classmethod
-    def node(cls, home: Path, *, log: Path, profile: Path | None = None) -> Child:
+    def node(
+        cls, home: Path, *, log: Path, profile: Path | None = None, unaudited: bool = False
+    ) -> Child:
         """A node run the way an operator runs it: `accord node run --home HOME`; with
-        `profile`, under cProfile, which writes there when the node stops."""
+        `profile`, under cProfile, which writes there when the node stops; `unaudited`:
+        appending nothing to its audit log (bench/unaudited.py, for a comparison)."""
         # Warnings only: the figures measure delivery, not one event line per message.
-        argv = [sys.executable, "-m", "node.cli", "node", "run", "--home", str(home),
+        entry = "bench.unaudited" if unaudited else "node.cli"
+        argv = [sys.executable, "-m", entry, "node", "run", "--home", str(home),
                 "--log-level", "warning"]  # fmt: skip
         if profile is not None:
             argv[1:1] = ["-m", "cProfile", "-o", str(profile)]

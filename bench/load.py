@@ -127,14 +127,19 @@ async def running(
     peers: Sequence[str],
     to: Sequence[str] | None = None,
     profile_first: Path | None = None,
+    unaudited: Sequence[str] = (),
 ) -> AsyncIterator[tuple[Sender, list[Child]]]:
     """NL-POL's node in this process, driven by a Sender to `to` (default: every peer), and
     each of `peers` a node in its own process (`accord node run`), as agencies run them. All
     stopped on the way out (a clean stop checkpoints each receiver's WAL into its database).
-    With `profile_first`, the first peer runs under cProfile, written there when it stops."""
+    With `profile_first`, the first peer runs under cProfile, written there when it stops;
+    `unaudited` peers append nothing to their audit logs (bench/unaudited.py)."""
     receivers = [
         Child.node(
-            cluster.homes[p], log=root / f"{p}.log", profile=profile_first if i == 0 else None
+            cluster.homes[p],
+            log=root / f"{p}.log",
+            profile=profile_first if i == 0 else None,
+            unaudited=p in unaudited,
         )
         for i, p in enumerate(peers)
     ]

@@ -37,6 +37,7 @@ from certs.ca import load_key
 from certs.errors import PkiError
 from node import signing
 from node.activity import Activity
+from node.audit.checkpoint import Checkpoint, origin_for
 from node.clock import Clock, OffsetClock, SystemClock
 from node.config import DRILL_ONLY, Config
 from node.delivery.budget import RefusalBudget, VolumeBudget
@@ -59,7 +60,7 @@ from node.redress import RedressService
 from node.retention import RetentionService, Sweeper
 from node.signing import BatchSigner, Signer
 from node.store import Store, StoredMessage, erasure
-from node.store.access import AccessStore
+from node.store.access import AccessStore, log_txn
 from node.store.holds import HoldStore
 from node.store.keys import KeyRing
 from node.store.logins import LoginStore
@@ -200,6 +201,14 @@ class Node:
         limits = config.limits
 
         self.signer = Signer(identity.key)
+        # The audit log (node/store/audit.py): the node's AuditSource for evidence bundles.
+        self.audit = store.audit
+        origin = origin_for(config.node.federation, config.node.agency)
+        self.audit_key = self.signer.note_key(origin)
+        store.audit.journal.every = config.audit.checkpoint_every
+        store.audit.journal.sign = lambda size, root: self.signer.sign_checkpoint(
+            Checkpoint(origin, size, root)
+        )
         self.metrics = Metrics()
         self.watchers = Watchers()
         self.activity = Activity(metrics=self.metrics, watchers=self.watchers, clock=clock)
@@ -278,6 +287,8 @@ class Node:
             retention=RetentionService(
                 sweeper=self.sweeper, holds=HoldStore(store), settings=config.retention
             ),
+            audit_key=self.audit_key,
+            audit_source=self.audit,
         )
         budget = RefusalBudget(
             rate=limits.refusals_per_second,
@@ -317,12 +328,13 @@ class Node:
             receive_batch=config.delivery.receive_batch,
             batches_in_flight=config.delivery.batches_in_flight,
             budget=budget,
+            on_refused=lambda peer, why: self._audit_event(
+                "receive-stream", "refused", why, peer=peer
+            ),
         )
         self._server = grpc.aio.server(
             interceptors=[
-                FederationAuthInterceptor(
-                    trust=trust, clock=clock, on_refused=self.activity.caller_refused
-                )
+                FederationAuthInterceptor(trust=trust, clock=clock, on_refused=self._caller_refused)
             ],
             options=[
                 ("grpc.max_receive_message_length", frame_limit(config)),
@@ -335,7 +347,11 @@ class Node:
         self._server.add_generic_rpc_handlers((self._federation.handler(),))
         self._local = grpc.aio.server(
             interceptors=[
-                LocalAuthInterceptor(self.logins.authenticate, still_valid=self.logins.still_valid),
+                LocalAuthInterceptor(
+                    self.logins.authenticate,
+                    still_valid=self.logins.still_valid,
+                    on_refused=self.operations.unauthenticated,
+                ),
                 RequestDecodingInterceptor(),
             ]
         )
@@ -541,6 +557,7 @@ class Node:
         if changed or not self._trust_recorded:
             self._record_trust()
         if changed:
+            self._audit_reload()
             self.links.notify_all()
         self.health.watch_own_certificate()
         return changed
@@ -572,6 +589,39 @@ class Node:
     def _receipted(self, receipt: ReceiptEvent) -> None:
         self.activity.receipted(receipt)
         self.redress.receipted(receipt)
+
+    def _audit_reload(self) -> None:
+        """The audit entry of a newer directory (its agreements) or CRL taking effect."""
+        directory = self.trust.directory
+        assert directory is not None
+        agreements = ",".join(a.id for a in directory.agreements)
+        self._audit_event(
+            "reload-directory",
+            "granted",
+            f"directory serial {directory.serial} (agreements {agreements or 'none'}), "
+            f"CRL number {self.trust.crl_number}",
+        )
+
+    def _caller_refused(self, why: str) -> None:
+        """A federation call refused before any envelope was read (mutual TLS, identity)."""
+        self.activity.caller_refused(why)
+        self._audit_event("authenticate-peer", "refused", f"UNAUTHENTICATED: {why}")
+
+    def _audit_event(self, action: str, outcome: str, detail: str, *, peer: str = "") -> None:
+        """An audit entry by the node itself, from code that cannot wait for its commit."""
+        entry = log_txn(
+            at=self.clock.now(), user="node", action=action, outcome=outcome, detail=detail,
+            peer=peer,
+        )  # fmt: skip
+
+        def done(unit: asyncio.Future[None]) -> None:
+            if not unit.cancelled() and unit.exception() is not None:
+                log.error("could not write the audit entry of %s: %s", action, unit.exception())
+
+        try:
+            self.store.writer.enqueue([entry]).add_done_callback(done)
+        except RuntimeError as exc:  # the store is closing: the node is stopping
+            log.error("could not write the audit entry of %s: %s", action, exc)
 
     def _member_key(self, agency: str) -> ec.EllipticCurvePublicKey | None:
         try:

@@ -1129,7 +1129,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from gateway import cli as gateway_cli
-    from node import cli_access, cli_drill, cli_evidence, cli_redress, cli_report, cli_retention
+    from node import (
+        cli_access,
+        cli_audit,
+        cli_drill,
+        cli_evidence,
+        cli_redress,
+        cli_report,
+        cli_retention,
+    )
 
     for add in (
         _add_certs,
@@ -1138,6 +1146,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_status,
         *cli_access.GROUPS,
         *cli_retention.GROUPS,
+        *cli_audit.GROUPS,
         *cli_drill.GROUPS,
         *cli_evidence.GROUPS,
         *cli_report.GROUPS,

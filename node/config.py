@@ -92,6 +92,11 @@ class StoreSection:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditSection:
+    checkpoint_every: int = 1000  # the node signs a checkpoint of its audit log this often
+
+
+@dataclass(frozen=True, slots=True)
 class LoginSection:
     """People's logins (the gateway): lockout after failed passwords, session lifetimes."""
 
@@ -147,6 +152,7 @@ class Config:
     limits: LimitsSection = field(default_factory=LimitsSection)
     delivery: DeliverySection = field(default_factory=DeliverySection)
     store: StoreSection = field(default_factory=StoreSection)
+    audit: AuditSection = field(default_factory=AuditSection)
     drill: DrillSection | None = None  # present only in a drill cluster's homes
     login: LoginSection = field(default_factory=LoginSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)
@@ -182,6 +188,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "limits": LimitsSection,
     "delivery": DeliverySection,
     "store": StoreSection,
+    "audit": AuditSection,
     "login": LoginSection,
     "metrics": MetricsSection,
 }
@@ -357,6 +364,7 @@ def _validate(c: Config) -> None:
         "delivery.receive_batch": c.delivery.receive_batch,
         "delivery.batches_in_flight": c.delivery.batches_in_flight,
         "delivery.batch_max": c.delivery.batch_max,
+        "audit.checkpoint_every": c.audit.checkpoint_every,
         "login.max_failures": c.login.max_failures,
         "login.lockout_seconds": c.login.lockout_seconds,
         "login.session_idle_seconds": c.login.session_idle_seconds,

@@ -135,6 +135,15 @@ class StorageFull(AccordError, sqlite3.OperationalError):
     status = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class AuditLogDamaged(AccordError, sqlite3.OperationalError):
+    """The audit log in the database file was cut or renumbered outside the node: nothing that
+    must be audited is done (its unit is not committed) until the file is restored.
+
+    Also an sqlite3.OperationalError, as the writer's other failures of a commit are."""
+
+    status = grpc.StatusCode.DATA_LOSS
+
+
 class Refused(AccordError):
     """A message refused by policy or by envelope checks, with its reason code."""
 

@@ -20,7 +20,7 @@ from certs.identity import agency_of
 from node import config as config_mod
 from node.errors import ConfigError
 from node.policy.access import Role
-from node.store.access import add_user_txn
+from node.store.access import add_user_txn, log_txn
 from node.store.db import create_database
 from node.store.keys import KeyRing
 
@@ -79,14 +79,14 @@ def init_home(
         keys = KeyRing.generate()
         keys.save(build / "master.key")
         token = secrets.token_urlsafe(32)
+        now = datetime.now(UTC)
         admin = add_user_txn(
-            keys,
-            name=ADMIN,
-            role=Role.ADMINISTRATOR,
-            token=token,
-            purposes=(),
-            now=datetime.now(UTC),
+            keys, name=ADMIN, role=Role.ADMINISTRATOR, token=token, purposes=(), now=now
         )
+        admin.append(
+            log_txn(at=now, user="node", action="add-user", outcome="granted",
+                    detail=f"{ADMIN} as {Role.ADMINISTRATOR} (node init)")
+        )  # fmt: skip
         create_database(build / "accord.db", keys, admin)
         (build / "tokens").mkdir(mode=0o700)
         write_private(build / "tokens" / ADMIN, token.encode())

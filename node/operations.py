@@ -6,6 +6,7 @@ The local API servicer is a thin shell over these; the gateway reaches them the 
 from __future__ import annotations
 
 import base64
+import logging
 import math
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -16,11 +17,13 @@ from functools import partial
 from cryptography.hazmat.primitives import serialization
 
 from node import deadlines, inbox, report, signing, wire
+from node.audit.checkpoint import NoteKey
 from node.audit.source import AuditSource
 from node.clock import Clock, OffsetClock
 from node.delivery.links import Links
 from node.delivery.outbound import Outbound, Record, Sent
 from node.errors import (
+    AccordError,
     FailedPrecondition,
     Gone,
     InvalidRequest,
@@ -44,6 +47,7 @@ from node.report import Report
 from node.retention import RetentionService, ReviewItem, SweepResult, check_live
 from node.store import PeerQueue, Store, StoredMessage
 from node.store.access import (
+    REFUSAL_AUDITED,
     AccessEntry,
     AccessStore,
     Approval,
@@ -51,18 +55,23 @@ from node.store.access import (
     UserRecord,
     log_txn,
 )
+from node.store.audit import Filters, StoredEntry
 from node.store.db import Answer, Delivery
 from node.store.holds import Counts, Hold
 from node.store.keys import SealError
 from node.store.redress import Applied
 from node.store.report import ReportStore
+from node.store.writer import Statement
 from node.text import check_text
 from node.transport.peer import CallFailed, Connector
 from node.trust import Trust
 from node.watch import Watchers
 
+log = logging.getLogger(__name__)
+
 USER_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
 KEEP_TERMS = ForwardTerms()  # a forward under the held message's own terms
+AUDIT_PAGE = 2000  # audit entries per page of AuditLog
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +226,8 @@ class Operations:
         drill_clock: OffsetClock | None,
         redress: RedressService,
         retention: RetentionService,
+        audit_key: NoteKey,
+        audit_source: AuditSource,
     ) -> None:
         """`published`: this node's own signed policy; `drill_clock`: the clock a drill-mode
         node lets an administrator move (None: not in drill mode)."""
@@ -233,14 +244,44 @@ class Operations:
         self._connector = connector
         self._published = published
         self._drill_clock = drill_clock
-        # The audit log's proofs for evidence bundles; None: bundles say they have no audit part.
-        self.audit_source: AuditSource | None = None
+        self._audit_source = audit_source  # the audit log's proofs, for evidence bundles
         self._retention = retention
+        self.audit_key = audit_key  # what the audit log's checkpoints are signed with
+
+    def _entry(self, user: User, action: str, outcome: str, **fields: str) -> Statement:
+        """An audit entry to commit with the change it records."""
+        return log_txn(
+            at=self._clock.now(), user=user.name, action=action, outcome=outcome, **fields
+        )
 
     async def _log(self, user: User, action: str, outcome: str, **fields: str) -> None:
         await self.access.log(
             at=self._clock.now(), user=user.name, action=action, outcome=outcome, **fields
         )
+
+    async def refused(self, actor: str, action: str, exc: AccordError) -> None:
+        """The audit entry of a local API call refused with no entry of its own (bad input,
+        not found, a refusal raised before any check logged it)."""
+        await self.access.log(
+            at=self._clock.now(),
+            user=actor,
+            action=action,
+            outcome="refused",
+            detail=f"{type(exc).__name__}: {exc}",
+        )
+
+    async def unauthenticated(self, call: str) -> None:
+        """The audit entry of a local API call refused for want of a valid token."""
+        try:
+            await self.access.log(
+                at=self._clock.now(),
+                user="",
+                action=call,
+                outcome="refused",
+                detail="UNAUTHENTICATED: missing or unknown token, or an expired session",
+            )
+        except Exception as exc:  # the caller is refused all the same
+            log.error("could not audit an unauthenticated call to %s: %s", call, exc)
 
     async def _guard(
         self, user: User, action: str, check: Callable[[], None], **fields: str
@@ -523,7 +564,17 @@ class Operations:
             purpose=held.purpose,
         )
 
-        await self.access.decide(
+        action = "approve" if approve else "reject"
+
+        def entry(why_not: str | None) -> Statement:
+            if why_not is not None:  # another decision was made first; it stands
+                return self._entry(user, action, "refused", message_id=message_id, detail=why_not)
+            return self._entry(
+                user, action, "granted", message_id=message_id,
+                recipient=",".join(pending.recipients), justification=note,
+            )  # fmt: skip
+
+        why_not = await self.access.decide(
             message_id=message_id,
             author=pending.author,
             approver=user.name,
@@ -531,26 +582,16 @@ class Operations:
             note=note,
             now=self._clock.now(),
             recipients=pending.recipients,
+            entry=entry,
             # Run as the approval commits, before anything committed after it is handed to a
             # link: a link that already sent a later envelope would otherwise skip this one.
             on_commit=partial(self._links.notify, pending.recipients) if approve else None,
         )
+        if why_not is not None:
+            REFUSAL_AUDITED.set(True)
+            raise InvalidRequest(f"message {message_id} was {why_not}")
         decided = await self.access.approval(message_id)
         assert decided is not None
-        action, outcome = ("approve", "approved") if approve else ("reject", "rejected")
-        if decided.decided_by != user.name or decided.state != outcome:
-            # Someone else decided first (both found it pending); their decision stands.
-            detail = f"already {decided.state} by {decided.decided_by}"
-            await self._log(user, action, "refused", message_id=message_id, detail=detail)
-            raise InvalidRequest(f"message {message_id} was {detail}")
-        await self._log(
-            user,
-            action,
-            "granted",
-            message_id=message_id,
-            recipient=",".join(pending.recipients),
-            justification=note,
-        )
         return decided
 
     # ---- onward transfer --------------------------------------------------------------------
@@ -807,12 +848,7 @@ class Operations:
                     )
         elif m.receipt is not None and m.receipt_signature is not None:
             receipts[self.agency] = Signed(m.receipt, m.receipt_signature, m.receipt_proof or b"")
-        audit = None
-        absent = ""
-        if self.audit_source is None:
-            absent = "this node's audit log gives no inclusion proofs or signed checkpoints yet"
-        else:
-            audit = await self.audit_source.evidence_for(m.message_id)
+        audit = await self._audit_source.evidence_for(m.message_id)
         directory = self._trust.directory
         document = self._trust.directory_document
         if directory is None or document is None:
@@ -836,7 +872,6 @@ class Operations:
             directory=document[0],
             directory_signature=document[1],
             audit=audit,
-            audit_absent=absent,
             created=self._clock.now().isoformat(),
         )
 
@@ -864,6 +899,11 @@ class Operations:
         )
         code = enrolment_code()
         expires = now + ENROLMENT_CODE_TTL
+        if bootstrap:
+            detail = f"{name} as {role_}: the second administrator, added alone (bootstrap)"
+        else:
+            detail = f"{name} as {role_}: awaits a second administrator"
+        outcome = "granted" if bootstrap else "requested"
         await self.access.add_enrolling_user(
             name=name,
             role=role_,
@@ -872,13 +912,10 @@ class Operations:
             expires_at=expires,
             requested_by=None if bootstrap else user.name,
             now=now,
+            also=[self._entry(user, "add-user", outcome, detail=detail)],
         )
         if bootstrap:
             await self.access.remember_two_administrators()
-            detail = f"{name} as {role_}: the second administrator, added alone (bootstrap)"
-        else:
-            detail = f"{name} as {role_}: awaits a second administrator"
-        await self._log(user, "add-user", "granted" if bootstrap else "requested", detail=detail)
         return Enrolment(await self._record(name), code, expires if bootstrap else None)
 
     async def enrol(self, *, name: str, code: str) -> tuple[UserRecord, str]:
@@ -892,14 +929,8 @@ class Operations:
         why_not = await self.access.redeem(
             name=name, parts=code.split("+"), token=token, now=self._clock.now()
         )
-        await self.access.log(
-            at=self._clock.now(),
-            user=name,
-            action="enrol",
-            outcome="refused" if why_not else "granted",
-            detail=why_not or "",
-        )
         if why_not:
+            REFUSAL_AUDITED.set(True)  # written with the attempt
             raise PermissionDenied("ENROLMENT", f"cannot enrol {name}: {why_not}")
         return await self._record(name), token
 
@@ -917,11 +948,11 @@ class Operations:
         wanted = frozenset(clearances)
         if wanted <= target.clearances or target.pending:
             # A user awaiting approval has no access: the approver sees them as they are.
-            await self.access.set_clearances(name=name, purposes=clearances)
-            self._watchers.end(name)
-            await self._log(
+            entry = self._entry(
                 user, "set-clearances", "granted", detail=f"{name}: {','.join(clearances)}"
             )
+            await self.access.set_clearances(name=name, purposes=clearances, also=[entry])
+            self._watchers.end(name)
         else:
             await self._request(user, "set-clearances", name, UserChange(clearances=wanted))
         return await self._record(name)
@@ -937,9 +968,9 @@ class Operations:
             return await self._record(name)
         await self._keep_an_administrator(user, target, "set-role")
         if (target.role, role_) == (Role.SUPERVISOR, Role.LIAISON_OFFICER):
-            await self.access.set_role(name=name, role=role_)
+            entry = self._entry(user, "set-role", "granted", detail=f"{name} as {role_}")
+            await self.access.set_role(name=name, role=role_, also=[entry])
             self._watchers.end(name)
-            await self._log(user, "set-role", "granted", detail=f"{name} as {role_}")
         else:
             await self._request(user, "set-role", name, UserChange(role=role_))
         return await self._record(name)
@@ -953,9 +984,9 @@ class Operations:
         if target.role == Role.ADMINISTRATOR and not target.disabled:
             await self._request(user, "disable-user", name, UserChange(enabled=False))
             return await self._record(name)
-        await self.access.disable_user(name=name, now=self._clock.now())
+        entry = self._entry(user, "disable-user", "granted", detail=name)
+        await self.access.disable_user(name=name, now=self._clock.now(), also=[entry])
         self._watchers.end(name)
-        await self._log(user, "disable-user", "granted", detail=name)
         return await self._record(name)
 
     async def enable_user(self, user: User, *, name: str) -> UserRecord:
@@ -968,11 +999,13 @@ class Operations:
         return await self._record(name)
 
     async def _request(self, user: User, action: str, name: str, change: UserChange) -> None:
+        detail = f"{name} {change.describe()}: awaits a second admin"
         await self.access.request_change(
-            name=name, change=change, by=user.name, now=self._clock.now()
-        )
-        await self._log(
-            user, action, "requested", detail=f"{name} {change.describe()}: awaits a second admin"
+            name=name,
+            change=change,
+            by=user.name,
+            now=self._clock.now(),
+            also=[self._entry(user, action, "requested", detail=detail)],
         )
 
     async def decide_user(
@@ -1062,6 +1095,59 @@ class Operations:
     async def access_log(self, user: User, *, limit: int, message_id: str) -> list[AccessEntry]:
         await self._guard(user, "read-access-log", lambda: access.check_audit(user))
         return await self.access.entries(limit=limit, message_id=message_id)
+
+    async def audit_log(
+        self, user: User, filters: Filters, *, limit: int
+    ) -> AsyncIterator[list[StoredEntry]]:
+        """Audit entries in log order, a page at a time (auditors and administrators). The
+        check runs before the first page: a refusal is raised by the first `anext`."""
+        await self._guard(user, "read-audit-log", lambda: access.check_audit(user))
+        audit = self._store.audit
+        if limit:
+            yield await audit.query(filters, limit=limit)
+            return
+        first, last = max(filters.first, 1), filters.last or await audit.last()
+        while first <= last:
+            page = replace(filters, first=first, last=min(last, first + AUDIT_PAGE - 1))
+            yield await audit.query(page)
+            first += AUDIT_PAGE
+
+    async def audit_checkpoints(self, user: User) -> list[bytes]:
+        await self._guard(user, "read-audit-log", lambda: access.check_audit(user))
+        return [note for _, note in await self._store.audit.checkpoints()]
+
+    async def audit_prove(
+        self, user: User, *, seq: int, size: int
+    ) -> tuple[StoredEntry, list[bytes], bytes]:
+        """Entry `seq`, its inclusion proof, and the checkpoint it is proven against."""
+        await self._guard(user, "prove-audit-entry", lambda: access.check_audit(user))
+        audit = self._store.audit
+        found = await audit.query(Filters(first=seq, last=seq)) if seq >= 1 else []
+        if not found:
+            raise NotFound(f"no audit entry {seq} (the log has {await audit.last()})")
+        if size:
+            note = await audit.checkpoint(size)
+            if note is None or size < seq:
+                raise NotFound(f"no checkpoint of size {size} covers entry {seq}")
+        else:
+            size, note = await audit.covering(seq)
+        return found[0], await audit.inclusion(seq, size), note
+
+    async def audit_consistency(
+        self, user: User, *, old: int, new: int
+    ) -> tuple[list[bytes], bytes, bytes]:
+        """The consistency proof from checkpoint `old` to checkpoint `new`, and both notes."""
+        await self._guard(user, "prove-audit-consistency", lambda: access.check_audit(user))
+        if not 0 < old <= new:
+            raise InvalidRequest(f"sizes {old} and {new}: need 0 < OLD <= NEW")
+        audit = self._store.audit
+        notes = [await audit.checkpoint(old), await audit.checkpoint(new)]
+        missing = [n for n, note in zip((old, new), notes, strict=True) if note is None]
+        if missing:
+            raise NotFound(f"no checkpoint of size {missing[0]} (`accord audit query` lists them)")
+        old_note, new_note = notes
+        assert old_note is not None and new_note is not None
+        return await audit.consistency(old, new), old_note, new_note
 
     async def outbox(self, user: User) -> list[tuple[PeerQueue, bool]]:
         """Per peer: what waits in the outbox, and whether a stream to it is open now. Counts

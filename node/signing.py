@@ -30,6 +30,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from node import merkle
+from node.audit.checkpoint import Checkpoint, NoteKey
+from node.audit.checkpoint import sign as sign_note
 
 _ECDSA = ec.ECDSA(hashes.SHA256())
 
@@ -139,6 +141,15 @@ class Signer:
 
     def sign_batch(self, items: Sequence[bytes], domain: Domain) -> list[tuple[bytes, bytes]]:
         return sign_batch(self._key, items, domain)
+
+    def sign_checkpoint(self, checkpoint: Checkpoint) -> bytes:
+        """The audit log's checkpoint as a signed note (node/audit/checkpoint.py). No other
+        data this key signs can be taken for one: a note text starts with the log's origin
+        line, a policy document with "{", everything else with its domain's prefix."""
+        return sign_note(checkpoint, self._key)
+
+    def note_key(self, origin: str) -> NoteKey:
+        return NoteKey(origin, self.public_key)
 
 
 class BatchSigner:

@@ -34,10 +34,12 @@ from accord.v1 import message_pb2 as pb
 from certs.ca import FederationAuthority, IssuedNode, load_key
 from certs.identity import agency_dns_name
 from node.app import Node
+from node.audit.verify import AuditEntry, parse_entry
 from node.clock import OffsetClock
 from node.errors import Reason, Refused, Unauthenticated
 from node.ids import uuid7
 from node.signing import ENVELOPE, sign
+from node.store.audit import Filters
 from node.wire import FEATURES, FEATURES_KEY, parse_receipt
 from tests.harness import FEDERATION, Federation, incident, node_send, until_delivered, wait_for
 
@@ -158,8 +160,10 @@ async def stored(node: Node) -> tuple[int, int]:
 
 
 async def assert_refused(node: Node, caller: Caller, code: grpc.StatusCode, *reasons: str) -> None:
-    """Both federation calls fail with `code` and every reason word; nothing is stored."""
+    """Both federation calls fail with `code` and every reason word; nothing is stored, and
+    each refusal by the interceptor is in the node's audit log."""
     before = await stored(node)
+    logged = node.audit.journal.size
     for attempt in (get_policy(node, caller), exchange(node, caller, envelope(caller))):
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await attempt
@@ -168,6 +172,15 @@ async def assert_refused(node: Node, caller: Caller, code: grpc.StatusCode, *rea
         for reason in reasons:
             assert reason in details, details
     assert await stored(node) == before
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+
+        async def audited() -> list[AuditEntry]:
+            found = await node.audit.query(Filters(first=logged + 1, action="authenticate-peer"))
+            return [parse_entry(e.data) for e in found] if len(found) >= 2 else []
+
+        entries = await wait_for(audited)
+        assert all(e.outcome == "refused" for e in entries)
+        assert all(reason in e.detail for e in entries for reason in reasons)
 
 
 async def assert_accepted(node: Node, caller: Caller) -> None:

@@ -45,6 +45,11 @@ def test_bench_item_1_alternates_an_odd_number_of_rounds(tmp_path: Path) -> None
     assert report["e2e_baseline_ratio"] == values["throughput.ratio"]
     [row] = [r for b in report["results"] for r in b["rows"] if r["metric"].startswith("accepted")]
     assert "medians of 3 rounds" in row["note"]
+    # The audit log's cost, from rounds without it in the same run.
+    assert values["throughput.unaudited_rate"] > 0
+    assert values["throughput.audit_cost"] < 1 and values["throughput.audit_cpu_cost"] < 1
+    [cost] = [r for b in report["results"] for r in b["rows"] if "audit log" in r["metric"]]
+    assert cost["target"] == "<= 10%" and "median of rounds" in cost["note"]
 
 
 @pytest.mark.timeout(90)

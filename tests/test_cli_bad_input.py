@@ -84,6 +84,9 @@ def good_values(places: dict[str, Path]) -> dict[str, str]:
         "third": "FR-PN",
         "reason": "grounds",
         "until": "2030-01-01T00:00:00+00:00",
+        "seq": "5",
+        "old": "4",
+        "new": "8",
     }
 
 

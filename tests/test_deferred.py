@@ -35,6 +35,7 @@ from tests.harness import (
     member_key,
     node_send,
     open_agreement,
+    until_delivered,
     wait_for,
 )
 
@@ -132,8 +133,8 @@ async def test_a_deferred_delivery_stays_queued_and_goes_again(tmp_short: Path) 
         assert await fr.store.count("rejections") == 0
         fr.reload()
         await held(fr, forwarded.message_id, sender=DE)
-        (d,) = await de.store.deliveries(forwarded.message_id)
-        assert d.state == "accepted"
+        # DE stores FR's receipt after FR stored the message: waited for, not raced.
+        await until_delivered(de, forwarded)
     finally:
         await fed.stop_all()
 
@@ -169,13 +170,8 @@ async def test_a_receiver_with_a_full_disk_defers_and_resumes_when_space_returns
             freed = loop.time()
             await held(de, sent.message_id, sender=NL, timeout=15)
             assert loop.time() - freed < 8.0
-
-            async def receipted() -> bool:
-                # DE's receipt reaches NL a moment after DE holds the message.
-                (d,) = await nl.store.deliveries(sent.message_id)
-                return d.state == "accepted"
-
-            await wait_for(receipted, timeout=5)
+            # NL stores DE's receipt after DE stored the message: waited for, not raced.
+            await until_delivered(nl, sent)
         finally:
             await fed.stop_all()
     said = [

@@ -41,7 +41,7 @@ async def test_a_send_on_a_full_disk_is_refused_whole_and_nothing_leaves(
                     "request_info", "--purpose", "missing-persons", "--body", body,
                     "--tlp", "green", "--handling", "H0", "--retention-days", "30")  # fmt: skip
             messages = "SELECT count(*) FROM messages"
-            logged = "SELECT count(*) FROM access_log WHERE action = 'send'"
+            logged = "SELECT count(*) FROM audit_log WHERE json_extract(data, '$.action') = 'send'"
             before = (count(home, messages), count(home, logged))
 
             filler = fill(disk, leave=64 * 1024)
@@ -66,7 +66,7 @@ async def test_a_send_on_a_full_disk_is_refused_whole_and_nothing_leaves(
 
 
 async def test_a_send_whose_log_entry_cannot_be_written_is_not_sent(tmp_short: Path) -> None:
-    """The message and its access log entry are one unit: the entry failing (here, a trigger
+    """The message and its audit entry are one unit: the entry failing (here, a trigger
     refusing it) takes the message with it, so nothing is delivered unlogged."""
     fed = Federation(tmp_short, [NL, DE])
     try:
@@ -74,11 +74,12 @@ async def test_a_send_whose_log_entry_cannot_be_written_is_not_sent(tmp_short: P
         await fed.start(DE)
         with sqlite3.connect(fed.homes[NL] / "accord.db") as db:
             db.execute(
-                "CREATE TRIGGER no_log BEFORE INSERT ON access_log WHEN NEW.action = 'send' "
-                "BEGIN SELECT RAISE(ABORT, 'the access log refused the entry'); END"
+                "CREATE TRIGGER no_log BEFORE INSERT ON audit_log "
+                "WHEN json_extract(NEW.data, '$.action') = 'send' "
+                "BEGIN SELECT RAISE(ABORT, 'the audit log refused the entry'); END"
             )
         officer = User("officer", Role.LIAISON_OFFICER, frozenset({"missing-persons"}))
-        with pytest.raises(sqlite3.IntegrityError, match="the access log refused the entry"):
+        with pytest.raises(sqlite3.IntegrityError, match="the audit log refused the entry"):
             await nl.operations.send(officer, wire.draft(liaison(to=[DE])))
         assert count(fed.homes[NL], "SELECT count(*) FROM messages") == 0
         assert count(fed.homes[NL], "SELECT count(*) FROM deliveries") == 0

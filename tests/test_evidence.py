@@ -17,16 +17,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from accord.v1 import message_pb2 as pb
-from node import merkle, signing, wire
-from node.audit import checkpoint
-from node.audit.source import MessageEvidence, ProvenEntry
-from node.audit.verify import AuditEntry, canonical
+from node import signing, wire
 from node.evidence.bundle import read_zip
 from node.evidence.verify import check_bundle
-from tests.harness import FEDERATION, Federation, add_user, liaison, member_key, until_delivered
+from tests.harness import Federation, add_user, liaison, member_key, until_delivered
 from tests.test_cli import accord
 
 NL, DE, FR = "NL-POL", "DE-BKA", "FR-PN"
@@ -35,65 +31,10 @@ WHY = "--justification=evidence for the prosecutor, case 2026/881"
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
 
-class EntryLog:
-    """An AuditSource as the node's audit log gives one, built here from real entries: each
-    entry's canonical bytes are a leaf of an RFC 6962 tree (node.merkle), and every answer
-    carries a checkpoint signed with the node's own key (node.audit.checkpoint.sign)."""
-
-    def __init__(self, key: ec.EllipticCurvePrivateKey, agency: str) -> None:
-        self._key = key
-        self._origin = checkpoint.origin_for(FEDERATION, agency)
-        self._nodes = merkle.MemoryNodes()
-        self._entries: list[tuple[str, bytes]] = []
-
-    def append(self, entry: AuditEntry) -> None:
-        data = canonical(entry)
-        self._nodes.append(merkle.leaf_hash(data))
-        self._entries.append((entry.message_id, data))
-
-    @property
-    def size(self) -> int:
-        return self._nodes.size
-
-    async def evidence_for(self, message_id: str) -> MessageEvidence:
-        size = self._nodes.size
-        head = checkpoint.Checkpoint(self._origin, size, merkle.root_at(self._nodes, size))
-        entries = tuple(
-            ProvenEntry(seq, data, tuple(merkle.inclusion_proof(self._nodes, seq - 1, size)))
-            for seq, (about, data) in enumerate(self._entries, start=1)
-            if about == message_id
-        )
-        return MessageEvidence(entries, checkpoint.sign(head, self._key))
-
-
-async def log_of(fed: Federation, agency: str) -> EntryLog:
-    """The node's real access log rows (sends, reads, exports), oldest first, as audit entries."""
-    node = fed.nodes[agency]
-    log = EntryLog(member_key(fed, agency), agency)
-    rows = reversed(await node.access_store.entries(limit=1000))
-    for seq, row in enumerate(rows, start=1):
-        log.append(
-            AuditEntry(
-                seq=seq,
-                at=datetime.fromisoformat(row.at).astimezone(UTC),
-                actor=row.user,
-                action=row.action,
-                message_id=row.message_id,
-                peer=row.recipient,
-                purpose=row.purpose,
-                justification=row.justification,
-                outcome=row.outcome,
-                detail=row.detail,
-            )
-        )
-    return log
-
-
 @dataclass
 class Exchange:
     fed: Federation
     ids: list[str]
-    log: EntryLog
 
 
 async def exchange(fed: Federation) -> Exchange:
@@ -108,9 +49,7 @@ async def exchange(fed: Federation) -> Exchange:
     await until_delivered(nl, *sent)
     ids = [s.message_id for s in sent]
     await nl.operations.read(officer, message_id=ids[0], sender="", justification=WHY[16:])
-    log = await log_of(fed, NL)
-    nl.operations.audit_source = log
-    return Exchange(fed, ids, log)
+    return Exchange(fed, ids)
 
 
 async def export(fed: Federation, agency: str, message_id: str, out: Path) -> None:
@@ -190,8 +129,9 @@ async def test_a_sent_message_bundle_passes_and_every_flipped_byte_is_named(
     await export(fed3, NL, ex.ids[0], out)
     files = read_zip(out.read_bytes())
     audit_files = sorted(n for n in files if n.startswith("audit/") and n.endswith(".json"))
-    # The log was taken after the sends and a read, before the export.
-    assert len(audit_files) == 2 and "audit/checkpoint.txt" in files
+    # The node's own log: the send, the read, and this export itself (logged before the
+    # bundle is built, so the checkpoint in the bundle covers it).
+    assert len(audit_files) == 3 and "audit/checkpoint.txt" in files
     assert {f"receipts/{DE}/proof.bin", f"receipts/{FR}/proof.bin"} <= set(files)
     assert files["envelope/proof.bin"], "two sends in one turn are signed as one batch"
     for code in (NL, DE, FR):
@@ -230,7 +170,7 @@ async def test_a_sent_message_bundle_passes_and_every_flipped_byte_is_named(
         shutil.rmtree(folder)
 
 
-async def test_a_received_message_bundle_without_an_audit_source_says_so(
+async def test_a_received_message_bundle_proves_the_receivers_own_audit_entries(
     fed3: Federation, tmp_short: Path
 ) -> None:
     ex = await exchange(fed3)
@@ -241,7 +181,7 @@ async def test_a_received_message_bundle_without_an_audit_source_says_so(
         "--home", fed3.homes[DE], "--as", OFFICER,
     )  # fmt: skip
     assert run.code == 0, run
-    assert "no audit part: this node's audit log gives no inclusion proofs" in run.out
+    assert "no audit part" not in run.out
     files = read_zip(out.read_bytes())
     assert sorted(n for n in files if n.startswith("receipts/")) == [
         f"receipts/{DE}/content.bin",
@@ -250,7 +190,8 @@ async def test_a_received_message_bundle_without_an_audit_source_says_so(
     ]
     result = verify_sh(unpack(out.read_bytes(), tmp_short / "received"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "skip: audit: this bundle has no audit part" in result.stdout
+    # DE's own log: it collected the message (and the export below is logged too).
+    assert f"ok: audit checkpoint: {DE}'s log at size" in result.stdout, result.stdout
     # The export is a consultation, logged on the side that made it.
     rows = await fed3.nodes[DE].access_store.entries(message_id=ex.ids[1])
     assert [(r.action, r.outcome, r.user) for r in rows][:1] == [
@@ -344,7 +285,7 @@ async def test_genuine_parts_of_another_exchange_do_not_pass(
         f"{receipt}/signature.der": signing.sign(key, forged, signing.RECEIPT),
         f"{receipt}/proof.bin": b"",
     }
-    (theirs,) = [n for n in other if n.endswith(".json") and n not in this]
+    theirs = next(n for n in sorted(other) if n.endswith(".json") and n not in this)
     seq = theirs.split("/")[1].split(".")[0]
     foreign = {**this, theirs: other[theirs], f"audit/{seq}.proof": other[f"audit/{seq}.proof"]}
     cases = [

@@ -13,7 +13,9 @@ import pytest
 
 from accord.v1 import federation_pb2
 from accord.v1 import message_pb2 as pb
+from node.audit.verify import AuditEntry, parse_entry
 from node.clock import OffsetClock
+from node.store.audit import Filters
 from node.wire import parse_receipt
 from tests.harness import (
     Federation,
@@ -26,6 +28,7 @@ from tests.harness import (
     incident,
     member_key,
     node_send,
+    wait_for,
 )
 
 NL, DE, FR = "NL-POL", "DE-BKA", "FR-PN"
@@ -109,6 +112,14 @@ async def test_streams_per_peer_are_capped_and_published(fed3: Federation) -> No
                 await one(third)
         assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "max_streams_per_peer" in (refused.value.details() or "")
+
+        async def audited() -> list[AuditEntry]:
+            found = await de.audit.query(Filters(action="receive-stream"))
+            return [parse_entry(e.data) for e in found]
+
+        (entry,) = await wait_for(audited)
+        assert (entry.actor, entry.peer, entry.outcome) == ("node", NL, "refused")
+        assert "max_streams_per_peer" in entry.detail
         async with RawExchange(fed3, as_agency=FR, to=de) as other_peer:
             assert parse_receipt(
                 (

@@ -17,10 +17,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from accord.v1 import message_pb2 as pb
 from certs.ca import load_cert
 from node.app import Node
+from node.audit.verify import parse_entry
 from node.errors import InvalidRequest, Reason, Refused
 from node.ids import uuid7
 from node.messages import ReceiptInfo
 from node.signing import RECEIPT, digest, public_key_of, verify
+from node.store.audit import Filters
 from node.wire import parse_receipt
 from tests.harness import (
     Federation,
@@ -160,6 +162,20 @@ async def test_each_refusal_has_its_reason_and_the_stream_survives(fed3: Federat
         info = check(await stream.send(signed(after, nl_key)[1]))
         assert info.accepted
     assert await de.store.count("messages") == 2
+
+    # Each arrival left one audit entry on the refusing side, with its reason, in order.
+    logged = [parse_entry(e.data) for e in await de.audit.query(Filters(action="collect"))]
+    assert {(e.actor, e.peer) for e in logged} == {("node", NL)}
+    expected = [("refused", reason, mid) for reason, _, mid in cases]
+    empty = logged[len(cases) + 1].detail.partition(":")[0]  # the empty frame's (as above)
+    assert empty in ("BAD_SIGNATURE", "MALFORMED")
+    expected += [("refused", "MALFORMED", ""), ("refused", empty, "")]
+    expected += [("accepted", "", valid.message_id), ("refused", "ID_CONFLICT", valid.message_id)]
+    expected += [("accepted", "", after.message_id)]
+    assert [
+        (e.outcome, e.detail.partition(":")[0] if e.outcome == "refused" else "", e.message_id)
+        for e in logged
+    ] == expected
 
 
 async def test_refusal_is_repeated_identically_for_a_resend(fed3: Federation) -> None:

@@ -8,7 +8,7 @@ import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -21,14 +21,16 @@ import pytest
 
 from accord.v1 import local_pb2
 from accord.v1 import message_pb2 as pb
+from node.audit.verify import parse_entry
 from node.client import connect
 from node.errors import ConfigError
 from node.signing import digest
 from node.store import Store, StoredMessage
 from node.store import writer as writer_module
-from node.store.access import AccessStore
+from node.store.access import AccessStore, log_txn
+from node.store.audit import Filters
 from node.store.keys import KeyRing, Sealed, SealError, aad_for
-from node.store.writer import GroupCommitWriter
+from node.store.writer import GroupCommitWriter, Statement
 from tests.harness import Federation, add_user, held, incident, node_send, until_delivered, wait_for
 
 NL, DE = "NL-POL", "DE-BKA"
@@ -285,13 +287,26 @@ async def test_of_two_decisions_at_once_only_the_one_that_took_queues_the_messag
             "now": now,
             "recipients": [DE],
         }
-        await asyncio.gather(
-            approvals.decide(approver="bob", approve=False, **common),  # type: ignore[arg-type]
-            approvals.decide(approver="carol", approve=True, **common),  # type: ignore[arg-type]
+
+        def entry(user: str) -> Callable[[str | None], Statement]:
+            return lambda why: log_txn(
+                at=now, user=user, action="decide", outcome=why or "took", detail=why or ""
+            )
+
+        answers = await asyncio.gather(
+            approvals.decide(approver="bob", approve=False, entry=entry("bob"), **common),  # type: ignore[arg-type]
+            approvals.decide(approver="carol", approve=True, entry=entry("carol"), **common),  # type: ignore[arg-type]
         )
+        assert list(answers) == [None, "already rejected by bob"]
         decided = await approvals.approval(held.message_id)
         assert decided is not None and (decided.state, decided.decided_by) == ("rejected", "bob")
         assert await store.count("deliveries") == 0
+        # Each decision's audit entry says whether it took, committed with it.
+        logged = [parse_entry(e.data) for e in await store.audit.query(Filters(action="decide"))]
+        assert [(e.actor, e.outcome) for e in logged] == [
+            ("bob", "took"),
+            ("carol", "already rejected by bob"),
+        ]
     finally:
         await store.close()
 
@@ -440,6 +455,11 @@ async def test_checkpoints_copy_the_wal_into_the_database_file_between_commits(
             lambda conn: conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
         )
         assert setting == 0
+        # Pages the migrations freed (the access log's table, moved into the audit log) are
+        # reused before the file grows.
+        free = await store.writer.enqueue_call(
+            lambda conn: conn.execute("PRAGMA freelist_count").fetchone()[0]
+        )
         store.writer.checkpoint_frames = 10**9
         # Pages freed by migrations (a dropped table) are reused before the file grows.
         free = await store.writer.enqueue_call(

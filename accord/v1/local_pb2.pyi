@@ -789,3 +789,79 @@ class KeepRequest(_message.Message):
     until: _timestamp_pb2.Timestamp
     justification: str
     def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., justification: _Optional[str] = ...) -> None: ...
+
+class AuditLogRequest(_message.Message):
+    __slots__ = ("first", "last", "message_id", "actor", "peer", "action", "since", "until", "limit", "checkpoints")
+    FIRST_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
+    first: int
+    last: int
+    message_id: str
+    actor: str
+    peer: str
+    action: str
+    since: str
+    until: str
+    limit: int
+    checkpoints: bool
+    def __init__(self, first: _Optional[int] = ..., last: _Optional[int] = ..., message_id: _Optional[str] = ..., actor: _Optional[str] = ..., peer: _Optional[str] = ..., action: _Optional[str] = ..., since: _Optional[str] = ..., until: _Optional[str] = ..., limit: _Optional[int] = ..., checkpoints: _Optional[bool] = ...) -> None: ...
+
+class AuditRecord(_message.Message):
+    __slots__ = ("seq", "data", "leaf_hash")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    LEAF_HASH_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    data: bytes
+    leaf_hash: bytes
+    def __init__(self, seq: _Optional[int] = ..., data: _Optional[bytes] = ..., leaf_hash: _Optional[bytes] = ...) -> None: ...
+
+class AuditLogChunk(_message.Message):
+    __slots__ = ("entries", "checkpoints", "origin", "verifier_key")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    VERIFIER_KEY_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[AuditRecord]
+    checkpoints: _containers.RepeatedScalarFieldContainer[bytes]
+    origin: str
+    verifier_key: str
+    def __init__(self, entries: _Optional[_Iterable[_Union[AuditRecord, _Mapping]]] = ..., checkpoints: _Optional[_Iterable[bytes]] = ..., origin: _Optional[str] = ..., verifier_key: _Optional[str] = ...) -> None: ...
+
+class AuditProveRequest(_message.Message):
+    __slots__ = ("seq", "size")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    size: int
+    def __init__(self, seq: _Optional[int] = ..., size: _Optional[int] = ...) -> None: ...
+
+class AuditConsistencyRequest(_message.Message):
+    __slots__ = ("old_size", "new_size")
+    OLD_SIZE_FIELD_NUMBER: _ClassVar[int]
+    NEW_SIZE_FIELD_NUMBER: _ClassVar[int]
+    old_size: int
+    new_size: int
+    def __init__(self, old_size: _Optional[int] = ..., new_size: _Optional[int] = ...) -> None: ...
+
+class AuditProof(_message.Message):
+    __slots__ = ("seq", "entry", "hashes", "checkpoint", "old_checkpoint")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    HASHES_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    OLD_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    entry: bytes
+    hashes: _containers.RepeatedScalarFieldContainer[bytes]
+    checkpoint: bytes
+    old_checkpoint: bytes
+    def __init__(self, seq: _Optional[int] = ..., entry: _Optional[bytes] = ..., hashes: _Optional[_Iterable[bytes]] = ..., checkpoint: _Optional[bytes] = ..., old_checkpoint: _Optional[bytes] = ...) -> None: ...

@@ -105,6 +105,21 @@ class LocalApiStub:
                 request_serializer=accord_dot_v1_dot_local__pb2.PolicyRequest.SerializeToString,
                 response_deserializer=accord_dot_v1_dot_federation__pb2.SignedPolicy.FromString,
                 _registered_method=True)
+        self.AuditLog = channel.unary_stream(
+                '/accord.v1.LocalApi/AuditLog',
+                request_serializer=accord_dot_v1_dot_local__pb2.AuditLogRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.AuditLogChunk.FromString,
+                _registered_method=True)
+        self.AuditProve = channel.unary_unary(
+                '/accord.v1.LocalApi/AuditProve',
+                request_serializer=accord_dot_v1_dot_local__pb2.AuditProveRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.AuditProof.FromString,
+                _registered_method=True)
+        self.AuditConsistency = channel.unary_unary(
+                '/accord.v1.LocalApi/AuditConsistency',
+                request_serializer=accord_dot_v1_dot_local__pb2.AuditConsistencyRequest.SerializeToString,
+                response_deserializer=accord_dot_v1_dot_local__pb2.AuditProof.FromString,
+                _registered_method=True)
         self.AccessLog = channel.unary_unary(
                 '/accord.v1.LocalApi/AccessLog',
                 request_serializer=accord_dot_v1_dot_local__pb2.AccessLogRequest.SerializeToString,
@@ -315,6 +330,30 @@ class LocalApiServicer:
 
     def GetPolicy(self, request, context):
         """This node's published policy, or a peer's (fetched over the federation, signature checked).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AuditLog(self, request, context):
+        """The audit log (auditor, administrator; docs/audit.md): entries in log order, each with
+        its stored leaf hash, selected by the request's filters; with `checkpoints`, every signed
+        checkpoint too. In chunks; the first names the log's origin and verifier key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AuditProve(self, request, context):
+        """One entry's inclusion proof against a signed checkpoint (the latest, signed now if it does
+        not cover the entry, unless `size` names one).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AuditConsistency(self, request, context):
+        """A consistency proof between two signed checkpoints.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -569,6 +608,21 @@ def add_LocalApiServicer_to_server(servicer, server):
                     servicer.GetPolicy,
                     request_deserializer=accord_dot_v1_dot_local__pb2.PolicyRequest.FromString,
                     response_serializer=accord_dot_v1_dot_federation__pb2.SignedPolicy.SerializeToString,
+            ),
+            'AuditLog': grpc.unary_stream_rpc_method_handler(
+                    servicer.AuditLog,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.AuditLogRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.AuditLogChunk.SerializeToString,
+            ),
+            'AuditProve': grpc.unary_unary_rpc_method_handler(
+                    servicer.AuditProve,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.AuditProveRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.AuditProof.SerializeToString,
+            ),
+            'AuditConsistency': grpc.unary_unary_rpc_method_handler(
+                    servicer.AuditConsistency,
+                    request_deserializer=accord_dot_v1_dot_local__pb2.AuditConsistencyRequest.FromString,
+                    response_serializer=accord_dot_v1_dot_local__pb2.AuditProof.SerializeToString,
             ),
             'AccessLog': grpc.unary_unary_rpc_method_handler(
                     servicer.AccessLog,
@@ -1069,6 +1123,87 @@ class LocalApi:
             '/accord.v1.LocalApi/GetPolicy',
             accord_dot_v1_dot_local__pb2.PolicyRequest.SerializeToString,
             accord_dot_v1_dot_federation__pb2.SignedPolicy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AuditLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/accord.v1.LocalApi/AuditLog',
+            accord_dot_v1_dot_local__pb2.AuditLogRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.AuditLogChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AuditProve(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/AuditProve',
+            accord_dot_v1_dot_local__pb2.AuditProveRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.AuditProof.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AuditConsistency(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accord.v1.LocalApi/AuditConsistency',
+            accord_dot_v1_dot_local__pb2.AuditConsistencyRequest.SerializeToString,
+            accord_dot_v1_dot_local__pb2.AuditProof.FromString,
             options,
             channel_credentials,
             insecure,

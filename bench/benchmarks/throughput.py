@@ -17,18 +17,24 @@ from bench.cluster import Cluster, cpu_seconds
 from bench.load import running
 from bench.runner import Benchmark, Context, Row
 from bench.stats import median
+from bench.unaudited import unaudited
 from node.config import DeliverySection
 
 TARGET = 0.60
+AUDIT_COST = 0.10  # the audit log may cost item 1 at most this much
 ROUNDS_QUICK, ROUNDS_FULL = 3, 5
 
 
 async def run(ctx: Context) -> list[Row]:
     root = ctx.scratch("throughput")
-    cluster = Cluster(root, ["NL-POL", "DE-BKA"])
+    # FR-PN is DE-BKA without its audit log (bench/unaudited.py), for the log's cost: rounds to
+    # it also run the sender without its log.
+    cluster = Cluster(root, ["NL-POL", "DE-BKA", "FR-PN"])
     samples: list[int] = []
     # Stopping the receiver on the way out checkpoints its WAL into the database file.
-    async with running(cluster, root, peers=["DE-BKA"]) as (sender, (receiver,)):
+    async with running(
+        cluster, root, peers=["DE-BKA", "FR-PN"], to=["DE-BKA"], unaudited=["FR-PN"]
+    ) as (sender, (receiver, bare_receiver)):
         await asyncio.sleep(0.5)
         idle_kib = receiver.rss_kib()[0]
 
@@ -46,6 +52,8 @@ async def run(ctx: Context) -> list[Row]:
             elapsed = sender_cpu = receiver_cpu = 0.0
             rates: list[float] = []
             bare_rates: list[float] = []
+            unaudited_rates: list[float] = []
+            unaudited_sent, unaudited_cpu = 0, 0.0
             try:
                 # An odd number of rounds, whatever --scale, so the median is one round's;
                 # which side goes first alternates (ABAB, BABA, ...) so neither always
@@ -74,13 +82,24 @@ async def run(ctx: Context) -> list[Row]:
                         sent, elapsed = sent + n, elapsed + seconds
                         rates.append(n / seconds)
 
-                    first, second = (
-                        (bare_burst, accord_burst)
-                        if round_ % 2 == 0
-                        else (accord_burst, bare_burst)
-                    )
-                    await first()
-                    await second()
+                    async def unaudited_burst() -> None:
+                        nonlocal unaudited_sent, unaudited_cpu
+                        sender.retarget(["FR-PN"])
+                        cpu = cpu_seconds(os.getpid()) + bare_receiver.cpu_seconds()
+                        with unaudited(sender.node.store.audit.journal):
+                            n, seconds = await sender.saturate(
+                                count=ctx.count(8_000, 30_000), seconds=ctx.seconds(2.0, 4.0)
+                            )
+                        unaudited_cpu += (
+                            cpu_seconds(os.getpid()) + bare_receiver.cpu_seconds() - cpu
+                        )
+                        unaudited_sent += n
+                        sender.retarget(["DE-BKA"])
+                        unaudited_rates.append(n / seconds)
+
+                    order = [bare_burst, accord_burst, unaudited_burst]
+                    for burst in order[round_ % 3 :] + order[: round_ % 3]:
+                        await burst()
             finally:
                 sampler.cancel()
         sender_us = sender_cpu / sent * 1e6
@@ -94,6 +113,11 @@ async def run(ctx: Context) -> list[Row]:
     rate = sent / elapsed  # all Accord rounds together: what items 2 and 4 are paced by
     ratios = [a / b for a, b in zip(rates, bare_rates, strict=True)]
     ratio = median(ratios)
+    # What the audit log costs: the audited rounds' rate against the unaudited ones'.
+    costs = [1 - a / u for a, u in zip(rates, unaudited_rates, strict=True)]
+    cost = median(costs)
+    audited_us = (sender_cpu + receiver_cpu) / sent * 1e6
+    unaudited_us = unaudited_cpu / max(1, unaudited_sent) * 1e6
     ctx.values.update(
         {
             "throughput.rate": rate,
@@ -101,6 +125,9 @@ async def run(ctx: Context) -> list[Row]:
             "throughput.ratio_min": min(ratios),
             "throughput.ratio_max": max(ratios),
             "throughput.ratio": ratio,
+            "throughput.unaudited_rate": median(unaudited_rates),
+            "throughput.audit_cost": cost,
+            "throughput.audit_cpu_cost": 1 - unaudited_us / audited_us,
             "throughput.sender_cpu_us": sender_us,
             "throughput.receiver_cpu_us": receiver_us,
             "receiver.rss_idle_mib": idle_kib / 1024,
@@ -124,6 +151,20 @@ async def run(ctx: Context) -> list[Row]:
                 + ", ".join(f"{r:.2f}" for r in ratios)
                 + f" (spread {min(ratios):.2f}-{max(ratios):.2f}); {sent} messages in "
                 f"{elapsed:.1f} s, {refused} refused"
+            ),
+        ),
+        Row(
+            "what the audit log costs it",
+            cost * 100,
+            "%",
+            target=f"<= {AUDIT_COST:.0%}",
+            met=cost <= AUDIT_COST,
+            note=(
+                "1 - audited/unaudited rate, median of rounds "
+                + ", ".join(f"{c:.1%}" for c in costs)
+                + f"; unaudited: {median(unaudited_rates):.0f} msg/s (both nodes without their "
+                f"log, bench/unaudited.py); CPU per message, both nodes: {audited_us:.0f} us "
+                f"audited, {unaudited_us:.0f} us not ({1 - unaudited_us / audited_us:.1%} less)"
             ),
         ),
         Row(

@@ -53,6 +53,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
 from typing import NamedTuple
 
 from node import merkle
@@ -89,11 +90,20 @@ class AuditEntry:
     detail: str = ""
 
 
+_TIMES: dict[datetime, str] = {}
+
+
 def format_time(at: datetime) -> str:
-    """RFC 3339 in UTC, always with microseconds: one text for each instant."""
-    if at.tzinfo is None:
-        raise ValueError("an audit time must carry its zone")
-    return at.astimezone(UTC).strftime(_TIME_FORMAT)
+    """RFC 3339 in UTC, always with microseconds: one text for each instant. Texts are
+    remembered: the entries of one commit mostly share their time (a batch received)."""
+    text = _TIMES.get(at)
+    if text is None or at.tzinfo is None:
+        if at.tzinfo is None:
+            raise ValueError("an audit time must carry its zone")
+        if len(_TIMES) >= 1024:
+            _TIMES.clear()
+        text = _TIMES[at] = at.astimezone(UTC).strftime(_TIME_FORMAT)
+    return text
 
 
 def canonical(entry: AuditEntry) -> bytes:
@@ -101,11 +111,34 @@ def canonical(entry: AuditEntry) -> bytes:
     no whitespace, non-ASCII characters as UTF-8 (not escaped), `seq` an integer, `at` as
     `format_time` writes it, every other field a string (empty when it does not apply). Sorted
     keys put `seq` last, so the bytes end with `"seq":N}`."""
-    if entry.seq < 1:
-        raise ValueError(f"seq {entry.seq} is not a log position (they start at 1)")
-    fields = {name: getattr(entry, name) for name in FIELDS}
-    fields["at"] = format_time(entry.at)
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return encode(
+        entry.seq, entry.at, entry.actor, entry.action, entry.message_id, entry.peer,
+        entry.purpose, entry.justification, entry.outcome, entry.detail,
+    )  # fmt: skip
+
+
+# json's own string encoder (json.dumps uses it with ensure_ascii=False), field by field in
+# sorted key order: what json.dumps(..., sort_keys=True) writes, without a dict and an
+# encoder per entry (the node encodes every entry it appends).
+_STR = encode_basestring
+
+
+def encode(
+    seq: int, at: datetime, actor: str, action: str, message_id: str, peer: str, purpose: str,
+    justification: str, outcome: str, detail: str,
+) -> bytes:  # fmt: skip
+    """`canonical` of the entry with these fields."""
+    if type(seq) is not int or seq < 1:
+        raise ValueError(f"seq {seq} is not a log position (they start at 1)")
+    texts = (action, actor, detail, justification, message_id, outcome, peer, purpose)
+    if any(type(t) is not str for t in texts):
+        raise ValueError("an audit entry's fields other than seq and at are strings")
+    return (
+        f'{{"action":{_STR(action)},"actor":{_STR(actor)},"at":"{format_time(at)}",'
+        f'"detail":{_STR(detail)},"justification":{_STR(justification)},'
+        f'"message_id":{_STR(message_id)},"outcome":{_STR(outcome)},"peer":{_STR(peer)},'
+        f'"purpose":{_STR(purpose)},"seq":{seq}}}'
+    ).encode()
 
 
 def parse_entry(data: bytes) -> AuditEntry:

@@ -28,7 +28,7 @@ from node.policy.redress import GONE
 from node.retention import check_live
 from node.signing import BatchSigner, Signer
 from node.store import Store, StoredMessage
-from node.store.access import AccessStore
+from node.store.access import AccessStore, log_txn
 from node.store.redress import RedressStore
 from node.store.writer import Statement
 from node.trust import NotCurrent, Trust
@@ -221,7 +221,16 @@ class Outbound:
             sealed=self._store.seal_message(meta, data, retain_until=decision.retain_until),
         )
         held = decision.needs_approval
-        also = record(meta.message_id, meta.recipients, held) if record is not None else ()
+        if record is not None:
+            also = record(meta.message_id, meta.recipients, held)
+        else:  # a send by the node itself (no local user's): still a disclosure, audited
+            also = [
+                log_txn(
+                    at=now, user=author or "node", action="send", outcome="held" if held
+                    else "queued", message_id=meta.message_id, purpose=meta.purpose,
+                    recipient=",".join(meta.recipients),
+                )
+            ]  # fmt: skip
         if held:
             await self._access.hold_for_approval(
                 stored, recipients=meta.recipients, author=author, now=now, also=also

@@ -29,6 +29,7 @@ from node.policy.inbound import AllOf, Inbound, Verdict
 from node.policy.redress import Held, held_of
 from node.signing import Signer
 from node.store import Store, StoredMessage
+from node.store.audit import entry_txn
 from node.store.db import PriorAnswer
 from node.store.keys import Sealed
 from node.store.writer import Statement
@@ -104,6 +105,7 @@ class _Draft:
     sha: bytes
     mid: str  # the message id the receipt names ("" if none could be read)
     reason: Reason | None = None  # None: accepted
+    detail: str = ""  # why it was refused
     # Stored (and so matched when a copy comes again): accepted, or refused after the content
     # verified and named a valid id. Anything else is answered and forgotten.
     stored: bool = False
@@ -233,7 +235,12 @@ class Receiver:
                 else:
                     arrivals.append((d.mid, None))  # matched (same bytes: same answer), not kept
             # One unit for the whole batch: one future, one place in the commit.
-            committed = self._store.admit(peer.agency, arrivals, directory_serial=serial)
+            committed = self._store.admit(
+                peer.agency,
+                arrivals,
+                directory_serial=serial,
+                audits=[self._collected(peer, d, now) for d in drafts],
+            )
             self._last_unit[peer.agency] = committed
 
         def announce(unit: asyncio.Future[Any]) -> None:
@@ -410,6 +417,7 @@ class Receiver:
             with contextlib.suppress(CooledDown):  # its next batch is refused
                 self._budget.charge(peer.agency, copies)
         if conflicts:
+            await self._audit_refusals(peer, [c for _, c in conflicts], now)
             self._sign([c for _, c in conflicts], now=now)
             for at, conflict in conflicts:
                 out[at] = conflict.signed()
@@ -417,6 +425,14 @@ class Receiver:
         answers = [a for a in out if a is not None]
         assert len(answers) == len(drafts)
         return answers
+
+    async def _audit_refusals(self, peer: Peer, drafts: Sequence[_Draft], now: datetime) -> None:
+        """Audit entries of refusals decided after the batch committed (ID_CONFLICT). The
+        refusal stores nothing, so it is answered even if its entry cannot be written."""
+        try:
+            await self._store.writer.submit([self._collected(peer, d, now) for d in drafts])
+        except Exception as exc:
+            log.error("could not write the audit entries of %d refusals: %s", len(drafts), exc)
 
     def _unstored(
         self,
@@ -462,7 +478,21 @@ class Receiver:
             sha=sha,
             mid=mid,
             reason=reason,
+            detail=detail,
         )
+
+    def _collected(self, peer: Peer, draft: _Draft, now: datetime) -> Statement:
+        """The audit entry of an envelope's collection: accepted, or refused with its reason."""
+        if draft.reason is None:
+            assert draft.meta is not None
+            return entry_txn(
+                at=now, actor="node", action="collect", outcome="accepted", message_id=draft.mid,
+                peer=peer.agency, purpose=draft.meta.purpose, detail=draft.meta.type,
+            )  # fmt: skip
+        return entry_txn(
+            at=now, actor="node", action="collect", outcome="refused", message_id=draft.mid,
+            peer=peer.agency, detail=f"{draft.reason}: {draft.detail}",
+        )  # fmt: skip
 
     def _answer(
         self,

@@ -14,7 +14,7 @@ The surface other modules use, and all a second backend would need to provide:
 - sealing: `seal_message(meta, content)`, `open_content(message)`;
 - sending: `queue_outbound(message, recipients, content=, fresh_id=, on_commit=, also=)` (the
   message and its outbox rows in one commit; `on_commit` gets them, with their seqs, as it
-  lands), `message_txn(message)` and `deliveries_txn(id, recipients, only_if=)` builders,
+  lands), `message_txn(message)` and `deliveries_txn(id, recipients)` builders,
   `record_receipts(...)`, `record_attempt(...)`;
 - receiving: `admit(sender, arrivals, directory_serial=)` with the `message_txn` and
   `rejection_txn(...)` builders (deduplicated inside the commit), `sweep_rejections(...)`;
@@ -29,7 +29,9 @@ The surface other modules use, and all a second backend would need to provide:
   behind it are in erasure.py.
 
 `AccessStore` (access.py): users and enrolment, roles, clearances, four-eyes approvals
-(`hold_for_approval`, `decide`), grants, the access log (`log`, and the `log_txn` builder).
+(`hold_for_approval`, `decide`), grants, audit entries (`log`, and the `log_txn` builder).
+`AuditStore` (audit.py, `Store.audit`): the audit log's tree, checkpoints, queries and proofs;
+its entries are appended by the writer in the commit of the action they record.
 `LoginStore` (logins.py): passwords, failed logins, sessions. Both share the `Store`'s writer
 and reader (`Store.writer`, `Store.reader`: this package's own plumbing, not for other
 modules). `KeyRing` (keys.py): the master key, per-message data keys, wrapped by the bucket

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import hmac
 import secrets
@@ -14,9 +15,19 @@ from datetime import datetime
 import aiosqlite
 
 import node.store.rowmac as rowmac  # noqa: PLR0402 (the submodule alone: no cycle through node.store)
+from node.audit.verify import parse_entry
 from node.policy.access import Role, User
+from node.store.audit import Filters, entry_txn
 from node.store.db import Store, StoredMessage, succeeded, time_text
 from node.store.keys import KeyRing
+from node.store.writer import Statement
+
+# Whether the refusal the current call is about to raise has its audit entry already: the
+# local API writes one for any refusal that does not (node/transport/local.py). Each call
+# runs in a task of its own, so the mark never outlives the call.
+REFUSAL_AUDITED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "accord_refusal_audited", default=False
+)
 
 
 def token_digest(token: str) -> bytes:
@@ -197,10 +208,11 @@ class AccessStore:
         expires_at: datetime,
         requested_by: str | None,
         now: datetime,
+        also: Sequence[Statement] = (),
     ) -> None:
         """A user who has yet to redeem `code` for a token; `requested_by`: the user waits for
         a second administrator (no access until then, and the code needs a second part from
-        the approver)."""
+        the approver). `also`: its audit entry, in the same commit."""
         keys = self._store.keys
         placeholder = secrets.token_urlsafe(32)  # its digest opens nothing: nobody holds it
         pending = requested_by is not None
@@ -225,7 +237,7 @@ class AccessStore:
             statements.append(
                 self._request_txn(name, UserChange(role=role), requested_by or "", now)
             )
-        await self._store.writer.submit(statements)
+        await self._store.writer.submit([*statements, *also])
 
     def _request_txn(
         self, name: str, change: UserChange, by: str, now: datetime
@@ -247,13 +259,26 @@ class AccessStore:
     ) -> str | None:
         """Give `name` the token `token` if `parts` are their enrolment code, unexpired and
         unused; the code is then spent. Checked and spent in one transaction, so a code
-        works once. Returns why not, or None."""
+        works once, with its audit entry (granted, or refused with the reason). Returns why
+        not, or None."""
         given = [token_digest(p) for p in parts]
         when = time_text(now)
 
         keys = self._store.keys
 
         def run(conn: sqlite3.Connection) -> str | None:
+            why_not = check_and_spend(conn)
+            entry = log_txn(
+                at=now,
+                user=name,
+                action="enrol",
+                outcome="refused" if why_not else "granted",
+                detail=why_not or "",
+            )
+            self._store.audit.journal.append(conn, [entry[1]])  # fmt: skip
+            return why_not
+
+        def check_and_spend(conn: sqlite3.Connection) -> str | None:
             user = conn.execute(
                 "SELECT disabled_at, pending FROM users WHERE name = ?", (name,)
             ).fetchone()
@@ -295,20 +320,34 @@ class AccessStore:
         return result
 
     async def request_change(
-        self, *, name: str, change: UserChange, by: str, now: datetime
+        self,
+        *,
+        name: str,
+        change: UserChange,
+        by: str,
+        now: datetime,
+        also: Sequence[Statement] = (),
     ) -> None:
-        await self._store.writer.submit([self._request_txn(name, change, by, now)])
+        await self._store.writer.submit([self._request_txn(name, change, by, now), *also])
 
     async def decide_change(
-        self, *, name: str, approve: bool, second: str | None, now: datetime, expires_at: datetime
+        self,
+        *,
+        name: str,
+        approve: bool,
+        second: str | None,
+        now: datetime,
+        expires_at: datetime,
+        also: Sequence[Statement] = (),
     ) -> None:
         """Apply (or drop) the change `name` waits for; a new user rejected is removed.
         `second`: the second part of the enrolment code of a user not enrolled yet (their
-        code then needs both parts)."""
+        code then needs both parts); `also`: audit entries, committed with it."""
         when = time_text(now)
         keys = self._store.keys
 
         def run(conn: sqlite3.Connection) -> None:
+            self._store.audit.journal.append(conn, [params for _, params in also])
             found = conn.execute(
                 "SELECT user_name, role, clearances, enabled, requested_by, requested_at, mac "
                 "FROM user_requests WHERE user_name = ?",
@@ -381,10 +420,14 @@ class AccessStore:
             )
         )
 
-    async def set_role(self, *, name: str, role: Role) -> None:
-        await self._update_user(name, {"role": role.value})
+    # Each change below commits with `also`: its audit entry (`log_txn`).
 
-    async def set_clearances(self, *, name: str, purposes: Sequence[str]) -> None:
+    async def set_role(self, *, name: str, role: Role, also: Sequence[Statement] = ()) -> None:
+        await self._update_user(name, {"role": role.value}, also)
+
+    async def set_clearances(
+        self, *, name: str, purposes: Sequence[str], also: Sequence[Statement] = ()
+    ) -> None:
         keys = self._store.keys
         statements: list[tuple[str, Sequence[object]]] = [
             ("DELETE FROM clearances WHERE user_name = ?", (name,))
@@ -397,10 +440,13 @@ class AccessStore:
         def run(conn: sqlite3.Connection) -> None:
             for sql, params in statements:  # in this order (see decide_change)
                 conn.execute(sql, params)
+            self._store.audit.journal.append(conn, [params for _, params in also])
 
         await asyncio.shield(self._store.writer.enqueue_call(run))
 
-    async def disable_user(self, *, name: str, now: datetime) -> None:
+    async def disable_user(
+        self, *, name: str, now: datetime, also: Sequence[Statement] = ()
+    ) -> None:
         """Disabled, and their login sessions ended for good: enabling the user again does
         not bring back a session from before (a stolen one included)."""
         keys = self._store.keys
@@ -408,16 +454,20 @@ class AccessStore:
         def run(conn: sqlite3.Connection) -> None:
             rowmac.update(conn, keys, "users", ("name", name), {"disabled_at": time_text(now)})
             conn.execute("DELETE FROM sessions WHERE user_name = ?", (name,))
+            self._store.audit.journal.append(conn, [params for _, params in also])
 
         await asyncio.shield(self._store.writer.enqueue_call(run))
 
-    async def _update_user(self, name: str, changes: dict[str, object]) -> None:
+    async def _update_user(
+        self, name: str, changes: dict[str, object], also: Sequence[Statement] = ()
+    ) -> None:
         keys = self._store.keys
-        await asyncio.shield(
-            self._store.writer.enqueue_call(
-                lambda conn: rowmac.update(conn, keys, "users", ("name", name), changes)
-            )
-        )
+
+        def run(conn: sqlite3.Connection) -> None:
+            rowmac.update(conn, keys, "users", ("name", name), changes)
+            self._store.audit.journal.append(conn, [params for _, params in also])
+
+        await asyncio.shield(self._store.writer.enqueue_call(run))
 
     # ---- approvals --------------------------------------------------------------------------
 
@@ -495,9 +545,12 @@ class AccessStore:
         note: str,
         now: datetime,
         recipients: Sequence[str],
+        entry: Callable[[str | None], Statement],
         on_commit: Callable[[], None] | None = None,
-    ) -> None:
-        """Record the decision and, on approval, put the message in the outbox, atomically.
+    ) -> str | None:
+        """Record the decision and, on approval, put the message in the outbox, atomically,
+        with its audit entry: `entry(None)` if this decision took, `entry(why)` if another
+        was made first (which stands). Returns why not, or None.
 
         `on_commit` runs the moment the unit commits, in commit order with every other unit's
         continuation (so before anything committed later is handed to a link)."""
@@ -511,30 +564,38 @@ class AccessStore:
             "decided_by": approver,
         }
         mac = rowmac.mac(self._store.keys, "approvals", decided)
-        statements: list[tuple[str, Sequence[object]]] = [
-            (
+        outbox = (
+            self._store.deliveries_txn(message_id, recipients)[0] if approve else []
+        )  # seqs given now: units commit in the order they are queued
+
+        def run(conn: sqlite3.Connection) -> str | None:
+            # Only if this decision is the one that takes: two supervisors deciding at once
+            # both found the message pending, and a rejection that commits first must stand.
+            took = conn.execute(
                 "UPDATE approvals SET state = ?, decided_by = ?, decided_at = ?, note = ?, "
                 "mac = ? WHERE message_id = ? AND state = 'pending'",
                 (state, approver, decided_at, note, mac, message_id),
-            )
-        ]
-        if approve:
-            # Only if this decision is the one that took: two supervisors deciding at once
-            # both find the message pending, and a rejection that commits first must stand.
-            statements += self._store.deliveries_txn(
-                message_id,
-                recipients,
-                only_if=(
-                    "EXISTS (SELECT 1 FROM approvals WHERE message_id = ? AND state = 'approved' "
-                    "AND decided_by = ? AND decided_at = ?)",
-                    (message_id, approver, decided_at),
-                ),
-            )[0]
-        committed = self._store.writer.enqueue(statements)
+            ).rowcount
+            why = None
+            if took:
+                for sql, params in outbox:
+                    conn.execute(sql, params)
+            else:
+                found, by = conn.execute(
+                    "SELECT state, decided_by FROM approvals WHERE message_id = ?", (message_id,)
+                ).fetchone()
+                why = f"already {found} by {by}"
+            self._store.audit.journal.append(conn, [entry(why)[1]])
+            return why
+
+        committed = self._store.writer.enqueue_call(run)
         if on_commit is not None:
             notify = on_commit
-            committed.add_done_callback(lambda unit: notify() if succeeded(unit) else None)
-        await asyncio.shield(committed)  # a caller that stops waiting leaves the unit alone
+            committed.add_done_callback(
+                lambda unit: notify() if succeeded(unit) and unit.result() is None else None
+            )
+        why_not: str | None = await asyncio.shield(committed)  # a caller that stops waiting
+        return why_not  # leaves the unit alone
 
     # ---- grants -----------------------------------------------------------------------------
 
@@ -557,22 +618,34 @@ class AccessStore:
     async def log(
         self, *, at: datetime, user: str, action: str, outcome: str, **fields: str
     ) -> None:
-        """Write one access log entry now (`fields`: as `log_txn` takes them)."""
+        """Write one audit log entry now (`fields`: as `log_txn` takes them). A refusal
+        marks the current task's context as audited (`REFUSAL_AUDITED`)."""
         await self._store.writer.submit(
             [log_txn(at=at, user=user, action=action, outcome=outcome, **fields)]
         )
+        if outcome == "refused":
+            REFUSAL_AUDITED.set(True)
 
     async def entries(self, *, limit: int = 200, message_id: str = "") -> list[AccessEntry]:
-        sql = (
-            "SELECT at, user_name, action, message_id, purpose, justification, recipient, "
-            "outcome, detail FROM access_log"
-        )
-        params: list[object] = []
-        if message_id:
-            sql += " WHERE message_id = ?"
-            params.append(message_id)
-        cursor = await self._r.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))
-        return [AccessEntry(*row) for row in await cursor.fetchall()]
+        """The latest audit entries (of one message), newest first."""
+        found = await self._store.audit.query(Filters(message_id=message_id), limit=limit)
+        out = []
+        for stored in reversed(found):
+            e = parse_entry(stored.data)
+            out.append(
+                AccessEntry(
+                    at=time_text(e.at) or "",
+                    user=e.actor,
+                    action=e.action,
+                    message_id=e.message_id,
+                    purpose=e.purpose,
+                    justification=e.justification,
+                    recipient=e.peer,
+                    outcome=e.outcome,
+                    detail=e.detail,
+                )
+            )
+        return out
 
 
 def log_txn(
@@ -585,23 +658,21 @@ def log_txn(
     purpose: str = "",
     justification: str = "",
     recipient: str = "",
+    peer: str = "",
     detail: str = "",
 ) -> tuple[str, Sequence[object]]:
-    """The access log row of one action, to commit in the same unit as the action itself."""
-    return (
-        "INSERT INTO access_log (at, user_name, action, message_id, purpose, "
-        "justification, recipient, outcome, detail) VALUES (?,?,?,?,?,?,?,?,?)",
-        (
-            time_text(at),
-            user,
-            action,
-            message_id,
-            purpose,
-            justification,
-            recipient,
-            outcome,
-            detail[:500],
-        ),
+    """The audit log entry of one action, to commit in the same unit as the action itself
+    (`recipient` or `peer`: the agencies concerned, comma-separated)."""
+    return entry_txn(
+        at=at,
+        actor=user,
+        action=action,
+        outcome=outcome,
+        message_id=message_id,
+        peer=peer or recipient,
+        purpose=purpose,
+        justification=justification,
+        detail=detail,
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import sqlite3
@@ -22,10 +23,13 @@ import aiosqlite
 from node.clock import Clock, SystemClock
 from node.errors import ConfigError, Reason, Refused
 from node.messages import MessageMeta
+from node.store.audit import AuditJournal, AuditStore, import_access_log
 from node.store.keys import SEAL_VERSION, KeyRing, Sealed, SealError, aad_for
 from node.store.keystore import day_bucket
 from node.store.rowmac import check_state, put_state, seal_existing
 from node.store.writer import GroupCommitWriter, Statement
+
+log = logging.getLogger(__name__)
 
 _MIGRATION = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 
@@ -267,6 +271,7 @@ class Store:
         outbox_conn: aiosqlite.Connection,
         keys: KeyRing,
         batch_max: int,
+        journal: AuditJournal,
         wal_index: Path | None = None,
     ) -> None:
         self._wconn = writer_conn
@@ -286,6 +291,8 @@ class Store:
         # units commit in the order they are queued, so seq order is commit order, and a link
         # can be handed a just-committed envelope with its seq instead of reading it back.
         self._last_seq = 0
+        self.writer.journal = journal
+        self.audit = AuditStore(reader_conn, self.writer, journal)
 
     @classmethod
     async def open(
@@ -344,6 +351,7 @@ class Store:
                     "coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'deliveries'), 0))"
                 )
             )
+            journal = await asyncio.to_thread(_restore_journal, path)
             # SQLite names the WAL index after the database file a symlink points to.
             wal_index = Path(await asyncio.to_thread(os.path.realpath, path) + "-shm")
         except BaseException:
@@ -368,6 +376,7 @@ class Store:
             outbox_conn=outbox,
             keys=keys,
             batch_max=batch_max,
+            journal=journal,
             wal_index=wal_index,
         )
         store._last_seq = int(rows[0][0])
@@ -380,6 +389,11 @@ class Store:
 
     async def close(self) -> None:
         try:
+            if self.audit.journal.sign is not None:
+                try:  # a checkpoint at shutdown covers every entry made since the last one
+                    await self.audit.sign_now()
+                except Exception as exc:  # the next start's entries are covered by the next
+                    log.error("could not sign the audit checkpoint at shutdown: %s", exc)
             await self.writer.close()
         finally:
             for conn in (self._outbox, self._rconn, self._wconn):
@@ -457,27 +471,19 @@ class Store:
         )
 
     def deliveries_txn(
-        self,
-        message_id: str,
-        recipients: Sequence[str],
-        *,
-        only_if: tuple[str, Sequence[Any]] | None = None,
+        self, message_id: str, recipients: Sequence[str]
     ) -> tuple[list[Statement], list[int]]:
-        """Statements that queue `message_id` for each recipient, and the seq each gets;
-        `only_if` (an SQL condition and its parameters) is checked inside the transaction.
+        """Statements that queue `message_id` for each recipient, and the seq each gets.
 
         Enqueue them at once (no await in between), so seqs reach the writer in order.
         """
         seqs = list(range(self._last_seq + 1, self._last_seq + 1 + len(recipients)))
         self._last_seq += len(recipients)
-        insert = "INSERT OR IGNORE INTO deliveries (seq, message_id, recipient) "
-        if only_if is None:
-            sql, extra = insert + "VALUES (?, ?, ?)", ()
-        else:
-            sql, extra = insert + f"SELECT ?, ?, ? WHERE {only_if[0]}", tuple(only_if[1])
         statements: list[Statement] = [
-            (sql, (seq, message_id, r, *extra)) for seq, r in zip(seqs, recipients, strict=True)
-        ]
+            ("INSERT OR IGNORE INTO deliveries (seq, message_id, recipient) VALUES (?, ?, ?)",
+             (seq, message_id, r))
+            for seq, r in zip(seqs, recipients, strict=True)
+        ]  # fmt: skip
         return statements, seqs
 
     async def queue_outbound(
@@ -576,6 +582,7 @@ class Store:
         arrivals: Sequence[tuple[str, Statement | list[Statement] | None]],
         *,
         directory_serial: int,
+        audits: Sequence[Statement] = (),
     ) -> asyncio.Future[Any]:
         """Queue a batch of envelopes from `sender`, each (message id, the statement that
         stores it or its refusal), deduplicated inside the commit's own transaction. An
@@ -586,7 +593,8 @@ class Store:
         `directory_serial` or later, with that id from that sender is already stored, nothing
         is written and its stored answer is the result; if an earlier arrival of this batch has
         the id, the result is that arrival's index; otherwise the statement runs and the result
-        is None (a refusal made under an older directory is so decided afresh). The future
+        is None (a refusal made under an older directory is so decided afresh), and its audit
+        entry (`audits`, one per arrival, `audit.entry_txn`) is appended. The future
         resolves to that list once committed (one read for the whole batch, inside the
         transaction). Copies racing on several streams are put in order by the writer itself,
         so no copy is answered twice.
@@ -624,6 +632,11 @@ class Store:
                         known[message_id] = index
             for sql, params in fresh:
                 conn.execute(sql, params)
+            if audits:
+                self.audit.journal.append(
+                    conn,
+                    [a[1] for a, answer in zip(audits, answers, strict=True) if answer is None],
+                )
             return answers
 
         return self.writer.enqueue_call(run)
@@ -1058,9 +1071,14 @@ def create_database(path: Path, keys: KeyRing, statements: Sequence[Statement] =
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         _migrate_sync(conn, create=True, keys=keys)
+        journal = AuditJournal.restore(conn)
         conn.execute("BEGIN IMMEDIATE")
+        journal.begin()
         for sql, params in statements:
-            conn.execute(sql, params)
+            if sql == journal.sql:
+                journal.append(conn, [params])
+            else:
+                conn.execute(sql, params)
         conn.execute("COMMIT")
     finally:
         conn.close()
@@ -1112,6 +1130,7 @@ def _migrate_sync(conn: sqlite3.Connection, *, create: bool, keys: KeyRing) -> N
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+    import_access_log(conn)
 
 
 def _migrate_file(path: Path, *, create: bool, synchronous: str, keys: KeyRing) -> None:
@@ -1122,5 +1141,13 @@ def _migrate_file(path: Path, *, create: bool, synchronous: str, keys: KeyRing) 
         conn.execute("PRAGMA secure_delete=ON")
         conn.execute("PRAGMA foreign_keys=ON")
         _migrate_sync(conn, create=create, keys=keys)
+    finally:
+        conn.close()
+
+
+def _restore_journal(path: Path) -> AuditJournal:
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        return AuditJournal.restore(conn)
     finally:
         conn.close()

@@ -40,7 +40,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import aiosqlite
 
@@ -67,6 +67,21 @@ class _Unit:
     )
 
 
+class Journal(Protocol):
+    """What the writer keeps in step with its transactions (the audit log, store/audit.py):
+    rows of statements whose SQL is `sql` are handed to `append` instead of being executed,
+    after the plain statements and before the units' functions; `seal` runs before COMMIT;
+    `begin`, `commit` and `rollback` follow the transaction."""
+
+    sql: str
+
+    def begin(self) -> None: ...
+    def append(self, conn: sqlite3.Connection, rows: list[Sequence[Any]]) -> None: ...
+    def seal(self, conn: sqlite3.Connection) -> None: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+
+
 @dataclass(slots=True)
 class Faults:
     """Test hooks the writer consults, so tests play a busy or slow writer without patching
@@ -83,27 +98,40 @@ def _transaction(
     grouped: dict[str, list[Sequence[Any]]],
     runs: list[InTransaction],
     clock: Callable[[], float],
+    journal: Journal | None = None,
 ) -> tuple[list[Any], float]:
-    """All statements, then each unit's function in order, then COMMIT (or ROLLBACK); the
-    functions' results and the seconds the COMMIT took. Runs on whichever thread
-    `GroupCommitWriter._transaction` chose."""
+    """All statements (the journal's rows to the journal), then each unit's function in order,
+    then COMMIT (or ROLLBACK); the functions' results and the seconds the COMMIT took. Runs on
+    whichever thread `GroupCommitWriter._transaction` chose."""
     _begin(conn)
+    if journal is not None:
+        journal.begin()
     try:
         for sql, rows in grouped.items():
+            if journal is not None and sql == journal.sql:
+                continue
             if len(rows) == 1:
                 conn.execute(sql, rows[0])
             else:
                 conn.executemany(sql, rows)
+        if journal is not None and journal.sql in grouped:
+            journal.append(conn, grouped[journal.sql])
         results = [run(conn) for run in runs]
+        if journal is not None:
+            journal.seal(conn)
         start = clock()
         conn.execute("COMMIT")
         took = clock() - start
     except BaseException:
+        if journal is not None:
+            journal.rollback()
         # SQLite has already rolled back after some errors (a full disk): a second ROLLBACK
         # would raise "no transaction is active" and hide the error that matters.
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    if journal is not None:
+        journal.commit()
     return results, took
 
 
@@ -134,12 +162,13 @@ def _waiting_transaction(
     runs: list[InTransaction],
     busy_timeout_ms: int,
     clock: Callable[[], float],
+    journal: Journal | None,
 ) -> tuple[list[Any], float]:
     """`_transaction` on the connection's thread, where waiting for a lock holds up no one;
     a lock still held after the wait is the callers' error."""
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     try:
-        return _transaction(conn, grouped, runs, clock)
+        return _transaction(conn, grouped, runs, clock, journal)
     except _Locked as locked:
         raise locked.error from None
     finally:
@@ -231,6 +260,7 @@ class GroupCommitWriter:
         self._slow_logged_at = -1e9
         self._closing = False
         self.faults = Faults()
+        self.journal: Journal | None = None  # the audit log (store/audit.py), once opened
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="group-commit")
@@ -361,7 +391,9 @@ class GroupCommitWriter:
         conn = cast(Any, self._conn)  # aiosqlite runs _execute on the connection's thread
         if not self._on_thread:
             try:
-                results, took = _transaction(conn._conn, grouped, runs, self.faults.clock)
+                results, took = _transaction(
+                    conn._conn, grouped, runs, self.faults.clock, self.journal
+                )
             except _Locked:
                 self.locked += 1  # nothing ran: BEGIN IMMEDIATE is what found the lock
                 self._spell("the database is locked by another connection")
@@ -373,7 +405,13 @@ class GroupCommitWriter:
         self._on_thread -= 1
         self.thread_commits += 1
         results, _ = await conn._execute(
-            _waiting_transaction, conn._conn, grouped, runs, self.busy_timeout_ms, self.faults.clock
+            _waiting_transaction,
+            conn._conn,
+            grouped,
+            runs,
+            self.busy_timeout_ms,
+            self.faults.clock,
+            self.journal,
         )
         return cast(list[Any], results)
 

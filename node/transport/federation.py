@@ -84,9 +84,12 @@ class FederationServicer:
         receive_batch: int = 128,
         batches_in_flight: int = 8,
         budget: RefusalBudget | None = None,
+        on_refused: Callable[[str, str], None] = lambda peer, why: None,
     ) -> None:
         """`receive_batch`: envelopes admitted as one batch; `batches_in_flight`: admitted
-        batches per stream whose answers are not yet sent (node/config.py, [delivery])."""
+        batches per stream whose answers are not yet sent (node/config.py, [delivery]);
+        `on_refused(peer, why)`: told each stream refused or cut (the audit log)."""
+        self._on_refused = on_refused
         self._receiver = receiver
         self._policy_document = policy_document
         self._signer = signer
@@ -98,6 +101,14 @@ class FederationServicer:
         self._streams: dict[str, int] = {}  # open Exchange streams per peer agency
         self._pumps: set[asyncio.Task[None]] = set()
         self._closing = False
+
+    async def _refuse(
+        self, context: grpc.aio.ServicerContext[Any, Any], peer: Peer, code: grpc.StatusCode,
+        why: str,
+    ) -> None:  # fmt: skip
+        """End a stream refused (or cut) for what the peer did, told to the audit log first."""
+        self._on_refused(peer.agency, f"{code.name}: {why}")
+        await context.abort(code, why)
 
     async def drain(self) -> None:
         """Stop reading new envelopes on every stream; each stream answers what it has already
@@ -177,7 +188,9 @@ class FederationServicer:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "node is shutting down")
         missing = missing_features(features_of(context))
         if missing:
-            await context.abort(
+            await self._refuse(
+                context,
+                peer,
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"the stream's {FEATURES_KEY} metadata does not name {missing}: this node "
                 "speaks protocol v1 only (batch-signed envelopes and receipts)",
@@ -186,9 +199,11 @@ class FederationServicer:
             try:
                 self._budget.check(peer.agency)
             except CooledDown as exc:
-                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+                await self._refuse(context, peer, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         if self._streams.get(peer.agency, 0) >= self._max_streams:
-            await context.abort(
+            await self._refuse(
+                context,
+                peer,
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"{peer.agency} has {self._max_streams} streams open to this node already, "
                 "its limit (limits.max_streams_per_peer in its published policy)",
@@ -256,9 +271,13 @@ class FederationServicer:
                 if t.done() and not t.cancelled() and t.exception() is not None:
                     exc = t.exception()
                     if isinstance(exc, MalformedFrameError):
-                        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+                        await self._refuse(
+                            context, peer, grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+                        )
                     if isinstance(exc, FrameTooLargeError | CooledDown):
-                        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+                        await self._refuse(
+                            context, peer, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
+                        )
                     assert exc is not None
                     raise exc  # e.g. the store failed while admitting a batch: the stream fails
         finally:

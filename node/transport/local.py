@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -22,9 +23,12 @@ from node.messages import SignedEnvelope
 from node.operations import InboxItem, Operations
 from node.policy.access import User
 from node.store import Delivery, StoredMessage
-from node.store.access import Approval, UserRecord
+from node.store.access import REFUSAL_AUDITED, Approval, UserRecord
+from node.store.audit import Filters
 from node.store.holds import Hold
-from node.transport.local_auth import current_token, current_user
+from node.transport.local_auth import CURRENT_USER, current_token, current_user
+
+log = logging.getLogger(__name__)
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -38,17 +42,31 @@ def maps_errors(
 
     A refusal carries its reason code in the `accord-reason` trailer, a permission denial its
     missing condition in `accord-denied`, so tools need not parse messages.
+
+    Every refusal is audited on this side: one that no check has written an entry for gets one
+    here, naming the call (the request may be bad: its fields are not copied).
     """
 
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Req, context: Ctx) -> Resp:
+        REFUSAL_AUDITED.set(False)
         try:
             return await fn(self, request, context)
         except AccordError as exc:
+            if not REFUSAL_AUDITED.get():
+                await audit_refusal(self._ops, fn.__name__, exc)
             await abort(context, exc)
             raise  # unreachable: abort raises
 
     return wrapper
+
+
+async def audit_refusal(ops: Operations, call: str, exc: AccordError) -> None:
+    user = CURRENT_USER.get(None)
+    try:
+        await ops.refused(user.name if user is not None else "", call, exc)
+    except Exception as failed:  # the caller still hears why it was refused
+        log.error("could not audit the refusal of %s: %s", call, failed)
 
 
 async def abort(context: Ctx, exc: AccordError) -> None:
@@ -352,10 +370,13 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
     async def Watch(
         self, request: local_pb2.WatchRequest, context: Ctx
     ) -> AsyncIterator[local_pb2.MessageSummary]:
+        REFUSAL_AUDITED.set(False)
         try:
             async for m in self._ops.watch(current_user()):
                 yield summary(m)
         except AccordError as exc:
+            if not REFUSAL_AUDITED.get():
+                await audit_refusal(self._ops, "Watch", exc)
             await abort(context, exc)
 
     # ---- users ------------------------------------------------------------------------------
@@ -563,6 +584,60 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
                 for e in entries
             ]
         )
+
+    async def AuditLog(
+        self, request: local_pb2.AuditLogRequest, context: Ctx
+    ) -> AsyncIterator[local_pb2.AuditLogChunk]:
+        user = current_user()
+        filters = Filters(
+            message_id=request.message_id,
+            actor=request.actor,
+            peer=request.peer,
+            action=request.action,
+            since=request.since,
+            until=request.until,
+            first=max(request.first, 1),
+            last=request.last,
+        )
+        REFUSAL_AUDITED.set(False)
+        try:
+            key = self._ops.audit_key
+            head = local_pb2.AuditLogChunk(origin=key.name, verifier_key=key.vkey())
+            if request.checkpoints:
+                head.checkpoints.extend(await self._ops.audit_checkpoints(user))
+            sent_head = False
+            async for page in self._ops.audit_log(user, filters, limit=request.limit):
+                chunk = head if not sent_head else local_pb2.AuditLogChunk()
+                chunk.entries.extend(
+                    local_pb2.AuditRecord(seq=e.seq, data=e.data, leaf_hash=e.leaf_hash)
+                    for e in page
+                )
+                sent_head = True
+                yield chunk
+            if not sent_head:
+                yield head
+        except AccordError as exc:
+            if not REFUSAL_AUDITED.get():
+                await audit_refusal(self._ops, "AuditLog", exc)
+            await abort(context, exc)
+
+    @maps_errors
+    async def AuditProve(
+        self, request: local_pb2.AuditProveRequest, context: Ctx
+    ) -> local_pb2.AuditProof:
+        entry, proof, note = await self._ops.audit_prove(
+            current_user(), seq=request.seq, size=request.size
+        )
+        return local_pb2.AuditProof(seq=entry.seq, entry=entry.data, hashes=proof, checkpoint=note)
+
+    @maps_errors
+    async def AuditConsistency(
+        self, request: local_pb2.AuditConsistencyRequest, context: Ctx
+    ) -> local_pb2.AuditProof:
+        proof, old, new = await self._ops.audit_consistency(
+            current_user(), old=request.old_size, new=request.new_size
+        )
+        return local_pb2.AuditProof(hashes=proof, checkpoint=new, old_checkpoint=old)
 
     @maps_errors
     async def Outbox(

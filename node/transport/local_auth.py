@@ -52,16 +52,26 @@ def _bearer(context: Any) -> str:
 
 
 class LocalAuthInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, lookup: Lookup, *, still_valid: Lookup | None = None) -> None:
+    def __init__(
+        self,
+        lookup: Lookup,
+        *,
+        still_valid: Lookup | None = None,
+        on_refused: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
         """`lookup` finds the user a token stands for (and counts it as a use of a session);
-        `still_valid` checks it again for a stream's later items (default: `lookup`)."""
+        `still_valid` checks it again for a stream's later items (default: `lookup`);
+        `on_refused` is told each call refused, by its method (the audit log)."""
         self._lookup = lookup
         self._still_valid = still_valid or lookup
+        self._on_refused = on_refused
 
-    async def _check(self, context: Any) -> bool:
+    async def _check(self, context: Any, method: str) -> bool:
         token = _bearer(context)
         user = await self._lookup(token) if token else None
         if user is None:
+            if self._on_refused is not None:
+                await self._on_refused(method.removeprefix(PROTECTED_PREFIX))
             await context.abort(
                 grpc.StatusCode.UNAUTHENTICATED,
                 "missing or unknown user token, or an expired session: pass "
@@ -102,7 +112,9 @@ class LocalAuthInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or not method.startswith(PROTECTED_PREFIX) or method in UNPROTECTED:
             return handler
-        return guarded(handler, self._check, responses=self._each_item)
+        return guarded(
+            handler, lambda context: self._check(context, method), responses=self._each_item
+        )
 
 
 class RequestDecodingInterceptor(grpc.aio.ServerInterceptor):
