@@ -67,7 +67,11 @@ async def test_a_sweep_killed_midway_leaves_each_message_whole_or_erased(
     assert 0 < len(erased) < COUNT, "the kill should land mid-sweep"
     for mid, _, _, no_ciphertext, no_key, why, by in erased:
         assert no_ciphertext and no_key and (why, by) == ("expired", "sweeper"), mid
-    logged = db_rows(home, "SELECT message_id FROM access_log WHERE action = 'erase'")
+    logged = db_rows(
+        home,
+        "SELECT json_extract(data, '$.message_id') FROM audit_log "
+        "WHERE json_extract(data, '$.action') = 'erase'",
+    )
     assert sorted(str(r[0]) for r in logged) == sorted(str(r[0]) for r in erased)
 
     store = await Store.open(

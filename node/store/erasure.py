@@ -27,6 +27,7 @@ from datetime import datetime
 
 from node.errors import NotFound
 from node.store.access import log_txn
+from node.store.audit import AuditJournal
 from node.store.db import Store as StoreBase
 from node.store.db import text_time, time_text
 from node.store.keys import Sealed, aad_for
@@ -65,9 +66,16 @@ def _whose(t: Target) -> str:
 
 
 def _erase_in(
-    conn: sqlite3.Connection, targets: Sequence[Target], *, reason: str, actor: str, now: datetime
+    conn: sqlite3.Connection,
+    journal: AuditJournal,
+    targets: Sequence[Target],
+    *,
+    reason: str,
+    actor: str,
+    now: datetime,
 ) -> int:
-    """Erase `targets` still live, inside a transaction: how many were."""
+    """Erase `targets` still live, inside a transaction, each with its audit entry: how many
+    were."""
     erased = 0
     when = time_text(now)
     for t in targets:
@@ -86,17 +94,16 @@ def _erase_in(
                 "last_error = 'erased before delivery' WHERE message_id = ? AND state = 'queued'",
                 (t.message_id,),
             )
-        conn.execute(
-            *log_txn(
-                at=now,
-                user=actor,
-                action="erase",
-                outcome="erased",
-                message_id=t.message_id,
-                purpose=t.purpose,
-                detail=f"{reason} ({_whose(t)})",
-            )
+        entry = log_txn(
+            at=now,
+            user=actor,
+            action="erase",
+            outcome="erased",
+            message_id=t.message_id,
+            purpose=t.purpose,
+            detail=f"{reason} ({_whose(t)})",
         )
+        journal.append(conn, [entry[1]])
     return erased
 
 
@@ -179,7 +186,9 @@ async def erase_rows(
     """Erase `targets` in one transaction; with `rotate`, their bucket keys are then replaced
     and destroyed at once (an early erasure), not left for the end of their day."""
     erased = await store.writer.enqueue_call(
-        lambda conn: _erase_in(conn, targets, reason=reason, actor=actor, now=now)
+        lambda conn: _erase_in(
+            conn, store.audit.journal, targets, reason=reason, actor=actor, now=now
+        )
     )
     if rotate:
         await rotate_out(store, [t.key_id for t in targets if t.key_id], now=now)
@@ -257,7 +266,9 @@ async def erase_expired(store: StoreBase, *, now: datetime, limit: int = ERASE_B
             (time_text(now), limit),
         ).fetchall()
         targets = [Target(*row) for row in rows]
-        return _erase_in(conn, targets, reason="expired", actor="sweeper", now=now)
+        return _erase_in(
+            conn, store.audit.journal, targets, reason="expired", actor="sweeper", now=now
+        )
 
     return int(await store.writer.enqueue_call(run))
 
@@ -280,7 +291,9 @@ async def erase_sunset(
             (*agreement_ids, limit),
         ).fetchall()
         targets = [Target(*row) for row in rows]
-        erased = _erase_in(conn, targets, reason="sunset", actor="sweeper", now=now)
+        erased = _erase_in(
+            conn, store.audit.journal, targets, reason="sunset", actor="sweeper", now=now
+        )
         return erased, {t.key_id for t in targets if t.key_id}
 
     erased, keys = await store.writer.enqueue_call(run)

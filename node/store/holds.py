@@ -89,19 +89,18 @@ class HoldStore:
                 "held_at) VALUES (?,?,?,?,?)",
                 (message_id, correlation_id, justification, by, time_text(now)),
             ).lastrowid
-            conn.execute(
-                *log_txn(
-                    at=now,
-                    user=by,
-                    action="hold",
-                    outcome="granted",
-                    message_id=message_id,
-                    purpose=purpose,
-                    justification=justification,
-                    detail=f"hold {hold_id}"
-                    + (f" on correlation {correlation_id}" if correlation_id else ""),
-                )
+            entry = log_txn(
+                at=now,
+                user=by,
+                action="hold",
+                outcome="granted",
+                message_id=message_id,
+                purpose=purpose,
+                justification=justification,
+                detail=f"hold {hold_id}"
+                + (f" on correlation {correlation_id}" if correlation_id else ""),
             )
+            self._store.audit.journal.append(conn, [entry[1]])
             return int(hold_id or 0)
 
         new_id = await self._store.writer.enqueue_call(run)

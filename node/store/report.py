@@ -9,6 +9,7 @@ from datetime import datetime
 
 import aiosqlite
 
+from node.audit.verify import format_time
 from node.store.db import Store, time_text
 
 Counts = dict[str, int]
@@ -79,11 +80,13 @@ class ReportStore:
         )
 
     async def actions(self, since: datetime, until: datetime) -> Counter[tuple[str, str]]:
-        """Local users' actions in the access log, by (action, outcome)."""
+        """Local users' actions in the audit log (not the node's own), by (action, outcome)."""
         rows = await self._r.execute_fetchall(
-            "SELECT action, outcome, count(*) FROM access_log WHERE at >= ? AND at < ? "
-            "GROUP BY action, outcome",
-            (time_text(since), time_text(until)),
+            "SELECT json_extract(data, '$.action'), json_extract(data, '$.outcome'), count(*) "
+            "FROM audit_log WHERE json_extract(data, '$.actor') != 'node' "
+            "AND json_extract(data, '$.at') >= ? "
+            "AND json_extract(data, '$.at') < ? GROUP BY 1, 2",
+            (format_time(since), format_time(until)),
         )
         return Counter({(str(a), str(o)): int(n) for a, o, n in rows})
 
