@@ -36,8 +36,6 @@ def cmd_evidence_export(args: argparse.Namespace) -> int:
     finally:
         partial.unlink()
     print(f"wrote {out} ({len(response.bundle)} bytes)")
-    if response.audit_absent:
-        print(f"no audit part: {response.audit_absent}")
     print(f"check it anywhere with: unzip {out.name} -d bundle && sh bundle/VERIFY.sh")
     return 0
 

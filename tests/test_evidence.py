@@ -300,3 +300,16 @@ async def test_genuine_parts_of_another_exchange_do_not_pass(
         result = verify_sh(unpack(write_zip(files), tmp_short / f"case{at}"))
         assert result.returncode == 1, result.stdout
         assert result.stdout.splitlines()[-1].startswith(f"FAIL: {name}: {why}"), result.stdout
+
+
+async def test_a_bundle_stripped_of_its_audit_part_fails(fed3: Federation, tmp_short: Path) -> None:
+    """Taking the audit files out must not turn the audit checks into a skip."""
+    ex = await exchange(fed3)
+    out = tmp_short / "evidence.zip"
+    await export(fed3, NL, ex.ids[0], out)
+    stripped = {n: d for n, d in read_zip(out.read_bytes()).items() if not n.startswith("audit/")}
+    python = check_bundle(stripped)
+    assert (python[-1].ok, python[-1].name) == (False, "audit"), python[-1]
+    result = verify_sh(unpack(write_zip(stripped), tmp_short / "stripped"))
+    assert result.returncode == 1, result.stdout
+    assert result.stdout.splitlines()[-1].startswith("FAIL: audit: the bundle has no audit part")

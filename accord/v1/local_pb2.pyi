@@ -65,12 +65,10 @@ class EvidenceRequest(_message.Message):
     def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., justification: _Optional[str] = ...) -> None: ...
 
 class EvidenceResponse(_message.Message):
-    __slots__ = ("bundle", "audit_absent")
+    __slots__ = ("bundle",)
     BUNDLE_FIELD_NUMBER: _ClassVar[int]
-    AUDIT_ABSENT_FIELD_NUMBER: _ClassVar[int]
     bundle: bytes
-    audit_absent: str
-    def __init__(self, bundle: _Optional[bytes] = ..., audit_absent: _Optional[str] = ...) -> None: ...
+    def __init__(self, bundle: _Optional[bytes] = ...) -> None: ...
 
 class WhoAmIRequest(_message.Message):
     __slots__ = ()

@@ -14,7 +14,6 @@ Layout (every name fixed, so VERIFY.sh finds each part by name):
     receipts/CODE/...           each receipt: content.bin, signature.der, proof.bin
     audit/checkpoint.txt        a signed checkpoint of the exporting node's audit log
     audit/N.json, audit/N.proof entry N's canonical bytes and its inclusion proof (32-byte hashes)
-    audit/ABSENT.txt            instead of the three above: why the bundle has no audit part
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ _NAME = re.compile(
     r"(README\.txt|VERIFY\.sh|ca\.pem|directory\.json(\.sig)?|certs/[A-Z0-9-]+\.pem"
     r"|envelope/(content\.bin|signature\.der|proof\.bin)"
     r"|receipts/[A-Z0-9-]+/(content\.bin|signature\.der|proof\.bin)"
-    r"|audit/(checkpoint\.txt|ABSENT\.txt|[1-9][0-9]*\.(json|proof)))"
+    r"|audit/(checkpoint\.txt|[1-9][0-9]*\.(json|proof)))"
 )
 
 
@@ -64,8 +63,7 @@ class Bundle:
     ca_pem: bytes
     directory: bytes
     directory_signature: bytes
-    audit: MessageEvidence | None
-    audit_absent: str = ""  # why `audit` is None
+    audit: MessageEvidence
     created: str = ""  # when the bundle was written, RFC 3339 (README only)
 
     def files(self) -> dict[str, bytes]:
@@ -81,13 +79,10 @@ class Bundle:
         out.update(_signed("envelope", self.envelope))
         for agency, receipt in self.receipts.items():
             out.update(_signed(f"receipts/{agency}", receipt))
-        if self.audit is None:
-            out["audit/ABSENT.txt"] = (self.audit_absent + "\n").encode()
-        else:
-            out["audit/checkpoint.txt"] = self.audit.checkpoint
-            for entry in self.audit.entries:
-                out[f"audit/{entry.seq}.json"] = entry.data
-                out[f"audit/{entry.seq}.proof"] = b"".join(entry.proof)
+        out["audit/checkpoint.txt"] = self.audit.checkpoint
+        for entry in self.audit.entries:
+            out[f"audit/{entry.seq}.json"] = entry.data
+            out[f"audit/{entry.seq}.proof"] = b"".join(entry.proof)
         for name in out:
             if not _NAME.fullmatch(name):
                 raise ValueError(f"{name!r} is not a bundle file name")
@@ -98,8 +93,6 @@ class Bundle:
         audit = (
             f"{len(self.audit.entries)} audit entries of {self.exporter}'s log with their "
             "inclusion proofs, and a checkpoint of that log signed by its node"
-            if self.audit is not None
-            else f"no audit part: {self.audit_absent}"
         )
         return (
             f"Accord evidence bundle for message {self.message_id}\n"

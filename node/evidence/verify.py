@@ -181,9 +181,7 @@ def _checks(files: Mapping[str, bytes]) -> Iterator[Check]:
 
     note = files.get("audit/checkpoint.txt")
     if note is None:
-        reason = files.get("audit/ABSENT.txt", b"").decode(errors="replace").strip()
-        yield Check("audit", True, f"skipped: this bundle has no audit part ({reason})")
-        return
+        raise _fail("audit", "the bundle has no audit part (audit/checkpoint.txt is missing)")
     what = "audit checkpoint"
     try:
         origin = parse_note(note).text.split(b"\n", 1)[0].decode()

@@ -320,7 +320,7 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
             sender=request.sender,
             justification=request.justification,
         )
-        return local_pb2.EvidenceResponse(bundle=bundle.to_zip(), audit_absent=bundle.audit_absent)
+        return local_pb2.EvidenceResponse(bundle=bundle.to_zip())
 
     @maps_errors
     async def Overdue(
