@@ -126,6 +126,21 @@ class Metrics:
             self._thread = None
 
 
+# What the audit log, the sweeper and legal holds have done, as the database records it (so the
+# figures survive restarts and need no hook in the code that does it).
+_RECORDS = {
+    "accord_audit_entries": "Entries in the audit log",
+    "accord_audit_checkpoint_size": "Tree size of the newest signed audit checkpoint",
+    "accord_messages_erased": "Messages erased (tombstones): swept at expiry, sunset or redress",
+    "accord_holds_in_force": "Legal holds in force",
+}
+_RECORDS_SQL = (
+    "SELECT (SELECT max(seq) FROM audit_log), (SELECT max(size) FROM audit_checkpoints), "
+    "(SELECT count(*) FROM messages WHERE erased_at IS NOT NULL), "
+    "(SELECT count(*) FROM holds WHERE released_at IS NULL)"
+)
+
+
 class _StateCollector(Collector):
     def __init__(
         self, links: Mapping[str, PeerLink], trust: Trust, database: Path, clock: Clock
@@ -145,11 +160,16 @@ class _StateCollector(Collector):
             "Age of the oldest envelope queued for a peer",
             labels=["peer"],
         )
-        for peer, (count, first) in self._outbox().items():
+        outbox, records = self._read()
+        for peer, (count, first) in outbox.items():
             depth.add_metric([peer], count)
             oldest.add_metric([peer], max(0.0, (now - first).total_seconds()))
         yield depth
         yield oldest
+        for name, help_text in _RECORDS.items():
+            gauge = GaugeMetricFamily(name, help_text)
+            gauge.add_metric([], float(records.get(name, 0)))
+            yield gauge
         state = GaugeMetricFamily(
             "accord_link_state",
             "The link to a peer: 1 for its current state, 0 for the others",
@@ -176,7 +196,8 @@ class _StateCollector(Collector):
         serial.add_metric([], float(directory.serial) if directory else 0.0)
         yield serial
 
-    def _outbox(self) -> dict[str, tuple[int, datetime]]:
+    def _read(self) -> tuple[dict[str, tuple[int, datetime]], dict[str, int]]:
+        """The outbox by peer, and the figures of _RECORDS, in one read of the database."""
         uri = f"file:{self._database}?mode=ro"
         try:
             with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=2)) as conn:
@@ -185,7 +206,11 @@ class _StateCollector(Collector):
                     "JOIN messages m ON m.message_id = d.message_id AND m.direction = 'out' "
                     "WHERE d.state = 'queued' GROUP BY d.recipient"
                 ).fetchall()
+                records = dict(
+                    zip(_RECORDS, conn.execute(_RECORDS_SQL).fetchone() or (), strict=False)
+                )
         except sqlite3.Error as exc:
-            log.warning("metrics: cannot read the outbox: %s", exc)
-            return {}
-        return {r: (int(n), datetime.fromisoformat(first)) for r, n, first in rows}
+            log.warning("metrics: cannot read the database: %s", exc)
+            return {}, {}
+        outbox = {r: (int(n), datetime.fromisoformat(first)) for r, n, first in rows}
+        return outbox, {k: int(v or 0) for k, v in records.items()}

@@ -18,6 +18,7 @@ from node.clock import OffsetClock
 from node.errors import ConfigError, Refused
 from node.logs import EVENTS, JsonFormatter, event
 from node.metrics import LINK_STATES
+from node.store.holds import HoldStore
 from tests.harness import Federation, liaison, node_send, wait_for
 
 NL, DE = "NL-POL", "DE-BKA"
@@ -151,5 +152,32 @@ async def test_staleness_and_ages_are_judged_by_the_node_clock(tmp_short: Path) 
         assert next_update is not None
         clock.advance(next_update - nl.clock.now() + timedelta(minutes=1))
         assert value(await scrape(nl.metrics_port), "accord_crl_stale") == 1
+    finally:
+        await fed.stop_all()
+
+
+async def test_the_audit_log_erasures_and_holds_are_reported(tmp_short: Path) -> None:
+    fed = Federation(tmp_short, [NL, DE])
+    with_metrics(fed.homes[NL])
+    try:
+        nl = await fed.start(NL)
+        kept = await node_send(nl, liaison(to=[DE]))
+        erased = await node_send(nl, liaison(to=[DE]))
+        before = await scrape(nl.metrics_port)
+        entries = value(before, "accord_audit_entries")
+        assert entries is not None and entries >= 2  # the two sends, at least
+        assert value(before, "accord_messages_erased") == 0
+        assert value(before, "accord_holds_in_force") == 0
+        await nl.store.erase_message(
+            erased.message_id, direction="out", reason="test", actor="node"
+        )
+        await HoldStore(nl.store).hold(
+            message_id=kept.message_id, correlation_id="", justification="case 7",
+            by="sue", now=nl.clock.now(),
+        )  # fmt: skip
+        after = await scrape(nl.metrics_port)
+        assert value(after, "accord_messages_erased") == 1
+        assert value(after, "accord_holds_in_force") == 1
+        assert (value(after, "accord_audit_entries") or 0) == entries + 2  # erase, hold
     finally:
         await fed.stop_all()
