@@ -67,7 +67,7 @@ async def hold(request: Request, who: Actor, gw: Gw) -> RedirectResponse:
     form = await _form(request)
     body = _model(HoldIn, {**_target(form), "justification": form.get("justification") or ""})
     await api_records.hold(body, who, gw)
-    return _redirect("/review")
+    return _back_to_review(form)
 
 
 @router.post("/holds/release")
@@ -75,7 +75,13 @@ async def release(request: Request, who: Actor, gw: Gw) -> RedirectResponse:
     form = await _form(request)
     body = _model(ReleaseIn, {**_target(form), "note": form.get("note") or ""})
     await api_records.release(body, who, gw)
-    return _redirect("/review")
+    return _back_to_review(form)
+
+
+def _back_to_review(form: dict[str, Any]) -> RedirectResponse:
+    """To the queue as it was shown (the same window of days)."""
+    within = str(form.get("within") or "")
+    return _redirect(f"/review?within={within}" if within.isdigit() else "/review")
 
 
 # ---- redress -----------------------------------------------------------------------------------
