@@ -4,6 +4,7 @@ thin route per local API call, as the calling user; the node decides who may do 
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -175,9 +176,12 @@ async def evidence(message_id: str, body: EvidenceIn, who: Actor, gw: Gw) -> Res
             message_id=message_id, sender=body.sender, justification=body.justification
         ),
     )
-    headers = {"Content-Disposition": f'attachment; filename="evidence-{message_id[:36]}.zip"'}
+    # Header values are Latin-1 and one line: keep only what cannot break them.
+    safe_id = re.sub(r"[^0-9A-Za-z-]", "", message_id)[:64]
+    headers = {"Content-Disposition": f'attachment; filename="evidence-{safe_id}.zip"'}
     if answer.audit_absent:
-        headers["X-Accord-Audit-Absent"] = " ".join(answer.audit_absent.split())
+        absent = re.sub(r"[^\x20-\x7e]", "?", " ".join(answer.audit_absent.split()))
+        headers["X-Accord-Audit-Absent"] = absent
     return Response(answer.bundle, media_type="application/zip", headers=headers)
 
 

@@ -380,10 +380,13 @@ def _draft(form: dict[str, Any]) -> SendIn:
             in_reply_to=str(form.get("reply_to") or ""),
         )
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise bad_request(problems) from exc
+        raise invalid_form(exc) from exc
+
+
+def invalid_form(exc: ValidationError) -> ApiError:
+    return bad_request(
+        "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+    )
 
 
 @router.post("/compose")

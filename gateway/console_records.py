@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from gateway import api_records
 from gateway.auth import Caller
-from gateway.console import _context, _form, _redirect, render
+from gateway.console import _context, _form, _redirect, invalid_form, render
 from gateway.errors import bad_request
 from gateway.models import HoldIn, RedressIn, ReleaseIn
 from gateway.state import Gateway, acting_caller, caller, gateway
@@ -30,10 +30,7 @@ def _model(model: Any, form: dict[str, Any]) -> Any:
     try:
         return model.model_validate(form)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in exc.errors()
-        )
-        raise bad_request(problems) from exc
+        raise invalid_form(exc) from exc
 
 
 # ---- review and holds --------------------------------------------------------------------------

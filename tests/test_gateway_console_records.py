@@ -55,6 +55,8 @@ async def test_review_holds_redress_audit_report_and_overdue(fed2: Federation) -
             "/holds", data={**form, "csrf_token": csrf_of(await bert.get("/inbox"))}
         )
         assert by_officer.status_code == 403 and "ROLE" in by_officer.text
+        untargeted = await carla.post("/holds", data={**form, "target": "everything"})
+        assert untargeted.status_code == 400 and "name a message or a thread" in untargeted.text
         held = await carla.post("/holds", data={**form, "justification": "case 2026/0042"})
         assert held.status_code == 303 and held.headers["location"] == "/review"
         assert 'data-held="yes"' in (await carla.get("/review")).text
@@ -63,6 +65,11 @@ async def test_review_holds_redress_audit_report_and_overdue(fed2: Federation) -
         view = await anna.get(f"/messages/{message_id}")
         assert "No redress of this message has been sent" in view.text
         assert 'action="/messages/' in view.text and "Send redress" in view.text
+        telepathy = await anna.post(
+            f"/messages/{message_id}/redress",
+            data={"csrf_token": csrf_of(view), "type": "TELEPATHY", "reason": "wrong"},
+        )
+        assert telepathy.status_code == 400 and "type: Value error" in text_of(telepathy)
         asked = await anna.post(
             f"/messages/{message_id}/redress",
             data={"csrf_token": csrf_of(view), "type": "ERASURE_REQUEST", "reason": "wrong"},
