@@ -18,7 +18,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import api, console
+from gateway import api, api_records, console, console_records
 from gateway.auth import host_name, known_host
 from gateway.errors import ApiError
 from gateway.state import Gateway, Settings
@@ -189,7 +189,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(HTTPException, _http)
     app.include_router(api.router)
+    app.include_router(api_records.router)
     app.include_router(console.router)
+    app.include_router(console_records.router)
     static = resources.files("gateway") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
 

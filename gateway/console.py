@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from accord.v1 import local_pb2
-from gateway import api, convert
+from gateway import api, api_records, convert
 from gateway.auth import CSRF_FIELD, Caller, caller_of
 from gateway.errors import ApiError, bad_request
 from gateway.models import SendIn
@@ -223,11 +223,18 @@ async def _message_context(
     if not found:
         raise ApiError(404, "NOT_FOUND", f"no message {message_id} that you may see")
     summary = found[0]
-    deliveries = None
+    deliveries = redresses = None
     if summary["direction"] == "out":
         deliveries = (await api.receipts(message_id, who, gw))["deliveries"]
+        redresses = (await api_records.redress_status(message_id, who, gw))["redresses"]
     context = await _context(request, gw, who)
-    return {**context, "summary": summary, "deliveries": deliveries, "message": None}
+    return {
+        **context,
+        "summary": summary,
+        "deliveries": deliveries,
+        "redresses": redresses,
+        "message": None,
+    }
 
 
 @router.get("/messages/{message_id}")
@@ -373,10 +380,13 @@ def _draft(form: dict[str, Any]) -> SendIn:
             in_reply_to=str(form.get("reply_to") or ""),
         )
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise bad_request(problems) from exc
+        raise invalid_form(exc) from exc
+
+
+def invalid_form(exc: ValidationError) -> ApiError:
+    return bad_request(
+        "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+    )
 
 
 @router.post("/compose")

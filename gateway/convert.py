@@ -56,6 +56,9 @@ def summary(s: Any) -> dict[str, Any]:
         "created_at": when(s.created_at),
         "received_at": when(s.received_at),
         "retain_until": when(s.retain_until),
+        "reply_deadline": when(s.reply_deadline),
+        "expected_by": when(s.expected_by),
+        "status": s.status or None,
     }
 
 
@@ -136,6 +139,78 @@ def access_entry(e: Any) -> dict[str, Any]:
         "justification": e.justification,
         "recipient": e.recipient,
         "detail": e.detail,
+    }
+
+
+def hold(h: Any) -> dict[str, Any]:
+    return {
+        "id": h.id,
+        "message_id": h.message_id or None,
+        "correlation_id": h.correlation_id or None,
+        "justification": h.justification,
+        "held_by": h.held_by,
+        "held_at": when(h.held_at),
+        "released_by": h.released_by or None,
+        "released_at": when(h.released_at),
+        "release_note": h.release_note or None,
+    }
+
+
+def retention(r: Any) -> dict[str, Any]:
+    return {
+        "last_sweep_at": when(r.last_sweep_at),
+        "last_expired": r.last_expired,
+        "last_sunset": r.last_sunset,
+        "last_keys_destroyed": r.last_keys_destroyed,
+        "last_seconds": r.last_seconds,
+        "live": r.live,
+        "expired_waiting": r.expired_waiting,
+        "erased": r.erased,
+        "held": r.held,
+        "holds": r.holds,
+        "keys": r.keys,
+        "sweep_seconds": r.sweep_seconds,
+    }
+
+
+def review_item(i: Any) -> dict[str, Any]:
+    return {
+        "summary": summary(i.summary),
+        "why": i.why,
+        "held": i.held,
+        "keep_at_most": when(i.keep_at_most),
+    }
+
+
+def overdue_item(i: Any) -> dict[str, Any]:
+    return {
+        "summary": summary(i.summary),
+        "peer": i.peer,
+        "owed_by_us": i.owed_by_us,
+        "deadline": when(i.deadline),
+        "expected_by": when(i.expected_by),
+        "delayed": i.delayed,
+        "overdue_seconds": i.overdue_seconds,
+    }
+
+
+def redress(r: Any) -> dict[str, Any]:
+    return {
+        "redress_id": r.redress_id,
+        "type": r.type,
+        "target_message_id": r.target_message_id,
+        "created_at": r.created_at,
+        "holders": [
+            {
+                "agency": h.agency,
+                "via": h.via or None,
+                "state": h.state,
+                "result": h.result or None,
+                "detail": h.detail,
+                "answered_at": h.answered_at or None,
+            }
+            for h in r.holders
+        ],
     }
 
 

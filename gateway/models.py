@@ -121,6 +121,46 @@ class DecideIn(Strict):
     note: Text = Field(default="", description="why; required to reject")
 
 
+REDRESS_TYPES = ("ERASURE_REQUEST", "RECTIFICATION", "INCIDENT_RETRACT", "HANDLING_UPDATE")
+
+
+class HoldIn(Strict):
+    message_id: str = Field(default="", max_length=64, description="one of message_id and")
+    correlation_id: str = Field(default="", max_length=64, description="correlation_id (thread)")
+    justification: Text = Field(description="why it must not be erased (logged)")
+
+
+class ReleaseIn(Strict):
+    message_id: str = Field(default="", max_length=64, description="one of message_id and")
+    correlation_id: str = Field(default="", max_length=64, description="correlation_id")
+    note: Text = Field(default="", description="why the hold ends (logged)")
+
+
+class RedressIn(Strict):
+    """Redress of a message this node sent, to every recipient and, through them, to those
+    they forwarded it to (docs/redress.md)."""
+
+    type: Annotated[
+        str,
+        Field(json_schema_extra={"enum": list(REDRESS_TYPES)}),
+        _one_of(REDRESS_TYPES, "type"),
+    ]
+    reason: Text = Field(description="why (sent to the holders)")
+    tlp: TlpLevel | None = Field(default=None, description="HANDLING_UPDATE: the new TLP")
+    handling_codes: list[HandlingCode] = Field(
+        default_factory=list, max_length=4, description="HANDLING_UPDATE: codes added"
+    )
+    handling_conditions: Text = Field(default="", description="HANDLING_UPDATE: added")
+    corrected_incident: dict[str, Any] | None = Field(
+        default=None, description="RECTIFICATION: the corrected IncidentBody (protobuf JSON)"
+    )
+
+
+class EvidenceIn(Strict):
+    justification: Text = Field(description="why the evidence is exported (logged)")
+    sender: str = Field(default="", max_length=32, description="the sender, if ids could repeat")
+
+
 # ---- answers -----------------------------------------------------------------------------------
 
 
@@ -166,6 +206,15 @@ class SummaryOut(BaseModel):
     created_at: datetime | None
     received_at: datetime | None
     retain_until: datetime | None
+    reply_deadline: datetime | None = Field(
+        description="the sender's reply deadline, or a request's legal time limit"
+    )
+    expected_by: datetime | None = Field(
+        description="a received request: when its answer is due (moved by a delay notice)"
+    )
+    status: str | None = Field(
+        description="received: received, answered, refused, delayed or overdue"
+    )
 
 
 class MessagesOut(BaseModel):
@@ -290,3 +339,91 @@ class ComposeOptionsOut(BaseModel):
     onward_transfer: list[OptionOut]
     max_retention_days: int | None
     agreements: list[str]
+
+
+class HoldOut(BaseModel):
+    id: int
+    message_id: str | None
+    correlation_id: str | None
+    justification: str
+    held_by: str
+    held_at: datetime | None
+    released_by: str | None
+    released_at: datetime | None = Field(description="null while the hold is in force")
+    release_note: str | None
+
+
+class ReleasedOut(BaseModel):
+    released: list[HoldOut]
+
+
+class RetentionOut(BaseModel):
+    last_sweep_at: datetime | None = Field(description="null before the first sweep since start")
+    last_expired: int
+    last_sunset: int
+    last_keys_destroyed: int
+    last_seconds: float
+    live: int
+    expired_waiting: int
+    erased: int
+    held: int
+    holds: int
+    keys: int
+    sweep_seconds: float
+
+
+class ReviewItemOut(BaseModel):
+    summary: SummaryOut
+    why: str
+    held: bool
+    keep_at_most: datetime | None
+
+
+class ReviewOut(BaseModel):
+    items: list[ReviewItemOut]
+
+
+class OverdueItemOut(BaseModel):
+    summary: SummaryOut
+    peer: str = Field(description="who asked (owed_by_us) or who was asked")
+    owed_by_us: bool
+    deadline: datetime | None
+    expected_by: datetime | None = Field(description="the deadline, moved by a delay notice")
+    delayed: bool
+    overdue_seconds: float
+
+
+class OverdueOut(BaseModel):
+    requests: list[OverdueItemOut]
+    now: datetime | None = Field(description="the node's clock")
+
+
+class RedressHolderOut(BaseModel):
+    agency: str
+    via: str | None = Field(description="the agency it holds the message from; null: direct")
+    state: str = Field(description="pending, confirmed or refused")
+    result: str | None
+    detail: str
+    answered_at: str | None
+
+
+class RedressOut(BaseModel):
+    redress_id: str
+    type: str
+    target_message_id: str
+    created_at: str
+    holders: list[RedressHolderOut]
+
+
+class RedressStatusOut(BaseModel):
+    redresses: list[RedressOut]
+
+
+class AuditOut(BaseModel):
+    origin: str = Field(description="the log's origin (checkpoint name)")
+    verifier_key: str = Field(description="the node's note key, to check checkpoints")
+    entries: list[dict[str, Any]] = Field(
+        description="entries, newest first: seq, at, actor, action, message_id, peer, purpose, "
+        "justification, outcome, detail (docs/audit.md)"
+    )
+    next_before: int | None = Field(description="pass as `before` for the next (older) page")

@@ -41,6 +41,16 @@ class NodeApi:
             except grpc.aio.AioRpcError as exc:
                 raise from_rpc(exc) from exc
 
+    async def stream(self, token: str, method: str, request: Any) -> list[Any]:
+        """A server-streaming call's items, collected; the caller bounds them in the request."""
+        async with self.open(token) as c:
+            try:
+                return [
+                    item async for item in getattr(c.api, method)(request, timeout=CALL_TIMEOUT)
+                ]
+            except grpc.aio.AioRpcError as exc:
+                raise from_rpc(exc) from exc
+
     async def healthy(self) -> bool:
         from grpc_health.v1 import health_pb2
 

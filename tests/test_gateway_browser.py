@@ -1,7 +1,8 @@
 """The console in a real browser: Debian's Chromium, driven by Playwright, against real
 gateways in front of real nodes (NL-POL, DE-BKA) with real mutual TLS between them.
 
-Screenshots of the inbox, the message view and the compose form go to artifacts/gateway/
+Screenshots of the inbox, the message view, the compose form, the transparency report and the
+audit log go to artifacts/gateway/
 (git-ignored). Run alone with `.venv/bin/python -m pytest tests/test_gateway_browser.py`; it
 needs `/usr/bin/chromium` (`apt-get install chromium`; `.ci/run` installs it). Outside CI a
 machine without it skips these tests; in CI (CI=true) a missing browser fails them.
@@ -131,6 +132,7 @@ async def test_officers_supervisor_and_auditor_view_in_chromium(
         nl, de, _ = await fed.start_all()
         await person(nl, "anna", "liaison_officer")
         await person(nl, "carla", "supervisor")
+        await person(nl, "audrey", "auditor")
         await person(de, "bert", "liaison_officer")
         async with gateway(nl) as nl_url, gateway(de) as de_url:
             anna = await Person.open(browser, nl_url)
@@ -231,7 +233,35 @@ async def test_officers_supervisor_and_auditor_view_in_chromium(
             assert answer is not None and answer.status == 403
             await expect(page.get_by_test_id("error")).to_contain_text("auditors")
 
-            for who in (anna, bert, carla):
+            # The supervisor holds the incident from the review queue, by its labels.
+            await carla.page.goto("/review?within=60")
+            queued = carla.page.locator(f'#review tr[data-message-id="{message_id}"]')
+            assert await unlabelled(carla.page) == []
+            await queued.get_by_label("Justification").fill("evidence in case 2026/0042")
+            await queued.get_by_label("Justification").press("Enter")
+            await expect(queued.locator(".hold")).to_have_attribute("data-held", "yes")
+
+            # The audit log and the report are the auditors': an officer gets 403.
+            answer = await page.goto("/audit")
+            assert answer is not None and answer.status == 403
+            await expect(page.get_by_test_id("error")).to_contain_text("auditors")
+            audrey = await Person.open(browser, nl_url)
+            await audrey.log_in("audrey")
+            await audrey.page.get_by_role("link", name="Report").click()
+            report = audrey.page.locator("#report")
+            await expect(report).to_contain_text("messages.sent.total")
+            total = report.locator("tr", has_text="messages.sent.total").locator("td")
+            await expect(total).to_have_text("2")
+            assert await unlabelled(audrey.page) == []
+            await audrey.page.screenshot(path=ARTIFACTS / "report.png", full_page=True)
+            await audrey.page.get_by_role("link", name="Audit log").click()
+            await audrey.page.get_by_label("User").fill("carla")
+            await audrey.page.get_by_label("User").press("Enter")
+            approved = audrey.page.locator("#audit-log tr", has_text="approve")
+            await expect(approved.first).to_contain_text("hit confirmed by the DNA unit")
+            await audrey.page.screenshot(path=ARTIFACTS / "audit.png", full_page=True)
+
+            for who in (anna, bert, carla, audrey):
                 assert who.expected_errors("status of 403") == [], who.errors
                 await who.context.close()
     finally:

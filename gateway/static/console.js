@@ -62,6 +62,18 @@ function messageRow(m) {
   const countdown = span("countdown", left(m.retain_until));
   countdown.dataset.until = m.retain_until || "";
   cell(row, countdown);
+  const due = cell(row, "");
+  due.className = "due";
+  if (m.status) due.appendChild(span(`status status-${m.status}`, m.status));
+  const when = m.expected_by || m.reply_deadline;
+  if (when) {
+    const time = document.createElement("time");
+    time.dateTime = when;
+    time.textContent = short(when);
+    const deadline = span("deadline", m.status === "overdue" ? " was due " : " due ");
+    deadline.appendChild(time);
+    due.appendChild(deadline);
+  }
   const link = document.createElement("a");
   link.href = `/messages/${encodeURIComponent(m.message_id)}?sender=${encodeURIComponent(m.sender)}`;
   link.textContent = "Open";
