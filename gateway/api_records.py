@@ -168,7 +168,7 @@ async def overdue(who: Reader, gw: Gw) -> dict[str, Any]:
 )
 async def evidence(message_id: str, body: EvidenceIn, who: Actor, gw: Gw) -> Response:
     """One message's evidence bundle (docs/evidence.md): needs what reading it needs, and a
-    justification (logged). `X-Accord-Audit-Absent` says why a bundle has no audit part."""
+    justification (logged)."""
     answer = await gw.node.call(
         who.token,
         "Evidence",
@@ -179,9 +179,6 @@ async def evidence(message_id: str, body: EvidenceIn, who: Actor, gw: Gw) -> Res
     # Header values are Latin-1 and one line: keep only what cannot break them.
     safe_id = re.sub(r"[^0-9A-Za-z-]", "", message_id)[:64]
     headers = {"Content-Disposition": f'attachment; filename="evidence-{safe_id}.zip"'}
-    if answer.audit_absent:
-        absent = re.sub(r"[^\x20-\x7e]", "?", " ".join(answer.audit_absent.split()))
-        headers["X-Accord-Audit-Absent"] = absent
     return Response(answer.bundle, media_type="application/zip", headers=headers)
 
 
