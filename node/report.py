@@ -105,7 +105,10 @@ async def build(
         },
         "holds": {
             "held_for_approval": count("send", "held") + count("transfer", "held"),
-            "legal_holds": None,  # not recorded by this version
+            "legal_holds": {
+                "placed": count("hold", "granted"),
+                "released": count("release", "granted"),
+            },
         },
         "approvals": {"approved": 0, "rejected": 0, "pending": 0}
         | await store.approvals(since, until),
@@ -196,7 +199,7 @@ def to_markdown(doc: Mapping[str, Any]) -> str:
         f"| messages held for a second person's approval | {holds['held_for_approval']} |",
         f"| approvals: approved / rejected / pending | {doc['approvals']['approved']} / "
         f"{doc['approvals']['rejected']} / {doc['approvals']['pending']} |",
-        f"| legal holds | {'not recorded' if legal is None else legal} |",
+        f"| legal holds placed / released | {legal['placed']} / {legal['released']} |",
         "",
     ]
     return "\n".join(lines)

@@ -112,6 +112,15 @@ async def test_redress_holds_review_evidence_and_overdue(fed2: Federation) -> No
         (gone,) = released.json()["released"]
         assert (gone["released_by"], gone["release_note"]) == ("carla", "case closed")
         assert (await d.get("/api/v1/retention", headers=bearer(bert))).json()["holds"] == 0
+        # The transparency report counts the legal hold placed and released.
+        dora = await person(de, "dora", "auditor")
+        at = de.clock.now()
+        period = {
+            "from": (at - timedelta(days=1)).isoformat(),
+            "to": (at + timedelta(hours=1)).isoformat(),
+        }
+        figures = (await d.get("/api/v1/report", params=period, headers=bearer(dora))).json()
+        assert figures["holds"]["legal_holds"] == {"placed": 1, "released": 1}
 
         # A request for information past its legal time limit: overdue on both sides.
         request = liaison(to=[DE])

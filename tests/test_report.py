@@ -148,7 +148,7 @@ async def test_a_scripted_exchange_gives_exact_figures_and_names_nothing(
             "RECTIFICATION": {"sent": 0, "received": 0},
             "INCIDENT_RETRACT": {"sent": 0, "received": 0},
         },
-        "holds": {"held_for_approval": 0, "legal_holds": None},
+        "holds": {"held_for_approval": 0, "legal_holds": {"placed": 0, "released": 0}},
         "approvals": {"approved": 0, "rejected": 0, "pending": 0},
         "requests": {
             "received": {"answered_in_time": 0, "answered_late": 0, "overdue": 0, "open": 0},
@@ -177,7 +177,7 @@ async def test_a_scripted_exchange_gives_exact_figures_and_names_nothing(
         outputs.append(run.out)
     text = outputs[1].splitlines()
     assert "messages.sent.total: 5" in text and "requests.sent.overdue: 1" in text
-    assert "holds.legal_holds: not recorded" in text and "refusals.by_peers: none" in text
+    assert "holds.legal_holds.placed: 0" in text and "refusals.by_peers: none" in text
     md = outputs[2]
     assert md.startswith(f"# Transparency report: {NL}") and "| answered late | 0 | 1 |" in md
     ids = [r1, r2, r3, provided, erasure, fr_reply, de_reply, refused.message_id, bad.message_id]
