@@ -732,6 +732,13 @@ def _check_redress(
     build_redress(f, "00000000-0000-7000-8000-000000000000", fail=lambda m: fail("body", m))
 
 
+def _handling_codes(codes: list[str], fail: Callable[[str], Exception]) -> list[Any]:
+    for code in codes:
+        if code not in ("H0", "H1", "H2", "H3"):
+            raise fail(f"handling: unknown code {code!r} (H0-H3)")
+    return [f"HANDLING_CODE_{code}" for code in codes]
+
+
 def build_redress(
     f: dict[str, Any], message_id: str, *, fail: Callable[[str], Exception]
 ) -> local_pb2.RedressRequest:
@@ -745,10 +752,7 @@ def build_redress(
     )
     if "tlp" in f:
         request.tlp = f"TLP_{tlp_name(str(f['tlp']))}"  # type: ignore[assignment]
-    for code in f.get("handling", []):
-        if code not in ("H0", "H1", "H2", "H3"):
-            raise fail(f"handling: unknown code {code!r} (H0-H3)")
-        request.handling_codes.append(f"HANDLING_CODE_{code}")  # type: ignore[arg-type]
+    request.handling_codes.extend(_handling_codes(f.get("handling", []), fail))
     if "body" in f:
         try:
             json_format.ParseDict(f["body"], request.corrected_incident)
@@ -778,10 +782,7 @@ def build_content(
         urgency="URGENCY_URGENT" if f.get("urgent") else "URGENCY_NORMAL",
         directly_accessible=bool(f.get("direct")),
     )
-    for code in f.get("handling", ["H0"]):
-        if code not in ("H0", "H1", "H2", "H3"):
-            raise fail(f"handling: unknown code {code!r} (H0-H3)")
-        content.handling_codes.append(f"HANDLING_CODE_{code}")  # type: ignore[arg-type]
+    content.handling_codes.extend(_handling_codes(f.get("handling", ["H0"]), fail))
     if "onward" in f:
         content.onward_transfer = f"ONWARD_TRANSFER_{f['onward']}"  # type: ignore[assignment]
     if "deadline" in f and now is not None:
