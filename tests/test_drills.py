@@ -324,6 +324,52 @@ message = "m"
 
 [[step]]
 do = "audit_verify"
+
+[[step]]
+do = "send"
+as = "NL-POL"
+to = "DE-BKA"
+type = "incident_publish"
+purpose = "organised-crime"
+id = "inc"
+body = { incidentId = "NL-1", narrative = "first version" }
+
+[[step]]
+do = "expect_receipt"
+message = "inc"
+status = "ACCEPTED"
+
+[[step]]
+do = "redress"
+as = "NL-POL"
+message = "inc"
+kind = "rectify"
+body = { incidentId = "NL-1", narrative = "corrected version" }
+
+[[step]]
+do = "expect_redress"
+message = "inc"
+holders = "DE-BKA"
+
+[[step]]
+do = "read"
+as = "DE-BKA"
+message = "inc"
+justification = "drill check"
+contains = ["corrected version"]
+
+[[step]]
+do = "redress"
+as = "NL-POL"
+message = "k"
+kind = "handling"
+tlp = "RED"
+
+[[step]]
+do = "expect_redress"
+note = "wrong: an expired message is not there to tighten"
+message = "k"
+within = 1
 """
 
 
@@ -346,6 +392,9 @@ async def test_redress_retention_audit_and_evidence_steps_hold_or_fail(tmp_short
         (6, "DE-BKA reads 'm': refused, EXPIRED", failed[3][2]),
         (11, "DE-BKA reads 'k': refused, ERASED", failed[4][2]),
         (15, "DE-BKA exports the evidence of 'm'", failed[5][2]),
+        # A handling update of a message the holder has erased: it says it erased it.
+        (23, "DE-BKA confirms HANDLING_UPDATE of 'k': HANDLING_UPDATED", "confirmed ERASED"),
+        (23, "DE-BKA's signed receipt says HANDLING_UPDATED of 'k'", "it says ERASED"),
     ], failed
     assert failed[3][2].startswith("refused: REDRESSED: ")
     assert failed[4][2].startswith("refused: EXPIRED: ")
@@ -360,6 +409,8 @@ async def test_redress_retention_audit_and_evidence_steps_hold_or_fail(tmp_short
     assert {w.split(":")[0] for s, w in passed if s == 16} == {
         f"{a}'s audit log verifies" for a in ("NL-POL", "DE-BKA", "FR-PN")
     }
+    assert (20, "DE-BKA confirms RECTIFICATION of 'inc': REPLACED") in passed
+    assert (21, "'inc' as read at DE-BKA contains 'corrected version'") in passed
     shutil.rmtree(run.out.split("cluster files kept in ")[1].split()[0])
 
 
