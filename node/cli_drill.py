@@ -428,7 +428,12 @@ def cmd_drill_run(args: argparse.Namespace) -> int:
         root, spec = fresh_cluster(s)
     report = asyncio.run(
         run_drill(
-            s, root=root, spec=spec, fresh=not args.cluster, say=lambda t: print(t, flush=True)
+            s,
+            root=root,
+            spec=spec,
+            fresh=not args.cluster,
+            say=lambda t: print(t, flush=True),
+            out=out,
         )
     )
     report.write(out)

@@ -10,7 +10,9 @@ import shlex
 import shutil
 import signal
 import socket
+import sqlite3
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +51,8 @@ def report_of(out: Path) -> dict:  # type: ignore[type-arg]
 def test_the_shipped_drills_are_there() -> None:
     names = {p.stem for p in DRILLS}
     assert {"joint-task-force", "liaison-request-reply", "hot-pursuit", "crash-and-partition",
-            "revoked-agency", "purpose-and-expiry-refusals"} <= names  # fmt: skip
+            "revoked-agency", "purpose-and-expiry-refusals",
+            "retention-and-erasure"} <= names  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -207,6 +210,243 @@ async def test_the_drill_clock_brings_a_sunset_to_every_node(tmp_short: Path) ->
     assert report["passed"] and len(report["expectations"]) == 5
 
 
+REDRESS = """
+[drill]
+name = "redress, retention, audit and evidence steps"
+agencies = ["NL-POL", "DE-BKA", "FR-PN"]
+
+[[step]]
+do = "send"
+as = "NL-POL"
+to = "DE-BKA"
+type = "spontaneous_provision"
+purpose = "organised-crime"
+id = "m"
+body = { subject = "s", text = "t" }
+
+[[step]]
+do = "expect_receipt"
+message = "m"
+status = "ACCEPTED"
+
+[[step]]
+do = "redress"
+as = "NL-POL"
+message = "m"
+kind = "erase"
+reason = "mistaken"
+id = "e"
+
+[[step]]
+do = "expect_redress"
+note = "wrong: FR-PN never held it"
+message = "e"
+holders = ["DE-BKA", "FR-PN"]
+within = 2
+
+[[step]]
+do = "expect_redress"
+note = "wrong: DE-BKA erased it, no hold kept it"
+message = "m"
+result = "HELD"
+within = 1
+
+[[step]]
+do = "read"
+note = "wrong: it was erased by its originator, not expired"
+as = "DE-BKA"
+message = "m"
+justification = "drill check"
+expect = "gone"
+reason = "EXPIRED"
+within = 1
+
+[[step]]
+do = "send"
+as = "NL-POL"
+to = "DE-BKA"
+type = "spontaneous_provision"
+purpose = "organised-crime"
+id = "k"
+retention_days = 1
+body = { subject = "s", text = "kept a day" }
+
+[[step]]
+do = "expect_receipt"
+message = "k"
+status = "ACCEPTED"
+
+[[step]]
+do = "evidence"
+as = "DE-BKA"
+message = "k"
+
+[[step]]
+do = "advance_clock"
+by = "2d"
+
+[[step]]
+do = "read"
+note = "wrong: expired, but no sweep has erased it yet"
+as = "DE-BKA"
+message = "k"
+justification = "drill check"
+expect = "gone"
+reason = "ERASED"
+within = 1
+
+[[step]]
+do = "sweep"
+agency = "DE-BKA"
+
+[[step]]
+do = "read"
+as = "DE-BKA"
+message = "k"
+justification = "drill check"
+expect = "gone"
+reason = "ERASED"
+
+[[step]]
+do = "read"
+note = "NL-POL did not sweep"
+as = "NL-POL"
+message = "k"
+justification = "drill check"
+expect = "gone"
+reason = "EXPIRED"
+
+[[step]]
+do = "evidence"
+note = "wrong: an erased message has no bundle"
+as = "DE-BKA"
+message = "m"
+
+[[step]]
+do = "audit_verify"
+
+[[step]]
+do = "send"
+as = "NL-POL"
+to = "DE-BKA"
+type = "incident_publish"
+purpose = "organised-crime"
+id = "inc"
+body = { incidentId = "NL-1", narrative = "first version" }
+
+[[step]]
+do = "expect_receipt"
+message = "inc"
+status = "ACCEPTED"
+
+[[step]]
+do = "redress"
+as = "NL-POL"
+message = "inc"
+kind = "rectify"
+body = { incidentId = "NL-1", narrative = "corrected version" }
+
+[[step]]
+do = "expect_redress"
+message = "inc"
+holders = "DE-BKA"
+
+[[step]]
+do = "read"
+as = "DE-BKA"
+message = "inc"
+justification = "drill check"
+contains = ["corrected version"]
+
+[[step]]
+do = "redress"
+as = "NL-POL"
+message = "k"
+kind = "handling"
+tlp = "RED"
+
+[[step]]
+do = "expect_redress"
+note = "wrong: an expired message is not there to tighten"
+message = "k"
+within = 1
+"""
+
+
+async def test_redress_retention_audit_and_evidence_steps_hold_or_fail(tmp_short: Path) -> None:
+    """Each new step passes where the nodes did what it expects and fails, named, where they
+    did not: the redress's holders and result, a gone read's reason (REDRESSED, EXPIRED before
+    a sweep, ERASED after), the sweep, the evidence bundle, the audit log."""
+    drill = tmp_short / "redress.toml"
+    drill.write_text(REDRESS)
+    out = tmp_short / "out"
+    run = await accord("drill", "run", drill, "--out", out, timeout=90)
+    assert run.code == 1, run.out[-4000:] + run.err
+    report = report_of(out)
+    assert report["stopped"] is None, report["stopped"]
+    failed = [(e["step"], e["what"], e["detail"]) for e in report["expectations"] if not e["ok"]]
+    assert failed == [
+        (4, "FR-PN holds 'm' and confirms ERASED", "not listed"),
+        (5, "DE-BKA confirms ERASURE_REQUEST of 'm': HELD", "confirmed ERASED"),
+        (5, "DE-BKA's signed receipt says HELD of 'm'", "it says ERASED"),
+        (6, "DE-BKA reads 'm': refused, EXPIRED", failed[3][2]),
+        (11, "DE-BKA reads 'k': refused, ERASED", failed[4][2]),
+        (15, "DE-BKA exports the evidence of 'm'", failed[5][2]),
+        # A handling update of a message the holder has erased: it says it erased it.
+        (23, "DE-BKA confirms HANDLING_UPDATE of 'k': HANDLING_UPDATED", "confirmed ERASED"),
+        (23, "DE-BKA's signed receipt says HANDLING_UPDATED of 'k'", "it says ERASED"),
+    ], failed
+    assert failed[3][2].startswith("refused: REDRESSED: ")
+    assert failed[4][2].startswith("refused: EXPIRED: ")
+    assert "REDRESSED" in failed[5][2]
+    passed = [(e["step"], e["what"]) for e in report["expectations"] if e["ok"]]
+    assert (4, "DE-BKA confirms ERASURE_REQUEST of 'm': ERASED") in passed
+    assert (4, "DE-BKA's signed receipt says ERASED of 'm'") in passed
+    assert any(s == 9 and "VERIFY.sh" in w for s, w in passed) == bool(shutil.which("openssl"))
+    assert any(s == 9 and "evidence verify" in w for s, w in passed)
+    assert (out / "evidence" / "k-DE-BKA.zip").stat().st_size > 0
+    assert {w for s, w in passed if s == 13} == {"DE-BKA reads 'k': refused, ERASED"}
+    assert {w.split(":")[0] for s, w in passed if s == 16} == {
+        f"{a}'s audit log verifies" for a in ("NL-POL", "DE-BKA", "FR-PN")
+    }
+    assert (20, "DE-BKA confirms RECTIFICATION of 'inc': REPLACED") in passed
+    assert (21, "'inc' as read at DE-BKA contains 'corrected version'") in passed
+    shutil.rmtree(run.out.split("cluster files kept in ")[1].split()[0])
+
+
+AUDIT = """
+[drill]
+name = "a changed audit log"
+agencies = ["NL-POL", "DE-BKA"]
+
+[[step]]
+do = "audit_verify"
+"""
+
+
+async def test_audit_verify_finds_an_entry_changed_in_the_file(tmp_short: Path) -> None:
+    path = tmp_short / "audit.toml"
+    path.write_text(AUDIT)
+    drill = scenario.load(path)
+    root, spec = fresh_cluster(drill)
+    try:
+        with closing(sqlite3.connect(root / spec.agency("DE-BKA").home / "accord.db")) as db:
+            for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"):
+                db.execute(f"DROP TRIGGER {name}")
+            db.execute(
+                'UPDATE audit_log SET data = replace(data, \'"actor":"\', '
+                '\'"actor":"mallory-\') WHERE seq = 1'
+            )
+            db.commit()
+        report = await run_drill(drill, root=root, spec=spec, fresh=True, say=lambda _: None)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    verdicts = {e.what.split(":")[0]: (e.ok, e.detail) for e in report.expectations}
+    assert verdicts["NL-POL's audit log verifies"] == (True, "")
+    ok, detail = verdicts["DE-BKA's audit log verifies"]
+    assert not ok and detail.startswith("CHANGED entry 1"), detail
+
+
 async def test_a_step_that_cannot_be_carried_out_stops_the_drill(tmp_short: Path) -> None:
     drill = tmp_short / "twice.toml"
     drill.write_text(
@@ -289,6 +529,70 @@ id = "q"
             'tlp = "MAUVE"\n',
             19,
             "tlp: must be one of CLEAR, GREEN, AMBER, AMBER+STRICT, RED (got 'MAUVE')",
+        ),
+        (
+            'do = "redress"\nas = "DE-BKA"\nmessage = "q"\nkind = "erase"\n',
+            15,
+            "step 2 (redress): 'q' was sent by NL-POL: only NL-POL redresses it",
+        ),
+        (
+            'do = "redress"\nas = "NL-POL"\nmessage = "q"\nkind = "rectify"\n',
+            17,
+            'kind = "rectify" needs `body` (the corrected IncidentBody)',
+        ),
+        (
+            'do = "redress"\nas = "NL-POL"\nmessage = "q"\nkind = "rectify"\n'
+            'body = { narrativ = "x" }\n',
+            18,
+            "body: not a valid IncidentBody",
+        ),
+        (
+            'do = "redress"\nas = "NL-POL"\nmessage = "q"\nkind = "erase"\ntlp = "RED"\n',
+            18,
+            "`tlp` does not go with kind = 'erase'",
+        ),
+        (
+            'do = "redress"\nas = "NL-POL"\nmessage = "q"\nkind = "handling"\n',
+            17,
+            'kind = "handling" needs `tlp`, `handling` or `conditions`',
+        ),
+        (
+            'do = "expect_redress"\nmessage = "q"\n',
+            15,
+            "message: no `redress` step before this one redresses 'q'",
+        ),
+        (
+            'do = "read"\nas = "DE-BKA"\nmessage = "q"\njustification = "drill check"\n'
+            'expect = "gone"\n',
+            18,
+            'expect = "gone" needs `reason` (ERASED, EXPIRED, REDRESSED)',
+        ),
+        (
+            'do = "read"\nas = "DE-BKA"\nmessage = "q"\nreason = "EXPIRED"\n',
+            17,
+            '`reason` goes with expect = "gone"',
+        ),
+        (
+            'do = "read"\nas = "DE-BKA"\nmessage = "q"\nexpect = "gone"\nreason = "ERASED"\n',
+            17,
+            'expect = "gone" needs a `justification`',
+        ),
+        (
+            'do = "read"\nas = "DE-BKA"\nmessage = "q"\njustification = "drill check"\n'
+            'expect = "gone"\nreason = "AGREEMENT_EXPIRED"\n',
+            19,
+            "reason: must be one of ERASED, EXPIRED, REDRESSED (got 'AGREEMENT_EXPIRED')",
+        ),
+        ('do = "sweep"\nagency = "XX-NOPE"\n', 15, "step 2 (sweep): agency: unknown agency"),
+        (
+            'do = "audit_verify"\nagency = ["DE-BKA", "XX-NOPE"]\n',
+            15,
+            "step 2 (audit_verify): agency: unknown agency 'XX-NOPE'",
+        ),
+        (
+            'do = "evidence"\nas = "DE-BKA"\nmessage = "nope"\n',
+            16,
+            "step 2 (evidence): message: no message 'nope' defined by an earlier step",
         ),
     ],
 )

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import shutil
 import statistics
 import tempfile
 import time
@@ -34,6 +35,8 @@ from accord.v1 import message_pb2 as pb
 from certs.ca import FederationAuthority, load_cert
 from certs.directory import agreement_from_dict, agreement_to_dict, load_directory
 from certs.errors import PkiError
+from node.audit.checkpoint import NoteKey, origin_for
+from node.audit.verify import LogEntry, verify_log
 from node.client import NodeNotRunningError, connect, local_error
 from node.drill import scenario as sc
 from node.drill.cluster import (
@@ -54,6 +57,8 @@ from node.drill.cluster import (
 )
 from node.drill.proxy import Mode
 from node.errors import AccordError
+from node.evidence.bundle import read_zip
+from node.evidence.verify import check_bundle
 from node.ids import uuid7
 from node.signing import ENVELOPE, RECEIPT, public_key_of, verify
 from node.wire import parse_receipt
@@ -302,9 +307,11 @@ class Engine:
         control: Control,
         report: Report,
         say: Callable[[str], None],
+        out: Path | None = None,
     ) -> None:
         self.scenario = scenario
         self.root = root
+        self.out = out or root / "drill-output"  # evidence bundles go here
         self.spec = spec
         self.control = control
         self.report = report
@@ -313,6 +320,9 @@ class Engine:
         self.streams: dict[str, Stream] = {}
         self.partitions: set[tuple[str, str]] = set()  # (src, dst) ways not passing
         self.certificates: dict[str, x509.Certificate] = {}
+        # A redress's label -> the message it redresses, the redress's id, its kind.
+        self.redresses: dict[str, tuple[Sent, str, str]] = {}
+        self.checkpoints: dict[str, list[bytes]] = {}  # agency -> audit checkpoints seen
         self._latency_seen: set[tuple[str, str]] = set()
         self._step: sc.Step | None = None
         self._refresh_certificates()
@@ -603,6 +613,9 @@ class Engine:
         sent = self.message(step.get("message"))
         justification = step.get("justification", "")
         expected = step.get("expect", "granted" if justification else "denied")
+        if expected == "gone":
+            await self._read_gone(step, who, sent, justification)
+            return
         what = (
             f"{who} reads {sent.label!r} "
             + ("with" if justification else "without")
@@ -641,6 +654,38 @@ class Engine:
         text = json_format.MessageToJson(got.content)
         for fragment in step.get("contains", []):
             self.expect(fragment in text, f"{sent.label!r} as read at {who} contains {fragment!r}")
+
+    async def _read_gone(self, step: sc.Step, who: str, sent: Sent, justification: str) -> None:
+        """A read refused because the message is no longer there (redressed, expired, erased):
+        polled, as an originator's redress reaches each holder in its own time."""
+        reason = step.get("reason")
+        request = local_pb2.GetRequest(
+            message_id=sent.message_id, sender=sent.agency, justification=justification
+        )
+        last = ""
+
+        async def refused() -> bool | None:
+            nonlocal last
+            try:
+                await self.api(who, "Get", request)
+            except grpc.aio.AioRpcError as exc:
+                error = local_error(exc)
+                if error.code == grpc.StatusCode.UNAVAILABLE:
+                    raise
+                # A refusal's detail starts with its reason code when it has one.
+                last = "refused: " + (
+                    error.detail if error.reason else f"{error.code.name}: {error.detail}"
+                )
+                return error.reason == reason or None
+            last = "the content was shown"
+            return None
+
+        done = await self.until(
+            f"{who}'s read of {sent.label!r} to be refused {reason}",
+            refused,
+            within=self.within(step),
+        )
+        self.expect(bool(done), f"{who} reads {sent.label!r}: refused, {reason}", last)
 
     async def do_forward(self, step: sc.Step) -> None:
         who = step.get("as")
@@ -707,6 +752,219 @@ class Engine:
             )
             return
         self.expect(expected == "granted", f"{what}: {expected}", "it was granted")
+
+    # ---- redress, retention, audit, evidence -----------------------------------------------
+
+    async def do_redress(self, step: sc.Step) -> None:
+        who = step.get("as")
+        agency, user = sc.split_user(who)
+        target = self.message(step.get("message"))
+        kind = step.get("kind")
+        request = sc.build_redress(step.fields, target.message_id, fail=StepFailed)
+        what = f"{who} sends the {kind} redress of {target.label!r}"
+        try:
+            response = await self.api(who, "Redress", request)
+        except grpc.aio.AioRpcError as exc:
+            self.expect(False, f"{what}: queued", str(local_error(exc)))
+            return
+        self.expect(True, f"{what}: queued for {', '.join(response.recipients)}")
+        await self._record(step, agency, user, str(response.message_id), list(response.recipients))
+        label = step.get("id") or f"step-{step.n}"
+        self.redresses[label] = (target, str(response.message_id), kind)
+
+    async def do_expect_redress(self, step: sc.Step) -> None:
+        """Every holder the originator knows along the chain has confirmed the redress (the
+        originator's node checked each onward holder's signed receipt); the direct holders'
+        receipts are checked here too, against the directory."""
+        label = step.get("message")
+        if label in self.redresses:
+            target, redress_id, kind = self.redresses[label]
+        else:
+            target = self.message(label)
+            mine = [(r, k) for t, r, k in self.redresses.values() if t == target]
+            if not mine:
+                raise StepFailed(f"no redress of {label!r} was sent (an earlier step failed)")
+            redress_id, kind = mine[-1]
+        redress_type, result = sc.REDRESS_KINDS[kind]
+        result = step.get("result", result)
+        wanted = step.get("holders")
+        holders_wanted = {wanted} if isinstance(wanted, str) else set(wanted or ()) or None
+        who = f"{target.agency}/{target.user}"
+
+        async def confirmed() -> Any:
+            status = await self.api(
+                who, "RedressStatus", local_pb2.RedressStatusRequest(message_id=redress_id)
+            )
+            info = next((r for r in status.redresses if r.redress_id == redress_id), None)
+            if info is None or not info.holders:
+                return None
+            agencies = {h.agency for h in info.holders}
+            if holders_wanted is not None and agencies != holders_wanted:
+                return None
+            if any(h.state != "confirmed" or h.result != result for h in info.holders):
+                return None
+            return info
+
+        info = await self.until(
+            f"every holder of {target.label!r} to confirm {redress_type} ({result})",
+            confirmed,
+            within=self.within(step),
+        )
+        if info is None:
+            status = await self.api(
+                who, "RedressStatus", local_pb2.RedressStatusRequest(message_id=redress_id)
+            )
+            info = next((r for r in status.redresses if r.redress_id == redress_id), None)
+        holders = list(info.holders) if info is not None else []
+        listed = {h.agency for h in holders}
+        for agency in sorted((holders_wanted or set()) - listed):
+            self.expect(
+                False, f"{agency} holds {target.label!r} and confirms {result}", "not listed"
+            )
+        for h in holders:
+            via = f" (via {h.via})" if h.via else ""
+            what = f"{h.agency}{via} confirms {redress_type} of {target.label!r}: {result}"
+            if holders_wanted is not None and h.agency not in holders_wanted:
+                self.expect(False, what, f"{h.agency} holds it, which the step does not expect")
+                continue
+            ok = h.state == "confirmed" and h.result == result
+            self.expect(ok, what, f"{h.state} {h.result} {h.detail}".strip())
+        await self._check_redress_receipts(who, target, redress_id, result, holders)
+
+    async def _check_redress_receipts(
+        self, who: str, target: Sent, redress_id: str, result: str, holders: list[Any]
+    ) -> None:
+        """A direct holder's receipt of the redress: signed by it, naming the message it acts
+        on and what it did."""
+        direct = {h.agency for h in holders if not h.via and h.state == "confirmed"}
+        if not direct:
+            return
+        r = await self.api(who, "Receipts", local_pb2.ReceiptsRequest(message_id=redress_id))
+        for d in r.deliveries:
+            if d.recipient not in direct:
+                continue
+            signed = d.HasField("receipt") and self._verifies_receipt(d.recipient, d.receipt)
+            content = pb.ReceiptContent.FromString(d.receipt.content) if signed else None
+            said = (
+                pb.RedressResult.Name(content.redress.result).removeprefix("REDRESS_RESULT_")
+                if content is not None
+                else ""
+            )
+            ok = (
+                content is not None
+                and said == result
+                and content.redress.target_message_id == target.message_id
+            )
+            self.expect(
+                ok,
+                f"{d.recipient}'s signed receipt says {result} of {target.label!r}",
+                "no receipt that verifies" if content is None else f"it says {said}",
+            )
+
+    async def do_sweep(self, step: sc.Step) -> None:
+        for agency in await self._agencies(step):
+            status = await self.api(
+                f"{agency}/admin", "RetentionSweep", local_pb2.RetentionSweepRequest()
+            )
+            self.say(
+                f"      {agency} swept: {status.last_expired} expired and {status.last_sunset} "
+                f"sunset messages erased, {status.last_keys_destroyed} keys destroyed"
+            )
+
+    async def _agencies(self, step: sc.Step) -> list[str]:
+        """The step's `agency` (one or a list), else every running node of the drill."""
+        named = step.get("agency")
+        if named is not None:
+            return [named] if isinstance(named, str) else list(named)
+        running = {a for a, (up, _, _) in (await self.control.processes()).items() if up}
+        return [a for a in self.scenario.agencies if a in running]
+
+    async def do_audit_verify(self, step: sc.Step) -> None:
+        """As `accord audit verify`: the whole log recomputed, every checkpoint checked with the
+        node's key from the directory; checkpoints an earlier step saw count as kept outside
+        the node, so a log rewritten since is caught too."""
+        for agency in await self._agencies(step):
+            async with connect(self.home(agency), user="admin") as node:
+                chunks = [
+                    c
+                    async for c in node.api.AuditLog(
+                        local_pb2.AuditLogRequest(checkpoints=True), timeout=CALL_TIMEOUT
+                    )
+                ]
+            origin = origin_for(self.spec.federation, agency)
+            what = f"{agency}'s audit log verifies"
+            if not chunks or chunks[0].origin != origin:
+                self.expect(False, what, f"the node names another log than {origin}")
+                continue
+            key = NoteKey(origin, public_key_of(self.certificates[agency]))
+            entries = [LogEntry(e.seq, e.data, e.leaf_hash) for c in chunks for e in c.entries]
+            notes = list(chunks[0].checkpoints)
+            report = verify_log(entries, notes, key, trusted=self.checkpoints.get(agency, []))
+            self.checkpoints[agency] = notes
+            findings = "; ".join(
+                f"{f.kind.value} entry {f.seq}: {f.message}" for f in report.findings[:3]
+            )
+            self.expect(
+                report.ok,
+                f"{what}: {report.entries} entries, {report.checkpoints} checkpoints",
+                findings,
+            )
+
+    async def do_evidence(self, step: sc.Step) -> None:
+        """Export the message's evidence bundle as `as` into the drill's output folder, check it
+        as `accord evidence verify` does, and with openssl as its own VERIFY.sh does."""
+        who = step.get("as")
+        agency, _ = sc.split_user(who)
+        sent = self.message(step.get("message"))
+        request = local_pb2.EvidenceRequest(
+            message_id=sent.message_id,
+            sender=sent.agency,
+            justification=step.get("justification", JUSTIFICATION),
+        )
+        what = f"{who} exports the evidence of {sent.label!r}"
+        try:
+            response = await self.api(who, "Evidence", request)
+        except grpc.aio.AioRpcError as exc:
+            self.expect(False, what, str(local_error(exc)))
+            return
+        folder = self.out / "evidence"
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{sent.label}-{agency}"
+        (folder / f"{name}.zip").write_bytes(response.bundle)
+        self.say(f"      bundle written to {folder / f'{name}.zip'}")
+        try:
+            files = read_zip(response.bundle)
+        except AccordError as exc:
+            self.expect(False, f"{what}: a bundle", str(exc))
+            return
+        checks = check_bundle(files)
+        failed = [c for c in checks if not c.ok]
+        self.expect(
+            not failed,
+            f"{what}: all {len(checks)} checks of `accord evidence verify` pass",
+            failed[0].line() if failed else "",
+        )
+        if shutil.which("openssl") is None:
+            self.say("      no openssl here: VERIFY.sh not run")
+            return
+        unpacked = folder / name
+        shutil.rmtree(unpacked, ignore_errors=True)
+        for path, data in files.items():  # names read_zip allows: no absolute or ../ paths
+            (unpacked / path).parent.mkdir(parents=True, exist_ok=True)
+            (unpacked / path).write_bytes(data)
+        proc = await asyncio.create_subprocess_exec(
+            "sh",
+            str(unpacked / "VERIFY.sh"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await asyncio.wait_for(proc.communicate(), 120)
+        lines = output.decode(errors="replace").strip().splitlines()
+        self.expect(
+            proc.returncode == 0,
+            f"{what}: its VERIFY.sh passes with openssl ({len(lines)} checks)",
+            lines[-1] if lines else f"exit {proc.returncode}",
+        )
 
     # ---- processes and network --------------------------------------------------------------
 
@@ -1106,6 +1364,7 @@ async def run_drill(
     spec: ClusterSpec,
     fresh: bool,
     say: Callable[[str], None],
+    out: Path | None = None,
 ) -> Report:
     """Play `scenario` on a fresh cluster (`fresh`: started here, stopped at the end) or on
     the cluster running at `root`."""
@@ -1122,7 +1381,9 @@ async def run_drill(
             say(f"using the cluster running at {root}")
             await control.processes()  # fails clearly if it is not up
             await prepare_running(root, spec, scenario, control)
-        engine = Engine(scenario, root=root, spec=spec, control=control, report=report, say=say)
+        engine = Engine(
+            scenario, root=root, spec=spec, control=control, report=report, say=say, out=out
+        )
         await engine.run()
     except ClusterError as exc:
         report.stopped = f"set-up: {exc}"

@@ -19,6 +19,7 @@ from typing import Any
 
 from google.protobuf import json_format  # type: ignore[import-untyped, unused-ignore]
 
+from accord.v1 import local_pb2
 from accord.v1 import message_pb2 as pb
 from certs.ca import DEFAULT_PURPOSES
 from certs.directory import TLP_LABELS, Agreement, agreement_from_dict, tlp_name
@@ -100,6 +101,8 @@ class Context:
     messages: set[str] = field(default_factory=set)  # labels defined so far
     streams: set[str] = field(default_factory=set)
     agreements: set[str] = field(default_factory=set)
+    originated: dict[str, str] = field(default_factory=dict)  # a send's label -> its agency
+    redressed: set[str] = field(default_factory=set)  # labels of redressed messages, redresses
 
 
 def _str(v: Any, c: Context) -> str | None:
@@ -213,6 +216,18 @@ def _reason(v: Any, c: Context) -> str | None:
     return None
 
 
+def _gone_reason(v: Any, c: Context) -> str | None:
+    return None if v in GONE_REASONS else f"must be one of {', '.join(GONE_REASONS)} (got {v!r})"
+
+
+def _redressed(v: Any, c: Context) -> str | None:
+    if (error := _label("message")(v, c)) is not None:
+        return error
+    if v not in c.redressed:
+        return f"no `redress` step before this one redresses {v!r}"
+    return None
+
+
 def _denied(v: Any, c: Context) -> str | None:
     codes = ("ROLE", "CLEARANCE", "JUSTIFICATION", "TLP", "FOUR_EYES")
     return None if v in codes else f"must be one of {', '.join(codes)} (got {v!r})"
@@ -249,6 +264,16 @@ def type_name(value: str) -> str:
 
 COMMON: dict[str, Check] = {"do": _str, "note": _str}
 EXPECT = _one_of("queued", "held", "refused")
+# Why a read of a message that is no longer there is refused (docs/retention.md, redress.md).
+GONE_REASONS = ("ERASED", "EXPIRED", "REDRESSED")
+# A `redress` step's kind -> the message type, and what each holder answers it did.
+REDRESS_KINDS = {
+    "erase": ("ERASURE_REQUEST", "ERASED"),
+    "retract": ("INCIDENT_RETRACT", "RETRACTED"),
+    "rectify": ("RECTIFICATION", "REPLACED"),
+    "handling": ("HANDLING_UPDATE", "HANDLING_UPDATED"),
+}
+REDRESS_RESULTS = ("ERASED", "RETRACTED", "REPLACED", "HANDLING_UPDATED", "HELD")
 
 # Step name -> (required fields, optional fields). docs/drills.md documents each.
 STEPS: dict[str, tuple[dict[str, Check], dict[str, Check]]] = {
@@ -294,8 +319,10 @@ STEPS: dict[str, tuple[dict[str, Check], dict[str, Check]]] = {
         {"as": _user, "message": _label("message")},
         {
             "justification": _str,
-            "expect": _one_of("granted", "denied"),
+            "expect": _one_of("granted", "denied", "gone"),
             "denied": _denied,
+            "reason": _gone_reason,
+            "within": _duration,
             "contains": _strs,
         },
     ),
@@ -312,6 +339,24 @@ STEPS: dict[str, tuple[dict[str, Check], dict[str, Check]]] = {
             "denied": _denied,
         },
     ),
+    "redress": (
+        {"as": _user, "message": _label("message"), "kind": _one_of(*REDRESS_KINDS)},
+        {
+            "id": _new_label,
+            "reason": _str,
+            "body": _table,
+            "tlp": _tlp,
+            "handling": _strs,
+            "conditions": _str,
+        },
+    ),
+    "expect_redress": (
+        {"message": _redressed},
+        {"holders": _agencies, "result": _one_of(*REDRESS_RESULTS), "within": _duration},
+    ),
+    "sweep": ({}, {"agency": _agencies}),
+    "audit_verify": ({}, {"agency": _agencies}),
+    "evidence": ({"as": _user, "message": _label("message")}, {"justification": _str}),
     "kill": ({"agency": _agency}, {}),
     "restart": ({"agency": _agency}, {"within": _duration}),
     "partition": (
@@ -574,8 +619,14 @@ def _check_step(
     _check_meaning(
         step, ctx, lambda key, message: fail(key_line(key) or line, f"{where}: {message}")
     )
-    if do in ("send", "forward") and "id" in raw:
+    if do in ("send", "forward", "redress") and "id" in raw:
         ctx.messages.add(raw["id"])
+    if do == "send" and "id" in raw:
+        ctx.originated[raw["id"]] = split_user(raw["as"])[0]
+    if do == "redress":
+        ctx.redressed.add(raw["message"])
+        if "id" in raw:
+            ctx.redressed.add(raw["id"])
     if do == "stream":
         ctx.streams.add(raw["id"])
     return step
@@ -612,6 +663,21 @@ def _check_meaning(step: Step, ctx: Context, fail: Callable[[str, str], Scenario
             raise fail("denied", '`denied` goes with expect = "denied"')
     if step.do == "read" and "justification" not in f and f.get("expect") == "granted":
         raise fail("expect", 'a read without `justification` is refused; expect "denied"')
+    if step.do == "read":
+        gone = f.get("expect") == "gone"
+        for key in ("reason", "within"):
+            if key in f and not gone:
+                raise fail(key, f'`{key}` goes with expect = "gone"')
+        if gone and "reason" not in f:
+            raise fail("expect", f'expect = "gone" needs `reason` ({", ".join(GONE_REASONS)})')
+        if gone and "justification" not in f:
+            raise fail(
+                "expect",
+                'expect = "gone" needs a `justification` (without one the read is refused '
+                "for that first)",
+            )
+    if step.do == "redress":
+        _check_redress(f, ctx, fail)
     if step.do == "approve":
         agency, name = split_user(f["as"])
         if f.get("expect", "granted") == "granted" and ctx.roles[(agency, name)] != "supervisor":
@@ -641,6 +707,60 @@ def _check_meaning(step: Step, ctx: Context, fail: Callable[[str, str], Scenario
                 )
 
 
+def _check_redress(
+    f: dict[str, Any], ctx: Context, fail: Callable[[str, str], ScenarioError]
+) -> None:
+    agency, _ = split_user(f["as"])
+    origin = ctx.originated.get(f["message"])
+    if origin is None:
+        raise fail(
+            "message",
+            f"{f['message']!r} is not the id of a `send`: only a message's originator redresses "
+            "it (not a forward, not a redress)",
+        )
+    if origin != agency:
+        raise fail("as", f"{f['message']!r} was sent by {origin}: only {origin} redresses it")
+    kind = f["kind"]
+    allowed = {"rectify": ("body",), "handling": ("tlp", "handling", "conditions")}.get(kind, ())
+    for key in ("body", "tlp", "handling", "conditions"):
+        if key in f and key not in allowed:
+            raise fail(key, f"`{key}` does not go with kind = {kind!r}")
+    if kind == "rectify" and "body" not in f:
+        raise fail("kind", 'kind = "rectify" needs `body` (the corrected IncidentBody)')
+    if kind == "handling" and not any(k in f for k in allowed):
+        raise fail("kind", 'kind = "handling" needs `tlp`, `handling` or `conditions`')
+    build_redress(f, "00000000-0000-7000-8000-000000000000", fail=lambda m: fail("body", m))
+
+
+def _handling_codes(codes: list[str], fail: Callable[[str], Exception]) -> list[Any]:
+    for code in codes:
+        if code not in ("H0", "H1", "H2", "H3"):
+            raise fail(f"handling: unknown code {code!r} (H0-H3)")
+    return [f"HANDLING_CODE_{code}" for code in codes]
+
+
+def build_redress(
+    f: dict[str, Any], message_id: str, *, fail: Callable[[str], Exception]
+) -> local_pb2.RedressRequest:
+    """The RedressRequest a `redress` step asks the originator's node to send."""
+    type_name, _ = REDRESS_KINDS[f["kind"]]
+    request = local_pb2.RedressRequest(
+        message_id=message_id,
+        type=f"MESSAGE_TYPE_{type_name}",
+        reason=f.get("reason", ""),
+        handling_conditions=f.get("conditions", ""),
+    )
+    if "tlp" in f:
+        request.tlp = f"TLP_{tlp_name(str(f['tlp']))}"  # type: ignore[assignment]
+    request.handling_codes.extend(_handling_codes(f.get("handling", []), fail))
+    if "body" in f:
+        try:
+            json_format.ParseDict(f["body"], request.corrected_incident)
+        except json_format.ParseError as exc:
+            raise fail(f"body: not a valid IncidentBody: {' '.join(str(exc).split())}") from exc
+    return request
+
+
 def build_content(
     step: Step,
     message_id: Callable[[str], str],
@@ -662,10 +782,7 @@ def build_content(
         urgency="URGENCY_URGENT" if f.get("urgent") else "URGENCY_NORMAL",
         directly_accessible=bool(f.get("direct")),
     )
-    for code in f.get("handling", ["H0"]):
-        if code not in ("H0", "H1", "H2", "H3"):
-            raise fail(f"handling: unknown code {code!r} (H0-H3)")
-        content.handling_codes.append(f"HANDLING_CODE_{code}")  # type: ignore[arg-type]
+    content.handling_codes.extend(_handling_codes(f.get("handling", ["H0"]), fail))
     if "onward" in f:
         content.onward_transfer = f"ONWARD_TRANSFER_{f['onward']}"  # type: ignore[assignment]
     if "deadline" in f and now is not None:
