@@ -347,7 +347,6 @@ class AccessStore:
         keys = self._store.keys
 
         def run(conn: sqlite3.Connection) -> None:
-            self._store.audit.journal.append(conn, [params for _, params in also])
             found = conn.execute(
                 "SELECT user_name, role, clearances, enabled, requested_by, requested_at, mac "
                 "FROM user_requests WHERE user_name = ?",
@@ -397,7 +396,7 @@ class AccessStore:
                     },
                 )
 
-        await asyncio.shield(self._store.writer.enqueue_call(run))
+        await asyncio.shield(self._store.writer.enqueue_call(run, also))
 
     async def had_two_administrators(self) -> bool:
         cursor = await self._r.execute(
@@ -440,9 +439,8 @@ class AccessStore:
         def run(conn: sqlite3.Connection) -> None:
             for sql, params in statements:  # in this order (see decide_change)
                 conn.execute(sql, params)
-            self._store.audit.journal.append(conn, [params for _, params in also])
 
-        await asyncio.shield(self._store.writer.enqueue_call(run))
+        await asyncio.shield(self._store.writer.enqueue_call(run, also))
 
     async def disable_user(
         self, *, name: str, now: datetime, also: Sequence[Statement] = ()
@@ -454,9 +452,8 @@ class AccessStore:
         def run(conn: sqlite3.Connection) -> None:
             rowmac.update(conn, keys, "users", ("name", name), {"disabled_at": time_text(now)})
             conn.execute("DELETE FROM sessions WHERE user_name = ?", (name,))
-            self._store.audit.journal.append(conn, [params for _, params in also])
 
-        await asyncio.shield(self._store.writer.enqueue_call(run))
+        await asyncio.shield(self._store.writer.enqueue_call(run, also))
 
     async def _update_user(
         self, name: str, changes: dict[str, object], also: Sequence[Statement] = ()
@@ -465,9 +462,8 @@ class AccessStore:
 
         def run(conn: sqlite3.Connection) -> None:
             rowmac.update(conn, keys, "users", ("name", name), changes)
-            self._store.audit.journal.append(conn, [params for _, params in also])
 
-        await asyncio.shield(self._store.writer.enqueue_call(run))
+        await asyncio.shield(self._store.writer.enqueue_call(run, also))
 
     # ---- approvals --------------------------------------------------------------------------
 

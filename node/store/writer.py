@@ -277,10 +277,13 @@ class GroupCommitWriter:
         queue order, so a function sees every plain statement of its group."""
         return self._put(_Unit(statements))
 
-    def enqueue_call(self, run: InTransaction) -> asyncio.Future[Any]:
-        """Queue a function to run inside a group's transaction; the future gets its result
-        once the transaction is committed."""
-        return self._put(_Unit((), run))
+    def enqueue_call(
+        self, run: InTransaction, statements: Sequence[Statement] = ()
+    ) -> asyncio.Future[Any]:
+        """Queue a function to run inside a group's transaction, with `statements` of the same
+        unit (run with the group's plain statements: its audit entries, say); the future gets
+        the function's result once the transaction is committed."""
+        return self._put(_Unit(tuple(statements), run))
 
     def _put(self, unit: _Unit) -> asyncio.Future[Any]:
         if self._task is None or self._task.done() or self._closing:
