@@ -17,6 +17,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from accord.v1 import federation_pb2, local_pb2, local_pb2_grpc, message_pb2
 from node import wire
+from node.delivery.outbound import Sent
 from node.errors import AccordError, Gone, InvalidRequest, PermissionDenied, Refused
 from node.logins import Logins
 from node.messages import SignedEnvelope
@@ -124,6 +125,15 @@ def inbox_summary(item: InboxItem) -> local_pb2.MessageSummary:
     return s
 
 
+def send_response(sent: Sent) -> local_pb2.SendResponse:
+    """What Send, Forward and Redress answer: the message queued (or held) and for whom."""
+    return local_pb2.SendResponse(
+        message_id=sent.message_id,
+        recipients=sent.recipients,
+        pending_approval=sent.pending_approval,
+    )
+
+
 def hold_info(h: Hold) -> local_pb2.HoldInfo:
     info = local_pb2.HoldInfo(
         id=h.id,
@@ -220,11 +230,7 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
         if not request.HasField("content"):
             raise InvalidRequest("content is required")
         sent = await self._ops.send(current_user(), wire.draft(request.content))
-        return local_pb2.SendResponse(
-            message_id=sent.message_id,
-            recipients=sent.recipients,
-            pending_approval=sent.pending_approval,
-        )
+        return send_response(sent)
 
     @maps_errors
     async def Inbox(self, request: local_pb2.InboxRequest, context: Ctx) -> local_pb2.InboxResponse:
@@ -499,11 +505,7 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
                 retention=request.retention if request.HasField("retention") else None,
             ),
         )
-        return local_pb2.SendResponse(
-            message_id=sent.message_id,
-            recipients=sent.recipients,
-            pending_approval=sent.pending_approval,
-        )
+        return send_response(sent)
 
     @maps_errors
     async def Redress(
@@ -523,11 +525,7 @@ class LocalApiServicer(local_pb2_grpc.LocalApiServicer):  # type: ignore[misc]
             if request.HasField("corrected_incident")
             else None,
         )
-        return local_pb2.SendResponse(
-            message_id=sent.message_id,
-            recipients=sent.recipients,
-            pending_approval=sent.pending_approval,
-        )
+        return send_response(sent)
 
     @maps_errors
     async def RedressStatus(
